@@ -1,0 +1,76 @@
+//! The calling thread's own [`Waiter`], kept in a thread-local slot.
+//!
+//! Invariant 5 (no thread-local state reachable from another thread): the
+//! slot holds a *shared* handle. Other threads hold their own clones of the
+//! `Waiter`, never a pointer into this slot, so the mailbox outlives the
+//! thread for as long as anyone can still post to it. When the thread exits,
+//! the slot's destructor closes the mailbox: later posts fail cleanly and
+//! queued jobs are dropped, waking anyone waiting on their replies.
+
+use std::cell::RefCell;
+
+use crate::waiter::Waiter;
+
+struct Slot(Option<Waiter>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(waiter) = self.0.take() {
+            waiter.close();
+        }
+    }
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    static CURRENT: RefCell<Slot> = const { RefCell::new(Slot(None)) };
+}
+
+#[cfg(loom)]
+loom::thread_local! {
+    static CURRENT: RefCell<Slot> = RefCell::new(Slot(None));
+}
+
+fn thread_name() -> String {
+    #[cfg(not(loom))]
+    {
+        let t = std::thread::current();
+        match t.name() {
+            Some(name) => name.to_string(),
+            None => format!("{:?}", t.id()),
+        }
+    }
+    #[cfg(loom)]
+    {
+        "loom-thread".to_string()
+    }
+}
+
+pub(crate) fn current_waiter() -> Waiter {
+    CURRENT.with(|slot| {
+        slot.borrow_mut()
+            .0
+            .get_or_insert_with(|| Waiter::new(thread_name()))
+            .clone()
+    })
+}
+
+/// Makes `waiter` the calling thread's mailbox (a worker does this first).
+pub(crate) fn install(waiter: Waiter) {
+    CURRENT.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        debug_assert!(slot.0.is_none(), "thread already has a waiter");
+        slot.0 = Some(waiter);
+    });
+}
+
+pub(crate) fn is_current(waiter: &Waiter) -> bool {
+    CURRENT
+        .try_with(|slot| {
+            slot.borrow()
+                .0
+                .as_ref()
+                .is_some_and(|w| w.same_as(waiter))
+        })
+        .unwrap_or(false)
+}

@@ -1,0 +1,67 @@
+//! # mp-thread
+//!
+//! The threading layer of `multiprocess`: the few primitives every other
+//! layer builds on, each one keeping an invariant of the design by
+//! construction.
+//!
+//! | type | what it is | invariant |
+//! |---|---|---|
+//! | [`Worker`] | a named thread with a mailbox: `post`, `sync` | 1, 3 |
+//! | [`Reaper`] | the only owner of join handles; final drops | 1 |
+//! | [`Waiter`] | a thread's mailbox, run while the thread waits | 3, 7 |
+//! | [`ThreadBound`] | a value used and dropped only on its home thread | 2 |
+//!
+//! ```
+//! use mp_thread::Worker;
+//!
+//! let worker = Worker::spawn("adder").unwrap();
+//! let sum = worker.sync(|| 2 + 2).unwrap();
+//! assert_eq!(sum, 4);
+//! // Dropping the last handle only closes the mailbox; the reaper joins.
+//! let exited = worker.thread_handle();
+//! drop(worker);
+//! exited.wait().unwrap();
+//! ```
+
+mod current;
+mod error;
+mod sync;
+mod waiter;
+
+#[cfg(not(loom))]
+mod reaper;
+#[cfg(not(loom))]
+mod thread_bound;
+#[cfg(not(loom))]
+mod worker;
+
+pub use error::Error;
+pub use waiter::{Job, Reply, ReplySender, Waiter};
+
+#[cfg(not(loom))]
+pub use reaper::{ExitStatus, Reaper, ThreadHandle};
+#[cfg(not(loom))]
+pub use thread_bound::{Executor, ThreadBound};
+#[cfg(not(loom))]
+pub use worker::Worker;
+
+/// Loom-only hooks: lets model tests run a thread's mailbox on a loom thread.
+#[cfg(loom)]
+pub mod loom_support {
+    use crate::waiter::Waiter;
+
+    /// A mailbox for a model thread; call [`install`] on that thread first.
+    pub fn new_waiter(name: &str) -> Waiter {
+        Waiter::new(name)
+    }
+
+    /// Makes `waiter` the calling model thread's own mailbox.
+    pub fn install(waiter: Waiter) {
+        crate::current::install(waiter)
+    }
+
+    /// Closes `waiter` after its queued jobs, as dropping a worker's last handle does.
+    pub fn close_after_queued(waiter: &Waiter) {
+        waiter.close_after_queued()
+    }
+}

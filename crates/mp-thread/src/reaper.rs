@@ -1,0 +1,327 @@
+//! `Reaper`: the only owner of thread join handles.
+//!
+//! Invariant 1 (no thread joins itself; no `Drop` blocks on the thread running
+//! it): threads started through a reaper hand their `JoinHandle` to the
+//! reaper's own thread at birth, and tell it when their body has returned.
+//! Only the reaper joins, and the reaper never starts itself through a reaper,
+//! so it can never be asked to join its own thread. Code that needs to know a
+//! thread is gone waits on a [`ThreadHandle`] — a latch the reaper opens after
+//! the join — and waiting on one's own handle is refused with
+//! [`Error::WouldJoinSelf`] instead of hanging.
+//!
+//! The reaper also runs *final drops* handed to it with
+//! [`Reaper::drop_later`], for owners whose destruction may join threads and so
+//! must not run on one of them.
+//!
+//! Written by hand because no crate combines "a thread that joins others
+//! after they finish" with the exit latches and self-join checks we need.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{panic_message, Error};
+use crate::waiter::Waiter;
+
+/// What became of a thread once the reaper joined it.
+#[derive(Debug, Clone)]
+pub struct ExitStatus {
+    /// The thread's name.
+    pub thread: String,
+    /// The panic message, if the thread's body panicked.
+    pub panic: Option<String>,
+    /// The thread that performed the join (always the reaper's).
+    pub joined_on: ThreadId,
+}
+
+struct Latch {
+    name: String,
+    id: ThreadId,
+    status: Mutex<Option<ExitStatus>>,
+    cv: Condvar,
+}
+
+/// A handle to a thread started by a [`Reaper`]: it can tell when the thread
+/// has been joined, but it cannot join (and dropping it does nothing).
+#[derive(Clone)]
+pub struct ThreadHandle {
+    latch: Arc<Latch>,
+}
+
+impl std::fmt::Debug for ThreadHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadHandle")
+            .field("name", &self.latch.name)
+            .field("id", &self.latch.id)
+            .finish()
+    }
+}
+
+impl ThreadHandle {
+    /// The thread's name.
+    pub fn name(&self) -> &str {
+        &self.latch.name
+    }
+
+    /// The thread's id.
+    pub fn id(&self) -> ThreadId {
+        self.latch.id
+    }
+
+    /// True once the reaper has joined the thread.
+    pub fn is_joined(&self) -> bool {
+        self.latch.status.lock().is_some()
+    }
+
+    /// Blocks until the reaper has joined the thread. Refused on the thread
+    /// itself, where it could never return.
+    pub fn wait(&self) -> Result<ExitStatus, Error> {
+        self.wait_until(None)
+    }
+
+    /// Like [`wait`](Self::wait), giving up with [`Error::Timeout`] after `timeout`.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<ExitStatus, Error> {
+        self.wait_until(Some(Instant::now() + timeout))
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<ExitStatus, Error> {
+        if std::thread::current().id() == self.latch.id {
+            return Err(Error::WouldJoinSelf(self.latch.name.clone()));
+        }
+        let mut status = self.latch.status.lock();
+        loop {
+            if let Some(s) = status.as_ref() {
+                return Ok(s.clone());
+            }
+            match deadline {
+                None => self.latch.cv.wait(&mut status),
+                Some(d) => {
+                    if self.latch.cv.wait_until(&mut status, d).timed_out() && status.is_none() {
+                        return Err(Error::Timeout(self.latch.name.clone()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Books {
+    /// Threads whose handle the reaper holds and whose body still runs.
+    running: HashMap<ThreadId, (JoinHandle<()>, Arc<Latch>)>,
+    /// Threads that finished before their handle arrived (both are posted to
+    /// the reaper; a short-lived thread can win that race).
+    finished_early: HashMap<ThreadId, Option<String>>,
+}
+
+/// Owns join handles and performs final drops on its own thread.
+///
+/// [`Reaper::global`] serves the whole process and is what [`Worker`](crate::Worker)
+/// uses; a private reaper from [`Reaper::new`] is for tests and for programs
+/// that want to [`shutdown`](Reaper::shutdown) theirs.
+#[derive(Clone)]
+pub struct Reaper {
+    mailbox: Waiter,
+    thread: ThreadId,
+    books: Arc<Mutex<Books>>,
+    live: Arc<AtomicUsize>,
+    reaper_thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+    _closer: Arc<Closer>,
+}
+
+/// Closes the reaper's mailbox when its last handle goes, so a private reaper
+/// whose users are gone finishes its queue and exits (detached, never joined
+/// by a thread it could be).
+struct Closer(Waiter);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.0.close_after_queued();
+    }
+}
+
+impl std::fmt::Debug for Reaper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reaper")
+            .field("name", &self.mailbox.name())
+            .field("live_threads", &self.live_threads())
+            .finish()
+    }
+}
+
+impl Reaper {
+    /// The process-wide reaper, started on first use. Its thread lives as
+    /// long as the process.
+    pub fn global() -> &'static Reaper {
+        static GLOBAL: OnceLock<Reaper> = OnceLock::new();
+        GLOBAL.get_or_init(|| Reaper::new("mp-reaper").expect("cannot start the mp-reaper thread"))
+    }
+
+    /// Starts a private reaper thread named `name`.
+    pub fn new(name: &str) -> Result<Reaper, Error> {
+        let mailbox = Waiter::new(name);
+        let theirs = mailbox.clone();
+        let join = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                crate::current::install(theirs.clone());
+                theirs.run();
+            })
+            .map_err(|source| Error::Spawn {
+                name: name.to_string(),
+                source,
+            })?;
+        Ok(Reaper {
+            _closer: Arc::new(Closer(mailbox.clone())),
+            mailbox,
+            thread: join.thread().id(),
+            books: Arc::default(),
+            live: Arc::default(),
+            reaper_thread: Arc::new(Mutex::new(Some(join))),
+        })
+    }
+
+    /// The reaper's own thread id.
+    pub fn thread_id(&self) -> ThreadId {
+        self.thread
+    }
+
+    /// Threads started by this reaper that it has not joined yet.
+    pub fn live_threads(&self) -> usize {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// Starts a named thread running `body`; the reaper joins it after `body`
+    /// returns (or panics — the panic is recorded in its [`ExitStatus`]).
+    pub fn spawn<F>(&self, name: &str, body: F) -> Result<ThreadHandle, Error>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let reaper = self.clone();
+        self.live.fetch_add(1, Ordering::AcqRel);
+        let spawned = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+                let panic = outcome.err().map(|p| panic_message(&*p));
+                if let Some(message) = &panic {
+                    tracing::error!(panic = %message, "thread body panicked");
+                }
+                reaper.finished(std::thread::current().id(), panic);
+            });
+        let join = match spawned {
+            Ok(join) => join,
+            Err(source) => {
+                self.live.fetch_sub(1, Ordering::AcqRel);
+                return Err(Error::Spawn {
+                    name: name.to_string(),
+                    source,
+                });
+            }
+        };
+        let latch = Arc::new(Latch {
+            name: name.to_string(),
+            id: join.thread().id(),
+            status: Mutex::new(None),
+            cv: Condvar::new(),
+        });
+        let handle = ThreadHandle {
+            latch: latch.clone(),
+        };
+        let books = self.books.clone();
+        let live = self.live.clone();
+        let adopt = move || {
+            let id = latch.id;
+            let early = books.lock().finished_early.remove(&id);
+            match early {
+                Some(panic) => join_now(join, &latch, panic, &live),
+                None => {
+                    books.lock().running.insert(id, (join, latch));
+                }
+            }
+        };
+        if self.mailbox.post(adopt).is_err() {
+            // A closed reaper: the thread runs detached and is never joined.
+            tracing::error!(thread = name, "reaper is shut down; thread left detached");
+        }
+        Ok(handle)
+    }
+
+    /// Called by a finishing thread as its body's last act.
+    fn finished(&self, id: ThreadId, panic: Option<String>) {
+        let books = self.books.clone();
+        let live = self.live.clone();
+        let reap = move || {
+            let entry = books.lock().running.remove(&id);
+            match entry {
+                Some((join, latch)) => join_now(join, &latch, panic, &live),
+                None => {
+                    books.lock().finished_early.insert(id, panic);
+                }
+            }
+        };
+        if self.mailbox.post(reap).is_err() {
+            tracing::error!("reaper is shut down; finished thread left detached");
+        }
+    }
+
+    /// Drops `value` on the reaper's thread: for owners whose drop joins
+    /// threads and so must not run on one of those threads.
+    pub fn drop_later<T: Send + 'static>(&self, value: T) {
+        if let Err(job) = self.mailbox.post_job(Box::new(move || drop(value))) {
+            tracing::warn!("reaper is shut down; final drop runs on the caller");
+            job();
+        }
+    }
+
+    /// Blocks until everything posted to the reaper before this call is done
+    /// (joins and final drops included).
+    pub fn flush(&self) -> Result<(), Error> {
+        if self.mailbox.is_current() {
+            return Ok(());
+        }
+        let me = Waiter::current();
+        let (tx, rx) = me.reply_channel::<()>();
+        self.mailbox.post(move || tx.send(()))?;
+        me.wait(rx)
+    }
+
+    /// Lets the reaper finish what is queued, then joins its thread. Threads
+    /// it has not joined yet are left detached. Refused on the reaper's own
+    /// thread and on the global reaper.
+    pub fn shutdown(self) -> Result<(), Error> {
+        if std::thread::current().id() == self.thread {
+            return Err(Error::WouldJoinSelf(self.mailbox.name().to_string()));
+        }
+        self.mailbox.close_after_queued();
+        let join = self.reaper_thread.lock().take();
+        if let Some(join) = join {
+            if join.join().is_err() {
+                return Err(Error::Panicked {
+                    thread: self.mailbox.name().to_string(),
+                    message: "reaper thread panicked".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Joins a finished thread and opens its latch. Runs only on the reaper.
+fn join_now(join: JoinHandle<()>, latch: &Latch, panic: Option<String>, live: &AtomicUsize) {
+    let me = std::thread::current().id();
+    assert_ne!(me, latch.id, "reaper asked to join its own thread");
+    // The body has returned; join waits only for thread-local destructors.
+    let _ = join.join();
+    live.fetch_sub(1, Ordering::AcqRel);
+    *latch.status.lock() = Some(ExitStatus {
+        thread: latch.name.clone(),
+        panic,
+        joined_on: me,
+    });
+    latch.cv.notify_all();
+}

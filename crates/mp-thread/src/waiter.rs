@@ -1,0 +1,301 @@
+//! `Waiter`: a thread's mailbox, and the loop that runs it while the thread
+//! waits for a reply.
+//!
+//! Every thread that blocks on a reply (a worker, or any user thread making
+//! a synchronous call) blocks inside [`Waiter::wait`], which keeps running the
+//! jobs other threads post to it. That is how a callback reaches a client
+//! thread that is blocked in a call, nested to any depth, and how two workers
+//! that `sync` to each other avoid deadlock.
+//!
+//! Invariants kept here:
+//! - 3 (a payload's last owner is its receiver): a job is moved out of the
+//!   queue and consumed by the thread that runs it; a reply is moved into its
+//!   slot and out by the waiter, and the sender keeps no copy.
+//! - 7 (every blocking wait ends): a reply sender that is dropped unsent
+//!   (its job discarded, its thread gone) wakes the waiter with an error; a
+//!   closed waiter drops its queued jobs, and with them their reply senders.
+//!
+//! Lock order: `Inner::state` before any reply `Slot` (the waiter checks its
+//! reply under its own lock; a sender fills the slot, releases it, then takes
+//! the waiter's lock to notify — so a wake-up cannot be lost, libmultiprocess
+//! #295). Jobs never run with a lock held.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::error::{panic_message, Error};
+use crate::sync::{spin_hint, Arc, AtomicUsize, Condvar, Mutex, Ordering};
+
+/// A unit of work posted to a thread.
+pub type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// How many times a waiter polls for new work before it sleeps. Waking a
+/// sleeping thread on another core costs tens of microseconds on small VMs;
+/// a short poll catches replies that are already on their way.
+const SPIN_ROUNDS: usize = 200;
+
+/// A thread's mailbox. Cheap to clone; any thread may [`post`](Waiter::post)
+/// to it, only its owner thread runs the jobs (in [`wait`](Waiter::wait) or
+/// [`run`](Waiter::run)).
+#[derive(Clone)]
+pub struct Waiter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    state: Mutex<State>,
+    cv: Condvar,
+    /// Bumped on every post and notify; lets a spinning waiter see new work
+    /// without taking the lock.
+    signals: AtomicUsize,
+}
+
+struct State {
+    queue: VecDeque<Job>,
+    closed: bool,
+}
+
+impl fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Waiter").field("name", &self.inner.name).finish()
+    }
+}
+
+impl Waiter {
+    /// A new, empty mailbox for a thread called `name`. Most code wants
+    /// [`Waiter::current`] instead.
+    pub(crate) fn new(name: impl Into<String>) -> Waiter {
+        Waiter {
+            inner: Arc::new(Inner {
+                name: name.into(),
+                state: Mutex::new(State {
+                    queue: VecDeque::new(),
+                    closed: false,
+                }),
+                cv: Condvar::new(),
+                signals: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// The calling thread's waiter, made on first use. On a [`Worker`](crate::Worker)
+    /// this is the worker's mailbox. It closes when the thread exits.
+    pub fn current() -> Waiter {
+        crate::current::current_waiter()
+    }
+
+    /// The name of the thread this waiter belongs to.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// True if both handles are the same mailbox.
+    pub fn same_as(&self, other: &Waiter) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// True if this is the calling thread's own waiter.
+    pub fn is_current(&self) -> bool {
+        crate::current::is_current(self)
+    }
+
+    /// Queues `f` to run on the owner thread, in FIFO order with other posts.
+    ///
+    /// Fails with [`Error::Closed`] (dropping `f` here) if the mailbox is closed.
+    pub fn post<F: FnOnce() + Send + 'static>(&self, f: F) -> Result<(), Error> {
+        self.post_job(Box::new(f))
+            .map_err(|_job| Error::Closed(self.inner.name.clone()))
+    }
+
+    /// Queues a boxed job; on a closed mailbox the job is handed back, not
+    /// dropped, so the caller decides on which thread its captures die.
+    pub fn post_job(&self, job: Job) -> Result<(), Job> {
+        let mut st = self.inner.state.lock();
+        if st.closed {
+            return Err(job);
+        }
+        st.queue.push_back(job);
+        self.inner.signals.fetch_add(1, Ordering::Release);
+        drop(st);
+        self.inner.cv.notify_one();
+        Ok(())
+    }
+
+    /// Closes the mailbox: later posts fail, queued jobs are dropped (on the
+    /// calling thread, outside the lock), which drops their reply senders so
+    /// whoever waits on them wakes with an error. A thread in [`run`](Waiter::run)
+    /// returns once it has nothing left to do.
+    pub fn close(&self) {
+        let dropped = {
+            let mut st = self.inner.state.lock();
+            st.closed = true;
+            self.inner.signals.fetch_add(1, Ordering::Release);
+            std::mem::take(&mut st.queue)
+        };
+        self.inner.cv.notify_all();
+        drop(dropped);
+    }
+
+    /// Closes the mailbox but lets the owner run what is already queued.
+    pub(crate) fn close_after_queued(&self) {
+        let mut st = self.inner.state.lock();
+        st.closed = true;
+        self.inner.signals.fetch_add(1, Ordering::Release);
+        drop(st);
+        self.inner.cv.notify_all();
+    }
+
+    /// True once the mailbox no longer accepts jobs.
+    pub fn is_closed(&self) -> bool {
+        self.inner.state.lock().closed
+    }
+
+    /// A one-shot reply channel whose receiving end is waited on by this
+    /// waiter. Send the [`ReplySender`] to whichever thread computes the reply.
+    pub fn reply_channel<T: Send>(&self) -> (ReplySender<T>, Reply<T>) {
+        let slot = Arc::new(Mutex::new(SlotState::Pending));
+        (
+            ReplySender {
+                slot: Some(slot.clone()),
+                waiter: self.clone(),
+            },
+            Reply { slot },
+        )
+    }
+
+    /// Blocks until `reply` is ready, running jobs posted to this waiter in
+    /// the meantime. Must be called on the owner thread (jobs run here).
+    ///
+    /// Returns [`Error::ReplyDropped`] if the sender was dropped unsent.
+    pub fn wait<T>(&self, reply: Reply<T>) -> Result<T, Error> {
+        debug_assert!(
+            self.is_current(),
+            "Waiter::wait called off its owner thread"
+        );
+        let mut st = self.inner.state.lock();
+        loop {
+            if let Some(ready) = reply.take() {
+                return ready.ok_or_else(|| Error::ReplyDropped(self.inner.name.clone()));
+            }
+            if let Some(job) = st.queue.pop_front() {
+                drop(st);
+                self.run_job(job);
+                st = self.inner.state.lock();
+                continue;
+            }
+            st = self.park(st);
+        }
+    }
+
+    /// Runs posted jobs until the mailbox is closed and empty: a worker's
+    /// main loop.
+    pub fn run(&self) {
+        let mut st = self.inner.state.lock();
+        loop {
+            if let Some(job) = st.queue.pop_front() {
+                drop(st);
+                self.run_job(job);
+                st = self.inner.state.lock();
+                continue;
+            }
+            if st.closed {
+                return;
+            }
+            st = self.park(st);
+        }
+    }
+
+    /// Sleeps until something is posted or notified, polling briefly first.
+    fn park<'a>(&'a self, st: crate::sync::MutexGuard<'a, State>) -> crate::sync::MutexGuard<'a, State> {
+        let seen = self.inner.signals.load(Ordering::Acquire);
+        drop(st);
+        for _ in 0..SPIN_ROUNDS {
+            if self.inner.signals.load(Ordering::Acquire) != seen {
+                return self.inner.state.lock();
+            }
+            spin_hint();
+        }
+        let st = self.inner.state.lock();
+        if self.inner.signals.load(Ordering::Acquire) != seen {
+            return st;
+        }
+        self.inner.cv.wait(st)
+    }
+
+    fn notify(&self) {
+        let st = self.inner.state.lock();
+        self.inner.signals.fetch_add(1, Ordering::Release);
+        drop(st);
+        self.inner.cv.notify_all();
+    }
+
+    /// Runs one job, containing a panic so the thread keeps serving.
+    fn run_job(&self, job: Job) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(job)) {
+            tracing::error!(
+                thread = %self.inner.name,
+                panic = %panic_message(&*payload),
+                "a posted job panicked; the thread goes on"
+            );
+        }
+    }
+}
+
+enum SlotState<T> {
+    Pending,
+    Ready(T),
+    Dropped,
+    Taken,
+}
+
+/// The receiving end of a [`Waiter::reply_channel`]; pass it to [`Waiter::wait`].
+pub struct Reply<T> {
+    slot: Arc<Mutex<SlotState<T>>>,
+}
+
+impl<T> Reply<T> {
+    /// `None` while pending; `Some(None)` if the sender was dropped unsent.
+    fn take(&self) -> Option<Option<T>> {
+        let mut slot = self.slot.lock();
+        match std::mem::replace(&mut *slot, SlotState::Taken) {
+            SlotState::Pending => {
+                *slot = SlotState::Pending;
+                None
+            }
+            SlotState::Ready(v) => Some(Some(v)),
+            SlotState::Dropped | SlotState::Taken => Some(None),
+        }
+    }
+}
+
+/// The sending end of a [`Waiter::reply_channel`]. Dropping it unsent wakes
+/// the waiter with [`Error::ReplyDropped`], so a discarded job never leaves
+/// its caller blocked.
+pub struct ReplySender<T> {
+    slot: Option<Arc<Mutex<SlotState<T>>>>,
+    waiter: Waiter,
+}
+
+impl<T> ReplySender<T> {
+    /// Delivers the reply and wakes the waiter. The value moves into the
+    /// slot; nothing of it stays with the sender.
+    pub fn send(mut self, value: T) {
+        if let Some(slot) = self.slot.take() {
+            *slot.lock() = SlotState::Ready(value);
+            drop(slot);
+            self.waiter.notify();
+        }
+    }
+}
+
+impl<T> Drop for ReplySender<T> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            *slot.lock() = SlotState::Dropped;
+            drop(slot);
+            self.waiter.notify();
+        }
+    }
+}

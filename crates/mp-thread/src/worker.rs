@@ -1,0 +1,142 @@
+//! `Worker`: a named OS thread that runs the jobs posted to its mailbox.
+//!
+//! Invariant 1: a worker's join handle belongs to the [`Reaper`]. Dropping
+//! the last `Worker` handle — on any thread, the worker's own included —
+//! only closes the mailbox; the worker finishes what is queued, its thread
+//! returns, and the reaper joins it. No `Drop` here blocks.
+//!
+//! Invariant 3: in [`Worker::sync`] the job's captures are consumed by the
+//! call and so dropped before the reply is sent; the caller never sees the
+//! result while the job still holds anything it captured.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::thread::ThreadId;
+
+use crate::error::{panic_message, Error};
+use crate::reaper::{Reaper, ThreadHandle};
+use crate::sync::Arc;
+use crate::waiter::{Job, Waiter};
+
+/// A handle to a worker thread. Clone it freely; the worker stops taking
+/// work when the last clone is dropped.
+#[derive(Clone)]
+pub struct Worker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    mailbox: Waiter,
+    thread: ThreadHandle,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Never a join: the thread drains its queue and the reaper joins it.
+        self.mailbox.close_after_queued();
+    }
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("name", &self.name())
+            .field("thread", &self.thread_id())
+            .finish()
+    }
+}
+
+impl Worker {
+    /// Starts a worker thread called `name`, reaped by [`Reaper::global`].
+    pub fn spawn(name: impl Into<String>) -> Result<Worker, Error> {
+        Worker::spawn_with(Reaper::global(), name)
+    }
+
+    /// Starts a worker thread called `name`, reaped by `reaper`.
+    pub fn spawn_with(reaper: &Reaper, name: impl Into<String>) -> Result<Worker, Error> {
+        let name = name.into();
+        let mailbox = Waiter::new(name.clone());
+        let theirs = mailbox.clone();
+        let thread = reaper.spawn(&name, move || {
+            crate::current::install(theirs.clone());
+            theirs.run();
+        })?;
+        Ok(Worker {
+            inner: Arc::new(Inner { mailbox, thread }),
+        })
+    }
+
+    /// The worker's name (also its OS thread name).
+    pub fn name(&self) -> &str {
+        self.inner.mailbox.name()
+    }
+
+    /// The worker's thread id.
+    pub fn thread_id(&self) -> ThreadId {
+        self.inner.thread.id()
+    }
+
+    /// The worker's mailbox.
+    pub fn waiter(&self) -> &Waiter {
+        &self.inner.mailbox
+    }
+
+    /// A handle that tells when the reaper has joined this worker's thread.
+    pub fn thread_handle(&self) -> ThreadHandle {
+        self.inner.thread.clone()
+    }
+
+    /// True if called on this worker's own thread.
+    pub fn is_current(&self) -> bool {
+        self.inner.mailbox.is_current()
+    }
+
+    /// Queues `f` to run on the worker (fire and forget). A panic in `f` is
+    /// logged and the worker goes on.
+    pub fn post<F: FnOnce() + Send + 'static>(&self, f: F) -> Result<(), Error> {
+        self.inner.mailbox.post(f)
+    }
+
+    /// Queues a boxed job; on a closed mailbox the job comes back unrun.
+    pub fn post_job(&self, job: Job) -> Result<(), Job> {
+        self.inner.mailbox.post_job(job)
+    }
+
+    /// Runs `f` on the worker and returns its result. On the worker itself
+    /// it runs inline. While waiting, the calling thread runs jobs posted to
+    /// its own [`Waiter`], so a worker that `sync`s back to the caller cannot
+    /// deadlock it. A panic in `f` comes back as [`Error::Panicked`].
+    pub fn sync<R, F>(&self, f: F) -> Result<R, Error>
+    where
+        R: Send + 'static,
+        F: FnOnce() -> R + Send + 'static,
+    {
+        if self.is_current() {
+            return catch_unwind(AssertUnwindSafe(f)).map_err(|p| Error::Panicked {
+                thread: self.name().to_string(),
+                message: panic_message(&*p),
+            });
+        }
+        let me = Waiter::current();
+        let (tx, rx) = me.reply_channel::<Result<R, String>>();
+        self.post(move || {
+            // `f` is consumed here, so its captures die before `send`.
+            let result = catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_message(&*p));
+            tx.send(result);
+        })?;
+        match me.wait(rx) {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(message)) => Err(Error::Panicked {
+                thread: self.name().to_string(),
+                message,
+            }),
+            Err(Error::ReplyDropped(_)) => Err(Error::Closed(self.name().to_string())),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Closes the mailbox now (as dropping the last handle would): queued
+    /// jobs still run, new posts fail. Does not wait.
+    pub fn shutdown(&self) {
+        self.inner.mailbox.close_after_queued();
+    }
+}
