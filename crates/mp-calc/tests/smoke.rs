@@ -1,0 +1,51 @@
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{spawn_calc, watchdog};
+use mp_calc::{CalcClient, Callback};
+use mp_ipc::EventLoop;
+
+#[test]
+fn add_and_loop_call() {
+    watchdog(Duration::from_secs(60), || {
+        let event_loop = EventLoop::new("test-loop").unwrap();
+        let (mut child, init) = spawn_calc(&event_loop);
+        let calc = init.make_calculator().unwrap();
+        assert_eq!(calc.add(2, 3).unwrap(), 5);
+        assert_eq!(calc.add_on_loop(20, 22).unwrap(), 42);
+        let here = calc.where_am_i().unwrap();
+        assert_eq!(here.name, std::thread::current().name().unwrap());
+        drop((calc, init));
+        child.wait_timeout(Duration::from_secs(20)).unwrap().expect("child exits after disconnect");
+    });
+}
+
+struct Nest {
+    calc: CalcClient,
+    home: std::thread::ThreadId,
+}
+
+impl Callback for Nest {
+    fn step(&self, n: u32) -> Result<u32, String> {
+        assert_eq!(std::thread::current().id(), self.home);
+        if n == 0 {
+            return Ok(100);
+        }
+        let inner = self.calc.countdown(n - 1, Arc::new(Nest { calc: self.calc.clone(), home: self.home }))
+            .map_err(|e| e.to_string())?;
+        Ok(inner + 1)
+    }
+}
+
+#[test]
+fn nested_callbacks() {
+    watchdog(Duration::from_secs(60), || {
+        let event_loop = EventLoop::new("test-loop").unwrap();
+        let (_child, init) = spawn_calc(&event_loop);
+        let calc = init.make_calculator().unwrap();
+        let nest = Arc::new(Nest { calc: calc.clone(), home: std::thread::current().id() });
+        assert_eq!(calc.countdown(3, nest).unwrap(), 103);
+    });
+}

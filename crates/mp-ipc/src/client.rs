@@ -1,0 +1,297 @@
+//! Calling the peer: synchronous calls from any thread, async calls for
+//! tokio code, and [`Remote`], the thread-safe handle to a peer's object.
+//!
+//! A synchronous call posts a job to the event loop and waits in the calling
+//! thread's [`Waiter`], which keeps running jobs posted to it — so a callback
+//! from the server lands on this very thread while it waits, nested to any
+//! depth (client → server → callback → server → ...).
+//!
+//! Invariant 7: the reply travels through a `ReplySender` owned by the
+//! loop-side task; if the session dies the task ends with a disconnect
+//! error, and if the loop is torn down the sender is dropped, which wakes
+//! the caller with [`Error::Disconnected`]. No wait here has another way out
+//! to forget.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use mp_thread::{ThreadBound, Waiter};
+
+use crate::connection::{note_thread_uses, Connection};
+use crate::error::{CallSite, Error};
+use crate::event_loop::EventLoop;
+use crate::loop_conn::{ClientContext, ClientKey, LoopConnection};
+use crate::threads::callback_target;
+
+/// The loop-side future of one call: sends the request, awaits and converts
+/// the reply.
+pub type CallFuture<R> = Pin<Box<dyn Future<Output = Result<R, Error>>>>;
+
+/// What a call's request builder gets on the loop: the loop-side connection
+/// and, on demand, the `Context` to send.
+pub struct CallSetup {
+    conn: Rc<LoopConnection>,
+    site: CallSite,
+    key: ClientKey,
+    thread_name: String,
+    waiter: Option<Waiter>,
+    request_override: Option<crate::threads::CallbackThread>,
+}
+
+impl CallSetup {
+    /// The loop-side connection (to wrap returned capabilities, serve
+    /// callback objects).
+    pub fn conn(&self) -> &Rc<LoopConnection> {
+        &self.conn
+    }
+
+    /// The `Context` for this call: the server thread mapped to the calling
+    /// thread (made on first use) and the calling thread's callback `Thread`.
+    pub fn context(&self) -> Result<ClientContext, Error> {
+        let request_override = match &self.request_override {
+            Some(cb) => Some(
+                cb.get()
+                    .map_err(|e| Error::Thread(e))?
+                    .clone(),
+            ),
+            None => None,
+        };
+        self.conn
+            .client_context(
+                self.key,
+                &self.thread_name,
+                self.waiter.clone(),
+                request_override,
+            )
+            .map_err(|message| Error::BadRequest {
+                site: self.site,
+                message,
+            })
+    }
+}
+
+impl Connection {
+    /// Makes a synchronous call from the calling thread. `build` runs on the
+    /// event loop: it fills and sends the request and returns the future of
+    /// the reply. Blocks until the reply arrives, running callbacks meanwhile.
+    ///
+    /// Refused on the event-loop thread ([`Error::OnEventLoop`]); use
+    /// [`call_async`](Self::call_async) there.
+    pub fn call<R, F>(&self, site: CallSite, build: F) -> Result<R, Error>
+    where
+        R: Send + 'static,
+        F: FnOnce(&CallSetup) -> Result<CallFuture<R>, Error> + Send + 'static,
+    {
+        if self.shared.event_loop.is_current() {
+            return Err(Error::OnEventLoop { site });
+        }
+        let waiter = Waiter::current();
+        let _span = tracing::debug_span!(
+            "mp.call",
+            interface = site.interface,
+            method = site.method,
+            conn = self.shared.id,
+            client_thread = %waiter.name(),
+        )
+        .entered();
+        note_thread_uses(&self.shared);
+        let request_override = callback_target(self.shared.id);
+        let key = ClientKey::Thread(std::thread::current().id());
+        let (tx, rx) = waiter.reply_channel::<Result<R, Error>>();
+        let shared = self.shared.clone();
+        let thread_name = waiter.name().to_string();
+        let theirs = waiter.clone();
+        let posted = self.shared.event_loop.post(move || {
+            let conn = shared.local.get().expect("job runs on the loop").clone();
+            if conn.is_disconnected() {
+                tx.send(Err(Error::after_disconnect(site)));
+                return;
+            }
+            let setup = CallSetup {
+                conn,
+                site,
+                key,
+                thread_name,
+                waiter: Some(theirs),
+                request_override,
+            };
+            match build(&setup) {
+                Ok(reply) => EventLoop::spawn_local(async move {
+                    let result = reply.await;
+                    tx.send(result);
+                }),
+                Err(e) => tx.send(Err(e)),
+            }
+        });
+        if posted.is_err() {
+            return Err(Error::after_disconnect(site));
+        }
+        match waiter.wait(rx) {
+            Ok(result) => result,
+            Err(_) => Err(Error::interrupted(site)),
+        }
+    }
+
+    /// Makes a call from async code. The returned future is `Send` and may
+    /// be awaited on any runtime. Calls that need a server thread share one
+    /// per connection (made on first use); callbacks during them run on a
+    /// worker of this side's.
+    pub fn call_async<R, F>(
+        &self,
+        site: CallSite,
+        build: F,
+    ) -> impl Future<Output = Result<R, Error>> + Send + 'static
+    where
+        R: Send + 'static,
+        F: FnOnce(&CallSetup) -> Result<CallFuture<R>, Error> + Send + 'static,
+    {
+        let (tx, rx) = futures::channel::oneshot::channel::<Result<R, Error>>();
+        let shared = self.shared.clone();
+        let name = format!("{}-async", self.shared.name);
+        let posted = self.shared.event_loop.post(move || {
+            let conn = shared.local.get().expect("job runs on the loop").clone();
+            if conn.is_disconnected() {
+                let _ = tx.send(Err(Error::after_disconnect(site)));
+                return;
+            }
+            let setup = CallSetup {
+                conn,
+                site,
+                key: ClientKey::Async,
+                thread_name: name,
+                waiter: None,
+                request_override: None,
+            };
+            match build(&setup) {
+                Ok(reply) => EventLoop::spawn_local(async move {
+                    let result = reply.await;
+                    let _ = tx.send(result);
+                }),
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        });
+        async move {
+            if posted.is_err() {
+                return Err(Error::after_disconnect(site));
+            }
+            match rx.await {
+                Ok(result) => result,
+                Err(_) => Err(Error::interrupted(site)),
+            }
+        }
+    }
+}
+
+/// A thread-safe handle to an object in the peer process: a capability of
+/// type `C` (a capnp-generated `Client`) bound to the event loop, plus the
+/// connection it lives on. Clone it, send it, call it from any thread.
+pub struct Remote<C: 'static> {
+    inner: Arc<RemoteInner<C>>,
+}
+
+struct RemoteInner<C: 'static> {
+    // Field order matters: the capability goes home while `conn` still
+    // keeps the event loop alive.
+    cap: ThreadBound<C>,
+    conn: Connection,
+}
+
+impl<C: 'static> Clone for Remote<C> {
+    fn clone(&self) -> Self {
+        Remote {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<C: 'static> std::fmt::Debug for Remote<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("type", &std::any::type_name::<C>())
+            .field("conn", &self.inner.conn.id())
+            .finish()
+    }
+}
+
+impl<C: Clone + 'static> Remote<C> {
+    /// Wraps a capability received on `conn`'s loop. Must run on the loop.
+    /// Fails if no user holds the connection any more (it is closing).
+    pub fn new(conn: &Rc<LoopConnection>, cap: C) -> Result<Remote<C>, Error> {
+        let handle = conn.connection().ok_or(Error::Disconnected {
+            site: CallSite::new("Connection", "wrap"),
+            phase: crate::error::DisconnectPhase::AfterDisconnect,
+        })?;
+        Ok(Remote {
+            inner: Arc::new(RemoteInner {
+                cap: conn.bind(cap),
+                conn: handle,
+            }),
+        })
+    }
+
+    /// The connection this object lives on.
+    pub fn connection(&self) -> &Connection {
+        &self.inner.conn
+    }
+
+    /// The capability, on the event loop only.
+    pub fn cap(&self) -> Result<&C, Error> {
+        Ok(self.inner.cap.get()?)
+    }
+
+    /// A synchronous call on this object; see [`Connection::call`].
+    pub fn call<R, F>(&self, site: CallSite, build: F) -> Result<R, Error>
+    where
+        R: Send + 'static,
+        F: FnOnce(&C, &CallSetup) -> Result<CallFuture<R>, Error> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        self.inner.conn.call(site, move |setup| {
+            let cap = inner.cap.get()?;
+            build(cap, setup)
+        })
+    }
+
+    /// An async call on this object; see [`Connection::call_async`].
+    pub fn call_async<R, F>(
+        &self,
+        site: CallSite,
+        build: F,
+    ) -> impl Future<Output = Result<R, Error>> + Send + 'static
+    where
+        R: Send + 'static,
+        F: FnOnce(&C, &CallSetup) -> Result<CallFuture<R>, Error> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        self.inner.conn.call_async(site, move |setup| {
+            let cap = inner.cap.get()?;
+            build(cap, setup)
+        })
+    }
+}
+
+/// Sends `request` and returns the future of its decoded reply: the usual
+/// tail of a request builder. `read` turns the reply into Rust values.
+pub fn send_request<Params, Results, R, F>(
+    site: CallSite,
+    request: capnp::capability::Request<Params, Results>,
+    read: F,
+) -> CallFuture<R>
+where
+    Params: capnp::traits::Owned + 'static,
+    Results: capnp::traits::Pipelined + capnp::traits::Owned + Unpin + 'static,
+    <Results as capnp::traits::Pipelined>::Pipeline: capnp::capability::FromTypelessPipeline,
+    R: 'static,
+    F: for<'a> FnOnce(<Results as capnp::traits::Owned>::Reader<'a>) -> capnp::Result<R> + 'static,
+{
+    let promise = request.send().promise;
+    Box::pin(async move {
+        let response = promise.await.map_err(|e| Error::from_capnp(site, e))?;
+        let reader = response.get().map_err(|e| Error::from_capnp(site, e))?;
+        read(reader).map_err(|e| Error::from_capnp(site, e))
+    })
+}

@@ -1,0 +1,166 @@
+//! The one error type of mp-ipc. Every call failure names the interface and
+//! method it came from, so a log line says which call broke and why.
+
+use std::fmt;
+
+/// Which call an error belongs to: `Interface.method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallSite {
+    /// The schema's interface name, e.g. `"Calculator"`.
+    pub interface: &'static str,
+    /// The schema's method name, e.g. `"add"`.
+    pub method: &'static str,
+}
+
+impl CallSite {
+    /// Names a call site.
+    pub const fn new(interface: &'static str, method: &'static str) -> Self {
+        CallSite { interface, method }
+    }
+}
+
+impl fmt::Display for CallSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.interface, self.method)
+    }
+}
+
+/// When a disconnect hit a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisconnectPhase {
+    /// The call was in flight when the connection died
+    /// (libmultiprocess: "IPC client method call interrupted by disconnect").
+    Interrupted,
+    /// The call was made after the connection had died
+    /// (libmultiprocess: "IPC client method called after disconnect").
+    AfterDisconnect,
+}
+
+impl fmt::Display for DisconnectPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DisconnectPhase::Interrupted => f.write_str("call interrupted by disconnect"),
+            DisconnectPhase::AfterDisconnect => f.write_str("called after disconnect"),
+        }
+    }
+}
+
+/// Everything that can go wrong with a connection or a call.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The peer went away (closed, crashed, killed) or this side shut down.
+    #[error("{site}: {phase}")]
+    Disconnected {
+        /// The call that saw the disconnect.
+        site: CallSite,
+        /// Whether the call was in flight or made afterwards.
+        phase: DisconnectPhase,
+    },
+
+    /// The peer ran the call and it failed there; `message` is the peer's.
+    #[error("{site}: remote failure: {message}")]
+    Remote {
+        /// The call that failed.
+        site: CallSite,
+        /// The peer's error message.
+        message: String,
+    },
+
+    /// A request or reply was malformed or not allowed (missing Context,
+    /// a Thread this connection did not make, a value out of range, ...).
+    #[error("{site}: bad request: {message}")]
+    BadRequest {
+        /// The call that was refused.
+        site: CallSite,
+        /// What was wrong with it.
+        message: String,
+    },
+
+    /// A blocking call was made on the event-loop thread, where waiting for
+    /// the reply would stop the loop that must deliver it.
+    #[error("{site}: synchronous call made on the event-loop thread (use the async method there)")]
+    OnEventLoop {
+        /// The call that was refused.
+        site: CallSite,
+    },
+
+    /// An operating-system I/O error (socket, spawn, listen).
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A threading failure (a thread could not start, its mailbox closed).
+    #[error(transparent)]
+    Thread(#[from] mp_thread::Error),
+}
+
+impl Error {
+    /// True for [`Error::Disconnected`].
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, Error::Disconnected { .. })
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn interrupted(site: CallSite) -> Error {
+        Error::Disconnected {
+            site,
+            phase: DisconnectPhase::Interrupted,
+        }
+    }
+
+    pub(crate) fn after_disconnect(site: CallSite) -> Error {
+        Error::Disconnected {
+            site,
+            phase: DisconnectPhase::AfterDisconnect,
+        }
+    }
+
+    /// Classifies a Cap'n Proto error seen by a call at `site`.
+    pub fn from_capnp(site: CallSite, e: capnp::Error) -> Error {
+        match e.kind {
+            capnp::ErrorKind::Disconnected => Error::interrupted(site),
+            kind => {
+                let message = e.extra;
+                let message = message
+                    .strip_prefix("remote exception: ")
+                    .unwrap_or(&message);
+                if let Some(rest) = message.strip_prefix(BAD_REQUEST_TAG) {
+                    Error::BadRequest {
+                        site,
+                        message: rest.to_string(),
+                    }
+                } else if kind == capnp::ErrorKind::Unimplemented {
+                    Error::BadRequest {
+                        site,
+                        message: format!("not implemented by the peer: {message}"),
+                    }
+                } else {
+                    Error::Remote {
+                        site,
+                        message: message.to_string(),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Prefix that marks a server's "you sent something invalid" error on the
+/// wire, so the client can tell it from a failure inside the method.
+pub(crate) const BAD_REQUEST_TAG: &str = "bad request: ";
+
+/// A server-side error for a request the server refuses.
+pub(crate) fn bad_request(message: impl fmt::Display) -> capnp::Error {
+    capnp::Error::failed(format!("{BAD_REQUEST_TAG}{message}"))
+}

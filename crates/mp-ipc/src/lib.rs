@@ -1,0 +1,48 @@
+//! # mp-ipc
+//!
+//! Typed cross-process calls over Cap'n Proto, in the libmultiprocess model
+//! and wire compatible with it: one event-loop thread per process does all
+//! I/O; a client thread that calls a remote method blocks while the call runs
+//! on a server thread mapped to it; callbacks from the server run on the
+//! waiting client thread.
+//!
+//! The pieces:
+//! - [`EventLoop`]: the I/O thread.
+//! - [`Connection`]: a session with a peer (socketpair, inherited fd, path).
+//! - [`Remote`]: a thread-safe handle to an object in the peer.
+//! - [`LoopConnection`]: the loop-side view server adapters use to run
+//!   calls on the thread their `Context` names.
+//! - [`process`]: spawn a child with one end of a socketpair; serve on an
+//!   inherited fd.
+//! - [`proxy_capnp`]: libmultiprocess's `proxy.capnp` (`ThreadMap`,
+//!   `Thread`, `Context`), same file and type ids.
+//!
+//! Interfaces are adapted to Rust by hand or (later) by `mp-codegen`; see the
+//! `mp-calc` crate for a complete hand-written adapter.
+
+mod client;
+mod connection;
+mod error;
+mod event_loop;
+pub mod listener;
+mod loop_conn;
+pub mod process;
+mod threads;
+
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+#[rustfmt::skip]
+pub mod proxy_capnp;
+
+pub use capnp_rpc::rpc_twoparty_capnp::Side;
+pub use client::{send_request, CallFuture, CallSetup, Remote};
+pub use connection::{BootstrapFactory, Connection, ConnectionBuilder, DisconnectHook};
+pub use error::{CallSite, DisconnectPhase, Error};
+pub use event_loop::EventLoop;
+pub use loop_conn::{ClientContext, Limits, LoopConnection, ServerContext, WeakLoopConnection};
+
+/// Re-exported so adapters and generated code use the same versions.
+pub use capnp;
+/// Re-exported so adapters and generated code use the same versions.
+pub use capnp_rpc;
+/// Re-exported so adapters and generated code use the same versions.
+pub use mp_thread;

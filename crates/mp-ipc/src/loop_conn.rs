@@ -1,0 +1,519 @@
+//! `LoopConnection`: the part of a connection that lives on the event loop.
+//!
+//! Everything here is touched only by the loop thread, so none of it needs a
+//! lock. It owns:
+//! - the per-client-thread mapping (invariant 5: owned by the connection,
+//!   keyed by thread id — never a thread-local that others point into);
+//! - the `Thread` capabilities this side handed out, for validating the
+//!   `Context` of incoming calls;
+//! - the disconnect-callback registry (invariant 4: added, removed and run on
+//!   this one thread; a removal from elsewhere is a synchronous request to the
+//!   loop, so once it returns the callback can no longer run).
+//!
+//! This makes seed 000 impossible by construction: the "disconnect callback
+//! deletes the thread's client" and "the thread deletes its client" paths
+//! are both jobs on the loop thread, run one after the other, never at once.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::thread::ThreadId;
+
+use capnp::capability::FromClientHook;
+use capnp_rpc::CapabilityServerSet;
+use mp_thread::{Executor, ThreadBound, Waiter, Worker};
+
+use crate::connection::{ConnShared, Connection};
+use crate::error::{bad_request, CallSite};
+use crate::proxy_capnp::{context, thread, thread_map};
+use crate::threads::{serving, ThreadMapServer, ThreadServer};
+
+/// Which client thread a mapping belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum ClientKey {
+    /// A thread making synchronous calls.
+    Thread(ThreadId),
+    /// All async calls made on the connection share one server thread.
+    Async,
+}
+
+struct ClientThread {
+    /// Our `Thread` for callbacks to this client thread.
+    callback: thread::Client,
+    /// Keeps the async callback worker alive; `None` for real client threads.
+    _callback_worker: Option<Worker>,
+    /// The peer's server thread for this client thread, with the generation
+    /// that made it (a promise until `makeThread` returns; pipelined, so no
+    /// extra round trip). Absent for server threads that only call back.
+    request: Option<(u64, thread::Client)>,
+}
+
+type DisconnectCallback = Box<dyn FnOnce()>;
+
+/// Limits a connection enforces on what its peer can ask of it.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most `makeThread` workers alive at once for one connection.
+    pub max_threads: usize,
+    /// Most pool workers one connection may ask for with `makePool`.
+    pub max_pool: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_threads: 64,
+            max_pool: 16,
+        }
+    }
+}
+
+/// The loop-side half of a connection. Server adapters hold a
+/// `Weak<LoopConnection>` and use it to run calls on the right thread and to
+/// wrap capabilities they receive into thread-safe client handles.
+pub struct LoopConnection {
+    pub(crate) id: u64,
+    pub(crate) name: String,
+    pub(crate) executor: Arc<dyn Executor>,
+    pub(crate) shared: RefCell<std::sync::Weak<ConnShared>>,
+    pub(crate) peer_bootstrap: RefCell<Option<capnp::capability::Client>>,
+    peer_thread_map: RefCell<Option<thread_map::Client>>,
+    threads: RefCell<CapabilityServerSet<ThreadServer, thread::Client>>,
+    made_threads: Rc<Cell<usize>>,
+    limits: Limits,
+    pool: RefCell<Vec<(Worker, Rc<Cell<usize>>)>>,
+    client_threads: RefCell<HashMap<ClientKey, ClientThread>>,
+    next_generation: Cell<u64>,
+    callbacks: RefCell<BTreeMap<u64, DisconnectCallback>>,
+    next_callback: Cell<u64>,
+    disconnected: Cell<bool>,
+    /// Dropping this tells the connection's I/O task to shut down.
+    pub(crate) close_signal: RefCell<Option<futures::channel::oneshot::Sender<()>>>,
+}
+
+impl std::fmt::Debug for LoopConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoopConnection")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// The server-side view of a call's `Context` parameter.
+pub struct ServerContext {
+    thread: Option<thread::Client>,
+    callback: Option<thread::Client>,
+}
+
+impl ServerContext {
+    /// Reads a call's `context` parameter. `has_context` is the params'
+    /// `has_context()`; a request without one is refused as a bad request.
+    pub fn read(
+        site: CallSite,
+        has_context: bool,
+        reader: capnp::Result<context::Reader<'_>>,
+    ) -> Result<ServerContext, capnp::Error> {
+        if !has_context {
+            return Err(bad_request(format!(
+                "{site}: request has no Context; this method runs on a server thread the Context must name"
+            )));
+        }
+        let reader = reader?;
+        let thread = if reader.has_thread() {
+            Some(reader.get_thread()?)
+        } else {
+            None
+        };
+        let callback = if reader.has_callback_thread() {
+            Some(reader.get_callback_thread()?)
+        } else {
+            None
+        };
+        Ok(ServerContext { thread, callback })
+    }
+}
+
+/// The context capabilities a client fills into a request.
+pub struct ClientContext {
+    thread: thread::Client,
+    callback: Option<thread::Client>,
+}
+
+impl ClientContext {
+    /// Fills a request's `context` field.
+    pub fn fill(&self, mut builder: context::Builder<'_>) {
+        builder.set_thread(self.thread.clone());
+        if let Some(cb) = &self.callback {
+            builder.set_callback_thread(cb.clone());
+        }
+    }
+}
+
+impl LoopConnection {
+    pub(crate) fn new(
+        id: u64,
+        name: String,
+        executor: Arc<dyn Executor>,
+        limits: Limits,
+    ) -> Rc<LoopConnection> {
+        Rc::new(LoopConnection {
+            id,
+            name,
+            executor,
+            shared: RefCell::new(std::sync::Weak::new()),
+            peer_bootstrap: RefCell::new(None),
+            peer_thread_map: RefCell::new(None),
+            threads: RefCell::new(CapabilityServerSet::new()),
+            made_threads: Rc::new(Cell::new(0)),
+            limits,
+            pool: RefCell::new(Vec::new()),
+            client_threads: RefCell::new(HashMap::new()),
+            next_generation: Cell::new(0),
+            callbacks: RefCell::new(BTreeMap::new()),
+            next_callback: Cell::new(0),
+            disconnected: Cell::new(false),
+            close_signal: RefCell::new(None),
+        })
+    }
+
+    /// The connection's id (unique in this process, never reused).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The thread-safe handle of this connection, while a user still holds one.
+    pub fn connection(&self) -> Option<Connection> {
+        self.shared.borrow().upgrade().map(Connection::from_shared)
+    }
+
+    /// True once the peer is gone or the connection was closed.
+    pub fn is_disconnected(&self) -> bool {
+        self.disconnected.get()
+    }
+
+    /// A new `ThreadMap` capability for the peer, served by this connection.
+    pub fn thread_map_client(self: &Rc<Self>) -> thread_map::Client {
+        capnp_rpc::new_client(ThreadMapServer {
+            conn: Rc::downgrade(self),
+        })
+    }
+
+    /// Records the peer's `ThreadMap` (from `Init.construct`), used to make a
+    /// server thread for each client thread.
+    pub fn set_peer_thread_map(&self, thread_map: thread_map::Client) {
+        *self.peer_thread_map.borrow_mut() = Some(thread_map);
+    }
+
+    /// The peer's bootstrap capability, cast to the interface `C`.
+    pub fn peer_bootstrap<C: capnp::capability::FromClientHook>(&self) -> Option<C> {
+        self.peer_bootstrap
+            .borrow()
+            .as_ref()
+            .map(|c| c.clone().cast_to::<C>())
+    }
+
+    /// Binds a loop-side value to the loop so a thread-safe handle can own it.
+    pub fn bind<T: 'static>(&self, value: T) -> ThreadBound<T> {
+        ThreadBound::new(value, self.executor.clone())
+    }
+
+    pub(crate) fn make_thread(&self, name: &str) -> Result<thread::Client, capnp::Error> {
+        if self.disconnected.get() {
+            return Err(capnp::Error::disconnected("connection closed".into()));
+        }
+        if self.made_threads.get() >= self.limits.max_threads {
+            return Err(bad_request(format!(
+                "ThreadMap.makeThread: this connection already has {} server threads (the limit); thread `{name}` was not started",
+                self.limits.max_threads
+            )));
+        }
+        let worker = Worker::spawn(name).map_err(|e| capnp::Error::failed(e.to_string()))?;
+        let server = ThreadServer::for_worker(worker, self.made_threads.clone());
+        Ok(self.threads.borrow_mut().new_client(server))
+    }
+
+    pub(crate) fn make_pool(&self, count: u32) -> Result<(), capnp::Error> {
+        let mut pool = self.pool.borrow_mut();
+        let wanted = pool.len() as u64 + u64::from(count);
+        if wanted > u64::from(self.limits.max_pool) {
+            return Err(bad_request(format!(
+                "ThreadMap.makePool: {wanted} pool threads asked for, the limit is {}",
+                self.limits.max_pool
+            )));
+        }
+        for _ in 0..count {
+            let name = format!("{}-pool-{}", self.name, pool.len());
+            let worker = Worker::spawn(name).map_err(|e| capnp::Error::failed(e.to_string()))?;
+            pool.push((worker, Rc::new(Cell::new(0))));
+        }
+        Ok(())
+    }
+
+    /// The context to send with a call from client thread `key`, creating
+    /// the mapping on first use. With `request_override` (a server thread
+    /// calling back into the client it serves), that thread is named instead
+    /// of asking the peer for one.
+    pub(crate) fn client_context(
+        self: &Rc<Self>,
+        key: ClientKey,
+        name: &str,
+        waiter: Option<Waiter>,
+        request_override: Option<thread::Client>,
+    ) -> Result<ClientContext, String> {
+        let mut map = self.client_threads.borrow_mut();
+        if !map.contains_key(&key) {
+            let (waiter, thread_id, callback_worker) = match (waiter, key) {
+                (Some(w), ClientKey::Thread(id)) => (w, Some(id), None),
+                _ => {
+                    let worker = Worker::spawn(format!("{}-async-cb", self.name))
+                        .map_err(|e| e.to_string())?;
+                    let w = worker.waiter().clone();
+                    (w, Some(worker.thread_id()), Some(worker))
+                }
+            };
+            let callback = self.threads.borrow_mut().new_client(ThreadServer::for_waiter(
+                name.to_string(),
+                waiter,
+                thread_id,
+            ));
+            map.insert(
+                key,
+                ClientThread {
+                    callback,
+                    _callback_worker: callback_worker,
+                    request: None,
+                },
+            );
+        }
+        let entry = map.get_mut(&key).expect("inserted above");
+        let callback = Some(entry.callback.clone());
+        if let Some(thread) = request_override {
+            return Ok(ClientContext { thread, callback });
+        }
+        if let Some((_, thread)) = &entry.request {
+            return Ok(ClientContext {
+                thread: thread.clone(),
+                callback,
+            });
+        }
+        let thread_map = self.peer_thread_map.borrow().clone().ok_or_else(|| {
+            "the peer's ThreadMap is unknown (exchange thread maps with Init.construct first)"
+                .to_string()
+        })?;
+        let mut request = thread_map.make_thread_request();
+        request.get().set_name(name);
+        let pending = request.send();
+        let thread: thread::Client = pending.pipeline.get_result();
+        let generation = self.next_generation.get();
+        self.next_generation.set(generation + 1);
+        entry.request = Some((generation, thread.clone()));
+        drop(map);
+        // If the peer refuses the thread, forget it so the next call asks
+        // again instead of reusing a broken capability forever.
+        let weak = Rc::downgrade(self);
+        crate::event_loop::EventLoop::spawn_local(async move {
+            if pending.promise.await.is_err() {
+                if let Some(conn) = weak.upgrade() {
+                    conn.forget_request_thread(key, generation);
+                }
+            }
+        });
+        Ok(ClientContext { thread, callback })
+    }
+
+    fn forget_request_thread(&self, key: ClientKey, generation: u64) {
+        let stale = {
+            let mut map = self.client_threads.borrow_mut();
+            match map.get_mut(&key) {
+                Some(entry) if matches!(entry.request, Some((g, _)) if g == generation) => {
+                    entry.request.take()
+                }
+                _ => None,
+            }
+        };
+        drop(stale);
+    }
+
+    /// Forgets client thread `key`'s mapping (its thread exited or asked to).
+    /// Dropping the capabilities lets the peer release its server thread.
+    pub(crate) fn release_client_thread(&self, key: ClientKey) {
+        let removed = self.client_threads.borrow_mut().remove(&key);
+        drop(removed);
+    }
+
+    /// Number of client threads mapped on this connection.
+    pub(crate) fn mapped_threads(&self) -> usize {
+        self.client_threads.borrow().len()
+    }
+
+    /// Runs `job` for an incoming call on the thread its Context names (or a
+    /// pool thread), with the call's `callbackThread` recorded for calls that
+    /// thread makes back. A panic in `job` becomes an error reply.
+    pub fn dispatch<R, F>(
+        self: &Rc<Self>,
+        site: CallSite,
+        ctx: ServerContext,
+        job: F,
+    ) -> impl std::future::Future<Output = Result<R, capnp::Error>> + 'static
+    where
+        R: Send + 'static,
+        F: FnOnce() -> R + Send + 'static,
+    {
+        let this = self.clone();
+        async move {
+            let (waiter, thread_name, busy) = this.resolve_thread(site, ctx.thread).await?;
+            let callback = ctx.callback.map(|cb| Arc::new(this.bind(cb)));
+            let (tx, rx) = futures::channel::oneshot::channel::<Result<R, String>>();
+            let conn_id = this.id;
+            let posted = waiter.post(move || {
+                let _span = tracing::debug_span!(
+                    "mp.serve",
+                    interface = site.interface,
+                    method = site.method,
+                    conn = conn_id,
+                    server_thread = %mp_thread::Waiter::current().name(),
+                )
+                .entered();
+                let guard = serving(conn_id, callback);
+                // `job` is consumed here, so its captures die before the reply.
+                let result = catch_unwind(AssertUnwindSafe(job)).map_err(|p| panic_text(&*p));
+                drop(guard);
+                let _ = tx.send(result);
+            });
+            if let Some(busy) = &busy {
+                busy.set(busy.get() + 1);
+            }
+            let outcome = match posted {
+                Err(_) => Err(capnp::Error::failed(format!(
+                    "{site}: server thread `{thread_name}` has exited"
+                ))),
+                Ok(()) => match rx.await {
+                    Ok(Ok(value)) => Ok(value),
+                    Ok(Err(panic)) => Err(capnp::Error::failed(format!(
+                        "{site} panicked on server thread `{thread_name}`: {panic}"
+                    ))),
+                    Err(_) => Err(capnp::Error::failed(format!(
+                        "{site}: server thread `{thread_name}` stopped before replying"
+                    ))),
+                },
+            };
+            if let Some(busy) = &busy {
+                busy.set(busy.get().saturating_sub(1));
+            }
+            outcome
+        }
+    }
+
+    /// Runs `job` right here on the loop thread (methods without a Context),
+    /// turning a panic into an error reply.
+    pub fn run_on_loop<R, F: FnOnce() -> R>(&self, site: CallSite, job: F) -> Result<R, capnp::Error> {
+        catch_unwind(AssertUnwindSafe(job)).map_err(|p| {
+            capnp::Error::failed(format!(
+                "{site} panicked on the event loop: {}",
+                panic_text(&*p)
+            ))
+        })
+    }
+
+    async fn resolve_thread(
+        &self,
+        site: CallSite,
+        thread: Option<thread::Client>,
+    ) -> Result<(Waiter, String, Option<Rc<Cell<usize>>>), capnp::Error> {
+        match thread {
+            Some(cap) => {
+                let resolved = capnp::capability::get_resolved_cap(cap).await;
+                let server = self.threads.borrow().get_local_server_of_resolved(&resolved);
+                match server {
+                    Some(server) => Ok((server.waiter().clone(), server.name().to_string(), None)),
+                    None => Err(bad_request(format!(
+                        "{site}: invalid thread handle: the Context names a Thread this connection did not make"
+                    ))),
+                }
+            }
+            None => {
+                let pool = self.pool.borrow();
+                let least_busy = pool.iter().min_by_key(|(_, busy)| busy.get());
+                match least_busy {
+                    Some((worker, busy)) => Ok((
+                        worker.waiter().clone(),
+                        worker.name().to_string(),
+                        Some(busy.clone()),
+                    )),
+                    None => Err(bad_request(format!(
+                        "{site}: no thread specified and no pool configured"
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Registers a disconnect callback; hands it back if already disconnected.
+    pub(crate) fn add_callback(&self, cb: DisconnectCallback) -> Result<u64, DisconnectCallback> {
+        if self.disconnected.get() {
+            return Err(cb);
+        }
+        let id = self.next_callback.get();
+        self.next_callback.set(id + 1);
+        self.callbacks.borrow_mut().insert(id, cb);
+        Ok(id)
+    }
+
+    /// Removes a disconnect callback; false if it already ran (or is running).
+    pub(crate) fn remove_callback(&self, id: u64) -> bool {
+        let removed = self.callbacks.borrow_mut().remove(&id);
+        removed.is_some()
+    }
+
+    /// The peer is gone: run the disconnect callbacks, drop every mapping.
+    pub(crate) fn on_disconnected(&self) {
+        if self.disconnected.replace(true) {
+            return;
+        }
+        tracing::debug!(conn = self.id, name = %self.name, "disconnected");
+        let callbacks = std::mem::take(&mut *self.callbacks.borrow_mut());
+        for (_, cb) in callbacks {
+            if let Err(p) = catch_unwind(AssertUnwindSafe(cb)) {
+                tracing::error!(conn = self.id, panic = %panic_text(&*p), "a disconnect callback panicked");
+            }
+        }
+        let threads = std::mem::take(&mut *self.client_threads.borrow_mut());
+        drop(threads);
+        let thread_map = self.peer_thread_map.borrow_mut().take();
+        drop(thread_map);
+        let bootstrap = self.peer_bootstrap.borrow_mut().take();
+        drop(bootstrap);
+        let pool = std::mem::take(&mut *self.pool.borrow_mut());
+        drop(pool);
+        self.threads.borrow_mut().gc();
+    }
+}
+
+impl Drop for LoopConnection {
+    fn drop(&mut self) {
+        // Disconnect callbacks that never ran are dropped unrun; say so.
+        let pending = self.callbacks.get_mut().len();
+        if pending > 0 && !self.disconnected.get() {
+            tracing::debug!(conn = self.id, pending, "connection dropped; its disconnect callbacks run now");
+            for (_, cb) in std::mem::take(self.callbacks.get_mut()) {
+                let _ = catch_unwind(AssertUnwindSafe(cb));
+            }
+        }
+    }
+}
+
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+/// A weak loop-side connection, as server adapters keep it.
+pub type WeakLoopConnection = Weak<LoopConnection>;

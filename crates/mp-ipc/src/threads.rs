@@ -1,0 +1,178 @@
+//! Server threads: the `ThreadMap` and `Thread` capabilities of
+//! `proxy.capnp`, and the record of which call a server thread is serving.
+//!
+//! A `Thread` capability stands for a mailbox ([`Waiter`]): a worker made by
+//! `ThreadMap.makeThread`, a pool worker, or a client thread that accepts
+//! callbacks while it waits. Every `Thread` a connection hands out is entered
+//! in that connection's `CapabilityServerSet`, so a `Context` naming a Thread
+//! from anywhere else is recognised and refused.
+//!
+//! Invariant 5: while a server thread runs a call, the call's
+//! `callbackThread` is pushed on a stack that only that thread reads (a
+//! thread-local of plain values; no other thread points into it). Calls that
+//! thread makes back over the same connection go to that callback thread.
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::thread::ThreadId;
+
+use capnp::capability::Promise;
+use mp_thread::{ThreadBound, Waiter, Worker};
+
+use crate::error::bad_request;
+use crate::loop_conn::LoopConnection;
+use crate::proxy_capnp::{thread, thread_map};
+
+/// One `Thread` capability's server: a mailbox and, for threads this side
+/// started, the worker handle that keeps the thread alive.
+pub(crate) struct ThreadServer {
+    name: String,
+    waiter: Waiter,
+    thread_id: Option<ThreadId>,
+    /// Present for workers made by `makeThread`: dropping the last reference
+    /// to the capability drops the worker, which closes its mailbox; the
+    /// reaper joins it.
+    _worker: Option<Worker>,
+    /// Counts live `makeThread` workers for the per-connection cap.
+    made: Option<Rc<Cell<usize>>>,
+}
+
+impl ThreadServer {
+    pub(crate) fn for_worker(worker: Worker, made: Rc<Cell<usize>>) -> Self {
+        made.set(made.get() + 1);
+        ThreadServer {
+            name: worker.name().to_string(),
+            waiter: worker.waiter().clone(),
+            thread_id: Some(worker.thread_id()),
+            _worker: Some(worker),
+            made: Some(made),
+        }
+    }
+
+    pub(crate) fn for_waiter(name: String, waiter: Waiter, thread_id: Option<ThreadId>) -> Self {
+        ThreadServer {
+            name,
+            waiter,
+            thread_id,
+            _worker: None,
+            made: None,
+        }
+    }
+
+    pub(crate) fn waiter(&self) -> &Waiter {
+        &self.waiter
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn thread_id(&self) -> Option<ThreadId> {
+        self.thread_id
+    }
+}
+
+impl Drop for ThreadServer {
+    fn drop(&mut self) {
+        if let Some(made) = &self.made {
+            made.set(made.get().saturating_sub(1));
+        }
+    }
+}
+
+impl thread::Server for ThreadServer {
+    fn get_name(
+        self: Rc<Self>,
+        _params: thread::GetNameParams,
+        mut results: thread::GetNameResults,
+    ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
+        results.get().set_result(self.name.as_str());
+        Promise::ok(())
+    }
+}
+
+/// The `ThreadMap` a connection offers its peer.
+pub(crate) struct ThreadMapServer {
+    pub(crate) conn: Weak<LoopConnection>,
+}
+
+impl thread_map::Server for ThreadMapServer {
+    fn make_thread(
+        self: Rc<Self>,
+        params: thread_map::MakeThreadParams,
+        mut results: thread_map::MakeThreadResults,
+    ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
+        let result = (|| {
+            let conn = self
+                .conn
+                .upgrade()
+                .ok_or_else(|| capnp::Error::disconnected("connection closed".into()))?;
+            let name = params
+                .get()?
+                .get_name()?
+                .to_string()
+                .map_err(|e| bad_request(format!("ThreadMap.makeThread: thread name is not UTF-8: {e}")))?;
+            let thread = conn.make_thread(&name)?;
+            results.get().set_result(thread);
+            Ok(())
+        })();
+        Promise::from_future(std::future::ready(result))
+    }
+
+    fn make_pool(
+        self: Rc<Self>,
+        params: thread_map::MakePoolParams,
+        _results: thread_map::MakePoolResults,
+    ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
+        let result = (|| {
+            let conn = self
+                .conn
+                .upgrade()
+                .ok_or_else(|| capnp::Error::disconnected("connection closed".into()))?;
+            let count = params.get()?.get_count();
+            conn.make_pool(count)
+        })();
+        Promise::from_future(std::future::ready(result))
+    }
+}
+
+/// What a server thread is doing for a connection: the `callbackThread` of
+/// the call it runs. Loop-bound capability, so it travels as a `ThreadBound`.
+pub(crate) type CallbackThread = Arc<ThreadBound<thread::Client>>;
+
+std::thread_local! {
+    static SERVING: RefCell<Vec<(u64, Option<CallbackThread>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks the calling (server) thread as serving a call from connection
+/// `conn_id` until the guard drops.
+pub(crate) struct ServingGuard(());
+
+pub(crate) fn serving(conn_id: u64, callback: Option<CallbackThread>) -> ServingGuard {
+    SERVING.with(|s| s.borrow_mut().push((conn_id, callback)));
+    ServingGuard(())
+}
+
+impl Drop for ServingGuard {
+    fn drop(&mut self) {
+        let popped = SERVING.with(|s| s.borrow_mut().pop());
+        drop(popped);
+    }
+}
+
+/// If this thread is serving a call from `conn_id`, the caller's thread to
+/// send calls back to (innermost call first).
+pub(crate) fn callback_target(conn_id: u64) -> Option<CallbackThread> {
+    SERVING
+        .try_with(|s| {
+            s.borrow()
+                .iter()
+                .rev()
+                .find(|(id, _)| *id == conn_id)
+                .and_then(|(_, cb)| cb.clone())
+        })
+        .ok()
+        .flatten()
+}
