@@ -6,7 +6,9 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use mp_ipc::{send_request, CallSite, Error, LoopConnection, Remote, ServerContext, WeakLoopConnection};
+use mp_ipc::{
+    send_request, CallSite, Error, LoopConnection, Remote, ServerContext, WeakLoopConnection,
+};
 
 use crate::calc_capnp::{calc_init, calculator, callback, counter};
 use crate::service::{Callback, ThreadInfo};

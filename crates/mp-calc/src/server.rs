@@ -17,7 +17,11 @@ fn upgrade(conn: &WeakLoopConnection) -> Result<Rc<LoopConnection>, capnp::Error
         .ok_or_else(|| capnp::Error::disconnected("connection closed".into()))
 }
 
-fn text(site: CallSite, field: &str, t: capnp::Result<capnp::text::Reader<'_>>) -> Result<String, capnp::Error> {
+fn text(
+    site: CallSite,
+    field: &str,
+    t: capnp::Result<capnp::text::Reader<'_>>,
+) -> Result<String, capnp::Error> {
     t?.to_string().map_err(|e| {
         capnp::Error::failed(format!("bad request: {site}: `{field}` is not UTF-8: {e}"))
     })
@@ -31,7 +35,10 @@ pub struct CalcInitServer {
 
 impl CalcInitServer {
     /// The bootstrap capability for `conn`.
-    pub fn client(conn: &Rc<LoopConnection>, service: Arc<CalcService>) -> capnp::capability::Client {
+    pub fn client(
+        conn: &Rc<LoopConnection>,
+        service: Arc<CalcService>,
+    ) -> capnp::capability::Client {
         let init: calc_init::Client = capnp_rpc::new_client(CalcInitServer {
             conn: Rc::downgrade(conn),
             service,
@@ -156,7 +163,8 @@ impl calculator::Server for CalculatorServer {
             let ctx = ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let n = p.get_n();
             let callback = CallbackClient::from_remote(
-                Remote::new(&conn, p.get_callback()?).map_err(|e| capnp::Error::failed(e.to_string()))?,
+                Remote::new(&conn, p.get_callback()?)
+                    .map_err(|e| capnp::Error::failed(e.to_string()))?,
             );
             let service = self.service.clone();
             let value = conn
@@ -180,7 +188,8 @@ impl calculator::Server for CalculatorServer {
             let ctx = ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let millis = p.get_millis();
             let service = self.service.clone();
-            conn.dispatch(SITE, ctx, move || service.sleep(millis)).await
+            conn.dispatch(SITE, ctx, move || service.sleep(millis))
+                .await
         }
     }
 
@@ -195,7 +204,8 @@ impl calculator::Server for CalculatorServer {
             let p = params.get()?;
             let ctx = ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let message = text(SITE, "message", p.get_message())?;
-            let outcome: Result<(), String> = conn.dispatch(SITE, ctx, move || Err(message)).await?;
+            let outcome: Result<(), String> =
+                conn.dispatch(SITE, ctx, move || Err(message)).await?;
             outcome.map_err(capnp::Error::failed)
         }
     }
@@ -227,7 +237,9 @@ impl calculator::Server for CalculatorServer {
             let p = params.get()?;
             let ctx = ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let start = p.get_start();
-            let service = conn.dispatch(SITE, ctx, move || CounterService::new(start)).await?;
+            let service = conn
+                .dispatch(SITE, ctx, move || CounterService::new(start))
+                .await?;
             let counter: counter::Client = capnp_rpc::new_client(CounterServer {
                 conn: Rc::downgrade(&conn),
                 service,

@@ -30,7 +30,11 @@ pub fn connect(event_loop: &EventLoop, stream: UnixStream) -> Result<CalcInitCli
 }
 
 /// [`connect`] with a connection name (it prefixes this side's thread names).
-pub fn connect_named(event_loop: &EventLoop, stream: UnixStream, name: &str) -> Result<CalcInitClient, Error> {
+pub fn connect_named(
+    event_loop: &EventLoop,
+    stream: UnixStream,
+    name: &str,
+) -> Result<CalcInitClient, Error> {
     const SITE: CallSite = CallSite::new("CalcInit", "construct");
     let connection = Connection::builder(event_loop)
         .name(name)
@@ -55,7 +59,10 @@ pub fn connect_named(event_loop: &EventLoop, stream: UnixStream, name: &str) -> 
 
 /// Spawns `program` (a binary that calls [`serve_inherited_fd`]) with
 /// `--ipc-fd N` and connects to it.
-pub fn spawn_and_connect(event_loop: &EventLoop, program: &Path) -> Result<(ChildProcess, CalcInitClient), Error> {
+pub fn spawn_and_connect(
+    event_loop: &EventLoop,
+    program: &Path,
+) -> Result<(ChildProcess, CalcInitClient), Error> {
     let (child, stream) = spawn_process(Command::new(program), |fd| {
         vec!["--ipc-fd".into(), fd.to_string().into()]
     })?;

@@ -18,7 +18,10 @@ fn add_and_loop_call() {
         let here = calc.where_am_i().unwrap();
         assert_eq!(here.name, std::thread::current().name().unwrap());
         drop((calc, init));
-        child.wait_timeout(Duration::from_secs(20)).unwrap().expect("child exits after disconnect");
+        child
+            .wait_timeout(Duration::from_secs(20))
+            .unwrap()
+            .expect("child exits after disconnect");
     });
 }
 
@@ -33,7 +36,15 @@ impl Callback for Nest {
         if n == 0 {
             return Ok(100);
         }
-        let inner = self.calc.countdown(n - 1, Arc::new(Nest { calc: self.calc.clone(), home: self.home }))
+        let inner = self
+            .calc
+            .countdown(
+                n - 1,
+                Arc::new(Nest {
+                    calc: self.calc.clone(),
+                    home: self.home,
+                }),
+            )
             .map_err(|e| e.to_string())?;
         Ok(inner + 1)
     }
@@ -45,7 +56,10 @@ fn nested_callbacks() {
         let event_loop = EventLoop::new("test-loop").unwrap();
         let (_child, init) = spawn_calc(&event_loop);
         let calc = init.make_calculator().unwrap();
-        let nest = Arc::new(Nest { calc: calc.clone(), home: std::thread::current().id() });
+        let nest = Arc::new(Nest {
+            calc: calc.clone(),
+            home: std::thread::current().id(),
+        });
         assert_eq!(calc.countdown(3, nest).unwrap(), 103);
     });
 }

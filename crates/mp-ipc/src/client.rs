@@ -51,11 +51,7 @@ impl CallSetup {
     /// thread (made on first use) and the calling thread's callback `Thread`.
     pub fn context(&self) -> Result<ClientContext, Error> {
         let request_override = match &self.request_override {
-            Some(cb) => Some(
-                cb.get()
-                    .map_err(|e| Error::Thread(e))?
-                    .clone(),
-            ),
+            Some(cb) => Some(cb.get().map_err(|e| Error::Thread(e))?.clone()),
             None => None,
         };
         self.conn
@@ -132,6 +128,18 @@ impl Connection {
             Ok(result) => result,
             Err(_) => Err(Error::interrupted(site)),
         }
+    }
+
+    /// The name of the server thread mapped to the calling thread on this
+    /// connection (`Thread.getName`), making the mapping if there is none.
+    pub fn server_thread_name(&self) -> Result<String, Error> {
+        const SITE: CallSite = CallSite::new("Thread", "getName");
+        self.call(SITE, |setup| {
+            let req = setup.context()?.thread().get_name_request();
+            Ok(send_request(SITE, req, |r| {
+                Ok(r.get_result()?.to_string()?)
+            }))
+        })
     }
 
     /// Makes a call from async code. The returned future is `Send` and may

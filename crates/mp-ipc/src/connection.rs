@@ -41,7 +41,8 @@ static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Makes the bootstrap capability this side offers its peer. Runs on the
 /// event loop when the connection is set up.
-pub type BootstrapFactory = Box<dyn FnOnce(&Rc<LoopConnection>) -> capnp::capability::Client + Send>;
+pub type BootstrapFactory =
+    Box<dyn FnOnce(&Rc<LoopConnection>) -> capnp::capability::Client + Send>;
 
 /// Opened when a connection's session ends.
 #[derive(Default)]
@@ -147,66 +148,65 @@ impl ConnectionBuilder {
         let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
         let status = Arc::new(Status::default());
         let loop_handle = event_loop.clone();
-        event_loop
-            .sync(move || -> Result<Connection, Error> {
-                let stream = tokio::net::UnixStream::from_std(stream)
-                    .map_err(|e| Error::io("registering the socket with the event loop", e))?;
-                let (reader, writer) = stream.into_split();
-                let mut options = capnp::message::ReaderOptions::new();
-                options.traversal_limit_in_words(Some(self.traversal_limit_words));
-                let network = twoparty::VatNetwork::new(
-                    futures::io::BufReader::new(reader.compat()),
-                    futures::io::BufWriter::new(writer.compat_write()),
-                    side,
-                    options,
-                );
-                let local = LoopConnection::new(id, self.name.clone(), executor, self.limits);
-                let bootstrap = self.bootstrap.map(|make| make(&local));
-                let mut rpc = RpcSystem::new(Box::new(network), bootstrap);
-                let peer_side = match side {
-                    Side::Client => Side::Server,
-                    Side::Server => Side::Client,
-                };
-                let peer: capnp::capability::Client = rpc.bootstrap(peer_side);
-                *local.peer_bootstrap.borrow_mut() = Some(peer);
-                let disconnector = rpc.get_disconnector();
-                let (close_tx, close_rx) = futures::channel::oneshot::channel::<()>();
-                *local.close_signal.borrow_mut() = Some(close_tx);
-                let weak_local = Rc::downgrade(&local);
-                let task_status = status.clone();
-                EventLoop::spawn_local(async move {
-                    let rpc = rpc.fuse();
-                    futures::pin_mut!(rpc);
-                    match select(rpc, close_rx).await {
-                        Either::Left((result, _)) => {
-                            if let Err(e) = result {
-                                tracing::debug!(conn = id, error = %e, "session ended with an error");
-                            }
-                        }
-                        Either::Right((_, rpc)) => {
-                            // Closed on purpose: shut the session down cleanly
-                            // while the RPC system keeps running to flush it.
-                            // A peer that stops reading cannot hold us: past
-                            // the grace period the socket is just dropped.
-                            let both = futures::future::join(disconnector, rpc);
-                            let _ = tokio::time::timeout(CLOSE_GRACE, both).await;
+        event_loop.sync(move || -> Result<Connection, Error> {
+            let stream = tokio::net::UnixStream::from_std(stream)
+                .map_err(|e| Error::io("registering the socket with the event loop", e))?;
+            let (reader, writer) = stream.into_split();
+            let mut options = capnp::message::ReaderOptions::new();
+            options.traversal_limit_in_words(Some(self.traversal_limit_words));
+            let network = twoparty::VatNetwork::new(
+                futures::io::BufReader::new(reader.compat()),
+                futures::io::BufWriter::new(writer.compat_write()),
+                side,
+                options,
+            );
+            let local = LoopConnection::new(id, self.name.clone(), executor, self.limits);
+            let bootstrap = self.bootstrap.map(|make| make(&local));
+            let mut rpc = RpcSystem::new(Box::new(network), bootstrap);
+            let peer_side = match side {
+                Side::Client => Side::Server,
+                Side::Server => Side::Client,
+            };
+            let peer: capnp::capability::Client = rpc.bootstrap(peer_side);
+            *local.peer_bootstrap.borrow_mut() = Some(peer);
+            let disconnector = rpc.get_disconnector();
+            let (close_tx, close_rx) = futures::channel::oneshot::channel::<()>();
+            *local.close_signal.borrow_mut() = Some(close_tx);
+            let weak_local = Rc::downgrade(&local);
+            let task_status = status.clone();
+            EventLoop::spawn_local(async move {
+                let rpc = rpc.fuse();
+                futures::pin_mut!(rpc);
+                match select(rpc, close_rx).await {
+                    Either::Left((result, _)) => {
+                        if let Err(e) = result {
+                            tracing::debug!(conn = id, error = %e, "session ended with an error");
                         }
                     }
-                    if let Some(local) = weak_local.upgrade() {
-                        local.on_disconnected();
+                    Either::Right((_, rpc)) => {
+                        // Closed on purpose: shut the session down cleanly
+                        // while the RPC system keeps running to flush it.
+                        // A peer that stops reading cannot hold us: past
+                        // the grace period the socket is just dropped.
+                        let both = futures::future::join(disconnector, rpc);
+                        let _ = tokio::time::timeout(CLOSE_GRACE, both).await;
                     }
-                    task_status.set_disconnected();
-                });
-                let shared = Arc::new(ConnShared {
-                    local: ThreadBound::new(local.clone(), loop_handle.executor()),
-                    id,
-                    name: self.name,
-                    status,
-                    event_loop: loop_handle,
-                });
-                *local.shared.borrow_mut() = Arc::downgrade(&shared);
-                Ok(Connection { shared })
-            })?
+                }
+                if let Some(local) = weak_local.upgrade() {
+                    local.on_disconnected();
+                }
+                task_status.set_disconnected();
+            });
+            let shared = Arc::new(ConnShared {
+                local: ThreadBound::new(local.clone(), loop_handle.executor()),
+                id,
+                name: self.name,
+                status,
+                event_loop: loop_handle,
+            });
+            *local.shared.borrow_mut() = Arc::downgrade(&shared);
+            Ok(Connection { shared })
+        })?
     }
 }
 
@@ -254,7 +254,13 @@ impl Connection {
         let deadline = Instant::now() + timeout;
         let mut d = self.shared.status.disconnected.lock();
         while !*d {
-            if self.shared.status.cv.wait_until(&mut d, deadline).timed_out() {
+            if self
+                .shared
+                .status
+                .cv
+                .wait_until(&mut d, deadline)
+                .timed_out()
+            {
                 return *d;
             }
         }
@@ -291,7 +297,10 @@ impl Connection {
     /// Returns `None` if it has already ended (the callback is dropped unrun).
     ///
     /// The callback runs on the loop thread and must not block.
-    pub fn on_disconnect<F: FnOnce() + Send + 'static>(&self, callback: F) -> Result<Option<DisconnectHook>, Error> {
+    pub fn on_disconnect<F: FnOnce() + Send + 'static>(
+        &self,
+        callback: F,
+    ) -> Result<Option<DisconnectHook>, Error> {
         let id = self.with_loop(move |local| local.add_callback(Box::new(callback)).ok())?;
         Ok(id.map(|id| DisconnectHook {
             conn: Arc::downgrade(&self.shared),

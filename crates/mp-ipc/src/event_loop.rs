@@ -119,7 +119,8 @@ impl EventLoop {
             let value = f();
             tx.send(value);
         })?;
-        me.wait(rx).map_err(|_| mp_thread::Error::Closed(self.shared.name.clone()).into())
+        me.wait(rx)
+            .map_err(|_| mp_thread::Error::Closed(self.shared.name.clone()).into())
     }
 
     /// Spawns a `!Send` future on the loop. Must be called on the loop thread.

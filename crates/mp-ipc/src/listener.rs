@@ -58,14 +58,21 @@ pub struct Listener {
 
 impl std::fmt::Debug for Listener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Listener").field("path", &self.path).finish()
+        f.debug_struct("Listener")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
 impl Listener {
     /// Listens on `path` (which must not exist) and serves each connection
     /// with the capability `serve` makes for it.
-    pub fn bind<F>(event_loop: &EventLoop, path: impl AsRef<Path>, options: ListenOptions, serve: F) -> Result<Listener, Error>
+    pub fn bind<F>(
+        event_loop: &EventLoop,
+        path: impl AsRef<Path>,
+        options: ListenOptions,
+        serve: F,
+    ) -> Result<Listener, Error>
     where
         F: Fn(&Rc<LoopConnection>) -> capnp::capability::Client + Send + Sync + 'static,
     {

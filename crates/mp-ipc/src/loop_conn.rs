@@ -143,6 +143,11 @@ pub struct ClientContext {
 }
 
 impl ClientContext {
+    /// The server thread the call will run on.
+    pub fn thread(&self) -> &thread::Client {
+        &self.thread
+    }
+
     /// Fills a request's `context` field.
     pub fn fill(&self, mut builder: context::Builder<'_>) {
         builder.set_thread(self.thread.clone());
@@ -274,11 +279,14 @@ impl LoopConnection {
                     (w, Some(worker.thread_id()), Some(worker))
                 }
             };
-            let callback = self.threads.borrow_mut().new_client(ThreadServer::for_waiter(
-                name.to_string(),
-                waiter,
-                thread_id,
-            ));
+            let callback = self
+                .threads
+                .borrow_mut()
+                .new_client(ThreadServer::for_waiter(
+                    name.to_string(),
+                    waiter,
+                    thread_id,
+                ));
             map.insert(
                 key,
                 ClientThread {
@@ -409,7 +417,11 @@ impl LoopConnection {
 
     /// Runs `job` right here on the loop thread (methods without a Context),
     /// turning a panic into an error reply.
-    pub fn run_on_loop<R, F: FnOnce() -> R>(&self, site: CallSite, job: F) -> Result<R, capnp::Error> {
+    pub fn run_on_loop<R, F: FnOnce() -> R>(
+        &self,
+        site: CallSite,
+        job: F,
+    ) -> Result<R, capnp::Error> {
         catch_unwind(AssertUnwindSafe(job)).map_err(|p| {
             capnp::Error::failed(format!(
                 "{site} panicked on the event loop: {}",
@@ -426,7 +438,10 @@ impl LoopConnection {
         match thread {
             Some(cap) => {
                 let resolved = capnp::capability::get_resolved_cap(cap).await;
-                let server = self.threads.borrow().get_local_server_of_resolved(&resolved);
+                let server = self
+                    .threads
+                    .borrow()
+                    .get_local_server_of_resolved(&resolved);
                 match server {
                     Some(server) => Ok((server.waiter().clone(), server.name().to_string(), None)),
                     None => Err(bad_request(format!(
@@ -497,7 +512,11 @@ impl Drop for LoopConnection {
         // Disconnect callbacks that never ran are dropped unrun; say so.
         let pending = self.callbacks.get_mut().len();
         if pending > 0 && !self.disconnected.get() {
-            tracing::debug!(conn = self.id, pending, "connection dropped; its disconnect callbacks run now");
+            tracing::debug!(
+                conn = self.id,
+                pending,
+                "connection dropped; its disconnect callbacks run now"
+            );
             for (_, cb) in std::mem::take(self.callbacks.get_mut()) {
                 let _ = catch_unwind(AssertUnwindSafe(cb));
             }

@@ -97,7 +97,10 @@ impl Drop for ChildProcess {
 /// turns that end's fd number into the child's extra arguments (for example
 /// `|fd| vec!["--ipc-fd".into(), fd.to_string().into()]`). Returns the child
 /// and this side's end.
-pub fn spawn_process<F>(mut command: Command, fd_args: F) -> Result<(ChildProcess, UnixStream), Error>
+pub fn spawn_process<F>(
+    mut command: Command,
+    fd_args: F,
+) -> Result<(ChildProcess, UnixStream), Error>
 where
     F: FnOnce(RawFd) -> Vec<OsString>,
 {
@@ -119,17 +122,29 @@ where
         .spawn()
         .map_err(|e| Error::io(format!("spawning {:?}", command.get_program()), e))?;
     drop(theirs);
-    Ok((ChildProcess { child, reaped: None }, ours))
+    Ok((
+        ChildProcess {
+            child,
+            reaped: None,
+        },
+        ours,
+    ))
 }
 
 /// Parses an fd number given on the command line.
 pub fn parse_fd(arg: &str) -> Result<RawFd, Error> {
-    arg.trim().parse::<RawFd>().ok().filter(|fd| *fd > 2).ok_or_else(|| {
-        Error::io(
-            format!("`{arg}` is not a usable file descriptor number (expected an integer above 2)"),
-            std::io::Error::from(std::io::ErrorKind::InvalidInput),
-        )
-    })
+    arg.trim()
+        .parse::<RawFd>()
+        .ok()
+        .filter(|fd| *fd > 2)
+        .ok_or_else(|| {
+            Error::io(
+                format!(
+                    "`{arg}` is not a usable file descriptor number (expected an integer above 2)"
+                ),
+                std::io::Error::from(std::io::ErrorKind::InvalidInput),
+            )
+        })
 }
 
 /// Takes ownership of the socket a parent passed to this process as fd

@@ -109,11 +109,11 @@ impl thread_map::Server for ThreadMapServer {
                 .conn
                 .upgrade()
                 .ok_or_else(|| capnp::Error::disconnected("connection closed".into()))?;
-            let name = params
-                .get()?
-                .get_name()?
-                .to_string()
-                .map_err(|e| bad_request(format!("ThreadMap.makeThread: thread name is not UTF-8: {e}")))?;
+            let name = params.get()?.get_name()?.to_string().map_err(|e| {
+                bad_request(format!(
+                    "ThreadMap.makeThread: thread name is not UTF-8: {e}"
+                ))
+            })?;
             let thread = conn.make_thread(&name)?;
             results.get().set_result(thread);
             Ok(())
