@@ -1,3 +1,5 @@
+//! Smoke tests: a spawned calculator answers plain, mapped and nested-callback calls.
+
 mod common;
 
 use std::sync::Arc;

@@ -39,7 +39,8 @@ fn spawn_child(event_loop: &EventLoop) -> Result<(ChildProcess, CalcInitClient),
     })?;
     let mut command = Command::new(exe);
     command.arg(SERVE_FLAG);
-    let (child, stream) = spawn_process(command, |fd| vec!["--ipc-fd".into(), fd.to_string().into()])?;
+    let (child, stream) =
+        spawn_process(command, |fd| vec!["--ipc-fd".into(), fd.to_string().into()])?;
     let init = mp_calc::connect_named(event_loop, stream, "demo")?;
     Ok((child, init))
 }
@@ -60,15 +61,19 @@ impl Callback for Trace {
             return Ok(0);
         }
         let server = self.calc.where_am_i().map_err(|e| e.to_string())?;
-        self.log
-            .lock()
-            .unwrap()
-            .push(format!("  nested call {n} ran on server thread `{}`", server.name));
+        self.log.lock().unwrap().push(format!(
+            "  nested call {n} ran on server thread `{}`",
+            server.name
+        ));
         let next = Arc::new(Trace {
             calc: self.calc.clone(),
             log: self.log.clone(),
         });
-        Ok(self.calc.countdown(n - 1, next).map_err(|e| e.to_string())? + 1)
+        Ok(self
+            .calc
+            .countdown(n - 1, next)
+            .map_err(|e| e.to_string())?
+            + 1)
     }
 }
 

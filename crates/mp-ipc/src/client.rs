@@ -51,7 +51,7 @@ impl CallSetup {
     /// thread (made on first use) and the calling thread's callback `Thread`.
     pub fn context(&self) -> Result<ClientContext, Error> {
         let request_override = match &self.request_override {
-            Some(cb) => Some(cb.get().map_err(|e| Error::Thread(e))?.clone()),
+            Some(cb) => Some(cb.get().map_err(Error::Thread)?.clone()),
             None => None,
         };
         self.conn

@@ -15,6 +15,7 @@
 //! are both jobs on the loop thread, run one after the other, never at once.
 
 use std::cell::{Cell, RefCell};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
@@ -269,34 +270,33 @@ impl LoopConnection {
         request_override: Option<thread::Client>,
     ) -> Result<ClientContext, String> {
         let mut map = self.client_threads.borrow_mut();
-        if !map.contains_key(&key) {
-            let (waiter, thread_id, callback_worker) = match (waiter, key) {
-                (Some(w), ClientKey::Thread(id)) => (w, Some(id), None),
-                _ => {
-                    let worker = Worker::spawn(format!("{}-async-cb", self.name))
-                        .map_err(|e| e.to_string())?;
-                    let w = worker.waiter().clone();
-                    (w, Some(worker.thread_id()), Some(worker))
-                }
-            };
-            let callback = self
-                .threads
-                .borrow_mut()
-                .new_client(ThreadServer::for_waiter(
-                    name.to_string(),
-                    waiter,
-                    thread_id,
-                ));
-            map.insert(
-                key,
-                ClientThread {
+        let entry = match map.entry(key) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(vacant) => {
+                let (waiter, thread_id, callback_worker) = match (waiter, key) {
+                    (Some(w), ClientKey::Thread(id)) => (w, Some(id), None),
+                    _ => {
+                        let worker = Worker::spawn(format!("{}-async-cb", self.name))
+                            .map_err(|e| e.to_string())?;
+                        let w = worker.waiter().clone();
+                        (w, Some(worker.thread_id()), Some(worker))
+                    }
+                };
+                let callback = self
+                    .threads
+                    .borrow_mut()
+                    .new_client(ThreadServer::for_waiter(
+                        name.to_string(),
+                        waiter,
+                        thread_id,
+                    ));
+                vacant.insert(ClientThread {
                     callback,
                     _callback_worker: callback_worker,
                     request: None,
-                },
-            );
-        }
-        let entry = map.get_mut(&key).expect("inserted above");
+                })
+            }
+        };
         let callback = Some(entry.callback.clone());
         if let Some(thread) = request_override {
             return Ok(ClientContext { thread, callback });
