@@ -55,6 +55,23 @@ pub(crate) fn current_waiter() -> Waiter {
     })
 }
 
+/// The calling thread's waiter, or `None` while its thread-locals are being
+/// destroyed (or already are).
+#[cfg(not(loom))]
+pub(crate) fn try_current_waiter() -> Option<Waiter> {
+    CURRENT
+        .try_with(|slot| {
+            let mut slot = slot.try_borrow_mut().ok()?;
+            Some(
+                slot.0
+                    .get_or_insert_with(|| Waiter::new(thread_name()))
+                    .clone(),
+            )
+        })
+        .ok()
+        .flatten()
+}
+
 /// Makes `waiter` the calling thread's mailbox (a worker does this first).
 pub(crate) fn install(waiter: Waiter) {
     CURRENT.with(|slot| {
@@ -66,11 +83,6 @@ pub(crate) fn install(waiter: Waiter) {
 
 pub(crate) fn is_current(waiter: &Waiter) -> bool {
     CURRENT
-        .try_with(|slot| {
-            slot.borrow()
-                .0
-                .as_ref()
-                .is_some_and(|w| w.same_as(waiter))
-        })
+        .try_with(|slot| slot.borrow().0.as_ref().is_some_and(|w| w.same_as(waiter)))
         .unwrap_or(false)
 }

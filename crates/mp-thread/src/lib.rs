@@ -64,4 +64,21 @@ pub mod loom_support {
     pub fn close_after_queued(waiter: &Waiter) {
         waiter.close_after_queued()
     }
+
+    /// Runs `waiter`'s jobs on its owner until `done()` holds (true) or, with
+    /// `stop_if_closed_and_empty`, until it is closed and empty first
+    /// (false): how `ThreadHandle::wait` waits for a thread's exit.
+    pub fn run_until(
+        waiter: &Waiter,
+        done: &dyn Fn() -> bool,
+        stop_if_closed_and_empty: bool,
+    ) -> bool {
+        waiter.run_until(done, None, stop_if_closed_and_empty) == crate::waiter::RunUntil::Done
+    }
+
+    /// Wakes `waiter`'s owner to re-check its condition, as opening a
+    /// thread's exit latch does.
+    pub fn wake(waiter: &Waiter) {
+        waiter.wake()
+    }
 }

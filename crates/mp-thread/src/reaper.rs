@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{panic_message, Error};
-use crate::waiter::Waiter;
+use crate::waiter::{RunUntil, Waiter};
 
 /// What became of a thread once the reaper joined it.
 #[derive(Debug, Clone)]
@@ -41,8 +41,49 @@ pub struct ExitStatus {
 struct Latch {
     name: String,
     id: ThreadId,
-    status: Mutex<Option<ExitStatus>>,
+    /// The reaper that will join the thread: its name (for errors) and its
+    /// thread (the only one that can open this latch).
+    reaper_name: String,
+    reaper_thread: ThreadId,
+    state: Mutex<LatchState>,
+    /// For waits that cannot use their thread's waiter (during thread-local
+    /// destruction).
     cv: Condvar,
+}
+
+#[derive(Default)]
+struct LatchState {
+    exit: Option<Exit>,
+    /// Waiters of threads blocked in `ThreadHandle::wait`; woken on open.
+    watchers: Vec<Waiter>,
+}
+
+enum Exit {
+    /// The reaper joined the thread.
+    Joined(ExitStatus),
+    /// The reaper shut down first; nobody will ever join the thread.
+    Detached,
+}
+
+impl Latch {
+    fn open(&self, exit: Exit) {
+        let watchers = {
+            let mut st = self.state.lock();
+            st.exit = Some(exit);
+            std::mem::take(&mut st.watchers)
+        };
+        self.cv.notify_all();
+        for waiter in watchers {
+            waiter.wake();
+        }
+    }
+
+    fn outcome(&self, exit: &Exit) -> Result<ExitStatus, Error> {
+        match exit {
+            Exit::Joined(status) => Ok(status.clone()),
+            Exit::Detached => Err(Error::Closed(self.reaper_name.clone())),
+        }
+    }
 }
 
 /// A handle to a thread started by a [`Reaper`]: it can tell when the thread
@@ -74,11 +115,18 @@ impl ThreadHandle {
 
     /// True once the reaper has joined the thread.
     pub fn is_joined(&self) -> bool {
-        self.latch.status.lock().is_some()
+        matches!(self.latch.state.lock().exit, Some(Exit::Joined(_)))
     }
 
     /// Blocks until the reaper has joined the thread. Refused on the thread
     /// itself, where it could never return.
+    ///
+    /// While it waits, the calling thread runs jobs posted to its own
+    /// [`Waiter`] (as [`Worker::sync`](crate::Worker::sync) does), so a thread
+    /// whose last job calls back into the waiting thread can still finish; on
+    /// the reaper's own thread (a final drop that waits for a worker) this is
+    /// how the awaited join gets done. Returns [`Error::Closed`] if the reaper
+    /// was shut down before it joined the thread (it never will).
     pub fn wait(&self) -> Result<ExitStatus, Error> {
         self.wait_until(None)
     }
@@ -89,22 +137,50 @@ impl ThreadHandle {
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<ExitStatus, Error> {
-        if std::thread::current().id() == self.latch.id {
+        let me = std::thread::current().id();
+        if me == self.latch.id {
             return Err(Error::WouldJoinSelf(self.latch.name.clone()));
         }
-        let mut status = self.latch.status.lock();
-        loop {
-            if let Some(s) = status.as_ref() {
-                return Ok(s.clone());
-            }
-            match deadline {
-                None => self.latch.cv.wait(&mut status),
-                Some(d) => {
-                    if self.latch.cv.wait_until(&mut status, d).timed_out() && status.is_none() {
-                        return Err(Error::Timeout(self.latch.name.clone()));
+        let latch = &*self.latch;
+        let Some(waiter) = crate::current::try_current_waiter() else {
+            // Thread-local destruction: no mailbox to serve, block plainly.
+            let mut st = latch.state.lock();
+            loop {
+                if let Some(exit) = &st.exit {
+                    return latch.outcome(exit);
+                }
+                match deadline {
+                    None => latch.cv.wait(&mut st),
+                    Some(d) => {
+                        if latch.cv.wait_until(&mut st, d).timed_out() && st.exit.is_none() {
+                            return Err(Error::Timeout(latch.name.clone()));
+                        }
                     }
                 }
             }
+        };
+        {
+            let mut st = latch.state.lock();
+            if let Some(exit) = &st.exit {
+                return latch.outcome(exit);
+            }
+            st.watchers.push(waiter.clone());
+        }
+        // On the reaper's own thread only a job of this mailbox can open the
+        // latch, so a closed, empty mailbox means it never will.
+        let on_reaper = me == latch.reaper_thread;
+        let end = waiter.run_until(&|| latch.state.lock().exit.is_some(), deadline, on_reaper);
+        let mut st = latch.state.lock();
+        if let Some(exit) = &st.exit {
+            return latch.outcome(exit);
+        }
+        // Gave up: take back our registration (one of them, if nested).
+        if let Some(at) = st.watchers.iter().position(|w| w.same_as(&waiter)) {
+            st.watchers.swap_remove(at);
+        }
+        match end {
+            RunUntil::ClosedAndEmpty => Err(Error::Closed(latch.reaper_name.clone())),
+            RunUntil::TimedOut | RunUntil::Done => Err(Error::Timeout(latch.name.clone())),
         }
     }
 }
@@ -153,11 +229,12 @@ impl std::fmt::Debug for Reaper {
     }
 }
 
+static GLOBAL: OnceLock<Reaper> = OnceLock::new();
+
 impl Reaper {
     /// The process-wide reaper, started on first use. Its thread lives as
     /// long as the process.
     pub fn global() -> &'static Reaper {
-        static GLOBAL: OnceLock<Reaper> = OnceLock::new();
         GLOBAL.get_or_init(|| Reaper::new("mp-reaper").expect("cannot start the mp-reaper thread"))
     }
 
@@ -165,11 +242,21 @@ impl Reaper {
     pub fn new(name: &str) -> Result<Reaper, Error> {
         let mailbox = Waiter::new(name);
         let theirs = mailbox.clone();
+        let books: Arc<Mutex<Books>> = Arc::default();
+        let our_books = books.clone();
         let join = std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
                 crate::current::install(theirs.clone());
                 theirs.run();
+                // Closed and drained: nothing can join the threads still in
+                // the books now. Tell their handles instead of leaving every
+                // wait on them blocked forever.
+                let orphans = std::mem::take(&mut *our_books.lock());
+                for (_, (join, latch)) in orphans.running {
+                    drop(join);
+                    latch.open(Exit::Detached);
+                }
             })
             .map_err(|source| Error::Spawn {
                 name: name.to_string(),
@@ -179,7 +266,7 @@ impl Reaper {
             _closer: Arc::new(Closer(mailbox.clone())),
             mailbox,
             thread: join.thread().id(),
-            books: Arc::default(),
+            books,
             live: Arc::default(),
             reaper_thread: Arc::new(Mutex::new(Some(join))),
         })
@@ -201,6 +288,10 @@ impl Reaper {
     where
         F: FnOnce() + Send + 'static,
     {
+        if self.mailbox.is_closed() {
+            // Nobody would ever join it, and its handle would never open.
+            return Err(Error::Closed(self.mailbox.name().to_string()));
+        }
         let reaper = self.clone();
         self.live.fetch_add(1, Ordering::AcqRel);
         let spawned = std::thread::Builder::new()
@@ -226,9 +317,12 @@ impl Reaper {
         let latch = Arc::new(Latch {
             name: name.to_string(),
             id: join.thread().id(),
-            status: Mutex::new(None),
+            reaper_name: self.mailbox.name().to_string(),
+            reaper_thread: self.thread,
+            state: Mutex::default(),
             cv: Condvar::new(),
         });
+        let our_latch = latch.clone();
         let handle = ThreadHandle {
             latch: latch.clone(),
         };
@@ -245,8 +339,10 @@ impl Reaper {
             }
         };
         if self.mailbox.post(adopt).is_err() {
-            // A closed reaper: the thread runs detached and is never joined.
+            // Closed since the check above: the thread runs detached and is
+            // never joined; its handle says so instead of blocking forever.
             tracing::error!(thread = name, "reaper is shut down; thread left detached");
+            our_latch.open(Exit::Detached);
         }
         Ok(handle)
     }
@@ -291,11 +387,21 @@ impl Reaper {
     }
 
     /// Lets the reaper finish what is queued, then joins its thread. Threads
-    /// it has not joined yet are left detached. Refused on the reaper's own
-    /// thread and on the global reaper.
+    /// it has not joined yet are left detached (waits on their handles
+    /// return [`Error::Closed`]) and later [`spawn`](Self::spawn)s fail with
+    /// it. Refused with [`Error::WouldJoinSelf`] on the reaper's own thread.
+    /// On the global reaper it does nothing and returns `Ok`: that one lives
+    /// as long as the process, since every [`Worker::spawn`](crate::Worker::spawn)
+    /// relies on it.
     pub fn shutdown(self) -> Result<(), Error> {
         if std::thread::current().id() == self.thread {
             return Err(Error::WouldJoinSelf(self.mailbox.name().to_string()));
+        }
+        if GLOBAL
+            .get()
+            .is_some_and(|global| Arc::ptr_eq(&global.books, &self.books))
+        {
+            return Ok(());
         }
         self.mailbox.close_after_queued();
         let join = self.reaper_thread.lock().take();
@@ -318,10 +424,9 @@ fn join_now(join: JoinHandle<()>, latch: &Latch, panic: Option<String>, live: &A
     // The body has returned; join waits only for thread-local destructors.
     let _ = join.join();
     live.fetch_sub(1, Ordering::AcqRel);
-    *latch.status.lock() = Some(ExitStatus {
+    latch.open(Exit::Joined(ExitStatus {
         thread: latch.name.clone(),
         panic,
         joined_on: me,
-    });
-    latch.cv.notify_all();
+    }));
 }

@@ -35,6 +35,15 @@ mod imp {
             self.0.wait(&mut guard);
             guard
         }
+        /// Waits until notified or `deadline`; the guard comes back either way.
+        pub(crate) fn wait_until<'a, T>(
+            &self,
+            mut guard: MutexGuard<'a, T>,
+            deadline: std::time::Instant,
+        ) -> MutexGuard<'a, T> {
+            let _ = self.0.wait_until(&mut guard, deadline);
+            guard
+        }
         pub(crate) fn notify_all(&self) {
             self.0.notify_all();
         }

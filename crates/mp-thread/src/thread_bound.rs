@@ -36,8 +36,9 @@ pub struct ThreadBound<T: 'static> {
 
 // SAFETY: the `T` inside is only ever reached through `get`/`get_mut`/
 // `into_inner`, which check that the caller is on `home`, and `Drop`, which
-// either runs on `home` or moves the value (without touching it) into a job
-// that `executor` runs on `home`. So `T` is used, and its destructor runs,
+// either runs on `home` or moves the value (without touching it) into a
+// `Homebound` parcel that drops it only if it is itself dropped on `home`
+// (whatever the executor does with the job) and leaks it otherwise. So `T` is used, and its destructor runs,
 // only on the thread it was created on, as a `!Send`/`!Sync` type requires.
 unsafe impl<T: 'static> Send for ThreadBound<T> {}
 // SAFETY: a shared `&ThreadBound<T>` gives access to `&T` only on `home`
@@ -45,15 +46,42 @@ unsafe impl<T: 'static> Send for ThreadBound<T> {}
 unsafe impl<T: 'static> Sync for ThreadBound<T> {}
 
 /// Moves a value between threads without using it, so it can reach home.
-struct Homebound<T>(T);
+///
+/// It checks where it is dropped itself rather than trusting the executor:
+/// `Executor` is a safe trait, and a job can be dropped unrun on any thread
+/// (an executor that refuses it late, or [`Waiter::close`] called from another
+/// thread drops queued jobs on the caller). Dropped on `home`, the value is
+/// dropped; anywhere else it is leaked, never dropped on the wrong thread.
+struct Homebound<T> {
+    value: ManuallyDrop<T>,
+    home: ThreadId,
+}
 // SAFETY: the wrapped value is created by `ThreadBound::drop` off its home
-// thread and consumed (dropped) only by a job that runs on its home thread;
-// nothing touches it in between.
+// thread and is never touched until `Homebound::drop`, which drops it only
+// when running on `home` (and leaks it otherwise). Moving the bytes of a
+// value between threads without using it is sound; only its use and its
+// destructor are tied to `home`.
 unsafe impl<T> Send for Homebound<T> {}
+
+impl<T> Drop for Homebound<T> {
+    fn drop(&mut self) {
+        if std::thread::current().id() == self.home {
+            // SAFETY: taken once, here; `self.value` is never used again.
+            drop(unsafe { ManuallyDrop::take(&mut self.value) });
+        } else {
+            tracing::warn!(
+                home = ?self.home,
+                "a thread-bound value's drop job was dropped or run off its home thread; leaking the value"
+            );
+        }
+    }
+}
 
 impl<T: 'static> ThreadBound<T> {
     /// Binds `value` to the calling thread; `executor` must run jobs on this
-    /// same thread (it is how a drop elsewhere sends the value back).
+    /// same thread (it is how a drop elsewhere sends the value back). An
+    /// executor that runs or drops the job anywhere else makes the value
+    /// leak, never drop on the wrong thread.
     pub fn new(value: T, executor: Arc<dyn Executor>) -> Self {
         ThreadBound {
             value: ManuallyDrop::new(value),
@@ -120,13 +148,19 @@ impl<T: 'static> Drop for ThreadBound<T> {
             drop(value);
             return;
         }
-        let parcel = Homebound(value);
+        let parcel = Homebound {
+            value: ManuallyDrop::new(value),
+            home: self.home,
+        };
         let job: Job = Box::new(move || drop(parcel));
         if let Err(job) = self.executor.execute(job) {
             tracing::warn!(
                 home = ?self.home,
                 "home thread of a thread-bound value is gone; leaking the value instead of dropping it on the wrong thread"
             );
+            // Dropping the job here would reach `Homebound::drop`, which
+            // leaks off home anyway; forgetting it also keeps the job's box
+            // from running any other code on this thread.
             std::mem::forget(job);
         }
     }

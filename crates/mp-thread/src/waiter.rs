@@ -33,7 +33,14 @@ pub type Job = Box<dyn FnOnce() + Send + 'static>;
 /// How many times a waiter polls for new work before it sleeps. Waking a
 /// sleeping thread on another core costs tens of microseconds on small VMs;
 /// a short poll catches replies that are already on their way.
+#[cfg(not(loom))]
 const SPIN_ROUNDS: usize = 200;
+/// Under loom each poll yields, and every yield lets the other model threads
+/// run on; 200 of them would let every poster finish before the owner parks
+/// and hide the park-versus-post window from the checker. One round keeps
+/// the polling path in the model without masking the window.
+#[cfg(loom)]
+const SPIN_ROUNDS: usize = 1;
 
 /// A thread's mailbox. Cheap to clone; any thread may [`post`](Waiter::post)
 /// to it, only its owner thread runs the jobs (in [`wait`](Waiter::wait) or
@@ -59,7 +66,9 @@ struct State {
 
 impl fmt::Debug for Waiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Waiter").field("name", &self.inner.name).finish()
+        f.debug_struct("Waiter")
+            .field("name", &self.inner.name)
+            .finish()
     }
 }
 
@@ -208,7 +217,10 @@ impl Waiter {
     }
 
     /// Sleeps until something is posted or notified, polling briefly first.
-    fn park<'a>(&'a self, st: crate::sync::MutexGuard<'a, State>) -> crate::sync::MutexGuard<'a, State> {
+    fn park<'a>(
+        &'a self,
+        st: crate::sync::MutexGuard<'a, State>,
+    ) -> crate::sync::MutexGuard<'a, State> {
         let seen = self.inner.signals.load(Ordering::Acquire);
         drop(st);
         for _ in 0..SPIN_ROUNDS {
@@ -222,6 +234,62 @@ impl Waiter {
             return st;
         }
         self.inner.cv.wait(st)
+    }
+
+    /// Runs jobs posted to this waiter until `done()` holds, `deadline`
+    /// passes, or (with `stop_if_closed_and_empty`) no job can ever arrive.
+    /// Must be called on the owner thread. Whoever makes `done()` true from
+    /// another thread must call [`wake`](Self::wake) afterwards. (Under loom
+    /// there is no clock: `deadline` must be `None`.)
+    pub(crate) fn run_until(
+        &self,
+        done: &dyn Fn() -> bool,
+        deadline: Option<std::time::Instant>,
+        stop_if_closed_and_empty: bool,
+    ) -> RunUntil {
+        loop {
+            // Read before `done()`: a `wake` after a change we did not see
+            // bumps `signals` past `seen`, so the park below cannot miss it.
+            let seen = self.inner.signals.load(Ordering::Acquire);
+            if done() {
+                return RunUntil::Done;
+            }
+            let mut st = self.inner.state.lock();
+            if let Some(job) = st.queue.pop_front() {
+                drop(st);
+                self.run_job(job);
+                continue;
+            }
+            if stop_if_closed_and_empty && st.closed {
+                return RunUntil::ClosedAndEmpty;
+            }
+            if self.inner.signals.load(Ordering::Acquire) != seen {
+                continue;
+            }
+            match deadline {
+                None => drop(self.inner.cv.wait(st)),
+                #[cfg(loom)]
+                Some(_) => unreachable!("loom models have no deadlines"),
+                #[cfg(not(loom))]
+                Some(deadline) => {
+                    if std::time::Instant::now() >= deadline {
+                        drop(st);
+                        return if done() {
+                            RunUntil::Done
+                        } else {
+                            RunUntil::TimedOut
+                        };
+                    }
+                    drop(self.inner.cv.wait_until(st, deadline));
+                }
+            }
+        }
+    }
+
+    /// Wakes the owner if it is waiting (in [`wait`](Self::wait),
+    /// [`run`](Self::run) or `run_until`) so it re-checks what it waits for.
+    pub(crate) fn wake(&self) {
+        self.notify();
     }
 
     fn notify(&self) {
@@ -241,6 +309,18 @@ impl Waiter {
             );
         }
     }
+}
+
+/// How [`Waiter::run_until`] ended.
+#[cfg_attr(loom, allow(dead_code))] // no deadlines under loom
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RunUntil {
+    /// The condition holds.
+    Done,
+    /// The deadline passed first.
+    TimedOut,
+    /// The mailbox is closed and empty, so no job can make the condition true.
+    ClosedAndEmpty,
 }
 
 enum SlotState<T> {
