@@ -177,20 +177,34 @@ impl ConnectionBuilder {
             EventLoop::spawn_local(async move {
                 let rpc = rpc.fuse();
                 futures::pin_mut!(rpc);
-                match select(rpc, close_rx).await {
-                    Either::Left((result, _)) => {
-                        if let Err(e) = result {
-                            tracing::debug!(conn = id, error = %e, "session ended with an error");
+                let session = async {
+                    match select(rpc.as_mut(), close_rx).await {
+                        Either::Left((result, _)) => {
+                            if let Err(e) = result {
+                                tracing::debug!(conn = id, error = %e, "session ended with an error");
+                            }
+                        }
+                        Either::Right((_, rpc)) => {
+                            // Closed on purpose: shut the session down cleanly
+                            // while the RPC system keeps running to flush it.
+                            // A peer that stops reading cannot hold us: past
+                            // the grace period the socket is just dropped.
+                            let both = futures::future::join(disconnector, rpc);
+                            let _ = tokio::time::timeout(CLOSE_GRACE, both).await;
                         }
                     }
-                    Either::Right((_, rpc)) => {
-                        // Closed on purpose: shut the session down cleanly
-                        // while the RPC system keeps running to flush it.
-                        // A peer that stops reading cannot hold us: past
-                        // the grace period the socket is just dropped.
-                        let both = futures::future::join(disconnector, rpc);
-                        let _ = tokio::time::timeout(CLOSE_GRACE, both).await;
-                    }
+                };
+                // A panic while polling the RPC system (a server method's
+                // synchronous part, capnp-rpc itself) ends the session like
+                // an error would. Without this the task just died: the peer
+                // saw a disconnect, but the disconnect callbacks never ran
+                // and `wait_disconnected` never returned.
+                if let Err(panic) = std::panic::AssertUnwindSafe(session).catch_unwind().await {
+                    tracing::error!(
+                        conn = id,
+                        panic = %crate::loop_conn::panic_text(&*panic),
+                        "the session panicked on the event loop; closing the connection"
+                    );
                 }
                 if let Some(local) = weak_local.upgrade() {
                     local.on_disconnected();

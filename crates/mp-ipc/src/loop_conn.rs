@@ -16,7 +16,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use std::thread::ThreadId;
 
 use capnp::capability::FromClientHook;
 use capnp_rpc::CapabilityServerSet;
-use mp_thread::{Executor, ThreadBound, Waiter, Worker};
+use mp_thread::{CallbackRegistry, Executor, ThreadBound, Waiter, Worker};
 
 use crate::connection::{ConnShared, Connection};
 use crate::error::{bad_request, CallSite};
@@ -87,8 +87,7 @@ pub struct LoopConnection {
     pool: RefCell<Vec<(Worker, Rc<Cell<usize>>)>>,
     client_threads: RefCell<HashMap<ClientKey, ClientThread>>,
     next_generation: Cell<u64>,
-    callbacks: RefCell<BTreeMap<u64, DisconnectCallback>>,
-    next_callback: Cell<u64>,
+    callbacks: RefCell<CallbackRegistry<DisconnectCallback>>,
     disconnected: Cell<bool>,
     /// Dropping this tells the connection's I/O task to shut down.
     pub(crate) close_signal: RefCell<Option<futures::channel::oneshot::Sender<()>>>,
@@ -178,8 +177,7 @@ impl LoopConnection {
             pool: RefCell::new(Vec::new()),
             client_threads: RefCell::new(HashMap::new()),
             next_generation: Cell::new(0),
-            callbacks: RefCell::new(BTreeMap::new()),
-            next_callback: Cell::new(0),
+            callbacks: RefCell::new(CallbackRegistry::new()),
             disconnected: Cell::new(false),
             close_signal: RefCell::new(None),
         })
@@ -468,18 +466,12 @@ impl LoopConnection {
 
     /// Registers a disconnect callback; hands it back if already disconnected.
     pub(crate) fn add_callback(&self, cb: DisconnectCallback) -> Result<u64, DisconnectCallback> {
-        if self.disconnected.get() {
-            return Err(cb);
-        }
-        let id = self.next_callback.get();
-        self.next_callback.set(id + 1);
-        self.callbacks.borrow_mut().insert(id, cb);
-        Ok(id)
+        self.callbacks.borrow_mut().add(cb)
     }
 
     /// Removes a disconnect callback; false if it already ran (or is running).
     pub(crate) fn remove_callback(&self, id: u64) -> bool {
-        let removed = self.callbacks.borrow_mut().remove(&id);
+        let removed = self.callbacks.borrow_mut().remove(id);
         removed.is_some()
     }
 
@@ -489,8 +481,8 @@ impl LoopConnection {
             return;
         }
         tracing::debug!(conn = self.id, name = %self.name, "disconnected");
-        let callbacks = std::mem::take(&mut *self.callbacks.borrow_mut());
-        for (_, cb) in callbacks {
+        let callbacks = self.callbacks.borrow_mut().fire();
+        for cb in callbacks {
             if let Err(p) = catch_unwind(AssertUnwindSafe(cb)) {
                 tracing::error!(conn = self.id, panic = %panic_text(&*p), "a disconnect callback panicked");
             }
@@ -509,16 +501,19 @@ impl LoopConnection {
 
 impl Drop for LoopConnection {
     fn drop(&mut self) {
-        // Disconnect callbacks that never ran are dropped unrun; say so.
-        let pending = self.callbacks.get_mut().len();
-        if pending > 0 && !self.disconnected.get() {
+        // Dropping the last handle ends the session, and the I/O task can no
+        // longer reach this state to run the callbacks: run them here.
+        let callbacks = self.callbacks.get_mut().fire();
+        if !callbacks.is_empty() {
             tracing::debug!(
                 conn = self.id,
-                pending,
-                "connection dropped; its disconnect callbacks run now"
+                pending = callbacks.len(),
+                "connection dropped; running its disconnect callbacks"
             );
-            for (_, cb) in std::mem::take(self.callbacks.get_mut()) {
-                let _ = catch_unwind(AssertUnwindSafe(cb));
+        }
+        for cb in callbacks {
+            if let Err(p) = catch_unwind(AssertUnwindSafe(cb)) {
+                tracing::error!(conn = self.id, panic = %panic_text(&*p), "a disconnect callback panicked");
             }
         }
     }

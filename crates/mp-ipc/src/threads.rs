@@ -114,6 +114,13 @@ impl thread_map::Server for ThreadMapServer {
                     "ThreadMap.makeThread: thread name is not UTF-8: {e}"
                 ))
             })?;
+            // The name becomes an OS thread name, and std panics on one with
+            // a NUL byte: refuse it here instead of panicking on the loop.
+            if name.contains('\0') {
+                return Err(bad_request(
+                    "ThreadMap.makeThread: thread name contains a NUL byte",
+                ));
+            }
             let thread = conn.make_thread(&name)?;
             results.get().set_result(thread);
             Ok(())

@@ -10,6 +10,7 @@
 //! | [`Reaper`] | the only owner of join handles; final drops | 1 |
 //! | [`Waiter`] | a thread's mailbox, run while the thread waits | 3, 7 |
 //! | [`ThreadBound`] | a value used and dropped only on its home thread | 2 |
+//! | [`CallbackRegistry`] | callbacks owned by one thread | 4 |
 //!
 //! ```
 //! use mp_thread::Worker;
@@ -25,6 +26,7 @@
 
 mod current;
 mod error;
+mod registry;
 mod sync;
 mod waiter;
 
@@ -36,6 +38,7 @@ mod thread_bound;
 mod worker;
 
 pub use error::Error;
+pub use registry::CallbackRegistry;
 pub use waiter::{Job, Reply, ReplySender, Waiter};
 
 #[cfg(not(loom))]
