@@ -1,0 +1,207 @@
+//! One run, one machine, all of:
+//! 1. socketpair ping-pong between two processes (baseline);
+//! 2. raw capnp-rpc sequential call between two processes (baseline);
+//! 3. mp-ipc plain call (`add_on_loop`: no Context, runs on the server's loop);
+//! 4. mp-ipc mapped call (`add`: runs on this thread's server thread);
+//! 5. mp-ipc call with one callback (`countdown(0, cb)`);
+//! 6. pipelined calls, 64 in flight (mp-ipc `add_async`, and raw capnp-rpc
+//!    for comparison), as throughput.
+//!
+//! After criterion's own report it prints a summary (medians, ratios to the
+//! raw capnp-rpc call, calls/s) read back from criterion's estimates.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use criterion::{black_box, Criterion, Throughput};
+use mp_bench::mp::{noop_callback, MpCalc};
+use mp_bench::pingpong::PingPong;
+use mp_bench::raw::RawCalc;
+
+const PEER: &str = env!("CARGO_BIN_EXE_bench-peer");
+/// Calls per iteration of the pipelined benchmarks.
+const BATCH: u64 = 4096;
+/// Calls in flight in the pipelined benchmarks.
+const IN_FLIGHT: usize = 64;
+
+const GROUP: &str = "ipc";
+const PIPE_GROUP: &str = "pipelined";
+const PINGPONG: &str = "1_socketpair_pingpong";
+const RAW: &str = "2_raw_capnp_rpc_call";
+const PLAIN: &str = "3_mp_plain_call";
+const MAPPED: &str = "4_mp_mapped_call";
+const CALLBACK: &str = "5_mp_call_with_callback";
+const PIPE_MP: &str = "6_mp_add_async_64_in_flight";
+const PIPE_RAW: &str = "6b_raw_capnp_rpc_64_in_flight";
+
+fn sequential(c: &mut Criterion) {
+    let peer = Path::new(PEER);
+    let mut group = c.benchmark_group(GROUP);
+
+    let mut pp = PingPong::spawn(peer).expect("spawning the echo peer");
+    group.bench_function(PINGPONG, |b| {
+        b.iter(|| black_box(pp.round_trip().expect("echo")))
+    });
+    drop(pp);
+
+    let raw = RawCalc::spawn(peer).expect("spawning the raw capnp-rpc peer");
+    assert_eq!(raw.add(2, 3).expect("raw call"), 5);
+    group.bench_function(RAW, |b| {
+        b.iter_custom(|iters| raw.sequential(iters).expect("raw calls"))
+    });
+    drop(raw);
+
+    let mp = MpCalc::spawn(peer).expect("spawning the mp-calc peer");
+    let calc = mp.calc();
+    assert_eq!(calc.add(2, 3).expect("mapped call"), 5);
+    assert_eq!(calc.add_on_loop(2, 3).expect("plain call"), 5);
+    let cb = noop_callback();
+    assert_eq!(calc.countdown(0, cb.clone()).expect("callback call"), 1);
+
+    let mut i = 0i64;
+    group.bench_function(PLAIN, |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(calc.add_on_loop(i, 1).expect("plain call"))
+        })
+    });
+    group.bench_function(MAPPED, |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(calc.add(i, 1).expect("mapped call"))
+        })
+    });
+    group.bench_function(CALLBACK, |b| {
+        b.iter(|| black_box(calc.countdown(0, cb.clone()).expect("callback call")))
+    });
+    group.finish();
+    drop(mp);
+}
+
+fn pipelined(c: &mut Criterion) {
+    let peer = Path::new(PEER);
+    let mut group = c.benchmark_group(PIPE_GROUP);
+    group.throughput(Throughput::Elements(BATCH));
+
+    let mp = MpCalc::spawn(peer).expect("spawning the mp-calc peer");
+    mp.pipelined(IN_FLIGHT as u64, IN_FLIGHT)
+        .expect("first async calls");
+    group.bench_function(PIPE_MP, |b| {
+        b.iter(|| mp.pipelined(BATCH, IN_FLIGHT).expect("async calls"))
+    });
+    drop(mp);
+
+    let raw = RawCalc::spawn(peer).expect("spawning the raw capnp-rpc peer");
+    group.bench_function(PIPE_RAW, |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                total += raw.pipelined(BATCH, IN_FLIGHT).expect("raw calls");
+            }
+            total
+        })
+    });
+    group.finish();
+    drop(raw);
+}
+
+/// Where criterion writes its estimates (the same rules it uses, short of
+/// running `cargo metadata`: the bench binary lives in `TARGET/PROFILE/deps`).
+fn criterion_dir() -> Option<PathBuf> {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return Some(PathBuf::from(home));
+    }
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        return Some(PathBuf::from(target).join("criterion"));
+    }
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.parent()?.parent()?.join("criterion"))
+}
+
+/// The median time per iteration (ns) of a benchmark measured in this run.
+fn median_ns(dir: &Path, group: &str, bench: &str, since: SystemTime) -> Option<f64> {
+    let file = dir
+        .join(group)
+        .join(bench)
+        .join("new")
+        .join("estimates.json");
+    let modified = std::fs::metadata(&file).ok()?.modified().ok()?;
+    if modified < since {
+        return None;
+    }
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).ok()?).ok()?;
+    json["median"]["point_estimate"].as_f64()
+}
+
+fn summary(since: SystemTime) {
+    let Some(dir) = criterion_dir() else {
+        return;
+    };
+    let get = |group, bench| median_ns(&dir, group, bench, since);
+    let raw = get(GROUP, RAW);
+    println!("\n== summary (medians; ratios to the raw capnp-rpc call) ==");
+    for (name, bench) in [
+        ("socketpair ping-pong", PINGPONG),
+        ("raw capnp-rpc call", RAW),
+        ("mp plain call (add_on_loop)", PLAIN),
+        ("mp mapped call (add)", MAPPED),
+        ("mp call + 1 callback (countdown 0)", CALLBACK),
+    ] {
+        match (get(GROUP, bench), raw) {
+            (Some(ns), Some(r)) => {
+                println!("{name:<36} {:>9.2} µs   {:>5.2}× raw", ns / 1e3, ns / r)
+            }
+            (Some(ns), None) => println!("{name:<36} {:>9.2} µs", ns / 1e3),
+            _ => println!("{name:<36} (not run)"),
+        }
+    }
+    for (name, bench) in [
+        ("mp add_async, 64 in flight", PIPE_MP),
+        ("raw capnp-rpc, 64 in flight", PIPE_RAW),
+    ] {
+        match get(PIPE_GROUP, bench) {
+            Some(ns) => {
+                let per_s = BATCH as f64 / (ns / 1e9);
+                println!(
+                    "{name:<36} {:>9.0} calls/s ({:.2} µs/call)",
+                    per_s,
+                    ns / 1e3 / BATCH as f64
+                );
+            }
+            None => println!("{name:<36} (not run)"),
+        }
+    }
+    let targets = [
+        (MAPPED, 1.2, "mapped ≤ 1.2× raw"),
+        (CALLBACK, 2.5, "callback ≤ 2.5× raw"),
+    ];
+    for (bench, limit, what) in targets {
+        if let (Some(ns), Some(r)) = (get(GROUP, bench), raw) {
+            let verdict = if ns / r <= limit { "met" } else { "NOT met" };
+            println!("target {what:<24} {:>5.2}×  {verdict}", ns / r);
+        }
+    }
+    if let Some(ns) = get(PIPE_GROUP, PIPE_MP) {
+        let per_s = BATCH as f64 / (ns / 1e9);
+        let verdict = if per_s >= 200_000.0 { "met" } else { "NOT met" };
+        println!("target pipelined ≥ 200k calls/s   {per_s:>9.0}  {verdict}");
+    }
+}
+
+fn main() {
+    let started = SystemTime::now();
+    // Short enough that the whole run takes a few minutes; options on the
+    // command line (`--measurement-time`, `--sample-size`, a filter) win.
+    let mut c = Criterion::default()
+        .sample_size(40)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .configure_from_args();
+    sequential(&mut c);
+    pipelined(&mut c);
+    c.final_summary();
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not.
+    if std::env::args().any(|a| a == "--bench") {
+        summary(started);
+    }
+}

@@ -1,0 +1,84 @@
+//! The system under test: an mp-calc calculator in a child process, called
+//! through mp-ipc (client event loop thread, per-thread server threads).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use mp_calc::{CalcClient, CalcInitClient, Callback};
+use mp_ipc::process::ChildProcess;
+use mp_ipc::{Error, EventLoop};
+
+/// A connected mp-calc session with a child process.
+pub struct MpCalc {
+    // Field order is drop order: the handles close the connection, then the
+    // child is killed and reaped, then the loop goes.
+    calc: CalcClient,
+    init: CalcInitClient,
+    child: ChildProcess,
+    event_loop: EventLoop,
+}
+
+impl MpCalc {
+    /// Starts an event loop, spawns the `mp-calc` peer, connects
+    /// (`CalcInit.construct`) and makes a calculator.
+    pub fn spawn(program: &Path) -> Result<MpCalc, Error> {
+        let event_loop = EventLoop::new("bench-loop")?;
+        let (child, stream) = crate::spawn_peer(program, crate::MODE_MP)?;
+        let init = mp_calc::connect(&event_loop, stream)?;
+        let calc = init.make_calculator()?;
+        Ok(MpCalc {
+            calc,
+            init,
+            child,
+            event_loop,
+        })
+    }
+
+    /// The calculator.
+    pub fn calc(&self) -> &CalcClient {
+        &self.calc
+    }
+
+    /// The bootstrap object.
+    pub fn init(&self) -> &CalcInitClient {
+        &self.init
+    }
+
+    /// The client's event loop.
+    pub fn event_loop(&self) -> &EventLoop {
+        &self.event_loop
+    }
+
+    /// The child's process id.
+    pub fn child_pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    /// `n` calls of `add_async` with up to `in_flight` outstanding, driven by
+    /// `futures::executor::block_on` on the calling thread.
+    pub fn pipelined(&self, n: u64, in_flight: usize) -> Result<(), Error> {
+        let calc = &self.calc;
+        futures::executor::block_on(
+            futures::stream::iter(0..n)
+                .map(|i| calc.add_async(i as i64, 1))
+                .buffer_unordered(in_flight)
+                .try_for_each(|_| std::future::ready(Ok(()))),
+        )
+    }
+}
+
+/// A callback that answers at once.
+#[derive(Debug, Default)]
+pub struct NoopCallback;
+
+impl Callback for NoopCallback {
+    fn step(&self, n: u32) -> Result<u32, String> {
+        Ok(n + 1)
+    }
+}
+
+/// A shareable [`NoopCallback`].
+pub fn noop_callback() -> Arc<dyn Callback> {
+    Arc::new(NoopCallback)
+}
