@@ -236,7 +236,11 @@ impl LoopConnection {
         }
         let worker = Worker::spawn(name).map_err(|e| capnp::Error::failed(e.to_string()))?;
         let server = ThreadServer::for_worker(worker, self.made_threads.clone());
-        Ok(self.threads.borrow_mut().new_client(server))
+        let mut threads = self.threads.borrow_mut();
+        // Forget Threads the peer has released, so a peer that makes and
+        // drops threads forever cannot grow the set without bound.
+        threads.gc();
+        Ok(threads.new_client(server))
     }
 
     pub(crate) fn make_pool(&self, count: u32) -> Result<(), capnp::Error> {

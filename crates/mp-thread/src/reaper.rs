@@ -292,6 +292,16 @@ impl Reaper {
             // Nobody would ever join it, and its handle would never open.
             return Err(Error::Closed(self.mailbox.name().to_string()));
         }
+        if name.contains('\0') {
+            // std would panic on such a name; refuse it as the OS would.
+            return Err(Error::Spawn {
+                name: name.replace('\0', "\\0"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "thread name contains a NUL byte",
+                ),
+            });
+        }
         let reaper = self.clone();
         self.live.fetch_add(1, Ordering::AcqRel);
         let spawned = std::thread::Builder::new()
