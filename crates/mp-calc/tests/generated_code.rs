@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn capnp_available() -> bool {
-    Command::new("capnp").arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new("capnp")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn root() -> PathBuf {
@@ -18,13 +21,25 @@ fn root() -> PathBuf {
 /// machines without changing the code.
 fn normalized(code: &str) -> String {
     code.lines()
-        .filter(|l| !l.starts_with("// capnp binary version") && !l.starts_with("// capnpc crate version"))
+        .filter(|l| {
+            !l.starts_with("// capnp binary version") && !l.starts_with("// capnpc crate version")
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-fn check(schema_dir: &Path, import_dir: &Path, file: &str, provides: Option<(&str, u64)>, checked_in: &Path) {
-    let out = std::env::temp_dir().join(format!("mp-gen-{}-{}", std::process::id(), file.replace('/', "_")));
+fn check(
+    schema_dir: &Path,
+    import_dir: &Path,
+    file: &str,
+    provides: Option<(&str, u64)>,
+    checked_in: &Path,
+) {
+    let out = std::env::temp_dir().join(format!(
+        "mp-gen-{}-{}",
+        std::process::id(),
+        file.replace('/', "_")
+    ));
     std::fs::create_dir_all(&out).unwrap();
     let mut cmd = capnpc::CompilerCommand::new();
     cmd.src_prefix(schema_dir)
