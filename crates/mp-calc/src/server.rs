@@ -167,6 +167,9 @@ impl calculator::Server for CalculatorServer {
                     .map_err(|e| capnp::Error::failed(e.to_string()))?,
             );
             let service = self.service.clone();
+            // The loop keeps a handle until the reply, so the server thread
+            // does not drop the last one (which would post the drop back here).
+            let _keep_home = callback.clone();
             let value = conn
                 .dispatch(SITE, ctx, move || service.countdown(n, &callback))
                 .await?

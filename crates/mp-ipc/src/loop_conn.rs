@@ -102,6 +102,15 @@ impl std::fmt::Debug for LoopConnection {
     }
 }
 
+/// Where an incoming call runs: the thread's mailbox and name, the pool
+/// slot's busy counter (pool threads), the `Thread` server (named threads).
+type ResolvedThread = (
+    Waiter,
+    String,
+    Option<Rc<Cell<usize>>>,
+    Option<Rc<ThreadServer>>,
+);
+
 /// The server-side view of a call's `Context` parameter.
 pub struct ServerContext {
     thread: Option<thread::Client>,
@@ -374,8 +383,14 @@ impl LoopConnection {
     {
         let this = self.clone();
         async move {
-            let (waiter, thread_name, busy) = this.resolve_thread(site, ctx.thread).await?;
+            let (waiter, thread_name, busy, server) = this.resolve_thread(site, ctx.thread).await?;
+            if let (Some(server), Some(cb)) = (&server, &ctx.callback) {
+                server.remember_callback(cb);
+            }
             let callback = ctx.callback.map(|cb| Arc::new(this.bind(cb)));
+            // The loop keeps a reference until the reply, so the server thread
+            // never drops the last one (which would post the drop back here).
+            let _keep_home = callback.clone();
             let (tx, rx) = futures::channel::oneshot::channel::<Result<R, String>>();
             let conn_id = this.id;
             let posted = waiter.post(move || {
@@ -436,7 +451,7 @@ impl LoopConnection {
         &self,
         site: CallSite,
         thread: Option<thread::Client>,
-    ) -> Result<(Waiter, String, Option<Rc<Cell<usize>>>), capnp::Error> {
+    ) -> Result<ResolvedThread, capnp::Error> {
         match thread {
             Some(cap) => {
                 let resolved = capnp::capability::get_resolved_cap(cap).await;
@@ -445,7 +460,12 @@ impl LoopConnection {
                     .borrow()
                     .get_local_server_of_resolved(&resolved);
                 match server {
-                    Some(server) => Ok((server.waiter().clone(), server.name().to_string(), None)),
+                    Some(server) => Ok((
+                        server.waiter().clone(),
+                        server.name().to_string(),
+                        None,
+                        Some(server),
+                    )),
                     None => Err(bad_request(format!(
                         "{site}: invalid thread handle: the Context names a Thread this connection did not make"
                     ))),
@@ -459,6 +479,7 @@ impl LoopConnection {
                         worker.waiter().clone(),
                         worker.name().to_string(),
                         Some(busy.clone()),
+                        None,
                     )),
                     None => Err(bad_request(format!(
                         "{site}: no thread specified and no pool configured"

@@ -36,7 +36,15 @@ pub(crate) struct ThreadServer {
     _worker: Option<Worker>,
     /// Counts live `makeThread` workers for the per-connection cap.
     made: Option<Rc<Cell<usize>>>,
+    /// The `callbackThread` of the last call run here, and how many calls
+    /// have reused it. Holding it keeps capnp-rpc's import alive, so a
+    /// client that calls again does not cost a `Release` message per call.
+    last_callback: RefCell<Option<(thread::Client, u32)>>,
 }
+
+/// After this many reuses the cached callback capability is replaced, so
+/// capnp-rpc's 32-bit per-import reference count can never overflow.
+const CALLBACK_REUSE_LIMIT: u32 = 1 << 16;
 
 impl ThreadServer {
     pub(crate) fn for_worker(worker: Worker, made: Rc<Cell<usize>>) -> Self {
@@ -47,6 +55,7 @@ impl ThreadServer {
             thread_id: Some(worker.thread_id()),
             _worker: Some(worker),
             made: Some(made),
+            last_callback: RefCell::new(None),
         }
     }
 
@@ -57,7 +66,23 @@ impl ThreadServer {
             thread_id,
             _worker: None,
             made: None,
+            last_callback: RefCell::new(None),
         }
+    }
+
+    /// Keeps the callback capability of a call to this thread; see
+    /// `last_callback`.
+    pub(crate) fn remember_callback(&self, callback: &thread::Client) {
+        let mut slot = self.last_callback.borrow_mut();
+        if let Some((cached, uses)) = slot.as_mut() {
+            if cached.client.hook.get_ptr() == callback.client.hook.get_ptr()
+                && *uses < CALLBACK_REUSE_LIMIT
+            {
+                *uses += 1;
+                return;
+            }
+        }
+        *slot = Some((callback.clone(), 1));
     }
 
     pub(crate) fn waiter(&self) -> &Waiter {

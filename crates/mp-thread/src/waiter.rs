@@ -30,17 +30,26 @@ use crate::sync::{spin_hint, Arc, AtomicUsize, Condvar, Mutex, Ordering};
 /// A unit of work posted to a thread.
 pub type Job = Box<dyn FnOnce() + Send + 'static>;
 
-/// How many times a waiter polls for new work before it sleeps. Waking a
+/// Most times a waiter polls for new work before it sleeps. Waking a
 /// sleeping thread on another core costs tens of microseconds on small VMs;
-/// a short poll catches replies that are already on their way.
+/// a short poll catches replies that are already on their way. The poll is
+/// adaptive (see [`Waiter::park`]): a waiter whose replies come slowly (a
+/// cross-process call takes tens of microseconds) stops polling, because the
+/// poll would only take CPU from the threads producing the reply.
 #[cfg(not(loom))]
-const SPIN_ROUNDS: usize = 200;
+const SPIN_ROUNDS: usize = 256;
 /// Under loom each poll yields, and every yield lets the other model threads
-/// run on; 200 of them would let every poster finish before the owner parks
+/// run on; many of them would let every poster finish before the owner parks
 /// and hide the park-versus-post window from the checker. One round keeps
 /// the polling path in the model without masking the window.
 #[cfg(loom)]
 const SPIN_ROUNDS: usize = 1;
+
+/// A waiter that has stopped polling tries a short poll again every this
+/// many parks, so it notices when replies become fast again.
+const PROBE_EVERY: usize = 64;
+/// The length of that probing poll.
+const PROBE_ROUNDS: usize = 16;
 
 /// A thread's mailbox. Cheap to clone; any thread may [`post`](Waiter::post)
 /// to it, only its owner thread runs the jobs (in [`wait`](Waiter::wait) or
@@ -57,6 +66,11 @@ struct Inner {
     /// Bumped on every post and notify; lets a spinning waiter see new work
     /// without taking the lock.
     signals: AtomicUsize,
+    /// Current poll budget before sleeping (owner thread only; atomic so
+    /// `Inner` is `Sync`).
+    spin: AtomicUsize,
+    /// Parks so far, to schedule probing polls.
+    parks: AtomicUsize,
 }
 
 struct State {
@@ -85,6 +99,8 @@ impl Waiter {
                 }),
                 cv: Condvar::new(),
                 signals: AtomicUsize::new(0),
+                spin: AtomicUsize::new(SPIN_ROUNDS),
+                parks: AtomicUsize::new(0),
             }),
         }
     }
@@ -217,18 +233,37 @@ impl Waiter {
     }
 
     /// Sleeps until something is posted or notified, polling briefly first.
+    ///
+    /// The poll budget adapts: a poll that catches work doubles it (up to
+    /// `SPIN_ROUNDS`), one that does not halves it. At zero, every
+    /// `PROBE_EVERY`th park polls `PROBE_ROUNDS` times to find out whether
+    /// polling pays again.
     fn park<'a>(
         &'a self,
         st: crate::sync::MutexGuard<'a, State>,
     ) -> crate::sync::MutexGuard<'a, State> {
         let seen = self.inner.signals.load(Ordering::Acquire);
         drop(st);
-        for _ in 0..SPIN_ROUNDS {
+        let budget = self.inner.spin.load(Ordering::Relaxed);
+        let rounds = if budget == 0 {
+            let parks = self.inner.parks.fetch_add(1, Ordering::Relaxed);
+            if parks % PROBE_EVERY == 0 {
+                PROBE_ROUNDS.min(SPIN_ROUNDS)
+            } else {
+                0
+            }
+        } else {
+            budget
+        };
+        for _ in 0..rounds {
             if self.inner.signals.load(Ordering::Acquire) != seen {
+                let grown = (rounds * 2).clamp(1, SPIN_ROUNDS);
+                self.inner.spin.store(grown, Ordering::Relaxed);
                 return self.inner.state.lock();
             }
             spin_hint();
         }
+        self.inner.spin.store(budget / 2, Ordering::Relaxed);
         let st = self.inner.state.lock();
         if self.inner.signals.load(Ordering::Acquire) != seen {
             return st;
