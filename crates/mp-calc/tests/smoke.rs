@@ -65,3 +65,28 @@ fn nested_callbacks() {
         assert_eq!(calc.countdown(3, nest).unwrap(), 103);
     });
 }
+
+#[test]
+fn a_panic_while_building_a_request_on_the_loop_fails_only_that_call() {
+    watchdog(Duration::from_secs(60), || {
+        let event_loop = EventLoop::new("test-loop").unwrap();
+        let (_child, init) = spawn_calc(&event_loop);
+        let calc = init.make_calculator().unwrap();
+        let site = mp_ipc::CallSite::new("Test", "panicking");
+        let result: Result<(), mp_ipc::Error> = calc.connection().call(
+            site,
+            |_setup| -> Result<mp_ipc::CallFuture<()>, mp_ipc::Error> {
+                panic!("request builder bug")
+            },
+        );
+        match result {
+            Err(mp_ipc::Error::Panicked { site: s, message }) => {
+                assert_eq!(s, site);
+                assert!(message.contains("request builder bug"), "{message}");
+            }
+            other => panic!("expected Error::Panicked, got {other:?}"),
+        }
+        // The loop survived: the connection still works.
+        assert_eq!(calc.add(1, 2).unwrap(), 3);
+    });
+}

@@ -113,9 +113,9 @@ impl Connection {
                 waiter: Some(theirs),
                 request_override,
             };
-            match build(&setup) {
+            match guarded(site, || build(&setup)) {
                 Ok(reply) => EventLoop::spawn_local(async move {
-                    let result = reply.await;
+                    let result = finish(site, reply).await;
                     tx.send(result);
                 }),
                 Err(e) => tx.send(Err(e)),
@@ -172,9 +172,9 @@ impl Connection {
                 waiter: None,
                 request_override: None,
             };
-            match build(&setup) {
+            match guarded(site, || build(&setup)) {
                 Ok(reply) => EventLoop::spawn_local(async move {
-                    let result = reply.await;
+                    let result = finish(site, reply).await;
                     let _ = tx.send(result);
                 }),
                 Err(e) => {
@@ -192,6 +192,33 @@ impl Connection {
             }
         }
     }
+}
+
+/// Awaits a reply future, turning a panic in it into [`Error::Panicked`].
+async fn finish<R>(site: CallSite, reply: CallFuture<R>) -> Result<R, Error> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(reply)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|p| {
+            Err(Error::Panicked {
+                site,
+                message: crate::loop_conn::panic_text(&*p),
+            })
+        })
+}
+
+/// Runs a request builder, turning a panic in it into [`Error::Panicked`].
+fn guarded<R>(
+    site: CallSite,
+    build: impl FnOnce() -> Result<CallFuture<R>, Error>,
+) -> Result<CallFuture<R>, Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)).unwrap_or_else(|p| {
+        Err(Error::Panicked {
+            site,
+            message: crate::loop_conn::panic_text(&*p),
+        })
+    })
 }
 
 /// A thread-safe handle to an object in the peer process: a capability of

@@ -84,6 +84,16 @@ pub enum Error {
         site: CallSite,
     },
 
+    /// Code of this process panicked while preparing or finishing the call
+    /// on the event loop (a bug in an adapter); the loop itself goes on.
+    #[error("{site}: panicked on the event loop: {message}")]
+    Panicked {
+        /// The call whose handling panicked.
+        site: CallSite,
+        /// The panic message.
+        message: String,
+    },
+
     /// An operating-system I/O error (socket, spawn, listen).
     #[error("{context}: {source}")]
     Io {

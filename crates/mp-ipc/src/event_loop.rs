@@ -56,7 +56,15 @@ impl EventLoop {
             let local = tokio::task::LocalSet::new();
             local.block_on(&runtime, async move {
                 while let Some(job) = inbox.recv().await {
-                    job();
+                    // A panicking job must not take the loop (and every
+                    // connection on it) down; its reply sender is dropped
+                    // in the unwind, so its caller gets an error.
+                    if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
+                        tracing::error!(
+                            panic = %crate::loop_conn::panic_text(&*p),
+                            "a job posted to the event loop panicked; the loop goes on"
+                        );
+                    }
                 }
             });
             // Tasks still in the set (connections, in-flight calls) are

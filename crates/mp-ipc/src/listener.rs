@@ -156,7 +156,9 @@ async fn accept_loop(
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
+                // Out of fds and the like: back off instead of spinning.
                 tracing::warn!(listener = %name, error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 continue;
             }
         };
