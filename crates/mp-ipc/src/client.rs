@@ -96,34 +96,16 @@ impl Connection {
         let request_override = callback_target(self.shared.id);
         let key = ClientKey::Thread(std::thread::current().id());
         let (tx, rx) = waiter.reply_channel::<Result<R, Error>>();
-        let shared = self.shared.clone();
         let thread_name = waiter.name().to_string();
-        let theirs = waiter.clone();
-        let posted = self.shared.event_loop.post(move || {
-            let conn = shared.local.get().expect("job runs on the loop").clone();
-            if conn.is_disconnected() {
-                tx.send(Err(Error::after_disconnect(site)));
-                return;
-            }
-            let setup = CallSetup {
-                conn,
-                site,
-                key,
-                thread_name,
-                waiter: Some(theirs),
-                request_override,
-            };
-            match guarded(site, || build(&setup)) {
-                Ok(reply) => EventLoop::spawn_local(async move {
-                    let result = finish(site, reply).await;
-                    tx.send(result);
-                }),
-                Err(e) => tx.send(Err(e)),
-            }
-        });
-        if posted.is_err() {
-            return Err(Error::after_disconnect(site));
-        }
+        self.start_call(
+            site,
+            key,
+            thread_name,
+            Some(waiter.clone()),
+            request_override,
+            build,
+            move |result| tx.send(result),
+        )?;
         match waiter.wait(rx) {
             Ok(result) => result,
             Err(_) => Err(Error::interrupted(site)),
@@ -156,41 +138,74 @@ impl Connection {
         F: FnOnce(&CallSetup) -> Result<CallFuture<R>, Error> + Send + 'static,
     {
         let (tx, rx) = futures::channel::oneshot::channel::<Result<R, Error>>();
-        let shared = self.shared.clone();
         let name = format!("{}-async", self.shared.name);
-        let posted = self.shared.event_loop.post(move || {
-            let conn = shared.local.get().expect("job runs on the loop").clone();
-            if conn.is_disconnected() {
-                let _ = tx.send(Err(Error::after_disconnect(site)));
-                return;
-            }
-            let setup = CallSetup {
-                conn,
-                site,
-                key: ClientKey::Async,
-                thread_name: name,
-                waiter: None,
-                request_override: None,
-            };
-            match guarded(site, || build(&setup)) {
-                Ok(reply) => EventLoop::spawn_local(async move {
-                    let result = finish(site, reply).await;
-                    let _ = tx.send(result);
-                }),
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                }
-            }
-        });
+        let posted = self.start_call(
+            site,
+            ClientKey::Async,
+            name,
+            None,
+            None,
+            build,
+            move |result| {
+                let _ = tx.send(result);
+            },
+        );
         async move {
-            if posted.is_err() {
-                return Err(Error::after_disconnect(site));
-            }
+            posted?;
             match rx.await {
                 Ok(result) => result,
                 Err(_) => Err(Error::interrupted(site)),
             }
         }
+    }
+}
+
+impl Connection {
+    /// Posts the loop half of a call: checks the session, builds and sends
+    /// the request, and hands the outcome to `deliver` on the loop. If the
+    /// loop drops the job unrun, `deliver` is dropped with it (which wakes a
+    /// waiting caller through its reply sender).
+    #[allow(clippy::too_many_arguments)]
+    fn start_call<R, F, D>(
+        &self,
+        site: CallSite,
+        key: ClientKey,
+        thread_name: String,
+        waiter: Option<Waiter>,
+        request_override: Option<crate::threads::CallbackThread>,
+        build: F,
+        deliver: D,
+    ) -> Result<(), Error>
+    where
+        R: Send + 'static,
+        F: FnOnce(&CallSetup) -> Result<CallFuture<R>, Error> + Send + 'static,
+        D: FnOnce(Result<R, Error>) + Send + 'static,
+    {
+        let shared = self.shared.clone();
+        self.shared
+            .event_loop
+            .post(move || {
+                let conn = shared.local.get().expect("job runs on the loop").clone();
+                if conn.is_disconnected() {
+                    deliver(Err(Error::after_disconnect(site)));
+                    return;
+                }
+                let setup = CallSetup {
+                    conn,
+                    site,
+                    key,
+                    thread_name,
+                    waiter,
+                    request_override,
+                };
+                match guarded(site, || build(&setup)) {
+                    Ok(reply) => EventLoop::spawn_local(async move {
+                        deliver(finish(site, reply).await);
+                    }),
+                    Err(e) => deliver(Err(e)),
+                }
+            })
+            .map_err(|_| Error::after_disconnect(site))
     }
 }
 
@@ -203,7 +218,7 @@ async fn finish<R>(site: CallSite, reply: CallFuture<R>) -> Result<R, Error> {
         .unwrap_or_else(|p| {
             Err(Error::Panicked {
                 site,
-                message: crate::loop_conn::panic_text(&*p),
+                message: mp_thread::panic_message(&*p),
             })
         })
 }
@@ -216,7 +231,7 @@ fn guarded<R>(
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)).unwrap_or_else(|p| {
         Err(Error::Panicked {
             site,
-            message: crate::loop_conn::panic_text(&*p),
+            message: mp_thread::panic_message(&*p),
         })
     })
 }

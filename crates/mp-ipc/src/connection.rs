@@ -202,7 +202,7 @@ impl ConnectionBuilder {
                 if let Err(panic) = std::panic::AssertUnwindSafe(session).catch_unwind().await {
                     tracing::error!(
                         conn = id,
-                        panic = %crate::loop_conn::panic_text(&*panic),
+                        panic = %mp_thread::panic_message(&*panic),
                         "the session panicked on the event loop; closing the connection"
                     );
                 }

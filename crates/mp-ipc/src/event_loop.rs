@@ -61,7 +61,7 @@ impl EventLoop {
                     // in the unwind, so its caller gets an error.
                     if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
                         tracing::error!(
-                            panic = %crate::loop_conn::panic_text(&*p),
+                            panic = %mp_thread::panic_message(&*p),
                             "a job posted to the event loop panicked; the loop goes on"
                         );
                     }

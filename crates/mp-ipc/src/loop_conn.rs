@@ -24,7 +24,7 @@ use std::thread::ThreadId;
 
 use capnp::capability::FromClientHook;
 use capnp_rpc::CapabilityServerSet;
-use mp_thread::{CallbackRegistry, Executor, ThreadBound, Waiter, Worker};
+use mp_thread::{panic_message, CallbackRegistry, Executor, ThreadBound, Waiter, Worker};
 
 use crate::connection::{ConnShared, Connection};
 use crate::error::{bad_request, CallSite};
@@ -404,7 +404,7 @@ impl LoopConnection {
                 .entered();
                 let guard = serving(conn_id, callback);
                 // `job` is consumed here, so its captures die before the reply.
-                let result = catch_unwind(AssertUnwindSafe(job)).map_err(|p| panic_text(&*p));
+                let result = catch_unwind(AssertUnwindSafe(job)).map_err(|p| panic_message(&*p));
                 drop(guard);
                 let _ = tx.send(result);
             });
@@ -442,7 +442,7 @@ impl LoopConnection {
         catch_unwind(AssertUnwindSafe(job)).map_err(|p| {
             capnp::Error::failed(format!(
                 "{site} panicked on the event loop: {}",
-                panic_text(&*p)
+                panic_message(&*p)
             ))
         })
     }
@@ -509,7 +509,7 @@ impl LoopConnection {
         let callbacks = self.callbacks.borrow_mut().fire();
         for cb in callbacks {
             if let Err(p) = catch_unwind(AssertUnwindSafe(cb)) {
-                tracing::error!(conn = self.id, panic = %panic_text(&*p), "a disconnect callback panicked");
+                tracing::error!(conn = self.id, panic = %panic_message(&*p), "a disconnect callback panicked");
             }
         }
         let threads = std::mem::take(&mut *self.client_threads.borrow_mut());
@@ -538,19 +538,9 @@ impl Drop for LoopConnection {
         }
         for cb in callbacks {
             if let Err(p) = catch_unwind(AssertUnwindSafe(cb)) {
-                tracing::error!(conn = self.id, panic = %panic_text(&*p), "a disconnect callback panicked");
+                tracing::error!(conn = self.id, panic = %panic_message(&*p), "a disconnect callback panicked");
             }
         }
-    }
-}
-
-pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_string()
     }
 }
 

@@ -37,7 +37,7 @@ mod thread_bound;
 #[cfg(not(loom))]
 mod worker;
 
-pub use error::Error;
+pub use error::{panic_message, Error};
 pub use registry::CallbackRegistry;
 pub use waiter::{Job, Reply, ReplySender, Waiter};
 
