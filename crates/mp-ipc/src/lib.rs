@@ -17,6 +17,16 @@
 //! - [`proxy_capnp`]: libmultiprocess's `proxy.capnp` (`ThreadMap`,
 //!   `Thread`, `Context`), same file and type ids.
 //!
+//! ## Locks (invariant 6)
+//!
+//! The loop-side state of every connection ([`LoopConnection`]: thread
+//! mappings, the Threads it handed out, disconnect callbacks) has no lock at
+//! all: only the loop thread touches it, and other threads reach it by
+//! posting jobs. The few locks mp-ipc has are leaves — no code holds one while
+//! taking another or while waiting: a connection's disconnected flag, a
+//! listener's table of accepted connections. mp-thread's lock order (a
+//! waiter's queue before a reply slot) is written down in its `waiter` module.
+//!
 //! Interfaces are adapted to Rust by hand or (later) by `mp-codegen`; see the
 //! `mp-calc` crate for a complete hand-written adapter.
 
