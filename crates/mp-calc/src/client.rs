@@ -137,6 +137,21 @@ impl CalcClient {
         })
     }
 
+    /// Blocks the connection's async server thread for `millis`, from async code.
+    pub fn sleep_async(
+        &self,
+        millis: u32,
+    ) -> impl std::future::Future<Output = Result<(), Error>> + Send + 'static {
+        const SITE: CallSite = CallSite::new("Calculator", "sleep");
+        self.remote.call_async(SITE, move |cap, setup| {
+            let mut req = cap.sleep_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            p.set_millis(millis);
+            Ok(send_request(SITE, req, |_| Ok(())))
+        })
+    }
+
     /// Makes the server fail with `message`.
     pub fn fail(&self, message: &str) -> Result<(), Error> {
         const SITE: CallSite = CallSite::new("Calculator", "fail");

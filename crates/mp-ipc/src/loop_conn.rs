@@ -60,6 +60,9 @@ pub struct Limits {
     pub max_threads: usize,
     /// Most pool workers one connection may ask for with `makePool`.
     pub max_pool: u32,
+    /// Most calls queued or running on one server thread at once; more are
+    /// refused, so a peer cannot grow a thread's queue without bound.
+    pub max_queued_calls: usize,
 }
 
 impl Default for Limits {
@@ -67,6 +70,7 @@ impl Default for Limits {
         Limits {
             max_threads: 64,
             max_pool: 16,
+            max_queued_calls: 1024,
         }
     }
 }
@@ -102,14 +106,18 @@ impl std::fmt::Debug for LoopConnection {
     }
 }
 
-/// Where an incoming call runs: the thread's mailbox and name, the pool
-/// slot's busy counter (pool threads), the `Thread` server (named threads).
-type ResolvedThread = (
-    Waiter,
-    String,
-    Option<Rc<Cell<usize>>>,
-    Option<Rc<ThreadServer>>,
-);
+/// Where an incoming call runs: the thread's mailbox and name, its count of
+/// queued calls, and the `Thread` server (named threads; not pool threads).
+type ResolvedThread = (Waiter, String, Rc<Cell<usize>>, Option<Rc<ThreadServer>>);
+
+/// Holds one place in a server thread's count of queued calls.
+struct QueuedCall(Rc<Cell<usize>>);
+
+impl Drop for QueuedCall {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
+}
 
 /// The server-side view of a call's `Context` parameter.
 pub struct ServerContext {
@@ -384,6 +392,15 @@ impl LoopConnection {
         let this = self.clone();
         async move {
             let (waiter, thread_name, busy, server) = this.resolve_thread(site, ctx.thread).await?;
+            if busy.get() >= this.limits.max_queued_calls {
+                return Err(bad_request(format!(
+                    "{site}: server thread `{thread_name}` already has {} calls queued (the limit)",
+                    this.limits.max_queued_calls
+                )));
+            }
+            busy.set(busy.get() + 1);
+            // Counted until the reply, however this future ends (dropped on disconnect included).
+            let _queued = QueuedCall(busy);
             if let (Some(server), Some(cb)) = (&server, &ctx.callback) {
                 server.remember_callback(cb);
             }
@@ -408,10 +425,7 @@ impl LoopConnection {
                 drop(guard);
                 let _ = tx.send(result);
             });
-            if let Some(busy) = &busy {
-                busy.set(busy.get() + 1);
-            }
-            let outcome = match posted {
+            match posted {
                 Err(_) => Err(capnp::Error::failed(format!(
                     "{site}: server thread `{thread_name}` has exited"
                 ))),
@@ -424,11 +438,7 @@ impl LoopConnection {
                         "{site}: server thread `{thread_name}` stopped before replying"
                     ))),
                 },
-            };
-            if let Some(busy) = &busy {
-                busy.set(busy.get().saturating_sub(1));
             }
-            outcome
         }
     }
 
@@ -463,7 +473,7 @@ impl LoopConnection {
                     Some(server) => Ok((
                         server.waiter().clone(),
                         server.name().to_string(),
-                        None,
+                        server.queued().clone(),
                         Some(server),
                     )),
                     None => Err(bad_request(format!(
@@ -478,7 +488,7 @@ impl LoopConnection {
                     Some((worker, busy)) => Ok((
                         worker.waiter().clone(),
                         worker.name().to_string(),
-                        Some(busy.clone()),
+                        busy.clone(),
                         None,
                     )),
                     None => Err(bad_request(format!(

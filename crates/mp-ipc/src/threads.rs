@@ -40,6 +40,8 @@ pub(crate) struct ThreadServer {
     /// have reused it. Holding it keeps capnp-rpc's import alive, so a
     /// client that calls again does not cost a `Release` message per call.
     last_callback: RefCell<Option<(thread::Client, u32)>>,
+    /// Calls queued or running on this thread from its connection.
+    queued: Rc<Cell<usize>>,
 }
 
 /// After this many reuses the cached callback capability is replaced, so
@@ -56,6 +58,7 @@ impl ThreadServer {
             _worker: Some(worker),
             made: Some(made),
             last_callback: RefCell::new(None),
+            queued: Rc::default(),
         }
     }
 
@@ -67,6 +70,7 @@ impl ThreadServer {
             _worker: None,
             made: None,
             last_callback: RefCell::new(None),
+            queued: Rc::default(),
         }
     }
 
@@ -83,6 +87,11 @@ impl ThreadServer {
             }
         }
         *slot = Some((callback.clone(), 1));
+    }
+
+    /// Calls queued or running on this thread.
+    pub(crate) fn queued(&self) -> &Rc<Cell<usize>> {
+        &self.queued
     }
 
     pub(crate) fn waiter(&self) -> &Waiter {
