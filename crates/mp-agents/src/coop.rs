@@ -1,0 +1,513 @@
+//! Cooperations: registration (transactional), deregistration (staged) and
+//! the final step.
+//!
+//! Ownership: a cooperation is owned by its parent's child map, or by the
+//! environment's root map. Users and agents hold only [`CoopHandle`]s
+//! (weak). Every step of deregistration — the walk over children, counting
+//! finished agents, the final step — runs on the environment's
+//! deregistration thread; workers only post to it, handing over a `Weak`.
+//!
+//! Invariant 1 (final destruction on a designated thread): the final step
+//! takes every agent's state, worker handle and binder out of the
+//! cooperation explicitly and drops them on the deregistration thread, so a
+//! dispatcher whose last user was this cooperation closes its worker there.
+//! A registering thread hands its temporary references back before it
+//! releases its *registration guard*: until then the final step cannot run,
+//! so the registering thread never holds the last reference either (the
+//! seed 001 bug: a sender-side temporary outliving the hand-off).
+//!
+//! Stages of deregistration: (1) the cooperation stops taking children and
+//! asks its children to deregister; (2) once the last child's final step
+//! has run, every agent stops taking messages and gets its finish demand
+//! behind what is queued; (3) when every agent's finish has run (and the
+//! registration guard is released), the final step: drop agents, unbind,
+//! drop binders, unlink from the parent, run notifications.
+//!
+//! Lock order: a cooperation's state, then the environment's state. Two
+//! cooperations' locks are never held at once.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use mp_thread::Waiter;
+use parking_lot::Mutex;
+
+use crate::agent::{Agent, AgentSlot};
+use crate::core::{AgentCore, FinishQueued};
+use crate::disp::Binder;
+use crate::env::{EnvInner, Environment};
+use crate::error::{panic_message, Error};
+use crate::mbox::DirectMbox;
+
+static NEXT_COOP: AtomicU64 = AtomicU64::new(1);
+
+/// Identifies a cooperation within the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CoopId(pub(crate) u64);
+
+/// Why a cooperation was deregistered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeregReason {
+    /// Deregistered on purpose (by an agent or a user).
+    Normal,
+    /// The environment is stopping.
+    Shutdown,
+    /// Its parent was deregistered.
+    ParentDeregistration,
+    /// A user-defined reason.
+    User(u32),
+}
+
+/// Called on the deregistration thread once a cooperation is gone.
+pub type DeregNotificator = Box<dyn FnOnce(&Environment, CoopId, DeregReason) + Send>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    /// Being built or registered.
+    Registering,
+    /// Registered and working.
+    Registered,
+    /// Waiting for its children's final steps.
+    DeregisteringChildren,
+    /// Waiting for its agents' finish hooks.
+    FinishingAgents,
+    /// The final step has run.
+    Finalized,
+}
+
+struct Entry {
+    core: Arc<AgentCore>,
+    binder: Arc<dyn Binder>,
+}
+
+struct CoopState {
+    status: Status,
+    reason: DeregReason,
+    children: HashMap<CoopId, Arc<CoopInner>>,
+    agents: Vec<Entry>,
+    /// Agents whose finish has not run yet, plus one for the registration
+    /// guard.
+    pending: usize,
+    notificators: Vec<DeregNotificator>,
+}
+
+pub(crate) struct CoopInner {
+    pub(crate) id: CoopId,
+    env: Weak<EnvInner>,
+    parent: Option<Weak<CoopInner>>,
+    state: Mutex<CoopState>,
+}
+
+/// A weak handle to a registered cooperation: it never keeps it alive.
+#[derive(Clone)]
+pub struct CoopHandle {
+    pub(crate) id: CoopId,
+    pub(crate) coop: Weak<CoopInner>,
+    pub(crate) dereg: Waiter,
+}
+
+impl std::fmt::Debug for CoopHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoopHandle").field("id", &self.id).finish()
+    }
+}
+
+impl CoopHandle {
+    /// The cooperation's id.
+    pub fn id(&self) -> CoopId {
+        self.id
+    }
+
+    /// True until the cooperation's final step has run.
+    pub fn is_alive(&self) -> bool {
+        self.coop.strong_count() > 0
+    }
+
+    /// Asks for the cooperation (and its children first) to be deregistered.
+    /// Asynchronous; a no-op if it is already going or gone.
+    pub fn deregister(&self, reason: DeregReason) {
+        let coop = self.coop.clone();
+        let _ = self.dereg.post(move || {
+            if let Some(coop) = coop.upgrade() {
+                deregister(&coop, reason);
+            }
+        });
+    }
+}
+
+/// A cooperation being put together; hand it to
+/// [`Environment::register_coop`].
+pub struct CoopBuilder {
+    env: Environment,
+    coop: Arc<CoopInner>,
+    binder: Option<Arc<dyn Binder>>,
+    agents: Vec<Unresolved>,
+    notificators: Vec<DeregNotificator>,
+}
+
+/// An agent added to a builder, with its binder if one was chosen.
+type Unresolved = (Arc<AgentCore>, Option<Arc<dyn Binder>>);
+
+impl std::fmt::Debug for CoopBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoopBuilder")
+            .field("id", &self.coop.id)
+            .field("agents", &self.agents.len())
+            .finish()
+    }
+}
+
+impl CoopBuilder {
+    pub(crate) fn new(env: Environment, parent: Option<&CoopHandle>) -> CoopBuilder {
+        let coop = Arc::new(CoopInner {
+            id: CoopId(NEXT_COOP.fetch_add(1, Ordering::Relaxed)),
+            env: Arc::downgrade(&env.inner),
+            parent: parent.map(|p| p.coop.clone()),
+            state: Mutex::new(CoopState {
+                status: Status::Registering,
+                reason: DeregReason::Normal,
+                children: HashMap::new(),
+                agents: Vec::new(),
+                pending: 0,
+                notificators: Vec::new(),
+            }),
+        });
+        CoopBuilder {
+            env,
+            coop,
+            binder: None,
+            agents: Vec::new(),
+            notificators: Vec::new(),
+        }
+    }
+
+    /// The id the cooperation will have.
+    pub fn id(&self) -> CoopId {
+        self.coop.id
+    }
+
+    /// Sets the binder used by later [`add_agent`](Self::add_agent) calls
+    /// (the environment's default one-thread dispatcher otherwise).
+    pub fn set_binder(&mut self, binder: Arc<dyn Binder>) -> &mut Self {
+        self.binder = Some(binder);
+        self
+    }
+
+    /// Adds an agent bound by the cooperation's binder; returns its mbox
+    /// (messages sent before registration wait in the agent's buffer).
+    pub fn add_agent<A: Agent>(&mut self, agent: A) -> DirectMbox {
+        let binder = self.binder.clone();
+        self.push(agent, binder)
+    }
+
+    /// Adds an agent bound by `binder`.
+    pub fn add_agent_with_binder<A: Agent>(
+        &mut self,
+        agent: A,
+        binder: Arc<dyn Binder>,
+    ) -> DirectMbox {
+        self.push(agent, Some(binder))
+    }
+
+    /// Runs `f` on the deregistration thread once the cooperation is gone.
+    pub fn on_deregistered<F>(&mut self, f: F) -> &mut Self
+    where
+        F: FnOnce(&Environment, CoopId, DeregReason) + Send + 'static,
+    {
+        self.notificators.push(Box::new(f));
+        self
+    }
+
+    fn push<A: Agent>(&mut self, agent: A, binder: Option<Arc<dyn Binder>>) -> DirectMbox {
+        let core = Arc::new(AgentCore::new(
+            Arc::downgrade(&self.env.inner),
+            Arc::downgrade(&self.coop),
+            self.coop.id,
+            self.env.inner.dereg_waiter.clone(),
+            Box::new(AgentSlot::new(agent)),
+        ));
+        self.agents.push((core.clone(), binder));
+        DirectMbox { core }
+    }
+}
+
+/// Registers `builder`: every agent bound, or none.
+pub(crate) fn register(builder: CoopBuilder) -> Result<CoopHandle, Error> {
+    let CoopBuilder {
+        env,
+        coop,
+        binder: _,
+        agents,
+        notificators,
+    } = builder;
+    // Resolve binders.
+    let mut resolved: Vec<(Arc<AgentCore>, Arc<dyn Binder>)> = Vec::with_capacity(agents.len());
+    for (core, binder) in agents {
+        let binder = match binder {
+            Some(b) => b,
+            None => env.default_binder()?,
+        };
+        resolved.push((core, binder));
+    }
+    let undo_preallocation = |done: &[(Arc<AgentCore>, Arc<dyn Binder>)]| {
+        for (core, binder) in done.iter().rev() {
+            binder.undo_preallocation(core.id);
+        }
+    };
+    // 1. Preallocate (may fail; undo what was done).
+    for (i, (core, binder)) in resolved.iter().enumerate() {
+        if let Err(e) = binder.preallocate(core.id) {
+            undo_preallocation(&resolved[..i]);
+            return Err(e);
+        }
+    }
+    // 2. Define (a panic undoes everything).
+    let mut subscriptions = Vec::with_capacity(resolved.len());
+    for (core, _) in &resolved {
+        let defined = catch_unwind(AssertUnwindSafe(|| {
+            let mut slot = core.agent.lock();
+            let agent = slot.as_mut().expect("an unregistered agent has its state");
+            agent.define(core, env.clone())
+        }));
+        match defined {
+            Ok(subs) => subscriptions.push(subs),
+            Err(p) => {
+                undo_preallocation(&resolved);
+                return Err(Error::DefinePanicked(panic_message(&*p)));
+            }
+        }
+    }
+    // 3. Subscribe to MPMC mboxes (messages wait in each agent's buffer).
+    for ((core, _), subs) in resolved.iter().zip(&subscriptions) {
+        for (mbox, ty) in subs {
+            mbox.subscribe(*ty, core.clone());
+        }
+        core.subscriptions.lock().extend(subs.iter().cloned());
+    }
+    let unsubscribe = |resolved: &[(Arc<AgentCore>, Arc<dyn Binder>)]| {
+        for (core, _) in resolved {
+            let subs = std::mem::take(&mut *core.subscriptions.lock());
+            for (mbox, ty) in subs {
+                drop(mbox.unsubscribe(ty, core.id));
+            }
+        }
+    };
+    drop(subscriptions);
+    // 4. Fill in and link to the parent (or the root).
+    {
+        let mut st = coop.state.lock();
+        st.agents = resolved
+            .iter()
+            .map(|(core, binder)| Entry {
+                core: core.clone(),
+                binder: binder.clone(),
+            })
+            .collect();
+        st.pending = resolved.len() + 1;
+        st.notificators = notificators;
+        st.status = Status::Registered;
+    }
+    let id = coop.id;
+    let weak = Arc::downgrade(&coop);
+    if let Err((e, coop)) = link(&env, coop) {
+        unsubscribe(&resolved);
+        undo_preallocation(&resolved);
+        // Take the entries back so they die with the builder's parts here.
+        let entries = std::mem::take(&mut coop.state.lock().agents);
+        drop(entries);
+        return Err(e);
+    }
+    // 5. Bind (cannot fail): each agent's start demand is queued.
+    for (core, binder) in &resolved {
+        core.bind(binder.bind(core.id));
+    }
+    // 6. Drop every temporary, then release the registration guard on the
+    // deregistration thread: only now can the final step run.
+    drop(resolved);
+    let dereg = env.inner.dereg_waiter.clone();
+    drop(env);
+    let guard = weak.clone();
+    if dereg.post(move || release(guard)).is_err() {
+        tracing::error!(coop = ?id, "deregistration thread is gone");
+    }
+    Ok(CoopHandle {
+        id,
+        coop: weak,
+        dereg,
+    })
+}
+
+/// Puts `coop` into its parent's child map (or the root map). On failure
+/// the cooperation comes back with the error.
+#[allow(clippy::result_large_err)]
+fn link(env: &Environment, coop: Arc<CoopInner>) -> Result<(), (Error, Arc<CoopInner>)> {
+    match &coop.parent {
+        None => {
+            let mut st = env.inner.state.lock();
+            if st.stopping {
+                drop(st);
+                return Err((Error::Stopped, coop));
+            }
+            st.live_coops += 1;
+            st.root.insert(coop.id, coop);
+            Ok(())
+        }
+        Some(parent) => {
+            let Some(parent) = parent.upgrade() else {
+                return Err((Error::ParentGone, coop));
+            };
+            let refused = {
+                let mut pst = parent.state.lock();
+                if pst.status != Status::Registered {
+                    Some(coop)
+                } else {
+                    env.inner.state.lock().live_coops += 1;
+                    pst.children.insert(coop.id, coop);
+                    None
+                }
+            };
+            // The parent cannot be finalised while this child is in its
+            // map, and this child not before its guard is released (after
+            // this returns), so this is never the parent's last reference.
+            drop(parent);
+            match refused {
+                Some(coop) => Err((Error::ParentGone, coop)),
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+/// Deregistration thread: one agent finished, or the registration guard
+/// was released.
+pub(crate) fn release(coop: Weak<CoopInner>) {
+    let Some(coop) = coop.upgrade() else {
+        return;
+    };
+    let finalize = {
+        let mut st = coop.state.lock();
+        st.pending -= 1;
+        st.status == Status::FinishingAgents && st.pending == 0
+    };
+    if finalize {
+        final_step(&coop);
+    }
+}
+
+/// Deregistration thread: starts deregistering `coop` (children first).
+pub(crate) fn deregister(coop: &Arc<CoopInner>, reason: DeregReason) {
+    let children: Vec<Arc<CoopInner>> = {
+        let mut st = coop.state.lock();
+        if st.status != Status::Registered {
+            return;
+        }
+        st.status = Status::DeregisteringChildren;
+        st.reason = reason;
+        st.children.values().cloned().collect()
+    };
+    if children.is_empty() {
+        finish_agents(coop);
+    } else {
+        for child in &children {
+            deregister(child, DeregReason::ParentDeregistration);
+        }
+    }
+}
+
+/// Deregistration thread: every child is gone; the agents finish.
+fn finish_agents(coop: &Arc<CoopInner>) {
+    let cores: Vec<Arc<AgentCore>> = {
+        let mut st = coop.state.lock();
+        st.status = Status::FinishingAgents;
+        st.agents.iter().map(|e| e.core.clone()).collect()
+    };
+    let mut refused = 0;
+    for core in &cores {
+        if let FinishQueued::Refused = core.begin_finish() {
+            refused += 1;
+        }
+    }
+    drop(cores);
+    let finalize = {
+        let mut st = coop.state.lock();
+        st.pending -= refused;
+        st.pending == 0
+    };
+    if finalize {
+        final_step(coop);
+    }
+}
+
+/// Deregistration thread: the final step.
+fn final_step(coop: &Arc<CoopInner>) {
+    let (entries, notificators, reason) = {
+        let mut st = coop.state.lock();
+        st.status = Status::Finalized;
+        (
+            std::mem::take(&mut st.agents),
+            std::mem::take(&mut st.notificators),
+            st.reason,
+        )
+    };
+    // Agents first: state (with handlers), worker handle, undelivered
+    // demands; then unbind and drop the binders (and with them dispatchers
+    // whose last user this was, closing their workers).
+    for entry in &entries {
+        let payload = entry.core.take_payload();
+        drop(payload);
+        entry.binder.unbind(entry.core.id);
+        let subs = std::mem::take(&mut *entry.core.subscriptions.lock());
+        for (mbox, ty) in subs {
+            drop(mbox.unsubscribe(ty, entry.core.id));
+        }
+    }
+    drop(entries);
+    let env = coop.env.upgrade();
+    // Unlink.
+    let mut parent_ready = None;
+    let removed = match &coop.parent {
+        Some(parent) => parent.upgrade().and_then(|parent| {
+            let (removed, ready) = {
+                let mut pst = parent.state.lock();
+                let removed = pst.children.remove(&coop.id);
+                let ready = pst.status == Status::DeregisteringChildren && pst.children.is_empty();
+                (removed, ready)
+            };
+            if ready {
+                parent_ready = Some(parent);
+            }
+            removed
+        }),
+        None => env
+            .as_ref()
+            .and_then(|env| env.state.lock().root.remove(&coop.id)),
+    };
+    // Notifications.
+    if let Some(env) = &env {
+        let handle = Environment { inner: env.clone() };
+        for notify in notificators {
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| notify(&handle, coop.id, reason))) {
+                tracing::error!(coop = ?coop.id, panic = %panic_message(&*p), "deregistration notificator panicked");
+            }
+        }
+    }
+    // Counted out only now: when the count reaches zero everything above
+    // has been dropped.
+    if let Some(env) = &env {
+        env.coop_gone();
+    }
+    drop(removed);
+    if let Some(parent) = parent_ready {
+        finish_agents(&parent);
+    }
+}
+
+/// Deregistration thread: deregisters every root cooperation.
+pub(crate) fn shutdown_all(env: &EnvInner) {
+    let roots: Vec<Arc<CoopInner>> = env.state.lock().root.values().cloned().collect();
+    for coop in &roots {
+        deregister(coop, DeregReason::Shutdown);
+    }
+}

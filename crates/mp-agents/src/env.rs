@@ -1,0 +1,282 @@
+//! The environment: [`launch`], [`Environment`], its deregistration thread
+//! and the bookkeeping of every thread it starts.
+//!
+//! Invariant 1: the environment has a private [`Reaper`] that joins every
+//! thread it starts, and one deregistration [`Worker`] on which every
+//! cooperation's final step runs. `launch` returns only after the count of
+//! cooperations is zero (every agent's state dropped), the deregistration
+//! thread and every dispatcher thread have been joined (waited on through
+//! their [`ThreadHandle`]s from the launching thread, which is none of
+//! them) and the reaper itself is shut down.
+//!
+//! Lock order: a cooperation's state before `EnvInner::state`.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Weak};
+use std::thread::ThreadId;
+
+use mp_thread::{ExitStatus, Reaper, ThreadHandle, Waiter, Worker};
+use parking_lot::{Condvar, Mutex};
+
+use crate::coop::{CoopBuilder, CoopHandle, CoopId, CoopInner};
+use crate::disp::{Binder, OneThreadDispatcher};
+use crate::error::Error;
+use crate::mbox::Mbox;
+
+pub(crate) struct EnvState {
+    pub(crate) stopping: bool,
+    /// Set by `launch` when it takes the thread list: no thread may start.
+    closed: bool,
+    pub(crate) root: HashMap<CoopId, Arc<CoopInner>>,
+    pub(crate) live_coops: usize,
+    named: HashMap<String, Mbox>,
+    threads: Vec<(ThreadHandle, Waiter)>,
+}
+
+pub(crate) struct EnvInner {
+    reaper: Reaper,
+    /// Taken (and dropped, closing it) by `launch` at the very end.
+    dereg: Mutex<Option<Worker>>,
+    pub(crate) dereg_waiter: Waiter,
+    dereg_thread: ThreadId,
+    pub(crate) state: Mutex<EnvState>,
+    cv: Condvar,
+    default_disp: Mutex<Option<OneThreadDispatcher>>,
+}
+
+impl EnvInner {
+    /// A cooperation's final step is done (deregistration thread).
+    pub(crate) fn coop_gone(&self) {
+        let mut st = self.state.lock();
+        st.live_coops -= 1;
+        if st.live_coops == 0 {
+            self.cv.notify_all();
+        }
+    }
+}
+
+/// A handle to a running environment. Clone it freely.
+#[derive(Clone)]
+pub struct Environment {
+    pub(crate) inner: Arc<EnvInner>,
+}
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Environment")
+            .field("coops", &self.coop_count())
+            .field("stopping", &self.is_stopping())
+            .finish()
+    }
+}
+
+/// What `launch` saw of the threads it ran.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Exit status of every thread the environment started (the
+    /// deregistration thread and every dispatcher thread), all joined.
+    pub threads: Vec<ExitStatus>,
+    /// The reaper thread (the only one that joined them).
+    pub reaper_thread: ThreadId,
+    /// The deregistration thread.
+    pub dereg_thread: ThreadId,
+}
+
+/// Starts an environment, runs `init` on the calling thread, then blocks
+/// until [`Environment::stop`] is called and the shutdown has completed:
+/// every cooperation deregistered, every agent's state dropped, every
+/// thread the environment started joined. A panic in `init` stops the
+/// environment and is resumed once it is down.
+pub fn launch<F>(init: F) -> Result<Report, Error>
+where
+    F: FnOnce(&Environment),
+{
+    let reaper = Reaper::new("mp-agents-reaper")?;
+    let dereg = match Worker::spawn_with(&reaper, "mp-agents-dereg") {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = reaper.shutdown();
+            return Err(e.into());
+        }
+    };
+    let env = Environment {
+        inner: Arc::new(EnvInner {
+            reaper: reaper.clone(),
+            dereg_waiter: dereg.waiter().clone(),
+            dereg_thread: dereg.thread_id(),
+            state: Mutex::new(EnvState {
+                stopping: false,
+                closed: false,
+                root: HashMap::new(),
+                live_coops: 0,
+                named: HashMap::new(),
+                threads: vec![(dereg.thread_handle(), dereg.waiter().clone())],
+            }),
+            dereg: Mutex::new(Some(dereg)),
+            cv: Condvar::new(),
+            default_disp: Mutex::new(None),
+        }),
+    };
+    let outcome = catch_unwind(AssertUnwindSafe(|| init(&env)));
+    if outcome.is_err() {
+        env.stop();
+    }
+    let inner = &env.inner;
+    {
+        let mut st = inner.state.lock();
+        while !(st.stopping && st.live_coops == 0) {
+            inner.cv.wait(&mut st);
+        }
+    }
+    // Every cooperation is gone. Close the default dispatcher and the
+    // deregistration thread (dropping their last handles here).
+    let default_disp = inner.default_disp.lock().take();
+    drop(default_disp);
+    let dereg = inner.dereg.lock().take();
+    drop(dereg);
+    let threads = {
+        let mut st = inner.state.lock();
+        st.closed = true;
+        std::mem::take(&mut st.threads)
+    };
+    let mut report = Report {
+        threads: Vec::with_capacity(threads.len()),
+        reaper_thread: reaper.thread_id(),
+        dereg_thread: inner.dereg_thread,
+    };
+    let mut failure = None;
+    for (handle, mailbox) in threads {
+        if !mailbox.is_closed() && !handle.is_joined() {
+            // A dispatcher handle kept outside every cooperation.
+            tracing::warn!(
+                thread = handle.name(),
+                "dispatcher still held at shutdown; closing it"
+            );
+            mailbox.close();
+        }
+        drop(mailbox);
+        match handle.wait() {
+            Ok(status) => report.threads.push(status),
+            Err(e) => failure = Some(e),
+        }
+    }
+    drop(env);
+    if let Err(e) = reaper.shutdown() {
+        failure.get_or_insert(e);
+    }
+    if let Err(p) = outcome {
+        resume_unwind(p);
+    }
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(report),
+    }
+}
+
+impl Environment {
+    pub(crate) fn from_weak(weak: &Weak<EnvInner>) -> Option<Environment> {
+        weak.upgrade().map(|inner| Environment { inner })
+    }
+
+    /// Starts shutting down: every cooperation is deregistered (reason
+    /// `Shutdown`) and `launch` returns once all are gone. Idempotent.
+    pub fn stop(&self) {
+        {
+            let mut st = self.inner.state.lock();
+            if st.stopping {
+                return;
+            }
+            st.stopping = true;
+            self.inner.cv.notify_all();
+        }
+        let weak = Arc::downgrade(&self.inner);
+        let _ = self.inner.dereg_waiter.post(move || {
+            if let Some(env) = weak.upgrade() {
+                crate::coop::shutdown_all(&env);
+            }
+        });
+    }
+
+    /// True once [`stop`](Self::stop) was called.
+    pub fn is_stopping(&self) -> bool {
+        self.inner.state.lock().stopping
+    }
+
+    /// Cooperations registered and not yet finally deregistered.
+    pub fn coop_count(&self) -> usize {
+        self.inner.state.lock().live_coops
+    }
+
+    /// The deregistration thread's id.
+    pub fn dereg_thread_id(&self) -> ThreadId {
+        self.inner.dereg_thread
+    }
+
+    /// The id of the reaper thread that joins the environment's threads.
+    pub fn reaper_thread_id(&self) -> ThreadId {
+        self.inner.reaper.thread_id()
+    }
+
+    /// A new root cooperation to fill and register.
+    pub fn make_coop(&self) -> CoopBuilder {
+        CoopBuilder::new(self.clone(), None)
+    }
+
+    /// A new child cooperation of `parent`; it is deregistered (and gone)
+    /// before its parent.
+    pub fn make_child_coop(&self, parent: &CoopHandle) -> CoopBuilder {
+        CoopBuilder::new(self.clone(), Some(parent))
+    }
+
+    /// Registers a cooperation: all its agents bound and started, or (on
+    /// error) none, with everything already done undone.
+    pub fn register_coop(&self, coop: CoopBuilder) -> Result<CoopHandle, Error> {
+        crate::coop::register(coop)
+    }
+
+    /// A new anonymous MPMC mbox.
+    pub fn create_mbox(&self) -> Mbox {
+        Mbox::new(None)
+    }
+
+    /// The MPMC mbox called `name`, made on first use.
+    pub fn named_mbox(&self, name: &str) -> Mbox {
+        self.inner
+            .state
+            .lock()
+            .named
+            .entry(name.to_string())
+            .or_insert_with(|| Mbox::new(Some(name.to_string())))
+            .clone()
+    }
+
+    /// The binder of the environment's default one-thread dispatcher
+    /// (started on first use).
+    pub fn default_binder(&self) -> Result<Arc<dyn Binder>, Error> {
+        let mut slot = self.inner.default_disp.lock();
+        if let Some(disp) = slot.as_ref() {
+            return Ok(disp.binder());
+        }
+        if self.is_stopping() {
+            return Err(Error::Stopped);
+        }
+        let disp = OneThreadDispatcher::new(self, "mp-agents-default")?;
+        let binder = disp.binder();
+        *slot = Some(disp);
+        Ok(binder)
+    }
+
+    /// Starts a worker thread owned by this environment (its reaper joins
+    /// it; `launch` waits for it). For dispatchers.
+    pub fn spawn_worker(&self, name: &str) -> Result<Worker, Error> {
+        let mut st = self.inner.state.lock();
+        if st.closed {
+            return Err(Error::Stopped);
+        }
+        let worker = Worker::spawn_with(&self.inner.reaper, name)?;
+        st.threads
+            .push((worker.thread_handle(), worker.waiter().clone()));
+        Ok(worker)
+    }
+}

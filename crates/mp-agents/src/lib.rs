@@ -1,0 +1,67 @@
+//! # mp-agents
+//!
+//! SObjectizer-style agents on [`mp_thread`]: an [`Environment`] started by
+//! [`launch`], [`Agent`]s grouped in cooperations, bound to dispatchers
+//! that own [`mp_thread::Worker`] threads, talking through mboxes.
+//!
+//! | module | owns | invariant |
+//! |---|---|---|
+//! | `env` | the environment, its reaper and deregistration thread | 1 |
+//! | `coop` | cooperations: registration, staged deregistration, final step | 1, 3 |
+//! | `core` | an agent's queue, state and subscriptions | 1, 3 |
+//! | `agent` | the [`Agent`] trait, [`Define`], [`Context`] | — |
+//! | `mbox` | [`Mbox`] (MPMC) and [`DirectMbox`] (MPSC) | 3 |
+//! | `disp` | [`Binder`], [`OneThreadDispatcher`], [`ActiveObjDispatcher`] | 1 |
+//!
+//! The lesson of seed 001 is kept by construction: a cooperation's final
+//! step — dropping agents, binders and the dispatchers whose last user they
+//! were — runs on the environment's deregistration thread and takes each
+//! of them out explicitly; workers hand over only weak references.
+//!
+//! ```
+//! use mp_agents::{launch, Agent, Context, Define};
+//!
+//! struct Hello;
+//! impl Agent for Hello {
+//!     fn start(&mut self, ctx: &Context<'_>) {
+//!         ctx.env().stop();
+//!     }
+//! }
+//!
+//! let report = launch(|env| {
+//!     let mut coop = env.make_coop();
+//!     coop.add_agent(Hello);
+//!     env.register_coop(coop).unwrap();
+//! })
+//! .unwrap();
+//! assert!(report.threads.iter().all(|t| t.joined_on == report.reaper_thread));
+//! ```
+
+mod agent;
+mod coop;
+mod core;
+mod disp;
+mod env;
+mod error;
+mod mbox;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use agent::{Agent, Context, Define};
+pub use coop::{CoopBuilder, CoopHandle, CoopId, DeregNotificator, DeregReason};
+pub use disp::{ActiveObjDispatcher, Binder, OneThreadDispatcher};
+pub use env::{launch, Environment, Report};
+pub use error::Error;
+pub use mbox::{DirectMbox, Mbox, MboxId};
+
+static NEXT_AGENT: AtomicU64 = AtomicU64::new(1);
+
+/// Identifies an agent within the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AgentId(pub u64);
+
+impl AgentId {
+    pub(crate) fn fresh() -> AgentId {
+        AgentId(NEXT_AGENT.fetch_add(1, Ordering::Relaxed))
+    }
+}

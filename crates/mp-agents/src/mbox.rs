@@ -1,0 +1,157 @@
+//! Mboxes: each agent's direct MPSC mbox ([`DirectMbox`]) and MPMC mboxes
+//! ([`Mbox`], named or anonymous).
+//!
+//! Invariant 3 (a payload's last owner is its receiver): `send` takes the
+//! message by value and moves it, boxed, into the receiver's queue; the
+//! sender keeps no copy. An MPMC mbox with several subscribers clones the
+//! message for all but the last, which gets the original moved.
+//!
+//! Lock order: an mbox's subscriber lock, then an agent's queue lock, then
+//! the worker's mailbox lock. Subscriptions are added during registration
+//! and removed in the cooperation's final step (on the deregistration
+//! thread).
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::core::AgentCore;
+use crate::AgentId;
+
+static NEXT_MBOX: AtomicU64 = AtomicU64::new(1);
+
+/// Identifies an mbox (direct or MPMC) within the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MboxId(pub(crate) u64);
+
+impl MboxId {
+    pub(crate) fn fresh() -> MboxId {
+        MboxId(NEXT_MBOX.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// A multi-producer multi-consumer mbox: every agent subscribed to a
+/// message type gets each message of that type sent here.
+#[derive(Clone)]
+pub struct Mbox {
+    inner: Arc<MboxInner>,
+}
+
+struct MboxInner {
+    id: MboxId,
+    name: Option<String>,
+    subscribers: RwLock<HashMap<TypeId, Vec<Arc<AgentCore>>>>,
+}
+
+impl std::fmt::Debug for Mbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mbox")
+            .field("id", &self.inner.id)
+            .field("name", &self.inner.name)
+            .finish()
+    }
+}
+
+impl Mbox {
+    pub(crate) fn new(name: Option<String>) -> Mbox {
+        Mbox {
+            inner: Arc::new(MboxInner {
+                id: MboxId::fresh(),
+                name,
+                subscribers: RwLock::default(),
+            }),
+        }
+    }
+
+    /// The mbox's id.
+    pub fn id(&self) -> MboxId {
+        self.inner.id
+    }
+
+    /// The mbox's name, if it is a named mbox.
+    pub fn name(&self) -> Option<&str> {
+        self.inner.name.as_deref()
+    }
+
+    /// Sends `msg` to every agent subscribed to `M` here. The message is
+    /// moved to the last subscriber and cloned for the others; with no
+    /// subscriber it is dropped here, never having been visible to anyone.
+    pub fn send<M: Clone + Send + 'static>(&self, msg: M) {
+        let subscribers = self.inner.subscribers.read();
+        let Some(list) = subscribers.get(&TypeId::of::<M>()) else {
+            return;
+        };
+        let Some((last, others)) = list.split_last() else {
+            return;
+        };
+        for core in others {
+            core.push_message(self.inner.id, TypeId::of::<M>(), Box::new(msg.clone()));
+        }
+        last.push_message(self.inner.id, TypeId::of::<M>(), Box::new(msg));
+    }
+
+    /// Number of (agent, message type) subscriptions currently here.
+    pub fn subscriber_count(&self) -> usize {
+        self.inner.subscribers.read().values().map(Vec::len).sum()
+    }
+
+    pub(crate) fn subscribe(&self, ty: TypeId, core: Arc<AgentCore>) {
+        self.inner
+            .subscribers
+            .write()
+            .entry(ty)
+            .or_default()
+            .push(core);
+    }
+
+    /// Removes `agent`'s subscription to `ty`; the removed handle is
+    /// returned so the caller drops it outside the lock.
+    pub(crate) fn unsubscribe(&self, ty: TypeId, agent: AgentId) -> Option<Arc<AgentCore>> {
+        let mut subscribers = self.inner.subscribers.write();
+        let list = subscribers.get_mut(&ty)?;
+        let at = list.iter().position(|c| c.id == agent)?;
+        let removed = list.remove(at);
+        if list.is_empty() {
+            subscribers.remove(&ty);
+        }
+        Some(removed)
+    }
+}
+
+/// An agent's own mbox: many senders, one receiver (the agent).
+#[derive(Clone)]
+pub struct DirectMbox {
+    pub(crate) core: Arc<AgentCore>,
+}
+
+impl std::fmt::Debug for DirectMbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectMbox")
+            .field("id", &self.core.direct_id)
+            .field("agent", &self.core.id)
+            .finish()
+    }
+}
+
+impl DirectMbox {
+    /// The mbox's id.
+    pub fn id(&self) -> MboxId {
+        self.core.direct_id
+    }
+
+    /// The agent this mbox belongs to.
+    pub fn agent(&self) -> AgentId {
+        self.core.id
+    }
+
+    /// Moves `msg` into the agent's queue. Before the agent is bound it
+    /// waits in the agent's buffer; once the agent has started finishing it
+    /// is refused and dropped here (it was never visible to the agent).
+    pub fn send<M: Send + 'static>(&self, msg: M) {
+        self.core
+            .push_message(self.core.direct_id, TypeId::of::<M>(), Box::new(msg));
+    }
+}
