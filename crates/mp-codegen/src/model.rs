@@ -1,0 +1,561 @@
+//! Reading a capnp `CodeGeneratorRequest` into the generator's model: the
+//! interfaces of each requested file, their methods, and each parameter and
+//! result mapped to a Rust type. Everything this step cannot map is reported
+//! as an [`Unsupported`] naming the file, interface, method and field — the
+//! model never holds a guess.
+
+use std::collections::HashMap;
+
+use capnp::schema_capnp::{field, node, type_};
+
+use crate::names;
+use crate::{Error, Unsupported};
+
+/// `Proxy.ThreadMap`.
+const THREAD_MAP_ID: u64 = 0xee5e_3717_9ad9_dc9d;
+/// `Proxy.Context`.
+const CONTEXT_ID: u64 = 0x9c44_e664_5d0b_22c6;
+/// `stream.capnp`'s `StreamResult` (streaming methods).
+const STREAM_RESULT_ID: u64 = 0x995f_9a33_77c0_b16e;
+/// Annotations of `proxy.capnp` this step does not implement yet.
+const PROXY_COUNT_ID: u64 = 0xd026_82b3_19f6_9b38;
+const PROXY_EXCEPTION_ID: u64 = 0x996a_1832_0099_2f88;
+const PROXY_NAME_ID: u64 = 0xb594_888f_63f4_dbb9;
+const PROXY_SKIP_ID: u64 = 0x824c_08b8_2695_d8dd;
+
+/// A Rust-mappable field type.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Ty {
+    /// A primitive: its Rust name (`bool`, `i64`, `f32`, ...).
+    Prim(&'static str),
+    /// `Text` ↔ `String`.
+    Text,
+    /// `Data` ↔ `Vec<u8>`.
+    Data,
+    /// `List(T)` ↔ `Vec<T>`, for primitive, Text and Data elements.
+    List(Box<Ty>),
+    /// An interface of the same file.
+    Interface(IfaceRef),
+}
+
+/// A reference to an interface defined at the top level of the file.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct IfaceRef {
+    /// The generated Rust names' stem (`Callback` → `CallbackClient`, ...).
+    pub rust: String,
+    /// The capnp module of the interface (`calculator`), under the file's capnp module.
+    pub capnp_mod: String,
+}
+
+/// One parameter or result field.
+#[derive(Debug, Clone)]
+pub(crate) struct Field {
+    /// The schema's name (`threadName`), for messages.
+    pub schema: String,
+    /// The Rust identifier for the value (`thread_name`, keywords escaped).
+    pub ident: String,
+    /// The stem of capnpc's accessors (`get_{accessor}`, `set_{accessor}`).
+    pub accessor: String,
+    /// Its type.
+    pub ty: Ty,
+}
+
+/// What a method is, beyond an ordinary call.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum MethodKind {
+    /// An ordinary call.
+    Plain,
+    /// `construct(threadMap :ThreadMap) -> (threadMap :ThreadMap)`: the
+    /// thread-map exchange, handled by the generated code itself.
+    Construct,
+}
+
+/// One method of an interface.
+#[derive(Debug, Clone)]
+pub(crate) struct Method {
+    /// The schema's name (`addOnLoop`).
+    pub schema: String,
+    /// The Rust method name (`add_on_loop`, keywords escaped).
+    pub ident: String,
+    /// capnpc's name for the `Server` trait method (`add_on_loop`, keywords get `_`).
+    pub capnp_fn: String,
+    /// capnpc's name for `{capnp_fn}_request` (no keyword escaping there).
+    pub capnp_request: String,
+    /// capnpc's Params/Results type alias prefix (`AddOnLoop`).
+    pub capnp_alias: String,
+    /// The accessor stem of the `context :Proxy.Context` parameter, if any.
+    pub context: Option<String>,
+    /// The parameters the user sees.
+    pub params: Vec<Field>,
+    /// The results.
+    pub results: Vec<Field>,
+    /// Doc comment from the schema.
+    pub doc: Option<String>,
+    /// Plain or the thread-map exchange.
+    pub kind: MethodKind,
+}
+
+/// One interface.
+#[derive(Debug, Clone)]
+pub(crate) struct Interface {
+    /// The schema's name (`Calculator`).
+    pub schema: String,
+    /// The stem of the generated names.
+    pub rust: String,
+    /// capnpc's module name for it (`calculator`).
+    pub capnp_mod: String,
+    /// Its methods, by ordinal.
+    pub methods: Vec<Method>,
+    /// Doc comment from the schema.
+    pub doc: Option<String>,
+}
+
+/// One requested schema file.
+#[derive(Debug, Clone)]
+pub(crate) struct File {
+    /// The requested file name, as capnp reports it (relative to the src prefix).
+    pub filename: String,
+    /// The file's top-level interfaces, in declaration order.
+    pub interfaces: Vec<Interface>,
+}
+
+struct Ctx<'a> {
+    nodes: HashMap<u64, node::Reader<'a>>,
+    docs: HashMap<u64, (Option<String>, Vec<Option<String>>)>,
+}
+
+fn schema_err(e: impl std::fmt::Display) -> Error {
+    Error::Schema(e.to_string())
+}
+
+fn text(t: capnp::Result<capnp::text::Reader<'_>>) -> Result<String, Error> {
+    t.map_err(schema_err)?.to_string().map_err(schema_err)
+}
+
+fn doc_of(s: String) -> Option<String> {
+    let s = s.trim_end().to_string();
+    (!s.is_empty()).then_some(s)
+}
+
+/// Reads every requested file of a serialized `CodeGeneratorRequest`.
+pub(crate) fn read_request(bytes: &[u8]) -> Result<Vec<File>, Error> {
+    let mut slice = bytes;
+    let message = capnp::serialize::read_message_from_flat_slice(
+        &mut slice,
+        capnp::message::ReaderOptions::new(),
+    )
+    .map_err(schema_err)?;
+    let request: capnp::schema_capnp::code_generator_request::Reader<'_> =
+        message.get_root().map_err(schema_err)?;
+    let mut ctx = Ctx {
+        nodes: HashMap::new(),
+        docs: HashMap::new(),
+    };
+    for n in request.get_nodes().map_err(schema_err)? {
+        ctx.nodes.insert(n.get_id(), n);
+    }
+    if request.has_source_info() {
+        for info in request.get_source_info().map_err(schema_err)? {
+            let doc = doc_of(text(info.get_doc_comment())?);
+            let mut members = Vec::new();
+            for m in info.get_members().map_err(schema_err)? {
+                members.push(doc_of(text(m.get_doc_comment())?));
+            }
+            ctx.docs.insert(info.get_id(), (doc, members));
+        }
+    }
+    let mut files = Vec::new();
+    let mut unsupported = Vec::new();
+    for requested in request.get_requested_files().map_err(schema_err)? {
+        let filename = text(requested.get_filename())?;
+        let file_node = ctx
+            .nodes
+            .get(&requested.get_id())
+            .copied()
+            .ok_or_else(|| schema_err(format!("{filename}: file node missing")))?;
+        let mut interfaces = Vec::new();
+        for nested in file_node.get_nested_nodes().map_err(schema_err)? {
+            let Some(n) = ctx.nodes.get(&nested.get_id()).copied() else {
+                continue;
+            };
+            if let Ok(node::Interface(iface)) = n.which() {
+                let name = text(nested.get_name())?;
+                match read_interface(&ctx, &filename, requested.get_id(), &name, n, iface) {
+                    Ok(i) => interfaces.push(i),
+                    Err(mut u) => unsupported.append(&mut u),
+                }
+            }
+        }
+        files.push(File {
+            filename,
+            interfaces,
+        });
+    }
+    if unsupported.is_empty() {
+        Ok(files)
+    } else {
+        Err(Error::Unsupported(unsupported))
+    }
+}
+
+fn read_interface(
+    ctx: &Ctx<'_>,
+    filename: &str,
+    file_id: u64,
+    name: &str,
+    n: node::Reader<'_>,
+    iface: node::interface::Reader<'_>,
+) -> Result<Interface, Vec<Unsupported>> {
+    let here = |method: Option<&str>, field: Option<&str>, reason: String| Unsupported {
+        file: filename.to_string(),
+        interface: name.to_string(),
+        method: method.map(str::to_string),
+        field: field.map(str::to_string),
+        reason,
+    };
+    let bad = |e: Error| vec![here(None, None, e.to_string())];
+    if n.get_is_generic() {
+        return Err(vec![here(
+            None,
+            None,
+            "generic interfaces are not supported yet".into(),
+        )]);
+    }
+    let superclasses = iface.get_superclasses().map_err(|e| bad(schema_err(e)))?;
+    if !superclasses.is_empty() {
+        return Err(vec![here(
+            None,
+            None,
+            "interface inheritance (`extends`) is not supported yet".into(),
+        )]);
+    }
+    let docs = ctx.docs.get(&n.get_id());
+    let mut methods = Vec::new();
+    let mut unsupported = Vec::new();
+    let method_list = iface.get_methods().map_err(|e| bad(schema_err(e)))?;
+    for (index, m) in method_list.iter().enumerate() {
+        let mname = text(m.get_name()).map_err(bad)?;
+        let mdoc = docs.and_then(|(_, members)| members.get(index).cloned().flatten());
+        match read_method(ctx, file_id, m, &mname, mdoc) {
+            Ok(method) => methods.push(method),
+            Err(problems) => unsupported.extend(
+                problems
+                    .into_iter()
+                    .map(|(field, reason)| here(Some(&mname), field.as_deref(), reason)),
+            ),
+        }
+    }
+    // The generated names of one interface must not collide.
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for m in &methods {
+        for generated in [
+            m.ident.clone(),
+            format!("{}_async", m.ident),
+            format!("build_{}", m.ident),
+        ] {
+            if ["new", "remote", "connection", "connect", "from_remote"]
+                .contains(&generated.as_str())
+            {
+                unsupported.push(here(
+                    Some(&m.schema),
+                    None,
+                    format!(
+                        "the generated Rust name `{generated}` is reserved by the generated client"
+                    ),
+                ));
+            }
+            if let Some(other) = seen.insert(generated.clone(), m.schema.clone()) {
+                unsupported.push(here(
+                    Some(&m.schema),
+                    None,
+                    format!("the generated Rust name `{generated}` collides with one generated for method `{other}`"),
+                ));
+            }
+        }
+    }
+    if !unsupported.is_empty() {
+        return Err(unsupported);
+    }
+    Ok(Interface {
+        schema: name.to_string(),
+        rust: names::type_name(name),
+        capnp_mod: names::capnp_module_name(name),
+        methods,
+        doc: docs.and_then(|(d, _)| d.clone()),
+    })
+}
+
+type Problems = Vec<(Option<String>, String)>;
+
+fn read_method(
+    ctx: &Ctx<'_>,
+    file_id: u64,
+    m: capnp::schema_capnp::method::Reader<'_>,
+    name: &str,
+    doc: Option<String>,
+) -> Result<Method, Problems> {
+    let mut problems: Problems = Vec::new();
+    let fail = |e: Error| vec![(None, e.to_string())];
+    for a in m.get_annotations().map_err(|e| fail(schema_err(e)))? {
+        if a.get_id() == PROXY_NAME_ID {
+            problems.push((None, "`$Proxy.name` on methods is not supported yet".into()));
+        }
+    }
+    if m.get_result_struct_type() == STREAM_RESULT_ID {
+        return Err(vec![(None, "streaming methods are not supported".into())]);
+    }
+    let params = struct_fields(ctx, m.get_param_struct_type()).map_err(fail)?;
+    let results = struct_fields(ctx, m.get_result_struct_type()).map_err(fail)?;
+
+    // The thread-map exchange: construct(threadMap :ThreadMap) -> (threadMap :ThreadMap).
+    let is_thread_map = |fields: &[field::Reader<'_>]| {
+        fields.len() == 1
+            && matches!(field_type_interface(fields[0]), Some(id) if id == THREAD_MAP_ID)
+    };
+    if name == "construct" && is_thread_map(&params) && is_thread_map(&results) {
+        return Ok(Method {
+            schema: name.to_string(),
+            ident: "construct".into(),
+            capnp_fn: names::capnp_module_name(name),
+            capnp_request: names::snake(name),
+            capnp_alias: names::capitalize_first(name),
+            context: None,
+            params: Vec::new(),
+            results: Vec::new(),
+            doc,
+            kind: MethodKind::Construct,
+        });
+    }
+
+    let mut context = None;
+    let mut mapped_params = Vec::new();
+    for f in &params {
+        let fname = text(f.get_name()).map_err(fail)?;
+        if let Some(reason) = unsupported_annotation(*f) {
+            problems.push((Some(fname.clone()), reason));
+            continue;
+        }
+        if field_type_struct(*f) == Some(CONTEXT_ID) {
+            if context.is_some() {
+                problems.push((Some(fname), "a second `Proxy.Context` parameter".into()));
+            } else {
+                context = Some(names::snake(&fname));
+            }
+            continue;
+        }
+        match map_field(ctx, file_id, *f, &fname) {
+            Ok(field) => mapped_params.push(field),
+            Err(reason) => problems.push((Some(fname), reason)),
+        }
+    }
+    let mut mapped_results = Vec::new();
+    for f in &results {
+        let fname = text(f.get_name()).map_err(fail)?;
+        if let Some(reason) = unsupported_annotation(*f) {
+            problems.push((Some(fname.clone()), reason));
+            continue;
+        }
+        if field_type_struct(*f) == Some(CONTEXT_ID) {
+            problems.push((Some(fname), "`Proxy.Context` as a result".into()));
+            continue;
+        }
+        match map_field(ctx, file_id, *f, &fname) {
+            Ok(field) => mapped_results.push(field),
+            Err(reason) => problems.push((Some(fname), reason)),
+        }
+    }
+    if mapped_results.len() > 1 {
+        for r in &mapped_results {
+            if matches!(r.ty, Ty::Interface(_)) {
+                problems.push((
+                    Some(r.schema.clone()),
+                    "an interface among several results is not supported yet (only as the single result)"
+                        .into(),
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Method {
+        schema: name.to_string(),
+        ident: names::ident(&names::snake(name)),
+        capnp_fn: names::capnp_module_name(name),
+        capnp_request: names::snake(name),
+        capnp_alias: names::capitalize_first(name),
+        context,
+        params: mapped_params,
+        results: mapped_results,
+        doc,
+        kind: MethodKind::Plain,
+    })
+}
+
+fn unsupported_annotation(f: field::Reader<'_>) -> Option<String> {
+    let annotations = f.get_annotations().ok()?;
+    for a in annotations {
+        let what = match a.get_id() {
+            PROXY_COUNT_ID => "`$Proxy.count`",
+            PROXY_SKIP_ID => "`$Proxy.skip`",
+            PROXY_EXCEPTION_ID => "`$Proxy.exception`",
+            PROXY_NAME_ID => "`$Proxy.name`",
+            _ => continue,
+        };
+        return Some(format!("{what} is not supported yet"));
+    }
+    None
+}
+
+/// A struct's fields in declaration order.
+fn struct_fields<'a>(ctx: &Ctx<'a>, id: u64) -> Result<Vec<field::Reader<'a>>, Error> {
+    let n = ctx
+        .nodes
+        .get(&id)
+        .ok_or_else(|| schema_err(format!("struct node {id:#x} missing")))?;
+    let node::Struct(s) = n.which().map_err(schema_err)? else {
+        return Err(schema_err(format!("node {id:#x} is not a struct")));
+    };
+    let mut fields: Vec<_> = s.get_fields().map_err(schema_err)?.iter().collect();
+    fields.sort_by_key(|f| f.get_code_order());
+    Ok(fields)
+}
+
+fn slot_type(f: field::Reader<'_>) -> Option<capnp::schema_capnp::type_::Reader<'_>> {
+    match f.which().ok()? {
+        field::Slot(slot) => slot.get_type().ok(),
+        field::Group(_) => None,
+    }
+}
+
+fn field_type_interface(f: field::Reader<'_>) -> Option<u64> {
+    match slot_type(f)?.which().ok()? {
+        type_::Interface(i) => Some(i.get_type_id()),
+        _ => None,
+    }
+}
+
+fn field_type_struct(f: field::Reader<'_>) -> Option<u64> {
+    match slot_type(f)?.which().ok()? {
+        type_::Struct(s) => Some(s.get_type_id()),
+        _ => None,
+    }
+}
+
+fn map_field(
+    ctx: &Ctx<'_>,
+    file_id: u64,
+    f: field::Reader<'_>,
+    name: &str,
+) -> Result<Field, String> {
+    if f.get_discriminant_value() != field::NO_DISCRIMINANT {
+        return Err("unions are not supported yet".into());
+    }
+    let Some(t) = slot_type(f) else {
+        return Err("groups are not supported yet".into());
+    };
+    let ty = map_type(ctx, file_id, t, false)?;
+    Ok(Field {
+        schema: name.to_string(),
+        ident: names::ident(&names::snake(name)),
+        accessor: names::snake(name),
+        ty,
+    })
+}
+
+fn map_type(
+    ctx: &Ctx<'_>,
+    file_id: u64,
+    t: capnp::schema_capnp::type_::Reader<'_>,
+    in_list: bool,
+) -> Result<Ty, String> {
+    let which = t.which().map_err(|e| e.to_string())?;
+    let prim = |name| Ok(Ty::Prim(name));
+    match which {
+        type_::Bool(()) => prim("bool"),
+        type_::Int8(()) => prim("i8"),
+        type_::Int16(()) => prim("i16"),
+        type_::Int32(()) => prim("i32"),
+        type_::Int64(()) => prim("i64"),
+        type_::Uint8(()) => prim("u8"),
+        type_::Uint16(()) => prim("u16"),
+        type_::Uint32(()) => prim("u32"),
+        type_::Uint64(()) => prim("u64"),
+        type_::Float32(()) => prim("f32"),
+        type_::Float64(()) => prim("f64"),
+        type_::Text(()) => Ok(Ty::Text),
+        type_::Data(()) => Ok(Ty::Data),
+        type_::Void(()) => Err("type Void is not supported yet".into()),
+        type_::List(l) => {
+            if in_list {
+                return Err("lists of lists are not supported yet".into());
+            }
+            let elem = l.get_element_type().map_err(|e| e.to_string())?;
+            match map_type(ctx, file_id, elem, true)? {
+                Ty::Interface(_) => Err("lists of interfaces are not supported yet".into()),
+                elem => Ok(Ty::List(Box::new(elem))),
+            }
+        }
+        type_::Enum(_) => Err("enums are not supported yet".into()),
+        type_::Struct(s) => {
+            let what = if s.get_type_id() == CONTEXT_ID {
+                "`Proxy.Context` is only supported as a parameter".to_string()
+            } else {
+                format!(
+                    "structs are not supported yet (type {})",
+                    node_name(ctx, s.get_type_id())
+                )
+            };
+            Err(what)
+        }
+        type_::AnyPointer(_) => Err("AnyPointer is not supported".into()),
+        type_::Interface(i) => {
+            let id = i.get_type_id();
+            if id == THREAD_MAP_ID {
+                return Err(
+                    "`Proxy.ThreadMap` is only supported in `construct(threadMap) -> (threadMap)`"
+                        .into(),
+                );
+            }
+            let n = ctx
+                .nodes
+                .get(&id)
+                .ok_or_else(|| format!("interface node {id:#x} missing"))?;
+            if n.get_scope_id() != file_id {
+                return Err(format!(
+                    "interface {} is not defined at the top level of this file (imported and nested interfaces are not supported yet)",
+                    node_name(ctx, id)
+                ));
+            }
+            if n.get_is_generic() {
+                return Err(format!(
+                    "generic interface {} is not supported yet",
+                    node_name(ctx, id)
+                ));
+            }
+            let name = short_name(n);
+            Ok(Ty::Interface(IfaceRef {
+                rust: names::type_name(&name),
+                capnp_mod: names::capnp_module_name(&name),
+            }))
+        }
+    }
+}
+
+fn short_name(n: &node::Reader<'_>) -> String {
+    let display = n
+        .get_display_name()
+        .ok()
+        .and_then(|t| t.to_string().ok())
+        .unwrap_or_default();
+    let prefix = n.get_display_name_prefix_length() as usize;
+    display.get(prefix..).unwrap_or(&display).to_string()
+}
+
+fn node_name(ctx: &Ctx<'_>, id: u64) -> String {
+    ctx.nodes
+        .get(&id)
+        .and_then(|n| n.get_display_name().ok())
+        .and_then(|t| t.to_string().ok())
+        .unwrap_or_else(|| format!("{id:#x}"))
+}

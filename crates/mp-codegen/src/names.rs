@@ -1,0 +1,88 @@
+//! Names: the schema's camelCase turned into the Rust identifiers the
+//! generated code uses, and capnpc's own naming rules (which the generated
+//! code must match exactly to call capnpc's generated types).
+
+/// capnpc's `camel_to_snake_case`: `addOnLoop` → `add_on_loop`.
+pub(crate) fn snake(s: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// capnpc's `capitalize_first_letter`: `addOnLoop` → `AddOnLoop`.
+pub(crate) fn capitalize_first(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+        None => String::new(),
+    }
+}
+
+/// capnpc's keyword list for module and `Server` method names.
+const CAPNPC_KEYWORDS: &[&str] = &[
+    "abstract", "alignof", "as", "be", "become", "box", "break", "const", "continue", "crate",
+    "do", "else", "enum", "extern", "false", "final", "fn", "for", "if", "impl", "in", "let",
+    "loop", "macro", "match", "mod", "move", "mut", "offsetof", "once", "override", "priv", "proc",
+    "pub", "pure", "ref", "return", "self", "sizeof", "static", "struct", "super", "trait", "true",
+    "type", "typeof", "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
+];
+
+/// capnpc's `module_name`: snake case, with `_` appended to its keywords.
+/// Used for interface modules and `Server` trait method names.
+pub(crate) fn capnp_module_name(s: &str) -> String {
+    let mut name = snake(s);
+    if CAPNPC_KEYWORDS.contains(&name.as_str()) {
+        name.push('_');
+    }
+    name
+}
+
+/// Rust's keywords (strict and reserved, all editions).
+const RUST_KEYWORDS: &[&str] = &[
+    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate",
+    "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl",
+    "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref",
+    "return", "self", "Self", "static", "struct", "super", "trait", "true", "try", "type",
+    "typeof", "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
+];
+
+/// A Rust identifier for a value or method name: keywords get a trailing
+/// `_` (like capnpc), since `self`/`crate`/`super` cannot be raw identifiers.
+pub(crate) fn ident(snake: &str) -> String {
+    if RUST_KEYWORDS.contains(&snake) {
+        format!("{snake}_")
+    } else {
+        snake.to_string()
+    }
+}
+
+/// A Rust type name from a schema name: the first letter capitalised.
+pub(crate) fn type_name(s: &str) -> String {
+    capitalize_first(s)
+}
+
+/// A Rust string literal holding `s`.
+pub(crate) fn lit(s: &str) -> String {
+    format!("{s:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_capnpc() {
+        assert_eq!(snake("addOnLoop"), "add_on_loop");
+        assert_eq!(capitalize_first("addOnLoop"), "AddOnLoop");
+        assert_eq!(capnp_module_name("CalcInit"), "calc_init");
+        assert_eq!(capnp_module_name("type"), "type_");
+        assert_eq!(ident("match"), "match_");
+        assert_eq!(ident("async"), "async_");
+        assert_eq!(ident("value"), "value");
+    }
+}

@@ -1,0 +1,335 @@
+//! Round trips through the code generated for mp-calc's `calc.capnp`
+//! (the checked-in golden `tests/data/calc_mp.rs`, over mp-calc's capnpc
+//! types), in one process over a socketpair with two event loops: mapped
+//! calls, loop calls, callbacks onto the waiting client thread (nested),
+//! a returned object with its own methods, failures and panics, async
+//! calls — and wire compatibility with mp-calc's hand-written adapter in
+//! both directions.
+
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::ThreadId;
+use std::time::Duration;
+
+use mp_ipc::{Connection, Error, EventLoop, Side};
+
+/// capnpc's types, where the generated code expects them (`crate::calc_capnp`).
+mod calc_capnp {
+    pub use mp_calc::calc_capnp::*;
+}
+
+/// The generated adapters under test (not every generated item is used here).
+#[allow(dead_code)]
+mod calc_mp {
+    include!("data/calc_mp.rs");
+}
+
+use calc_mp::{
+    CalcInit, CalcInitClient, CalcInitServer, Calculator, CalculatorClient,
+    CalculatorWhereAmIResults, Callback, CallbackClient, Counter,
+};
+
+/// Runs `body` on its own thread; panics if it does not finish within `limit`.
+fn watchdog<T: Send + 'static>(limit: Duration, body: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let runner = std::thread::Builder::new()
+        .name("test-body".into())
+        .spawn(move || {
+            let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)));
+        })
+        .expect("spawn test body");
+    match rx.recv_timeout(limit) {
+        Ok(Ok(value)) => {
+            let _ = runner.join();
+            value
+        }
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("watchdog: test did not finish within {limit:?}"),
+    }
+}
+
+struct Init;
+
+impl CalcInit for Init {
+    fn make_calculator(&self) -> Result<Arc<dyn Calculator>, String> {
+        Ok(Arc::new(Calc))
+    }
+}
+
+struct Calc;
+
+impl Calculator for Calc {
+    fn add(&self, a: i64, b: i64) -> Result<i64, String> {
+        a.checked_add(b)
+            .ok_or_else(|| format!("{a} + {b} overflows"))
+    }
+
+    fn add_on_loop(&self, a: i64, b: i64) -> Result<i64, String> {
+        self.add(a, b)
+    }
+
+    fn where_am_i(&self) -> Result<CalculatorWhereAmIResults, String> {
+        Ok(CalculatorWhereAmIResults {
+            thread_name: std::thread::current().name().unwrap_or("?").to_string(),
+            thread_number: 7,
+        })
+    }
+
+    fn countdown(&self, n: u32, callback: CallbackClient) -> Result<u32, String> {
+        callback.step(n).map_err(|e| e.to_string())
+    }
+
+    fn sleep(&self, millis: u32) -> Result<(), String> {
+        std::thread::sleep(Duration::from_millis(u64::from(millis)));
+        Ok(())
+    }
+
+    fn fail(&self, message: String) -> Result<(), String> {
+        Err(message)
+    }
+
+    fn panic(&self, message: String) -> Result<(), String> {
+        panic!("{message}")
+    }
+
+    fn make_counter(&self, start: i64) -> Result<Arc<dyn Counter>, String> {
+        Ok(Arc::new(CounterImp(AtomicI64::new(start))))
+    }
+}
+
+struct CounterImp(AtomicI64);
+
+impl Counter for CounterImp {
+    fn add(&self, delta: i64) -> Result<i64, String> {
+        Ok(self.0.fetch_add(delta, Ordering::SeqCst) + delta)
+    }
+
+    fn get(&self) -> Result<i64, String> {
+        Ok(self.0.load(Ordering::SeqCst))
+    }
+
+    fn destroy(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A callback that checks it runs on the waiting client thread, and counts
+/// down through the server again until `n` is 0.
+struct Steps {
+    calc: CalculatorClient,
+    home: ThreadId,
+}
+
+impl Callback for Steps {
+    fn step(&self, n: u32) -> Result<u32, String> {
+        if std::thread::current().id() != self.home {
+            return Err("callback ran on another thread".into());
+        }
+        if n == 0 {
+            return Ok(1000);
+        }
+        let next = Arc::new(Steps {
+            calc: self.calc.clone(),
+            home: self.home,
+        });
+        let inner = self
+            .calc
+            .countdown(n - 1, next)
+            .map_err(|e| e.to_string())?;
+        Ok(inner + n)
+    }
+}
+
+/// A generated server on `server_loop`, a generated client on `client_loop`.
+fn generated_pair(
+    server_loop: &EventLoop,
+    client_loop: &EventLoop,
+) -> (Connection, CalcInitClient) {
+    let (a, b) = UnixStream::pair().expect("socketpair");
+    let server = Connection::builder(server_loop)
+        .name("gen-server")
+        .serve(|conn| CalcInitServer::bootstrap(conn, Arc::new(Init)))
+        .open(a, Side::Server)
+        .expect("serve");
+    let conn = Connection::builder(client_loop)
+        .name("gen-client")
+        .open(b, Side::Client)
+        .expect("open");
+    let init = CalcInitClient::connect(&conn).expect("connect");
+    (server, init)
+}
+
+fn loops() -> (EventLoop, EventLoop) {
+    (
+        EventLoop::new("server-loop").unwrap(),
+        EventLoop::new("client-loop").unwrap(),
+    )
+}
+
+#[test]
+fn mapped_and_loop_calls() {
+    watchdog(Duration::from_secs(30), || {
+        let (s, c) = loops();
+        let (_server, init) = generated_pair(&s, &c);
+        let calc = init.make_calculator().unwrap();
+        assert_eq!(calc.add(2, 3).unwrap(), 5);
+        assert_eq!(calc.add_on_loop(40, 2).unwrap(), 42);
+        let here = calc.where_am_i().unwrap();
+        assert_ne!(
+            here.thread_name, "server-loop",
+            "a Context call runs on a server thread"
+        );
+        assert_ne!(here.thread_name, "?");
+        assert_eq!(here.thread_number, 7);
+        // The same client thread keeps its server thread.
+        assert_eq!(calc.where_am_i().unwrap(), here);
+        // Another client thread gets another one.
+        let other = calc.clone();
+        let there = std::thread::spawn(move || other.where_am_i().unwrap())
+            .join()
+            .unwrap();
+        assert_ne!(there.thread_name, here.thread_name);
+        calc.sleep(1).unwrap();
+    });
+}
+
+#[test]
+fn failures_and_panics_come_back_as_errors() {
+    watchdog(Duration::from_secs(30), || {
+        let (s, c) = loops();
+        let (_server, init) = generated_pair(&s, &c);
+        let calc = init.make_calculator().unwrap();
+        match calc.fail("no luck") {
+            Err(Error::Remote { site, message }) => {
+                assert_eq!(site.to_string(), "Calculator.fail");
+                assert!(message.contains("no luck"), "{message}");
+            }
+            other => panic!("expected a remote failure, got {other:?}"),
+        }
+        match calc.add(i64::MAX, 1) {
+            Err(Error::Remote { message, .. }) => assert!(message.contains("overflows")),
+            other => panic!("expected a remote failure, got {other:?}"),
+        }
+        match calc.panic("boom") {
+            Err(Error::Remote { message, .. }) => assert!(message.contains("boom"), "{message}"),
+            other => panic!("expected a remote failure, got {other:?}"),
+        }
+        // The connection survives all of it.
+        assert_eq!(calc.add(1, 1).unwrap(), 2);
+    });
+}
+
+#[test]
+fn callbacks_run_on_the_waiting_client_thread_nested() {
+    watchdog(Duration::from_secs(30), || {
+        let (s, c) = loops();
+        let (_server, init) = generated_pair(&s, &c);
+        let calc = init.make_calculator().unwrap();
+        let steps = Arc::new(Steps {
+            calc: calc.clone(),
+            home: std::thread::current().id(),
+        });
+        assert_eq!(calc.countdown(0, steps.clone()).unwrap(), 1000);
+        // client -> server -> callback -> server -> ... four levels deep.
+        assert_eq!(calc.countdown(3, steps).unwrap(), 1000 + 1 + 2 + 3);
+    });
+}
+
+#[test]
+fn returned_objects_have_their_own_methods() {
+    watchdog(Duration::from_secs(30), || {
+        let (s, c) = loops();
+        let (_server, init) = generated_pair(&s, &c);
+        let calc = init.make_calculator().unwrap();
+        let counter = calc.make_counter(5).unwrap();
+        assert_eq!(counter.add(3).unwrap(), 8);
+        assert_eq!(counter.get().unwrap(), 8);
+        let from_elsewhere = counter.clone();
+        std::thread::spawn(move || from_elsewhere.add(2).unwrap())
+            .join()
+            .unwrap();
+        assert_eq!(counter.get().unwrap(), 10);
+        counter.destroy().unwrap();
+        // Two counters are two objects.
+        let other = calc.make_counter(-1).unwrap();
+        assert_eq!(other.get().unwrap(), -1);
+        assert_eq!(counter.get().unwrap(), 10);
+    });
+}
+
+#[test]
+fn async_calls() {
+    watchdog(Duration::from_secs(30), || {
+        let (s, c) = loops();
+        let (_server, init) = generated_pair(&s, &c);
+        let calc = futures::executor::block_on(init.make_calculator_async()).unwrap();
+        let sum = futures::executor::block_on(calc.add_async(20, 22)).unwrap();
+        assert_eq!(sum, 42);
+        let on_loop = futures::executor::block_on(calc.add_on_loop_async(1, 2)).unwrap();
+        assert_eq!(on_loop, 3);
+        let counter = futures::executor::block_on(calc.make_counter_async(1)).unwrap();
+        assert_eq!(
+            futures::executor::block_on(counter.add_async(1)).unwrap(),
+            2
+        );
+    });
+}
+
+#[test]
+fn calls_after_the_server_is_gone_fail_with_disconnect() {
+    watchdog(Duration::from_secs(30), || {
+        let (s, c) = loops();
+        let (server, init) = generated_pair(&s, &c);
+        let calc = init.make_calculator().unwrap();
+        server.close();
+        assert!(calc
+            .connection()
+            .wait_disconnected_timeout(Duration::from_secs(10)));
+        let err = calc.add(1, 2).unwrap_err();
+        assert!(err.is_disconnected(), "{err:?}");
+    });
+}
+
+/// The generated client talks to mp-calc's hand-written server.
+#[test]
+fn generated_client_against_hand_written_server() {
+    watchdog(Duration::from_secs(30), || {
+        let (s, c) = loops();
+        let (a, b) = UnixStream::pair().unwrap();
+        let _server = mp_calc::serve(&s, a).unwrap();
+        let conn = Connection::builder(&c).open(b, Side::Client).unwrap();
+        let init = CalcInitClient::connect(&conn).unwrap();
+        let calc = init.make_calculator().unwrap();
+        assert_eq!(calc.add(2, 3).unwrap(), 5);
+        assert_eq!(calc.add_on_loop(2, 3).unwrap(), 5);
+        assert!(calc.where_am_i().unwrap().thread_number > 0);
+        let steps = Arc::new(Steps {
+            calc: calc.clone(),
+            home: std::thread::current().id(),
+        });
+        assert_eq!(calc.countdown(2, steps).unwrap(), 1000 + 1 + 2);
+        let counter = calc.make_counter(1).unwrap();
+        assert_eq!(counter.add(1).unwrap(), 2);
+    });
+}
+
+/// mp-calc's hand-written client talks to the generated server.
+#[test]
+fn hand_written_client_against_generated_server() {
+    watchdog(Duration::from_secs(30), || {
+        let (s, c) = loops();
+        let (a, b) = UnixStream::pair().unwrap();
+        let _server = Connection::builder(&s)
+            .serve(|conn| CalcInitServer::bootstrap(conn, Arc::new(Init)))
+            .open(a, Side::Server)
+            .unwrap();
+        let init = mp_calc::connect(&c, b).unwrap();
+        let calc = init.make_calculator().unwrap();
+        assert_eq!(calc.add(2, 3).unwrap(), 5);
+        assert_eq!(calc.add_on_loop(2, 3).unwrap(), 5);
+        let counter = calc.make_counter(10).unwrap();
+        assert_eq!(counter.add(5).unwrap(), 15);
+        assert_eq!(counter.get().unwrap(), 15);
+    });
+}
