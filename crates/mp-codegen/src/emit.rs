@@ -94,6 +94,13 @@ fn doc(out: &mut String, doc: Option<&str>, fallback: &str) {
     }
 }
 
+/// Schemas may have long parameter lists; clippy's limit is 7.
+fn many_args(out: &mut String, m: &Method) {
+    if m.params.len() >= 7 {
+        out.push_str("#[allow(clippy::too_many_arguments)]\n");
+    }
+}
+
 fn results_struct(iface: &Interface, m: &Method) -> String {
     format!("{}{}Results", iface.rust, m.capnp_alias)
 }
@@ -225,6 +232,7 @@ fn emit_trait(out: &mut String, iface: &Interface) {
             .iter()
             .map(|p| format!(", {}: {}", p.ident, owned(&p.ty)))
             .collect();
+        many_args(out, m);
         let _ = writeln!(
             out,
             "fn {}(&self{params}) -> Result<{}, String>;",
@@ -333,12 +341,15 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
         out.push_str("///\n");
         doc(out, Some(d), "");
     }
+    out.push_str("///\n");
+    let _ = writeln!(out, "/// {where_runs}");
+    many_args(out, m);
     let _ = writeln!(
         out,
-        "///\n/// {where_runs}\n\
-         pub fn {id}(&self{sig_params}) -> Result<{ret}, ::mp_ipc::Error> {{\n\
-         self.remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{id}({args}))\n}}\n",
+        "pub fn {id}(&self{sig_params}) -> Result<{ret}, ::mp_ipc::Error> {{\n\
+         self.remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args}))\n}}\n",
         id = m.ident,
+        sn = m.snake,
         i = lit(&iface.schema),
         ms = lit(&m.schema),
     );
@@ -346,10 +357,15 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
     let _ = writeln!(
         out,
         "/// [`{id}`](Self::{id}) from async code: the future is `Send` and may be\n\
-         /// awaited on any runtime; callbacks during it run on a worker of this side's.\n\
-         pub fn {id}_async(&self{sig_params}) -> impl ::std::future::Future<Output = Result<{ret}, ::mp_ipc::Error>> + Send + 'static {{\n\
-         self.remote.call_async(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{id}({args}))\n}}\n",
+         /// awaited on any runtime; callbacks during it run on a worker of this side's.",
         id = m.ident,
+    );
+    many_args(out, m);
+    let _ = writeln!(
+        out,
+        "pub fn {sn}_async(&self{sig_params}) -> impl ::std::future::Future<Output = Result<{ret}, ::mp_ipc::Error>> + Send + 'static {{\n\
+         self.remote.call_async(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args}))\n}}\n",
+        sn = m.snake,
         i = lit(&iface.schema),
         ms = lit(&m.schema),
     );
@@ -363,12 +379,13 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
         || m.params.iter().any(|p| matches!(p.ty, Ty::Interface(_)))
         || matches!(m.results.as_slice(), [one] if matches!(one.ty, Ty::Interface(_)));
     let setup = if uses_setup { "setup" } else { "_setup" };
+    many_args(out, m);
     let _ = write!(
         out,
-        "fn build_{id}({bp}) -> impl FnOnce(&{cap}, &::mp_ipc::CallSetup) -> Result<::mp_ipc::CallFuture<{ret}>, ::mp_ipc::Error> + Send + 'static {{\n\
+        "fn build_{sn}({bp}) -> impl FnOnce(&{cap}, &::mp_ipc::CallSetup) -> Result<::mp_ipc::CallFuture<{ret}>, ::mp_ipc::Error> + Send + 'static {{\n\
          {site}\
          move |cap: &{cap}, {setup}: &::mp_ipc::CallSetup| {{\n",
-        id = m.ident,
+        sn = m.snake,
         bp = build_params.join(", "),
         site = site(iface, m),
     );
@@ -410,11 +427,13 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
                     n = r.rust
                 );
             } else {
-                let _ = writeln!(
-                    out,
-                    "Ok(::mp_ipc::send_request(SITE, req, |r| Ok({})))",
-                    read_expr("r", &one.accessor, &one.schema, &one.ty)
-                );
+                let read = read_expr("r", &one.accessor, &one.schema, &one.ty);
+                // `Ok(x?)` is just `x` (and clippy says so).
+                let read = match read.strip_suffix('?') {
+                    Some(fallible) => fallible.to_string(),
+                    None => format!("Ok({read})"),
+                };
+                let _ = writeln!(out, "Ok(::mp_ipc::send_request(SITE, req, |r| {read}))");
             }
         }
         many => {

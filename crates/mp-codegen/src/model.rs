@@ -77,6 +77,9 @@ pub(crate) struct Method {
     pub schema: String,
     /// The Rust method name (`add_on_loop`, keywords escaped).
     pub ident: String,
+    /// Its snake-case stem without escaping, for derived names
+    /// (`type` → `type_async`, `build_type`).
+    pub snake: String,
     /// capnpc's name for the `Server` trait method (`add_on_loop`, keywords get `_`).
     pub capnp_fn: String,
     /// capnpc's name for `{capnp_fn}_request` (no keyword escaping there).
@@ -250,8 +253,8 @@ fn read_interface(
     for m in &methods {
         for generated in [
             m.ident.clone(),
-            format!("{}_async", m.ident),
-            format!("build_{}", m.ident),
+            format!("{}_async", m.snake),
+            format!("build_{}", m.snake),
         ] {
             if ["new", "remote", "connection", "connect", "from_remote"]
                 .contains(&generated.as_str())
@@ -316,6 +319,7 @@ fn read_method(
         return Ok(Method {
             schema: name.to_string(),
             ident: "construct".into(),
+            snake: "construct".into(),
             capnp_fn: names::capnp_module_name(name),
             capnp_request: names::snake(name),
             capnp_alias: names::capitalize_first(name),
@@ -381,6 +385,7 @@ fn read_method(
     Ok(Method {
         schema: name.to_string(),
         ident: names::ident(&names::snake(name)),
+        snake: names::snake(name),
         capnp_fn: names::capnp_module_name(name),
         capnp_request: names::snake(name),
         capnp_alias: names::capitalize_first(name),

@@ -13,6 +13,7 @@
 /// mapped to the calling client thread; the others run on the event loop.
 pub trait Types: Send + Sync + 'static {
     /// All primitive types, in and out.
+    #[allow(clippy::too_many_arguments)]
     fn echo_primitives(
         &self,
         b: bool,
@@ -120,12 +121,36 @@ impl TypesClient {
         self.remote.connection()
     }
 
+    /// Takes the peer's bootstrap object as a `Types` and exchanges thread maps
+    /// with it (`Types.construct`), so calls with a Context can be mapped to server threads.
+    pub fn connect(connection: &::mp_ipc::Connection) -> Result<Self, ::mp_ipc::Error> {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "construct");
+        let remote = connection.call(SITE, |setup| {
+            let conn = setup.conn().clone();
+            let init: crate::types_capnp::types::Client =
+                conn.peer_bootstrap().ok_or(::mp_ipc::Error::BadRequest {
+                    site: SITE,
+                    message: "the peer offers no bootstrap object".into(),
+                })?;
+            let mut req = init.construct_request();
+            req.get().set_thread_map(conn.thread_map_client());
+            let reply = ::mp_ipc::send_request(SITE, req, |r| r.get_thread_map());
+            Ok(Box::pin(async move {
+                let theirs = reply.await?;
+                conn.set_peer_thread_map(theirs);
+                ::mp_ipc::Remote::new(&conn, init)
+            }))
+        })?;
+        Ok(TypesClient { remote })
+    }
+
     /// Calls `Types.echoPrimitives`.
     ///
     /// All primitive types, in and out.
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
+    #[allow(clippy::too_many_arguments)]
     pub fn echo_primitives(
         &self,
         b: bool,
@@ -148,6 +173,7 @@ impl TypesClient {
 
     /// [`echo_primitives`](Self::echo_primitives) from async code: the future is `Send` and may be
     /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    #[allow(clippy::too_many_arguments)]
     pub fn echo_primitives_async(
         &self,
         b: bool,
@@ -170,6 +196,7 @@ impl TypesClient {
         )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn build_echo_primitives(
         b: bool,
         i8: i8,
@@ -410,7 +437,7 @@ impl TypesClient {
             p.set_parts(parts.as_slice())
                 .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
             Ok(::mp_ipc::send_request(SITE, req, |r| {
-                Ok(mp_codegen_support::text(SITE, "result", r.get_result())?)
+                mp_codegen_support::text(SITE, "result", r.get_result())
             }))
         }
     }
@@ -457,23 +484,23 @@ impl TypesClient {
     pub fn type_(&self, match_: u8) -> Result<u8, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Types", "type"),
-            Self::build_type_(match_),
+            Self::build_type(match_),
         )
     }
 
     /// [`type_`](Self::type_) from async code: the future is `Send` and may be
     /// awaited on any runtime; callbacks during it run on a worker of this side's.
-    pub fn type__async(
+    pub fn type_async(
         &self,
         match_: u8,
     ) -> impl ::std::future::Future<Output = Result<u8, ::mp_ipc::Error>> + Send + 'static {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Types", "type"),
-            Self::build_type_(match_),
+            Self::build_type(match_),
         )
     }
 
-    fn build_type_(
+    fn build_type(
         match_: u8,
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
@@ -524,6 +551,21 @@ impl TypesServer {
 }
 
 impl crate::types_capnp::types::Server for TypesServer {
+    fn construct(
+        self: ::std::rc::Rc<Self>,
+        params: crate::types_capnp::types::ConstructParams,
+        mut results: crate::types_capnp::types::ConstructResults,
+    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+        let result = (|| {
+            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let theirs = params.get()?.get_thread_map()?;
+            conn.set_peer_thread_map(theirs);
+            results.get().set_thread_map(conn.thread_map_client());
+            Ok(())
+        })();
+        ::std::future::ready(result)
+    }
+
     fn echo_primitives(
         self: ::std::rc::Rc<Self>,
         params: crate::types_capnp::types::EchoPrimitivesParams,

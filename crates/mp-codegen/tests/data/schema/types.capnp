@@ -8,20 +8,23 @@ using Proxy = import "/mp/proxy.capnp";
 interface Types {
     # Echoes what it is given.
 
-    echoPrimitives @0 (context :Proxy.Context, b :Bool, i8 :Int8, i16 :Int16, i32 :Int32, i64 :Int64, u8 :UInt8, u16 :UInt16, u32 :UInt32, u64 :UInt64, f32 :Float32, f64 :Float64)
+    construct @0 (threadMap :Proxy.ThreadMap) -> (threadMap :Proxy.ThreadMap);
+    # The thread-map exchange.
+
+    echoPrimitives @1 (context :Proxy.Context, b :Bool, i8 :Int8, i16 :Int16, i32 :Int32, i64 :Int64, u8 :UInt8, u16 :UInt16, u32 :UInt32, u64 :UInt64, f32 :Float32, f64 :Float64)
         -> (b :Bool, i8 :Int8, i16 :Int16, i32 :Int32, i64 :Int64, u8 :UInt8, u16 :UInt16, u32 :UInt32, u64 :UInt64, f32 :Float32, f64 :Float64);
     # All primitive types, in and out.
 
-    echoText @1 (context :Proxy.Context, text :Text, data :Data) -> (text :Text, data :Data);
+    echoText @2 (context :Proxy.Context, text :Text, data :Data) -> (text :Text, data :Data);
 
-    echoLists @2 (context :Proxy.Context, ints :List(Int32), flags :List(Bool), texts :List(Text), blobs :List(Data), doubles :List(Float64))
+    echoLists @3 (context :Proxy.Context, ints :List(Int32), flags :List(Bool), texts :List(Text), blobs :List(Data), doubles :List(Float64))
         -> (ints :List(Int32), flags :List(Bool), texts :List(Text), blobs :List(Data), doubles :List(Float64));
 
-    concat @3 (parts :List(Text)) -> (result :Text);
+    concat @4 (parts :List(Text)) -> (result :Text);
     # Runs on the event loop.
 
-    ping @4 (context :Proxy.Context) -> ();
+    ping @5 (context :Proxy.Context) -> ();
 
-    type @5 (context :Proxy.Context, match :UInt8) -> (result :UInt8);
+    type @6 (context :Proxy.Context, match :UInt8) -> (result :UInt8);
     # Names that are Rust keywords.
 }

@@ -1,5 +1,5 @@
-# A schema mp-codegen cannot map yet: the generator must refuse it with an
-# error naming the file, interface, method and field.
+# A schema mp-codegen cannot map yet: the generator must refuse it with
+# errors naming the file, interface, method and field of each problem.
 
 @0xe1a7d3c2b4f50611;
 
@@ -10,6 +10,14 @@ struct Point {
     y @1 :Int32;
 }
 
+enum Color {
+    red @0;
+    green @1;
+}
+
 interface Plotter {
     plot @0 (context :Proxy.Context, where :Point) -> ();
+    pick @1 (color :Color) -> ();
+    tryIt @2 (context :Proxy.Context) -> (error :Text $Proxy.exception("std::exception"));
+    ok @3 (n :Int32) -> (result :Int32);
 }

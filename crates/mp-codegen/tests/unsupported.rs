@@ -1,0 +1,45 @@
+//! A schema the generator cannot map yet is refused with one error per
+//! problem, each naming the file, interface, method and field — never
+//! silently wrong code. The request was captured from
+//! `tests/data/schema/unmappable.capnp`.
+
+use std::path::Path;
+
+#[test]
+fn unmappable_schema_names_file_interface_method_and_field() {
+    let request = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/unmappable.request.bin"),
+    )
+    .unwrap();
+    let err = mp_codegen::generate(&request, &mp_codegen::Options::default()).unwrap_err();
+    let mp_codegen::Error::Unsupported(problems) = &err else {
+        panic!("expected Error::Unsupported, got {err:?}");
+    };
+    let found: Vec<(Option<&str>, Option<&str>)> = problems
+        .iter()
+        .map(|u| (u.method.as_deref(), u.field.as_deref()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (Some("plot"), Some("where")),
+            (Some("pick"), Some("color")),
+            (Some("tryIt"), Some("error")),
+        ],
+        "{err}"
+    );
+    for u in problems {
+        assert_eq!(u.file, "unmappable.capnp");
+        assert_eq!(u.interface, "Plotter");
+    }
+    assert!(problems[0].reason.contains("structs are not supported yet"));
+    assert!(problems[1].reason.contains("enums are not supported yet"));
+    assert!(problems[2].reason.contains("$Proxy.exception"));
+    let message = err.to_string();
+    assert!(
+        message.contains(
+            "unmappable.capnp: interface `Plotter`, method `plot`, field `where`: structs are not supported yet"
+        ),
+        "{message}"
+    );
+}
