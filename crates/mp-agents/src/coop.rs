@@ -233,8 +233,33 @@ impl CoopBuilder {
     }
 }
 
-/// Registers `builder`: every agent bound, or none.
+/// Registers `builder`: every agent bound, or none. On failure every
+/// agent's state (and what was buffered for it) is dropped here, and its
+/// mbox refuses later messages.
 pub(crate) fn register(builder: CoopBuilder) -> Result<CoopHandle, Error> {
+    let cores: Vec<Arc<AgentCore>> = builder.agents.iter().map(|(c, _)| c.clone()).collect();
+    match try_register(builder) {
+        Ok(handle) => {
+            // 6. Every temporary of this thread is gone (`cores` last); now
+            // release the registration guard on the deregistration thread:
+            // only then can the final step run.
+            drop(cores);
+            let guard = handle.coop.clone();
+            if handle.dereg.post(move || release(guard)).is_err() {
+                tracing::error!(coop = ?handle.id, "deregistration thread is gone");
+            }
+            Ok(handle)
+        }
+        Err(e) => {
+            for core in &cores {
+                drop(core.discard());
+            }
+            Err(e)
+        }
+    }
+}
+
+fn try_register(builder: CoopBuilder) -> Result<CoopHandle, Error> {
     let CoopBuilder {
         env,
         coop,
@@ -323,15 +348,9 @@ pub(crate) fn register(builder: CoopBuilder) -> Result<CoopHandle, Error> {
     for (core, binder) in &resolved {
         core.bind(binder.bind(core.id));
     }
-    // 6. Drop every temporary, then release the registration guard on the
-    // deregistration thread: only now can the final step run.
     drop(resolved);
     let dereg = env.inner.dereg_waiter.clone();
     drop(env);
-    let guard = weak.clone();
-    if dereg.post(move || release(guard)).is_err() {
-        tracing::error!(coop = ?id, "deregistration thread is gone");
-    }
     Ok(CoopHandle {
         id,
         coop: weak,

@@ -188,6 +188,18 @@ impl AgentCore {
         (agent, worker, pending)
     }
 
+    /// Registration failed: refuse every later message and take the state
+    /// and buffered messages out, for the caller to drop.
+    pub(crate) fn discard(&self) -> (Option<Box<dyn ErasedAgent>>, Vec<Demand>) {
+        let pending = {
+            let mut q = self.queue.lock();
+            q.accepting = false;
+            q.finishing = true;
+            std::mem::take(&mut q.pending)
+        };
+        (self.agent.lock().take(), pending)
+    }
+
     /// Runs one demand on the agent's worker.
     fn run(self: Arc<Self>, demand: Demand) {
         match demand {

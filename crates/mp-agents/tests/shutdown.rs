@@ -1,0 +1,252 @@
+//! Stopping an environment under load: 1,000 cooperations × 10 agents on
+//! shared one-thread dispatchers and a shared active-object dispatcher,
+//! every agent with a message in flight. Shutdown completes, every finish
+//! hook runs exactly once, every agent's state is dropped before `launch`
+//! returns (none after), and every thread is joined by the reaper.
+//! Also: children are deregistered (and finished) before their parent.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::watchdog;
+use mp_agents::{
+    launch, ActiveObjDispatcher, Agent, Context, Define, DeregReason, Mbox, OneThreadDispatcher,
+};
+
+const COOPS: usize = 1_000;
+const AGENTS: usize = 10;
+/// "Forever": one-thread agents keep a message in flight until stopped.
+const UNTIL_STOPPED: usize = 100_000_000;
+
+#[derive(Default)]
+struct Counts {
+    started: AtomicUsize,
+    finished: AtomicUsize,
+    twice: AtomicUsize,
+    dropped: AtomicUsize,
+    handled: AtomicUsize,
+    cut_short: AtomicUsize,
+}
+
+#[derive(Clone, Copy)]
+struct Tick;
+
+#[derive(Clone, Copy)]
+struct Broadcast;
+
+struct Busy {
+    counts: Arc<Counts>,
+    finished: AtomicBool,
+    hops: usize,
+    limit: usize,
+    news: Option<Mbox>,
+}
+
+impl Agent for Busy {
+    fn define(&mut self, def: &mut Define<'_, Self>) {
+        def.subscribe_self(|me: &mut Busy, ctx: &Context<'_>, Tick| {
+            me.counts.handled.fetch_add(1, Ordering::Relaxed);
+            // Keep a message in flight for a while (bounded, so that 1,000
+            // active objects do not starve the machine).
+            if me.hops < me.limit {
+                me.hops += 1;
+                ctx.direct_mbox().send(Tick);
+            }
+        });
+        if let Some(news) = self.news.clone() {
+            def.subscribe(&news, |me: &mut Busy, _ctx: &Context<'_>, Broadcast| {
+                me.counts.handled.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+    }
+
+    fn start(&mut self, ctx: &Context<'_>) {
+        self.counts.started.fetch_add(1, Ordering::SeqCst);
+        ctx.direct_mbox().send(Tick);
+    }
+
+    fn finish(&mut self, _ctx: &Context<'_>) {
+        if self.hops < self.limit {
+            self.counts.cut_short.fetch_add(1, Ordering::SeqCst);
+        }
+        if self.finished.swap(true, Ordering::SeqCst) {
+            self.counts.twice.fetch_add(1, Ordering::SeqCst);
+        }
+        self.counts.finished.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.counts.dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn stop_with_a_thousand_busy_cooperations() {
+    watchdog(Duration::from_secs(120), || {
+        let counts = Arc::new(Counts::default());
+        let theirs = counts.clone();
+        let report = launch(move |env| {
+            let one_threads: Vec<OneThreadDispatcher> = (0..4)
+                .map(|i| OneThreadDispatcher::new(env, &format!("shared-1t-{i}")).unwrap())
+                .collect();
+            let active = ActiveObjDispatcher::new(env, "shared-ao");
+            let news = env.named_mbox("news");
+            for c in 0..COOPS {
+                let mut coop = env.make_coop();
+                for a in 0..AGENTS {
+                    let agent = Busy {
+                        counts: theirs.clone(),
+                        finished: AtomicBool::new(false),
+                        hops: 0,
+                        // Active objects hop a little (1,000 busy threads
+                        // would starve the machine); the others until stopped.
+                        limit: if a == 0 { 100 } else { UNTIL_STOPPED },
+                        news: (a % 3 == 0).then(|| news.clone()),
+                    };
+                    if a == 0 {
+                        coop.add_agent_with_binder(agent, active.binder());
+                    } else {
+                        coop.add_agent_with_binder(agent, one_threads[(c + a) % 4].binder());
+                    }
+                }
+                env.register_coop(coop).unwrap();
+                if c % 100 == 0 {
+                    news.send(Broadcast);
+                }
+            }
+            news.send(Broadcast);
+            env.stop();
+            // The dispatcher handles held here go with this closure; the
+            // cooperations keep the dispatchers alive until their final step.
+        })
+        .unwrap();
+        let total = COOPS * AGENTS;
+        assert_eq!(
+            counts.dropped.load(Ordering::SeqCst),
+            total,
+            "state not dropped before launch returned"
+        );
+        assert_eq!(counts.started.load(Ordering::SeqCst), total);
+        assert_eq!(counts.finished.load(Ordering::SeqCst), total);
+        assert_eq!(counts.twice.load(Ordering::SeqCst), 0);
+        assert!(counts.handled.load(Ordering::SeqCst) >= total);
+        // Every one-thread agent still had a message in flight when stopped.
+        assert_eq!(
+            counts.cut_short.load(Ordering::SeqCst),
+            COOPS * (AGENTS - 1)
+        );
+        // 4 one-thread dispatchers, 1,000 active objects, the dereg thread.
+        assert_eq!(report.threads.len(), 4 + COOPS + 1);
+        for status in &report.threads {
+            assert_eq!(status.joined_on, report.reaper_thread);
+            assert!(status.panic.is_none());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            counts.dropped.load(Ordering::SeqCst),
+            total,
+            "a drop ran after launch returned"
+        );
+    });
+}
+
+struct Named {
+    name: &'static str,
+    order: Arc<Mutex<Vec<String>>>,
+}
+
+impl Agent for Named {
+    fn finish(&mut self, _ctx: &Context<'_>) {
+        self.order
+            .lock()
+            .unwrap()
+            .push(format!("finish {}", self.name));
+    }
+}
+
+impl Drop for Named {
+    fn drop(&mut self) {
+        self.order
+            .lock()
+            .unwrap()
+            .push(format!("drop {}", self.name));
+    }
+}
+
+#[test]
+fn children_go_before_their_parent() {
+    watchdog(Duration::from_secs(30), || {
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let reasons = Arc::new(Mutex::new(Vec::new()));
+        let (o, r) = (order.clone(), reasons.clone());
+        launch(move |env| {
+            let mut parent = env.make_coop();
+            parent.add_agent(Named {
+                name: "parent",
+                order: o.clone(),
+            });
+            let r1 = r.clone();
+            parent.on_deregistered(move |_, _, reason| r1.lock().unwrap().push(("parent", reason)));
+            let parent = env.register_coop(parent).unwrap();
+            let mut child = env.make_child_coop(&parent);
+            child.add_agent(Named {
+                name: "child",
+                order: o.clone(),
+            });
+            let r2 = r.clone();
+            child.on_deregistered(move |_, _, reason| r2.lock().unwrap().push(("child", reason)));
+            let child_handle = env.register_coop(child).unwrap();
+            let mut grandchild = env.make_child_coop(&child_handle);
+            grandchild.add_agent(Named {
+                name: "grandchild",
+                order: o.clone(),
+            });
+            env.register_coop(grandchild).unwrap();
+            assert_eq!(env.coop_count(), 3);
+            let (tx, rx) = std::sync::mpsc::channel();
+            let mut watcher = env.make_coop();
+            watcher.on_deregistered(move |_, _, _| {
+                let _ = tx.send(());
+            });
+            let watcher = env.register_coop(watcher).unwrap();
+            parent.deregister(DeregReason::User(7));
+            while parent.is_alive() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert!(!child_handle.is_alive());
+            // A child of a gone parent is refused.
+            let mut late = env.make_child_coop(&parent);
+            late.add_agent(Named {
+                name: "late",
+                order: o.clone(),
+            });
+            assert!(matches!(
+                env.register_coop(late),
+                Err(mp_agents::Error::ParentGone)
+            ));
+            watcher.deregister(DeregReason::Normal);
+            rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            env.stop();
+        })
+        .unwrap();
+        let order = order.lock().unwrap().clone();
+        let pos = |s: &str| order.iter().position(|x| x == s).unwrap();
+        assert!(pos("finish grandchild") < pos("finish child"));
+        assert!(pos("drop grandchild") < pos("finish child"));
+        assert!(pos("finish child") < pos("finish parent"));
+        assert!(pos("drop child") < pos("finish parent"));
+        let reasons = reasons.lock().unwrap().clone();
+        assert_eq!(
+            reasons,
+            vec![
+                ("child", DeregReason::ParentDeregistration),
+                ("parent", DeregReason::User(7))
+            ]
+        );
+    });
+}
