@@ -72,9 +72,12 @@ impl Agent for Ponger {
     }
 }
 
+/// Makes the pinger's and the ponger's binders.
+type MakeBinders = fn(&mp_agents::Environment) -> (Arc<dyn Binder>, Arc<dyn Binder>);
+
 /// Runs a ping-pong with the binders `make` gives; returns whether both
 /// agents ran on the same thread.
-fn ping_pong(make: fn(&mp_agents::Environment) -> (Arc<dyn Binder>, Arc<dyn Binder>)) -> bool {
+fn ping_pong(make: MakeBinders) -> bool {
     let pongs = Arc::new(AtomicUsize::new(0));
     let ping_thread = Arc::new(parking_lot::Mutex::new(None));
     let pong_thread = Arc::new(parking_lot::Mutex::new(None));
