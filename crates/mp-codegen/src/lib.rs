@@ -18,8 +18,8 @@
 //!
 //! Type mapping of this step: `Bool`, integers, floats; `Text` ↔ `String`
 //! (`&str` into clients); `Data` ↔ `Vec<u8>`; `List` of those ↔ `Vec<T>`;
-//! interfaces of the same file as parameters (`Arc<dyn Foo>` into a client,
-//! `FooClient` into an implementation) and results (the reverse); one result
+//! interfaces as parameters (`Arc<dyn Foo>` into a client, `FooClient` into
+//! an implementation) and results (the reverse); one result
 //! is returned as is, several as a generated `FooMethodResults` struct;
 //! `construct(threadMap) -> (threadMap)` is the thread-map exchange, done by
 //! `FooServer` itself and by `FooClient::connect`. Anything else is refused
@@ -40,7 +40,9 @@
 //!
 //! then `mod calc_capnp { include!(concat!(env!("OUT_DIR"), "/calc_capnp.rs")); }`
 //! and `mod calc_mp { include!(concat!(env!("OUT_DIR"), "/calc_mp.rs")); }` at
-//! the crate root. The `mp-codegen` binary does the same from the command
+//! the crate root. An interface of another schema file `bar.capnp` is named
+//! through `super::bar_mp`, so generate both and include each generated
+//! file as a sibling module named after it. The `mp-codegen` binary does the same from the command
 //! line, for checking generated files into a repository.
 //!
 //! Output is formatted by running `rustfmt` when it is installed (plain,
@@ -173,7 +175,7 @@ pub fn generate(request: &[u8], options: &Options) -> Result<Vec<GeneratedFile>,
 }
 
 /// capnpc's stem for a schema file name: `dir/my-file.capnp` → `my_file`.
-fn stem(filename: &str) -> String {
+pub(crate) fn stem(filename: &str) -> String {
     Path::new(filename)
         .file_stem()
         .and_then(|s| s.to_str())

@@ -38,13 +38,14 @@ pub(crate) enum Ty {
     Interface(IfaceRef),
 }
 
-/// A reference to an interface defined at the top level of the file.
+/// A reference to an interface defined at the top level of a schema file.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct IfaceRef {
-    /// The generated Rust names' stem (`Callback` → `CallbackClient`, ...).
+    /// The path of its generated Rust names' stem: `Callback` for one of
+    /// the same file (→ `CallbackClient`, ...), `super::echo_mp::Echo` for
+    /// one of `echo.capnp`, whose generated file must be included as the
+    /// sibling module `echo_mp`.
     pub rust: String,
-    /// The capnp module of the interface (`calculator`), under the file's capnp module.
-    pub capnp_mod: String,
 }
 
 /// One parameter or result field.
@@ -526,12 +527,22 @@ fn map_type(
                 .nodes
                 .get(&id)
                 .ok_or_else(|| format!("interface node {id:#x} missing"))?;
-            if n.get_scope_id() != file_id {
-                return Err(format!(
-                    "interface {} is not defined at the top level of this file (imported and nested interfaces are not supported yet)",
-                    node_name(ctx, id)
-                ));
-            }
+            let scope = n.get_scope_id();
+            let prefix = if scope == file_id {
+                String::new()
+            } else {
+                match ctx.nodes.get(&scope).map(|s| s.which()) {
+                    Some(Ok(node::File(()))) => {
+                        format!("super::{}_mp::", crate::stem(&node_name(ctx, scope)))
+                    }
+                    _ => {
+                        return Err(format!(
+                            "interface {} is nested in another declaration (only top-level interfaces are supported yet)",
+                            node_name(ctx, id)
+                        ))
+                    }
+                }
+            };
             if n.get_is_generic() {
                 return Err(format!(
                     "generic interface {} is not supported yet",
@@ -540,8 +551,7 @@ fn map_type(
             }
             let name = short_name(n);
             Ok(Ty::Interface(IfaceRef {
-                rust: names::type_name(&name),
-                capnp_mod: names::capnp_module_name(&name),
+                rust: format!("{prefix}{}", names::type_name(&name)),
             }))
         }
     }

@@ -13,63 +13,83 @@ fn regen() -> bool {
     std::env::var_os("MP_REGEN").is_some()
 }
 
-fn check(name: &str) {
+/// Generates from `{request}.request.bin` and compares each output file
+/// with its golden copy.
+fn check(request: &str, outputs: &[&str]) {
     if mp_codegen::format_code("fn main() {}\n").is_none() {
         eprintln!("skipped: rustfmt is not installed (the golden files are rustfmt's output)");
         return;
     }
-    let request = std::fs::read(data().join(format!("{name}.request.bin"))).unwrap();
+    let bytes = std::fs::read(data().join(format!("{request}.request.bin"))).unwrap();
     let options = mp_codegen::Options {
         rustfmt: true,
         ..Default::default()
     };
-    let files = mp_codegen::generate(&request, &options).expect("generate");
-    assert_eq!(files.len(), 1);
-    assert_eq!(files[0].path, Path::new(&format!("{name}_mp.rs")));
-    let golden = data().join(format!("{name}_mp.rs"));
-    if regen() {
-        std::fs::write(&golden, &files[0].code).unwrap();
-        return;
+    let files = mp_codegen::generate(&bytes, &options).expect("generate");
+    let paths: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
+    let expected: Vec<&Path> = outputs.iter().map(Path::new).collect();
+    assert_eq!(paths, expected);
+    for file in &files {
+        let golden = data().join(&file.path);
+        if regen() {
+            std::fs::write(&golden, &file.code).unwrap();
+            continue;
+        }
+        let current = std::fs::read_to_string(&golden).unwrap();
+        assert!(
+            file.code == current,
+            "{} is out of date: regenerate with `MP_REGEN=1 cargo test -p mp-codegen --test golden`",
+            golden.display()
+        );
     }
-    let expected = std::fs::read_to_string(&golden).unwrap();
-    assert!(
-        files[0].code == expected,
-        "{} is out of date: regenerate with `MP_REGEN=1 cargo test -p mp-codegen --test golden`",
-        golden.display()
-    );
 }
 
-#[test]
-fn calc_matches_golden() {
-    check("calc");
-}
-
-#[test]
-fn types_matches_golden() {
-    check("types");
-}
-
-/// capnpc's own code for `types.capnp`, generated from the same captured
-/// request, is checked in for the round-trip tests; it must stay in step.
-#[test]
-fn types_capnp_matches_capnpc() {
-    let request = std::fs::read(data().join("types.request.bin")).unwrap();
-    let out = std::env::temp_dir().join(format!("mp-codegen-capnpc-{}", std::process::id()));
+/// capnpc's own code for a captured request, checked in for the round-trip
+/// tests, must stay in step with the request.
+fn check_capnpc(request: &str, outputs: &[&str]) {
+    let bytes = std::fs::read(data().join(format!("{request}.request.bin"))).unwrap();
+    let out = std::env::temp_dir().join(format!(
+        "mp-codegen-capnpc-{request}-{}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&out).unwrap();
     let mut gen = capnpc::codegen::CodeGenerationCommand::new();
     gen.output_directory(&out)
         .crates_provide_map([(0xcc31_6e3f_71a0_40fb, "mp_ipc".to_string())].into());
-    gen.run(&request[..]).expect("capnpc");
-    let fresh = std::fs::read_to_string(out.join("types_capnp.rs")).unwrap();
-    let _ = std::fs::remove_dir_all(&out);
-    let checked_in = data().join("types_capnp.rs");
-    if regen() {
-        std::fs::write(&checked_in, &fresh).unwrap();
-        return;
+    gen.run(&bytes[..]).expect("capnpc");
+    for name in outputs {
+        let fresh = std::fs::read_to_string(out.join(name)).unwrap();
+        let checked_in = data().join(name);
+        if regen() {
+            std::fs::write(&checked_in, &fresh).unwrap();
+            continue;
+        }
+        assert!(
+            fresh == std::fs::read_to_string(&checked_in).unwrap(),
+            "{} is out of date: regenerate with `MP_REGEN=1 cargo test -p mp-codegen --test golden`",
+            checked_in.display()
+        );
     }
-    assert!(
-        fresh == std::fs::read_to_string(&checked_in).unwrap(),
-        "{} is out of date: regenerate with `MP_REGEN=1 cargo test -p mp-codegen --test golden`",
-        checked_in.display()
-    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn calc_matches_golden() {
+    check("calc", &["calc_mp.rs"]);
+}
+
+#[test]
+fn types_matches_golden() {
+    check("types", &["types_mp.rs"]);
+}
+
+#[test]
+fn two_files_match_golden() {
+    check("hub", &["hub_mp.rs", "remote_mp.rs"]);
+}
+
+#[test]
+fn capnpc_code_for_the_test_schemas_is_current() {
+    check_capnpc("types", &["types_capnp.rs"]);
+    check_capnpc("hub", &["hub_capnp.rs", "remote_capnp.rs"]);
 }
