@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::watchdog;
+use common::{watchdog, DropLog};
 use mp_agents::{
     launch, ActiveObjDispatcher, Agent, Context, Define, DeregReason, Mbox, OneThreadDispatcher,
 };
@@ -29,6 +29,8 @@ struct Counts {
     dropped: AtomicUsize,
     handled: AtomicUsize,
     cut_short: AtomicUsize,
+    /// Where agents were dropped: every one on the deregistration thread.
+    drops: DropLog,
 }
 
 #[derive(Clone, Copy)]
@@ -81,6 +83,7 @@ impl Agent for Busy {
 
 impl Drop for Busy {
     fn drop(&mut self) {
+        self.counts.drops.record();
         self.counts.dropped.fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -91,6 +94,7 @@ fn stop_with_a_thousand_busy_cooperations() {
         let counts = Arc::new(Counts::default());
         let theirs = counts.clone();
         let report = launch(move |env| {
+            theirs.drops.dereg.set(env.dereg_thread_id()).unwrap();
             let one_threads: Vec<OneThreadDispatcher> = (0..4)
                 .map(|i| OneThreadDispatcher::new(env, &format!("shared-1t-{i}")).unwrap())
                 .collect();
@@ -131,6 +135,7 @@ fn stop_with_a_thousand_busy_cooperations() {
             total,
             "state not dropped before launch returned"
         );
+        assert_eq!(counts.drops.on_dereg.load(Ordering::SeqCst), total);
         assert_eq!(counts.started.load(Ordering::SeqCst), total);
         assert_eq!(counts.finished.load(Ordering::SeqCst), total);
         assert_eq!(counts.twice.load(Ordering::SeqCst), 0);

@@ -1,0 +1,141 @@
+//! Agent basics: hooks in order, messages buffered before registration,
+//! panics in handlers contained, weak cooperation handles, and a
+//! dispatcher shutting down (its thread joined by the reaper) with its
+//! last user.
+
+mod common;
+
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use common::watchdog;
+use mp_agents::{launch, Agent, Context, Define, DeregReason, OneThreadDispatcher};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Note(u32);
+
+struct Recorder {
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Agent for Recorder {
+    fn define(&mut self, def: &mut Define<'_, Self>) {
+        def.subscribe_self(|me: &mut Recorder, _: &Context<'_>, Note(n)| {
+            if n == 13 {
+                panic!("unlucky");
+            }
+            me.log.lock().unwrap().push(format!("note {n}"));
+        });
+    }
+
+    fn start(&mut self, _ctx: &Context<'_>) {
+        self.log.lock().unwrap().push("start".into());
+    }
+
+    fn finish(&mut self, _ctx: &Context<'_>) {
+        self.log.lock().unwrap().push("finish".into());
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.log.lock().unwrap().push("drop".into());
+    }
+}
+
+#[test]
+fn hooks_run_in_order_and_a_panicking_handler_is_contained() {
+    watchdog(Duration::from_secs(30), || {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        launch(move |env| {
+            let mut coop = env.make_coop();
+            let mbox = coop.add_agent(Recorder { log: l.clone() });
+            // Sent before registration: delivered after `start`.
+            mbox.send(Note(1));
+            let (tx, rx) = mpsc::channel();
+            coop.on_deregistered(move |_, _, reason| {
+                let _ = tx.send(reason);
+            });
+            let handle = env.register_coop(coop).unwrap();
+            mbox.send(Note(13));
+            mbox.send(Note(2));
+            handle.deregister(DeregReason::User(1));
+            handle.deregister(DeregReason::User(2)); // no effect
+            assert_eq!(
+                rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+                DeregReason::User(1)
+            );
+            assert!(
+                !handle.is_alive(),
+                "a handle must not keep its cooperation alive"
+            );
+            // The agent is gone: its mbox refuses quietly.
+            mbox.send(Note(3));
+            env.stop();
+        })
+        .unwrap();
+        let log = log.lock().unwrap().clone();
+        assert_eq!(log, ["start", "note 1", "note 2", "finish", "drop"]);
+    });
+}
+
+struct Idle;
+impl Agent for Idle {}
+
+#[test]
+fn a_dispatcher_stops_with_its_last_user() {
+    watchdog(Duration::from_secs(30), || {
+        launch(|env| {
+            let disp = OneThreadDispatcher::new(env, "private").unwrap();
+            let thread = disp.thread_handle();
+            let mut coop = env.make_coop();
+            coop.set_binder(disp.binder());
+            coop.add_agent(Idle);
+            coop.add_agent(Idle);
+            drop(disp);
+            let (tx, rx) = mpsc::channel();
+            coop.on_deregistered(move |_, _, _| {
+                let _ = tx.send(());
+            });
+            let handle = env.register_coop(coop).unwrap();
+            assert!(!thread.is_joined());
+            handle.deregister(DeregReason::Normal);
+            rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            // The cooperation was the dispatcher's last user: its thread is
+            // joined by the reaper while the environment runs on.
+            let status = thread.wait_timeout(Duration::from_secs(10)).unwrap();
+            assert_eq!(status.joined_on, env.reaper_thread_id());
+            assert!(!env.is_stopping());
+            env.stop();
+        })
+        .unwrap();
+    });
+}
+
+#[test]
+fn stop_from_init_with_nothing_registered() {
+    watchdog(Duration::from_secs(30), || {
+        let report = launch(|env| env.stop()).unwrap();
+        assert_eq!(report.threads.len(), 1, "only the deregistration thread");
+    });
+}
+
+#[test]
+fn a_panic_in_init_stops_the_environment_and_is_passed_on() {
+    watchdog(Duration::from_secs(30), || {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            launch(move |env| {
+                let mut coop = env.make_coop();
+                coop.add_agent(Recorder { log: l });
+                env.register_coop(coop).unwrap();
+                panic!("init failed");
+            })
+        }));
+        assert!(outcome.is_err());
+        let log = log.lock().unwrap().clone();
+        assert_eq!(log, ["start", "finish", "drop"]);
+    });
+}
