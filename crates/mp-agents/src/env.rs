@@ -25,7 +25,14 @@ use crate::error::Error;
 use crate::mbox::Mbox;
 
 pub(crate) struct EnvState {
+    /// Shutdown has begun: no new cooperations, every one deregistered.
     pub(crate) stopping: bool,
+    /// `stop` was called; shutdown begins once no stop guard is left.
+    stop_requested: bool,
+    /// Stop guards not yet removed.
+    guards: usize,
+    /// Stop when the count of cooperations drops to zero (after `init`).
+    autoshutdown: bool,
     /// Set by `launch` when it takes the thread list: no thread may start.
     closed: bool,
     pub(crate) root: HashMap<CoopId, Arc<CoopInner>>,
@@ -47,11 +54,69 @@ pub(crate) struct EnvInner {
 
 impl EnvInner {
     /// A cooperation's final step is done (deregistration thread).
-    pub(crate) fn coop_gone(&self) {
-        let mut st = self.state.lock();
-        st.live_coops -= 1;
-        if st.live_coops == 0 {
+    pub(crate) fn coop_gone(self: &Arc<Self>) {
+        let autostop = {
+            let mut st = self.state.lock();
+            st.live_coops -= 1;
+            if st.live_coops == 0 {
+                self.cv.notify_all();
+            }
+            st.live_coops == 0 && st.autoshutdown
+        };
+        if autostop {
+            Environment {
+                inner: self.clone(),
+            }
+            .stop();
+        }
+    }
+
+    /// Begins the shutdown if it was asked for and no guard is left.
+    fn maybe_begin_shutdown(self: &Arc<Self>) {
+        {
+            let mut st = self.state.lock();
+            if st.stopping || !st.stop_requested || st.guards > 0 {
+                return;
+            }
+            st.stopping = true;
             self.cv.notify_all();
+        }
+        let weak = Arc::downgrade(self);
+        let _ = self.dereg_waiter.post(move || {
+            if let Some(env) = weak.upgrade() {
+                crate::coop::shutdown_all(&env);
+            }
+        });
+    }
+}
+
+/// Options for [`launch_with`].
+#[derive(Debug, Clone, Default)]
+pub struct Params {
+    /// Stop the environment when its last cooperation is gone (checked
+    /// first when `init` returns). Off by default: the environment runs
+    /// until [`Environment::stop`].
+    pub autoshutdown: bool,
+}
+
+/// Delays the shutdown of an environment until it is removed (dropped or
+/// [`remove`](StopGuard::remove)d): for agents that need to finish
+/// something before their cooperations are deregistered.
+#[derive(Debug)]
+pub struct StopGuard {
+    env: Weak<EnvInner>,
+}
+
+impl StopGuard {
+    /// Removes the guard (as dropping it does).
+    pub fn remove(self) {}
+}
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        if let Some(env) = self.env.upgrade() {
+            env.state.lock().guards -= 1;
+            env.maybe_begin_shutdown();
         }
     }
 }
@@ -92,6 +157,14 @@ pub fn launch<F>(init: F) -> Result<Report, Error>
 where
     F: FnOnce(&Environment),
 {
+    launch_with(Params::default(), init)
+}
+
+/// [`launch`] with options.
+pub fn launch_with<F>(params: Params, init: F) -> Result<Report, Error>
+where
+    F: FnOnce(&Environment),
+{
     let reaper = Reaper::new("mp-agents-reaper")?;
     let dereg = match Worker::spawn_with(&reaper, "mp-agents-dereg") {
         Ok(w) => w,
@@ -107,6 +180,9 @@ where
             dereg_thread: dereg.thread_id(),
             state: Mutex::new(EnvState {
                 stopping: false,
+                stop_requested: false,
+                guards: 0,
+                autoshutdown: false,
                 closed: false,
                 root: HashMap::new(),
                 live_coops: 0,
@@ -121,6 +197,15 @@ where
     let outcome = catch_unwind(AssertUnwindSafe(|| init(&env)));
     if outcome.is_err() {
         env.stop();
+    } else if params.autoshutdown {
+        let idle = {
+            let mut st = env.inner.state.lock();
+            st.autoshutdown = true;
+            st.live_coops == 0
+        };
+        if idle {
+            env.stop();
+        }
     }
     let inner = &env.inner;
     {
@@ -179,26 +264,33 @@ impl Environment {
         weak.upgrade().map(|inner| Environment { inner })
     }
 
-    /// Starts shutting down: every cooperation is deregistered (reason
-    /// `Shutdown`) and `launch` returns once all are gone. Idempotent.
+    /// Asks the environment to stop: once no [`StopGuard`] is left, every
+    /// cooperation is deregistered (reason `Shutdown`) and `launch` returns
+    /// when all are gone. Idempotent; returns at once.
     pub fn stop(&self) {
-        {
-            let mut st = self.inner.state.lock();
-            if st.stopping {
-                return;
-            }
-            st.stopping = true;
-            self.inner.cv.notify_all();
-        }
-        let weak = Arc::downgrade(&self.inner);
-        let _ = self.inner.dereg_waiter.post(move || {
-            if let Some(env) = weak.upgrade() {
-                crate::coop::shutdown_all(&env);
-            }
-        });
+        self.inner.state.lock().stop_requested = true;
+        self.inner.maybe_begin_shutdown();
     }
 
-    /// True once [`stop`](Self::stop) was called.
+    /// Adds a stop guard; refused once the shutdown has begun.
+    pub fn add_stop_guard(&self) -> Result<StopGuard, Error> {
+        let mut st = self.inner.state.lock();
+        if st.stopping {
+            return Err(Error::Stopped);
+        }
+        st.guards += 1;
+        Ok(StopGuard {
+            env: Arc::downgrade(&self.inner),
+        })
+    }
+
+    /// True once [`stop`](Self::stop) was called (the shutdown may still
+    /// wait for stop guards).
+    pub fn is_stop_requested(&self) -> bool {
+        self.inner.state.lock().stop_requested
+    }
+
+    /// True once the shutdown has begun (stop requested, no guard left).
     pub fn is_stopping(&self) -> bool {
         self.inner.state.lock().stopping
     }

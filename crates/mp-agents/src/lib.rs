@@ -50,7 +50,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use agent::{Agent, Context, Define};
 pub use coop::{CoopBuilder, CoopHandle, CoopId, DeregNotificator, DeregReason};
 pub use disp::{ActiveObjDispatcher, Binder, OneThreadDispatcher};
-pub use env::{launch, Environment, Report};
+pub use env::{launch, launch_with, Environment, Params, Report, StopGuard};
 pub use error::Error;
 pub use mbox::{DirectMbox, Mbox, MboxId};
 

@@ -1,0 +1,101 @@
+//! Stop guards delay the shutdown until the last is removed (removed from
+//! many threads at once here), and autoshutdown stops the environment when
+//! its last cooperation goes.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use common::watchdog;
+use mp_agents::{launch, launch_with, Agent, Context, DeregReason, Error, Params};
+
+struct Counted {
+    finished: Arc<AtomicUsize>,
+}
+
+impl Agent for Counted {
+    fn finish(&mut self, _ctx: &Context<'_>) {
+        self.finished.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+const THREADS: usize = 8;
+const GUARDS: usize = 1_000;
+
+#[test]
+fn guards_removed_in_parallel_delay_the_shutdown() {
+    watchdog(Duration::from_secs(60), || {
+        let finished = Arc::new(AtomicUsize::new(0));
+        let f = finished.clone();
+        launch(move |env| {
+            let mut coop = env.make_coop();
+            coop.add_agent(Counted {
+                finished: f.clone(),
+            });
+            env.register_coop(coop).unwrap();
+            let mut batches = Vec::new();
+            for _ in 0..THREADS {
+                let guards: Vec<_> = (0..GUARDS).map(|_| env.add_stop_guard().unwrap()).collect();
+                batches.push(guards);
+            }
+            env.stop();
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(env.is_stop_requested());
+            assert!(!env.is_stopping(), "shutdown began with guards left");
+            assert_eq!(f.load(Ordering::SeqCst), 0);
+            // Still open for registration while guarded.
+            let mut late = env.make_coop();
+            late.add_agent(Counted {
+                finished: f.clone(),
+            });
+            env.register_coop(late).unwrap();
+            let start = Arc::new(Barrier::new(THREADS));
+            let removers: Vec<_> = batches
+                .into_iter()
+                .map(|guards| {
+                    let start = start.clone();
+                    std::thread::spawn(move || {
+                        start.wait();
+                        for guard in guards {
+                            guard.remove();
+                        }
+                    })
+                })
+                .collect();
+            for remover in removers {
+                remover.join().unwrap();
+            }
+            assert!(env.is_stopping());
+            assert!(matches!(env.add_stop_guard(), Err(Error::Stopped)));
+        })
+        .unwrap();
+        assert_eq!(finished.load(Ordering::SeqCst), 2);
+    });
+}
+
+struct Quitter;
+
+impl Agent for Quitter {
+    fn start(&mut self, ctx: &Context<'_>) {
+        ctx.deregister_coop(DeregReason::Normal);
+    }
+}
+
+#[test]
+fn autoshutdown_when_the_last_cooperation_goes() {
+    watchdog(Duration::from_secs(30), || {
+        let params = Params { autoshutdown: true };
+        launch_with(params.clone(), |env| {
+            for _ in 0..10 {
+                let mut coop = env.make_coop();
+                coop.add_agent(Quitter);
+                env.register_coop(coop).unwrap();
+            }
+        })
+        .unwrap();
+        // Nothing registered at all: stops as soon as `init` returns.
+        launch_with(params, |_| {}).unwrap();
+    });
+}
