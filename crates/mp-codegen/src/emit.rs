@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use crate::model::{File, Interface, Method, MethodKind, Ty};
+use crate::model::{File, Interface, Method, MethodKind, StructDef, Ty};
 use crate::names::lit;
 use crate::Unsupported;
 
@@ -28,6 +28,9 @@ pub(crate) fn emit_file(file: &File, cm: &str) -> Result<String, Vec<Unsupported
          // Include this file in a module of its own.\n",
         file.filename, file.filename
     );
+    for st in &file.structs {
+        emit_struct(&mut out, st, cm);
+    }
     for iface in &file.interfaces {
         emit_trait(&mut out, iface);
         emit_result_structs(&mut out, iface);
@@ -41,6 +44,9 @@ pub(crate) fn emit_file(file: &File, cm: &str) -> Result<String, Vec<Unsupported
 /// Fails if two generated top-level items of the file would share a name.
 fn check_names(file: &File) -> Result<(), Vec<Unsupported>> {
     let mut seen: HashMap<String, (String, Option<String>)> = HashMap::new();
+    for st in &file.structs {
+        seen.insert(st.rust.clone(), (st.schema.clone(), None));
+    }
     let mut problems = Vec::new();
     for iface in &file.interfaces {
         let mut items = vec![
@@ -113,6 +119,7 @@ fn owned(ty: &Ty) -> String {
         Ty::Data => "Vec<u8>".into(),
         Ty::List(e) => format!("Vec<{}>", owned(e)),
         Ty::Interface(r) => format!("{}Client", r.rust),
+        Ty::Struct(path) => path.clone(),
     }
 }
 
@@ -130,6 +137,7 @@ fn client_param(ty: &Ty) -> String {
         Ty::Text => "&str".into(),
         Ty::Data => "&[u8]".into(),
         Ty::List(e) => format!("&[{}]", owned(e)),
+        Ty::Struct(path) => format!("&{path}"),
         other => served(other),
     }
 }
@@ -139,6 +147,7 @@ fn client_to_owned(ty: &Ty, v: &str) -> String {
     match ty {
         Ty::Text => format!("{v}.to_owned()"),
         Ty::Data | Ty::List(_) => format!("{v}.to_vec()"),
+        Ty::Struct(_) => format!("{v}.clone()"),
         _ => v.to_string(),
     }
 }
@@ -163,13 +172,24 @@ fn client_result(iface: &Interface, m: &Method) -> String {
 
 /// A statement setting field `acc` of builder `b` to `v`. `err` converts a
 /// capnp error where the setter can fail; `conn` is the loop connection.
-fn set_stmt(b: &str, acc: &str, schema: &str, ty: &Ty, v: &str, err: &str, conn: &str) -> String {
+#[allow(clippy::too_many_arguments)]
+fn set_stmt(
+    b: &str,
+    acc: &str,
+    schema: &str,
+    ty: &Ty,
+    v: &str,
+    err: &str,
+    conn: &str,
+    site: &str,
+) -> String {
     match ty {
+        Ty::Struct(_) => format!("{v}.mp_write({site}, {b}.reborrow().init_{acc}()){err}?;\n"),
         Ty::Prim(_) => format!("{b}.set_{acc}({v});\n"),
         Ty::Text => format!("{b}.set_{acc}({v}.as_str());\n"),
         Ty::Data => format!("{b}.set_{acc}({v}.as_slice());\n"),
         Ty::List(e) if **e == Ty::Data => format!(
-            "{{\nlet mut list = {b}.reborrow().init_{acc}({SUPPORT}::list_len(SITE, {f}, {v}.len()){err}?);\n\
+            "{{\nlet mut list = {b}.reborrow().init_{acc}({SUPPORT}::list_len({site}, {f}, {v}.len()){err}?);\n\
              for (i, d) in (0u32..).zip({v}.iter()) {{\nlist.set(i, d.as_slice());\n}}\n}}\n",
             f = lit(schema)
         ),
@@ -180,14 +200,15 @@ fn set_stmt(b: &str, acc: &str, schema: &str, ty: &Ty, v: &str, err: &str, conn:
 
 /// An expression reading field `acc` of reader `r` (inside a function
 /// returning `capnp::Result`); interfaces are wrapped on `conn`.
-fn read_expr(r: &str, acc: &str, schema: &str, ty: &Ty) -> String {
+fn read_expr(r: &str, acc: &str, schema: &str, ty: &Ty, site: &str) -> String {
     let f = lit(schema);
     match ty {
+        Ty::Struct(path) => format!("{path}::mp_read({site}, {r}.get_{acc}()?)?"),
         Ty::Prim(_) => format!("{r}.get_{acc}()"),
-        Ty::Text => format!("{SUPPORT}::text(SITE, {f}, {r}.get_{acc}())?"),
+        Ty::Text => format!("{SUPPORT}::text({site}, {f}, {r}.get_{acc}())?"),
         Ty::Data => format!("{r}.get_{acc}()?.to_vec()"),
         Ty::List(e) => match **e {
-            Ty::Text => format!("{SUPPORT}::text_list(SITE, {f}, {r}.get_{acc}())?"),
+            Ty::Text => format!("{SUPPORT}::text_list({site}, {f}, {r}.get_{acc}())?"),
             Ty::Data => format!("{SUPPORT}::data_list({r}.get_{acc}())?"),
             _ => format!("{r}.get_{acc}()?.iter().collect::<Vec<_>>()"),
         },
@@ -204,6 +225,80 @@ fn site(iface: &Interface, m: &Method) -> String {
         lit(&iface.schema),
         lit(&m.schema)
     )
+}
+
+fn emit_struct(out: &mut String, st: &StructDef, cm: &str) {
+    let name = &st.rust;
+    let module = format!("{cm}::{}", st.capnp_mod);
+    doc(
+        out,
+        st.doc.as_deref(),
+        &format!("The `{}` struct.", st.schema),
+    );
+    let _ = writeln!(
+        out,
+        "#[derive(Debug, Clone, PartialEq)]\npub struct {name} {{"
+    );
+    for f in &st.fields {
+        let _ = writeln!(
+            out,
+            "/// `{}`.\npub {}: {},",
+            f.field.schema,
+            f.field.ident,
+            owned(&f.field.ty)
+        );
+    }
+    out.push_str("}\n\n");
+    let _ = writeln!(
+        out,
+        "impl Default for {name} {{\n/// The schema's default values.\nfn default() -> Self {{\n{name} {{"
+    );
+    for f in &st.fields {
+        let _ = writeln!(out, "{}: {},", f.field.ident, f.default);
+    }
+    out.push_str("}\n}\n}\n\n");
+    let (r, b) = if st.fields.is_empty() {
+        ("_r", "_b")
+    } else {
+        ("r", "mut b")
+    };
+    let _ = writeln!(
+        out,
+        "impl {name} {{\n\
+         /// Reads one from capnp (for the generated adapters).\n\
+         #[doc(hidden)]\n\
+         pub fn mp_read(site: ::mp_ipc::CallSite, {r}: {module}::Reader<'_>) -> Result<Self, ::mp_ipc::capnp::Error> {{\n\
+         let _ = site;\nOk({name} {{"
+    );
+    for f in &st.fields {
+        let _ = writeln!(
+            out,
+            "{}: {},",
+            f.field.ident,
+            read_expr("r", &f.field.accessor, &f.field.schema, &f.field.ty, "site")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "}})\n}}\n\n\
+         /// Writes it to capnp (for the generated adapters).\n\
+         #[doc(hidden)]\n\
+         pub fn mp_write(&self, site: ::mp_ipc::CallSite, {b}: {module}::Builder<'_>) -> Result<(), ::mp_ipc::capnp::Error> {{\n\
+         let _ = site;"
+    );
+    for f in &st.fields {
+        out.push_str(&set_stmt(
+            "b",
+            &f.field.accessor,
+            &f.field.schema,
+            &f.field.ty,
+            &format!("self.{}", f.field.ident),
+            "",
+            "",
+            "site",
+        ));
+    }
+    out.push_str("Ok(())\n}\n}\n\n");
 }
 
 fn emit_trait(out: &mut String, iface: &Interface) {
@@ -410,6 +505,7 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
                 &p.ident,
                 ".map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))",
                 "setup.conn()",
+                "SITE",
             ));
         }
     }
@@ -427,7 +523,7 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
                     n = r.rust
                 );
             } else {
-                let read = read_expr("r", &one.accessor, &one.schema, &one.ty);
+                let read = read_expr("r", &one.accessor, &one.schema, &one.ty, "SITE");
                 // `Ok(x?)` is just `x` (and clippy says so).
                 let read = match read.strip_suffix('?') {
                     Some(fallible) => fallible.to_string(),
@@ -443,7 +539,7 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
                     format!(
                         "{}: {},\n",
                         f.ident,
-                        read_expr("r", &f.accessor, &f.schema, &f.ty)
+                        read_expr("r", &f.accessor, &f.schema, &f.ty, "SITE")
                     )
                 })
                 .collect();
@@ -531,7 +627,7 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
             body,
             "let {} = {};",
             p.ident,
-            read_expr("p", &p.accessor, &p.schema, &p.ty)
+            read_expr("p", &p.accessor, &p.schema, &p.ty, "SITE")
         );
         if matches!(p.ty, Ty::Interface(_)) {
             // The loop keeps a handle until the reply, so the server thread
@@ -577,6 +673,7 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
                 &v,
                 "",
                 "&conn",
+                "SITE",
             ));
         }
     }

@@ -21,6 +21,9 @@
 //! interfaces as parameters (`Arc<dyn Foo>` into a client, `FooClient` into
 //! an implementation) and results (the reverse); one result
 //! is returned as is, several as a generated `FooMethodResults` struct;
+//! top-level structs (no unions or groups) ↔ generated Rust structs whose
+//! `Default` holds the schema's defaults and whose field names come from
+//! `$Proxy.name` or the schema name in snake case;
 //! `construct(threadMap) -> (threadMap)` is the thread-map exchange, done by
 //! `FooServer` itself and by `FooClient::connect`. Anything else is refused
 //! with [`Error::Unsupported`], naming file, interface, method and field.

@@ -34,8 +34,11 @@ pub(crate) enum Ty {
     Data,
     /// `List(T)` ↔ `Vec<T>`, for primitive, Text and Data elements.
     List(Box<Ty>),
-    /// An interface of the same file.
+    /// An interface.
     Interface(IfaceRef),
+    /// A struct, as a generated Rust struct: the path of its Rust name
+    /// (`BlockRef`, or `super::common_mp::BlockRef` for another file's).
+    Struct(String),
 }
 
 /// A reference to an interface defined at the top level of a schema file.
@@ -121,11 +124,41 @@ pub(crate) struct File {
     pub filename: String,
     /// The file's top-level interfaces, in declaration order.
     pub interfaces: Vec<Interface>,
+    /// The file's top-level structs that map to Rust (others are left out:
+    /// a method that uses one is refused).
+    pub structs: Vec<StructDef>,
+}
+
+/// A struct mapped to a generated Rust struct.
+#[derive(Debug, Clone)]
+pub(crate) struct StructDef {
+    /// The schema's name.
+    pub schema: String,
+    /// The Rust type name.
+    pub rust: String,
+    /// capnpc's module name for it.
+    pub capnp_mod: String,
+    /// Its fields, in declaration order.
+    pub fields: Vec<StructField>,
+    /// Doc comment from the schema.
+    pub doc: Option<String>,
+}
+
+/// A field of a mapped struct.
+#[derive(Debug, Clone)]
+pub(crate) struct StructField {
+    /// The field itself.
+    pub field: Field,
+    /// The Rust expression of its default value (`Default::default()` when
+    /// the schema gives none).
+    pub default: String,
 }
 
 struct Ctx<'a> {
     nodes: HashMap<u64, node::Reader<'a>>,
     docs: HashMap<u64, (Option<String>, Vec<Option<String>>)>,
+    /// Structs being mapped (recursion guard) and already mapped.
+    structs: std::cell::RefCell<HashMap<u64, Option<Result<StructDef, String>>>>,
 }
 
 fn schema_err(e: impl std::fmt::Display) -> Error {
@@ -154,6 +187,7 @@ pub(crate) fn read_request(bytes: &[u8]) -> Result<Vec<File>, Error> {
     let mut ctx = Ctx {
         nodes: HashMap::new(),
         docs: HashMap::new(),
+        structs: Default::default(),
     };
     for n in request.get_nodes().map_err(schema_err)? {
         ctx.nodes.insert(n.get_id(), n);
@@ -178,7 +212,11 @@ pub(crate) fn read_request(bytes: &[u8]) -> Result<Vec<File>, Error> {
             .copied()
             .ok_or_else(|| schema_err(format!("{filename}: file node missing")))?;
         let mut interfaces = Vec::new();
+        let mut structs = Vec::new();
         for nested in file_node.get_nested_nodes().map_err(schema_err)? {
+            if let Some(Ok(def)) = map_struct(&ctx, nested.get_id()) {
+                structs.push(def);
+            }
             let Some(n) = ctx.nodes.get(&nested.get_id()).copied() else {
                 continue;
             };
@@ -193,6 +231,7 @@ pub(crate) fn read_request(bytes: &[u8]) -> Result<Vec<File>, Error> {
         files.push(File {
             filename,
             interfaces,
+            structs,
         });
     }
     if unsupported.is_empty() {
@@ -398,6 +437,22 @@ fn read_method(
     })
 }
 
+/// The value of a field's `$Proxy.name` annotation (its native name).
+fn proxy_name(f: field::Reader<'_>) -> Option<String> {
+    for a in f.get_annotations().ok()? {
+        if a.get_id() == PROXY_NAME_ID {
+            if let Ok(capnp::schema_capnp::value::Text(t)) = a.get_value().ok()?.which() {
+                let name = t.ok()?.to_string().ok()?;
+                let ok = !name.is_empty()
+                    && name.chars().all(|c| c == '_' || c.is_ascii_alphanumeric())
+                    && !name.starts_with(|c: char| c.is_ascii_digit());
+                return ok.then_some(name);
+            }
+        }
+    }
+    None
+}
+
 fn unsupported_annotation(f: field::Reader<'_>) -> Option<String> {
     let annotations = f.get_annotations().ok()?;
     for a in annotations {
@@ -405,7 +460,6 @@ fn unsupported_annotation(f: field::Reader<'_>) -> Option<String> {
             PROXY_COUNT_ID => "`$Proxy.count`",
             PROXY_SKIP_ID => "`$Proxy.skip`",
             PROXY_EXCEPTION_ID => "`$Proxy.exception`",
-            PROXY_NAME_ID => "`$Proxy.name`",
             _ => continue,
         };
         return Some(format!("{what} is not supported yet"));
@@ -463,7 +517,7 @@ fn map_field(
     let ty = map_type(ctx, file_id, t, false)?;
     Ok(Field {
         schema: name.to_string(),
-        ident: names::ident(&names::snake(name)),
+        ident: names::ident(&proxy_name(f).unwrap_or_else(|| names::snake(name))),
         accessor: names::snake(name),
         ty,
     })
@@ -504,15 +558,36 @@ fn map_type(
         }
         type_::Enum(_) => Err("enums are not supported yet".into()),
         type_::Struct(s) => {
-            let what = if s.get_type_id() == CONTEXT_ID {
-                "`Proxy.Context` is only supported as a parameter".to_string()
-            } else {
-                format!(
-                    "structs are not supported yet (type {})",
-                    node_name(ctx, s.get_type_id())
-                )
-            };
-            Err(what)
+            let id = s.get_type_id();
+            if id == CONTEXT_ID {
+                return Err("`Proxy.Context` is only supported as a parameter".into());
+            }
+            if in_list {
+                return Err(format!(
+                    "lists of structs are not supported yet (type {})",
+                    node_name(ctx, id)
+                ));
+            }
+            match map_struct(ctx, id) {
+                Some(Ok(def)) => {
+                    let n = ctx.nodes[&id];
+                    let scope = n.get_scope_id();
+                    if scope == file_id {
+                        Ok(Ty::Struct(def.rust))
+                    } else {
+                        Ok(Ty::Struct(format!(
+                            "super::{}_mp::{}",
+                            crate::stem(&node_name(ctx, scope)),
+                            def.rust
+                        )))
+                    }
+                }
+                Some(Err(reason)) => Err(format!("struct {}: {reason}", node_name(ctx, id))),
+                None => Err(format!(
+                    "struct {} is not declared at the top level of a file (only top-level structs are supported yet)",
+                    node_name(ctx, id)
+                )),
+            }
         }
         type_::AnyPointer(_) => Err("AnyPointer is not supported".into()),
         type_::Interface(i) => {
@@ -573,4 +648,118 @@ fn node_name(ctx: &Ctx<'_>, id: u64) -> String {
         .and_then(|n| n.get_display_name().ok())
         .and_then(|t| t.to_string().ok())
         .unwrap_or_else(|| format!("{id:#x}"))
+}
+
+/// Maps a top-level struct (cached). `None` if `id` is not a struct at the
+/// top level of a file; `Some(Err(why))` if it cannot be mapped.
+fn map_struct(ctx: &Ctx<'_>, id: u64) -> Option<Result<StructDef, String>> {
+    if let Some(done) = ctx.structs.borrow().get(&id) {
+        return Some(match done {
+            Some(result) => result.clone(),
+            None => Err("recursive structs are not supported yet".into()),
+        });
+    }
+    let n = *ctx.nodes.get(&id)?;
+    let Ok(node::Struct(st)) = n.which() else {
+        return None;
+    };
+    let scope = ctx.nodes.get(&n.get_scope_id())?;
+    if !matches!(scope.which(), Ok(node::File(()))) {
+        return None;
+    }
+    ctx.structs.borrow_mut().insert(id, None);
+    let result = map_struct_fields(ctx, id, n, st);
+    ctx.structs.borrow_mut().insert(id, Some(result.clone()));
+    Some(result)
+}
+
+fn map_struct_fields(
+    ctx: &Ctx<'_>,
+    id: u64,
+    n: node::Reader<'_>,
+    st: node::struct_::Reader<'_>,
+) -> Result<StructDef, String> {
+    if n.get_is_generic() {
+        return Err("generic structs are not supported yet".into());
+    }
+    if st.get_discriminant_count() > 0 {
+        return Err("unions are not supported yet".into());
+    }
+    let name = short_name(&n);
+    let docs = ctx.docs.get(&id);
+    let mut fields = Vec::new();
+    let list = st.get_fields().map_err(|e| e.to_string())?;
+    let mut ordered: Vec<(usize, field::Reader<'_>)> = list.iter().enumerate().collect();
+    ordered.sort_by_key(|(_, f)| f.get_code_order());
+    for (index, f) in ordered {
+        let fname = f
+            .get_name()
+            .ok()
+            .and_then(|t| t.to_string().ok())
+            .unwrap_or_default();
+        let problem = |reason: String| format!("field `{fname}`: {reason}");
+        if let Some(reason) = unsupported_annotation(f) {
+            return Err(problem(reason));
+        }
+        let mut field = map_field(ctx, n.get_scope_id(), f, &fname).map_err(problem)?;
+        if let Ty::Interface(_) = field.ty {
+            return Err(problem(
+                "interfaces in structs are not supported yet".into(),
+            ));
+        }
+        let default = default_value(f, &field.ty).map_err(problem)?;
+        let _ = docs.and_then(|(_, members)| members.get(index));
+        field.schema = fname.clone();
+        fields.push(StructField { field, default });
+    }
+    Ok(StructDef {
+        schema: name.clone(),
+        rust: names::type_name(&name),
+        capnp_mod: names::capnp_module_name(&name),
+        fields,
+        doc: docs.and_then(|(d, _)| d.clone()),
+    })
+}
+
+/// The Rust expression of a struct field's schema default.
+fn default_value(f: field::Reader<'_>, ty: &Ty) -> Result<String, String> {
+    use capnp::schema_capnp::value;
+    let field::Slot(slot) = f.which().map_err(|e| e.to_string())? else {
+        return Err("groups are not supported yet".into());
+    };
+    if !slot.get_had_explicit_default() {
+        return Ok("Default::default()".into());
+    }
+    let v = slot.get_default_value().map_err(|e| e.to_string())?;
+    Ok(match v.which().map_err(|e| e.to_string())? {
+        value::Bool(b) => b.to_string(),
+        value::Int8(x) => format!("{x}i8"),
+        value::Int16(x) => format!("{x}i16"),
+        value::Int32(x) => format!("{x}i32"),
+        value::Int64(x) => format!("{x}i64"),
+        value::Uint8(x) => format!("{x}u8"),
+        value::Uint16(x) => format!("{x}u16"),
+        value::Uint32(x) => format!("{x}u32"),
+        value::Uint64(x) => format!("{x}u64"),
+        value::Float32(x) => format!("f32::from_bits({:#x})", x.to_bits()),
+        value::Float64(x) => format!("f64::from_bits({:#x})", x.to_bits()),
+        value::Text(t) => {
+            let t = t
+                .map_err(|e| e.to_string())?
+                .to_string()
+                .map_err(|e| e.to_string())?;
+            format!("String::from({})", names::lit(&t))
+        }
+        value::Data(d) => format!("vec!{:?}", d.map_err(|e| e.to_string())?),
+        _ => {
+            return Err(format!(
+                "explicit defaults of this type ({}) are not supported yet",
+                match ty {
+                    Ty::List(_) => "List",
+                    Ty::Struct(_) => "struct",
+                    _ => "other",
+                }
+            ))
+        }
+    })
 }

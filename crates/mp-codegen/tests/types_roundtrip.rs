@@ -24,8 +24,8 @@ mod types_mp {
 }
 
 use types_mp::{
-    Types, TypesClient, TypesEchoListsResults, TypesEchoPrimitivesResults, TypesEchoTextResults,
-    TypesServer,
+    BlockRef, Options, Types, TypesClient, TypesEchoListsResults, TypesEchoPrimitivesResults,
+    TypesEchoTextResults, TypesServer, TypesTipOfResults,
 };
 
 struct Echo;
@@ -91,6 +91,19 @@ impl Types for Echo {
 
     fn type_(&self, match_: u8) -> Result<u8, String> {
         Ok(match_.wrapping_add(1))
+    }
+
+    fn configure(&self, mut options: Options) -> Result<Options, String> {
+        options.label.push('!');
+        options.tip.height += 1;
+        Ok(options)
+    }
+
+    fn tip_of(&self, options: Options) -> Result<TypesTipOfResults, String> {
+        Ok(TypesTipOfResults {
+            hash: options.tip.hash.clone(),
+            tip: options.tip,
+        })
     }
 }
 
@@ -215,5 +228,52 @@ fn loop_method_unit_result_and_keyword_names() {
         futures::executor::block_on(types.ping_async()).unwrap();
         assert_eq!(types.type_(41).unwrap(), 42);
         assert_eq!(types.type_(255).unwrap(), 0);
+    });
+}
+
+#[test]
+fn structs_round_trip_with_schema_defaults_and_proxy_names() {
+    // Defaults come from the schema; `$Proxy.name` picks the Rust names.
+    let defaults = Options::default();
+    assert!(defaults.use_mempool);
+    assert_eq!(defaults.block_reserved_weight, 4000);
+    assert_eq!(defaults.label, "default");
+    assert_eq!(defaults.ratio, 0.5);
+    assert_eq!(defaults.tip.height, -1);
+    assert!(defaults.tags.is_empty());
+    watchdog(|| {
+        let (s, c) = loops();
+        let (_server, types) = pair(&s, &c);
+        let got = types.configure(&Options::default()).unwrap();
+        assert_eq!(got.label, "default!");
+        assert_eq!(got.tip.height, 0);
+        assert!(got.use_mempool);
+        assert_eq!(got.block_reserved_weight, 4000);
+        let options = Options {
+            use_mempool: false,
+            block_reserved_weight: 0,
+            label: String::new(),
+            ratio: -2.0,
+            tip: BlockRef {
+                hash: vec![0xab; 32],
+                height: 800_000,
+            },
+            tags: vec!["x".into(), "y".into()],
+        };
+        let got = types.configure(&options).unwrap();
+        assert_eq!(
+            got,
+            Options {
+                label: "!".into(),
+                tip: BlockRef {
+                    height: 800_001,
+                    ..options.tip.clone()
+                },
+                ..options.clone()
+            }
+        );
+        let tip = types.tip_of(&options).unwrap();
+        assert_eq!(tip.hash, vec![0xab; 32]);
+        assert_eq!(tip.tip, options.tip);
     });
 }

@@ -25,6 +25,7 @@ fn unmappable_schema_names_file_interface_method_and_field() {
             (Some("plot"), Some("where")),
             (Some("pick"), Some("color")),
             (Some("tryIt"), Some("error")),
+            (Some("plotAll"), Some("points")),
         ],
         "{err}"
     );
@@ -32,13 +33,16 @@ fn unmappable_schema_names_file_interface_method_and_field() {
         assert_eq!(u.file, "unmappable.capnp");
         assert_eq!(u.interface, "Plotter");
     }
-    assert!(problems[0].reason.contains("structs are not supported yet"));
+    assert!(problems[0].reason.contains("unions are not supported yet"));
     assert!(problems[1].reason.contains("enums are not supported yet"));
     assert!(problems[2].reason.contains("$Proxy.exception"));
+    assert!(problems[3]
+        .reason
+        .contains("lists of structs are not supported yet"));
     let message = err.to_string();
     assert!(
         message.contains(
-            "unmappable.capnp: interface `Plotter`, method `plot`, field `where`: structs are not supported yet"
+            "unmappable.capnp: interface `Plotter`, method `plot`, field `where`: struct unmappable.capnp:Shape: unions are not supported yet"
         ),
         "{message}"
     );

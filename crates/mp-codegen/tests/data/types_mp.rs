@@ -6,6 +6,120 @@
 // (`...Server`) that runs each call on the thread its Context names.
 // Include this file in a module of its own.
 
+/// Schema defaults and `$Proxy.name` field names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// `useMempool`.
+    pub use_mempool: bool,
+    /// `reservedWeight`.
+    pub block_reserved_weight: u64,
+    /// `label`.
+    pub label: String,
+    /// `ratio`.
+    pub ratio: f64,
+    /// `tip`.
+    pub tip: BlockRef,
+    /// `tags`.
+    pub tags: Vec<String>,
+}
+
+impl Default for Options {
+    /// The schema's default values.
+    fn default() -> Self {
+        Options {
+            use_mempool: true,
+            block_reserved_weight: 4000u64,
+            label: String::from("default"),
+            ratio: f64::from_bits(0x3fe0000000000000),
+            tip: Default::default(),
+            tags: Default::default(),
+        }
+    }
+}
+
+impl Options {
+    /// Reads one from capnp (for the generated adapters).
+    #[doc(hidden)]
+    pub fn mp_read(
+        site: ::mp_ipc::CallSite,
+        r: crate::types_capnp::options::Reader<'_>,
+    ) -> Result<Self, ::mp_ipc::capnp::Error> {
+        let _ = site;
+        Ok(Options {
+            use_mempool: r.get_use_mempool(),
+            block_reserved_weight: r.get_reserved_weight(),
+            label: mp_codegen_support::text(site, "label", r.get_label())?,
+            ratio: r.get_ratio(),
+            tip: BlockRef::mp_read(site, r.get_tip()?)?,
+            tags: mp_codegen_support::text_list(site, "tags", r.get_tags())?,
+        })
+    }
+
+    /// Writes it to capnp (for the generated adapters).
+    #[doc(hidden)]
+    pub fn mp_write(
+        &self,
+        site: ::mp_ipc::CallSite,
+        mut b: crate::types_capnp::options::Builder<'_>,
+    ) -> Result<(), ::mp_ipc::capnp::Error> {
+        let _ = site;
+        b.set_use_mempool(self.use_mempool);
+        b.set_reserved_weight(self.block_reserved_weight);
+        b.set_label(self.label.as_str());
+        b.set_ratio(self.ratio);
+        self.tip.mp_write(site, b.reborrow().init_tip())?;
+        b.set_tags(self.tags.as_slice())?;
+        Ok(())
+    }
+}
+
+/// The `BlockRef` struct.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockRef {
+    /// `hash`.
+    pub hash: Vec<u8>,
+    /// `height`.
+    pub height: i32,
+}
+
+impl Default for BlockRef {
+    /// The schema's default values.
+    fn default() -> Self {
+        BlockRef {
+            hash: Default::default(),
+            height: -1i32,
+        }
+    }
+}
+
+impl BlockRef {
+    /// Reads one from capnp (for the generated adapters).
+    #[doc(hidden)]
+    pub fn mp_read(
+        site: ::mp_ipc::CallSite,
+        r: crate::types_capnp::block_ref::Reader<'_>,
+    ) -> Result<Self, ::mp_ipc::capnp::Error> {
+        let _ = site;
+        Ok(BlockRef {
+            hash: r.get_hash()?.to_vec(),
+            height: r.get_height(),
+        })
+    }
+
+    /// Writes it to capnp (for the generated adapters).
+    #[doc(hidden)]
+    pub fn mp_write(
+        &self,
+        site: ::mp_ipc::CallSite,
+        mut b: crate::types_capnp::block_ref::Builder<'_>,
+    ) -> Result<(), ::mp_ipc::capnp::Error> {
+        let _ = site;
+        b.set_hash(self.hash.as_slice());
+        b.set_height(self.height);
+        Ok(())
+    }
+}
+
 /// Echoes what it is given.
 ///
 /// Implement it and serve it with [`TypesServer`]; call a peer's with [`TypesClient`].
@@ -45,6 +159,10 @@ pub trait Types: Send + Sync + 'static {
     fn ping(&self) -> Result<(), String>;
     /// Names that are Rust keywords.
     fn type_(&self, match_: u8) -> Result<u8, String>;
+    /// Structs in and out.
+    fn configure(&self, options: Options) -> Result<Options, String>;
+    /// A struct among several results, on the event loop.
+    fn tip_of(&self, options: Options) -> Result<TypesTipOfResults, String>;
 }
 
 /// The results of `Types.echoPrimitives`.
@@ -96,6 +214,15 @@ pub struct TypesEchoListsResults {
     pub blobs: Vec<Vec<u8>>,
     /// `doubles`.
     pub doubles: Vec<f64>,
+}
+
+/// The results of `Types.tipOf`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TypesTipOfResults {
+    /// `hash`.
+    pub hash: Vec<u8>,
+    /// `tip`.
+    pub tip: BlockRef,
 }
 
 /// A `Types` in the peer process: a thread-safe handle; clone it, send it,
@@ -517,6 +644,103 @@ impl TypesClient {
             Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
         }
     }
+
+    /// Calls `Types.configure`.
+    ///
+    /// Structs in and out.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn configure(&self, options: &Options) -> Result<Options, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Types", "configure"),
+            Self::build_configure(options.clone()),
+        )
+    }
+
+    /// [`configure`](Self::configure) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn configure_async(
+        &self,
+        options: &Options,
+    ) -> impl ::std::future::Future<Output = Result<Options, ::mp_ipc::Error>> + Send + 'static
+    {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Types", "configure"),
+            Self::build_configure(options.clone()),
+        )
+    }
+
+    fn build_configure(
+        options: Options,
+    ) -> impl FnOnce(
+        &crate::types_capnp::types::Client,
+        &::mp_ipc::CallSetup,
+    ) -> Result<::mp_ipc::CallFuture<Options>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "configure");
+        move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.configure_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            options
+                .mp_write(SITE, p.reborrow().init_options())
+                .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
+            Ok(::mp_ipc::send_request(SITE, req, |r| {
+                Options::mp_read(SITE, r.get_result()?)
+            }))
+        }
+    }
+
+    /// Calls `Types.tipOf`.
+    ///
+    /// A struct among several results, on the event loop.
+    ///
+    /// Runs on the server's event loop.
+    pub fn tip_of(&self, options: &Options) -> Result<TypesTipOfResults, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Types", "tipOf"),
+            Self::build_tip_of(options.clone()),
+        )
+    }
+
+    /// [`tip_of`](Self::tip_of) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn tip_of_async(
+        &self,
+        options: &Options,
+    ) -> impl ::std::future::Future<Output = Result<TypesTipOfResults, ::mp_ipc::Error>> + Send + 'static
+    {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Types", "tipOf"),
+            Self::build_tip_of(options.clone()),
+        )
+    }
+
+    fn build_tip_of(
+        options: Options,
+    ) -> impl FnOnce(
+        &crate::types_capnp::types::Client,
+        &::mp_ipc::CallSetup,
+    ) -> Result<::mp_ipc::CallFuture<TypesTipOfResults>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "tipOf");
+        move |cap: &crate::types_capnp::types::Client, _setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.tip_of_request();
+            let mut p = req.get();
+            options
+                .mp_write(SITE, p.reborrow().init_options())
+                .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
+            Ok(::mp_ipc::send_request(SITE, req, |r| {
+                Ok(TypesTipOfResults {
+                    hash: r.get_hash()?.to_vec(),
+                    tip: BlockRef::mp_read(SITE, r.get_tip()?)?,
+                })
+            }))
+        }
+    }
 }
 
 /// Serves a [`Types`] implementation to the peer: reads each request into
@@ -733,6 +957,49 @@ impl crate::types_capnp::types::Server for TypesServer {
             r.set_result(value);
             Ok(())
         }
+    }
+
+    fn configure(
+        self: ::std::rc::Rc<Self>,
+        params: crate::types_capnp::types::ConfigureParams,
+        mut results: crate::types_capnp::types::ConfigureResults,
+    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "configure");
+        async move {
+            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let options = Options::mp_read(SITE, p.get_options()?)?;
+            let imp = self.imp.clone();
+            let value = conn
+                .dispatch(SITE, ctx, move || imp.configure(options))
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            value.mp_write(SITE, r.reborrow().init_result())?;
+            Ok(())
+        }
+    }
+
+    fn tip_of(
+        self: ::std::rc::Rc<Self>,
+        params: crate::types_capnp::types::TipOfParams,
+        mut results: crate::types_capnp::types::TipOfResults,
+    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "tipOf");
+        let result = (|| {
+            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let options = Options::mp_read(SITE, p.get_options()?)?;
+            let value = conn
+                .run_on_loop(SITE, || self.imp.tip_of(options))?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            r.set_hash(value.hash.as_slice());
+            value.tip.mp_write(SITE, r.reborrow().init_tip())?;
+            Ok(())
+        })();
+        ::std::future::ready(result)
     }
 }
 

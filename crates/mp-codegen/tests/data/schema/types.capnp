@@ -27,4 +27,26 @@ interface Types {
 
     type @6 (context :Proxy.Context, match :UInt8) -> (result :UInt8);
     # Names that are Rust keywords.
+
+    configure @7 (context :Proxy.Context, options :Options) -> (result :Options);
+    # Structs in and out.
+
+    tipOf @8 (options :Options) -> (hash :Data, tip :BlockRef);
+    # A struct among several results, on the event loop.
+}
+
+struct Options {
+    # Schema defaults and `$Proxy.name` field names.
+
+    useMempool @0 :Bool = true $Proxy.name("use_mempool");
+    reservedWeight @1 :UInt64 = 4000 $Proxy.name("block_reserved_weight");
+    label @2 :Text = "default";
+    ratio @3 :Float64 = 0.5;
+    tip @4 :BlockRef;
+    tags @5 :List(Text);
+}
+
+struct BlockRef {
+    hash @0 :Data;
+    height @1 :Int32 = -1;
 }

@@ -10,14 +10,22 @@ struct Point {
     y @1 :Int32;
 }
 
+struct Shape {
+    union {
+        dot @0 :Point;
+        radius @1 :Float64;
+    }
+}
+
 enum Color {
     red @0;
     green @1;
 }
 
 interface Plotter {
-    plot @0 (context :Proxy.Context, where :Point) -> ();
+    plot @0 (context :Proxy.Context, where :Shape) -> ();
     pick @1 (color :Color) -> ();
     tryIt @2 (context :Proxy.Context) -> (error :Text $Proxy.exception("std::exception"));
-    ok @3 (n :Int32) -> (result :Int32);
+    plotAll @3 (points :List(Point)) -> ();
+    ok @4 (n :Int32, at :Point) -> (result :Int32);
 }
