@@ -157,3 +157,111 @@ impl Binder for ActiveObjInner {
         drop(worker);
     }
 }
+
+/// A worker thread per named group of agents ("active group"): agents
+/// bound with the same group name share a thread, which starts with the
+/// group's first agent and stops when its last agent is unbound.
+#[derive(Clone)]
+pub struct ActiveGroupDispatcher {
+    inner: Arc<ActiveGroupInner>,
+}
+
+struct ActiveGroupInner {
+    env: Weak<EnvInner>,
+    name: String,
+    /// Group name → (its worker, agents preallocated or bound on it).
+    groups: Mutex<HashMap<String, (Worker, usize)>>,
+    /// Which group each agent is in.
+    members: Mutex<HashMap<AgentId, String>>,
+}
+
+impl std::fmt::Debug for ActiveGroupDispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActiveGroupDispatcher")
+            .field("name", &self.inner.name)
+            .finish()
+    }
+}
+
+impl ActiveGroupDispatcher {
+    /// A dispatcher whose group threads are called `name-<group>`.
+    pub fn new(env: &Environment, name: &str) -> ActiveGroupDispatcher {
+        ActiveGroupDispatcher {
+            inner: Arc::new(ActiveGroupInner {
+                env: Arc::downgrade(&env.inner),
+                name: name.to_string(),
+                groups: Mutex::default(),
+                members: Mutex::default(),
+            }),
+        }
+    }
+
+    /// A binder that puts agents on the thread of `group`.
+    pub fn binder(&self, group: &str) -> Arc<dyn Binder> {
+        Arc::new(GroupBinder {
+            disp: self.inner.clone(),
+            group: group.to_string(),
+        })
+    }
+
+    /// Groups that currently have a thread.
+    pub fn group_count(&self) -> usize {
+        self.inner.groups.lock().len()
+    }
+}
+
+impl ActiveGroupInner {
+    /// One agent fewer in `agent`'s group; the group's worker handle comes
+    /// back when it was the last, for the caller to drop outside the lock.
+    fn leave(&self, agent: AgentId) -> Option<Worker> {
+        let group = self.members.lock().remove(&agent)?;
+        let mut groups = self.groups.lock();
+        let (_, count) = groups.get_mut(&group)?;
+        *count -= 1;
+        if *count == 0 {
+            groups.remove(&group).map(|(worker, _)| worker)
+        } else {
+            None
+        }
+    }
+}
+
+struct GroupBinder {
+    disp: Arc<ActiveGroupInner>,
+    group: String,
+}
+
+impl Binder for GroupBinder {
+    fn preallocate(&self, agent: AgentId) -> Result<(), Error> {
+        let disp = &self.disp;
+        let mut groups = disp.groups.lock();
+        if let Some((_, count)) = groups.get_mut(&self.group) {
+            *count += 1;
+        } else {
+            let env = Environment::from_weak(&disp.env).ok_or(Error::Stopped)?;
+            let worker = env.spawn_worker(&format!("{}-{}", disp.name, self.group))?;
+            drop(env);
+            groups.insert(self.group.clone(), (worker, 1));
+        }
+        drop(groups);
+        disp.members.lock().insert(agent, self.group.clone());
+        Ok(())
+    }
+
+    fn undo_preallocation(&self, agent: AgentId) {
+        drop(self.disp.leave(agent));
+    }
+
+    fn bind(&self, _agent: AgentId) -> Worker {
+        self.disp
+            .groups
+            .lock()
+            .get(&self.group)
+            .map(|(worker, _)| worker.clone())
+            .expect("bind follows a successful preallocate")
+    }
+
+    fn unbind(&self, agent: AgentId) {
+        drop(self.disp.leave(agent));
+    }
+}

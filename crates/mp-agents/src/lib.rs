@@ -6,12 +6,12 @@
 //!
 //! | module | owns | invariant |
 //! |---|---|---|
-//! | `env` | the environment, its reaper and deregistration thread | 1 |
+//! | `env` | [`launch`], the environment, its reaper and deregistration thread, stop guards | 1 |
 //! | `coop` | cooperations: registration, staged deregistration, final step | 1, 3 |
 //! | `core` | an agent's queue, state and subscriptions | 1, 3 |
 //! | `agent` | the [`Agent`] trait, [`Define`], [`Context`] | — |
 //! | `mbox` | [`Mbox`] (MPMC) and [`DirectMbox`] (MPSC) | 3 |
-//! | `disp` | [`Binder`], [`OneThreadDispatcher`], [`ActiveObjDispatcher`] | 1 |
+//! | `disp` | [`Binder`], [`OneThreadDispatcher`], [`ActiveObjDispatcher`], [`ActiveGroupDispatcher`] | 1 |
 //!
 //! The lesson of seed 001 is kept by construction: a cooperation's final
 //! step — dropping agents, binders and the dispatchers whose last user they
@@ -49,7 +49,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use agent::{Agent, Context, Define};
 pub use coop::{CoopBuilder, CoopHandle, CoopId, DeregNotificator, DeregReason};
-pub use disp::{ActiveObjDispatcher, Binder, OneThreadDispatcher};
+pub use disp::{ActiveGroupDispatcher, ActiveObjDispatcher, Binder, OneThreadDispatcher};
 pub use env::{launch, launch_with, Environment, Params, Report, StopGuard};
 pub use error::Error;
 pub use mbox::{DirectMbox, Mbox, MboxId};

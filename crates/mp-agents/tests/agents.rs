@@ -139,3 +139,83 @@ fn a_panic_in_init_stops_the_environment_and_is_passed_on() {
         assert_eq!(log, ["start", "finish", "drop"]);
     });
 }
+
+struct WhereAmI {
+    group: &'static str,
+    seen: Arc<Mutex<Vec<(&'static str, std::thread::ThreadId)>>>,
+}
+
+impl Agent for WhereAmI {
+    fn start(&mut self, _ctx: &Context<'_>) {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((self.group, std::thread::current().id()));
+    }
+}
+
+#[test]
+fn active_groups_share_a_thread_per_group() {
+    watchdog(Duration::from_secs(30), || {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        launch(move |env| {
+            let disp = mp_agents::ActiveGroupDispatcher::new(env, "grp");
+            let (tx, rx) = mpsc::channel();
+            let mut first = env.make_coop();
+            for _ in 0..3 {
+                first.add_agent_with_binder(
+                    WhereAmI {
+                        group: "a",
+                        seen: s.clone(),
+                    },
+                    disp.binder("a"),
+                );
+            }
+            first.add_agent_with_binder(
+                WhereAmI {
+                    group: "b",
+                    seen: s.clone(),
+                },
+                disp.binder("b"),
+            );
+            first.on_deregistered(move |_, _, _| {
+                let _ = tx.send(());
+            });
+            let mut second = env.make_coop();
+            second.add_agent_with_binder(
+                WhereAmI {
+                    group: "b",
+                    seen: s.clone(),
+                },
+                disp.binder("b"),
+            );
+            let first = env.register_coop(first).unwrap();
+            env.register_coop(second).unwrap();
+            assert_eq!(disp.group_count(), 2);
+            while s.lock().unwrap().len() < 5 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            first.deregister(DeregReason::Normal);
+            rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            // Group "a" had no agent left: its thread is gone; "b" stays.
+            assert_eq!(disp.group_count(), 1);
+            env.stop();
+        })
+        .unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let thread_of = |g: &str| -> Vec<_> {
+            seen.iter()
+                .filter(|(x, _)| *x == g)
+                .map(|(_, t)| *t)
+                .collect()
+        };
+        let a = thread_of("a");
+        let b = thread_of("b");
+        assert_eq!(a.len(), 3);
+        assert_eq!(b.len(), 2);
+        assert!(a.iter().all(|t| *t == a[0]));
+        assert!(b.iter().all(|t| *t == b[0]));
+        assert_ne!(a[0], b[0]);
+    });
+}
