@@ -156,6 +156,7 @@ fn client_to_owned(ty: &Ty, v: &str) -> String {
 fn trait_result(iface: &Interface, m: &Method) -> String {
     match m.results.as_slice() {
         [] => "()".into(),
+        [one] if m.optional => format!("Option<{}>", served(&one.ty)),
         [one] => served(&one.ty),
         _ => results_struct(iface, m),
     }
@@ -165,6 +166,7 @@ fn trait_result(iface: &Interface, m: &Method) -> String {
 fn client_result(iface: &Interface, m: &Method) -> String {
     match m.results.as_slice() {
         [] => "()".into(),
+        [one] if m.optional => format!("Option<{}>", owned(&one.ty)),
         [one] => owned(&one.ty),
         _ => results_struct(iface, m),
     }
@@ -511,6 +513,29 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
     }
     match m.results.as_slice() {
         [] => out.push_str("Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))\n"),
+        [one] if m.optional => {
+            if let Ty::Interface(r) = &one.ty {
+                let _ = writeln!(
+                    out,
+                    "let conn = setup.conn().clone();\n\
+                     let reply = ::mp_ipc::send_request(SITE, req, |r| {{\n\
+                     Ok(if r.get_has_result() {{ Some(r.get_{acc}()?) }} else {{ None }})\n}});\n\
+                     Ok(Box::pin(async move {{\n\
+                     match reply.await? {{\n\
+                     Some(cap) => Ok(Some({n}Client::from_remote(::mp_ipc::Remote::new(&conn, cap)?))),\n\
+                     None => Ok(None),\n}}\n}}))",
+                    acc = one.accessor,
+                    n = r.rust
+                );
+            } else {
+                let read = read_expr("r", &one.accessor, &one.schema, &one.ty, "SITE");
+                let _ = writeln!(
+                    out,
+                    "Ok(::mp_ipc::send_request(SITE, req, |r| {{\n\
+                     Ok(if r.get_has_result() {{ Some({read}) }} else {{ None }})\n}}))"
+                );
+            }
+        }
         [one] => {
             if let Ty::Interface(r) = &one.ty {
                 let _ = writeln!(
@@ -659,6 +684,9 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
     if !m.results.is_empty() {
         body.push_str("let mut r = results.get();\n");
         let single = m.results.len() == 1;
+        if m.optional {
+            body.push_str("r.set_has_result(value.is_some());\nif let Some(value) = value {\n");
+        }
         for f in &m.results {
             let v = if single {
                 "value".to_string()
@@ -675,6 +703,9 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
                 "&conn",
                 "SITE",
             ));
+        }
+        if m.optional {
+            body.push_str("}\n");
         }
     }
     body.push_str("Ok(())\n");

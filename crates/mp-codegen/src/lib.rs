@@ -20,7 +20,8 @@
 //! (`&str` into clients); `Data` ↔ `Vec<u8>`; `List` of those ↔ `Vec<T>`;
 //! interfaces as parameters (`Arc<dyn Foo>` into a client, `FooClient` into
 //! an implementation) and results (the reverse); one result
-//! is returned as is, several as a generated `FooMethodResults` struct;
+//! is returned as is, several as a generated `FooMethodResults` struct,
+//! `result` + `hasResult :Bool` as `Option<T>`;
 //! top-level structs (no unions or groups) ↔ generated Rust structs whose
 //! `Default` holds the schema's defaults and whose field names come from
 //! `$Proxy.name` or the schema name in snake case;

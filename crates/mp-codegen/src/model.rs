@@ -100,6 +100,9 @@ pub(crate) struct Method {
     pub doc: Option<String>,
     /// Plain or the thread-map exchange.
     pub kind: MethodKind,
+    /// The results were `result` + `hasResult :Bool`, now the single
+    /// `result` mapped to `Option<T>`.
+    pub optional: bool,
 }
 
 /// One interface.
@@ -368,6 +371,7 @@ fn read_method(
             results: Vec::new(),
             doc,
             kind: MethodKind::Construct,
+            optional: false,
         });
     }
 
@@ -408,6 +412,15 @@ fn read_method(
             Err(reason) => problems.push((Some(fname), reason)),
         }
     }
+    // `result` + `hasResult :Bool` ↔ Option<T>.
+    let optional = mapped_results.len() == 2
+        && mapped_results.iter().any(|r| r.schema == "result")
+        && mapped_results
+            .iter()
+            .any(|r| r.schema == "hasResult" && r.ty == Ty::Prim("bool"));
+    if optional {
+        mapped_results.retain(|r| r.schema == "result");
+    }
     if mapped_results.len() > 1 {
         for r in &mapped_results {
             if matches!(r.ty, Ty::Interface(_)) {
@@ -434,6 +447,7 @@ fn read_method(
         results: mapped_results,
         doc,
         kind: MethodKind::Plain,
+        optional,
     })
 }
 

@@ -47,6 +47,10 @@ impl Hub for HubImp {
     fn relay(&self, echo: EchoClient, text: String) -> Result<String, String> {
         echo.echo(&text).map_err(|e| e.to_string())
     }
+
+    fn find_echo(&self, exists: bool) -> Result<Option<Arc<dyn Echo>>, String> {
+        Ok(exists.then(|| Arc::new(Prefix("found")) as Arc<dyn Echo>))
+    }
 }
 
 struct Prefix(&'static str);
@@ -99,6 +103,9 @@ fn interfaces_from_another_file_in_both_directions() {
             echo.destroy().unwrap();
             let mine = Arc::new(OnThread(std::thread::current().id()));
             assert_eq!(hub.relay(mine, "back").unwrap(), "client:back");
+            let found = hub.find_echo(true).unwrap().expect("an Echo");
+            assert_eq!(found.echo("x").unwrap(), "found:x");
+            assert!(hub.find_echo(false).unwrap().is_none());
         });
         let _ = tx.send(result);
     });

@@ -99,6 +99,13 @@ impl Types for Echo {
         Ok(options)
     }
 
+    fn find_tip(&self, height: i32) -> Result<Option<BlockRef>, String> {
+        Ok((height >= 0).then(|| BlockRef {
+            hash: vec![1, 2, 3],
+            height,
+        }))
+    }
+
     fn tip_of(&self, options: Options) -> Result<TypesTipOfResults, String> {
         Ok(TypesTipOfResults {
             hash: options.tip.hash.clone(),
@@ -275,5 +282,25 @@ fn structs_round_trip_with_schema_defaults_and_proxy_names() {
         let tip = types.tip_of(&options).unwrap();
         assert_eq!(tip.hash, vec![0xab; 32]);
         assert_eq!(tip.tip, options.tip);
+    });
+}
+
+#[test]
+fn result_and_has_result_map_to_option() {
+    watchdog(|| {
+        let (s, c) = loops();
+        let (_server, types) = pair(&s, &c);
+        assert_eq!(
+            types.find_tip(5).unwrap(),
+            Some(BlockRef {
+                hash: vec![1, 2, 3],
+                height: 5
+            })
+        );
+        assert_eq!(types.find_tip(-1).unwrap(), None);
+        assert_eq!(
+            futures::executor::block_on(types.find_tip_async(-7)).unwrap(),
+            None
+        );
     });
 }

@@ -16,6 +16,11 @@ pub trait Hub: Send + Sync + 'static {
     fn make_echo(&self) -> Result<::std::sync::Arc<dyn super::remote_mp::Echo>, String>;
     /// Calls `echo.echo(text)` back on the client.
     fn relay(&self, echo: super::remote_mp::EchoClient, text: String) -> Result<String, String>;
+    /// An optional interface result.
+    fn find_echo(
+        &self,
+        exists: bool,
+    ) -> Result<Option<::std::sync::Arc<dyn super::remote_mp::Echo>>, String>;
 }
 
 /// A `Hub` in the peer process: a thread-safe handle; clone it, send it,
@@ -162,6 +167,72 @@ impl HubClient {
             }))
         }
     }
+
+    /// Calls `Hub.findEcho`.
+    ///
+    /// An optional interface result.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn find_echo(
+        &self,
+        exists: bool,
+    ) -> Result<Option<super::remote_mp::EchoClient>, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Hub", "findEcho"),
+            Self::build_find_echo(exists),
+        )
+    }
+
+    /// [`find_echo`](Self::find_echo) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn find_echo_async(
+        &self,
+        exists: bool,
+    ) -> impl ::std::future::Future<
+        Output = Result<Option<super::remote_mp::EchoClient>, ::mp_ipc::Error>,
+    > + Send
+           + 'static {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Hub", "findEcho"),
+            Self::build_find_echo(exists),
+        )
+    }
+
+    fn build_find_echo(
+        exists: bool,
+    ) -> impl FnOnce(
+        &crate::hub_capnp::hub::Client,
+        &::mp_ipc::CallSetup,
+    ) -> Result<
+        ::mp_ipc::CallFuture<Option<super::remote_mp::EchoClient>>,
+        ::mp_ipc::Error,
+    > + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Hub", "findEcho");
+        move |cap: &crate::hub_capnp::hub::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.find_echo_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            p.set_exists(exists);
+            let conn = setup.conn().clone();
+            let reply = ::mp_ipc::send_request(SITE, req, |r| {
+                Ok(if r.get_has_result() {
+                    Some(r.get_result()?)
+                } else {
+                    None
+                })
+            });
+            Ok(Box::pin(async move {
+                match reply.await? {
+                    Some(cap) => Ok(Some(super::remote_mp::EchoClient::from_remote(
+                        ::mp_ipc::Remote::new(&conn, cap)?,
+                    ))),
+                    None => Ok(None),
+                }
+            }))
+        }
+    }
 }
 
 /// Serves a [`Hub`] implementation to the peer: reads each request into
@@ -255,6 +326,31 @@ impl crate::hub_capnp::hub::Server for HubServer {
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
             r.set_result(value.as_str());
+            Ok(())
+        }
+    }
+
+    fn find_echo(
+        self: ::std::rc::Rc<Self>,
+        params: crate::hub_capnp::hub::FindEchoParams,
+        mut results: crate::hub_capnp::hub::FindEchoResults,
+    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Hub", "findEcho");
+        async move {
+            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let exists = p.get_exists();
+            let imp = self.imp.clone();
+            let value = conn
+                .dispatch(SITE, ctx, move || imp.find_echo(exists))
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            r.set_has_result(value.is_some());
+            if let Some(value) = value {
+                r.set_result(super::remote_mp::EchoServer::client(&conn, value));
+            }
             Ok(())
         }
     }

@@ -163,6 +163,8 @@ pub trait Types: Send + Sync + 'static {
     fn configure(&self, options: Options) -> Result<Options, String>;
     /// A struct among several results, on the event loop.
     fn tip_of(&self, options: Options) -> Result<TypesTipOfResults, String>;
+    /// `result` + `hasResult` is an Option: a tip for heights >= 0.
+    fn find_tip(&self, height: i32) -> Result<Option<BlockRef>, String>;
 }
 
 /// The results of `Types.echoPrimitives`.
@@ -741,6 +743,56 @@ impl TypesClient {
             }))
         }
     }
+
+    /// Calls `Types.findTip`.
+    ///
+    /// `result` + `hasResult` is an Option: a tip for heights >= 0.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn find_tip(&self, height: i32) -> Result<Option<BlockRef>, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Types", "findTip"),
+            Self::build_find_tip(height),
+        )
+    }
+
+    /// [`find_tip`](Self::find_tip) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn find_tip_async(
+        &self,
+        height: i32,
+    ) -> impl ::std::future::Future<Output = Result<Option<BlockRef>, ::mp_ipc::Error>> + Send + 'static
+    {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Types", "findTip"),
+            Self::build_find_tip(height),
+        )
+    }
+
+    fn build_find_tip(
+        height: i32,
+    ) -> impl FnOnce(
+        &crate::types_capnp::types::Client,
+        &::mp_ipc::CallSetup,
+    ) -> Result<::mp_ipc::CallFuture<Option<BlockRef>>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "findTip");
+        move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.find_tip_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            p.set_height(height);
+            Ok(::mp_ipc::send_request(SITE, req, |r| {
+                Ok(if r.get_has_result() {
+                    Some(BlockRef::mp_read(SITE, r.get_result()?)?)
+                } else {
+                    None
+                })
+            }))
+        }
+    }
 }
 
 /// Serves a [`Types`] implementation to the peer: reads each request into
@@ -1000,6 +1052,31 @@ impl crate::types_capnp::types::Server for TypesServer {
             Ok(())
         })();
         ::std::future::ready(result)
+    }
+
+    fn find_tip(
+        self: ::std::rc::Rc<Self>,
+        params: crate::types_capnp::types::FindTipParams,
+        mut results: crate::types_capnp::types::FindTipResults,
+    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "findTip");
+        async move {
+            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let height = p.get_height();
+            let imp = self.imp.clone();
+            let value = conn
+                .dispatch(SITE, ctx, move || imp.find_tip(height))
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            r.set_has_result(value.is_some());
+            if let Some(value) = value {
+                value.mp_write(SITE, r.reborrow().init_result())?;
+            }
+            Ok(())
+        }
     }
 }
 

@@ -11,4 +11,7 @@ interface Hub {
     makeEcho @1 (context :Proxy.Context) -> (result :Remote.Echo);
     relay @2 (context :Proxy.Context, echo :Remote.Echo, text :Text) -> (result :Text);
     # Calls `echo.echo(text)` back on the client.
+
+    findEcho @3 (context :Proxy.Context, exists :Bool) -> (result :Remote.Echo, hasResult :Bool);
+    # An optional interface result.
 }

@@ -33,6 +33,9 @@ interface Types {
 
     tipOf @8 (options :Options) -> (hash :Data, tip :BlockRef);
     # A struct among several results, on the event loop.
+
+    findTip @9 (context :Proxy.Context, height :Int32) -> (result :BlockRef, hasResult :Bool);
+    # `result` + `hasResult` is an Option: a tip for heights >= 0.
 }
 
 struct Options {
