@@ -23,6 +23,8 @@ use crate::coop::{CoopBuilder, CoopHandle, CoopId, CoopInner};
 use crate::disp::{Binder, OneThreadDispatcher};
 use crate::error::Error;
 use crate::mbox::Mbox;
+use crate::timer::{Target, TimerHandle, Timers};
+use std::time::Duration;
 
 pub(crate) struct EnvState {
     /// Shutdown has begun: no new cooperations, every one deregistered.
@@ -38,11 +40,13 @@ pub(crate) struct EnvState {
     pub(crate) root: HashMap<CoopId, Arc<CoopInner>>,
     pub(crate) live_coops: usize,
     named: HashMap<String, Mbox>,
-    threads: Vec<(ThreadHandle, Waiter)>,
+    /// Every thread started: its handle, and its mailbox if it is a worker.
+    threads: Vec<(ThreadHandle, Option<Waiter>)>,
 }
 
 pub(crate) struct EnvInner {
     reaper: Reaper,
+    timers: Arc<Timers>,
     /// Taken (and dropped, closing it) by `launch` at the very end.
     dereg: Mutex<Option<Worker>>,
     pub(crate) dereg_waiter: Waiter,
@@ -173,8 +177,17 @@ where
             return Err(e.into());
         }
     };
+    let (timers, timer_thread) = match Timers::start(&reaper) {
+        Ok(t) => t,
+        Err(e) => {
+            drop(dereg);
+            let _ = reaper.shutdown();
+            return Err(e.into());
+        }
+    };
     let env = Environment {
         inner: Arc::new(EnvInner {
+            timers,
             reaper: reaper.clone(),
             dereg_waiter: dereg.waiter().clone(),
             dereg_thread: dereg.thread_id(),
@@ -187,7 +200,10 @@ where
                 root: HashMap::new(),
                 live_coops: 0,
                 named: HashMap::new(),
-                threads: vec![(dereg.thread_handle(), dereg.waiter().clone())],
+                threads: vec![
+                    (dereg.thread_handle(), Some(dereg.waiter().clone())),
+                    (timer_thread, None),
+                ],
             }),
             dereg: Mutex::new(Some(dereg)),
             cv: Condvar::new(),
@@ -220,6 +236,8 @@ where
     drop(default_disp);
     let dereg = inner.dereg.lock().take();
     drop(dereg);
+    // Then the timer thread (it drops the timers still armed).
+    inner.timers.close();
     let threads = {
         let mut st = inner.state.lock();
         st.closed = true;
@@ -232,13 +250,15 @@ where
     };
     let mut failure = None;
     for (handle, mailbox) in threads {
-        if !mailbox.is_closed() && !handle.is_joined() {
-            // A dispatcher handle kept outside every cooperation.
-            tracing::warn!(
-                thread = handle.name(),
-                "dispatcher still held at shutdown; closing it"
-            );
-            mailbox.close();
+        if let Some(mailbox) = &mailbox {
+            if !mailbox.is_closed() && !handle.is_joined() {
+                // A dispatcher handle kept outside every cooperation.
+                tracing::warn!(
+                    thread = handle.name(),
+                    "dispatcher still held at shutdown; closing it"
+                );
+                mailbox.close();
+            }
         }
         drop(mailbox);
         match handle.wait() {
@@ -327,6 +347,47 @@ impl Environment {
         crate::coop::register(coop)
     }
 
+    /// Delivers `msg` to `to` after `delay` (on the environment's timer
+    /// thread). The message is moved to the receiver when it fires.
+    pub fn send_delayed<M, T>(&self, to: &T, msg: M, delay: Duration) -> TimerHandle
+    where
+        M: Send + 'static,
+        T: Target<M> + Clone,
+    {
+        let to = to.clone();
+        let mut msg = Some(msg);
+        self.inner.timers.add(
+            delay,
+            None,
+            Box::new(move || {
+                if let Some(msg) = msg.take() {
+                    to.deliver(msg);
+                }
+            }),
+        )
+    }
+
+    /// Delivers a clone of `msg` to `to` after `delay`, then every `period`,
+    /// until cancelled or the environment stops.
+    pub fn send_periodic<M, T>(
+        &self,
+        to: &T,
+        msg: M,
+        delay: Duration,
+        period: Duration,
+    ) -> TimerHandle
+    where
+        M: Clone + Send + 'static,
+        T: Target<M> + Clone,
+    {
+        let to = to.clone();
+        self.inner.timers.add(
+            delay,
+            Some(period),
+            Box::new(move || to.deliver(msg.clone())),
+        )
+    }
+
     /// A new anonymous MPMC mbox.
     pub fn create_mbox(&self) -> Mbox {
         Mbox::new(None)
@@ -368,7 +429,7 @@ impl Environment {
         }
         let worker = Worker::spawn_with(&self.inner.reaper, name)?;
         st.threads
-            .push((worker.thread_handle(), worker.waiter().clone()));
+            .push((worker.thread_handle(), Some(worker.waiter().clone())));
         Ok(worker)
     }
 }

@@ -11,6 +11,7 @@
 //! | `core` | an agent's queue, state and subscriptions | 1, 3 |
 //! | `agent` | the [`Agent`] trait, [`Define`], [`Context`] | — |
 //! | `mbox` | [`Mbox`] (MPMC) and [`DirectMbox`] (MPSC) | 3 |
+//! | `timer` | delayed and periodic messages, the timer thread | 1, 3 |
 //! | `disp` | [`Binder`], [`OneThreadDispatcher`], [`ActiveObjDispatcher`], [`ActiveGroupDispatcher`] | 1 |
 //!
 //! The lesson of seed 001 is kept by construction: a cooperation's final
@@ -44,6 +45,7 @@ mod disp;
 mod env;
 mod error;
 mod mbox;
+mod timer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -53,6 +55,7 @@ pub use disp::{ActiveGroupDispatcher, ActiveObjDispatcher, Binder, OneThreadDisp
 pub use env::{launch, launch_with, Environment, Params, Report, StopGuard};
 pub use error::Error;
 pub use mbox::{DirectMbox, Mbox, MboxId};
+pub use timer::{Target, TimerHandle};
 
 static NEXT_AGENT: AtomicU64 = AtomicU64::new(1);
 

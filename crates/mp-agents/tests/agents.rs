@@ -117,7 +117,11 @@ fn a_dispatcher_stops_with_its_last_user() {
 fn stop_from_init_with_nothing_registered() {
     watchdog(Duration::from_secs(30), || {
         let report = launch(|env| env.stop()).unwrap();
-        assert_eq!(report.threads.len(), 1, "only the deregistration thread");
+        assert_eq!(
+            report.threads.len(),
+            2,
+            "only the deregistration and timer threads"
+        );
     });
 }
 

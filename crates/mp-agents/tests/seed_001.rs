@@ -109,14 +109,14 @@ fn final_drops_never_run_on_a_worker() {
         // Every agent and every binder (with its dispatcher) dropped there.
         assert_eq!(log.on_dereg.load(Ordering::SeqCst), agents + ROUNDS);
         // One thread per active-object agent, one per one-thread dispatcher,
-        // plus the deregistration thread: all joined by the reaper.
+        // plus the deregistration and timer threads: all joined by the reaper.
         let expected_threads = (0..ROUNDS)
             .map(|r| match r % 3 {
                 0 | 1 => 1,
                 _ => 2,
             })
             .sum::<usize>()
-            + 1;
+            + 2; // the deregistration and timer threads
         assert_eq!(report.threads.len(), expected_threads);
         for status in &report.threads {
             assert_eq!(

@@ -145,8 +145,9 @@ fn stop_with_a_thousand_busy_cooperations() {
             counts.cut_short.load(Ordering::SeqCst),
             COOPS * (AGENTS - 1)
         );
-        // 4 one-thread dispatchers, 1,000 active objects, the dereg thread.
-        assert_eq!(report.threads.len(), 4 + COOPS + 1);
+        // 4 one-thread dispatchers, 1,000 active objects, the deregistration
+        // and timer threads.
+        assert_eq!(report.threads.len(), 4 + COOPS + 2);
         for status in &report.threads {
             assert_eq!(status.joined_on, report.reaper_thread);
             assert!(status.panic.is_none());
