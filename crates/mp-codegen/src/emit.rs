@@ -38,7 +38,7 @@ pub(crate) fn emit_file(file: &File, cm: &str) -> Result<String, Vec<Unsupported
         emit_server(&mut out, iface, cm);
     }
     out.push_str(SUPPORT_CODE);
-    Ok(out)
+    Ok(out.replace(crate::model::CAPNP_MODULE_MARKER, cm))
 }
 
 /// Fails if two generated top-level items of the file would share a name.
@@ -120,6 +120,7 @@ fn owned(ty: &Ty) -> String {
         Ty::List(e) => format!("Vec<{}>", owned(e)),
         Ty::Interface(r) => format!("{}Client", r.rust),
         Ty::Struct(path) => path.clone(),
+        Ty::Enum { path, .. } => path.clone(),
     }
 }
 
@@ -187,7 +188,7 @@ fn set_stmt(
 ) -> String {
     match ty {
         Ty::Struct(_) => format!("{v}.mp_write({site}, {b}.reborrow().init_{acc}()){err}?;\n"),
-        Ty::Prim(_) => format!("{b}.set_{acc}({v});\n"),
+        Ty::Prim(_) | Ty::Enum { .. } => format!("{b}.set_{acc}({v});\n"),
         Ty::Text => format!("{b}.set_{acc}({v}.as_str());\n"),
         Ty::Data => format!("{b}.set_{acc}({v}.as_slice());\n"),
         Ty::List(e) if **e == Ty::Data => format!(
@@ -207,6 +208,7 @@ fn read_expr(r: &str, acc: &str, schema: &str, ty: &Ty, site: &str) -> String {
     match ty {
         Ty::Struct(path) => format!("{path}::mp_read({site}, {r}.get_{acc}()?)?"),
         Ty::Prim(_) => format!("{r}.get_{acc}()"),
+        Ty::Enum { .. } => format!("{r}.get_{acc}().map_err(::mp_ipc::capnp::Error::from)?"),
         Ty::Text => format!("{SUPPORT}::text({site}, {f}, {r}.get_{acc}())?"),
         Ty::Data => format!("{r}.get_{acc}()?.to_vec()"),
         Ty::List(e) => match **e {
@@ -344,9 +346,15 @@ fn emit_result_structs(out: &mut String, iface: &Interface) {
     for m in iface.methods.iter().filter(|m| m.results.len() > 1) {
         let _ = writeln!(
             out,
-            "/// The results of `{}.{}`.\n#[derive(Debug, Clone, PartialEq, Default)]\npub struct {} {{",
+            "/// The results of `{}.{}`.\n#[derive(Debug, Clone, PartialEq{})]\npub struct {} {{",
             iface.schema,
             m.schema,
+            // capnpc's enums have no Default.
+            if m.results.iter().any(|r| matches!(r.ty, Ty::Enum { .. })) {
+                ""
+            } else {
+                ", Default"
+            },
             results_struct(iface, m)
         );
         for r in &m.results {

@@ -16,7 +16,8 @@
 //!   params on the event loop, runs the method on the thread the call's
 //!   Context names (or on the loop), writes the results.
 //!
-//! Type mapping of this step: `Bool`, integers, floats; `Text` ↔ `String`
+//! Type mapping of this step: `Bool`, integers, floats; top-level enums ↔
+//! capnpc's Rust enums; `Text` ↔ `String`
 //! (`&str` into clients); `Data` ↔ `Vec<u8>`; `List` of those ↔ `Vec<T>`;
 //! interfaces as parameters (`Arc<dyn Foo>` into a client, `FooClient` into
 //! an implementation) and results (the reverse); one result

@@ -11,6 +11,8 @@ use capnp::schema_capnp::{field, node, type_};
 use crate::names;
 use crate::{Error, Unsupported};
 
+/// Stands for the requested file's capnp module in paths of the model.
+pub(crate) const CAPNP_MODULE_MARKER: &str = "__MP_CODEGEN_CAPNP_MODULE__";
 /// `Proxy.ThreadMap`.
 const THREAD_MAP_ID: u64 = 0xee5e_3717_9ad9_dc9d;
 /// `Proxy.Context`.
@@ -36,6 +38,13 @@ pub(crate) enum Ty {
     List(Box<Ty>),
     /// An interface.
     Interface(IfaceRef),
+    /// An enum, as capnpc's Rust enum.
+    Enum {
+        /// capnpc's enum (`crate::foo_capnp::Color`).
+        path: String,
+        /// capnpc's names of its enumerants, in ordinal order (`Red`, ...).
+        variants: Vec<String>,
+    },
     /// A struct, as a generated Rust struct: the path of its Rust name
     /// (`BlockRef`, or `super::common_mp::BlockRef` for another file's).
     Struct(String),
@@ -162,6 +171,13 @@ struct Ctx<'a> {
     docs: HashMap<u64, (Option<String>, Vec<Option<String>>)>,
     /// Structs being mapped (recursion guard) and already mapped.
     structs: std::cell::RefCell<HashMap<u64, Option<Result<StructDef, String>>>>,
+}
+
+impl Ctx<'_> {
+    /// capnpc's module path for a file (the default `crate::{stem}_capnp`).
+    fn capnp_module(&self, file_id: u64) -> String {
+        format!("crate::{}_capnp", crate::stem(&node_name(self, file_id)))
+    }
 }
 
 fn schema_err(e: impl std::fmt::Display) -> Error {
@@ -570,7 +586,50 @@ fn map_type(
                 elem => Ok(Ty::List(Box::new(elem))),
             }
         }
-        type_::Enum(_) => Err("enums are not supported yet".into()),
+        type_::Enum(e) => {
+            if in_list {
+                return Err("lists of enums are not supported yet".into());
+            }
+            let id = e.get_type_id();
+            let n = ctx
+                .nodes
+                .get(&id)
+                .ok_or_else(|| format!("enum node {id:#x} missing"))?;
+            let scope = n.get_scope_id();
+            if !matches!(
+                ctx.nodes.get(&scope).map(|s| s.which()),
+                Some(Ok(node::File(())))
+            ) {
+                return Err(format!(
+                    "enum {} is nested in another declaration (only top-level enums are supported yet)",
+                    node_name(ctx, id)
+                ));
+            }
+            let Ok(node::Enum(en)) = n.which() else {
+                return Err(format!("node {id:#x} is not an enum"));
+            };
+            let mut variants = Vec::new();
+            for x in en.get_enumerants().map_err(|e| e.to_string())? {
+                let name = x
+                    .get_name()
+                    .ok()
+                    .and_then(|t| t.to_string().ok())
+                    .unwrap_or_default();
+                variants.push(names::capitalize_first(&name));
+            }
+            if variants.is_empty() {
+                return Err(format!("enum {} has no enumerants", node_name(ctx, id)));
+            }
+            // The requested file's own capnp module may be configured; the
+            // emitter replaces the marker.
+            let module = if scope == file_id {
+                CAPNP_MODULE_MARKER.to_string()
+            } else {
+                ctx.capnp_module(scope)
+            };
+            let path = format!("{module}::{}", short_name(n));
+            Ok(Ty::Enum { path, variants })
+        }
         type_::Struct(s) => {
             let id = s.get_type_id();
             if id == CONTEXT_ID {
@@ -742,7 +801,11 @@ fn default_value(f: field::Reader<'_>, ty: &Ty) -> Result<String, String> {
         return Err("groups are not supported yet".into());
     };
     if !slot.get_had_explicit_default() {
-        return Ok("Default::default()".into());
+        return Ok(match ty {
+            // capnpc's enums have no Default; the schema's is the first.
+            Ty::Enum { path, variants } => format!("{path}::{}", variants[0]),
+            _ => "Default::default()".into(),
+        });
     }
     let v = slot.get_default_value().map_err(|e| e.to_string())?;
     Ok(match v.which().map_err(|e| e.to_string())? {
@@ -765,6 +828,13 @@ fn default_value(f: field::Reader<'_>, ty: &Ty) -> Result<String, String> {
             format!("String::from({})", names::lit(&t))
         }
         value::Data(d) => format!("vec!{:?}", d.map_err(|e| e.to_string())?),
+        value::Enum(index) => match ty {
+            Ty::Enum { path, variants } => match variants.get(usize::from(index)) {
+                Some(v) => format!("{path}::{v}"),
+                None => return Err(format!("enum default {index} is out of range")),
+            },
+            _ => return Err("an enum default on a field that is not an enum".into()),
+        },
         _ => {
             return Err(format!(
                 "explicit defaults of this type ({}) are not supported yet",

@@ -23,9 +23,10 @@ mod types_mp {
     include!("data/types_mp.rs");
 }
 
+use types_capnp::Color;
 use types_mp::{
     BlockRef, Options, Types, TypesClient, TypesEchoListsResults, TypesEchoPrimitivesResults,
-    TypesEchoTextResults, TypesServer, TypesTipOfResults,
+    TypesEchoTextResults, TypesMixResults, TypesServer, TypesTipOfResults,
 };
 
 struct Echo;
@@ -97,6 +98,21 @@ impl Types for Echo {
         options.label.push('!');
         options.tip.height += 1;
         Ok(options)
+    }
+
+    fn paint(&self, color: Color) -> Result<Color, String> {
+        Ok(match color {
+            Color::Red => Color::Green,
+            Color::Green => Color::Blue,
+            Color::Blue => Color::Red,
+        })
+    }
+
+    fn mix(&self, a: Color, b: Color) -> Result<TypesMixResults, String> {
+        Ok(TypesMixResults {
+            color: if a == b { a } else { Color::Blue },
+            same: a == b,
+        })
     }
 
     fn find_tip(&self, height: i32) -> Result<Option<BlockRef>, String> {
@@ -248,6 +264,12 @@ fn structs_round_trip_with_schema_defaults_and_proxy_names() {
     assert_eq!(defaults.ratio, 0.5);
     assert_eq!(defaults.tip.height, -1);
     assert!(defaults.tags.is_empty());
+    assert_eq!(defaults.color, Color::Green, "an explicit enum default");
+    assert_eq!(
+        defaults.shade,
+        Color::Red,
+        "an enum's implicit default is its first"
+    );
     watchdog(|| {
         let (s, c) = loops();
         let (_server, types) = pair(&s, &c);
@@ -266,6 +288,8 @@ fn structs_round_trip_with_schema_defaults_and_proxy_names() {
                 height: 800_000,
             },
             tags: vec!["x".into(), "y".into()],
+            color: Color::Red,
+            shade: Color::Blue,
         };
         let got = types.configure(&options).unwrap();
         assert_eq!(
@@ -302,5 +326,24 @@ fn result_and_has_result_map_to_option() {
             futures::executor::block_on(types.find_tip_async(-7)).unwrap(),
             None
         );
+    });
+}
+
+#[test]
+fn enums_round_trip() {
+    watchdog(|| {
+        let (s, c) = loops();
+        let (_server, types) = pair(&s, &c);
+        assert_eq!(types.paint(Color::Red).unwrap(), Color::Green);
+        assert_eq!(types.paint(Color::Blue).unwrap(), Color::Red);
+        let mixed = types.mix(Color::Green, Color::Green).unwrap();
+        assert_eq!(
+            mixed,
+            TypesMixResults {
+                color: Color::Green,
+                same: true
+            }
+        );
+        assert!(!types.mix(Color::Red, Color::Green).unwrap().same);
     });
 }

@@ -23,7 +23,7 @@ fn unmappable_schema_names_file_interface_method_and_field() {
         found,
         [
             (Some("plot"), Some("where")),
-            (Some("pick"), Some("color")),
+            (Some("pick"), Some("colors")),
             (Some("tryIt"), Some("error")),
             (Some("plotAll"), Some("points")),
         ],
@@ -34,7 +34,9 @@ fn unmappable_schema_names_file_interface_method_and_field() {
         assert_eq!(u.interface, "Plotter");
     }
     assert!(problems[0].reason.contains("unions are not supported yet"));
-    assert!(problems[1].reason.contains("enums are not supported yet"));
+    assert!(problems[1]
+        .reason
+        .contains("lists of enums are not supported yet"));
     assert!(problems[2].reason.contains("$Proxy.exception"));
     assert!(problems[3]
         .reason

@@ -21,6 +21,10 @@ pub struct Options {
     pub tip: BlockRef,
     /// `tags`.
     pub tags: Vec<String>,
+    /// `color`.
+    pub color: crate::types_capnp::Color,
+    /// `shade`.
+    pub shade: crate::types_capnp::Color,
 }
 
 impl Default for Options {
@@ -33,6 +37,8 @@ impl Default for Options {
             ratio: f64::from_bits(0x3fe0000000000000),
             tip: Default::default(),
             tags: Default::default(),
+            color: crate::types_capnp::Color::Green,
+            shade: crate::types_capnp::Color::Red,
         }
     }
 }
@@ -52,6 +58,8 @@ impl Options {
             ratio: r.get_ratio(),
             tip: BlockRef::mp_read(site, r.get_tip()?)?,
             tags: mp_codegen_support::text_list(site, "tags", r.get_tags())?,
+            color: r.get_color().map_err(::mp_ipc::capnp::Error::from)?,
+            shade: r.get_shade().map_err(::mp_ipc::capnp::Error::from)?,
         })
     }
 
@@ -69,6 +77,8 @@ impl Options {
         b.set_ratio(self.ratio);
         self.tip.mp_write(site, b.reborrow().init_tip())?;
         b.set_tags(self.tags.as_slice())?;
+        b.set_color(self.color);
+        b.set_shade(self.shade);
         Ok(())
     }
 }
@@ -165,6 +175,14 @@ pub trait Types: Send + Sync + 'static {
     fn tip_of(&self, options: Options) -> Result<TypesTipOfResults, String>;
     /// `result` + `hasResult` is an Option: a tip for heights >= 0.
     fn find_tip(&self, height: i32) -> Result<Option<BlockRef>, String>;
+    /// Enums in and out: the next color.
+    fn paint(&self, color: crate::types_capnp::Color) -> Result<crate::types_capnp::Color, String>;
+    /// An enum among several results, on the event loop.
+    fn mix(
+        &self,
+        a: crate::types_capnp::Color,
+        b: crate::types_capnp::Color,
+    ) -> Result<TypesMixResults, String>;
 }
 
 /// The results of `Types.echoPrimitives`.
@@ -225,6 +243,15 @@ pub struct TypesTipOfResults {
     pub hash: Vec<u8>,
     /// `tip`.
     pub tip: BlockRef,
+}
+
+/// The results of `Types.mix`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypesMixResults {
+    /// `color`.
+    pub color: crate::types_capnp::Color,
+    /// `same`.
+    pub same: bool,
 }
 
 /// A `Types` in the peer process: a thread-safe handle; clone it, send it,
@@ -793,6 +820,110 @@ impl TypesClient {
             }))
         }
     }
+
+    /// Calls `Types.paint`.
+    ///
+    /// Enums in and out: the next color.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn paint(
+        &self,
+        color: crate::types_capnp::Color,
+    ) -> Result<crate::types_capnp::Color, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Types", "paint"),
+            Self::build_paint(color),
+        )
+    }
+
+    /// [`paint`](Self::paint) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn paint_async(
+        &self,
+        color: crate::types_capnp::Color,
+    ) -> impl ::std::future::Future<Output = Result<crate::types_capnp::Color, ::mp_ipc::Error>>
+           + Send
+           + 'static {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Types", "paint"),
+            Self::build_paint(color),
+        )
+    }
+
+    fn build_paint(
+        color: crate::types_capnp::Color,
+    ) -> impl FnOnce(
+        &crate::types_capnp::types::Client,
+        &::mp_ipc::CallSetup,
+    ) -> Result<::mp_ipc::CallFuture<crate::types_capnp::Color>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "paint");
+        move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.paint_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            p.set_color(color);
+            Ok(::mp_ipc::send_request(SITE, req, |r| {
+                r.get_result().map_err(::mp_ipc::capnp::Error::from)
+            }))
+        }
+    }
+
+    /// Calls `Types.mix`.
+    ///
+    /// An enum among several results, on the event loop.
+    ///
+    /// Runs on the server's event loop.
+    pub fn mix(
+        &self,
+        a: crate::types_capnp::Color,
+        b: crate::types_capnp::Color,
+    ) -> Result<TypesMixResults, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Types", "mix"),
+            Self::build_mix(a, b),
+        )
+    }
+
+    /// [`mix`](Self::mix) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn mix_async(
+        &self,
+        a: crate::types_capnp::Color,
+        b: crate::types_capnp::Color,
+    ) -> impl ::std::future::Future<Output = Result<TypesMixResults, ::mp_ipc::Error>> + Send + 'static
+    {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Types", "mix"),
+            Self::build_mix(a, b),
+        )
+    }
+
+    fn build_mix(
+        a: crate::types_capnp::Color,
+        b: crate::types_capnp::Color,
+    ) -> impl FnOnce(
+        &crate::types_capnp::types::Client,
+        &::mp_ipc::CallSetup,
+    ) -> Result<::mp_ipc::CallFuture<TypesMixResults>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "mix");
+        move |cap: &crate::types_capnp::types::Client, _setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.mix_request();
+            let mut p = req.get();
+            p.set_a(a);
+            p.set_b(b);
+            Ok(::mp_ipc::send_request(SITE, req, |r| {
+                Ok(TypesMixResults {
+                    color: r.get_color().map_err(::mp_ipc::capnp::Error::from)?,
+                    same: r.get_same(),
+                })
+            }))
+        }
+    }
 }
 
 /// Serves a [`Types`] implementation to the peer: reads each request into
@@ -1077,6 +1208,50 @@ impl crate::types_capnp::types::Server for TypesServer {
             }
             Ok(())
         }
+    }
+
+    fn paint(
+        self: ::std::rc::Rc<Self>,
+        params: crate::types_capnp::types::PaintParams,
+        mut results: crate::types_capnp::types::PaintResults,
+    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "paint");
+        async move {
+            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let color = p.get_color().map_err(::mp_ipc::capnp::Error::from)?;
+            let imp = self.imp.clone();
+            let value = conn
+                .dispatch(SITE, ctx, move || imp.paint(color))
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            r.set_result(value);
+            Ok(())
+        }
+    }
+
+    fn mix(
+        self: ::std::rc::Rc<Self>,
+        params: crate::types_capnp::types::MixParams,
+        mut results: crate::types_capnp::types::MixResults,
+    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "mix");
+        let result = (|| {
+            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let a = p.get_a().map_err(::mp_ipc::capnp::Error::from)?;
+            let b = p.get_b().map_err(::mp_ipc::capnp::Error::from)?;
+            let value = conn
+                .run_on_loop(SITE, || self.imp.mix(a, b))?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            r.set_color(value.color);
+            r.set_same(value.same);
+            Ok(())
+        })();
+        ::std::future::ready(result)
     }
 }
 

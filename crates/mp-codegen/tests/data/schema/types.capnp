@@ -36,6 +36,18 @@ interface Types {
 
     findTip @9 (context :Proxy.Context, height :Int32) -> (result :BlockRef, hasResult :Bool);
     # `result` + `hasResult` is an Option: a tip for heights >= 0.
+
+    paint @10 (context :Proxy.Context, color :Color) -> (result :Color);
+    # Enums in and out: the next color.
+
+    mix @11 (a :Color, b :Color) -> (color :Color, same :Bool);
+    # An enum among several results, on the event loop.
+}
+
+enum Color {
+    red @0;
+    green @1;
+    blue @2;
 }
 
 struct Options {
@@ -47,6 +59,8 @@ struct Options {
     ratio @3 :Float64 = 0.5;
     tip @4 :BlockRef;
     tags @5 :List(Text);
+    color @6 :Color = green;
+    shade @7 :Color;
 }
 
 struct BlockRef {
