@@ -230,14 +230,15 @@ where
             inner.cv.wait(&mut st);
         }
     }
-    // Every cooperation is gone. Close the default dispatcher and the
-    // deregistration thread (dropping their last handles here).
-    let default_disp = inner.default_disp.lock().take();
-    drop(default_disp);
+    // Every cooperation is gone. Close, in SObjectizer's order, the
+    // deregistration thread, the timer thread (it drops the timers still
+    // armed) and the default dispatcher, dropping their last handles here;
+    // the waits below see them joined.
     let dereg = inner.dereg.lock().take();
     drop(dereg);
-    // Then the timer thread (it drops the timers still armed).
     inner.timers.close();
+    let default_disp = inner.default_disp.lock().take();
+    drop(default_disp);
     let threads = {
         let mut st = inner.state.lock();
         st.closed = true;

@@ -14,6 +14,25 @@
 //! | `timer` | delayed and periodic messages, the timer thread | 1, 3 |
 //! | `disp` | [`Binder`], [`OneThreadDispatcher`], [`ActiveObjDispatcher`], [`ActiveGroupDispatcher`] | 1 |
 //!
+//! ## Threads of an environment
+//!
+//! A private [`mp_thread::Reaper`] (joins everything below), the
+//! deregistration worker (every step of deregistration and every final
+//! drop), the timer thread, and the dispatchers' workers. `launch` stops
+//! them in SObjectizer's order — stop guards, cooperations (count reaches
+//! zero), deregistration thread, timer thread, default dispatcher — and
+//! waits on each thread's handle before it returns.
+//!
+//! ## Lock order (invariant 6)
+//!
+//! mbox subscribers → agent queue → worker mailbox; cooperation state →
+//! environment state; the default-dispatcher slot → environment state. Two
+//! cooperations' locks are never held together, an agent's state lock is
+//! held only by the worker running it (or by the final step, after its
+//! finish), and no lock is held while a handler, a hook, a notificator or
+//! a timer's delivery runs — except the agent's own state lock around its
+//! handler.
+//!
 //! The lesson of seed 001 is kept by construction: a cooperation's final
 //! step — dropping agents, binders and the dispatchers whose last user they
 //! were — runs on the environment's deregistration thread and takes each
