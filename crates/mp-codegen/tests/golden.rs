@@ -89,7 +89,13 @@ fn two_files_match_golden() {
 }
 
 #[test]
+fn miner_matches_golden() {
+    check("miner", &["miner_mp.rs"]);
+}
+
+#[test]
 fn capnpc_code_for_the_test_schemas_is_current() {
+    check_capnpc("miner", &["miner_capnp.rs"]);
     check_capnpc("types", &["types_capnp.rs"]);
     check_capnpc("hub", &["hub_capnp.rs", "remote_capnp.rs"]);
 }
