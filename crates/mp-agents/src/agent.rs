@@ -65,6 +65,7 @@ impl Context<'_> {
     pub fn coop(&self) -> CoopHandle {
         CoopHandle {
             id: self.core.coop_id,
+            alive: self.core.coop_alive.clone(),
             coop: self.core.coop.clone(),
             dereg: self.core.dereg.clone(),
         }

@@ -28,7 +28,7 @@
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use mp_thread::Waiter;
@@ -95,6 +95,9 @@ struct CoopState {
 
 pub(crate) struct CoopInner {
     pub(crate) id: CoopId,
+    /// Cleared by the final step, before notifications; shared with handles
+    /// so they can tell without upgrading their `Weak`.
+    pub(crate) alive: Arc<AtomicBool>,
     env: Weak<EnvInner>,
     parent: Option<Weak<CoopInner>>,
     state: Mutex<CoopState>,
@@ -104,6 +107,7 @@ pub(crate) struct CoopInner {
 #[derive(Clone)]
 pub struct CoopHandle {
     pub(crate) id: CoopId,
+    pub(crate) alive: Arc<AtomicBool>,
     pub(crate) coop: Weak<CoopInner>,
     pub(crate) dereg: Waiter,
 }
@@ -120,9 +124,10 @@ impl CoopHandle {
         self.id
     }
 
-    /// True until the cooperation's final step has run.
+    /// True until the cooperation's final step has run (false already
+    /// when its deregistration notifications run).
     pub fn is_alive(&self) -> bool {
-        self.coop.strong_count() > 0
+        self.alive.load(Ordering::Acquire)
     }
 
     /// Asks for the cooperation (and its children first) to be deregistered.
@@ -163,6 +168,7 @@ impl CoopBuilder {
     pub(crate) fn new(env: Environment, parent: Option<&CoopHandle>) -> CoopBuilder {
         let coop = Arc::new(CoopInner {
             id: CoopId(NEXT_COOP.fetch_add(1, Ordering::Relaxed)),
+            alive: Arc::new(AtomicBool::new(true)),
             env: Arc::downgrade(&env.inner),
             parent: parent.map(|p| p.coop.clone()),
             state: Mutex::new(CoopState {
@@ -225,6 +231,7 @@ impl CoopBuilder {
             Arc::downgrade(&self.env.inner),
             Arc::downgrade(&self.coop),
             self.coop.id,
+            self.coop.alive.clone(),
             self.env.inner.dereg_waiter.clone(),
             Box::new(AgentSlot::new(agent)),
         ));
@@ -335,6 +342,7 @@ fn try_register(builder: CoopBuilder) -> Result<CoopHandle, Error> {
         st.status = Status::Registered;
     }
     let id = coop.id;
+    let alive = coop.alive.clone();
     let weak = Arc::downgrade(&coop);
     if let Err((e, coop)) = link(&env, coop) {
         unsubscribe(&resolved);
@@ -353,6 +361,7 @@ fn try_register(builder: CoopBuilder) -> Result<CoopHandle, Error> {
     drop(env);
     Ok(CoopHandle {
         id,
+        alive,
         coop: weak,
         dereg,
     })
@@ -503,6 +512,7 @@ fn final_step(coop: &Arc<CoopInner>) {
             .as_ref()
             .and_then(|env| env.state.lock().root.remove(&coop.id)),
     };
+    coop.alive.store(false, Ordering::Release);
     // Notifications.
     if let Some(env) = &env {
         let handle = Environment { inner: env.clone() };

@@ -18,6 +18,7 @@
 
 use std::any::{Any, TypeId};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Weak};
 
 use mp_thread::{Waiter, Worker};
@@ -70,6 +71,7 @@ pub(crate) struct AgentCore {
     pub(crate) env: Weak<EnvInner>,
     pub(crate) coop: Weak<CoopInner>,
     pub(crate) coop_id: CoopId,
+    pub(crate) coop_alive: Arc<AtomicBool>,
     /// The deregistration thread's mailbox (a `Waiter` never keeps it open).
     pub(crate) dereg: Waiter,
     queue: Mutex<Queue>,
@@ -82,6 +84,7 @@ impl AgentCore {
         env: Weak<EnvInner>,
         coop: Weak<CoopInner>,
         coop_id: CoopId,
+        coop_alive: Arc<AtomicBool>,
         dereg: Waiter,
         agent: Box<dyn ErasedAgent>,
     ) -> AgentCore {
@@ -91,6 +94,7 @@ impl AgentCore {
             env,
             coop,
             coop_id,
+            coop_alive,
             dereg,
             queue: Mutex::new(Queue {
                 worker: None,
