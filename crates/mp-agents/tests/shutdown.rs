@@ -140,11 +140,9 @@ fn stop_with_a_thousand_busy_cooperations() {
         assert_eq!(counts.finished.load(Ordering::SeqCst), total);
         assert_eq!(counts.twice.load(Ordering::SeqCst), 0);
         assert!(counts.handled.load(Ordering::SeqCst) >= total);
-        // Every one-thread agent still had a message in flight when stopped.
-        assert_eq!(
-            counts.cut_short.load(Ordering::SeqCst),
-            COOPS * (AGENTS - 1)
-        );
+        // Every one-thread agent (and maybe an active object or two) still
+        // had a message in flight when stopped.
+        assert!(counts.cut_short.load(Ordering::SeqCst) >= COOPS * (AGENTS - 1));
         // 4 one-thread dispatchers, 1,000 active objects, the deregistration
         // and timer threads.
         assert_eq!(report.threads.len(), 4 + COOPS + 2);

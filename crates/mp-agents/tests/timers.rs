@@ -57,8 +57,14 @@ struct Periodic {
     cancelled: Option<mpsc::Sender<usize>>,
 }
 
+/// Asks an agent for its tick count; handled after everything queued.
+struct Count(mpsc::Sender<usize>);
+
 impl Agent for Periodic {
     fn define(&mut self, def: &mut Define<'_, Self>) {
+        def.subscribe_self(|me: &mut Periodic, _: &Context<'_>, Count(tx)| {
+            let _ = tx.send(me.ticks.load(Ordering::SeqCst));
+        });
         def.subscribe_self(|me: &mut Periodic, _: &Context<'_>, Tick(_)| {
             let n = me.ticks.fetch_add(1, Ordering::SeqCst) + 1;
             if n == 3 {
@@ -86,16 +92,25 @@ fn a_periodic_message_stops_when_cancelled() {
         launch(move |env| {
             let (tx, rx) = mpsc::channel();
             let mut coop = env.make_coop();
-            coop.add_agent(Periodic {
+            let mbox = coop.add_agent(Periodic {
                 ticks: t.clone(),
                 timer: None,
                 cancelled: Some(tx),
             });
             env.register_coop(coop).unwrap();
             assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), 3);
-            std::thread::sleep(Duration::from_millis(30));
-            // At most one tick was already queued when it was cancelled.
-            assert!(t.load(Ordering::SeqCst) <= 4);
+            // Once what was queued (or being fired) at the cancel has been
+            // handled, the count stays put: nothing is fired any more.
+            let count = || {
+                let (tx, rx) = mpsc::channel();
+                mbox.send(Count(tx));
+                rx.recv_timeout(Duration::from_secs(10)).unwrap()
+            };
+            std::thread::sleep(Duration::from_millis(20));
+            let settled = count();
+            std::thread::sleep(Duration::from_millis(50));
+            assert_eq!(count(), settled);
+            assert!(t.load(Ordering::SeqCst) >= 3);
             env.stop();
         })
         .unwrap();
