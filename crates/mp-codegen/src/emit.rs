@@ -370,27 +370,81 @@ fn emit_result_structs(out: &mut String, iface: &Interface) {
     }
 }
 
+/// A `destroy()` method (Context only, no results): called when the last
+/// handle of a client is dropped, as libmultiprocess does.
+fn is_destroy(m: &Method) -> bool {
+    m.kind == MethodKind::Plain
+        && m.schema == "destroy"
+        && m.params.is_empty()
+        && m.results.is_empty()
+}
+
 fn emit_client(out: &mut String, iface: &Interface, cm: &str) {
     let name = &iface.rust;
     let cap = format!("{cm}::{}::Client", iface.capnp_mod);
+    let destroy = iface.methods.iter().find(|m| is_destroy(m));
     let _ = writeln!(
         out,
         "/// A `{s}` in the peer process: a thread-safe handle; clone it, send it,\n\
-         /// call it from any thread (sync methods) or from async code (`*_async`).\n\
-         #[derive(Clone, Debug)]\npub struct {name}Client {{\nremote: ::mp_ipc::Remote<{cap}>,\n}}\n\n\
-         impl {name}Client {{\n\
-         /// Wraps a handle to a peer's `{s}`.\n\
-         pub fn from_remote(remote: ::mp_ipc::Remote<{cap}>) -> Self {{\n{name}Client {{ remote }}\n}}\n\n\
-         /// The underlying handle.\n\
+         /// call it from any thread (sync methods) or from async code (`*_async`).",
+        s = iface.schema
+    );
+    if destroy.is_some() {
+        out.push_str(
+            "///\n/// When the last clone is dropped (off the event loop, while connected),\n\
+             /// the object's `destroy` is called unless it was called already;\n\
+             /// an error from it is ignored.\n",
+        );
+    }
+    let _ = writeln!(
+        out,
+        "#[derive(Clone, Debug)]\npub struct {name}Client {{\nremote: ::mp_ipc::Remote<{cap}>,"
+    );
+    if destroy.is_some() {
+        let _ = writeln!(
+            out,
+            "guard: ::std::sync::Arc<mp_codegen_support::DestroyOnDrop<{cap}>>,"
+        );
+    }
+    out.push_str("}\n\n");
+    let _ = writeln!(
+        out,
+        "impl {name}Client {{\n/// Wraps a handle to a peer's `{}`.",
+        iface.schema
+    );
+    match destroy {
+        Some(m) => {
+            let _ = writeln!(
+                out,
+                "pub fn from_remote(remote: ::mp_ipc::Remote<{cap}>) -> Self {{\n\
+                 let guard = ::std::sync::Arc::new(mp_codegen_support::DestroyOnDrop::new(\n\
+                 remote.clone(),\n\
+                 |remote| remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}()),\n\
+                 ));\n\
+                 {name}Client {{ remote, guard }}\n}}\n",
+                i = lit(&iface.schema),
+                ms = lit(&m.schema),
+                sn = m.snake,
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "pub fn from_remote(remote: ::mp_ipc::Remote<{cap}>) -> Self {{\n{name}Client {{ remote }}\n}}\n"
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "/// The underlying handle.\n\
          pub fn remote(&self) -> &::mp_ipc::Remote<{cap}> {{\n&self.remote\n}}\n\n\
          /// The connection this object lives on.\n\
-         pub fn connection(&self) -> &::mp_ipc::Connection {{\nself.remote.connection()\n}}\n",
-        s = iface.schema
+         pub fn connection(&self) -> &::mp_ipc::Connection {{\nself.remote.connection()\n}}"
     );
     for m in &iface.methods {
         match m.kind {
             MethodKind::Construct => emit_connect(out, iface, m, cm),
-            MethodKind::Plain => emit_client_method(out, iface, m, &cap),
+            MethodKind::Plain => emit_client_method(out, iface, m, &cap, is_destroy(m)),
         }
     }
     out.push_str("}\n\n");
@@ -412,7 +466,7 @@ fn emit_connect(out: &mut String, iface: &Interface, m: &Method, cm: &str) {
          let reply = ::mp_ipc::send_request(SITE, req, |r| r.get_thread_map());\n\
          Ok(Box::pin(async move {{\nlet theirs = reply.await?;\nconn.set_peer_thread_map(theirs);\n\
          ::mp_ipc::Remote::new(&conn, init)\n}}))\n}})?;\n\
-         Ok({name}Client {{ remote }})\n}}",
+         Ok({name}Client::from_remote(remote))\n}}",
         s = iface.schema,
         ms = m.schema,
         site = site(iface, m),
@@ -422,7 +476,13 @@ fn emit_connect(out: &mut String, iface: &Interface, m: &Method, cm: &str) {
     );
 }
 
-fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str) {
+fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str, destroy: bool) {
+    // An explicit `destroy` means none on drop.
+    let mark = if destroy {
+        "self.guard.mark_destroyed();\n"
+    } else {
+        ""
+    };
     let ret = client_result(iface, m);
     let sig_params: String = m
         .params
@@ -452,7 +512,7 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
     let _ = writeln!(
         out,
         "pub fn {id}(&self{sig_params}) -> Result<{ret}, ::mp_ipc::Error> {{\n\
-         self.remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args}))\n}}\n",
+         {mark}self.remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args}))\n}}\n",
         id = m.ident,
         sn = m.snake,
         i = lit(&iface.schema),
@@ -469,7 +529,7 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
     let _ = writeln!(
         out,
         "pub fn {sn}_async(&self{sig_params}) -> impl ::std::future::Future<Output = Result<{ret}, ::mp_ipc::Error>> + Send + 'static {{\n\
-         self.remote.call_async(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args}))\n}}\n",
+         {mark}self.remote.call_async(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args}))\n}}\n",
         sn = m.snake,
         i = lit(&iface.schema),
         ms = lit(&m.schema),
@@ -734,6 +794,56 @@ const SUPPORT_CODE: &str = r#"
 mod mp_codegen_support {
     use ::mp_ipc::capnp;
     use ::std::rc::Rc;
+    use ::std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Calls an object's `destroy` when the last client handle goes
+    /// (libmultiprocess's ProxyClient does the same). Skipped on the event
+    /// loop (a sync call there cannot wait) and after a disconnect; an error
+    /// is ignored, never raised (libmultiprocess #273).
+    pub(super) struct DestroyOnDrop<C: Clone + 'static> {
+        remote: ::mp_ipc::Remote<C>,
+        destroy: fn(&::mp_ipc::Remote<C>) -> Result<(), ::mp_ipc::Error>,
+        done: AtomicBool,
+    }
+
+    impl<C: Clone + 'static> DestroyOnDrop<C> {
+        pub(super) fn new(
+            remote: ::mp_ipc::Remote<C>,
+            destroy: fn(&::mp_ipc::Remote<C>) -> Result<(), ::mp_ipc::Error>,
+        ) -> Self {
+            DestroyOnDrop {
+                remote,
+                destroy,
+                done: AtomicBool::new(false),
+            }
+        }
+
+        /// `destroy` was called explicitly: not again on drop.
+        pub(super) fn mark_destroyed(&self) {
+            self.done.store(true, Ordering::SeqCst);
+        }
+    }
+
+    impl<C: Clone + 'static> ::std::fmt::Debug for DestroyOnDrop<C> {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            f.debug_struct("DestroyOnDrop")
+                .field("destroyed", &self.done.load(Ordering::SeqCst))
+                .finish()
+        }
+    }
+
+    impl<C: Clone + 'static> Drop for DestroyOnDrop<C> {
+        fn drop(&mut self) {
+            if self.done.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            let conn = self.remote.connection();
+            if conn.is_disconnected() || conn.event_loop().is_current() {
+                return;
+            }
+            let _ = (self.destroy)(&self.remote);
+        }
+    }
 
     /// The loop-side connection, or a disconnect error once it is gone.
     pub(super) fn upgrade(

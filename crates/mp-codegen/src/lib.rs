@@ -11,7 +11,9 @@
 //!   `context :Proxy.Context` parameter is hidden: the runtime fills it.
 //! - `FooClient` — a thread-safe handle to a peer's `Foo` with a sync method
 //!   (any thread, mapped to a server thread when the method has a Context)
-//!   and an `_async` method per schema method.
+//!   and an `_async` method per schema method. If the interface has a
+//!   `destroy(context)` method, dropping the last clone of the client calls
+//!   it (as libmultiprocess does), unless it was called explicitly.
 //! - `FooServer` — the adapter that serves a `Foo` implementation: reads
 //!   params on the event loop, runs the method on the thread the call's
 //!   Context names (or on the loop), writes the results.

@@ -7,7 +7,7 @@
 //! both directions.
 
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::ThreadId;
 use std::time::Duration;
@@ -49,15 +49,16 @@ fn watchdog<T: Send + 'static>(limit: Duration, body: impl FnOnce() -> T + Send 
     }
 }
 
-struct Init;
+/// Counts the `destroy` calls of the counters it makes.
+struct Init(Arc<AtomicUsize>);
 
 impl CalcInit for Init {
     fn make_calculator(&self) -> Result<Arc<dyn Calculator>, String> {
-        Ok(Arc::new(Calc))
+        Ok(Arc::new(Calc(self.0.clone())))
     }
 }
 
-struct Calc;
+struct Calc(Arc<AtomicUsize>);
 
 impl Calculator for Calc {
     fn add(&self, a: i64, b: i64) -> Result<i64, String> {
@@ -94,11 +95,11 @@ impl Calculator for Calc {
     }
 
     fn make_counter(&self, start: i64) -> Result<Arc<dyn Counter>, String> {
-        Ok(Arc::new(CounterImp(AtomicI64::new(start))))
+        Ok(Arc::new(CounterImp(AtomicI64::new(start), self.0.clone())))
     }
 }
 
-struct CounterImp(AtomicI64);
+struct CounterImp(AtomicI64, Arc<AtomicUsize>);
 
 impl Counter for CounterImp {
     fn add(&self, delta: i64) -> Result<i64, String> {
@@ -110,6 +111,7 @@ impl Counter for CounterImp {
     }
 
     fn destroy(&self) -> Result<(), String> {
+        self.1.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 }
@@ -146,10 +148,21 @@ fn generated_pair(
     server_loop: &EventLoop,
     client_loop: &EventLoop,
 ) -> (Connection, CalcInitClient) {
+    let (server, init, _) = counting_pair(server_loop, client_loop);
+    (server, init)
+}
+
+/// [`generated_pair`], with the count of `Counter.destroy` calls.
+fn counting_pair(
+    server_loop: &EventLoop,
+    client_loop: &EventLoop,
+) -> (Connection, CalcInitClient, Arc<AtomicUsize>) {
+    let destroyed = Arc::new(AtomicUsize::new(0));
+    let count = destroyed.clone();
     let (a, b) = UnixStream::pair().expect("socketpair");
     let server = Connection::builder(server_loop)
         .name("gen-server")
-        .serve(|conn| CalcInitServer::bootstrap(conn, Arc::new(Init)))
+        .serve(move |conn| CalcInitServer::bootstrap(conn, Arc::new(Init(count))))
         .open(a, Side::Server)
         .expect("serve");
     let conn = Connection::builder(client_loop)
@@ -157,7 +170,7 @@ fn generated_pair(
         .open(b, Side::Client)
         .expect("open");
     let init = CalcInitClient::connect(&conn).expect("connect");
-    (server, init)
+    (server, init, destroyed)
 }
 
 fn loops() -> (EventLoop, EventLoop) {
@@ -321,7 +334,7 @@ fn hand_written_client_against_generated_server() {
         let (s, c) = loops();
         let (a, b) = UnixStream::pair().unwrap();
         let _server = Connection::builder(&s)
-            .serve(|conn| CalcInitServer::bootstrap(conn, Arc::new(Init)))
+            .serve(|conn| CalcInitServer::bootstrap(conn, Arc::new(Init(Arc::default()))))
             .open(a, Side::Server)
             .unwrap();
         let init = mp_calc::connect(&c, b).unwrap();
@@ -331,5 +344,39 @@ fn hand_written_client_against_generated_server() {
         let counter = calc.make_counter(10).unwrap();
         assert_eq!(counter.add(5).unwrap(), 15);
         assert_eq!(counter.get().unwrap(), 15);
+    });
+}
+
+/// Like libmultiprocess's clients, a generated client whose interface has
+/// `destroy` calls it when its last handle is dropped — once, and not again
+/// after an explicit `destroy`.
+#[test]
+fn dropping_the_last_handle_calls_destroy_once() {
+    watchdog(Duration::from_secs(30), || {
+        let (s, c) = loops();
+        let (_server, init, destroyed) = counting_pair(&s, &c);
+        let calc = init.make_calculator().unwrap();
+        let counter = calc.make_counter(1).unwrap();
+        let clone = counter.clone();
+        drop(counter);
+        assert_eq!(
+            destroyed.load(Ordering::SeqCst),
+            0,
+            "a clone is still alive"
+        );
+        std::thread::spawn(move || drop(clone)).join().unwrap();
+        assert_eq!(destroyed.load(Ordering::SeqCst), 1);
+        let explicit = calc.make_counter(2).unwrap();
+        explicit.destroy().unwrap();
+        drop(explicit);
+        assert_eq!(destroyed.load(Ordering::SeqCst), 2);
+        // After a disconnect, a drop does not try.
+        let late = calc.make_counter(3).unwrap();
+        calc.connection().close();
+        assert!(calc
+            .connection()
+            .wait_disconnected_timeout(Duration::from_secs(10)));
+        drop(late);
+        assert_eq!(destroyed.load(Ordering::SeqCst), 2);
     });
 }

@@ -153,7 +153,7 @@ impl MinerInitClient {
                 ::mp_ipc::Remote::new(&conn, init)
             }))
         })?;
-        Ok(MinerInitClient { remote })
+        Ok(MinerInitClient::from_remote(remote))
     }
 
     /// Calls `MinerInit.makeMiner`.
@@ -697,15 +697,30 @@ pub struct TemplateSubmitResults {
 
 /// A `Template` in the peer process: a thread-safe handle; clone it, send it,
 /// call it from any thread (sync methods) or from async code (`*_async`).
+///
+/// When the last clone is dropped (off the event loop, while connected),
+/// the object's `destroy` is called unless it was called already;
+/// an error from it is ignored.
 #[derive(Clone, Debug)]
 pub struct TemplateClient {
     remote: ::mp_ipc::Remote<crate::miner_capnp::template::Client>,
+    guard:
+        ::std::sync::Arc<mp_codegen_support::DestroyOnDrop<crate::miner_capnp::template::Client>>,
 }
 
 impl TemplateClient {
     /// Wraps a handle to a peer's `Template`.
     pub fn from_remote(remote: ::mp_ipc::Remote<crate::miner_capnp::template::Client>) -> Self {
-        TemplateClient { remote }
+        let guard = ::std::sync::Arc::new(mp_codegen_support::DestroyOnDrop::new(
+            remote.clone(),
+            |remote| {
+                remote.call(
+                    ::mp_ipc::CallSite::new("Template", "destroy"),
+                    Self::build_destroy(),
+                )
+            },
+        ));
+        TemplateClient { remote, guard }
     }
 
     /// The underlying handle.
@@ -723,6 +738,7 @@ impl TemplateClient {
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
     pub fn destroy(&self) -> Result<(), ::mp_ipc::Error> {
+        self.guard.mark_destroyed();
         self.remote.call(
             ::mp_ipc::CallSite::new("Template", "destroy"),
             Self::build_destroy(),
@@ -734,6 +750,7 @@ impl TemplateClient {
     pub fn destroy_async(
         &self,
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::Error>> + Send + 'static {
+        self.guard.mark_destroyed();
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Template", "destroy"),
             Self::build_destroy(),
@@ -1013,6 +1030,56 @@ impl crate::miner_capnp::template::Server for TemplateServer {
 mod mp_codegen_support {
     use ::mp_ipc::capnp;
     use ::std::rc::Rc;
+    use ::std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Calls an object's `destroy` when the last client handle goes
+    /// (libmultiprocess's ProxyClient does the same). Skipped on the event
+    /// loop (a sync call there cannot wait) and after a disconnect; an error
+    /// is ignored, never raised (libmultiprocess #273).
+    pub(super) struct DestroyOnDrop<C: Clone + 'static> {
+        remote: ::mp_ipc::Remote<C>,
+        destroy: fn(&::mp_ipc::Remote<C>) -> Result<(), ::mp_ipc::Error>,
+        done: AtomicBool,
+    }
+
+    impl<C: Clone + 'static> DestroyOnDrop<C> {
+        pub(super) fn new(
+            remote: ::mp_ipc::Remote<C>,
+            destroy: fn(&::mp_ipc::Remote<C>) -> Result<(), ::mp_ipc::Error>,
+        ) -> Self {
+            DestroyOnDrop {
+                remote,
+                destroy,
+                done: AtomicBool::new(false),
+            }
+        }
+
+        /// `destroy` was called explicitly: not again on drop.
+        pub(super) fn mark_destroyed(&self) {
+            self.done.store(true, Ordering::SeqCst);
+        }
+    }
+
+    impl<C: Clone + 'static> ::std::fmt::Debug for DestroyOnDrop<C> {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            f.debug_struct("DestroyOnDrop")
+                .field("destroyed", &self.done.load(Ordering::SeqCst))
+                .finish()
+        }
+    }
+
+    impl<C: Clone + 'static> Drop for DestroyOnDrop<C> {
+        fn drop(&mut self) {
+            if self.done.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            let conn = self.remote.connection();
+            if conn.is_disconnected() || conn.event_loop().is_current() {
+                return;
+            }
+            let _ = (self.destroy)(&self.remote);
+        }
+    }
 
     /// The loop-side connection, or a disconnect error once it is gone.
     pub(super) fn upgrade(

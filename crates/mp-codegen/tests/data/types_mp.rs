@@ -297,7 +297,7 @@ impl TypesClient {
                 ::mp_ipc::Remote::new(&conn, init)
             }))
         })?;
-        Ok(TypesClient { remote })
+        Ok(TypesClient::from_remote(remote))
     }
 
     /// Calls `Types.echoPrimitives`.
@@ -1260,6 +1260,56 @@ impl crate::types_capnp::types::Server for TypesServer {
 mod mp_codegen_support {
     use ::mp_ipc::capnp;
     use ::std::rc::Rc;
+    use ::std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Calls an object's `destroy` when the last client handle goes
+    /// (libmultiprocess's ProxyClient does the same). Skipped on the event
+    /// loop (a sync call there cannot wait) and after a disconnect; an error
+    /// is ignored, never raised (libmultiprocess #273).
+    pub(super) struct DestroyOnDrop<C: Clone + 'static> {
+        remote: ::mp_ipc::Remote<C>,
+        destroy: fn(&::mp_ipc::Remote<C>) -> Result<(), ::mp_ipc::Error>,
+        done: AtomicBool,
+    }
+
+    impl<C: Clone + 'static> DestroyOnDrop<C> {
+        pub(super) fn new(
+            remote: ::mp_ipc::Remote<C>,
+            destroy: fn(&::mp_ipc::Remote<C>) -> Result<(), ::mp_ipc::Error>,
+        ) -> Self {
+            DestroyOnDrop {
+                remote,
+                destroy,
+                done: AtomicBool::new(false),
+            }
+        }
+
+        /// `destroy` was called explicitly: not again on drop.
+        pub(super) fn mark_destroyed(&self) {
+            self.done.store(true, Ordering::SeqCst);
+        }
+    }
+
+    impl<C: Clone + 'static> ::std::fmt::Debug for DestroyOnDrop<C> {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            f.debug_struct("DestroyOnDrop")
+                .field("destroyed", &self.done.load(Ordering::SeqCst))
+                .finish()
+        }
+    }
+
+    impl<C: Clone + 'static> Drop for DestroyOnDrop<C> {
+        fn drop(&mut self) {
+            if self.done.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            let conn = self.remote.connection();
+            if conn.is_disconnected() || conn.event_loop().is_current() {
+                return;
+            }
+            let _ = (self.destroy)(&self.remote);
+        }
+    }
 
     /// The loop-side connection, or a disconnect error once it is gone.
     pub(super) fn upgrade(
