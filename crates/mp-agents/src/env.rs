@@ -3,9 +3,10 @@
 //!
 //! Invariant 1: the environment has a private [`Reaper`] that joins every
 //! thread it starts, and one deregistration [`Worker`] on which every
-//! cooperation's final step runs. `launch` returns only after the count of
-//! cooperations is zero (every agent's state dropped), the deregistration
-//! thread and every dispatcher thread have been joined (waited on through
+//! cooperation's final step runs, and one timer thread. `launch` returns
+//! only after the count of cooperations is zero (every agent's state
+//! dropped), the deregistration thread, the timer thread and every
+//! dispatcher thread have been joined (waited on through
 //! their [`ThreadHandle`]s from the launching thread, which is none of
 //! them) and the reaper itself is shut down.
 //!
@@ -144,7 +145,8 @@ impl std::fmt::Debug for Environment {
 #[derive(Debug, Clone)]
 pub struct Report {
     /// Exit status of every thread the environment started (the
-    /// deregistration thread and every dispatcher thread), all joined.
+    /// deregistration thread, the timer thread and every dispatcher
+    /// thread), all joined.
     pub threads: Vec<ExitStatus>,
     /// The reaper thread (the only one that joined them).
     pub reaper_thread: ThreadId,
