@@ -32,6 +32,28 @@ pub trait Agent: Send + Sized + 'static {
 
     /// Runs last on the agent's worker (`so_evt_finish`).
     fn finish(&mut self, _ctx: &Context<'_>) {}
+
+    /// What to do when one of this agent's handlers or hooks panics;
+    /// [`PanicReaction::Inherit`] (the default) asks its cooperation.
+    fn panic_reaction(&self) -> PanicReaction {
+        PanicReaction::Inherit
+    }
+}
+
+/// What happens when an agent's handler or hook panics. The panic itself
+/// is always caught on the agent's worker; the worker goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PanicReaction {
+    /// Abort the process.
+    Abort,
+    /// Stop the environment.
+    ShutdownEnvironment,
+    /// Deregister the agent's cooperation (reason [`DeregReason::Panic`]).
+    DeregisterCoop,
+    /// Log it and go on.
+    Ignore,
+    /// Ask the next level: agent → cooperation → parent → environment.
+    Inherit,
 }
 
 type Handler<A> = Box<dyn FnMut(&mut A, &Context<'_>, Payload) + Send>;
@@ -151,6 +173,7 @@ pub(crate) trait ErasedAgent: Send {
     fn start(&mut self, ctx: &Context<'_>);
     fn finish(&mut self, ctx: &Context<'_>);
     fn handle(&mut self, ctx: &Context<'_>, mbox: MboxId, ty: TypeId, payload: Payload);
+    fn panic_reaction(&self) -> PanicReaction;
 }
 
 /// An agent's state with its handlers.
@@ -187,6 +210,10 @@ impl<A: Agent> ErasedAgent for AgentSlot<A> {
 
     fn finish(&mut self, ctx: &Context<'_>) {
         self.agent.finish(ctx);
+    }
+
+    fn panic_reaction(&self) -> PanicReaction {
+        self.agent.panic_reaction()
     }
 
     fn handle(&mut self, ctx: &Context<'_>, mbox: MboxId, ty: TypeId, payload: Payload) {

@@ -34,7 +34,7 @@ use std::sync::{Arc, Weak};
 use mp_thread::Waiter;
 use parking_lot::Mutex;
 
-use crate::agent::{Agent, AgentSlot};
+use crate::agent::{Agent, AgentSlot, PanicReaction};
 use crate::core::{AgentCore, FinishQueued};
 use crate::disp::Binder;
 use crate::env::{EnvInner, Environment};
@@ -56,6 +56,8 @@ pub enum DeregReason {
     Shutdown,
     /// Its parent was deregistered.
     ParentDeregistration,
+    /// An agent panicked and its reaction was to deregister the cooperation.
+    Panic,
     /// A user-defined reason.
     User(u32),
 }
@@ -98,6 +100,8 @@ pub(crate) struct CoopInner {
     /// Cleared by the final step, before notifications; shared with handles
     /// so they can tell without upgrading their `Weak`.
     pub(crate) alive: Arc<AtomicBool>,
+    /// Its own panic reaction; resolved (never `Inherit`) when linked.
+    reaction: Mutex<PanicReaction>,
     env: Weak<EnvInner>,
     parent: Option<Weak<CoopInner>>,
     state: Mutex<CoopState>,
@@ -169,6 +173,7 @@ impl CoopBuilder {
         let coop = Arc::new(CoopInner {
             id: CoopId(NEXT_COOP.fetch_add(1, Ordering::Relaxed)),
             alive: Arc::new(AtomicBool::new(true)),
+            reaction: Mutex::new(PanicReaction::Inherit),
             env: Arc::downgrade(&env.inner),
             parent: parent.map(|p| p.coop.clone()),
             state: Mutex::new(CoopState {
@@ -215,6 +220,14 @@ impl CoopBuilder {
         binder: Arc<dyn Binder>,
     ) -> DirectMbox {
         self.push(agent, Some(binder))
+    }
+
+    /// What to do when one of its agents panics (for agents whose own
+    /// reaction is `Inherit`); `Inherit` (the default) asks the parent, or
+    /// the environment's [`Params::panic_reaction`](crate::Params).
+    pub fn set_panic_reaction(&mut self, reaction: PanicReaction) -> &mut Self {
+        *self.coop.reaction.lock() = reaction;
+        self
     }
 
     /// Runs `f` on the deregistration thread once the cooperation is gone.
@@ -353,7 +366,13 @@ fn try_register(builder: CoopBuilder) -> Result<CoopHandle, Error> {
         return Err(e);
     }
     // 5. Bind (cannot fail): each agent's start demand is queued.
+    let reaction = match weak.upgrade() {
+        // Linked, so its guard is held: this is never the last reference.
+        Some(coop) => *coop.reaction.lock(),
+        None => PanicReaction::Ignore,
+    };
     for (core, binder) in &resolved {
+        *core.coop_reaction.lock() = reaction;
         core.bind(binder.bind(core.id));
     }
     drop(resolved);
@@ -378,6 +397,11 @@ fn link(env: &Environment, coop: Arc<CoopInner>) -> Result<(), (Error, Arc<CoopI
                 drop(st);
                 return Err((Error::Stopped, coop));
             }
+            let mut reaction = coop.reaction.lock();
+            if *reaction == PanicReaction::Inherit {
+                *reaction = env.inner.panic_reaction;
+            }
+            drop(reaction);
             st.live_coops += 1;
             st.root.insert(coop.id, coop);
             Ok(())
@@ -391,6 +415,11 @@ fn link(env: &Environment, coop: Arc<CoopInner>) -> Result<(), (Error, Arc<CoopI
                 if pst.status != Status::Registered {
                     Some(coop)
                 } else {
+                    let mut reaction = coop.reaction.lock();
+                    if *reaction == PanicReaction::Inherit {
+                        *reaction = *parent.reaction.lock();
+                    }
+                    drop(reaction);
                     env.inner.state.lock().live_coops += 1;
                     pst.children.insert(coop.id, coop);
                     None

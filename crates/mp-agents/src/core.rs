@@ -24,8 +24,9 @@ use std::sync::{Arc, Weak};
 use mp_thread::{Waiter, Worker};
 use parking_lot::Mutex;
 
-use crate::agent::{Context, ErasedAgent};
+use crate::agent::{Context, ErasedAgent, PanicReaction};
 use crate::coop::CoopInner;
+use crate::coop::DeregReason;
 use crate::env::EnvInner;
 use crate::error::panic_message;
 use crate::mbox::{Mbox, MboxId};
@@ -72,6 +73,8 @@ pub(crate) struct AgentCore {
     pub(crate) coop: Weak<CoopInner>,
     pub(crate) coop_id: CoopId,
     pub(crate) coop_alive: Arc<AtomicBool>,
+    /// The cooperation's panic reaction, resolved when it is linked.
+    pub(crate) coop_reaction: Mutex<PanicReaction>,
     /// The deregistration thread's mailbox (a `Waiter` never keeps it open).
     pub(crate) dereg: Waiter,
     queue: Mutex<Queue>,
@@ -95,6 +98,7 @@ impl AgentCore {
             coop,
             coop_id,
             coop_alive,
+            coop_reaction: Mutex::new(PanicReaction::Ignore),
             dereg,
             queue: Mutex::new(Queue {
                 worker: None,
@@ -232,8 +236,27 @@ impl AgentCore {
             return;
         };
         let ctx = Context { core: self };
-        if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(&mut **agent, &ctx))) {
-            tracing::error!(agent = ?self.id, hook = what, panic = %panic_message(&*p), "agent panicked; ignored");
+        let Err(p) = catch_unwind(AssertUnwindSafe(|| f(&mut **agent, &ctx))) else {
+            return;
+        };
+        let mut reaction = agent.panic_reaction();
+        drop(slot);
+        if reaction == PanicReaction::Inherit {
+            reaction = *self.coop_reaction.lock();
+        }
+        let message = panic_message(&*p);
+        tracing::error!(agent = ?self.id, hook = what, panic = %message, ?reaction, "agent panicked");
+        match reaction {
+            PanicReaction::Abort => {
+                eprintln!(
+                    "mp-agents: agent {:?} panicked in {what}: {message}; aborting",
+                    self.id
+                );
+                std::process::abort();
+            }
+            PanicReaction::ShutdownEnvironment => ctx.env().stop(),
+            PanicReaction::DeregisterCoop => ctx.deregister_coop(DeregReason::Panic),
+            PanicReaction::Ignore | PanicReaction::Inherit => {}
         }
     }
 }

@@ -20,6 +20,7 @@ use std::thread::ThreadId;
 use mp_thread::{ExitStatus, Reaper, ThreadHandle, Waiter, Worker};
 use parking_lot::{Condvar, Mutex};
 
+use crate::agent::PanicReaction;
 use crate::coop::{CoopBuilder, CoopHandle, CoopId, CoopInner};
 use crate::disp::{Binder, OneThreadDispatcher};
 use crate::error::Error;
@@ -47,6 +48,8 @@ pub(crate) struct EnvState {
 
 pub(crate) struct EnvInner {
     reaper: Reaper,
+    /// The last level of panic reactions (never `Inherit`).
+    pub(crate) panic_reaction: PanicReaction,
     timers: Arc<Timers>,
     /// Taken (and dropped, closing it) by `launch` at the very end.
     dereg: Mutex<Option<Worker>>,
@@ -102,6 +105,10 @@ pub struct Params {
     /// first when `init` returns). Off by default: the environment runs
     /// until [`Environment::stop`].
     pub autoshutdown: bool,
+    /// The reaction to a panicking agent when the agent and its
+    /// cooperations all say `Inherit`: `Ignore` unless set (an `Inherit`
+    /// here means `Ignore` too).
+    pub panic_reaction: Option<PanicReaction>,
 }
 
 /// Delays the shutdown of an environment until it is removed (dropped or
@@ -189,6 +196,10 @@ where
     };
     let env = Environment {
         inner: Arc::new(EnvInner {
+            panic_reaction: match params.panic_reaction {
+                None | Some(PanicReaction::Inherit) => PanicReaction::Ignore,
+                Some(r) => r,
+            },
             timers,
             reaper: reaper.clone(),
             dereg_waiter: dereg.waiter().clone(),

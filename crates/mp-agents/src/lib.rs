@@ -68,7 +68,7 @@ mod timer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use agent::{Agent, Context, Define};
+pub use agent::{Agent, Context, Define, PanicReaction};
 pub use coop::{CoopBuilder, CoopHandle, CoopId, DeregNotificator, DeregReason};
 pub use disp::{ActiveGroupDispatcher, ActiveObjDispatcher, Binder, OneThreadDispatcher};
 pub use env::{launch, launch_with, Environment, Params, Report, StopGuard};

@@ -86,7 +86,10 @@ impl Agent for Quitter {
 #[test]
 fn autoshutdown_when_the_last_cooperation_goes() {
     watchdog(Duration::from_secs(30), || {
-        let params = Params { autoshutdown: true };
+        let params = Params {
+            autoshutdown: true,
+            ..Params::default()
+        };
         launch_with(params.clone(), |env| {
             for _ in 0..10 {
                 let mut coop = env.make_coop();

@@ -1,0 +1,138 @@
+//! Reactions to a panicking handler: per agent, inherited from the
+//! cooperation, from the parent cooperation, and from the environment.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use common::watchdog;
+use mp_agents::{launch, launch_with, Agent, Context, Define, DeregReason, PanicReaction, Params};
+
+#[derive(Clone, Copy)]
+struct Boom;
+
+#[derive(Clone, Copy)]
+struct Fine;
+
+struct Fragile {
+    reaction: PanicReaction,
+    finished: Arc<AtomicUsize>,
+    fine: Arc<AtomicUsize>,
+}
+
+impl Fragile {
+    fn new(reaction: PanicReaction, finished: &Arc<AtomicUsize>, fine: &Arc<AtomicUsize>) -> Self {
+        Fragile {
+            reaction,
+            finished: finished.clone(),
+            fine: fine.clone(),
+        }
+    }
+}
+
+impl Agent for Fragile {
+    fn define(&mut self, def: &mut Define<'_, Self>) {
+        def.subscribe_self(|_: &mut Fragile, _: &Context<'_>, Boom| panic!("boom"));
+        def.subscribe_self(|me: &mut Fragile, _: &Context<'_>, Fine| {
+            me.fine.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+
+    fn finish(&mut self, _ctx: &Context<'_>) {
+        self.finished.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn panic_reaction(&self) -> PanicReaction {
+        self.reaction
+    }
+}
+
+#[test]
+fn agent_reaction_deregisters_its_cooperation() {
+    watchdog(Duration::from_secs(30), || {
+        let finished = Arc::new(AtomicUsize::new(0));
+        let fine = Arc::new(AtomicUsize::new(0));
+        let (f, g) = (finished.clone(), fine.clone());
+        launch(move |env| {
+            let (tx, rx) = mpsc::channel();
+            let mut coop = env.make_coop();
+            let mbox = coop.add_agent(Fragile::new(PanicReaction::DeregisterCoop, &f, &g));
+            coop.add_agent(Fragile::new(PanicReaction::Inherit, &f, &g));
+            coop.on_deregistered(move |_, _, reason| {
+                let _ = tx.send(reason);
+            });
+            env.register_coop(coop).unwrap();
+            mbox.send(Boom);
+            assert_eq!(
+                rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+                DeregReason::Panic
+            );
+            env.stop();
+        })
+        .unwrap();
+        assert_eq!(finished.load(Ordering::SeqCst), 2);
+    });
+}
+
+#[test]
+fn reactions_are_inherited_from_the_parent_and_overridden_by_the_agent() {
+    watchdog(Duration::from_secs(30), || {
+        let finished = Arc::new(AtomicUsize::new(0));
+        let fine = Arc::new(AtomicUsize::new(0));
+        let (f, g) = (finished.clone(), fine.clone());
+        launch(move |env| {
+            let mut parent = env.make_coop();
+            parent.set_panic_reaction(PanicReaction::DeregisterCoop);
+            let parent = env.register_coop(parent).unwrap();
+            // The child inherits "deregister the cooperation" from its parent.
+            let (tx, rx) = mpsc::channel();
+            let mut child = env.make_child_coop(&parent);
+            let inheriting = child.add_agent(Fragile::new(PanicReaction::Inherit, &f, &g));
+            let ignoring = child.add_agent(Fragile::new(PanicReaction::Ignore, &f, &g));
+            child.on_deregistered(move |_, _, reason| {
+                let _ = tx.send(reason);
+            });
+            let child = env.register_coop(child).unwrap();
+            // An agent that ignores its panics keeps going.
+            ignoring.send(Boom);
+            ignoring.send(Fine);
+            while g.load(Ordering::SeqCst) == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert!(child.is_alive());
+            inheriting.send(Boom);
+            assert_eq!(
+                rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+                DeregReason::Panic
+            );
+            assert!(parent.is_alive(), "only the child goes");
+            env.stop();
+        })
+        .unwrap();
+        assert_eq!(finished.load(Ordering::SeqCst), 2);
+    });
+}
+
+#[test]
+fn environment_reaction_stops_everything() {
+    watchdog(Duration::from_secs(30), || {
+        let finished = Arc::new(AtomicUsize::new(0));
+        let fine = Arc::new(AtomicUsize::new(0));
+        let (f, g) = (finished.clone(), fine.clone());
+        let params = Params {
+            panic_reaction: Some(PanicReaction::ShutdownEnvironment),
+            ..Params::default()
+        };
+        // Nobody calls `stop`: the panic does.
+        launch_with(params, move |env| {
+            let mut coop = env.make_coop();
+            let mbox = coop.add_agent(Fragile::new(PanicReaction::Inherit, &f, &g));
+            env.register_coop(coop).unwrap();
+            mbox.send(Boom);
+        })
+        .unwrap();
+        assert_eq!(finished.load(Ordering::SeqCst), 1);
+    });
+}
