@@ -244,13 +244,8 @@ fn emit_struct(out: &mut String, st: &StructDef, cm: &str) {
         "#[derive(Debug, Clone, PartialEq)]\npub struct {name} {{"
     );
     for f in &st.fields {
-        let _ = writeln!(
-            out,
-            "/// `{}`.\npub {}: {},",
-            f.field.schema,
-            f.field.ident,
-            owned(&f.field.ty)
-        );
+        doc(out, f.doc.as_deref(), &format!("`{}`.", f.field.schema));
+        let _ = writeln!(out, "pub {}: {},", f.field.ident, owned(&f.field.ty));
     }
     out.push_str("}\n\n");
     let _ = writeln!(

@@ -164,6 +164,8 @@ pub(crate) struct StructField {
     /// The Rust expression of its default value (`Default::default()` when
     /// the schema gives none).
     pub default: String,
+    /// Doc comment from the schema.
+    pub doc: Option<String>,
 }
 
 struct Ctx<'a> {
@@ -781,9 +783,13 @@ fn map_struct_fields(
             ));
         }
         let default = default_value(f, &field.ty).map_err(problem)?;
-        let _ = docs.and_then(|(_, members)| members.get(index));
+        let doc = docs.and_then(|(_, members)| members.get(index).cloned().flatten());
         field.schema = fname.clone();
-        fields.push(StructField { field, default });
+        fields.push(StructField {
+            field,
+            default,
+            doc,
+        });
     }
     Ok(StructDef {
         schema: name.clone(),

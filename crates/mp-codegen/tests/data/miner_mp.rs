@@ -6,12 +6,12 @@
 // (`...Server`) that runs each call on the thread its Context names.
 // Include this file in a module of its own.
 
-/// The `Tip` struct.
+/// A block the chain ends at.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tip {
-    /// `hash`.
+    /// The block's hash.
     pub hash: Vec<u8>,
-    /// `height`.
+    /// Its height.
     pub height: i32,
 }
 

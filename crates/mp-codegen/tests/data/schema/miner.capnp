@@ -40,8 +40,13 @@ interface Template {
 }
 
 struct Tip {
+    # A block the chain ends at.
+
     hash @0 :Data;
+    # The block's hash.
+
     height @1 :Int32;
+    # Its height.
 }
 
 struct TemplateOptions {
