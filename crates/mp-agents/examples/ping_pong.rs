@@ -3,11 +3,15 @@
 //! environment after the last pong; `launch` returns once every agent is
 //! dropped and every thread joined.
 //!
-//! Run with `cargo run -p mp-agents --example ping_pong [rounds]`.
+//! Run with `cargo run -p mp-agents --example ping_pong [rounds] [one]`;
+//! with `one`, both agents share a one-thread dispatcher instead.
 
 use std::time::Instant;
 
-use mp_agents::{launch, ActiveObjDispatcher, Agent, Context, Define, DirectMbox};
+use mp_agents::{
+    launch, ActiveObjDispatcher, Agent, Binder, Context, Define, DirectMbox, OneThreadDispatcher,
+};
+use std::sync::Arc;
 
 struct Ping {
     reply_to: DirectMbox,
@@ -74,10 +78,17 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000);
+    let one_thread = std::env::args().nth(2).as_deref() == Some("one");
     let report = launch(|env| {
-        let disp = ActiveObjDispatcher::new(env, "pp");
+        let binder: Arc<dyn Binder> = if one_thread {
+            OneThreadDispatcher::new(env, "pp")
+                .expect("dispatcher")
+                .binder()
+        } else {
+            ActiveObjDispatcher::new(env, "pp").binder()
+        };
         let mut coop = env.make_coop();
-        coop.set_binder(disp.binder());
+        coop.set_binder(binder);
         let ponger = coop.add_agent(Ponger);
         coop.add_agent(Pinger {
             ponger,
