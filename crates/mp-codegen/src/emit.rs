@@ -574,52 +574,41 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
             ));
         }
     }
-    match m.results.as_slice() {
-        [] => out.push_str("Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))\n"),
-        [one] if m.optional => {
-            if let Ty::Interface(r) = &one.ty {
-                let _ = writeln!(
-                    out,
-                    "let conn = setup.conn().clone();\n\
-                     let reply = ::mp_ipc::send_request(SITE, req, |r| {{\n\
-                     Ok(if r.get_has_result() {{ Some(r.get_{acc}()?) }} else {{ None }})\n}});\n\
-                     Ok(Box::pin(async move {{\n\
-                     match reply.await? {{\n\
-                     Some(cap) => Ok(Some({n}Client::from_remote(::mp_ipc::Remote::new(&conn, cap)?))),\n\
-                     None => Ok(None),\n}}\n}}))",
-                    acc = one.accessor,
-                    n = r.rust
-                );
-            } else {
-                let read = read_expr("r", &one.accessor, &one.schema, &one.ty, "SITE");
-                let _ = writeln!(
-                    out,
-                    "Ok(::mp_ipc::send_request(SITE, req, |r| {{\n\
-                     Ok(if r.get_has_result() {{ Some({read}) }} else {{ None }})\n}}))"
-                );
-            }
-        }
-        [one] => {
-            if let Ty::Interface(r) = &one.ty {
-                let _ = writeln!(
-                    out,
-                    "let conn = setup.conn().clone();\n\
-                     let reply = ::mp_ipc::send_request(SITE, req, |r| r.get_{acc}());\n\
-                     Ok(Box::pin(async move {{\nlet cap = reply.await?;\n\
-                     Ok({n}Client::from_remote(::mp_ipc::Remote::new(&conn, cap)?))\n}}))",
-                    acc = one.accessor,
-                    n = r.rust
-                );
-            } else {
-                let read = read_expr("r", &one.accessor, &one.schema, &one.ty, "SITE");
+    // The closure body that reads the reply, and the interface (if any)
+    // whose capability is wrapped once the reply is in.
+    let (body, wrap): (String, Option<(&str, bool)>) = match m.results.as_slice() {
+        [] => ("Ok(())".into(), None),
+        [one] if m.optional => match &one.ty {
+            Ty::Interface(r) => (
+                format!(
+                    "Ok(if r.get_has_result() {{ Some(r.get_{}()?) }} else {{ None }})",
+                    one.accessor
+                ),
+                Some((r.rust.as_str(), true)),
+            ),
+            ty => (
+                format!(
+                    "Ok(if r.get_has_result() {{ Some({}) }} else {{ None }})",
+                    read_expr("r", &one.accessor, &one.schema, ty, "SITE")
+                ),
+                None,
+            ),
+        },
+        [one] => match &one.ty {
+            Ty::Interface(r) => (
+                format!("r.get_{}()", one.accessor),
+                Some((r.rust.as_str(), false)),
+            ),
+            ty => {
+                let read = read_expr("r", &one.accessor, &one.schema, ty, "SITE");
                 // `Ok(x?)` is just `x` (and clippy says so).
-                let read = match read.strip_suffix('?') {
+                let body = match read.strip_suffix('?') {
                     Some(fallible) => fallible.to_string(),
                     None => format!("Ok({read})"),
                 };
-                let _ = writeln!(out, "Ok(::mp_ipc::send_request(SITE, req, |r| {read}))");
+                (body, None)
             }
-        }
+        },
         many => {
             let fields: String = many
                 .iter()
@@ -631,11 +620,48 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
                     )
                 })
                 .collect();
+            (
+                format!("Ok({} {{\n{fields}}})", results_struct(iface, m)),
+                None,
+            )
+        }
+    };
+    // A `$Proxy.exception` field set by the server is the call's error.
+    let closure = match &m.exception {
+        Some(e) => format!(
+            "|r| {{\nif r.has_{acc}() {{\nreturn Err(::mp_ipc::capnp::Error::failed({SUPPORT}::text(SITE, {f}, r.get_{acc}())?));\n}}\n{body}\n}}",
+            acc = e.accessor,
+            f = lit(&e.schema)
+        ),
+        None if m.results.is_empty() => format!("|_| {body}"),
+        None => format!("|r| {body}"),
+    };
+    match wrap {
+        None => {
+            let _ = writeln!(out, "Ok(::mp_ipc::send_request(SITE, req, {closure}))");
+        }
+        Some((client, optional)) => {
             let _ = writeln!(
                 out,
-                "Ok(::mp_ipc::send_request(SITE, req, |r| Ok({} {{\n{fields}}})))",
-                results_struct(iface, m)
+                "let conn = setup.conn().clone();\n\
+                 let reply = ::mp_ipc::send_request(SITE, req, {closure});\n\
+                 Ok(Box::pin(async move {{"
             );
+            if optional {
+                let _ = writeln!(
+                    out,
+                    "match reply.await? {{\n\
+                     Some(cap) => Ok(Some({client}Client::from_remote(::mp_ipc::Remote::new(&conn, cap)?))),\n\
+                     None => Ok(None),\n}}"
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "let cap = reply.await?;\n\
+                     Ok({client}Client::from_remote(::mp_ipc::Remote::new(&conn, cap)?))"
+                );
+            }
+            out.push_str("}))\n");
         }
     }
     out.push_str("}\n}\n");
@@ -697,7 +723,13 @@ fn emit_server_construct(out: &mut String, m: &Method, module: &str) {
 fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &str) {
     let has_params = m.context.is_some() || !m.params.is_empty();
     out.push('\n');
-    server_sig(out, m, module, has_params, !m.results.is_empty());
+    server_sig(
+        out,
+        m,
+        module,
+        has_params,
+        !m.results.is_empty() || m.exception.is_some(),
+    );
     out.push_str(&site(iface, m));
     let mut body = String::new();
     body.push_str("let conn = mp_codegen_support::upgrade(&self.conn)?;\n");
@@ -725,30 +757,32 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
     }
     let args: Vec<&str> = m.params.iter().map(|p| p.ident.as_str()).collect();
     let args = args.join(", ");
-    let bind = if m.results.is_empty() {
-        ""
-    } else {
-        "let value = "
+    // With a `$Proxy.exception` field the outcome is matched (its error
+    // goes into that field); otherwise an error fails the call.
+    let (bind, fail) = match (&m.exception, m.results.is_empty()) {
+        (Some(_), _) => ("let outcome = ", ""),
+        (None, true) => ("", ".map_err(::mp_ipc::capnp::Error::failed)?"),
+        (None, false) => ("let value = ", ".map_err(::mp_ipc::capnp::Error::failed)?"),
     };
     if m.context.is_some() {
         let _ = writeln!(
             body,
             "let imp = self.imp.clone();\n\
-             {bind}conn.dispatch(SITE, ctx, move || imp.{id}({args})).await?.map_err(::mp_ipc::capnp::Error::failed)?;",
+             {bind}conn.dispatch(SITE, ctx, move || imp.{id}({args})).await?{fail};",
             id = m.ident
         );
     } else {
         let _ = writeln!(
             body,
-            "{bind}conn.run_on_loop(SITE, || self.imp.{id}({args}))?.map_err(::mp_ipc::capnp::Error::failed)?;",
+            "{bind}conn.run_on_loop(SITE, || self.imp.{id}({args}))?{fail};",
             id = m.ident
         );
     }
+    let mut writes = String::new();
     if !m.results.is_empty() {
-        body.push_str("let mut r = results.get();\n");
         let single = m.results.len() == 1;
         if m.optional {
-            body.push_str("r.set_has_result(value.is_some());\nif let Some(value) = value {\n");
+            writes.push_str("r.set_has_result(value.is_some());\nif let Some(value) = value {\n");
         }
         for f in &m.results {
             let v = if single {
@@ -756,7 +790,7 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
             } else {
                 format!("value.{}", f.ident)
             };
-            body.push_str(&set_stmt(
+            writes.push_str(&set_stmt(
                 "r",
                 &f.accessor,
                 &f.schema,
@@ -768,8 +802,32 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
             ));
         }
         if m.optional {
-            body.push_str("}\n");
+            writes.push_str("}\n");
         }
+    }
+    match &m.exception {
+        Some(e) if m.results.is_empty() => {
+            let _ = writeln!(
+                body,
+                "if let Err(message) = outcome {{\nresults.get().set_{acc}(message.as_str());\n}}",
+                acc = e.accessor
+            );
+        }
+        Some(e) => {
+            let _ = writeln!(
+                body,
+                "let mut r = results.get();\n\
+                 match outcome {{\n\
+                 Err(message) => r.set_{acc}(message.as_str()),\n\
+                 Ok(value) => {{\n{writes}}}\n}}",
+                acc = e.accessor
+            );
+        }
+        None if !m.results.is_empty() => {
+            body.push_str("let mut r = results.get();\n");
+            body.push_str(&writes);
+        }
+        None => {}
     }
     body.push_str("Ok(())\n");
     if m.context.is_some() {

@@ -24,7 +24,9 @@
 //! interfaces as parameters (`Arc<dyn Foo>` into a client, `FooClient` into
 //! an implementation) and results (the reverse); one result
 //! is returned as is, several as a generated `FooMethodResults` struct,
-//! `result` + `hasResult :Bool` as `Option<T>`;
+//! `result` + `hasResult :Bool` as `Option<T>`; a Text result marked
+//! `$Proxy.exception` carries the implementation's `Err` (the call succeeds
+//! on the wire; the client returns `Error::Remote`);
 //! top-level structs (no unions or groups) ↔ generated Rust structs whose
 //! `Default` holds the schema's defaults and whose field names come from
 //! `$Proxy.name` or the schema name in snake case;

@@ -112,6 +112,9 @@ pub(crate) struct Method {
     /// The results were `result` + `hasResult :Bool`, now the single
     /// `result` mapped to `Option<T>`.
     pub optional: bool,
+    /// A Text result marked `$Proxy.exception`: carries the server's error
+    /// (the call itself succeeds), not part of the results.
+    pub exception: Option<Field>,
 }
 
 /// One interface.
@@ -390,6 +393,7 @@ fn read_method(
             doc,
             kind: MethodKind::Construct,
             optional: false,
+            exception: None,
         });
     }
 
@@ -415,8 +419,23 @@ fn read_method(
         }
     }
     let mut mapped_results = Vec::new();
+    let mut exception = None;
     for f in &results {
         let fname = text(f.get_name()).map_err(fail)?;
+        if has_annotation(*f, PROXY_EXCEPTION_ID) {
+            // The server's error travels in this field instead of failing the call.
+            match map_field(ctx, file_id, *f, &fname) {
+                Ok(field) if field.ty == Ty::Text && exception.is_none() => {
+                    exception = Some(field);
+                }
+                Ok(_) => problems.push((
+                    Some(fname),
+                    "`$Proxy.exception` is only supported on one Text result field yet".into(),
+                )),
+                Err(reason) => problems.push((Some(fname), reason)),
+            }
+            continue;
+        }
         if let Some(reason) = unsupported_annotation(*f) {
             problems.push((Some(fname.clone()), reason));
             continue;
@@ -466,6 +485,7 @@ fn read_method(
         doc,
         kind: MethodKind::Plain,
         optional,
+        exception,
     })
 }
 
@@ -485,13 +505,18 @@ fn proxy_name(f: field::Reader<'_>) -> Option<String> {
     None
 }
 
+fn has_annotation(f: field::Reader<'_>, id: u64) -> bool {
+    f.get_annotations()
+        .map(|list| list.iter().any(|a| a.get_id() == id))
+        .unwrap_or(false)
+}
+
 fn unsupported_annotation(f: field::Reader<'_>) -> Option<String> {
     let annotations = f.get_annotations().ok()?;
     for a in annotations {
         let what = match a.get_id() {
             PROXY_COUNT_ID => "`$Proxy.count`",
             PROXY_SKIP_ID => "`$Proxy.skip`",
-            PROXY_EXCEPTION_ID => "`$Proxy.exception`",
             _ => continue,
         };
         return Some(format!("{what} is not supported yet"));

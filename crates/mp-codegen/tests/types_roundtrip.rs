@@ -115,6 +115,22 @@ impl Types for Echo {
         })
     }
 
+    fn check(&self, n: i32) -> Result<i32, String> {
+        if n < 0 {
+            Err(format!("{n} is negative"))
+        } else {
+            Ok(n * 2)
+        }
+    }
+
+    fn validate(&self, ok: bool) -> Result<(), String> {
+        if ok {
+            Ok(())
+        } else {
+            Err("not valid".into())
+        }
+    }
+
     fn find_tip(&self, height: i32) -> Result<Option<BlockRef>, String> {
         Ok((height >= 0).then(|| BlockRef {
             hash: vec![1, 2, 3],
@@ -345,5 +361,29 @@ fn enums_round_trip() {
             }
         );
         assert!(!types.mix(Color::Red, Color::Green).unwrap().same);
+    });
+}
+
+/// A `$Proxy.exception` result field carries the implementation's error
+/// (the call itself succeeds on the wire); the client returns it as
+/// `Error::Remote`.
+#[test]
+fn exception_fields_carry_errors() {
+    watchdog(|| {
+        let (s, c) = loops();
+        let (_server, types) = pair(&s, &c);
+        assert_eq!(types.check(21).unwrap(), 42);
+        match types.check(-1) {
+            Err(mp_ipc::Error::Remote { site, message }) => {
+                assert_eq!(site.to_string(), "Types.check");
+                assert_eq!(message, "-1 is negative");
+            }
+            other => panic!("expected a remote error, got {other:?}"),
+        }
+        types.validate(true).unwrap();
+        match types.validate(false) {
+            Err(mp_ipc::Error::Remote { message, .. }) => assert_eq!(message, "not valid"),
+            other => panic!("expected a remote error, got {other:?}"),
+        }
     });
 }

@@ -37,7 +37,9 @@ fn unmappable_schema_names_file_interface_method_and_field() {
     assert!(problems[1]
         .reason
         .contains("lists of enums are not supported yet"));
-    assert!(problems[2].reason.contains("$Proxy.exception"));
+    assert!(problems[2]
+        .reason
+        .contains("$Proxy.exception` is only supported on one Text"));
     assert!(problems[3]
         .reason
         .contains("lists of structs are not supported yet"));

@@ -183,6 +183,10 @@ pub trait Types: Send + Sync + 'static {
         a: crate::types_capnp::Color,
         b: crate::types_capnp::Color,
     ) -> Result<TypesMixResults, String>;
+    /// Fails for negative `n`; the error travels in the `$Proxy.exception` field.
+    fn check(&self, n: i32) -> Result<i32, String>;
+    /// The same without other results, on the event loop.
+    fn validate(&self, ok: bool) -> Result<(), String>;
 }
 
 /// The results of `Types.echoPrimitives`.
@@ -924,6 +928,108 @@ impl TypesClient {
             }))
         }
     }
+
+    /// Calls `Types.check`.
+    ///
+    /// Fails for negative `n`; the error travels in the `$Proxy.exception` field.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn check(&self, n: i32) -> Result<i32, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Types", "check"),
+            Self::build_check(n),
+        )
+    }
+
+    /// [`check`](Self::check) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn check_async(
+        &self,
+        n: i32,
+    ) -> impl ::std::future::Future<Output = Result<i32, ::mp_ipc::Error>> + Send + 'static {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Types", "check"),
+            Self::build_check(n),
+        )
+    }
+
+    fn build_check(
+        n: i32,
+    ) -> impl FnOnce(
+        &crate::types_capnp::types::Client,
+        &::mp_ipc::CallSetup,
+    ) -> Result<::mp_ipc::CallFuture<i32>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "check");
+        move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.check_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            p.set_n(n);
+            Ok(::mp_ipc::send_request(SITE, req, |r| {
+                if r.has_error() {
+                    return Err(::mp_ipc::capnp::Error::failed(mp_codegen_support::text(
+                        SITE,
+                        "error",
+                        r.get_error(),
+                    )?));
+                }
+                Ok(r.get_result())
+            }))
+        }
+    }
+
+    /// Calls `Types.validate`.
+    ///
+    /// The same without other results, on the event loop.
+    ///
+    /// Runs on the server's event loop.
+    pub fn validate(&self, ok: bool) -> Result<(), ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Types", "validate"),
+            Self::build_validate(ok),
+        )
+    }
+
+    /// [`validate`](Self::validate) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn validate_async(
+        &self,
+        ok: bool,
+    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::Error>> + Send + 'static {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Types", "validate"),
+            Self::build_validate(ok),
+        )
+    }
+
+    fn build_validate(
+        ok: bool,
+    ) -> impl FnOnce(
+        &crate::types_capnp::types::Client,
+        &::mp_ipc::CallSetup,
+    ) -> Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "validate");
+        move |cap: &crate::types_capnp::types::Client, _setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.validate_request();
+            let mut p = req.get();
+            p.set_ok(ok);
+            Ok(::mp_ipc::send_request(SITE, req, |r| {
+                if r.has_error() {
+                    return Err(::mp_ipc::capnp::Error::failed(mp_codegen_support::text(
+                        SITE,
+                        "error",
+                        r.get_error(),
+                    )?));
+                }
+                Ok(())
+            }))
+        }
+    }
 }
 
 /// Serves a [`Types`] implementation to the peer: reads each request into
@@ -1249,6 +1355,49 @@ impl crate::types_capnp::types::Server for TypesServer {
             let mut r = results.get();
             r.set_color(value.color);
             r.set_same(value.same);
+            Ok(())
+        })();
+        ::std::future::ready(result)
+    }
+
+    fn check(
+        self: ::std::rc::Rc<Self>,
+        params: crate::types_capnp::types::CheckParams,
+        mut results: crate::types_capnp::types::CheckResults,
+    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "check");
+        async move {
+            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let n = p.get_n();
+            let imp = self.imp.clone();
+            let outcome = conn.dispatch(SITE, ctx, move || imp.check(n)).await?;
+            let mut r = results.get();
+            match outcome {
+                Err(message) => r.set_error(message.as_str()),
+                Ok(value) => {
+                    r.set_result(value);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn validate(
+        self: ::std::rc::Rc<Self>,
+        params: crate::types_capnp::types::ValidateParams,
+        mut results: crate::types_capnp::types::ValidateResults,
+    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "validate");
+        let result = (|| {
+            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ok = p.get_ok();
+            let outcome = conn.run_on_loop(SITE, || self.imp.validate(ok))?;
+            if let Err(message) = outcome {
+                results.get().set_error(message.as_str());
+            }
             Ok(())
         })();
         ::std::future::ready(result)

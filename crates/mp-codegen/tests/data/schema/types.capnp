@@ -42,6 +42,12 @@ interface Types {
 
     mix @11 (a :Color, b :Color) -> (color :Color, same :Bool);
     # An enum among several results, on the event loop.
+
+    check @12 (context :Proxy.Context, n :Int32) -> (result :Int32, error :Text $Proxy.exception("std::exception"));
+    # Fails for negative `n`; the error travels in the `$Proxy.exception` field.
+
+    validate @13 (ok :Bool) -> (error :Text $Proxy.exception("std::exception"));
+    # The same without other results, on the event loop.
 }
 
 enum Color {

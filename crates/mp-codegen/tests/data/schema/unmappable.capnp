@@ -25,7 +25,7 @@ enum Color {
 interface Plotter {
     plot @0 (context :Proxy.Context, where :Shape) -> ();
     pick @1 (colors :List(Color)) -> ();
-    tryIt @2 (context :Proxy.Context) -> (error :Text $Proxy.exception("std::exception"));
+    tryIt @2 (context :Proxy.Context) -> (error :Int32 $Proxy.exception("std::exception"));
     plotAll @3 (points :List(Point)) -> ();
     ok @4 (n :Int32, at :Point) -> (result :Int32);
 }
