@@ -254,3 +254,77 @@ fn children_go_before_their_parent() {
         );
     });
 }
+
+struct Plain {
+    counts: Arc<Counts>,
+}
+
+impl Agent for Plain {
+    fn start(&mut self, _ctx: &Context<'_>) {
+        self.counts.started.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn finish(&mut self, _ctx: &Context<'_>) {
+        self.counts.finished.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Plain {
+    fn drop(&mut self) {
+        self.counts.dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn stop_while_threads_register() {
+    const THREADS: usize = 4;
+    watchdog(Duration::from_secs(60), || {
+        for round in 0..20 {
+            let counts = Arc::new(Counts::default());
+            let refused = Arc::new(AtomicUsize::new(0));
+            let made = Arc::new(AtomicUsize::new(0));
+            let (c, r, m) = (counts.clone(), refused.clone(), made.clone());
+            launch(move |env| {
+                let active = ActiveObjDispatcher::new(env, "racing");
+                let registrars: Vec<_> = (0..THREADS)
+                    .map(|t| {
+                        let (env, c, r, m, active) =
+                            (env.clone(), c.clone(), r.clone(), m.clone(), active.clone());
+                        std::thread::spawn(move || loop {
+                            let mut coop = env.make_coop();
+                            for a in 0..3 {
+                                let agent = Plain { counts: c.clone() };
+                                m.fetch_add(1, Ordering::SeqCst);
+                                if (t + a) % 2 == 0 {
+                                    coop.add_agent_with_binder(agent, active.binder());
+                                } else {
+                                    coop.add_agent(agent);
+                                }
+                            }
+                            if let Err(e) = env.register_coop(coop) {
+                                assert!(matches!(e, mp_agents::Error::Stopped), "{e}");
+                                r.fetch_add(1, Ordering::SeqCst);
+                                break;
+                            }
+                        })
+                    })
+                    .collect();
+                std::thread::sleep(Duration::from_millis(1 + round % 5));
+                env.stop();
+                for registrar in registrars {
+                    registrar.join().unwrap();
+                }
+            })
+            .unwrap();
+            let made = made.load(Ordering::SeqCst);
+            assert_eq!(refused.load(Ordering::SeqCst), THREADS);
+            // Every agent made was dropped; every one that started finished.
+            assert_eq!(counts.dropped.load(Ordering::SeqCst), made);
+            assert_eq!(
+                counts.started.load(Ordering::SeqCst),
+                counts.finished.load(Ordering::SeqCst)
+            );
+            assert_eq!(counts.started.load(Ordering::SeqCst), made - 3 * THREADS);
+        }
+    });
+}
