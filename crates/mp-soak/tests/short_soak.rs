@@ -11,7 +11,10 @@ fn a_short_soak_reports_no_hang_and_no_leak() {
         .expect("run mp-soak");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "mp-soak failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "mp-soak failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("| hangs | 0 |"), "{stdout}");
     assert!(stdout.contains("| unexpected errors | 0 |"), "{stdout}");
 }
