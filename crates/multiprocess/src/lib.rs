@@ -2,8 +2,8 @@
 //!
 //! A Rust framework for programs whose objects live on threads and in
 //! processes — the Rust counterpart of libmultiprocess (typed cross-process
-//! calls over Cap'n Proto, the IPC layer of Bitcoin Core) and, in a later
-//! release, of SObjectizer (agents, cooperations, dispatchers).
+//! calls over Cap'n Proto, the IPC layer of Bitcoin Core) and of
+//! SObjectizer (agents, cooperations, dispatchers; [`agents`], in progress).
 //!
 //! Call an object in another process as if it were local, from any thread:
 //! each calling thread gets its own server thread on the other side, and
@@ -16,9 +16,11 @@
 //! - [`thread`] (`mp-thread`): [`Worker`](thread::Worker),
 //!   [`Reaper`](thread::Reaper), [`Waiter`](thread::Waiter),
 //!   [`ThreadBound`](thread::ThreadBound).
-//! - [`ipc`] (`mp-ipc`): [`EventLoop`](ipc::EventLoop),
-//!   [`Connection`](ipc::Connection), [`Remote`](ipc::Remote), processes,
+//! - [`ipc`] (`mp-ipc`): [`EventLoop`],
+//!   [`Connection`], [`Remote`], processes,
 //!   listeners, and libmultiprocess's `proxy.capnp`.
+//! - [`agents`] (`mp-agents`): agents, cooperations, dispatchers, mboxes,
+//!   timers, with final deregistration on a dedicated thread.
 //!
 //! ## The invariants
 //!
@@ -47,6 +49,7 @@
 //! Cross-process calls: see the `mp-calc` crate (a complete interface
 //! adapter) and `cargo run --release -p mp-demo`.
 
+pub use mp_agents as agents;
 pub use mp_ipc as ipc;
 pub use mp_thread as thread;
 
