@@ -322,6 +322,21 @@ impl Connection {
         }))
     }
 
+    /// The peer's bootstrap object as a thread-safe handle of interface `C`
+    /// (for peers whose root needs no `construct` exchange).
+    pub fn bootstrap<C>(&self) -> Result<crate::Remote<C>, Error>
+    where
+        C: capnp::capability::FromClientHook + Clone + 'static,
+    {
+        self.with_loop(|local| {
+            let cap = local.peer_bootstrap::<C>().ok_or(Error::Disconnected {
+                site: crate::CallSite::new("Connection", "bootstrap"),
+                phase: crate::DisconnectPhase::AfterDisconnect,
+            })?;
+            crate::Remote::new(local, cap)
+        })?
+    }
+
     /// Forgets the calling thread's server-thread mapping on this connection
     /// now (it is forgotten anyway when the thread exits). Returns when the
     /// mapping is gone; the peer then releases that server thread.

@@ -170,7 +170,21 @@ impl Error {
 /// wire, so the client can tell it from a failure inside the method.
 pub(crate) const BAD_REQUEST_TAG: &str = "bad request: ";
 
-/// A server-side error for a request the server refuses.
-pub(crate) fn bad_request(message: impl fmt::Display) -> capnp::Error {
+/// The wire error a server adapter returns for a request it refuses (a
+/// missing or malformed field, a value out of range). The client sees it as
+/// [`Error::BadRequest`] with `message`.
+pub fn bad_request(message: impl fmt::Display) -> capnp::Error {
     capnp::Error::failed(format!("{BAD_REQUEST_TAG}{message}"))
+}
+
+impl From<Error> for capnp::Error {
+    /// How a local error travels back to a peer when a server adapter hits it
+    /// (for example a disconnect while wrapping a capability it received).
+    fn from(e: Error) -> capnp::Error {
+        match e {
+            Error::Disconnected { .. } => capnp::Error::disconnected(e.to_string()),
+            Error::BadRequest { message, .. } => bad_request(message),
+            other => capnp::Error::failed(other.to_string()),
+        }
+    }
 }

@@ -46,7 +46,7 @@ pub mod proxy_capnp;
 pub use capnp_rpc::rpc_twoparty_capnp::Side;
 pub use client::{send_request, CallFuture, CallSetup, Remote};
 pub use connection::{BootstrapFactory, Connection, ConnectionBuilder, DisconnectHook};
-pub use error::{CallSite, DisconnectPhase, Error};
+pub use error::{bad_request, CallSite, DisconnectPhase, Error};
 pub use event_loop::EventLoop;
 pub use loop_conn::{ClientContext, Limits, LoopConnection, ServerContext, WeakLoopConnection};
 
