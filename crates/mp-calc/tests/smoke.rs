@@ -90,3 +90,53 @@ fn a_panic_while_building_a_request_on_the_loop_fails_only_that_call() {
         assert_eq!(calc.add(1, 2).unwrap(), 3);
     });
 }
+
+/// Makes a blocking call from a thread-local destructor, when the thread's
+/// own locals (its mailbox among them) may already be gone.
+struct CallOnExit(
+    Option<CalcClient>,
+    std::sync::mpsc::Sender<Result<i64, String>>,
+);
+
+impl Drop for CallOnExit {
+    fn drop(&mut self) {
+        let calc = self.0.take().expect("set once");
+        let _ = self.1.send(calc.add(20, 22).map_err(|e| e.to_string()));
+    }
+}
+
+std::thread_local! {
+    static ON_EXIT: std::cell::RefCell<Option<CallOnExit>> = const { std::cell::RefCell::new(None) };
+}
+
+#[test]
+fn a_call_from_a_thread_local_destructor_completes() {
+    watchdog(Duration::from_secs(60), || {
+        let event_loop = EventLoop::new("test-loop").unwrap();
+        let (_child, init) = spawn_calc(&event_loop);
+        let calc = init.make_calculator().unwrap();
+        for round in 0..20 {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let calc = calc.clone();
+            std::thread::spawn(move || {
+                // Thread-locals are destroyed in reverse order of first use:
+                // registering the destructor before the first call makes it
+                // run after this thread's mailbox and mapping record are
+                // gone; registering it after, before them.
+                let first = round % 2 == 0;
+                if first {
+                    ON_EXIT.with(|slot| {
+                        *slot.borrow_mut() = Some(CallOnExit(Some(calc.clone()), tx.clone()))
+                    });
+                }
+                calc.add(1, 1).unwrap();
+                if !first {
+                    ON_EXIT.with(|slot| *slot.borrow_mut() = Some(CallOnExit(Some(calc), tx)));
+                }
+            })
+            .join()
+            .unwrap();
+            assert_eq!(rx.recv().unwrap(), Ok(42));
+        }
+    });
+}

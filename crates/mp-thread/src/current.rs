@@ -47,12 +47,23 @@ fn thread_name() -> String {
 }
 
 pub(crate) fn current_waiter() -> Waiter {
-    CURRENT.with(|slot| {
-        slot.borrow_mut()
-            .0
-            .get_or_insert_with(|| Waiter::new(thread_name()))
-            .clone()
-    })
+    #[cfg(not(loom))]
+    {
+        // While the thread's locals are being destroyed (a Drop that makes a
+        // blocking call from a thread-local destructor), a fresh mailbox for
+        // this one wait serves: only this thread runs it, and it is dropped
+        // with the caller's handles.
+        try_current_waiter().unwrap_or_else(|| Waiter::new("exiting thread"))
+    }
+    #[cfg(loom)]
+    {
+        CURRENT.with(|slot| {
+            slot.borrow_mut()
+                .0
+                .get_or_insert_with(|| Waiter::new(thread_name()))
+                .clone()
+        })
+    }
 }
 
 /// The calling thread's waiter, or `None` while its thread-locals are being
@@ -85,4 +96,22 @@ pub(crate) fn is_current(waiter: &Waiter) -> bool {
     CURRENT
         .try_with(|slot| slot.borrow().0.as_ref().is_some_and(|w| w.same_as(waiter)))
         .unwrap_or(false)
+}
+
+/// For debug checks: false only when this thread's slot is reachable and
+/// holds a different mailbox (during thread-local destruction a temporary
+/// mailbox is legitimately waited on).
+#[cfg(not(loom))]
+pub(crate) fn may_wait_on(waiter: &Waiter) -> bool {
+    CURRENT
+        .try_with(|slot| match slot.try_borrow() {
+            Ok(slot) => slot.0.as_ref().is_none_or(|w| w.same_as(waiter)),
+            Err(_) => true,
+        })
+        .unwrap_or(true)
+}
+
+#[cfg(loom)]
+pub(crate) fn may_wait_on(waiter: &Waiter) -> bool {
+    is_current(waiter)
 }

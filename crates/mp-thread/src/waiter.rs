@@ -196,7 +196,7 @@ impl Waiter {
     /// Returns [`Error::ReplyDropped`] if the sender was dropped unsent.
     pub fn wait<T>(&self, reply: Reply<T>) -> Result<T, Error> {
         debug_assert!(
-            self.is_current(),
+            crate::current::may_wait_on(self),
             "Waiter::wait called off its owner thread"
         );
         let mut st = self.inner.state.lock();
