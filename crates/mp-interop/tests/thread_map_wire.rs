@@ -201,3 +201,139 @@ fn their_proxy_type_ids_equal_ours() {
         <ours::context::Reader<'static> as OurHasTypeId>::TYPE_ID
     );
 }
+
+/// A `ThreadMap` their side hands to `CalcInit.construct`; never called.
+struct UnusedThreadMap;
+impl thread_map::Server for UnusedThreadMap {}
+
+/// Context-carrying calls: their client sends their generated `Context`
+/// (holding a `Thread` our server made) to our `mp-calc` server, and the
+/// call runs on that thread. mp-calc's methods have no types in
+/// `bitcoin-capnp-types`, so their side makes untyped calls with our
+/// interface ids, building params and reading results with their generated
+/// structs of the same layout (`Init.construct`: one capability pointer;
+/// `Init.makeEcho`: `(context) -> (result :Interface)`; `Echo.echo`'s
+/// results: pointer 0 is Text, like `whereAmI`'s `threadName`).
+#[test]
+fn their_context_runs_our_call_on_their_named_thread() {
+    with_watchdog(|| {
+        use bitcoin_capnp_types::{echo_capnp::echo, init_capnp::init};
+        use capnp_025::{any_pointer, capability::Client as TheirClient};
+        use mp_calc::calc_capnp::{calc_init, calculator};
+        use mp_ipc::capnp::traits::HasTypeId as OurHasTypeId;
+
+        const CALC_INIT: u64 = <calc_init::Client as OurHasTypeId>::TYPE_ID;
+        const CALCULATOR: u64 = <calculator::Client as OurHasTypeId>::TYPE_ID;
+        // Method ordinals in calc.capnp.
+        const CONSTRUCT: u16 = 0;
+        const MAKE_CALCULATOR: u16 = 1;
+        const WHERE_AM_I: u16 = 2;
+
+        let event_loop = mp_ipc::EventLoop::new("interop-calc").expect("event loop");
+        let (ours, theirs) = UnixStream::pair().expect("socket pair");
+        let conn = mp_calc::serve(&event_loop, ours).expect("our calc server");
+
+        let where_am_i = std::thread::Builder::new()
+            .name("their-client".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("tokio runtime");
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&runtime, async move {
+                    theirs.set_nonblocking(true).expect("non-blocking socket");
+                    let stream = tokio::net::UnixStream::from_std(theirs).expect("tokio socket");
+                    let (reader, writer) = stream.into_split();
+                    let network = VatNetwork::new(
+                        futures::io::BufReader::new(reader.compat()),
+                        futures::io::BufWriter::new(writer.compat_write()),
+                        TheirSide::Client,
+                        Default::default(),
+                    );
+                    let mut rpc_system = RpcSystem::new(Box::new(network), None);
+                    let calc_init: TheirClient = rpc_system.bootstrap(TheirSide::Server);
+                    let disconnector = rpc_system.get_disconnector();
+                    let rpc_task = tokio::task::spawn_local(rpc_system);
+
+                    // CalcInit.construct(threadMap) -> our ThreadMap.
+                    let mut request = calc_init.new_call::<any_pointer::Owned, any_pointer::Owned>(
+                        CALC_INIT, CONSTRUCT, None,
+                    );
+                    let their_map: thread_map::Client = capnp_rpc_025::new_client(UnusedThreadMap);
+                    request
+                        .get()
+                        .init_as::<init::construct_params::Builder>()
+                        .set_thread_map(their_map);
+                    let response = request.send().promise.await.expect("construct");
+                    let thread_map = response
+                        .get()
+                        .unwrap()
+                        .get_as::<init::construct_results::Reader>()
+                        .unwrap()
+                        .get_thread_map()
+                        .expect("our ThreadMap");
+
+                    // makeThread("some name") with their generated client.
+                    let mut request = thread_map.make_thread_request();
+                    request.get().set_name("some name");
+                    let response = request.send().promise.await.expect("makeThread");
+                    let thread: thread::Client = response.get().unwrap().get_result().unwrap();
+
+                    // makeCalculator(context{thread}) -> Calculator.
+                    let mut request = calc_init.new_call::<any_pointer::Owned, any_pointer::Owned>(
+                        CALC_INIT,
+                        MAKE_CALCULATOR,
+                        None,
+                    );
+                    request
+                        .get()
+                        .init_as::<init::make_echo_params::Builder>()
+                        .init_context()
+                        .set_thread(thread.clone());
+                    let response = request.send().promise.await.expect("makeCalculator");
+                    let calculator: TheirClient = response
+                        .get()
+                        .unwrap()
+                        .get_as::<init::make_echo_results::Reader>()
+                        .unwrap()
+                        .get_result()
+                        .expect("Calculator")
+                        .client;
+
+                    // whereAmI(context{thread}) -> (threadName, threadNumber).
+                    let mut request = calculator
+                        .new_call::<any_pointer::Owned, any_pointer::Owned>(
+                            CALCULATOR, WHERE_AM_I, None,
+                        );
+                    request
+                        .get()
+                        .init_as::<init::make_echo_params::Builder>()
+                        .init_context()
+                        .set_thread(thread.clone());
+                    let response = request.send().promise.await.expect("whereAmI");
+                    let name = response
+                        .get()
+                        .unwrap()
+                        .get_as::<echo::echo_results::Reader>()
+                        .unwrap()
+                        .get_result()
+                        .expect("threadName")
+                        .to_string()
+                        .expect("threadName UTF-8");
+
+                    drop((thread, thread_map, calculator, calc_init));
+                    disconnector.await.expect("their disconnect");
+                    let _ = rpc_task.await;
+                    name
+                })
+            })
+            .expect("spawning their client")
+            .join()
+            .expect("their client panicked");
+
+        eprintln!("whereAmI with their Context ran on: {where_am_i}");
+        assert_eq!(where_am_i, "some name");
+        assert!(conn.wait_disconnected_timeout(Duration::from_secs(10)));
+    });
+}
