@@ -5,7 +5,9 @@
 
 mod common;
 
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use common::watchdog;
@@ -24,22 +26,22 @@ impl Agent for Recorder {
             if n == 13 {
                 panic!("unlucky");
             }
-            me.log.lock().unwrap().push(format!("note {n}"));
+            me.log.lock().push(format!("note {n}"));
         });
     }
 
     fn start(&mut self, _ctx: &Context<'_>) {
-        self.log.lock().unwrap().push("start".into());
+        self.log.lock().push("start".into());
     }
 
     fn finish(&mut self, _ctx: &Context<'_>) {
-        self.log.lock().unwrap().push("finish".into());
+        self.log.lock().push("finish".into());
     }
 }
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        self.log.lock().unwrap().push("drop".into());
+        self.log.lock().push("drop".into());
     }
 }
 
@@ -75,7 +77,7 @@ fn hooks_run_in_order_and_a_panicking_handler_is_contained() {
             env.stop();
         })
         .unwrap();
-        let log = log.lock().unwrap().clone();
+        let log = log.lock().clone();
         assert_eq!(log, ["start", "note 1", "note 2", "finish", "drop"]);
     });
 }
@@ -139,7 +141,7 @@ fn a_panic_in_init_stops_the_environment_and_is_passed_on() {
             })
         }));
         assert!(outcome.is_err());
-        let log = log.lock().unwrap().clone();
+        let log = log.lock().clone();
         assert_eq!(log, ["start", "finish", "drop"]);
     });
 }
@@ -153,7 +155,6 @@ impl Agent for WhereAmI {
     fn start(&mut self, _ctx: &Context<'_>) {
         self.seen
             .lock()
-            .unwrap()
             .push((self.group, std::thread::current().id()));
     }
 }
@@ -197,7 +198,7 @@ fn active_groups_share_a_thread_per_group() {
             let first = env.register_coop(first).unwrap();
             env.register_coop(second).unwrap();
             assert_eq!(disp.group_count(), 2);
-            while s.lock().unwrap().len() < 5 {
+            while s.lock().len() < 5 {
                 std::thread::sleep(Duration::from_millis(1));
             }
             first.deregister(DeregReason::Normal);
@@ -207,7 +208,7 @@ fn active_groups_share_a_thread_per_group() {
             env.stop();
         })
         .unwrap();
-        let seen = seen.lock().unwrap().clone();
+        let seen = seen.lock().clone();
         let thread_of = |g: &str| -> Vec<_> {
             seen.iter()
                 .filter(|(x, _)| *x == g)

@@ -8,7 +8,9 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use common::{watchdog, DropLog};
@@ -166,19 +168,13 @@ struct Named {
 
 impl Agent for Named {
     fn finish(&mut self, _ctx: &Context<'_>) {
-        self.order
-            .lock()
-            .unwrap()
-            .push(format!("finish {}", self.name));
+        self.order.lock().push(format!("finish {}", self.name));
     }
 }
 
 impl Drop for Named {
     fn drop(&mut self) {
-        self.order
-            .lock()
-            .unwrap()
-            .push(format!("drop {}", self.name));
+        self.order.lock().push(format!("drop {}", self.name));
     }
 }
 
@@ -195,7 +191,7 @@ fn children_go_before_their_parent() {
                 order: o.clone(),
             });
             let r1 = r.clone();
-            parent.on_deregistered(move |_, _, reason| r1.lock().unwrap().push(("parent", reason)));
+            parent.on_deregistered(move |_, _, reason| r1.lock().push(("parent", reason)));
             let parent = env.register_coop(parent).unwrap();
             let mut child = env.make_child_coop(&parent);
             child.add_agent(Named {
@@ -203,7 +199,7 @@ fn children_go_before_their_parent() {
                 order: o.clone(),
             });
             let r2 = r.clone();
-            child.on_deregistered(move |_, _, reason| r2.lock().unwrap().push(("child", reason)));
+            child.on_deregistered(move |_, _, reason| r2.lock().push(("child", reason)));
             let child_handle = env.register_coop(child).unwrap();
             let mut grandchild = env.make_child_coop(&child_handle);
             grandchild.add_agent(Named {
@@ -238,13 +234,13 @@ fn children_go_before_their_parent() {
             env.stop();
         })
         .unwrap();
-        let order = order.lock().unwrap().clone();
+        let order = order.lock().clone();
         let pos = |s: &str| order.iter().position(|x| x == s).unwrap();
         assert!(pos("finish grandchild") < pos("finish child"));
         assert!(pos("drop grandchild") < pos("finish child"));
         assert!(pos("finish child") < pos("finish parent"));
         assert!(pos("drop child") < pos("finish parent"));
-        let reasons = reasons.lock().unwrap().clone();
+        let reasons = reasons.lock().clone();
         assert_eq!(
             reasons,
             vec![

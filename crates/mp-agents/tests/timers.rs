@@ -5,7 +5,9 @@ mod common;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use common::watchdog;
@@ -22,7 +24,7 @@ struct Collector {
 impl Agent for Collector {
     fn define(&mut self, def: &mut Define<'_, Self>) {
         def.subscribe_self(|me: &mut Collector, _: &Context<'_>, Tick(n)| {
-            me.seen.lock().unwrap().insert(n);
+            me.seen.lock().insert(n);
             if let Some(tx) = &me.tx {
                 let _ = tx.send(Instant::now());
             }
@@ -148,11 +150,11 @@ fn cancel_racing_delivery_is_exact() {
             }
             eprintln!("{delivered} delivered, {} cancelled", cancelled.len());
             let deadline = Instant::now() + Duration::from_secs(10);
-            while s.lock().unwrap().len() < delivered && Instant::now() < deadline {
+            while s.lock().len() < delivered && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(1));
             }
             std::thread::sleep(Duration::from_millis(20));
-            let seen = s.lock().unwrap();
+            let seen = s.lock();
             assert_eq!(
                 seen.len(),
                 delivered,

@@ -4,7 +4,9 @@
 mod common;
 
 use std::collections::HashSet;
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use common::{spawn_calc, watchdog};
@@ -20,10 +22,7 @@ struct Chain {
 
 impl Callback for Chain {
     fn step(&self, n: u32) -> Result<u32, String> {
-        self.seen
-            .lock()
-            .unwrap()
-            .push((n, std::thread::current().id()));
+        self.seen.lock().push((n, std::thread::current().id()));
         if n == 0 {
             return Ok(0);
         }
@@ -80,7 +79,7 @@ fn eight_threads_each_get_their_own_server_thread() {
                             seen: seen.clone(),
                         });
                         assert_eq!(calc.countdown(3, chain).unwrap(), 3);
-                        let seen = seen.lock().unwrap().clone();
+                        let seen = seen.lock().clone();
                         assert_eq!(
                             seen.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
                             vec![3, 2, 1, 0]

@@ -7,7 +7,9 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::thread;
 use std::time::Duration;
 
@@ -21,7 +23,7 @@ fn drop_later_runs_the_drop_on_the_reaper_thread() {
             let (probe, drops) = DropProbe::new();
             reaper.drop_later(probe);
             reaper.flush().unwrap();
-            assert_eq!(*drops.lock().unwrap(), [reaper.thread_id()]);
+            assert_eq!(*drops.lock(), [reaper.thread_id()]);
             assert_ne!(reaper.thread_id(), thread::current().id());
         }
     });
@@ -34,7 +36,7 @@ struct SlowDrop(Arc<Mutex<Vec<usize>>>, usize);
 impl Drop for SlowDrop {
     fn drop(&mut self) {
         thread::sleep(Duration::from_millis(2));
-        self.0.lock().unwrap().push(self.1);
+        self.0.lock().push(self.1);
     }
 }
 
@@ -47,7 +49,7 @@ fn flush_waits_for_everything_posted_before_it() {
             reaper.drop_later(SlowDrop(log.clone(), i));
         }
         reaper.flush().unwrap();
-        assert_eq!(*log.lock().unwrap(), (0..10).collect::<Vec<_>>());
+        assert_eq!(*log.lock(), (0..10).collect::<Vec<_>>());
         // On the reaper itself flush returns at once (it cannot wait for its
         // own queue from inside it).
         let r2 = reaper.clone();
@@ -145,7 +147,7 @@ fn shutdown_on_the_reapers_own_thread_is_refused() {
         let (probe, drops) = DropProbe::new();
         reaper.drop_later(probe);
         reaper.flush().unwrap();
-        assert_eq!(*drops.lock().unwrap(), [reaper.thread_id()]);
+        assert_eq!(*drops.lock(), [reaper.thread_id()]);
         reaper.shutdown().unwrap();
     });
 }
@@ -185,7 +187,7 @@ fn spawn_on_a_shut_down_reaper_fails_instead_of_leaving_an_unjoinable_handle() {
         // A final drop after shutdown runs on the caller (documented).
         let (probe, drops) = DropProbe::new();
         reaper.drop_later(probe);
-        assert_eq!(*drops.lock().unwrap(), [thread::current().id()]);
+        assert_eq!(*drops.lock(), [thread::current().id()]);
         assert!(matches!(reaper.flush(), Err(Error::Closed(_))));
     });
 }
@@ -313,7 +315,7 @@ fn live_threads_counts_unjoined_threads_and_returns_to_zero() {
                 let g = gate_rx.clone();
                 reaper
                     .spawn("counted", move || {
-                        let _ = g.lock().unwrap().recv();
+                        let _ = g.lock().recv();
                     })
                     .unwrap()
             })

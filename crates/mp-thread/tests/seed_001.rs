@@ -11,7 +11,9 @@
 mod common;
 
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::thread;
 use std::time::Duration;
 
@@ -150,7 +152,7 @@ struct SlowCapture {
 impl Drop for SlowCapture {
     fn drop(&mut self) {
         thread::sleep(Duration::from_millis(1));
-        self.log.lock().unwrap().push("dropped");
+        self.log.lock().push("dropped");
     }
 }
 
@@ -169,18 +171,14 @@ fn a_jobs_captures_are_released_before_sync_returns() {
             let value = worker
                 .sync(move || {
                     let capture = capture;
-                    job_log.lock().unwrap().push("ran");
+                    job_log.lock().push("ran");
                     let _ = &capture;
                     i
                 })
                 .unwrap();
-            log.lock().unwrap().push("returned");
+            log.lock().push("returned");
             assert_eq!(value, i);
-            assert_eq!(
-                *log.lock().unwrap(),
-                ["ran", "dropped", "returned"],
-                "iteration {i}"
-            );
+            assert_eq!(*log.lock(), ["ran", "dropped", "returned"], "iteration {i}");
             assert_eq!(
                 Arc::strong_count(&shared),
                 1,
@@ -210,7 +208,7 @@ fn a_jobs_captures_are_released_before_its_panic_is_reported() {
                 })
                 .unwrap_err();
             assert!(matches!(err, Error::Panicked { .. }));
-            assert_eq!(*log.lock().unwrap(), ["dropped"], "iteration {i}");
+            assert_eq!(*log.lock(), ["dropped"], "iteration {i}");
             assert_eq!(Arc::strong_count(&shared), 1, "iteration {i}");
         }
     });
@@ -234,7 +232,7 @@ fn a_jobs_captures_are_released_before_an_inline_sync_returns() {
                         let _keep = &capture;
                     })
                     .unwrap();
-                    assert_eq!(*log.lock().unwrap(), ["dropped"]);
+                    assert_eq!(*log.lock(), ["dropped"]);
                     assert_eq!(Arc::strong_count(&shared), 1);
                 }
             })

@@ -9,7 +9,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::thread::{self, ThreadId};
 
 use common::{watchdog, DropProbe, LIMIT};
@@ -88,7 +90,7 @@ fn get_works_on_home_and_fails_with_wrong_thread_elsewhere() {
             .expect("into_inner worked off home");
         drop(bound);
         worker.sync(|| ()).unwrap();
-        assert_eq!(*drops.lock().unwrap(), [worker.thread_id()]);
+        assert_eq!(*drops.lock(), [worker.thread_id()]);
     });
 }
 
@@ -102,13 +104,13 @@ fn dropping_it_elsewhere_runs_the_drop_on_the_home_thread() {
             drop(bound);
             // The drop job is queued on the worker ahead of this sync.
             worker.sync(|| ()).unwrap();
-            assert_eq!(*drops.lock().unwrap(), [worker.thread_id()]);
+            assert_eq!(*drops.lock(), [worker.thread_id()]);
 
             // Dropped on a third, short-lived thread.
             let (bound, drops) = bind_on(&worker);
             thread::spawn(move || drop(bound)).join().unwrap();
             worker.sync(|| ()).unwrap();
-            assert_eq!(*drops.lock().unwrap(), [worker.thread_id()]);
+            assert_eq!(*drops.lock(), [worker.thread_id()]);
         }
     });
 }
@@ -123,7 +125,7 @@ fn dropping_it_on_home_drops_it_there_at_once() {
                 let (probe, drops) = DropProbe::new();
                 let bound = ThreadBound::new(probe, executor);
                 drop(bound);
-                let d = drops.lock().unwrap().clone();
+                let d = drops.lock().clone();
                 d
             })
             .unwrap();
@@ -151,9 +153,9 @@ fn if_home_is_closed_the_value_is_leaked_not_dropped_on_the_wrong_thread() {
         handle.wait_timeout(LIMIT).unwrap();
         drop(bound);
         assert!(
-            drops.lock().unwrap().is_empty(),
+            drops.lock().is_empty(),
             "the value was dropped off its home thread: {:?}",
-            drops.lock().unwrap()
+            drops.lock()
         );
     });
 }
@@ -179,14 +181,14 @@ fn a_drop_job_discarded_off_home_leaks_the_value() {
             drop(bound); // queued behind the busy job
             worker.waiter().close(); // drops the queued drop job, here
             assert!(
-                drops.lock().unwrap().is_empty(),
+                drops.lock().is_empty(),
                 "the value was dropped on {:?}, home is {:?}",
-                drops.lock().unwrap(),
+                drops.lock(),
                 worker.thread_id()
             );
             gate_tx.send(()).unwrap();
             worker.thread_handle().wait_timeout(LIMIT).unwrap();
-            assert!(drops.lock().unwrap().is_empty());
+            assert!(drops.lock().is_empty());
         }
     });
 }
@@ -212,10 +214,10 @@ fn a_drop_job_discarded_on_home_drops_the_value_there() {
         });
         let (bound, drops, home_id) = made_rx.recv().unwrap();
         drop(bound); // queued on home's waiter, not run
-        assert!(drops.lock().unwrap().is_empty());
+        assert!(drops.lock().is_empty());
         go_tx.send(()).unwrap();
         home_thread.join().unwrap();
-        assert_eq!(*drops.lock().unwrap(), [home_id]);
+        assert_eq!(*drops.lock(), [home_id]);
     });
 }
 
@@ -260,7 +262,7 @@ fn a_wrong_executor_cannot_make_the_value_drop_off_home() {
             let (bound, drops) = rx.recv().unwrap();
             drop(bound);
             assert!(
-                drops.lock().unwrap().is_empty(),
+                drops.lock().is_empty(),
                 "value dropped off home through a wrong executor"
             );
         }

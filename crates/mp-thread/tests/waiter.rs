@@ -7,7 +7,9 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::thread::{self, ThreadId};
 
 use common::watchdog;
@@ -34,7 +36,7 @@ fn call_with_callbacks(
             client2
                 .post(move || {
                     // On the client, inside its `wait`.
-                    log.lock().unwrap().push((depth, thread::current().id()));
+                    log.lock().push((depth, thread::current().id()));
                     let below = if depth > 0 {
                         call_with_callbacks(depth - 1, c, server2, log)
                     } else {
@@ -60,7 +62,7 @@ fn a_waiting_thread_runs_callbacks_posted_to_it_nested_several_levels() {
         let log = Arc::new(Mutex::new(Vec::new()));
         let answered = call_with_callbacks(6, client, server, log.clone());
         assert_eq!(answered, 7);
-        let log = log.lock().unwrap();
+        let log = log.lock();
         assert_eq!(
             log.iter().map(|(d, _)| *d).collect::<Vec<_>>(),
             [6, 5, 4, 3, 2, 1, 0]
@@ -83,7 +85,7 @@ fn callbacks_posted_from_a_plain_thread_run_in_order_while_waiting() {
         let poster = thread::spawn(move || {
             for i in 0..100 {
                 let s = seen2.clone();
-                me2.post(move || s.lock().unwrap().push(i)).unwrap();
+                me2.post(move || s.lock().push(i)).unwrap();
             }
             // The reply is sent after the posts, but `wait` may return as
             // soon as it is there; callbacks not yet run run on the next wait.
@@ -95,7 +97,7 @@ fn callbacks_posted_from_a_plain_thread_run_in_order_while_waiting() {
         let (tx, rx) = me.reply_channel::<()>();
         me.post(move || tx.send(())).unwrap();
         me.wait(rx).unwrap();
-        assert_eq!(*seen.lock().unwrap(), expected);
+        assert_eq!(*seen.lock(), expected);
     });
 }
 

@@ -5,7 +5,9 @@
 mod common;
 
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::thread;
 
 use common::watchdog;
@@ -19,12 +21,12 @@ fn post_runs_jobs_in_fifo_order_on_the_worker() {
         for i in 0..500 {
             let log = log.clone();
             worker
-                .post(move || log.lock().unwrap().push((i, thread::current().id())))
+                .post(move || log.lock().push((i, thread::current().id())))
                 .unwrap();
         }
         // `sync` is queued behind the posts, so it returns after all of them.
         worker.sync(|| ()).unwrap();
-        let log = log.lock().unwrap();
+        let log = log.lock();
         let order: Vec<i32> = log.iter().map(|(i, _)| *i).collect();
         assert_eq!(order, (0..500).collect::<Vec<_>>());
         assert!(log.iter().all(|(_, id)| *id == worker.thread_id()));
@@ -64,21 +66,21 @@ fn sync_on_the_worker_itself_runs_inline() {
                 // A job posted before the inner sync: if the sync went through
                 // the queue it would have to run after this one (or deadlock).
                 let l = log2.clone();
-                me.post(move || l.lock().unwrap().push("posted")).unwrap();
+                me.post(move || l.lock().push("posted")).unwrap();
                 let l = log2.clone();
                 let id = me
                     .sync(move || {
-                        l.lock().unwrap().push("inline");
+                        l.lock().push("inline");
                         thread::current().id()
                     })
                     .unwrap();
-                log2.lock().unwrap().push("after-inline");
+                log2.lock().push("after-inline");
                 id
             })
             .unwrap();
         assert_eq!(inner_id, worker.thread_id());
         worker.sync(|| ()).unwrap();
-        assert_eq!(*log.lock().unwrap(), ["inline", "after-inline", "posted"]);
+        assert_eq!(*log.lock(), ["inline", "after-inline", "posted"]);
         // A panic inline is an error too, and the worker goes on.
         let me = worker.clone();
         let err = worker
@@ -185,16 +187,16 @@ fn post_after_shutdown_gives_closed() {
         let ran = Arc::new(Mutex::new(false));
         worker.shutdown();
         let r = ran.clone();
-        let err = worker.post(move || *r.lock().unwrap() = true).unwrap_err();
+        let err = worker.post(move || *r.lock() = true).unwrap_err();
         assert!(matches!(err, Error::Closed(ref name) if name == "closed-post"));
         // `post_job` hands the job back unrun.
         let r = ran.clone();
         let job = worker
-            .post_job(Box::new(move || *r.lock().unwrap() = true))
+            .post_job(Box::new(move || *r.lock() = true))
             .expect_err("post_job on a closed worker must hand the job back");
-        assert!(!*ran.lock().unwrap());
+        assert!(!*ran.lock());
         job();
-        assert!(*ran.lock().unwrap());
+        assert!(*ran.lock());
         // The thread exits and is joined by the reaper.
         let status = worker.thread_handle().wait_timeout(common::LIMIT).unwrap();
         assert_eq!(status.joined_on, Reaper::global().thread_id());
@@ -210,12 +212,12 @@ fn jobs_queued_before_shutdown_still_run() {
         worker.post(move || gate_rx.recv().unwrap()).unwrap();
         for _ in 0..10 {
             let c = count.clone();
-            worker.post(move || *c.lock().unwrap() += 1).unwrap();
+            worker.post(move || *c.lock() += 1).unwrap();
         }
         worker.shutdown();
         gate_tx.send(()).unwrap();
         worker.thread_handle().wait_timeout(common::LIMIT).unwrap();
-        assert_eq!(*count.lock().unwrap(), 10);
+        assert_eq!(*count.lock(), 10);
     });
 }
 

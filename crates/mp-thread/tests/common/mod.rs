@@ -4,7 +4,9 @@
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -76,6 +78,6 @@ impl DropProbe {
 
 impl Drop for DropProbe {
     fn drop(&mut self) {
-        self.drops.lock().unwrap().push(thread::current().id());
+        self.drops.lock().push(thread::current().id());
     }
 }
