@@ -292,23 +292,18 @@ impl LoopConnection {
         let entry = match map.entry(key) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(vacant) => {
-                let (waiter, thread_id, callback_worker) = match (waiter, key) {
-                    (Some(w), ClientKey::Thread(id)) => (w, Some(id), None),
+                let (waiter, callback_worker) = match (waiter, key) {
+                    (Some(w), ClientKey::Thread(_)) => (w, None),
                     _ => {
                         let worker = Worker::spawn(format!("{}-async-cb", self.name))
                             .map_err(|e| e.to_string())?;
-                        let w = worker.waiter().clone();
-                        (w, Some(worker.thread_id()), Some(worker))
+                        (worker.waiter().clone(), Some(worker))
                     }
                 };
                 let callback = self
                     .threads
                     .borrow_mut()
-                    .new_client(ThreadServer::for_waiter(
-                        name.to_string(),
-                        waiter,
-                        thread_id,
-                    ));
+                    .new_client(ThreadServer::for_waiter(name.to_string(), waiter));
                 vacant.insert(ClientThread {
                     callback,
                     _callback_worker: callback_worker,

@@ -15,7 +15,6 @@
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
-use std::thread::ThreadId;
 
 use capnp::capability::Promise;
 use mp_thread::{ThreadBound, Waiter, Worker};
@@ -29,7 +28,6 @@ use crate::proxy_capnp::{thread, thread_map};
 pub(crate) struct ThreadServer {
     name: String,
     waiter: Waiter,
-    thread_id: Option<ThreadId>,
     /// Present for workers made by `makeThread`: dropping the last reference
     /// to the capability drops the worker, which closes its mailbox; the
     /// reaper joins it.
@@ -54,7 +52,6 @@ impl ThreadServer {
         ThreadServer {
             name: worker.name().to_string(),
             waiter: worker.waiter().clone(),
-            thread_id: Some(worker.thread_id()),
             _worker: Some(worker),
             made: Some(made),
             last_callback: RefCell::new(None),
@@ -62,11 +59,10 @@ impl ThreadServer {
         }
     }
 
-    pub(crate) fn for_waiter(name: String, waiter: Waiter, thread_id: Option<ThreadId>) -> Self {
+    pub(crate) fn for_waiter(name: String, waiter: Waiter) -> Self {
         ThreadServer {
             name,
             waiter,
-            thread_id,
             _worker: None,
             made: None,
             last_callback: RefCell::new(None),
@@ -100,11 +96,6 @@ impl ThreadServer {
 
     pub(crate) fn name(&self) -> &str {
         &self.name
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn thread_id(&self) -> Option<ThreadId> {
-        self.thread_id
     }
 }
 
