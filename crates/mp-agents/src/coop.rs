@@ -38,8 +38,9 @@ use crate::agent::{Agent, AgentSlot, PanicReaction};
 use crate::core::{AgentCore, FinishQueued};
 use crate::disp::Binder;
 use crate::env::{EnvInner, Environment};
-use crate::error::{panic_message, Error};
+use crate::error::Error;
 use crate::mbox::DirectMbox;
+use mp_thread::panic_message;
 
 static NEXT_COOP: AtomicU64 = AtomicU64::new(1);
 

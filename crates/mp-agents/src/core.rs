@@ -28,9 +28,9 @@ use crate::agent::{Context, ErasedAgent, PanicReaction};
 use crate::coop::CoopInner;
 use crate::coop::DeregReason;
 use crate::env::EnvInner;
-use crate::error::panic_message;
 use crate::mbox::{Mbox, MboxId};
 use crate::{AgentId, CoopId};
+use mp_thread::panic_message;
 
 /// A message on its way to an agent.
 pub(crate) type Payload = Box<dyn Any + Send>;

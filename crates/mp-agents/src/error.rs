@@ -24,14 +24,3 @@ pub enum Error {
     #[error(transparent)]
     Thread(#[from] mp_thread::Error),
 }
-
-/// Turns a panic payload into text.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_string()
-    }
-}

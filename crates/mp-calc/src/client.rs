@@ -315,10 +315,7 @@ impl callback::Server for CallbackServer {
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
         const SITE: CallSite = CallSite::new("Callback", "step");
         async move {
-            let conn = self
-                .conn
-                .upgrade()
-                .ok_or_else(|| capnp::Error::disconnected("connection closed".into()))?;
+            let conn = LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let n = p.get_n();

@@ -12,11 +12,6 @@ use crate::calc_capnp::{calc_init, calculator, counter};
 use crate::client::CallbackClient;
 use crate::service::{CalcService, CounterService, ThreadInfo};
 
-fn upgrade(conn: &WeakLoopConnection) -> Result<Rc<LoopConnection>, capnp::Error> {
-    conn.upgrade()
-        .ok_or_else(|| capnp::Error::disconnected("connection closed".into()))
-}
-
 fn text(
     site: CallSite,
     field: &str,
@@ -54,7 +49,7 @@ impl calc_init::Server for CalcInitServer {
         mut results: calc_init::ConstructResults,
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
         let result = (|| {
-            let conn = upgrade(&self.conn)?;
+            let conn = LoopConnection::upgrade(&self.conn)?;
             let theirs = params.get()?.get_thread_map()?;
             conn.set_peer_thread_map(theirs);
             results.get().set_thread_map(conn.thread_map_client());
@@ -70,7 +65,7 @@ impl calc_init::Server for CalcInitServer {
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
         const SITE: CallSite = CallSite::new("CalcInit", "makeCalculator");
         async move {
-            let conn = upgrade(&self.conn)?;
+            let conn = LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let service = self.service.clone();
@@ -100,7 +95,7 @@ impl calculator::Server for CalculatorServer {
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
         const SITE: CallSite = CallSite::new("Calculator", "add");
         async move {
-            let conn = upgrade(&self.conn)?;
+            let conn = LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let (a, b) = (p.get_a(), p.get_b());
@@ -121,7 +116,7 @@ impl calculator::Server for CalculatorServer {
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
         const SITE: CallSite = CallSite::new("Calculator", "addOnLoop");
         let result = (|| {
-            let conn = upgrade(&self.conn)?;
+            let conn = LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let (a, b) = (p.get_a(), p.get_b());
             let sum = conn
@@ -140,7 +135,7 @@ impl calculator::Server for CalculatorServer {
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
         const SITE: CallSite = CallSite::new("Calculator", "whereAmI");
         async move {
-            let conn = upgrade(&self.conn)?;
+            let conn = LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let here = conn.dispatch(SITE, ctx, ThreadInfo::here).await?;
@@ -158,7 +153,7 @@ impl calculator::Server for CalculatorServer {
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
         const SITE: CallSite = CallSite::new("Calculator", "countdown");
         async move {
-            let conn = upgrade(&self.conn)?;
+            let conn = LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let n = p.get_n();
@@ -186,7 +181,7 @@ impl calculator::Server for CalculatorServer {
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
         const SITE: CallSite = CallSite::new("Calculator", "sleep");
         async move {
-            let conn = upgrade(&self.conn)?;
+            let conn = LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let millis = p.get_millis();
@@ -203,7 +198,7 @@ impl calculator::Server for CalculatorServer {
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
         const SITE: CallSite = CallSite::new("Calculator", "fail");
         async move {
-            let conn = upgrade(&self.conn)?;
+            let conn = LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let message = text(SITE, "message", p.get_message())?;
@@ -220,7 +215,7 @@ impl calculator::Server for CalculatorServer {
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
         const SITE: CallSite = CallSite::new("Calculator", "panic");
         async move {
-            let conn = upgrade(&self.conn)?;
+            let conn = LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let message = text(SITE, "message", p.get_message())?;
@@ -236,7 +231,7 @@ impl calculator::Server for CalculatorServer {
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
         const SITE: CallSite = CallSite::new("Calculator", "makeCounter");
         async move {
-            let conn = upgrade(&self.conn)?;
+            let conn = LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let start = p.get_start();
@@ -267,7 +262,7 @@ impl counter::Server for CounterServer {
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
         const SITE: CallSite = CallSite::new("Counter", "add");
         async move {
-            let conn = upgrade(&self.conn)?;
+            let conn = LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let delta = p.get_delta();
@@ -297,7 +292,7 @@ impl counter::Server for CounterServer {
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
         const SITE: CallSite = CallSite::new("Counter", "destroy");
         async move {
-            let conn = upgrade(&self.conn)?;
+            let conn = LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let service = self.service.clone();

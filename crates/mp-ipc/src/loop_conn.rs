@@ -200,6 +200,13 @@ impl LoopConnection {
         })
     }
 
+    /// What a server adapter does first: the loop-side connection behind
+    /// `weak`, or the disconnect error to reply with once it is gone.
+    pub fn upgrade(weak: &WeakLoopConnection) -> Result<Rc<LoopConnection>, capnp::Error> {
+        weak.upgrade()
+            .ok_or_else(|| capnp::Error::disconnected("connection closed".into()))
+    }
+
     /// The connection's id (unique in this process, never reused).
     pub fn id(&self) -> u64 {
         self.id

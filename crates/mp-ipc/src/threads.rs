@@ -130,10 +130,7 @@ impl thread_map::Server for ThreadMapServer {
         mut results: thread_map::MakeThreadResults,
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
         let result = (|| {
-            let conn = self
-                .conn
-                .upgrade()
-                .ok_or_else(|| capnp::Error::disconnected("connection closed".into()))?;
+            let conn = LoopConnection::upgrade(&self.conn)?;
             let name = params.get()?.get_name()?.to_string().map_err(|e| {
                 bad_request(format!(
                     "ThreadMap.makeThread: thread name is not UTF-8: {e}"
@@ -159,10 +156,7 @@ impl thread_map::Server for ThreadMapServer {
         _results: thread_map::MakePoolResults,
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
         let result = (|| {
-            let conn = self
-                .conn
-                .upgrade()
-                .ok_or_else(|| capnp::Error::disconnected("connection closed".into()))?;
+            let conn = LoopConnection::upgrade(&self.conn)?;
             let count = params.get()?.get_count();
             conn.make_pool(count)
         })();
