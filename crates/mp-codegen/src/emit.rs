@@ -12,7 +12,7 @@ use crate::model::{File, Interface, Method, MethodKind, StructDef, Ty};
 use crate::names::lit;
 use crate::Unsupported;
 
-const SUPPORT: &str = "mp_codegen_support";
+const SUPPORT: &str = "::mp_ipc::codegen_support";
 
 /// Emits the Rust file for `file`; `cm` is the path of capnpc's module for it.
 pub(crate) fn emit_file(file: &File, cm: &str) -> Result<String, Vec<Unsupported>> {
@@ -37,7 +37,6 @@ pub(crate) fn emit_file(file: &File, cm: &str) -> Result<String, Vec<Unsupported
         emit_client(&mut out, iface, cm);
         emit_server(&mut out, iface, cm);
     }
-    out.push_str(SUPPORT_CODE);
     Ok(out.replace(crate::model::CAPNP_MODULE_MARKER, cm))
 }
 
@@ -208,7 +207,7 @@ fn read_expr(r: &str, acc: &str, schema: &str, ty: &Ty, site: &str) -> String {
     match ty {
         Ty::Struct(path) => format!("{path}::mp_read({site}, {r}.get_{acc}()?)?"),
         Ty::Prim(_) => format!("{r}.get_{acc}()"),
-        Ty::Enum { .. } => format!("{r}.get_{acc}().map_err(::mp_ipc::capnp::Error::from)?"),
+        Ty::Enum { .. } => format!("{SUPPORT}::enum_value({site}, {f}, {r}.get_{acc}())?"),
         Ty::Text => format!("{SUPPORT}::text({site}, {f}, {r}.get_{acc}())?"),
         Ty::Data => format!("{r}.get_{acc}()?.to_vec()"),
         Ty::List(e) => match **e {
@@ -398,7 +397,7 @@ fn emit_client(out: &mut String, iface: &Interface, cm: &str) {
     if destroy.is_some() {
         let _ = writeln!(
             out,
-            "guard: ::std::sync::Arc<mp_codegen_support::DestroyOnDrop<{cap}>>,"
+            "guard: ::std::sync::Arc<::mp_ipc::codegen_support::DestroyOnDrop<{cap}>>,"
         );
     }
     out.push_str("}\n\n");
@@ -412,7 +411,7 @@ fn emit_client(out: &mut String, iface: &Interface, cm: &str) {
             let _ = writeln!(
                 out,
                 "pub fn from_remote(remote: ::mp_ipc::Remote<{cap}>) -> Self {{\n\
-                 let guard = ::std::sync::Arc::new(mp_codegen_support::DestroyOnDrop::new(\n\
+                 let guard = ::std::sync::Arc::new(::mp_ipc::codegen_support::DestroyOnDrop::new(\n\
                  remote.clone(),\n\
                  |remote| remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}()),\n\
                  ));\n\
@@ -711,7 +710,7 @@ fn emit_server_construct(out: &mut String, m: &Method, module: &str) {
     server_sig(out, m, module, true, true);
     out.push_str(
         "let result = (|| {\n\
-         let conn = mp_codegen_support::upgrade(&self.conn)?;\n\
+         let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;\n\
          let theirs = params.get()?.get_thread_map()?;\n\
          conn.set_peer_thread_map(theirs);\n\
          results.get().set_thread_map(conn.thread_map_client());\n\
@@ -732,7 +731,7 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
     );
     out.push_str(&site(iface, m));
     let mut body = String::new();
-    body.push_str("let conn = mp_codegen_support::upgrade(&self.conn)?;\n");
+    body.push_str("let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;\n");
     if has_params {
         body.push_str("let p = params.get()?;\n");
     }
@@ -841,121 +840,3 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
     }
 }
 
-const SUPPORT_CODE: &str = r#"
-/// Helpers of the generated code above.
-#[allow(dead_code)]
-mod mp_codegen_support {
-    use ::mp_ipc::capnp;
-    use ::std::rc::Rc;
-    use ::std::sync::atomic::{AtomicBool, Ordering};
-
-    /// Calls an object's `destroy` when the last client handle goes
-    /// (libmultiprocess's ProxyClient does the same). Skipped on the event
-    /// loop (a sync call there cannot wait) and after a disconnect; an error
-    /// is ignored, never raised (libmultiprocess #273).
-    pub(super) struct DestroyOnDrop<C: Clone + 'static> {
-        remote: ::mp_ipc::Remote<C>,
-        destroy: fn(&::mp_ipc::Remote<C>) -> Result<(), ::mp_ipc::Error>,
-        done: AtomicBool,
-    }
-
-    impl<C: Clone + 'static> DestroyOnDrop<C> {
-        pub(super) fn new(
-            remote: ::mp_ipc::Remote<C>,
-            destroy: fn(&::mp_ipc::Remote<C>) -> Result<(), ::mp_ipc::Error>,
-        ) -> Self {
-            DestroyOnDrop {
-                remote,
-                destroy,
-                done: AtomicBool::new(false),
-            }
-        }
-
-        /// `destroy` was called explicitly: not again on drop.
-        pub(super) fn mark_destroyed(&self) {
-            self.done.store(true, Ordering::SeqCst);
-        }
-    }
-
-    impl<C: Clone + 'static> ::std::fmt::Debug for DestroyOnDrop<C> {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            f.debug_struct("DestroyOnDrop")
-                .field("destroyed", &self.done.load(Ordering::SeqCst))
-                .finish()
-        }
-    }
-
-    impl<C: Clone + 'static> Drop for DestroyOnDrop<C> {
-        fn drop(&mut self) {
-            if self.done.swap(true, Ordering::SeqCst) {
-                return;
-            }
-            let conn = self.remote.connection();
-            if conn.is_disconnected() || conn.event_loop().is_current() {
-                return;
-            }
-            let _ = (self.destroy)(&self.remote);
-        }
-    }
-
-    /// The loop-side connection, or a disconnect error once it is gone.
-    pub(super) fn upgrade(
-        conn: &::mp_ipc::WeakLoopConnection,
-    ) -> Result<Rc<::mp_ipc::LoopConnection>, capnp::Error> {
-        conn.upgrade()
-            .ok_or_else(|| capnp::Error::disconnected("connection closed".into()))
-    }
-
-    /// Wraps a received capability into a thread-safe handle.
-    pub(super) fn wrap<C: Clone + 'static>(
-        conn: &Rc<::mp_ipc::LoopConnection>,
-        cap: C,
-    ) -> Result<::mp_ipc::Remote<C>, capnp::Error> {
-        ::mp_ipc::Remote::new(conn, cap).map_err(|e| {
-            if e.is_disconnected() {
-                capnp::Error::disconnected(e.to_string())
-            } else {
-                capnp::Error::failed(e.to_string())
-            }
-        })
-    }
-
-    /// Reads a Text field; invalid UTF-8 is a bad request naming the field.
-    pub(super) fn text(
-        site: ::mp_ipc::CallSite,
-        field: &str,
-        t: capnp::Result<capnp::text::Reader<'_>>,
-    ) -> Result<String, capnp::Error> {
-        t?.to_string().map_err(|e| {
-            capnp::Error::failed(format!("bad request: {site}: `{field}` is not UTF-8: {e}"))
-        })
-    }
-
-    /// Reads a `List(Text)` field.
-    pub(super) fn text_list(
-        site: ::mp_ipc::CallSite,
-        field: &str,
-        list: capnp::Result<capnp::text_list::Reader<'_>>,
-    ) -> Result<Vec<String>, capnp::Error> {
-        list?.iter().map(|t| text(site, field, t)).collect()
-    }
-
-    /// Reads a `List(Data)` field.
-    pub(super) fn data_list(
-        list: capnp::Result<capnp::data_list::Reader<'_>>,
-    ) -> Result<Vec<Vec<u8>>, capnp::Error> {
-        list?.iter().map(|d| d.map(<[u8]>::to_vec)).collect()
-    }
-
-    /// A list length as capnp's `u32`.
-    pub(super) fn list_len(
-        site: ::mp_ipc::CallSite,
-        field: &str,
-        len: usize,
-    ) -> Result<u32, capnp::Error> {
-        u32::try_from(len).map_err(|_| {
-            capnp::Error::failed(format!("{site}: `{field}` has too many elements ({len})"))
-        })
-    }
-}
-"#;

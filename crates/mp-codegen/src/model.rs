@@ -474,8 +474,8 @@ fn read_method(
     }
     Ok(Method {
         schema: name.to_string(),
-        ident: names::ident(&names::snake(name)),
-        snake: names::snake(name),
+        ident: names::ident(&names::rust_snake(name)),
+        snake: names::rust_snake(name),
         capnp_fn: names::capnp_module_name(name),
         capnp_request: names::snake(name),
         capnp_alias: names::capitalize_first(name),
@@ -574,7 +574,7 @@ fn map_field(
     let ty = map_type(ctx, file_id, t, false)?;
     Ok(Field {
         schema: name.to_string(),
-        ident: names::ident(&proxy_name(f).unwrap_or_else(|| names::snake(name))),
+        ident: names::ident(&proxy_name(f).unwrap_or_else(|| names::rust_snake(name))),
         accessor: names::snake(name),
         ty,
     })

@@ -14,6 +14,26 @@ pub(crate) fn snake(s: &str) -> String {
     out
 }
 
+/// The snake case of the Rust names this generator chooses itself (trait,
+/// client and struct members): unlike capnpc's rule, a run of capitals is
+/// one word, so `getTransactionsByTxID` → `get_transactions_by_tx_id` and
+/// `getHTTPServer` → `get_http_server`.
+pub(crate) fn rust_snake(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            let prev = chars[i - 1];
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+            if prev.is_lowercase() || prev.is_ascii_digit() || (prev.is_uppercase() && next_lower) {
+                out.push('_');
+            }
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
 /// capnpc's `capitalize_first_letter`: `addOnLoop` → `AddOnLoop`.
 pub(crate) fn capitalize_first(s: &str) -> String {
     let mut chars = s.chars();
@@ -84,5 +104,16 @@ mod tests {
         assert_eq!(ident("match"), "match_");
         assert_eq!(ident("async"), "async_");
         assert_eq!(ident("value"), "value");
+        assert_eq!(snake("getTransactionsByTxID"), "get_transactions_by_tx_i_d");
+    }
+
+    #[test]
+    fn own_names_keep_acronyms_whole() {
+        assert_eq!(rust_snake("addOnLoop"), "add_on_loop");
+        assert_eq!(rust_snake("getTransactionsByTxID"), "get_transactions_by_tx_id");
+        assert_eq!(rust_snake("getHTTPServer"), "get_http_server");
+        assert_eq!(rust_snake("makeMiningOld2"), "make_mining_old2");
+        assert_eq!(rust_snake("blockV2Hash"), "block_v2_hash");
+        assert_eq!(rust_snake("URL"), "url");
     }
 }

@@ -27,10 +27,12 @@
 //! listener's table of accepted connections. mp-thread's lock order (a
 //! waiter's queue before a reply slot) is written down in its `waiter` module.
 //!
-//! Interfaces are adapted to Rust by hand or (later) by `mp-codegen`; see the
-//! `mp-calc` crate for a complete hand-written adapter.
+//! Interfaces are adapted to Rust by `mp-codegen` (its run-time helpers are
+//! in [`codegen_support`]); the `mp-calc` crate shows the generated code for
+//! a complete interface.
 
 mod client;
+pub mod codegen_support;
 mod connection;
 mod error;
 mod event_loop;

@@ -146,7 +146,7 @@ impl crate::calc_capnp::calc_init::Server for CalcInitServer {
         mut results: crate::calc_capnp::calc_init::ConstructResults,
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         let result = (|| {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let theirs = params.get()?.get_thread_map()?;
             conn.set_peer_thread_map(theirs);
             results.get().set_thread_map(conn.thread_map_client());
@@ -162,7 +162,7 @@ impl crate::calc_capnp::calc_init::Server for CalcInitServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("CalcInit", "makeCalculator");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let imp = self.imp.clone();
@@ -363,7 +363,11 @@ impl CalculatorClient {
             setup.context()?.fill(p.reborrow().init_context());
             Ok(::mp_ipc::send_request(SITE, req, |r| {
                 Ok(CalculatorWhereAmIResults {
-                    thread_name: mp_codegen_support::text(SITE, "threadName", r.get_thread_name())?,
+                    thread_name: ::mp_ipc::codegen_support::text(
+                        SITE,
+                        "threadName",
+                        r.get_thread_name(),
+                    )?,
                     thread_number: r.get_thread_number(),
                 })
             }))
@@ -641,7 +645,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "add");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let a = p.get_a();
@@ -664,7 +668,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "addOnLoop");
         let result = (|| {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let a = p.get_a();
             let b = p.get_b();
@@ -685,7 +689,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "whereAmI");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let imp = self.imp.clone();
@@ -707,12 +711,14 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "countdown");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let n = p.get_n();
-            let callback =
-                CallbackClient::from_remote(mp_codegen_support::wrap(&conn, p.get_callback()?)?);
+            let callback = CallbackClient::from_remote(::mp_ipc::codegen_support::wrap(
+                &conn,
+                p.get_callback()?,
+            )?);
             let _keep_callback = callback.clone();
             let imp = self.imp.clone();
             let value = conn
@@ -732,7 +738,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "sleep");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let millis = p.get_millis();
@@ -751,10 +757,10 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "fail");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let message = mp_codegen_support::text(SITE, "message", p.get_message())?;
+            let message = ::mp_ipc::codegen_support::text(SITE, "message", p.get_message())?;
             let imp = self.imp.clone();
             conn.dispatch(SITE, ctx, move || imp.fail(message))
                 .await?
@@ -770,10 +776,10 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "panic");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let message = mp_codegen_support::text(SITE, "message", p.get_message())?;
+            let message = ::mp_ipc::codegen_support::text(SITE, "message", p.get_message())?;
             let imp = self.imp.clone();
             conn.dispatch(SITE, ctx, move || imp.panic(message))
                 .await?
@@ -789,7 +795,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "makeCounter");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let start = p.get_start();
@@ -919,7 +925,7 @@ impl crate::calc_capnp::callback::Server for CallbackServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Callback", "step");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let n = p.get_n();
@@ -958,13 +964,15 @@ pub trait Counter: Send + Sync + 'static {
 #[derive(Clone, Debug)]
 pub struct CounterClient {
     remote: ::mp_ipc::Remote<crate::calc_capnp::counter::Client>,
-    guard: ::std::sync::Arc<mp_codegen_support::DestroyOnDrop<crate::calc_capnp::counter::Client>>,
+    guard: ::std::sync::Arc<
+        ::mp_ipc::codegen_support::DestroyOnDrop<crate::calc_capnp::counter::Client>,
+    >,
 }
 
 impl CounterClient {
     /// Wraps a handle to a peer's `Counter`.
     pub fn from_remote(remote: ::mp_ipc::Remote<crate::calc_capnp::counter::Client>) -> Self {
-        let guard = ::std::sync::Arc::new(mp_codegen_support::DestroyOnDrop::new(
+        let guard = ::std::sync::Arc::new(::mp_ipc::codegen_support::DestroyOnDrop::new(
             remote.clone(),
             |remote| {
                 remote.call(
@@ -1136,7 +1144,7 @@ impl crate::calc_capnp::counter::Server for CounterServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Counter", "add");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let delta = p.get_delta();
@@ -1158,7 +1166,7 @@ impl crate::calc_capnp::counter::Server for CounterServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Counter", "get");
         let result = (|| {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let value = conn
                 .run_on_loop(SITE, || self.imp.get())?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
@@ -1176,7 +1184,7 @@ impl crate::calc_capnp::counter::Server for CounterServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Counter", "destroy");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let imp = self.imp.clone();
@@ -1185,122 +1193,5 @@ impl crate::calc_capnp::counter::Server for CounterServer {
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             Ok(())
         }
-    }
-}
-
-/// Helpers of the generated code above.
-#[allow(dead_code)]
-mod mp_codegen_support {
-    use ::mp_ipc::capnp;
-    use ::std::rc::Rc;
-    use ::std::sync::atomic::{AtomicBool, Ordering};
-
-    /// Calls an object's `destroy` when the last client handle goes
-    /// (libmultiprocess's ProxyClient does the same). Skipped on the event
-    /// loop (a sync call there cannot wait) and after a disconnect; an error
-    /// is ignored, never raised (libmultiprocess #273).
-    pub(super) struct DestroyOnDrop<C: Clone + 'static> {
-        remote: ::mp_ipc::Remote<C>,
-        destroy: fn(&::mp_ipc::Remote<C>) -> Result<(), ::mp_ipc::Error>,
-        done: AtomicBool,
-    }
-
-    impl<C: Clone + 'static> DestroyOnDrop<C> {
-        pub(super) fn new(
-            remote: ::mp_ipc::Remote<C>,
-            destroy: fn(&::mp_ipc::Remote<C>) -> Result<(), ::mp_ipc::Error>,
-        ) -> Self {
-            DestroyOnDrop {
-                remote,
-                destroy,
-                done: AtomicBool::new(false),
-            }
-        }
-
-        /// `destroy` was called explicitly: not again on drop.
-        pub(super) fn mark_destroyed(&self) {
-            self.done.store(true, Ordering::SeqCst);
-        }
-    }
-
-    impl<C: Clone + 'static> ::std::fmt::Debug for DestroyOnDrop<C> {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            f.debug_struct("DestroyOnDrop")
-                .field("destroyed", &self.done.load(Ordering::SeqCst))
-                .finish()
-        }
-    }
-
-    impl<C: Clone + 'static> Drop for DestroyOnDrop<C> {
-        fn drop(&mut self) {
-            if self.done.swap(true, Ordering::SeqCst) {
-                return;
-            }
-            let conn = self.remote.connection();
-            if conn.is_disconnected() || conn.event_loop().is_current() {
-                return;
-            }
-            let _ = (self.destroy)(&self.remote);
-        }
-    }
-
-    /// The loop-side connection, or a disconnect error once it is gone.
-    pub(super) fn upgrade(
-        conn: &::mp_ipc::WeakLoopConnection,
-    ) -> Result<Rc<::mp_ipc::LoopConnection>, capnp::Error> {
-        conn.upgrade()
-            .ok_or_else(|| capnp::Error::disconnected("connection closed".into()))
-    }
-
-    /// Wraps a received capability into a thread-safe handle.
-    pub(super) fn wrap<C: Clone + 'static>(
-        conn: &Rc<::mp_ipc::LoopConnection>,
-        cap: C,
-    ) -> Result<::mp_ipc::Remote<C>, capnp::Error> {
-        ::mp_ipc::Remote::new(conn, cap).map_err(|e| {
-            if e.is_disconnected() {
-                capnp::Error::disconnected(e.to_string())
-            } else {
-                capnp::Error::failed(e.to_string())
-            }
-        })
-    }
-
-    /// Reads a Text field; invalid UTF-8 is a bad request naming the field.
-    pub(super) fn text(
-        site: ::mp_ipc::CallSite,
-        field: &str,
-        t: capnp::Result<capnp::text::Reader<'_>>,
-    ) -> Result<String, capnp::Error> {
-        t?.to_string().map_err(|e| {
-            capnp::Error::failed(format!("bad request: {site}: `{field}` is not UTF-8: {e}"))
-        })
-    }
-
-    /// Reads a `List(Text)` field.
-    pub(super) fn text_list(
-        site: ::mp_ipc::CallSite,
-        field: &str,
-        list: capnp::Result<capnp::text_list::Reader<'_>>,
-    ) -> Result<Vec<String>, capnp::Error> {
-        list?.iter().map(|t| text(site, field, t)).collect()
-    }
-
-    /// Reads a `List(Data)` field.
-    pub(super) fn data_list(
-        list: capnp::Result<capnp::data_list::Reader<'_>>,
-    ) -> Result<Vec<Vec<u8>>, capnp::Error> {
-        list?.iter().map(|d| d.map(<[u8]>::to_vec)).collect()
-    }
-
-    /// A list length as capnp's `u32`.
-    pub(super) fn list_len(
-        site: ::mp_ipc::CallSite,
-        field: &str,
-        len: usize,
-    ) -> Result<u32, capnp::Error> {
-        u32::try_from(len).map_err(|_| {
-            capnp::Error::failed(format!("{site}: `{field}` has too many elements ({len})"))
-        })
     }
 }

@@ -238,7 +238,7 @@ impl crate::miner_capnp::miner_init::Server for MinerInitServer {
         mut results: crate::miner_capnp::miner_init::ConstructResults,
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         let result = (|| {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let theirs = params.get()?.get_thread_map()?;
             conn.set_peer_thread_map(theirs);
             results.get().set_thread_map(conn.thread_map_client());
@@ -254,7 +254,7 @@ impl crate::miner_capnp::miner_init::Server for MinerInitServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("MinerInit", "makeMiner");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let imp = self.imp.clone();
@@ -575,7 +575,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "tip");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let imp = self.imp.clone();
@@ -599,7 +599,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "waitTipChanged");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let current_tip = p.get_current_tip()?.to_vec();
@@ -624,7 +624,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "interrupt");
         let result = (|| {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             conn.run_on_loop(SITE, || self.imp.interrupt())?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             Ok(())
@@ -639,7 +639,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "advance");
         let result = (|| {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             conn.run_on_loop(SITE, || self.imp.advance())?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             Ok(())
@@ -654,7 +654,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "newTemplate");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let options = TemplateOptions::mp_read(SITE, p.get_options()?)?;
@@ -704,14 +704,15 @@ pub struct TemplateSubmitResults {
 #[derive(Clone, Debug)]
 pub struct TemplateClient {
     remote: ::mp_ipc::Remote<crate::miner_capnp::template::Client>,
-    guard:
-        ::std::sync::Arc<mp_codegen_support::DestroyOnDrop<crate::miner_capnp::template::Client>>,
+    guard: ::std::sync::Arc<
+        ::mp_ipc::codegen_support::DestroyOnDrop<crate::miner_capnp::template::Client>,
+    >,
 }
 
 impl TemplateClient {
     /// Wraps a handle to a peer's `Template`.
     pub fn from_remote(remote: ::mp_ipc::Remote<crate::miner_capnp::template::Client>) -> Self {
-        let guard = ::std::sync::Arc::new(mp_codegen_support::DestroyOnDrop::new(
+        let guard = ::std::sync::Arc::new(::mp_ipc::codegen_support::DestroyOnDrop::new(
             remote.clone(),
             |remote| {
                 remote.call(
@@ -900,7 +901,7 @@ impl TemplateClient {
             p.set_coinbase(coinbase.as_slice());
             Ok(::mp_ipc::send_request(SITE, req, |r| {
                 Ok(TemplateSubmitResults {
-                    reason: mp_codegen_support::text(SITE, "reason", r.get_reason())?,
+                    reason: ::mp_ipc::codegen_support::text(SITE, "reason", r.get_reason())?,
                     result: r.get_result(),
                 })
             }))
@@ -947,7 +948,7 @@ impl crate::miner_capnp::template::Server for TemplateServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "destroy");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let imp = self.imp.clone();
@@ -965,7 +966,7 @@ impl crate::miner_capnp::template::Server for TemplateServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "header");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let imp = self.imp.clone();
@@ -986,7 +987,7 @@ impl crate::miner_capnp::template::Server for TemplateServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "fees");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let imp = self.imp.clone();
@@ -1007,7 +1008,7 @@ impl crate::miner_capnp::template::Server for TemplateServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "submit");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let nonce = p.get_nonce();
@@ -1022,122 +1023,5 @@ impl crate::miner_capnp::template::Server for TemplateServer {
             r.set_result(value.result);
             Ok(())
         }
-    }
-}
-
-/// Helpers of the generated code above.
-#[allow(dead_code)]
-mod mp_codegen_support {
-    use ::mp_ipc::capnp;
-    use ::std::rc::Rc;
-    use ::std::sync::atomic::{AtomicBool, Ordering};
-
-    /// Calls an object's `destroy` when the last client handle goes
-    /// (libmultiprocess's ProxyClient does the same). Skipped on the event
-    /// loop (a sync call there cannot wait) and after a disconnect; an error
-    /// is ignored, never raised (libmultiprocess #273).
-    pub(super) struct DestroyOnDrop<C: Clone + 'static> {
-        remote: ::mp_ipc::Remote<C>,
-        destroy: fn(&::mp_ipc::Remote<C>) -> Result<(), ::mp_ipc::Error>,
-        done: AtomicBool,
-    }
-
-    impl<C: Clone + 'static> DestroyOnDrop<C> {
-        pub(super) fn new(
-            remote: ::mp_ipc::Remote<C>,
-            destroy: fn(&::mp_ipc::Remote<C>) -> Result<(), ::mp_ipc::Error>,
-        ) -> Self {
-            DestroyOnDrop {
-                remote,
-                destroy,
-                done: AtomicBool::new(false),
-            }
-        }
-
-        /// `destroy` was called explicitly: not again on drop.
-        pub(super) fn mark_destroyed(&self) {
-            self.done.store(true, Ordering::SeqCst);
-        }
-    }
-
-    impl<C: Clone + 'static> ::std::fmt::Debug for DestroyOnDrop<C> {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            f.debug_struct("DestroyOnDrop")
-                .field("destroyed", &self.done.load(Ordering::SeqCst))
-                .finish()
-        }
-    }
-
-    impl<C: Clone + 'static> Drop for DestroyOnDrop<C> {
-        fn drop(&mut self) {
-            if self.done.swap(true, Ordering::SeqCst) {
-                return;
-            }
-            let conn = self.remote.connection();
-            if conn.is_disconnected() || conn.event_loop().is_current() {
-                return;
-            }
-            let _ = (self.destroy)(&self.remote);
-        }
-    }
-
-    /// The loop-side connection, or a disconnect error once it is gone.
-    pub(super) fn upgrade(
-        conn: &::mp_ipc::WeakLoopConnection,
-    ) -> Result<Rc<::mp_ipc::LoopConnection>, capnp::Error> {
-        conn.upgrade()
-            .ok_or_else(|| capnp::Error::disconnected("connection closed".into()))
-    }
-
-    /// Wraps a received capability into a thread-safe handle.
-    pub(super) fn wrap<C: Clone + 'static>(
-        conn: &Rc<::mp_ipc::LoopConnection>,
-        cap: C,
-    ) -> Result<::mp_ipc::Remote<C>, capnp::Error> {
-        ::mp_ipc::Remote::new(conn, cap).map_err(|e| {
-            if e.is_disconnected() {
-                capnp::Error::disconnected(e.to_string())
-            } else {
-                capnp::Error::failed(e.to_string())
-            }
-        })
-    }
-
-    /// Reads a Text field; invalid UTF-8 is a bad request naming the field.
-    pub(super) fn text(
-        site: ::mp_ipc::CallSite,
-        field: &str,
-        t: capnp::Result<capnp::text::Reader<'_>>,
-    ) -> Result<String, capnp::Error> {
-        t?.to_string().map_err(|e| {
-            capnp::Error::failed(format!("bad request: {site}: `{field}` is not UTF-8: {e}"))
-        })
-    }
-
-    /// Reads a `List(Text)` field.
-    pub(super) fn text_list(
-        site: ::mp_ipc::CallSite,
-        field: &str,
-        list: capnp::Result<capnp::text_list::Reader<'_>>,
-    ) -> Result<Vec<String>, capnp::Error> {
-        list?.iter().map(|t| text(site, field, t)).collect()
-    }
-
-    /// Reads a `List(Data)` field.
-    pub(super) fn data_list(
-        list: capnp::Result<capnp::data_list::Reader<'_>>,
-    ) -> Result<Vec<Vec<u8>>, capnp::Error> {
-        list?.iter().map(|d| d.map(<[u8]>::to_vec)).collect()
-    }
-
-    /// A list length as capnp's `u32`.
-    pub(super) fn list_len(
-        site: ::mp_ipc::CallSite,
-        field: &str,
-        len: usize,
-    ) -> Result<u32, capnp::Error> {
-        u32::try_from(len).map_err(|_| {
-            capnp::Error::failed(format!("{site}: `{field}` has too many elements ({len})"))
-        })
     }
 }

@@ -27,13 +27,15 @@ pub trait Echo: Send + Sync + 'static {
 #[derive(Clone, Debug)]
 pub struct EchoClient {
     remote: ::mp_ipc::Remote<crate::remote_capnp::echo::Client>,
-    guard: ::std::sync::Arc<mp_codegen_support::DestroyOnDrop<crate::remote_capnp::echo::Client>>,
+    guard: ::std::sync::Arc<
+        ::mp_ipc::codegen_support::DestroyOnDrop<crate::remote_capnp::echo::Client>,
+    >,
 }
 
 impl EchoClient {
     /// Wraps a handle to a peer's `Echo`.
     pub fn from_remote(remote: ::mp_ipc::Remote<crate::remote_capnp::echo::Client>) -> Self {
-        let guard = ::std::sync::Arc::new(mp_codegen_support::DestroyOnDrop::new(
+        let guard = ::std::sync::Arc::new(::mp_ipc::codegen_support::DestroyOnDrop::new(
             remote.clone(),
             |remote| {
                 remote.call(
@@ -95,7 +97,7 @@ impl EchoClient {
             setup.context()?.fill(p.reborrow().init_context());
             p.set_text(text.as_str());
             Ok(::mp_ipc::send_request(SITE, req, |r| {
-                mp_codegen_support::text(SITE, "result", r.get_result())
+                ::mp_ipc::codegen_support::text(SITE, "result", r.get_result())
             }))
         }
     }
@@ -179,10 +181,10 @@ impl crate::remote_capnp::echo::Server for EchoServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Echo", "echo");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let text = mp_codegen_support::text(SITE, "text", p.get_text())?;
+            let text = ::mp_ipc::codegen_support::text(SITE, "text", p.get_text())?;
             let imp = self.imp.clone();
             let value = conn
                 .dispatch(SITE, ctx, move || imp.echo(text))
@@ -201,7 +203,7 @@ impl crate::remote_capnp::echo::Server for EchoServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Echo", "destroy");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let imp = self.imp.clone();
@@ -210,122 +212,5 @@ impl crate::remote_capnp::echo::Server for EchoServer {
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             Ok(())
         }
-    }
-}
-
-/// Helpers of the generated code above.
-#[allow(dead_code)]
-mod mp_codegen_support {
-    use ::mp_ipc::capnp;
-    use ::std::rc::Rc;
-    use ::std::sync::atomic::{AtomicBool, Ordering};
-
-    /// Calls an object's `destroy` when the last client handle goes
-    /// (libmultiprocess's ProxyClient does the same). Skipped on the event
-    /// loop (a sync call there cannot wait) and after a disconnect; an error
-    /// is ignored, never raised (libmultiprocess #273).
-    pub(super) struct DestroyOnDrop<C: Clone + 'static> {
-        remote: ::mp_ipc::Remote<C>,
-        destroy: fn(&::mp_ipc::Remote<C>) -> Result<(), ::mp_ipc::Error>,
-        done: AtomicBool,
-    }
-
-    impl<C: Clone + 'static> DestroyOnDrop<C> {
-        pub(super) fn new(
-            remote: ::mp_ipc::Remote<C>,
-            destroy: fn(&::mp_ipc::Remote<C>) -> Result<(), ::mp_ipc::Error>,
-        ) -> Self {
-            DestroyOnDrop {
-                remote,
-                destroy,
-                done: AtomicBool::new(false),
-            }
-        }
-
-        /// `destroy` was called explicitly: not again on drop.
-        pub(super) fn mark_destroyed(&self) {
-            self.done.store(true, Ordering::SeqCst);
-        }
-    }
-
-    impl<C: Clone + 'static> ::std::fmt::Debug for DestroyOnDrop<C> {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            f.debug_struct("DestroyOnDrop")
-                .field("destroyed", &self.done.load(Ordering::SeqCst))
-                .finish()
-        }
-    }
-
-    impl<C: Clone + 'static> Drop for DestroyOnDrop<C> {
-        fn drop(&mut self) {
-            if self.done.swap(true, Ordering::SeqCst) {
-                return;
-            }
-            let conn = self.remote.connection();
-            if conn.is_disconnected() || conn.event_loop().is_current() {
-                return;
-            }
-            let _ = (self.destroy)(&self.remote);
-        }
-    }
-
-    /// The loop-side connection, or a disconnect error once it is gone.
-    pub(super) fn upgrade(
-        conn: &::mp_ipc::WeakLoopConnection,
-    ) -> Result<Rc<::mp_ipc::LoopConnection>, capnp::Error> {
-        conn.upgrade()
-            .ok_or_else(|| capnp::Error::disconnected("connection closed".into()))
-    }
-
-    /// Wraps a received capability into a thread-safe handle.
-    pub(super) fn wrap<C: Clone + 'static>(
-        conn: &Rc<::mp_ipc::LoopConnection>,
-        cap: C,
-    ) -> Result<::mp_ipc::Remote<C>, capnp::Error> {
-        ::mp_ipc::Remote::new(conn, cap).map_err(|e| {
-            if e.is_disconnected() {
-                capnp::Error::disconnected(e.to_string())
-            } else {
-                capnp::Error::failed(e.to_string())
-            }
-        })
-    }
-
-    /// Reads a Text field; invalid UTF-8 is a bad request naming the field.
-    pub(super) fn text(
-        site: ::mp_ipc::CallSite,
-        field: &str,
-        t: capnp::Result<capnp::text::Reader<'_>>,
-    ) -> Result<String, capnp::Error> {
-        t?.to_string().map_err(|e| {
-            capnp::Error::failed(format!("bad request: {site}: `{field}` is not UTF-8: {e}"))
-        })
-    }
-
-    /// Reads a `List(Text)` field.
-    pub(super) fn text_list(
-        site: ::mp_ipc::CallSite,
-        field: &str,
-        list: capnp::Result<capnp::text_list::Reader<'_>>,
-    ) -> Result<Vec<String>, capnp::Error> {
-        list?.iter().map(|t| text(site, field, t)).collect()
-    }
-
-    /// Reads a `List(Data)` field.
-    pub(super) fn data_list(
-        list: capnp::Result<capnp::data_list::Reader<'_>>,
-    ) -> Result<Vec<Vec<u8>>, capnp::Error> {
-        list?.iter().map(|d| d.map(<[u8]>::to_vec)).collect()
-    }
-
-    /// A list length as capnp's `u32`.
-    pub(super) fn list_len(
-        site: ::mp_ipc::CallSite,
-        field: &str,
-        len: usize,
-    ) -> Result<u32, capnp::Error> {
-        u32::try_from(len).map_err(|_| {
-            capnp::Error::failed(format!("{site}: `{field}` has too many elements ({len})"))
-        })
     }
 }

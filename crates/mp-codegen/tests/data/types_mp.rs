@@ -54,12 +54,12 @@ impl Options {
         Ok(Options {
             use_mempool: r.get_use_mempool(),
             block_reserved_weight: r.get_reserved_weight(),
-            label: mp_codegen_support::text(site, "label", r.get_label())?,
+            label: ::mp_ipc::codegen_support::text(site, "label", r.get_label())?,
             ratio: r.get_ratio(),
             tip: BlockRef::mp_read(site, r.get_tip()?)?,
-            tags: mp_codegen_support::text_list(site, "tags", r.get_tags())?,
-            color: r.get_color().map_err(::mp_ipc::capnp::Error::from)?,
-            shade: r.get_shade().map_err(::mp_ipc::capnp::Error::from)?,
+            tags: ::mp_ipc::codegen_support::text_list(site, "tags", r.get_tags())?,
+            color: ::mp_ipc::codegen_support::enum_value(site, "color", r.get_color())?,
+            shade: ::mp_ipc::codegen_support::enum_value(site, "shade", r.get_shade())?,
         })
     }
 
@@ -457,7 +457,7 @@ impl TypesClient {
             p.set_data(data.as_slice());
             Ok(::mp_ipc::send_request(SITE, req, |r| {
                 Ok(TypesEchoTextResults {
-                    text: mp_codegen_support::text(SITE, "text", r.get_text())?,
+                    text: ::mp_ipc::codegen_support::text(SITE, "text", r.get_text())?,
                     data: r.get_data()?.to_vec(),
                 })
             }))
@@ -537,7 +537,7 @@ impl TypesClient {
                 .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
             {
                 let mut list = p.reborrow().init_blobs(
-                    mp_codegen_support::list_len(SITE, "blobs", blobs.len())
+                    ::mp_ipc::codegen_support::list_len(SITE, "blobs", blobs.len())
                         .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?,
                 );
                 for (i, d) in (0u32..).zip(blobs.iter()) {
@@ -550,8 +550,8 @@ impl TypesClient {
                 Ok(TypesEchoListsResults {
                     ints: r.get_ints()?.iter().collect::<Vec<_>>(),
                     flags: r.get_flags()?.iter().collect::<Vec<_>>(),
-                    texts: mp_codegen_support::text_list(SITE, "texts", r.get_texts())?,
-                    blobs: mp_codegen_support::data_list(r.get_blobs())?,
+                    texts: ::mp_ipc::codegen_support::text_list(SITE, "texts", r.get_texts())?,
+                    blobs: ::mp_ipc::codegen_support::data_list(r.get_blobs())?,
                     doubles: r.get_doubles()?.iter().collect::<Vec<_>>(),
                 })
             }))
@@ -597,7 +597,7 @@ impl TypesClient {
             p.set_parts(parts.as_slice())
                 .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
             Ok(::mp_ipc::send_request(SITE, req, |r| {
-                mp_codegen_support::text(SITE, "result", r.get_result())
+                ::mp_ipc::codegen_support::text(SITE, "result", r.get_result())
             }))
         }
     }
@@ -870,7 +870,7 @@ impl TypesClient {
             setup.context()?.fill(p.reborrow().init_context());
             p.set_color(color);
             Ok(::mp_ipc::send_request(SITE, req, |r| {
-                r.get_result().map_err(::mp_ipc::capnp::Error::from)
+                ::mp_ipc::codegen_support::enum_value(SITE, "result", r.get_result())
             }))
         }
     }
@@ -922,7 +922,7 @@ impl TypesClient {
             p.set_b(b);
             Ok(::mp_ipc::send_request(SITE, req, |r| {
                 Ok(TypesMixResults {
-                    color: r.get_color().map_err(::mp_ipc::capnp::Error::from)?,
+                    color: ::mp_ipc::codegen_support::enum_value(SITE, "color", r.get_color())?,
                     same: r.get_same(),
                 })
             }))
@@ -970,11 +970,9 @@ impl TypesClient {
             p.set_n(n);
             Ok(::mp_ipc::send_request(SITE, req, |r| {
                 if r.has_error() {
-                    return Err(::mp_ipc::capnp::Error::failed(mp_codegen_support::text(
-                        SITE,
-                        "error",
-                        r.get_error(),
-                    )?));
+                    return Err(::mp_ipc::capnp::Error::failed(
+                        ::mp_ipc::codegen_support::text(SITE, "error", r.get_error())?,
+                    ));
                 }
                 Ok(r.get_result())
             }))
@@ -1020,11 +1018,9 @@ impl TypesClient {
             p.set_ok(ok);
             Ok(::mp_ipc::send_request(SITE, req, |r| {
                 if r.has_error() {
-                    return Err(::mp_ipc::capnp::Error::failed(mp_codegen_support::text(
-                        SITE,
-                        "error",
-                        r.get_error(),
-                    )?));
+                    return Err(::mp_ipc::capnp::Error::failed(
+                        ::mp_ipc::codegen_support::text(SITE, "error", r.get_error())?,
+                    ));
                 }
                 Ok(())
             }))
@@ -1070,7 +1066,7 @@ impl crate::types_capnp::types::Server for TypesServer {
         mut results: crate::types_capnp::types::ConstructResults,
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         let result = (|| {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let theirs = params.get()?.get_thread_map()?;
             conn.set_peer_thread_map(theirs);
             results.get().set_thread_map(conn.thread_map_client());
@@ -1086,7 +1082,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "echoPrimitives");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let b = p.get_b();
@@ -1130,10 +1126,10 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "echoText");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let text = mp_codegen_support::text(SITE, "text", p.get_text())?;
+            let text = ::mp_ipc::codegen_support::text(SITE, "text", p.get_text())?;
             let data = p.get_data()?.to_vec();
             let imp = self.imp.clone();
             let value = conn
@@ -1154,13 +1150,13 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "echoLists");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let ints = p.get_ints()?.iter().collect::<Vec<_>>();
             let flags = p.get_flags()?.iter().collect::<Vec<_>>();
-            let texts = mp_codegen_support::text_list(SITE, "texts", p.get_texts())?;
-            let blobs = mp_codegen_support::data_list(p.get_blobs())?;
+            let texts = ::mp_ipc::codegen_support::text_list(SITE, "texts", p.get_texts())?;
+            let blobs = ::mp_ipc::codegen_support::data_list(p.get_blobs())?;
             let doubles = p.get_doubles()?.iter().collect::<Vec<_>>();
             let imp = self.imp.clone();
             let value = conn
@@ -1174,7 +1170,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             r.set_flags(value.flags.as_slice())?;
             r.set_texts(value.texts.as_slice())?;
             {
-                let mut list = r.reborrow().init_blobs(mp_codegen_support::list_len(
+                let mut list = r.reborrow().init_blobs(::mp_ipc::codegen_support::list_len(
                     SITE,
                     "blobs",
                     value.blobs.len(),
@@ -1195,9 +1191,9 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "concat");
         let result = (|| {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let parts = mp_codegen_support::text_list(SITE, "parts", p.get_parts())?;
+            let parts = ::mp_ipc::codegen_support::text_list(SITE, "parts", p.get_parts())?;
             let value = conn
                 .run_on_loop(SITE, || self.imp.concat(parts))?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
@@ -1215,7 +1211,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "ping");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let imp = self.imp.clone();
@@ -1233,7 +1229,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "type");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let match_ = p.get_match();
@@ -1255,7 +1251,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "configure");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let options = Options::mp_read(SITE, p.get_options()?)?;
@@ -1277,7 +1273,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "tipOf");
         let result = (|| {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let options = Options::mp_read(SITE, p.get_options()?)?;
             let value = conn
@@ -1298,7 +1294,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "findTip");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let height = p.get_height();
@@ -1323,10 +1319,10 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "paint");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let color = p.get_color().map_err(::mp_ipc::capnp::Error::from)?;
+            let color = ::mp_ipc::codegen_support::enum_value(SITE, "color", p.get_color())?;
             let imp = self.imp.clone();
             let value = conn
                 .dispatch(SITE, ctx, move || imp.paint(color))
@@ -1345,10 +1341,10 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "mix");
         let result = (|| {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let a = p.get_a().map_err(::mp_ipc::capnp::Error::from)?;
-            let b = p.get_b().map_err(::mp_ipc::capnp::Error::from)?;
+            let a = ::mp_ipc::codegen_support::enum_value(SITE, "a", p.get_a())?;
+            let b = ::mp_ipc::codegen_support::enum_value(SITE, "b", p.get_b())?;
             let value = conn
                 .run_on_loop(SITE, || self.imp.mix(a, b))?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
@@ -1367,7 +1363,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "check");
         async move {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let n = p.get_n();
@@ -1391,7 +1387,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "validate");
         let result = (|| {
-            let conn = mp_codegen_support::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ok = p.get_ok();
             let outcome = conn.run_on_loop(SITE, || self.imp.validate(ok))?;
@@ -1401,122 +1397,5 @@ impl crate::types_capnp::types::Server for TypesServer {
             Ok(())
         })();
         ::std::future::ready(result)
-    }
-}
-
-/// Helpers of the generated code above.
-#[allow(dead_code)]
-mod mp_codegen_support {
-    use ::mp_ipc::capnp;
-    use ::std::rc::Rc;
-    use ::std::sync::atomic::{AtomicBool, Ordering};
-
-    /// Calls an object's `destroy` when the last client handle goes
-    /// (libmultiprocess's ProxyClient does the same). Skipped on the event
-    /// loop (a sync call there cannot wait) and after a disconnect; an error
-    /// is ignored, never raised (libmultiprocess #273).
-    pub(super) struct DestroyOnDrop<C: Clone + 'static> {
-        remote: ::mp_ipc::Remote<C>,
-        destroy: fn(&::mp_ipc::Remote<C>) -> Result<(), ::mp_ipc::Error>,
-        done: AtomicBool,
-    }
-
-    impl<C: Clone + 'static> DestroyOnDrop<C> {
-        pub(super) fn new(
-            remote: ::mp_ipc::Remote<C>,
-            destroy: fn(&::mp_ipc::Remote<C>) -> Result<(), ::mp_ipc::Error>,
-        ) -> Self {
-            DestroyOnDrop {
-                remote,
-                destroy,
-                done: AtomicBool::new(false),
-            }
-        }
-
-        /// `destroy` was called explicitly: not again on drop.
-        pub(super) fn mark_destroyed(&self) {
-            self.done.store(true, Ordering::SeqCst);
-        }
-    }
-
-    impl<C: Clone + 'static> ::std::fmt::Debug for DestroyOnDrop<C> {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            f.debug_struct("DestroyOnDrop")
-                .field("destroyed", &self.done.load(Ordering::SeqCst))
-                .finish()
-        }
-    }
-
-    impl<C: Clone + 'static> Drop for DestroyOnDrop<C> {
-        fn drop(&mut self) {
-            if self.done.swap(true, Ordering::SeqCst) {
-                return;
-            }
-            let conn = self.remote.connection();
-            if conn.is_disconnected() || conn.event_loop().is_current() {
-                return;
-            }
-            let _ = (self.destroy)(&self.remote);
-        }
-    }
-
-    /// The loop-side connection, or a disconnect error once it is gone.
-    pub(super) fn upgrade(
-        conn: &::mp_ipc::WeakLoopConnection,
-    ) -> Result<Rc<::mp_ipc::LoopConnection>, capnp::Error> {
-        conn.upgrade()
-            .ok_or_else(|| capnp::Error::disconnected("connection closed".into()))
-    }
-
-    /// Wraps a received capability into a thread-safe handle.
-    pub(super) fn wrap<C: Clone + 'static>(
-        conn: &Rc<::mp_ipc::LoopConnection>,
-        cap: C,
-    ) -> Result<::mp_ipc::Remote<C>, capnp::Error> {
-        ::mp_ipc::Remote::new(conn, cap).map_err(|e| {
-            if e.is_disconnected() {
-                capnp::Error::disconnected(e.to_string())
-            } else {
-                capnp::Error::failed(e.to_string())
-            }
-        })
-    }
-
-    /// Reads a Text field; invalid UTF-8 is a bad request naming the field.
-    pub(super) fn text(
-        site: ::mp_ipc::CallSite,
-        field: &str,
-        t: capnp::Result<capnp::text::Reader<'_>>,
-    ) -> Result<String, capnp::Error> {
-        t?.to_string().map_err(|e| {
-            capnp::Error::failed(format!("bad request: {site}: `{field}` is not UTF-8: {e}"))
-        })
-    }
-
-    /// Reads a `List(Text)` field.
-    pub(super) fn text_list(
-        site: ::mp_ipc::CallSite,
-        field: &str,
-        list: capnp::Result<capnp::text_list::Reader<'_>>,
-    ) -> Result<Vec<String>, capnp::Error> {
-        list?.iter().map(|t| text(site, field, t)).collect()
-    }
-
-    /// Reads a `List(Data)` field.
-    pub(super) fn data_list(
-        list: capnp::Result<capnp::data_list::Reader<'_>>,
-    ) -> Result<Vec<Vec<u8>>, capnp::Error> {
-        list?.iter().map(|d| d.map(<[u8]>::to_vec)).collect()
-    }
-
-    /// A list length as capnp's `u32`.
-    pub(super) fn list_len(
-        site: ::mp_ipc::CallSite,
-        field: &str,
-        len: usize,
-    ) -> Result<u32, capnp::Error> {
-        u32::try_from(len).map_err(|_| {
-            capnp::Error::failed(format!("{site}: `{field}` has too many elements ({len})"))
-        })
     }
 }
