@@ -156,7 +156,7 @@ fn client_to_owned(ty: &Ty, v: &str) -> String {
 fn trait_result(iface: &Interface, m: &Method) -> String {
     match m.results.as_slice() {
         [] => "()".into(),
-        [one] if m.optional => format!("Option<{}>", served(&one.ty)),
+        [one] if m.optional || m.nullable => format!("Option<{}>", served(&one.ty)),
         [one] => served(&one.ty),
         _ => results_struct(iface, m),
     }
@@ -166,7 +166,7 @@ fn trait_result(iface: &Interface, m: &Method) -> String {
 fn client_result(iface: &Interface, m: &Method) -> String {
     match m.results.as_slice() {
         [] => "()".into(),
-        [one] if m.optional => format!("Option<{}>", owned(&one.ty)),
+        [one] if m.optional || m.nullable => format!("Option<{}>", owned(&one.ty)),
         [one] => owned(&one.ty),
         _ => results_struct(iface, m),
     }
@@ -326,6 +326,17 @@ fn emit_trait(out: &mut String, iface: &Interface) {
             .map(|p| format!(", {}: {}", p.ident, owned(&p.ty)))
             .collect();
         many_args(out, m);
+        if m.schema == "destroy" && m.params.is_empty() && m.results.is_empty() {
+            // Releasing the capability frees the object anyway; `destroy` is
+            // only a hook for implementations that want to act on it.
+            let _ = writeln!(
+                out,
+                "///\n/// Called when the client lets the object go; does nothing unless overridden.\n\
+                 fn {}(&self) -> Result<(), String> {{\nOk(())\n}}",
+                m.ident
+            );
+            continue;
+        }
         let _ = writeln!(
             out,
             "fn {}(&self{params}) -> Result<{}, String>;",
@@ -577,6 +588,16 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
     // whose capability is wrapped once the reply is in.
     let (body, wrap): (String, Option<(&str, bool)>) = match m.results.as_slice() {
         [] => ("Ok(())".into(), None),
+        [one] if m.nullable => match &one.ty {
+            Ty::Interface(r) => (
+                format!(
+                    "Ok(if r.has_{acc}() {{ Some(r.get_{acc}()?) }} else {{ None }})",
+                    acc = one.accessor
+                ),
+                Some((r.rust.as_str(), true)),
+            ),
+            _ => unreachable!("only interface results are made nullable"),
+        },
         [one] if m.optional => match &one.ty {
             Ty::Interface(r) => (
                 format!(
@@ -782,6 +803,9 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
         let single = m.results.len() == 1;
         if m.optional {
             writes.push_str("r.set_has_result(value.is_some());\nif let Some(value) = value {\n");
+        } else if m.nullable {
+            // None leaves the capability pointer null.
+            writes.push_str("if let Some(value) = value {\n");
         }
         for f in &m.results {
             let v = if single {
@@ -800,7 +824,7 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
                 "SITE",
             ));
         }
-        if m.optional {
+        if m.optional || m.nullable {
             writes.push_str("}\n");
         }
     }
@@ -839,4 +863,3 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
         );
     }
 }
-

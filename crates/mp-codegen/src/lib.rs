@@ -148,12 +148,16 @@ pub struct Options {
     pub capnp_modules: HashMap<String, String>,
     /// Run `rustfmt` over the output when it is installed.
     pub rustfmt: bool,
+    /// `(interface, method)` pairs whose single interface result the peer
+    /// may leave null; see [`Builder::nullable_result`].
+    pub nullable_results: Vec<(String, String)>,
 }
 
 /// Generates the Rust adapters for every requested file of a serialized
 /// `CodeGeneratorRequest` (what `capnp compile -o-` writes).
 pub fn generate(request: &[u8], options: &Options) -> Result<Vec<GeneratedFile>, Error> {
-    let files = model::read_request(request)?;
+    let mut files = model::read_request(request)?;
+    mark_nullable(&mut files, &options.nullable_results)?;
     let mut out = Vec::new();
     let mut unsupported = Vec::new();
     for file in &files {
@@ -180,6 +184,52 @@ pub fn generate(request: &[u8], options: &Options) -> Result<Vec<GeneratedFile>,
         Ok(out)
     } else {
         Err(Error::Unsupported(unsupported))
+    }
+}
+
+/// Applies [`Options::nullable_results`]; a pair that names no method, or a
+/// method whose result is not one interface, is an error naming it.
+fn mark_nullable(files: &mut [model::File], pairs: &[(String, String)]) -> Result<(), Error> {
+    let mut problems = Vec::new();
+    for (iface, method) in pairs {
+        let found = files.iter_mut().find_map(|f| {
+            let filename = f.filename.clone();
+            f.interfaces
+                .iter_mut()
+                .find(|i| &i.schema == iface)
+                .and_then(|i| i.methods.iter_mut().find(|m| &m.schema == method))
+                .map(|m| (filename, m))
+        });
+        let problem = match found {
+            None => Some((
+                "(requested files)".to_string(),
+                "no such method in the requested files".to_string(),
+            )),
+            Some((file, m)) => match m.results.as_slice() {
+                [one] if matches!(one.ty, model::Ty::Interface(_)) && !m.optional => {
+                    m.nullable = true;
+                    None
+                }
+                _ => Some((
+                    file,
+                    "a nullable result needs exactly one result, of an interface type".to_string(),
+                )),
+            },
+        };
+        if let Some((file, what)) = problem {
+            problems.push(Unsupported {
+                file,
+                interface: iface.clone(),
+                method: Some(method.clone()),
+                field: None,
+                reason: format!("`nullable_result`: {what}"),
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Unsupported(problems))
     }
 }
 
@@ -230,6 +280,7 @@ pub struct Builder {
     capture_request: Option<PathBuf>,
     capnp_code: bool,
     rustfmt: bool,
+    nullable_results: Vec<(String, String)>,
 }
 
 impl Default for Builder {
@@ -252,6 +303,7 @@ impl Builder {
             capture_request: None,
             capnp_code: true,
             rustfmt: true,
+            nullable_results: Vec::new(),
         }
     }
 
@@ -322,6 +374,20 @@ impl Builder {
         self
     }
 
+    /// Lets the peer leave `interface.method`'s single interface result null
+    /// (a C++ `nullptr`): it maps to `Option<FooClient>` for clients and
+    /// `Option<Arc<dyn Foo>>` for implementations. libmultiprocess peers may
+    /// return null for any interface result — Bitcoin Core's
+    /// `BlockTemplate.waitNext` does on timeout — while most never do, so
+    /// this is opt-in per method; without it a null result is an error
+    /// naming the method. Names are the schema's (`"BlockTemplate"`,
+    /// `"waitNext"`); one that matches nothing is a build error.
+    pub fn nullable_result(mut self, interface: &str, method: &str) -> Self {
+        self.nullable_results
+            .push((interface.to_string(), method.to_string()));
+        self
+    }
+
     /// The serialized `CodeGeneratorRequest` for the configured files.
     pub fn request(&self) -> Result<Vec<u8>, Error> {
         if let Some(path) = &self.request_file {
@@ -369,6 +435,7 @@ impl Builder {
             &Options {
                 capnp_modules: HashMap::new(),
                 rustfmt: self.rustfmt,
+                nullable_results: self.nullable_results.clone(),
             },
         )?;
         let mut written = Vec::new();

@@ -3,14 +3,14 @@
 //!
 //! ```text
 //! mp-codegen [-I DIR]... [--src-prefix DIR]... [--crate-provides CRATE=ID[,ID]]...
-//!            [--request FILE] [--capture-request FILE] [--no-capnp-code]
+//!            [--nullable-result INTERFACE.METHOD]... [--request FILE] [--capture-request FILE] [--no-capnp-code]
 //!            [--no-rustfmt] -o OUT_DIR SCHEMA.capnp...
 //! ```
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: mp-codegen [-I DIR]... [--src-prefix DIR]... \
-[--crate-provides CRATE=ID[,ID]]... [--request FILE] [--capture-request FILE] \
+[--crate-provides CRATE=ID[,ID]]... [--nullable-result INTERFACE.METHOD]... [--request FILE] [--capture-request FILE] \
 [--no-capnp-code] [--no-rustfmt] -o OUT_DIR SCHEMA.capnp...";
 
 fn parse_id(s: &str) -> Result<u64, String> {
@@ -42,6 +42,13 @@ fn run() -> Result<(), String> {
                     .map(parse_id)
                     .collect::<Result<Vec<_>, _>>()?;
                 builder = builder.crate_provides(krate, ids);
+            }
+            "--nullable-result" => {
+                let spec = value(&arg)?;
+                let (iface, method) = spec.split_once('.').ok_or(format!(
+                    "--nullable-result wants INTERFACE.METHOD, got `{spec}`"
+                ))?;
+                builder = builder.nullable_result(iface, method);
             }
             "--request" => {
                 builder = builder.request_file(value(&arg)?);

@@ -112,6 +112,10 @@ pub(crate) struct Method {
     /// The results were `result` + `hasResult :Bool`, now the single
     /// `result` mapped to `Option<T>`.
     pub optional: bool,
+    /// The single result is an interface the peer may leave null (a C++
+    /// `nullptr`, e.g. Bitcoin Core's `BlockTemplate.waitNext` on timeout),
+    /// mapped to `Option<T>`; set by [`crate::Builder::nullable_result`].
+    pub nullable: bool,
     /// A Text result marked `$Proxy.exception`: carries the server's error
     /// (the call itself succeeds), not part of the results.
     pub exception: Option<Field>,
@@ -393,6 +397,7 @@ fn read_method(
             doc,
             kind: MethodKind::Construct,
             optional: false,
+            nullable: false,
             exception: None,
         });
     }
@@ -485,6 +490,7 @@ fn read_method(
         doc,
         kind: MethodKind::Plain,
         optional,
+        nullable: false,
         exception,
     })
 }

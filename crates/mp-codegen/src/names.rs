@@ -110,7 +110,10 @@ mod tests {
     #[test]
     fn own_names_keep_acronyms_whole() {
         assert_eq!(rust_snake("addOnLoop"), "add_on_loop");
-        assert_eq!(rust_snake("getTransactionsByTxID"), "get_transactions_by_tx_id");
+        assert_eq!(
+            rust_snake("getTransactionsByTxID"),
+            "get_transactions_by_tx_id"
+        );
         assert_eq!(rust_snake("getHTTPServer"), "get_http_server");
         assert_eq!(rust_snake("makeMiningOld2"), "make_mining_old2");
         assert_eq!(rust_snake("blockV2Hash"), "block_v2_hash");

@@ -952,7 +952,11 @@ pub trait Counter: Send + Sync + 'static {
     /// `Counter.get`.
     fn get(&self) -> Result<i64, String>;
     /// `Counter.destroy`.
-    fn destroy(&self) -> Result<(), String>;
+    ///
+    /// Called when the client lets the object go; does nothing unless overridden.
+    fn destroy(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A `Counter` in the peer process: a thread-safe handle; clone it, send it,

@@ -677,7 +677,11 @@ impl crate::miner_capnp::miner::Server for MinerServer {
 /// mapped to the calling client thread; the others run on the event loop.
 pub trait Template: Send + Sync + 'static {
     /// `Template.destroy`.
-    fn destroy(&self) -> Result<(), String>;
+    ///
+    /// Called when the client lets the object go; does nothing unless overridden.
+    fn destroy(&self) -> Result<(), String> {
+        Ok(())
+    }
     /// `Template.header`.
     fn header(&self) -> Result<Vec<u8>, String>;
     /// `Template.fees`.

@@ -15,7 +15,11 @@ pub trait Echo: Send + Sync + 'static {
     /// Returns `text`.
     fn echo(&self, text: String) -> Result<String, String>;
     /// `Echo.destroy`.
-    fn destroy(&self) -> Result<(), String>;
+    ///
+    /// Called when the client lets the object go; does nothing unless overridden.
+    fn destroy(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A `Echo` in the peer process: a thread-safe handle; clone it, send it,
