@@ -25,6 +25,7 @@ use crate::coop::{CoopBuilder, CoopHandle, CoopId, CoopInner};
 use crate::disp::{Binder, OneThreadDispatcher};
 use crate::error::Error;
 use crate::mbox::Mbox;
+use crate::mchain::MchainRegistry;
 use crate::timer::{Target, TimerHandle, Timers};
 use std::time::Duration;
 
@@ -58,6 +59,8 @@ pub(crate) struct EnvInner {
     pub(crate) state: Mutex<EnvState>,
     cv: Condvar,
     default_disp: Mutex<Option<OneThreadDispatcher>>,
+    /// Chains made here; closed when the shutdown begins.
+    pub(crate) mchains: Mutex<MchainRegistry>,
 }
 
 impl EnvInner {
@@ -89,6 +92,9 @@ impl EnvInner {
             st.stopping = true;
             self.cv.notify_all();
         }
+        // Wake whoever is blocked on a chain (an agent among them) before
+        // cooperations are deregistered.
+        MchainRegistry::close_all(&self.mchains);
         let weak = Arc::downgrade(self);
         let _ = self.dereg_waiter.post(move || {
             if let Some(env) = weak.upgrade() {
@@ -221,6 +227,7 @@ where
             dereg: Mutex::new(Some(dereg)),
             cv: Condvar::new(),
             default_disp: Mutex::new(None),
+            mchains: Mutex::default(),
         }),
     };
     let outcome = catch_unwind(AssertUnwindSafe(|| init(&env)));

@@ -11,6 +11,7 @@
 //! | `core` | an agent's queue, state and subscriptions | 1, 3 |
 //! | `agent` | the [`Agent`] trait, [`Define`], [`Context`] | — |
 //! | `mbox` | [`Mbox`] (MPMC) and [`DirectMbox`] (MPSC) | 3 |
+//! | `mchain` | [`Mchain`]s (CSP channels): overflow reactions, close, [`receive`], [`select`] | 3, 6, 7 |
 //! | `timer` | delayed and periodic messages, the timer thread | 1, 3 |
 //! | `disp` | [`Binder`], [`OneThreadDispatcher`], [`ActiveObjDispatcher`], [`ActiveGroupDispatcher`] | 1 |
 //!
@@ -64,6 +65,7 @@ mod disp;
 mod env;
 mod error;
 mod mbox;
+mod mchain;
 mod timer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,6 +76,10 @@ pub use disp::{ActiveGroupDispatcher, ActiveObjDispatcher, Binder, OneThreadDisp
 pub use env::{launch, launch_with, Environment, Params, Report, StopGuard};
 pub use error::Error;
 pub use mbox::{DirectMbox, Mbox, MboxId};
+pub use mchain::{
+    case, from, from_all, receive, select, Case, CloseMode, Handlers, Mchain, MchainParams,
+    Overflow, ReceiveFrom, ReceiveResult, ReceiveStatus, SelectFrom, SendError, Sent,
+};
 pub use timer::{Target, TimerHandle};
 
 static NEXT_AGENT: AtomicU64 = AtomicU64::new(1);
