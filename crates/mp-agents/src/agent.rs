@@ -8,13 +8,13 @@
 //! deregistration thread (invariant 1: never on a worker).
 
 use std::any::TypeId;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::coop::{CoopHandle, DeregReason};
 use crate::core::{AgentCore, Payload};
 use crate::env::Environment;
 use crate::mbox::{DirectMbox, Mbox, MboxId};
+use crate::state::{Machine, StateView};
 use crate::{AgentId, CoopId};
 
 /// An agent: state plus handlers, run on the worker of its dispatcher.
@@ -56,12 +56,22 @@ pub enum PanicReaction {
     Inherit,
 }
 
-type Handler<A> = Box<dyn FnMut(&mut A, &Context<'_>, Payload) + Send>;
-
 /// What an agent can do while it runs: reach its environment, its own
-/// mbox, its cooperation.
+/// mbox, its cooperation, its states.
 pub struct Context<'a> {
     pub(crate) core: &'a Arc<AgentCore>,
+    pub(crate) states: StateView<'a>,
+}
+
+impl<'a> Context<'a> {
+    /// A context that knows nothing of the agent's states (the core's,
+    /// around the agent's box; the box makes its own for the agent).
+    pub(crate) fn new(core: &'a Arc<AgentCore>) -> Context<'a> {
+        Context {
+            core,
+            states: StateView::none(),
+        }
+    }
 }
 
 impl Context<'_> {
@@ -106,8 +116,8 @@ impl Context<'_> {
 
 /// Collects an agent's subscriptions during its `define` hook.
 pub struct Define<'a, A: Agent> {
-    core: &'a Arc<AgentCore>,
-    handlers: &'a mut HashMap<(MboxId, TypeId), Handler<A>>,
+    pub(crate) core: &'a Arc<AgentCore>,
+    pub(crate) machine: &'a mut Machine<A>,
     subscriptions: &'a mut Vec<(Mbox, TypeId)>,
     env: Environment,
 }
@@ -125,44 +135,40 @@ impl<A: Agent> Define<'_, A> {
         }
     }
 
-    /// Handles messages of type `M` sent to the agent's direct mbox.
-    /// A second subscription for the same type replaces the first.
+    /// Handles messages of type `M` sent to the agent's direct mbox, in
+    /// the default state. A second subscription for the same type (and
+    /// state) replaces the first.
     pub fn subscribe_self<M, F>(&mut self, handler: F) -> &mut Self
     where
         M: Send + 'static,
         F: FnMut(&mut A, &Context<'_>, M) + Send + 'static,
     {
-        self.insert(self.core.direct_id, handler);
+        self.machine.insert_handler(0, self.core.direct_id, handler);
         self
     }
 
-    /// Handles messages of type `M` sent to `mbox`.
-    /// A second subscription for the same mbox and type replaces the first.
+    /// Handles messages of type `M` sent to `mbox`, in the default state.
+    /// A second subscription for the same mbox and type (and state)
+    /// replaces the first.
     pub fn subscribe<M, F>(&mut self, mbox: &Mbox, handler: F) -> &mut Self
     where
         M: Clone + Send + 'static,
         F: FnMut(&mut A, &Context<'_>, M) + Send + 'static,
     {
-        if !self.insert(mbox.id(), handler) {
-            self.subscriptions.push((mbox.clone(), TypeId::of::<M>()));
-        }
+        self.machine.insert_handler(0, mbox.id(), handler);
+        self.add_subscription(mbox, TypeId::of::<M>());
         self
     }
 
-    /// Inserts a handler; true if it replaced one.
-    fn insert<M, F>(&mut self, mbox: MboxId, mut handler: F) -> bool
-    where
-        M: Send + 'static,
-        F: FnMut(&mut A, &Context<'_>, M) + Send + 'static,
-    {
-        let erased: Handler<A> = Box::new(move |agent, ctx, payload| {
-            if let Ok(msg) = payload.downcast::<M>() {
-                handler(agent, ctx, *msg);
-            }
-        });
-        self.handlers
-            .insert((mbox, TypeId::of::<M>()), erased)
-            .is_some()
+    /// Subscribes the agent to `ty` at `mbox` (once, whatever the states).
+    pub(crate) fn add_subscription(&mut self, mbox: &Mbox, ty: TypeId) {
+        let known = self
+            .subscriptions
+            .iter()
+            .any(|(m, t)| m.id() == mbox.id() && *t == ty);
+        if !known {
+            self.subscriptions.push((mbox.clone(), ty));
+        }
     }
 }
 
@@ -179,14 +185,14 @@ pub(crate) trait ErasedAgent: Send {
 /// An agent's state with its handlers.
 pub(crate) struct AgentSlot<A: Agent> {
     agent: A,
-    handlers: HashMap<(MboxId, TypeId), Handler<A>>,
+    machine: Machine<A>,
 }
 
 impl<A: Agent> AgentSlot<A> {
     pub(crate) fn new(agent: A) -> Self {
         AgentSlot {
             agent,
-            handlers: HashMap::new(),
+            machine: Machine::new(),
         }
     }
 }
@@ -194,22 +200,28 @@ impl<A: Agent> AgentSlot<A> {
 impl<A: Agent> ErasedAgent for AgentSlot<A> {
     fn define(&mut self, core: &Arc<AgentCore>, env: Environment) -> Vec<(Mbox, TypeId)> {
         let mut subscriptions = Vec::new();
+        self.machine.owned_by(core.id);
         let mut def = Define {
             core,
-            handlers: &mut self.handlers,
+            machine: &mut self.machine,
             subscriptions: &mut subscriptions,
             env,
         };
         self.agent.define(&mut def);
+        self.machine.defined();
         subscriptions
     }
 
     fn start(&mut self, ctx: &Context<'_>) {
-        self.agent.start(ctx);
+        self.machine.enter_initial(&mut self.agent, ctx.core);
+        self.machine
+            .run_hook(&mut self.agent, ctx.core, |a, ctx| a.start(ctx));
     }
 
     fn finish(&mut self, ctx: &Context<'_>) {
-        self.agent.finish(ctx);
+        self.machine.finish();
+        self.machine
+            .run_hook(&mut self.agent, ctx.core, |a, ctx| a.finish(ctx));
     }
 
     fn panic_reaction(&self) -> PanicReaction {
@@ -217,10 +229,7 @@ impl<A: Agent> ErasedAgent for AgentSlot<A> {
     }
 
     fn handle(&mut self, ctx: &Context<'_>, mbox: MboxId, ty: TypeId, payload: Payload) {
-        if let Some(handler) = self.handlers.get_mut(&(mbox, ty)) {
-            handler(&mut self.agent, ctx, payload);
-        }
-        // Otherwise nobody handles it: the payload is dropped here, by its
-        // receiver.
+        self.machine
+            .dispatch(&mut self.agent, ctx.core, mbox, ty, payload);
     }
 }

@@ -235,7 +235,7 @@ impl AgentCore {
         let Some(agent) = slot.as_mut() else {
             return;
         };
-        let ctx = Context { core: self };
+        let ctx = Context::new(self);
         let Err(p) = catch_unwind(AssertUnwindSafe(|| f(&mut **agent, &ctx))) else {
             return;
         };

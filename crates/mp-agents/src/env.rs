@@ -51,7 +51,7 @@ pub(crate) struct EnvInner {
     reaper: Reaper,
     /// The last level of panic reactions (never `Inherit`).
     pub(crate) panic_reaction: PanicReaction,
-    timers: Arc<Timers>,
+    pub(crate) timers: Arc<Timers>,
     /// Taken (and dropped, closing it) by `launch` at the very end.
     dereg: Mutex<Option<Worker>>,
     pub(crate) dereg_waiter: Waiter,
@@ -407,6 +407,13 @@ impl Environment {
             Some(period),
             Box::new(move || to.deliver(msg.clone())),
         )
+    }
+
+    /// Timers armed on the timer thread and not yet fired (delayed and
+    /// periodic messages, agents' state time limits); one being delivered
+    /// right now is not counted.
+    pub fn timer_count(&self) -> usize {
+        self.inner.timers.armed()
     }
 
     /// A new anonymous MPMC mbox.

@@ -10,6 +10,7 @@
 //! | `coop` | cooperations: registration, staged deregistration, final step | 1, 3 |
 //! | `core` | an agent's queue, state and subscriptions | 1, 3 |
 //! | `agent` | the [`Agent`] trait, [`Define`], [`Context`] | — |
+//! | `state` | agent [`State`]s: hierarchy, hooks, time limits, history, per-state dispatch | 1 |
 //! | `mbox` | [`Mbox`] (MPMC) and [`DirectMbox`] (MPSC) | 3 |
 //! | `mchain` | [`Mchain`]s (CSP channels): overflow reactions, close, [`receive`], [`select`] | 3, 6, 7 |
 //! | `timer` | delayed and periodic messages, the timer thread | 1, 3 |
@@ -66,6 +67,7 @@ mod env;
 mod error;
 mod mbox;
 mod mchain;
+mod state;
 mod timer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,6 +82,7 @@ pub use mchain::{
     case, from, from_all, receive, select, Case, CloseMode, Handlers, Mchain, MchainParams,
     Overflow, ReceiveFrom, ReceiveResult, ReceiveStatus, SelectFrom, SendError, Sent,
 };
+pub use state::{History, InState, State};
 pub use timer::{Target, TimerHandle};
 
 static NEXT_AGENT: AtomicU64 = AtomicU64::new(1);

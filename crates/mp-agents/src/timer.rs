@@ -154,6 +154,11 @@ impl Timers {
         }
     }
 
+    /// Timers armed and not yet fired (periodic ones until cancelled).
+    pub(crate) fn armed(&self) -> usize {
+        self.state.lock().entries.len()
+    }
+
     /// Stops the timer thread (it drops the timers still armed).
     pub(crate) fn close(&self) {
         self.state.lock().closed = true;

@@ -1,0 +1,743 @@
+//! Agent states: the [`State`] handles an agent defines, its hierarchy,
+//! the reactions subscribed per state, on-enter/exit hooks, time limits
+//! and history — and the dispatch of one message through them.
+//!
+//! Owns each agent's `Machine` (inside the agent's box, so it lives and dies
+//! with the agent: used on its worker, dropped in the final step on the
+//! deregistration thread — invariant 1). Hooks and handlers run on the
+//! agent's worker under the agent's own lock and nothing else.
+//!
+//! A change of state asked for from a handler or a hook
+//! ([`Context::change_state`]) is applied when it returns: the handler
+//! holds `&mut` agent, so a switch (which runs other hooks on that agent)
+//! cannot happen under its feet.
+//!
+//! Time limits use the environment's timer thread. The timer holds only a
+//! `Weak` of the agent's core and delivers a private message to it; the
+//! message is ignored unless the state it was armed for is still the one
+//! entered at the time (an epoch check), so a cancel racing the delivery
+//! is harmless. Leaving the state cancels the timer; so does the agent's
+//! finish (its cooperation's deregistration), after which a late delivery
+//! is refused by the agent's queue.
+
+use std::any::TypeId;
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::agent::{Agent, Context, Define};
+use crate::core::{AgentCore, Payload};
+use crate::mbox::{Mbox, MboxId};
+use crate::timer::TimerHandle;
+use crate::AgentId;
+
+/// Bound on chained switches (a hook asking for another switch, a
+/// `transfer_to_state` landing on another transfer): a loop is a bug,
+/// reported and cut rather than spinning the worker.
+const MAX_CHAIN: usize = 32;
+
+/// One of an agent's states, made in [`Agent::define`] by
+/// [`Define::state`] or [`Define::substate`]. A small `Copy` handle: keep
+/// it in the agent to switch to it later. It belongs to the agent that
+/// made it; using it with another agent panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct State {
+    agent: AgentId,
+    index: u32,
+}
+
+/// What a composite state remembers when it is left, to return there
+/// when it is entered again (instead of its initial substate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum History {
+    /// Nothing: always enter the initial substate.
+    #[default]
+    None,
+    /// The direct substate that was active; below it, that substate's own
+    /// initial substate (or history).
+    Shallow,
+    /// The innermost (leaf) state that was active.
+    Deep,
+}
+
+struct Node {
+    name: String,
+    parent: Option<u32>,
+    initial: Option<u32>,
+    has_children: bool,
+    history: History,
+    time_limit: Option<(Duration, u32)>,
+}
+
+/// The shape of an agent's states: fixed once `define` has run.
+pub(crate) struct StateTree {
+    agent: AgentId,
+    nodes: Vec<Node>,
+}
+
+impl StateTree {
+    fn new(agent: AgentId) -> StateTree {
+        StateTree {
+            agent,
+            nodes: vec![Node {
+                name: "<default>".into(),
+                parent: None,
+                initial: None,
+                has_children: false,
+                history: History::None,
+                time_limit: None,
+            }],
+        }
+    }
+
+    fn handle(&self, index: u32) -> State {
+        State {
+            agent: self.agent,
+            index,
+        }
+    }
+
+    fn index_of(&self, state: &State) -> u32 {
+        assert_eq!(
+            state.agent, self.agent,
+            "a State used with an agent other than the one that defined it"
+        );
+        state.index
+    }
+
+    fn node(&self, index: u32) -> &Node {
+        &self.nodes[index as usize]
+    }
+
+    /// `index` and its ancestors, outermost first.
+    fn path(&self, index: u32) -> Vec<u32> {
+        let mut path = vec![index];
+        let mut at = index;
+        while let Some(parent) = self.node(at).parent {
+            path.push(parent);
+            at = parent;
+        }
+        path.reverse();
+        path
+    }
+
+    /// True if `inner` is `outer` or one of its substates (at any depth).
+    fn within(&self, inner: u32, outer: u32) -> bool {
+        let mut at = Some(inner);
+        while let Some(s) = at {
+            if s == outer {
+                return true;
+            }
+            at = self.node(s).parent;
+        }
+        false
+    }
+
+    pub(crate) fn name(&self, state: &State) -> &str {
+        &self.node(self.index_of(state)).name
+    }
+
+    /// Checks what `define` built; a panic here fails the registration.
+    fn validate(&self) {
+        for node in &self.nodes {
+            assert!(
+                !node.has_children || node.initial.is_some(),
+                "state `{}` has substates but no initial substate",
+                node.name
+            );
+        }
+    }
+}
+
+/// The state part of a [`Context`]: the tree, the state the agent is in
+/// while this handler or hook runs, and the switch it asked for.
+pub(crate) struct StateView<'a> {
+    tree: Option<&'a StateTree>,
+    current: u32,
+    pending: Cell<Option<u32>>,
+}
+
+impl StateView<'_> {
+    /// For contexts made outside a machine (panic handling): the default
+    /// state, and no switch can be asked for.
+    pub(crate) fn none() -> StateView<'static> {
+        StateView {
+            tree: None,
+            current: 0,
+            pending: Cell::new(None),
+        }
+    }
+}
+
+impl Context<'_> {
+    /// Switches the agent to `state` (a composite one resolves to its
+    /// initial substate, or its history) once the running handler or hook
+    /// returns: on-exit hooks of the states left (innermost first), then
+    /// on-enter hooks of the states entered (outermost first). A later call
+    /// in the same handler replaces an earlier one. Switching to the state
+    /// the agent is already in does nothing. Calls from `finish` are
+    /// ignored.
+    pub fn change_state(&self, state: &State) {
+        if let Some(tree) = self.states.tree {
+            self.states.pending.set(Some(tree.index_of(state)));
+        }
+    }
+
+    /// The state the agent is in (its innermost active state). In an
+    /// on-enter or on-exit hook: the state being entered or left.
+    pub fn current_state(&self) -> State {
+        State {
+            agent: self.core.id,
+            index: self.states.current,
+        }
+    }
+
+    /// True if the agent is in `state` or in one of its substates.
+    pub fn is_in_state(&self, state: &State) -> bool {
+        match self.states.tree {
+            Some(tree) => tree.within(self.states.current, tree.index_of(state)),
+            None => state.agent == self.core.id && state.index == self.states.current,
+        }
+    }
+
+    /// The name `state` was given in `define`.
+    pub fn state_name(&self, state: &State) -> &str {
+        match self.states.tree {
+            Some(tree) => tree.name(state),
+            None => "<default>",
+        }
+    }
+}
+
+type Handler<A> = Box<dyn FnMut(&mut A, &Context<'_>, Payload) + Send>;
+type Hook<A> = Box<dyn FnMut(&mut A, &Context<'_>) + Send>;
+
+enum Reaction<A> {
+    Handle(Handler<A>),
+    Transfer(u32),
+    JustSwitch(u32),
+    Suppress,
+}
+
+/// A key of the reaction table: a handler is subscribed to one mbox; a
+/// transfer, a switch or a suppression applies to its message type from
+/// any mbox (`None`).
+type Key = (u32, Option<MboxId>, TypeId);
+
+/// The private message a time limit's timer delivers.
+struct TimeLimitFired {
+    state: u32,
+    epoch: u64,
+}
+
+/// An agent's states with everything subscribed in them, and where it is.
+pub(crate) struct Machine<A> {
+    tree: StateTree,
+    reactions: HashMap<Key, Reaction<A>>,
+    on_enter: HashMap<u32, Hook<A>>,
+    on_exit: HashMap<u32, Hook<A>>,
+    start_in: u32,
+    current: u32,
+    /// Shallow history: the direct substate last active, per state.
+    last_child: HashMap<u32, u32>,
+    /// Deep history: the leaf last active, per state.
+    last_leaf: HashMap<u32, u32>,
+    /// Armed time limits: state → (epoch, timer).
+    armed: HashMap<u32, (u64, TimerHandle)>,
+    epoch: u64,
+    finished: bool,
+}
+
+impl<A: Agent> Machine<A> {
+    pub(crate) fn new() -> Machine<A> {
+        Machine {
+            tree: StateTree::new(AgentId(0)),
+            reactions: HashMap::new(),
+            on_enter: HashMap::new(),
+            on_exit: HashMap::new(),
+            start_in: 0,
+            current: 0,
+            last_child: HashMap::new(),
+            last_leaf: HashMap::new(),
+            armed: HashMap::new(),
+            epoch: 0,
+            finished: false,
+        }
+    }
+
+    /// Before `define`: the agent the states will belong to.
+    pub(crate) fn owned_by(&mut self, agent: AgentId) {
+        self.tree.agent = agent;
+    }
+
+    /// After `define`: checks the tree (panics on a malformed one).
+    pub(crate) fn defined(&mut self) {
+        self.tree.validate();
+        self.current = self.resolve(self.start_in);
+    }
+
+    /// Inserts a handler for `M` from `mbox` in `state`; true if one was
+    /// there.
+    pub(crate) fn insert_handler<M, F>(&mut self, state: u32, mbox: MboxId, mut handler: F) -> bool
+    where
+        M: Send + 'static,
+        F: FnMut(&mut A, &Context<'_>, M) + Send + 'static,
+    {
+        let erased: Handler<A> = Box::new(move |agent, ctx, payload| {
+            if let Ok(msg) = payload.downcast::<M>() {
+                handler(agent, ctx, *msg);
+            }
+        });
+        self.reactions
+            .insert(
+                (state, Some(mbox), TypeId::of::<M>()),
+                Reaction::Handle(erased),
+            )
+            .is_some()
+    }
+
+    fn context<'a>(&'a self, core: &'a Arc<AgentCore>, current: u32) -> Context<'a> {
+        Context {
+            core,
+            states: StateView {
+                tree: Some(&self.tree),
+                current,
+                pending: Cell::new(None),
+            },
+        }
+    }
+
+    /// Runs `hook` (the agent's start or finish) with a state-aware
+    /// context, then the switch it asked for (not after finish).
+    pub(crate) fn run_hook(
+        &mut self,
+        agent: &mut A,
+        core: &Arc<AgentCore>,
+        hook: impl FnOnce(&mut A, &Context<'_>),
+    ) {
+        let ctx = self.context(core, self.current);
+        hook(agent, &ctx);
+        let pending = ctx.states.pending.take();
+        if let Some(target) = pending {
+            self.switch(agent, core, target);
+        }
+    }
+
+    /// Before `start`: enters the initial state (on-enter hooks from the
+    /// outermost, time limits armed).
+    pub(crate) fn enter_initial(&mut self, agent: &mut A, core: &Arc<AgentCore>) {
+        let leaf = self.current;
+        let path = self.tree.path(leaf);
+        let pending = self.enter(agent, core, &path);
+        if let Some(target) = pending {
+            self.switch(agent, core, target);
+        }
+    }
+
+    /// After `finish`: cancels every time limit; no switch happens later.
+    pub(crate) fn finish(&mut self) {
+        self.finished = true;
+        for (_, (_, timer)) in self.armed.drain() {
+            timer.cancel();
+        }
+    }
+
+    /// Dispatches one message in the current state.
+    pub(crate) fn dispatch(
+        &mut self,
+        agent: &mut A,
+        core: &Arc<AgentCore>,
+        mbox: MboxId,
+        ty: TypeId,
+        payload: Payload,
+    ) {
+        if ty == TypeId::of::<TimeLimitFired>() && mbox == core.direct_id {
+            if let Ok(fired) = payload.downcast::<TimeLimitFired>() {
+                self.time_limit_fired(agent, core, *fired);
+            }
+            return;
+        }
+        for _ in 0..MAX_CHAIN {
+            let Some(key) = self.find(mbox, ty) else {
+                return; // nobody handles it here: dropped by its receiver
+            };
+            match &self.reactions[&key] {
+                Reaction::Suppress => return,
+                Reaction::JustSwitch(target) => {
+                    let target = *target;
+                    self.switch(agent, core, target);
+                    return;
+                }
+                Reaction::Transfer(target) => {
+                    let target = *target;
+                    self.switch(agent, core, target);
+                    // And again, in the state it landed in.
+                }
+                Reaction::Handle(_) => {
+                    let Machine {
+                        tree,
+                        reactions,
+                        current,
+                        ..
+                    } = self;
+                    let Some(Reaction::Handle(handler)) = reactions.get_mut(&key) else {
+                        unreachable!("found above");
+                    };
+                    let ctx = Context {
+                        core,
+                        states: StateView {
+                            tree: Some(tree),
+                            current: *current,
+                            pending: Cell::new(None),
+                        },
+                    };
+                    handler(agent, &ctx, payload);
+                    let pending = ctx.states.pending.take();
+                    if let Some(target) = pending {
+                        self.switch(agent, core, target);
+                    }
+                    return;
+                }
+            }
+        }
+        tracing::error!(agent = ?core.id, "transfer_to_state loop; message dropped");
+    }
+
+    /// The reaction to `(mbox, ty)` in the current state or the nearest
+    /// ancestor that has one (exact mbox first at each level).
+    fn find(&self, mbox: MboxId, ty: TypeId) -> Option<Key> {
+        let mut at = Some(self.current);
+        while let Some(s) = at {
+            for key in [(s, Some(mbox), ty), (s, None, ty)] {
+                if self.reactions.contains_key(&key) {
+                    return Some(key);
+                }
+            }
+            at = self.tree.node(s).parent;
+        }
+        None
+    }
+
+    fn time_limit_fired(&mut self, agent: &mut A, core: &Arc<AgentCore>, fired: TimeLimitFired) {
+        let live =
+            matches!(self.armed.get(&fired.state), Some((epoch, _)) if *epoch == fired.epoch);
+        if !live {
+            return; // the state was left (and maybe entered again) meanwhile
+        }
+        self.armed.remove(&fired.state);
+        if let Some((_, target)) = self.tree.node(fired.state).time_limit {
+            self.switch(agent, core, target);
+        }
+    }
+
+    /// The leaf a switch to `target` lands in.
+    fn resolve(&self, target: u32) -> u32 {
+        let mut s = target;
+        loop {
+            let node = self.tree.node(s);
+            if !node.has_children {
+                return s;
+            }
+            s = match node.history {
+                History::Deep if self.last_leaf.contains_key(&s) => return self.last_leaf[&s],
+                History::Shallow if self.last_child.contains_key(&s) => self.last_child[&s],
+                _ => node
+                    .initial
+                    .expect("validated: a composite state has an initial one"),
+            };
+        }
+    }
+
+    /// Switches to `target`, then to whatever the hooks asked for.
+    fn switch(&mut self, agent: &mut A, core: &Arc<AgentCore>, target: u32) {
+        let mut next = Some(target);
+        for _ in 0..MAX_CHAIN {
+            let Some(target) = next.take() else {
+                return;
+            };
+            if self.finished {
+                return;
+            }
+            next = self.transition(agent, core, target);
+        }
+        tracing::error!(agent = ?core.id, "state switch loop in on_enter/on_exit hooks; stopped");
+    }
+
+    /// One switch: exits, then enters. Returns the switch a hook asked for.
+    fn transition(&mut self, agent: &mut A, core: &Arc<AgentCore>, target: u32) -> Option<u32> {
+        let old_leaf = self.current;
+        let new_leaf = self.resolve(target);
+        if new_leaf == old_leaf {
+            return None;
+        }
+        let old_path = self.tree.path(old_leaf);
+        let new_path = self.tree.path(new_leaf);
+        let common = old_path
+            .iter()
+            .zip(&new_path)
+            .take_while(|(a, b)| a == b)
+            .count();
+        let mut pending = None;
+        for (depth, &s) in old_path.iter().enumerate().skip(common).rev() {
+            match self.tree.node(s).history {
+                History::Shallow if depth + 1 < old_path.len() => {
+                    self.last_child.insert(s, old_path[depth + 1]);
+                }
+                History::Deep if s != old_leaf => {
+                    self.last_leaf.insert(s, old_leaf);
+                }
+                _ => {}
+            }
+            if let Some((_, timer)) = self.armed.remove(&s) {
+                timer.cancel();
+            }
+            if let Some(hook) = self.on_exit.get_mut(&s) {
+                let ctx = Context {
+                    core,
+                    states: StateView {
+                        tree: Some(&self.tree),
+                        current: s,
+                        pending: Cell::new(None),
+                    },
+                };
+                hook(agent, &ctx);
+                pending = ctx.states.pending.take().or(pending);
+            }
+        }
+        self.current = new_leaf;
+        self.enter(agent, core, &new_path[common..]).or(pending)
+    }
+
+    /// Enters `states` (outermost first): time limits armed, on-enter hooks.
+    fn enter(&mut self, agent: &mut A, core: &Arc<AgentCore>, states: &[u32]) -> Option<u32> {
+        let mut pending = None;
+        for &s in states {
+            if let Some((limit, _)) = self.tree.node(s).time_limit {
+                self.arm(core, s, limit);
+            }
+            if let Some(hook) = self.on_enter.get_mut(&s) {
+                let ctx = Context {
+                    core,
+                    states: StateView {
+                        tree: Some(&self.tree),
+                        current: s,
+                        pending: Cell::new(None),
+                    },
+                };
+                hook(agent, &ctx);
+                pending = ctx.states.pending.take().or(pending);
+            }
+        }
+        pending
+    }
+
+    fn arm(&mut self, core: &Arc<AgentCore>, state: u32, limit: Duration) {
+        let Some(env) = core.env.upgrade() else {
+            return;
+        };
+        self.epoch += 1;
+        let epoch = self.epoch;
+        let weak = Arc::downgrade(core);
+        let direct = core.direct_id;
+        let mut msg = Some(TimeLimitFired { state, epoch });
+        let timer = env.timers.add(
+            limit,
+            None,
+            Box::new(move || {
+                if let (Some(core), Some(msg)) = (weak.upgrade(), msg.take()) {
+                    core.push_message(direct, TypeId::of::<TimeLimitFired>(), Box::new(msg));
+                }
+            }),
+        );
+        // The environment is dropped here, never last: the agent runs.
+        drop(env);
+        if let Some((_, old)) = self.armed.insert(state, (epoch, timer)) {
+            old.cancel();
+        }
+    }
+}
+
+impl<A> Drop for Machine<A> {
+    fn drop(&mut self) {
+        // Normally done by `finish`; this covers an agent that never ran it.
+        for (_, (_, timer)) in self.armed.drain() {
+            timer.cancel();
+        }
+    }
+}
+
+/// Configures one state of an agent: made by [`Define::in_state`].
+/// Handlers subscribed here run when the agent is in this state or in one
+/// of its substates that does not react to the same message itself.
+pub struct InState<'d, 'a, A: Agent> {
+    def: &'d mut Define<'a, A>,
+    state: u32,
+}
+
+impl<'a, A: Agent> Define<'a, A> {
+    /// A new top-level state called `name`.
+    pub fn state(&mut self, name: &str) -> State {
+        self.new_state(name, None, false)
+    }
+
+    /// A new substate of `parent` called `name`. A state with substates
+    /// needs exactly one initial substate (see
+    /// [`initial_substate`](Self::initial_substate)); registration fails
+    /// otherwise.
+    pub fn substate(&mut self, parent: &State, name: &str) -> State {
+        let parent = self.machine.tree.index_of(parent);
+        self.new_state(name, Some(parent), false)
+    }
+
+    /// A new substate of `parent`, entered when the agent switches to
+    /// `parent` itself (and `parent` has no history to go back to).
+    pub fn initial_substate(&mut self, parent: &State, name: &str) -> State {
+        let parent = self.machine.tree.index_of(parent);
+        self.new_state(name, Some(parent), true)
+    }
+
+    /// The default state: the one subscriptions made without a state
+    /// ([`subscribe_self`](Self::subscribe_self), [`subscribe`](Self::subscribe))
+    /// belong to, and the one the agent starts in unless
+    /// [`start_in`](Self::start_in) says otherwise. It is a top-level state
+    /// like the others: its handlers do not apply in other states.
+    pub fn default_state(&self) -> State {
+        self.machine.tree.handle(0)
+    }
+
+    /// The agent starts in `state`: it is entered (on-enter hooks run, time
+    /// limits armed) on the agent's worker just before [`Agent::start`].
+    pub fn start_in(&mut self, state: &State) -> &mut Self {
+        self.machine.start_in = self.machine.tree.index_of(state);
+        self
+    }
+
+    /// Configures `state`: its handlers, hooks, time limit and history.
+    pub fn in_state<'d>(&'d mut self, state: &State) -> InState<'d, 'a, A> {
+        let state = self.machine.tree.index_of(state);
+        InState { def: self, state }
+    }
+
+    fn new_state(&mut self, name: &str, parent: Option<u32>, initial: bool) -> State {
+        let tree = &mut self.machine.tree;
+        let index = u32::try_from(tree.nodes.len()).expect("too many states");
+        if let Some(p) = parent {
+            let node = &mut tree.nodes[p as usize];
+            node.has_children = true;
+            if initial {
+                assert!(
+                    node.initial.is_none(),
+                    "state `{}` has two initial substates",
+                    node.name
+                );
+                node.initial = Some(index);
+            }
+        }
+        tree.nodes.push(Node {
+            name: name.to_string(),
+            parent,
+            initial: None,
+            has_children: false,
+            history: History::None,
+            time_limit: None,
+        });
+        tree.handle(index)
+    }
+}
+
+impl<A: Agent> InState<'_, '_, A> {
+    /// The state being configured.
+    pub fn state(&self) -> State {
+        self.def.machine.tree.handle(self.state)
+    }
+
+    /// Handles `M` sent to the agent's direct mbox while in this state.
+    pub fn subscribe_self<M, F>(&mut self, handler: F) -> &mut Self
+    where
+        M: Send + 'static,
+        F: FnMut(&mut A, &Context<'_>, M) + Send + 'static,
+    {
+        let direct = self.def.core.direct_id;
+        self.def.machine.insert_handler(self.state, direct, handler);
+        self
+    }
+
+    /// Handles `M` sent to the MPMC `mbox` while in this state.
+    pub fn subscribe<M, F>(&mut self, mbox: &Mbox, handler: F) -> &mut Self
+    where
+        M: Clone + Send + 'static,
+        F: FnMut(&mut A, &Context<'_>, M) + Send + 'static,
+    {
+        self.def
+            .machine
+            .insert_handler(self.state, mbox.id(), handler);
+        self.def.add_subscription(mbox, TypeId::of::<M>());
+        self
+    }
+
+    /// Runs `hook` whenever the agent enters this state (after leaving
+    /// another one; a switch between its own substates does not count).
+    pub fn on_enter<F>(&mut self, hook: F) -> &mut Self
+    where
+        F: FnMut(&mut A, &Context<'_>) + Send + 'static,
+    {
+        self.def.machine.on_enter.insert(self.state, Box::new(hook));
+        self
+    }
+
+    /// Runs `hook` whenever the agent leaves this state.
+    pub fn on_exit<F>(&mut self, hook: F) -> &mut Self
+    where
+        F: FnMut(&mut A, &Context<'_>) + Send + 'static,
+    {
+        self.def.machine.on_exit.insert(self.state, Box::new(hook));
+        self
+    }
+
+    /// After `limit` in this state (counted from entering it, including
+    /// time spent in its substates), the agent switches to `target`. The
+    /// timer is cancelled when the state is left and when the agent
+    /// finishes (its cooperation is deregistered).
+    pub fn time_limit(&mut self, limit: Duration, target: &State) -> &mut Self {
+        let target = self.def.machine.tree.index_of(target);
+        self.def.machine.tree.nodes[self.state as usize].time_limit = Some((limit, target));
+        self
+    }
+
+    /// What this (composite) state remembers when left.
+    pub fn history(&mut self, history: History) -> &mut Self {
+        self.def.machine.tree.nodes[self.state as usize].history = history;
+        self
+    }
+
+    /// When `M` (from any mbox) arrives in this state, the agent switches
+    /// to `target` and the message is handled there, as if it had arrived
+    /// in `target` (SObjectizer's `transfer_to_state`).
+    pub fn transfer_to_state<M: Send + 'static>(&mut self, target: &State) -> &mut Self {
+        let target = self.def.machine.tree.index_of(target);
+        self.special::<M>(Reaction::Transfer(target))
+    }
+
+    /// When `M` (from any mbox) arrives in this state, the agent switches
+    /// to `target`; the message itself is consumed by the switch
+    /// (SObjectizer's `just_switch_to`).
+    pub fn just_switch_to<M: Send + 'static>(&mut self, target: &State) -> &mut Self {
+        let target = self.def.machine.tree.index_of(target);
+        self.special::<M>(Reaction::JustSwitch(target))
+    }
+
+    /// Ignores `M` (from any mbox) in this state, even if an enclosing
+    /// state has a handler for it.
+    pub fn suppress<M: Send + 'static>(&mut self) -> &mut Self {
+        self.special::<M>(Reaction::Suppress)
+    }
+
+    fn special<M: 'static>(&mut self, reaction: Reaction<A>) -> &mut Self {
+        self.def
+            .machine
+            .reactions
+            .insert((self.state, None, TypeId::of::<M>()), reaction);
+        self
+    }
+}
