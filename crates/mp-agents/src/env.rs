@@ -307,7 +307,8 @@ impl Environment {
 
     /// Asks the environment to stop: once no [`StopGuard`] is left, every
     /// cooperation is deregistered (reason `Shutdown`) and `launch` returns
-    /// when all are gone. Idempotent; returns at once.
+    /// when all are gone. Its mchains are closed, retaining their contents,
+    /// when the shutdown begins. Idempotent; returns at once.
     pub fn stop(&self) {
         self.inner.state.lock().stop_requested = true;
         self.inner.maybe_begin_shutdown();

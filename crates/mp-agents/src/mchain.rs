@@ -140,7 +140,9 @@ impl MchainParams {
 
     /// A sender finding the chain full first waits up to `timeout` for
     /// room, then applies the overflow reaction. The timer thread (delayed
-    /// and periodic messages) never waits.
+    /// and periodic messages) never waits. A sender running on a
+    /// dispatcher's worker blocks that worker (and its other agents) while
+    /// it waits.
     pub fn wait_on_full(mut self, timeout: Duration) -> MchainParams {
         self.wait_on_full = Some(timeout);
         self
@@ -313,6 +315,8 @@ impl Mchain {
     /// Moves `msg` into the chain. On a full bounded chain the sender first
     /// waits for room if [`MchainParams::wait_on_full`] says so, then the
     /// overflow reaction applies. A closed chain refuses every message.
+    /// Never blocks unless the chain is bounded, full and has a wait on
+    /// full.
     pub fn send<M: Send + 'static>(&self, msg: M) -> Result<Sent, SendError<M>> {
         self.inner.send(msg, true)
     }

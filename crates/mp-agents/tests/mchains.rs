@@ -596,6 +596,73 @@ fn many_senders_lose_nothing() {
 }
 
 #[test]
+fn selects_and_senders_on_many_threads_lose_nothing() {
+    const CHAINS: usize = 4;
+    const EACH: u32 = 5_000;
+    in_env(|env| {
+        let chains: Vec<Mchain> = (0..CHAINS)
+            .map(|i| {
+                // Half bounded (senders wait for room), half unbounded.
+                let params = if i % 2 == 0 {
+                    MchainParams::bounded(8).wait_on_full(FOREVER)
+                } else {
+                    MchainParams::unbounded()
+                };
+                env.create_mchain(params)
+            })
+            .collect();
+        // Two sender threads per chain.
+        let senders: Vec<_> = (0..2 * CHAINS)
+            .map(|s| {
+                let tx = chains[s % CHAINS].clone();
+                thread::spawn(move || {
+                    for n in 0..EACH {
+                        assert_eq!(tx.send((s as u32, n)).unwrap(), Sent::Stored);
+                    }
+                })
+            })
+            .collect();
+        // Three selects over all chains, each with a short empty timeout
+        // in a loop, so waits begin and end while messages arrive.
+        let selectors: Vec<_> = (0..3)
+            .map(|_| {
+                let chains = chains.clone();
+                thread::spawn(move || {
+                    let got = std::cell::RefCell::new(Vec::new());
+                    loop {
+                        let r = select(
+                            from_all().empty_timeout(Duration::from_millis(1)),
+                            chains.iter().map(|ch| {
+                                case(
+                                    ch,
+                                    Handlers::new().on(|m: (u32, u32)| got.borrow_mut().push(m)),
+                                )
+                            }),
+                        );
+                        if r.is_closed() {
+                            return got.into_inner();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for s in senders {
+            s.join().unwrap();
+        }
+        for ch in &chains {
+            ch.close(CloseMode::RetainContent);
+        }
+        let mut all = HashSet::new();
+        for s in selectors {
+            for m in s.join().unwrap() {
+                assert!(all.insert(m), "no duplicate");
+            }
+        }
+        assert_eq!(all.len(), 2 * CHAINS * EACH as usize);
+    });
+}
+
+#[test]
 fn stopping_the_environment_closes_its_chains() {
     watchdog(LIMIT, || {
         let (tx, rx) = mpsc::channel();
