@@ -13,10 +13,14 @@
 //! - the finish hook runs once: `begin_finish` queues it behind every
 //!   accepted demand and refuses all later ones.
 //!
+//! - a message admitted under a limit carries its `Ticket` in the demand,
+//!   so the slot is given back however the demand ends (see `limits`).
+//!
 //! Lock order: `queue` before the worker's mailbox; `agent` is taken only by
 //! the worker running a demand and by the final step (after the finish ran).
 
 use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Weak};
@@ -28,6 +32,7 @@ use crate::agent::{Context, ErasedAgent, PanicReaction};
 use crate::coop::CoopInner;
 use crate::coop::DeregReason;
 use crate::env::EnvInner;
+use crate::limits::{Admit, Limit, Ticket};
 use crate::mbox::{Mbox, MboxId};
 use crate::{AgentId, CoopId};
 use mp_thread::panic_message;
@@ -42,6 +47,8 @@ pub(crate) enum Demand {
         mbox: MboxId,
         ty: TypeId,
         payload: Payload,
+        /// Its slot under the agent's limit for `ty`, if it has one.
+        ticket: Option<Ticket>,
     },
     Finish,
 }
@@ -54,6 +61,8 @@ struct Queue {
     bound: bool,
     accepting: bool,
     finishing: bool,
+    /// Message limits by type (set in `define`, taken by the final step).
+    limits: HashMap<TypeId, Limit>,
 }
 
 /// What `begin_finish` did.
@@ -106,20 +115,37 @@ impl AgentCore {
                 bound: false,
                 accepting: true,
                 finishing: false,
+                limits: HashMap::new(),
             }),
             agent: Mutex::new(Some(agent)),
             subscriptions: Mutex::default(),
         }
     }
 
-    /// Queues a message unless the agent has started finishing.
+    /// Queues a message unless the agent has started finishing; over the
+    /// agent's limit for its type, the limit's reaction takes it instead.
     pub(crate) fn push_message(self: &Arc<Self>, mbox: MboxId, ty: TypeId, payload: Payload) {
         let refused = {
             let mut q = self.queue.lock();
             if !q.accepting {
                 Some(payload)
             } else {
-                let demand = Demand::Message { mbox, ty, payload };
+                let ticket = match q.limits.get(&ty).map(Limit::admit) {
+                    None => None,
+                    Some(Admit::Counted(ticket)) => Some(ticket),
+                    Some(Admit::Overflow(reaction)) => {
+                        drop(q);
+                        // No lock held: the reaction may send on.
+                        reaction.overflow(self.id, payload);
+                        return;
+                    }
+                };
+                let demand = Demand::Message {
+                    mbox,
+                    ty,
+                    payload,
+                    ticket,
+                };
                 if q.bound {
                     self.post(&q, demand);
                 } else {
@@ -130,6 +156,12 @@ impl AgentCore {
         };
         // Dropped outside the lock, never having reached the agent.
         drop(refused);
+    }
+
+    /// Declares a limit (from `define`, before the agent is bound).
+    pub(crate) fn add_limit(&self, ty: TypeId, limit: Limit) {
+        let old = self.queue.lock().limits.insert(ty, limit);
+        drop(old);
     }
 
     /// Posts `demand` to the bound worker (called with the queue locked).
@@ -184,35 +216,63 @@ impl AgentCore {
 
     /// Takes everything the core owns that must die on the deregistration
     /// thread: the agent's state (with its handlers) and the worker handle.
-    /// The undelivered pending demands go too.
+    /// The undelivered pending demands go too, and the limits (whose
+    /// reactions may hold other agents' mboxes).
+    #[allow(clippy::type_complexity)]
     pub(crate) fn take_payload(
         &self,
-    ) -> (Option<Box<dyn ErasedAgent>>, Option<Worker>, Vec<Demand>) {
+    ) -> (
+        Option<Box<dyn ErasedAgent>>,
+        Option<Worker>,
+        Vec<Demand>,
+        HashMap<TypeId, Limit>,
+    ) {
         let agent = self.agent.lock().take();
-        let (worker, pending) = {
+        let (worker, pending, limits) = {
             let mut q = self.queue.lock();
-            (q.worker.take(), std::mem::take(&mut q.pending))
+            (
+                q.worker.take(),
+                std::mem::take(&mut q.pending),
+                std::mem::take(&mut q.limits),
+            )
         };
-        (agent, worker, pending)
+        (agent, worker, pending, limits)
     }
 
     /// Registration failed: refuse every later message and take the state
     /// and buffered messages out, for the caller to drop.
-    pub(crate) fn discard(&self) -> (Option<Box<dyn ErasedAgent>>, Vec<Demand>) {
-        let pending = {
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn discard(
+        &self,
+    ) -> (
+        Option<Box<dyn ErasedAgent>>,
+        Vec<Demand>,
+        HashMap<TypeId, Limit>,
+    ) {
+        let (pending, limits) = {
             let mut q = self.queue.lock();
             q.accepting = false;
             q.finishing = true;
-            std::mem::take(&mut q.pending)
+            (
+                std::mem::take(&mut q.pending),
+                std::mem::take(&mut q.limits),
+            )
         };
-        (self.agent.lock().take(), pending)
+        (self.agent.lock().take(), pending, limits)
     }
 
     /// Runs one demand on the agent's worker.
     fn run(self: Arc<Self>, demand: Demand) {
         match demand {
             Demand::Start => self.with_agent("start", |a, ctx| a.start(ctx)),
-            Demand::Message { mbox, ty, payload } => {
+            Demand::Message {
+                mbox,
+                ty,
+                payload,
+                ticket,
+            } => {
+                // Out of the queue: its slot is free for the next one.
+                drop(ticket);
                 self.with_agent("handler", move |a, ctx| a.handle(ctx, mbox, ty, payload))
             }
             Demand::Finish => {

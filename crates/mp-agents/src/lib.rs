@@ -11,6 +11,7 @@
 //! | `core` | an agent's queue, state and subscriptions | 1, 3 |
 //! | `agent` | the [`Agent`] trait, [`Define`], [`Context`] | — |
 //! | `state` | agent [`State`]s: hierarchy, hooks, time limits, history, per-state dispatch | 1 |
+//! | `limits` | message limits per agent and type, [`LimitOverflow`] reactions | 3 |
 //! | `mbox` | [`Mbox`] (MPMC) and [`DirectMbox`] (MPSC) | 3 |
 //! | `mchain` | [`Mchain`]s (CSP channels): overflow reactions, close, [`receive`], [`select`] | 3, 6, 7 |
 //! | `timer` | delayed and periodic messages, the timer thread | 1, 3 |
@@ -65,6 +66,7 @@ mod core;
 mod disp;
 mod env;
 mod error;
+mod limits;
 mod mbox;
 mod mchain;
 mod state;
@@ -77,6 +79,7 @@ pub use coop::{CoopBuilder, CoopHandle, CoopId, DeregNotificator, DeregReason};
 pub use disp::{ActiveGroupDispatcher, ActiveObjDispatcher, Binder, OneThreadDispatcher};
 pub use env::{launch, launch_with, Environment, Params, Report, StopGuard};
 pub use error::Error;
+pub use limits::LimitOverflow;
 pub use mbox::{DirectMbox, Mbox, MboxId};
 pub use mchain::{
     case, from, from_all, receive, select, Case, CloseMode, Handlers, Mchain, MchainParams,

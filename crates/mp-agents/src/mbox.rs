@@ -6,10 +6,14 @@
 //! sender keeps no copy. An MPMC mbox with several subscribers clones the
 //! message for all but the last, which gets the original moved.
 //!
-//! Lock order: an mbox's subscriber lock, then an agent's queue lock, then
-//! the worker's mailbox lock. Subscriptions are added during registration
-//! and removed in the cooperation's final step (on the deregistration
-//! thread).
+//! Lock order: an mbox's subscriber lock is held only to copy out (or
+//! replace) the list of subscribers to a type — an `Arc<[..]>`, copied on
+//! write — so a send runs with no mbox lock held and may send on (a limit's
+//! redirect, a filter) to any mbox, this one included. Then an agent's
+//! queue lock, then the worker's mailbox lock. Subscriptions are added
+//! during registration and removed in the cooperation's final step (on the
+//! deregistration thread); a send in flight may still deliver to a
+//! subscriber removed meanwhile, whose queue refuses it.
 
 use std::any::TypeId;
 use std::collections::HashMap;
@@ -20,6 +24,8 @@ use parking_lot::RwLock;
 
 use crate::core::AgentCore;
 use crate::AgentId;
+
+type Subscribers = Arc<Vec<Arc<AgentCore>>>;
 
 static NEXT_MBOX: AtomicU64 = AtomicU64::new(1);
 
@@ -43,7 +49,9 @@ pub struct Mbox {
 struct MboxInner {
     id: MboxId,
     name: Option<String>,
-    subscribers: RwLock<HashMap<TypeId, Vec<Arc<AgentCore>>>>,
+    /// Per type, a list that a send copies out (an `Arc`) and a change
+    /// copies only while a send holds it (`Arc::make_mut`).
+    subscribers: RwLock<HashMap<TypeId, Subscribers>>,
 }
 
 impl std::fmt::Debug for Mbox {
@@ -80,8 +88,13 @@ impl Mbox {
     /// moved to the last subscriber and cloned for the others; with no
     /// subscriber it is dropped here, never having been visible to anyone.
     pub fn send<M: Clone + Send + 'static>(&self, msg: M) {
-        let subscribers = self.inner.subscribers.read();
-        let Some(list) = subscribers.get(&TypeId::of::<M>()) else {
+        let list = self
+            .inner
+            .subscribers
+            .read()
+            .get(&TypeId::of::<M>())
+            .cloned();
+        let Some(list) = list else {
             return;
         };
         let Some((last, others)) = list.split_last() else {
@@ -95,16 +108,17 @@ impl Mbox {
 
     /// Number of (agent, message type) subscriptions currently here.
     pub fn subscriber_count(&self) -> usize {
-        self.inner.subscribers.read().values().map(Vec::len).sum()
+        self.inner
+            .subscribers
+            .read()
+            .values()
+            .map(|l| l.len())
+            .sum()
     }
 
     pub(crate) fn subscribe(&self, ty: TypeId, core: Arc<AgentCore>) {
-        self.inner
-            .subscribers
-            .write()
-            .entry(ty)
-            .or_default()
-            .push(core);
+        let mut subscribers = self.inner.subscribers.write();
+        Arc::make_mut(subscribers.entry(ty).or_default()).push(core);
     }
 
     /// Removes `agent`'s subscription to `ty`; the removed handle is
@@ -113,7 +127,7 @@ impl Mbox {
         let mut subscribers = self.inner.subscribers.write();
         let list = subscribers.get_mut(&ty)?;
         let at = list.iter().position(|c| c.id == agent)?;
-        let removed = list.remove(at);
+        let removed = Arc::make_mut(list).remove(at);
         if list.is_empty() {
             subscribers.remove(&ty);
         }
