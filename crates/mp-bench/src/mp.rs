@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
-use mp_calc::{CalcClient, CalcInitClient, Callback};
+use mp_calc::{CalcInitClient, CalculatorClient, Callback};
 use mp_ipc::process::ChildProcess;
 use mp_ipc::{Error, EventLoop};
 
@@ -13,7 +13,7 @@ use mp_ipc::{Error, EventLoop};
 pub struct MpCalc {
     // Field order is drop order: the handles close the connection, then the
     // child is killed and reaped, then the loop goes.
-    calc: CalcClient,
+    calc: CalculatorClient,
     init: CalcInitClient,
     child: ChildProcess,
     event_loop: EventLoop,
@@ -36,7 +36,7 @@ impl MpCalc {
     }
 
     /// The calculator.
-    pub fn calc(&self) -> &CalcClient {
+    pub fn calc(&self) -> &CalculatorClient {
         &self.calc
     }
 

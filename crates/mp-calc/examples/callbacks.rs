@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use mp_calc::{thread_name, CalcClient, Callback};
+use mp_calc::{thread_name, CalculatorClient, Callback};
 use mp_ipc::EventLoop;
 
-struct Countdown(CalcClient);
+struct Countdown(CalculatorClient);
 
 impl Callback for Countdown {
     fn step(&self, n: u32) -> Result<u32, String> {

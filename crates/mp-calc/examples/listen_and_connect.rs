@@ -5,16 +5,16 @@
 
 use std::sync::Arc;
 
-use mp_calc::{CalcInitServer, CalcService};
+use mp_calc::{CalcInitServer, CalcInitService};
 use mp_ipc::listener::{connect_path, ListenOptions, Listener};
 use mp_ipc::EventLoop;
 
 fn main() -> Result<(), mp_ipc::Error> {
     let path = std::env::temp_dir().join(format!("mp-example-{}.sock", std::process::id()));
     let server_loop = EventLoop::new("server-loop")?;
-    let service = Arc::new(CalcService);
+    let service = Arc::new(CalcInitService);
     let listener = Listener::bind(&server_loop, &path, ListenOptions::default(), move |conn| {
-        CalcInitServer::client(conn, service.clone())
+        CalcInitServer::bootstrap(conn, service.clone())
     })?;
     println!("listening on {} (mode 0600)", listener.path().display());
 
@@ -22,6 +22,9 @@ fn main() -> Result<(), mp_ipc::Error> {
     let init = mp_calc::connect(&client_loop, connect_path(&path)?)?;
     let calc = init.make_calculator()?;
     println!("2 + 40 = {}", calc.add(2, 40)?);
-    println!("served on server thread `{}`", calc.where_am_i()?.name);
+    println!(
+        "served on server thread `{}`",
+        calc.where_am_i()?.thread_name
+    );
     Ok(())
 }

@@ -1,5 +1,7 @@
-//! The calculator's behaviour, in plain Rust: what the server runs once the
-//! adapter has put each call on its thread.
+//! The calculator's behaviour, in plain Rust: implementations of the traits
+//! mp-codegen generated from `calc.capnp` (`calc_mp`). The generated
+//! server adapters put each call on the thread its `Context` names before
+//! these methods run.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -7,7 +9,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::client::CallbackClient;
+use crate::calc_mp::{CalcInit, Calculator, CalculatorWhereAmIResults, CallbackClient, Counter};
 
 /// A stable small number for the calling thread (std's `ThreadId` has no
 /// stable numeric form). Numbers are never reused within a process.
@@ -27,50 +29,68 @@ pub fn thread_name() -> String {
         .unwrap_or_else(|| format!("thread-{}", thread_number()))
 }
 
-/// Where a call ran.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ThreadInfo {
-    /// The server thread's name.
-    pub name: String,
-    /// Its [`thread_number`].
-    pub number: u64,
-}
+/// Where a call ran: `Calculator.whereAmI`'s results.
+pub type ThreadInfo = CalculatorWhereAmIResults;
 
-impl ThreadInfo {
+impl CalculatorWhereAmIResults {
     /// Describes the calling thread.
     pub fn here() -> ThreadInfo {
         ThreadInfo {
-            name: thread_name(),
-            number: thread_number(),
+            thread_name: thread_name(),
+            thread_number: thread_number(),
         }
     }
 }
 
-/// What a client offers for the server to call back.
-pub trait Callback: Send + Sync + 'static {
-    /// Called by `Calculator.countdown(n, ..)` on the thread waiting in that call.
-    fn step(&self, n: u32) -> Result<u32, String>;
+/// The bootstrap object a calculator process serves.
+#[derive(Debug, Default)]
+pub struct CalcInitService;
+
+impl CalcInit for CalcInitService {
+    fn make_calculator(&self) -> Result<Arc<dyn Calculator>, String> {
+        Ok(Arc::new(CalcService))
+    }
 }
 
 /// The server side's calculator.
 #[derive(Debug, Default)]
 pub struct CalcService;
 
-impl CalcService {
-    /// `a + b`, failing on overflow.
-    pub fn add(&self, a: i64, b: i64) -> Result<i64, String> {
+impl Calculator for CalcService {
+    fn add(&self, a: i64, b: i64) -> Result<i64, String> {
         a.checked_add(b)
             .ok_or_else(|| format!("{a} + {b} overflows a 64-bit integer"))
     }
 
-    /// Calls back into the client once and returns what it answered.
-    pub fn countdown(&self, n: u32, callback: &CallbackClient) -> Result<u32, String> {
+    fn add_on_loop(&self, a: i64, b: i64) -> Result<i64, String> {
+        self.add(a, b)
+    }
+
+    fn where_am_i(&self) -> Result<ThreadInfo, String> {
+        Ok(ThreadInfo::here())
+    }
+
+    fn countdown(&self, n: u32, callback: CallbackClient) -> Result<u32, String> {
+        // Runs on the server thread mapped to the caller, which serves the
+        // callbacks coming back the other way while it waits.
         callback.step(n).map_err(|e| e.to_string())
     }
 
-    /// Blocks the calling server thread.
-    pub fn sleep(&self, millis: u32) {
+    fn sleep(&self, millis: u32) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(u64::from(millis)));
+        Ok(())
+    }
+
+    fn fail(&self, message: String) -> Result<(), String> {
+        Err(message)
+    }
+
+    fn panic(&self, message: String) -> Result<(), String> {
+        panic!("{message}")
+    }
+
+    fn make_counter(&self, start: i64) -> Result<Arc<dyn Counter>, String> {
+        Ok(Arc::new(CounterService::new(start)))
     }
 }
 
@@ -83,15 +103,16 @@ pub struct CounterService {
 
 impl CounterService {
     /// A counter starting at `start`.
-    pub fn new(start: i64) -> Arc<CounterService> {
-        Arc::new(CounterService {
+    pub fn new(start: i64) -> CounterService {
+        CounterService {
             value: Mutex::new(start),
             destroyed: Mutex::new(false),
-        })
+        }
     }
+}
 
-    /// Adds `delta`, returning the new value.
-    pub fn add(&self, delta: i64) -> Result<i64, String> {
+impl Counter for CounterService {
+    fn add(&self, delta: i64) -> Result<i64, String> {
         if *self.destroyed.lock() {
             return Err("counter was destroyed".into());
         }
@@ -102,13 +123,13 @@ impl CounterService {
         Ok(*v)
     }
 
-    /// The current value.
-    pub fn get(&self) -> i64 {
-        *self.value.lock()
+    fn get(&self) -> Result<i64, String> {
+        Ok(*self.value.lock())
     }
 
     /// Marks the counter destroyed; later `add`s fail.
-    pub fn destroy(&self) {
+    fn destroy(&self) -> Result<(), String> {
         *self.destroyed.lock() = true;
+        Ok(())
     }
 }

@@ -7,19 +7,17 @@ use std::process::Command;
 use std::sync::Arc;
 
 use mp_ipc::process::{spawn_process, ChildProcess};
-use mp_ipc::{send_request, CallSite, Connection, Error, EventLoop, Remote, Side};
+use mp_ipc::{CallSite, Connection, Error, EventLoop, Side};
 
-use crate::calc_capnp::calc_init;
-use crate::client::CalcInitClient;
-use crate::server::CalcInitServer;
-use crate::service::CalcService;
+use crate::calc_mp::{CalcInitClient, CalcInitServer};
+use crate::service::CalcInitService;
 
 /// Serves a calculator on `stream` (the accepting or spawned side).
 pub fn serve(event_loop: &EventLoop, stream: UnixStream) -> Result<Connection, Error> {
-    let service = Arc::new(CalcService);
+    let service = Arc::new(CalcInitService);
     Connection::builder(event_loop)
         .name("calc-server")
-        .serve(move |conn| CalcInitServer::client(conn, service))
+        .serve(move |conn| CalcInitServer::bootstrap(conn, service.clone()))
         .open(stream, Side::Server)
 }
 
@@ -35,26 +33,10 @@ pub fn connect_named(
     stream: UnixStream,
     name: &str,
 ) -> Result<CalcInitClient, Error> {
-    const SITE: CallSite = CallSite::new("CalcInit", "construct");
     let connection = Connection::builder(event_loop)
         .name(name)
         .open(stream, Side::Client)?;
-    let remote = connection.call(SITE, |setup| {
-        let conn = setup.conn().clone();
-        let init: calc_init::Client = conn.peer_bootstrap().ok_or(Error::BadRequest {
-            site: SITE,
-            message: "the peer offers no bootstrap object".into(),
-        })?;
-        let mut req = init.construct_request();
-        req.get().set_thread_map(conn.thread_map_client());
-        let reply = send_request(SITE, req, |r| r.get_thread_map());
-        Ok(Box::pin(async move {
-            let theirs = reply.await?;
-            conn.set_peer_thread_map(theirs);
-            Remote::new(&conn, init)
-        }))
-    })?;
-    Ok(CalcInitClient { remote })
+    CalcInitClient::connect(&connection)
 }
 
 /// Spawns `program` (a binary that calls [`serve_inherited_fd`]) with

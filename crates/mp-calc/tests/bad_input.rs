@@ -114,7 +114,10 @@ fn well_behaved_client_works(server_loop: &EventLoop, client_loop: &EventLoop) {
     assert_eq!(calc.add(40, 2).expect("add"), 42);
     assert_eq!(calc.add_on_loop(-7, 10).expect("addOnLoop"), 3);
     let here = calc.where_am_i().expect("whereAmI");
-    assert_eq!(Some(here.name.as_str()), std::thread::current().name());
+    assert_eq!(
+        Some(here.thread_name.as_str()),
+        std::thread::current().name()
+    );
     match calc.fail("expected failure") {
         Err(Error::Remote { message, .. }) => {
             assert!(message.contains("expected failure"), "{message}")

@@ -88,4 +88,37 @@ fn checked_in_code_matches_the_schemas() {
         Some(("mp_ipc", 0xcc31_6e3f_71a0_40fb)),
         &root.join("crates/mp-calc/src/calc_capnp.rs"),
     );
+    check_mp_codegen(&root, &ipc_schema);
+}
+
+/// mp-codegen's `calc_mp.rs` from the schema as it is now. With `MP_REGEN`
+/// it also re-captures the request mp-codegen's golden test reads, so both
+/// stay in step with `calc.capnp`.
+fn check_mp_codegen(root: &Path, ipc_schema: &Path) {
+    let schema_dir = root.join("crates/mp-calc/schema");
+    let out = std::env::temp_dir().join(format!("mp-gen-{}-calc-mp", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    let request = root.join("crates/mp-codegen/tests/data/calc.request.bin");
+    let mut builder = mp_codegen::Builder::new()
+        .src_prefix(&schema_dir)
+        .import_path(ipc_schema)
+        .file(schema_dir.join("calc.capnp"))
+        .capnp_code(false)
+        .output_path(&out);
+    if std::env::var_os("MP_REGEN").is_some() {
+        builder = builder.capture_request(&request);
+    }
+    builder.run().expect("mp-codegen");
+    let fresh = std::fs::read_to_string(out.join("calc_mp.rs")).unwrap();
+    let _ = std::fs::remove_dir_all(&out);
+    let checked_in = root.join("crates/mp-calc/src/calc_mp.rs");
+    if std::env::var_os("MP_REGEN").is_some() {
+        std::fs::write(&checked_in, &fresh).unwrap();
+        return;
+    }
+    assert!(
+        fresh == std::fs::read_to_string(&checked_in).unwrap(),
+        "{} is out of date with calc.capnp: regenerate with `MP_REGEN=1 cargo test -p mp-calc --test generated_code`",
+        checked_in.display()
+    );
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::watchdog;
-use mp_calc::{CalcInitServer, CalcService};
+use mp_calc::{CalcInitServer, CalcInitService};
 use mp_ipc::{Connection, Error, EventLoop, Limits, Side};
 
 #[test]
@@ -17,13 +17,13 @@ fn calls_past_the_queue_limit_are_refused() {
         let server_loop = EventLoop::new("server-loop").unwrap();
         let client_loop = EventLoop::new("client-loop").unwrap();
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let service = Arc::new(CalcService);
+        let service = Arc::new(CalcInitService);
         let _server = Connection::builder(&server_loop)
             .limits(Limits {
                 max_queued_calls: 4,
                 ..Limits::default()
             })
-            .serve(move |conn| CalcInitServer::client(conn, service))
+            .serve(move |conn| CalcInitServer::bootstrap(conn, service.clone()))
             .open(a, Side::Server)
             .unwrap();
         let init = mp_calc::connect(&client_loop, b).unwrap();

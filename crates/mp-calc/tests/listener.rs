@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{eventually, watchdog};
-use mp_calc::CalcService;
+use mp_calc::CalcInitService;
 use mp_ipc::listener::{connect_path, ListenOptions, Listener};
 use mp_ipc::EventLoop;
 
@@ -19,9 +19,9 @@ fn socket_path(tag: &str) -> std::path::PathBuf {
 fn listen(event_loop: &EventLoop, tag: &str, options: ListenOptions) -> Listener {
     let path = socket_path(tag);
     let _ = std::fs::remove_file(&path);
-    let service = Arc::new(CalcService);
+    let service = Arc::new(CalcInitService);
     Listener::bind(event_loop, &path, options, move |conn| {
-        mp_calc::CalcInitServer::client(conn, service.clone())
+        mp_calc::CalcInitServer::bootstrap(conn, service.clone())
     })
     .unwrap()
 }
@@ -103,12 +103,12 @@ fn connection_cap_pauses_accepting() {
 fn binding_an_existing_path_is_a_clear_error() {
     let event_loop = EventLoop::new("server-loop").unwrap();
     let listener = listen(&event_loop, "twice", ListenOptions::default());
-    let service = Arc::new(CalcService);
+    let service = Arc::new(CalcInitService);
     let err = Listener::bind(
         &event_loop,
         listener.path(),
         ListenOptions::default(),
-        move |conn| mp_calc::CalcInitServer::client(conn, service.clone()),
+        move |conn| mp_calc::CalcInitServer::bootstrap(conn, service.clone()),
     )
     .unwrap_err();
     assert!(err.to_string().contains("listening on"), "{err}");

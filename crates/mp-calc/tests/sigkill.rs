@@ -13,7 +13,7 @@ use mp_ipc::{DisconnectPhase, Error, EventLoop};
 
 /// A callback that blocks its (client) thread inside a nested call, so the
 /// kill also lands while callbacks are on the stack.
-struct SleepInside(mp_calc::CalcClient);
+struct SleepInside(mp_calc::CalculatorClient);
 
 impl Callback for SleepInside {
     fn step(&self, _n: u32) -> Result<u32, String> {

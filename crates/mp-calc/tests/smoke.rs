@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{spawn_calc, watchdog};
-use mp_calc::{CalcClient, Callback};
+use mp_calc::{CalculatorClient, Callback};
 use mp_ipc::EventLoop;
 
 #[test]
@@ -18,7 +18,7 @@ fn add_and_loop_call() {
         assert_eq!(calc.add(2, 3).unwrap(), 5);
         assert_eq!(calc.add_on_loop(20, 22).unwrap(), 42);
         let here = calc.where_am_i().unwrap();
-        assert_eq!(here.name, std::thread::current().name().unwrap());
+        assert_eq!(here.thread_name, std::thread::current().name().unwrap());
         drop((calc, init));
         child
             .wait_timeout(Duration::from_secs(20))
@@ -28,7 +28,7 @@ fn add_and_loop_call() {
 }
 
 struct Nest {
-    calc: CalcClient,
+    calc: CalculatorClient,
     home: std::thread::ThreadId,
 }
 
@@ -94,7 +94,7 @@ fn a_panic_while_building_a_request_on_the_loop_fails_only_that_call() {
 /// Makes a blocking call from a thread-local destructor, when the thread's
 /// own locals (its mailbox among them) may already be gone.
 struct CallOnExit(
-    Option<CalcClient>,
+    Option<CalculatorClient>,
     std::sync::mpsc::Sender<Result<i64, String>>,
 );
 

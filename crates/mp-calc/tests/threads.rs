@@ -10,13 +10,13 @@ use parking_lot::Mutex;
 use std::time::Duration;
 
 use common::{spawn_calc, watchdog};
-use mp_calc::{thread_number, CalcClient, Callback};
+use mp_calc::{thread_number, CalculatorClient, Callback};
 use mp_ipc::EventLoop;
 
 /// Records the thread each step of a callback chain ran on and recurses
 /// into the server until `n` reaches 0.
 struct Chain {
-    calc: CalcClient,
+    calc: CalculatorClient,
     seen: Arc<Mutex<Vec<(u32, std::thread::ThreadId)>>>,
 }
 
@@ -59,10 +59,10 @@ fn eight_threads_each_get_their_own_server_thread() {
                             assert_eq!(calc.add(i, round).unwrap(), i + round);
                             let here = calc.where_am_i().unwrap();
                             assert_eq!(
-                                here.name, me,
+                                here.thread_name, me,
                                 "server thread is named after the client thread"
                             );
-                            numbers.insert(here.number);
+                            numbers.insert(here.thread_number);
                         }
                         assert_eq!(
                             numbers.len(),
@@ -111,8 +111,8 @@ fn a_thread_calling_two_connections_has_a_server_thread_on_each() {
             init2.make_calculator().unwrap(),
         );
         let me = std::thread::current().name().unwrap().to_string();
-        assert_eq!(a.where_am_i().unwrap().name, me);
-        assert_eq!(b.where_am_i().unwrap().name, me);
+        assert_eq!(a.where_am_i().unwrap().thread_name, me);
+        assert_eq!(b.where_am_i().unwrap().thread_name, me);
         assert_eq!(a.connection().mapped_threads().unwrap(), 1);
         assert_eq!(b.connection().mapped_threads().unwrap(), 1);
     });

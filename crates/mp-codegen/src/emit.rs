@@ -1,7 +1,8 @@
 //! Emitting Rust source for one schema file of the model: per interface a
 //! trait for implementations, a client with sync and async methods, and a
-//! server adapter implementing capnpc's `Server` trait — the pattern of
-//! mp-calc's hand-written adapter, for every method.
+//! server adapter implementing capnpc's `Server` trait — the pattern of the
+//! foundation's hand-written adapter (`tests/support/hand_calc`), for every
+//! method.
 //!
 //! The output is plain text; [`crate::format_code`] runs `rustfmt` over it.
 

@@ -1,10 +1,10 @@
 //! Round trips through the code generated for mp-calc's `calc.capnp`
-//! (the checked-in golden `tests/data/calc_mp.rs`, over mp-calc's capnpc
-//! types), in one process over a socketpair with two event loops: mapped
+//! (mp-calc's checked-in `calc_mp`, which the golden test holds to this
+//! generator's output), in one process over a socketpair with two event loops: mapped
 //! calls, loop calls, callbacks onto the waiting client thread (nested),
 //! a returned object with its own methods, failures and panics, async
-//! calls — and wire compatibility with mp-calc's hand-written adapter in
-//! both directions.
+//! calls — and wire compatibility with the foundation's hand-written adapter
+//! (`tests/support/hand_calc`) in both directions.
 
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -14,18 +14,14 @@ use std::time::Duration;
 
 use mp_ipc::{Connection, Error, EventLoop, Side};
 
-/// capnpc's types, where the generated code expects them (`crate::calc_capnp`).
+/// capnpc's types, where the hand-written adapter expects them.
 mod calc_capnp {
     pub use mp_calc::calc_capnp::*;
 }
 
-/// The generated adapters under test (not every generated item is used here).
-#[allow(dead_code)]
-mod calc_mp {
-    include!("data/calc_mp.rs");
-}
+mod support;
 
-use calc_mp::{
+use mp_calc::calc_mp::{
     CalcInit, CalcInitClient, CalcInitServer, Calculator, CalculatorClient,
     CalculatorWhereAmIResults, Callback, CallbackClient, Counter,
 };
@@ -304,13 +300,13 @@ fn calls_after_the_server_is_gone_fail_with_disconnect() {
     });
 }
 
-/// The generated client talks to mp-calc's hand-written server.
+/// The generated client talks to the hand-written server.
 #[test]
 fn generated_client_against_hand_written_server() {
     watchdog(Duration::from_secs(30), || {
         let (s, c) = loops();
         let (a, b) = UnixStream::pair().unwrap();
-        let _server = mp_calc::serve(&s, a).unwrap();
+        let _server = support::hand_calc::serve(&s, a).unwrap();
         let conn = Connection::builder(&c).open(b, Side::Client).unwrap();
         let init = CalcInitClient::connect(&conn).unwrap();
         let calc = init.make_calculator().unwrap();
@@ -327,7 +323,7 @@ fn generated_client_against_hand_written_server() {
     });
 }
 
-/// mp-calc's hand-written client talks to the generated server.
+/// The hand-written client talks to the generated server.
 #[test]
 fn hand_written_client_against_generated_server() {
     watchdog(Duration::from_secs(30), || {
@@ -337,7 +333,7 @@ fn hand_written_client_against_generated_server() {
             .serve(|conn| CalcInitServer::bootstrap(conn, Arc::new(Init(Arc::default()))))
             .open(a, Side::Server)
             .unwrap();
-        let init = mp_calc::connect(&c, b).unwrap();
+        let init = support::hand_calc::connect(&c, b).unwrap();
         let calc = init.make_calculator().unwrap();
         assert_eq!(calc.add(2, 3).unwrap(), 5);
         assert_eq!(calc.add_on_loop(2, 3).unwrap(), 5);

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use mp_calc::{thread_name, CalcClient, CalcInitClient, Callback};
+use mp_calc::{thread_name, CalcInitClient, CalculatorClient, Callback};
 use multiprocess::ipc::process::{spawn_process, ChildProcess};
 use multiprocess::{Error, EventLoop};
 
@@ -47,7 +47,7 @@ fn spawn_child(event_loop: &EventLoop) -> Result<(ChildProcess, CalcInitClient),
 
 /// Records each step of a nested callback chain: depth, and the thread it ran on.
 struct Trace {
-    calc: CalcClient,
+    calc: CalculatorClient,
     log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -63,7 +63,7 @@ impl Callback for Trace {
         let server = self.calc.where_am_i().map_err(|e| e.to_string())?;
         self.log.lock().unwrap().push(format!(
             "  nested call {n} ran on server thread `{}`",
-            server.name
+            server.thread_name
         ));
         let next = Arc::new(Trace {
             calc: self.calc.clone(),
@@ -108,8 +108,8 @@ fn tour() -> Result<(), Error> {
                     let log = Arc::new(Mutex::new(vec![format!(
                         "`{}` calls; its calls run on server thread `{}` (#{})",
                         thread_name(),
-                        here.name,
-                        here.number
+                        here.thread_name,
+                        here.thread_number
                     )]));
                     let depth = calc.countdown(
                         3,
@@ -192,7 +192,7 @@ fn tour() -> Result<(), Error> {
         "   pid {}: 40 + 2 = {} on server thread `{}`",
         child2.pid(),
         calc2.add(40, 2)?,
-        calc2.where_am_i()?.name
+        calc2.where_am_i()?.thread_name
     );
     drop((calc2, init2, child2));
     println!("\ndone.");

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mp_calc::{CalcClient, Callback};
+use mp_calc::{CalculatorClient, Callback};
 use mp_ipc::process::spawn_process;
 use mp_ipc::{Error, EventLoop};
 
@@ -87,7 +87,7 @@ struct Counters {
 }
 
 /// Recurses back into the server `n` more times from the callback.
-struct Nest(CalcClient);
+struct Nest(CalculatorClient);
 
 impl Callback for Nest {
     fn step(&self, n: u32) -> Result<u32, String> {
@@ -101,7 +101,7 @@ impl Callback for Nest {
     }
 }
 
-fn one_op(calc: &CalcClient, rng: &mut Rng) -> Result<(), Error> {
+fn one_op(calc: &CalculatorClient, rng: &mut Rng) -> Result<(), Error> {
     match rng.below(6) {
         0 => calc.add(1, 2).map(drop),
         1 => calc.add_on_loop(3, 4).map(drop),

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use mp_ipc::{CallSite, LoopConnection, Remote, ServerContext, WeakLoopConnection};
 
+use super::client::CallbackClient;
+use super::service::{CalcService, CounterService, ThreadInfo};
 use crate::calc_capnp::{calc_init, calculator, counter};
-use crate::client::CallbackClient;
-use crate::service::{CalcService, CounterService, ThreadInfo};
 
 fn text(
     site: CallSite,
@@ -34,7 +34,7 @@ impl CalcInitServer {
         conn: &Rc<LoopConnection>,
         service: Arc<CalcService>,
     ) -> capnp::capability::Client {
-        let init: calc_init::Client = capnp_rpc::new_client(CalcInitServer {
+        let init: calc_init::Client = mp_ipc::capnp_rpc::new_client(CalcInitServer {
             conn: Rc::downgrade(conn),
             service,
         });
@@ -71,7 +71,7 @@ impl calc_init::Server for CalcInitServer {
             let service = self.service.clone();
             // The constructor runs on the caller's thread, as libmultiprocess does.
             let service = conn.dispatch(SITE, ctx, move || service).await?;
-            let calc: calculator::Client = capnp_rpc::new_client(CalculatorServer {
+            let calc: calculator::Client = mp_ipc::capnp_rpc::new_client(CalculatorServer {
                 conn: Rc::downgrade(&conn),
                 service,
             });
@@ -238,7 +238,7 @@ impl calculator::Server for CalculatorServer {
             let service = conn
                 .dispatch(SITE, ctx, move || CounterService::new(start))
                 .await?;
-            let counter: counter::Client = capnp_rpc::new_client(CounterServer {
+            let counter: counter::Client = mp_ipc::capnp_rpc::new_client(CounterServer {
                 conn: Rc::downgrade(&conn),
                 service,
             });
