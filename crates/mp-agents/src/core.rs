@@ -32,6 +32,7 @@ use crate::agent::{Context, ErasedAgent, PanicReaction};
 use crate::coop::CoopInner;
 use crate::coop::DeregReason;
 use crate::env::EnvInner;
+use crate::filter::Filter;
 use crate::limits::{Admit, Limit, Ticket};
 use crate::mbox::{Mbox, MboxId};
 use crate::{AgentId, CoopId};
@@ -89,6 +90,8 @@ pub(crate) struct AgentCore {
     queue: Mutex<Queue>,
     pub(crate) agent: Mutex<Option<Box<dyn ErasedAgent>>>,
     pub(crate) subscriptions: Mutex<Vec<(Mbox, TypeId)>>,
+    /// Delivery filters by (MPMC mbox, type), from `define`.
+    pub(crate) filters: Mutex<HashMap<(MboxId, TypeId), Filter>>,
 }
 
 impl AgentCore {
@@ -119,6 +122,7 @@ impl AgentCore {
             }),
             agent: Mutex::new(Some(agent)),
             subscriptions: Mutex::default(),
+            filters: Mutex::default(),
         }
     }
 
@@ -217,7 +221,8 @@ impl AgentCore {
     /// Takes everything the core owns that must die on the deregistration
     /// thread: the agent's state (with its handlers) and the worker handle.
     /// The undelivered pending demands go too, and the limits (whose
-    /// reactions may hold other agents' mboxes).
+    /// reactions may hold other agents' mboxes); the delivery filters are
+    /// dropped here too.
     #[allow(clippy::type_complexity)]
     pub(crate) fn take_payload(
         &self,
@@ -228,6 +233,8 @@ impl AgentCore {
         HashMap<TypeId, Limit>,
     ) {
         let agent = self.agent.lock().take();
+        let filters = std::mem::take(&mut *self.filters.lock());
+        drop(filters);
         let (worker, pending, limits) = {
             let mut q = self.queue.lock();
             (
@@ -258,6 +265,8 @@ impl AgentCore {
                 std::mem::take(&mut q.limits),
             )
         };
+        let filters = std::mem::take(&mut *self.filters.lock());
+        drop(filters);
         (self.agent.lock().take(), pending, limits)
     }
 

@@ -11,6 +11,7 @@
 //! | `core` | an agent's queue, state and subscriptions | 1, 3 |
 //! | `agent` | the [`Agent`] trait, [`Define`], [`Context`] | — |
 //! | `state` | agent [`State`]s: hierarchy, hooks, time limits, history, per-state dispatch | 1 |
+//! | `filter` | delivery filters on MPMC subscriptions ([`Define::set_delivery_filter`]) | 1 |
 //! | `limits` | message limits per agent and type, [`LimitOverflow`] reactions | 3 |
 //! | `mbox` | [`Mbox`] (MPMC) and [`DirectMbox`] (MPSC) | 3 |
 //! | `mchain` | [`Mchain`]s (CSP channels): overflow reactions, close, [`receive`], [`select`] | 3, 6, 7 |
@@ -66,6 +67,7 @@ mod core;
 mod disp;
 mod env;
 mod error;
+mod filter;
 mod limits;
 mod mbox;
 mod mchain;

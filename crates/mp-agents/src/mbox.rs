@@ -15,7 +15,7 @@
 //! deregistration thread); a send in flight may still deliver to a
 //! subscriber removed meanwhile, whose queue refuses it.
 
-use std::any::TypeId;
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,9 +23,17 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::core::AgentCore;
+use crate::filter::Filter;
 use crate::AgentId;
 
-type Subscribers = Arc<Vec<Arc<AgentCore>>>;
+type Subscribers = Arc<Vec<Subscriber>>;
+
+/// One agent's subscription to one type here, with its delivery filter.
+#[derive(Clone)]
+pub(crate) struct Subscriber {
+    core: Arc<AgentCore>,
+    filter: Option<Filter>,
+}
 
 static NEXT_MBOX: AtomicU64 = AtomicU64::new(1);
 
@@ -84,9 +92,10 @@ impl Mbox {
         self.inner.name.as_deref()
     }
 
-    /// Sends `msg` to every agent subscribed to `M` here. The message is
-    /// moved to the last subscriber and cloned for the others; with no
-    /// subscriber it is dropped here, never having been visible to anyone.
+    /// Sends `msg` to every agent subscribed to `M` here whose delivery
+    /// filter (if it set one) lets it through. The message is moved to the
+    /// last such subscriber and cloned for the others; with none it is
+    /// dropped here, never having been visible to anyone.
     pub fn send<M: Clone + Send + 'static>(&self, msg: M) {
         let list = self
             .inner
@@ -97,13 +106,25 @@ impl Mbox {
         let Some(list) = list else {
             return;
         };
-        let Some((last, others)) = list.split_last() else {
-            return;
-        };
-        for core in others {
-            core.push_message(self.inner.id, TypeId::of::<M>(), Box::new(msg.clone()));
+        let ty = TypeId::of::<M>();
+        // Each taker gets a clone once the next taker is known; the last
+        // one gets the original.
+        let mut taker: Option<&Subscriber> = None;
+        for sub in list.iter() {
+            let wanted = match &sub.filter {
+                Some(filter) => filter(&msg as &dyn Any),
+                None => true,
+            };
+            if wanted {
+                if let Some(prev) = taker.replace(sub) {
+                    prev.core
+                        .push_message(self.inner.id, ty, Box::new(msg.clone()));
+                }
+            }
         }
-        last.push_message(self.inner.id, TypeId::of::<M>(), Box::new(msg));
+        if let Some(last) = taker {
+            last.core.push_message(self.inner.id, ty, Box::new(msg));
+        }
     }
 
     /// Number of (agent, message type) subscriptions currently here.
@@ -118,15 +139,16 @@ impl Mbox {
 
     pub(crate) fn subscribe(&self, ty: TypeId, core: Arc<AgentCore>) {
         let mut subscribers = self.inner.subscribers.write();
-        Arc::make_mut(subscribers.entry(ty).or_default()).push(core);
+        let filter = core.filters.lock().get(&(self.inner.id, ty)).cloned();
+        Arc::make_mut(subscribers.entry(ty).or_default()).push(Subscriber { core, filter });
     }
 
-    /// Removes `agent`'s subscription to `ty`; the removed handle is
-    /// returned so the caller drops it outside the lock.
-    pub(crate) fn unsubscribe(&self, ty: TypeId, agent: AgentId) -> Option<Arc<AgentCore>> {
+    /// Removes `agent`'s subscription to `ty`; the removed one (handle and
+    /// filter) is returned so the caller drops it outside the lock.
+    pub(crate) fn unsubscribe(&self, ty: TypeId, agent: AgentId) -> Option<Subscriber> {
         let mut subscribers = self.inner.subscribers.write();
         let list = subscribers.get_mut(&ty)?;
-        let at = list.iter().position(|c| c.id == agent)?;
+        let at = list.iter().position(|s| s.core.id == agent)?;
         let removed = Arc::make_mut(list).remove(at);
         if list.is_empty() {
             subscribers.remove(&ty);
