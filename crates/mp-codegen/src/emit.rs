@@ -196,6 +196,16 @@ fn set_stmt(
              for (i, d) in (0u32..).zip({v}.iter()) {{\nlist.set(i, d.as_slice());\n}}\n}}\n",
             f = lit(schema)
         ),
+        Ty::List(e) if matches!(**e, Ty::Struct(_)) => format!(
+            "{{\nlet mut list = {b}.reborrow().init_{acc}({SUPPORT}::list_len({site}, {f}, {v}.len()){err}?);\n\
+             for (i, item) in (0u32..).zip({v}.iter()) {{\nitem.mp_write({site}, list.reborrow().get(i)){err}?;\n}}\n}}\n",
+            f = lit(schema)
+        ),
+        Ty::List(e) if matches!(**e, Ty::Enum { .. }) => format!(
+            "{{\nlet mut list = {b}.reborrow().init_{acc}({SUPPORT}::list_len({site}, {f}, {v}.len()){err}?);\n\
+             for (i, item) in (0u32..).zip({v}.iter()) {{\nlist.set(i, *item);\n}}\n}}\n",
+            f = lit(schema)
+        ),
         Ty::List(_) => format!("{b}.set_{acc}({v}.as_slice()){err}?;\n"),
         Ty::Interface(r) => format!("{b}.set_{acc}({}Server::client({conn}, {v}));\n", r.rust),
     }
@@ -214,6 +224,12 @@ fn read_expr(r: &str, acc: &str, schema: &str, ty: &Ty, site: &str) -> String {
         Ty::List(e) => match **e {
             Ty::Text => format!("{SUPPORT}::text_list({site}, {f}, {r}.get_{acc}())?"),
             Ty::Data => format!("{SUPPORT}::data_list({r}.get_{acc}())?"),
+            Ty::Struct(ref path) => format!(
+                "{r}.get_{acc}()?.iter().map(|x| {path}::mp_read({site}, x)).collect::<Result<Vec<_>, _>>()?"
+            ),
+            Ty::Enum { .. } => format!(
+                "{r}.get_{acc}()?.iter().map(|x| {SUPPORT}::enum_value({site}, {f}, x)).collect::<Result<Vec<_>, _>>()?"
+            ),
             _ => format!("{r}.get_{acc}()?.iter().collect::<Vec<_>>()"),
         },
         Ty::Interface(i) => format!(

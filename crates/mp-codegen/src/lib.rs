@@ -20,7 +20,9 @@
 //!
 //! Type mapping of this step: `Bool`, integers, floats; top-level enums ↔
 //! capnpc's Rust enums; `Text` ↔ `String`
-//! (`&str` into clients); `Data` ↔ `Vec<u8>`; `List` of those ↔ `Vec<T>`;
+//! (`&str` into clients); `Data` ↔ `Vec<u8>`; `List` of those, of structs
+//! and of enums ↔ `Vec<T>`; `$Proxy.count(0)` parameters and `$Proxy.skip`
+//! struct fields are implicit (left out of the Rust API);
 //! interfaces as parameters (`Arc<dyn Foo>` into a client, `FooClient` into
 //! an implementation) and results (the reverse); one result
 //! is returned as is, several as a generated `FooMethodResults` struct,

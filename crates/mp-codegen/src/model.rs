@@ -406,8 +406,7 @@ fn read_method(
     let mut mapped_params = Vec::new();
     for f in &params {
         let fname = text(f.get_name()).map_err(fail)?;
-        if let Some(reason) = unsupported_annotation(*f) {
-            problems.push((Some(fname.clone()), reason));
+        if is_implicit(*f) {
             continue;
         }
         if field_type_struct(*f) == Some(CONTEXT_ID) {
@@ -441,8 +440,7 @@ fn read_method(
             }
             continue;
         }
-        if let Some(reason) = unsupported_annotation(*f) {
-            problems.push((Some(fname.clone()), reason));
+        if is_implicit(*f) {
             continue;
         }
         if field_type_struct(*f) == Some(CONTEXT_ID) {
@@ -517,17 +515,23 @@ fn has_annotation(f: field::Reader<'_>, id: u64) -> bool {
         .unwrap_or(false)
 }
 
-fn unsupported_annotation(f: field::Reader<'_>) -> Option<String> {
-    let annotations = f.get_annotations().ok()?;
-    for a in annotations {
-        let what = match a.get_id() {
-            PROXY_COUNT_ID => "`$Proxy.count`",
-            PROXY_SKIP_ID => "`$Proxy.skip`",
-            _ => continue,
-        };
-        return Some(format!("{what} is not supported yet"));
-    }
-    None
+/// A field the generated API leaves out and fills implicitly:
+/// `$Proxy.skip`, or `$Proxy.count(0)` (it stands for no native argument).
+/// Clients leave it at its default (null for pointers) and servers ignore
+/// it. A non-zero count maps to one Rust value, since Rust passes a slice
+/// or a struct where C++ passes several arguments.
+fn is_implicit(f: field::Reader<'_>) -> bool {
+    let Ok(annotations) = f.get_annotations() else {
+        return false;
+    };
+    annotations.iter().any(|a| match a.get_id() {
+        PROXY_SKIP_ID => true,
+        PROXY_COUNT_ID => matches!(
+            a.get_value().and_then(|v| Ok(v.which()?)),
+            Ok(capnp::schema_capnp::value::Int32(0))
+        ),
+        _ => false,
+    })
 }
 
 /// A struct's fields in declaration order.
@@ -620,9 +624,6 @@ fn map_type(
             }
         }
         type_::Enum(e) => {
-            if in_list {
-                return Err("lists of enums are not supported yet".into());
-            }
             let id = e.get_type_id();
             let n = ctx
                 .nodes
@@ -667,12 +668,6 @@ fn map_type(
             let id = s.get_type_id();
             if id == CONTEXT_ID {
                 return Err("`Proxy.Context` is only supported as a parameter".into());
-            }
-            if in_list {
-                return Err(format!(
-                    "lists of structs are not supported yet (type {})",
-                    node_name(ctx, id)
-                ));
             }
             match map_struct(ctx, id) {
                 Some(Ok(def)) => {
@@ -804,8 +799,8 @@ fn map_struct_fields(
             .and_then(|t| t.to_string().ok())
             .unwrap_or_default();
         let problem = |reason: String| format!("field `{fname}`: {reason}");
-        if let Some(reason) = unsupported_annotation(f) {
-            return Err(problem(reason));
+        if is_implicit(f) {
+            continue;
         }
         let mut field = map_field(ctx, n.get_scope_id(), f, &fname).map_err(problem)?;
         if let Ty::Interface(_) = field.ty {

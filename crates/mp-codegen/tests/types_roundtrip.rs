@@ -25,8 +25,9 @@ mod types_mp {
 
 use types_capnp::Color;
 use types_mp::{
-    BlockRef, Options, Types, TypesClient, TypesEchoListsResults, TypesEchoPrimitivesResults,
-    TypesEchoTextResults, TypesMixResults, TypesServer, TypesTipOfResults,
+    BlockRef, Options, Types, TypesClient, TypesCollectResults, TypesEchoListsResults,
+    TypesEchoPrimitivesResults, TypesEchoTextResults, TypesMixResults, TypesServer,
+    TypesTipOfResults,
 };
 
 struct Echo;
@@ -129,6 +130,16 @@ impl Types for Echo {
         } else {
             Err("not valid".into())
         }
+    }
+
+    fn collect(
+        &self,
+        mut tips: Vec<BlockRef>,
+        mut colors: Vec<Color>,
+    ) -> Result<TypesCollectResults, String> {
+        tips.sort_by_key(|t| std::cmp::Reverse(t.height));
+        colors.reverse();
+        Ok(TypesCollectResults { tips, colors })
     }
 
     fn find_tip(&self, height: i32) -> Result<Option<BlockRef>, String> {
@@ -306,6 +317,14 @@ fn structs_round_trip_with_schema_defaults_and_proxy_names() {
             tags: vec!["x".into(), "y".into()],
             color: Color::Red,
             shade: Color::Blue,
+            history: vec![
+                BlockRef::default(),
+                BlockRef {
+                    hash: vec![1],
+                    height: 7,
+                },
+            ],
+            palette: vec![Color::Blue, Color::Blue, Color::Green],
         };
         let got = types.configure(&options).unwrap();
         assert_eq!(
@@ -322,6 +341,33 @@ fn structs_round_trip_with_schema_defaults_and_proxy_names() {
         let tip = types.tip_of(&options).unwrap();
         assert_eq!(tip.hash, vec![0xab; 32]);
         assert_eq!(tip.tip, options.tip);
+    });
+}
+
+#[test]
+fn lists_of_structs_and_enums_round_trip_and_implicit_fields_stay_hidden() {
+    watchdog(|| {
+        let (s, c) = loops();
+        let (_server, types) = pair(&s, &c);
+        let tips: Vec<BlockRef> = (0..300)
+            .map(|h| BlockRef {
+                hash: vec![h as u8; (h % 5) as usize],
+                height: h,
+            })
+            .collect();
+        let colors = [Color::Red, Color::Green, Color::Blue, Color::Blue];
+        // `size` (a `$Proxy.count(0)` parameter) and `note` (a result) are
+        // not part of the signature: the call takes and returns only lists.
+        let got = types.collect(&tips, &colors).unwrap();
+        assert_eq!(got.tips.len(), 300);
+        assert_eq!(got.tips[0].height, 299);
+        assert_eq!(got.tips[299], tips[0]);
+        assert_eq!(
+            got.colors,
+            [Color::Blue, Color::Blue, Color::Green, Color::Red]
+        );
+        let empty = types.collect(&[], &[]).unwrap();
+        assert!(empty.tips.is_empty() && empty.colors.is_empty());
     });
 }
 

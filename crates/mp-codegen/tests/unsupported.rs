@@ -23,9 +23,9 @@ fn unmappable_schema_names_file_interface_method_and_field() {
         found,
         [
             (Some("plot"), Some("where")),
-            (Some("pick"), Some("colors")),
+            (Some("pick"), Some("grids")),
             (Some("tryIt"), Some("error")),
-            (Some("plotAll"), Some("points")),
+            (Some("plotAll"), Some("sinks")),
         ],
         "{err}"
     );
@@ -36,13 +36,13 @@ fn unmappable_schema_names_file_interface_method_and_field() {
     assert!(problems[0].reason.contains("unions are not supported yet"));
     assert!(problems[1]
         .reason
-        .contains("lists of enums are not supported yet"));
+        .contains("lists of lists are not supported yet"));
     assert!(problems[2]
         .reason
         .contains("$Proxy.exception` is only supported on one Text"));
     assert!(problems[3]
         .reason
-        .contains("lists of structs are not supported yet"));
+        .contains("lists of interfaces are not supported yet"));
     let message = err.to_string();
     assert!(
         message.contains(

@@ -25,6 +25,10 @@ pub struct Options {
     pub color: crate::types_capnp::Color,
     /// `shade`.
     pub shade: crate::types_capnp::Color,
+    /// `history`.
+    pub history: Vec<BlockRef>,
+    /// `palette`.
+    pub palette: Vec<crate::types_capnp::Color>,
 }
 
 impl Default for Options {
@@ -39,6 +43,8 @@ impl Default for Options {
             tags: Default::default(),
             color: crate::types_capnp::Color::Green,
             shade: crate::types_capnp::Color::Red,
+            history: Default::default(),
+            palette: Default::default(),
         }
     }
 }
@@ -60,6 +66,16 @@ impl Options {
             tags: ::mp_ipc::codegen_support::text_list(site, "tags", r.get_tags())?,
             color: ::mp_ipc::codegen_support::enum_value(site, "color", r.get_color())?,
             shade: ::mp_ipc::codegen_support::enum_value(site, "shade", r.get_shade())?,
+            history: r
+                .get_history()?
+                .iter()
+                .map(|x| BlockRef::mp_read(site, x))
+                .collect::<Result<Vec<_>, _>>()?,
+            palette: r
+                .get_palette()?
+                .iter()
+                .map(|x| ::mp_ipc::codegen_support::enum_value(site, "palette", x))
+                .collect::<Result<Vec<_>, _>>()?,
         })
     }
 
@@ -79,6 +95,30 @@ impl Options {
         b.set_tags(self.tags.as_slice())?;
         b.set_color(self.color);
         b.set_shade(self.shade);
+        {
+            let mut list = b
+                .reborrow()
+                .init_history(::mp_ipc::codegen_support::list_len(
+                    site,
+                    "history",
+                    self.history.len(),
+                )?);
+            for (i, item) in (0u32..).zip(self.history.iter()) {
+                item.mp_write(site, list.reborrow().get(i))?;
+            }
+        }
+        {
+            let mut list = b
+                .reborrow()
+                .init_palette(::mp_ipc::codegen_support::list_len(
+                    site,
+                    "palette",
+                    self.palette.len(),
+                )?);
+            for (i, item) in (0u32..).zip(self.palette.iter()) {
+                list.set(i, *item);
+            }
+        }
         Ok(())
     }
 }
@@ -187,6 +227,14 @@ pub trait Types: Send + Sync + 'static {
     fn check(&self, n: i32) -> Result<i32, String>;
     /// The same without other results, on the event loop.
     fn validate(&self, ok: bool) -> Result<(), String>;
+    /// Lists of structs and enums; `size` and `note` are implicit
+    /// (`$Proxy.count(0)`): not in the Rust API. Returns the
+    /// tips highest first and the colors reversed.
+    fn collect(
+        &self,
+        tips: Vec<BlockRef>,
+        colors: Vec<crate::types_capnp::Color>,
+    ) -> Result<TypesCollectResults, String>;
 }
 
 /// The results of `Types.echoPrimitives`.
@@ -256,6 +304,15 @@ pub struct TypesMixResults {
     pub color: crate::types_capnp::Color,
     /// `same`.
     pub same: bool,
+}
+
+/// The results of `Types.collect`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TypesCollectResults {
+    /// `tips`.
+    pub tips: Vec<BlockRef>,
+    /// `colors`.
+    pub colors: Vec<crate::types_capnp::Color>,
 }
 
 /// A `Types` in the peer process: a thread-safe handle; clone it, send it,
@@ -1026,6 +1083,89 @@ impl TypesClient {
             }))
         }
     }
+
+    /// Calls `Types.collect`.
+    ///
+    /// Lists of structs and enums; `size` and `note` are implicit
+    /// (`$Proxy.count(0)`): not in the Rust API. Returns the
+    /// tips highest first and the colors reversed.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn collect(
+        &self,
+        tips: &[BlockRef],
+        colors: &[crate::types_capnp::Color],
+    ) -> Result<TypesCollectResults, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Types", "collect"),
+            Self::build_collect(tips.to_vec(), colors.to_vec()),
+        )
+    }
+
+    /// [`collect`](Self::collect) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn collect_async(
+        &self,
+        tips: &[BlockRef],
+        colors: &[crate::types_capnp::Color],
+    ) -> impl ::std::future::Future<Output = Result<TypesCollectResults, ::mp_ipc::Error>> + Send + 'static
+    {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Types", "collect"),
+            Self::build_collect(tips.to_vec(), colors.to_vec()),
+        )
+    }
+
+    fn build_collect(
+        tips: Vec<BlockRef>,
+        colors: Vec<crate::types_capnp::Color>,
+    ) -> impl FnOnce(
+        &crate::types_capnp::types::Client,
+        &::mp_ipc::CallSetup,
+    ) -> Result<::mp_ipc::CallFuture<TypesCollectResults>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "collect");
+        move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.collect_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            {
+                let mut list = p.reborrow().init_tips(
+                    ::mp_ipc::codegen_support::list_len(SITE, "tips", tips.len())
+                        .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?,
+                );
+                for (i, item) in (0u32..).zip(tips.iter()) {
+                    item.mp_write(SITE, list.reborrow().get(i))
+                        .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
+                }
+            }
+            {
+                let mut list = p.reborrow().init_colors(
+                    ::mp_ipc::codegen_support::list_len(SITE, "colors", colors.len())
+                        .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?,
+                );
+                for (i, item) in (0u32..).zip(colors.iter()) {
+                    list.set(i, *item);
+                }
+            }
+            Ok(::mp_ipc::send_request(SITE, req, |r| {
+                Ok(TypesCollectResults {
+                    tips: r
+                        .get_tips()?
+                        .iter()
+                        .map(|x| BlockRef::mp_read(SITE, x))
+                        .collect::<Result<Vec<_>, _>>()?,
+                    colors: r
+                        .get_colors()?
+                        .iter()
+                        .map(|x| ::mp_ipc::codegen_support::enum_value(SITE, "colors", x))
+                        .collect::<Result<Vec<_>, _>>()?,
+                })
+            }))
+        }
+    }
 }
 
 /// Serves a [`Types`] implementation to the peer: reads each request into
@@ -1397,5 +1537,57 @@ impl crate::types_capnp::types::Server for TypesServer {
             Ok(())
         })();
         ::std::future::ready(result)
+    }
+
+    fn collect(
+        self: ::std::rc::Rc<Self>,
+        params: crate::types_capnp::types::CollectParams,
+        mut results: crate::types_capnp::types::CollectResults,
+    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "collect");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let tips = p
+                .get_tips()?
+                .iter()
+                .map(|x| BlockRef::mp_read(SITE, x))
+                .collect::<Result<Vec<_>, _>>()?;
+            let colors = p
+                .get_colors()?
+                .iter()
+                .map(|x| ::mp_ipc::codegen_support::enum_value(SITE, "colors", x))
+                .collect::<Result<Vec<_>, _>>()?;
+            let imp = self.imp.clone();
+            let value = conn
+                .dispatch(SITE, ctx, move || imp.collect(tips, colors))
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            {
+                let mut list = r.reborrow().init_tips(::mp_ipc::codegen_support::list_len(
+                    SITE,
+                    "tips",
+                    value.tips.len(),
+                )?);
+                for (i, item) in (0u32..).zip(value.tips.iter()) {
+                    item.mp_write(SITE, list.reborrow().get(i))?;
+                }
+            }
+            {
+                let mut list = r
+                    .reborrow()
+                    .init_colors(::mp_ipc::codegen_support::list_len(
+                        SITE,
+                        "colors",
+                        value.colors.len(),
+                    )?);
+                for (i, item) in (0u32..).zip(value.colors.iter()) {
+                    list.set(i, *item);
+                }
+            }
+            Ok(())
+        }
     }
 }

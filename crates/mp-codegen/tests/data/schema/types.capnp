@@ -1,5 +1,6 @@
-# Every type mapping of mp-codegen's first step: primitives, Text, Data,
-# lists, several results, a loop method, a method without results.
+# Every type mapping of mp-codegen: primitives, Text, Data, lists (also of
+# structs and enums), structs, enums, several results, optional results,
+# exceptions, implicit fields, a loop method, a method without results.
 
 @0xb3f1c5d7e9a20433;
 
@@ -48,6 +49,12 @@ interface Types {
 
     validate @13 (ok :Bool) -> (error :Text $Proxy.exception("std::exception"));
     # The same without other results, on the event loop.
+
+    collect @14 (context :Proxy.Context, tips :List(BlockRef), colors :List(Color), size :UInt32 $Proxy.count(0))
+        -> (tips :List(BlockRef), colors :List(Color), note :Text $Proxy.count(0));
+    # Lists of structs and enums; `size` and `note` are implicit
+    # (`$Proxy.count(0)`): not in the Rust API. Returns the
+    # tips highest first and the colors reversed.
 }
 
 enum Color {
@@ -67,6 +74,9 @@ struct Options {
     tags @5 :List(Text);
     color @6 :Color = green;
     shade @7 :Color;
+    history @8 :List(BlockRef);
+    palette @9 :List(Color);
+    internal @10 :UInt32 $Proxy.skip;
 }
 
 struct BlockRef {

@@ -24,8 +24,8 @@ enum Color {
 
 interface Plotter {
     plot @0 (context :Proxy.Context, where :Shape) -> ();
-    pick @1 (colors :List(Color)) -> ();
+    pick @1 (grids :List(List(Color))) -> ();
     tryIt @2 (context :Proxy.Context) -> (error :Int32 $Proxy.exception("std::exception"));
-    plotAll @3 (points :List(Point)) -> ();
+    plotAll @3 (sinks :List(Plotter)) -> ();
     ok @4 (n :Int32, at :Point) -> (result :Int32);
 }
