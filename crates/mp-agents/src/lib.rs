@@ -29,13 +29,52 @@
 //!
 //! ## Lock order (invariant 6)
 //!
-//! mbox subscribers → agent queue → worker mailbox; cooperation state →
-//! environment state; the default-dispatcher slot → environment state. Two
-//! cooperations' locks are never held together, an agent's state lock is
-//! held only by the worker running it (or by the final step, after its
-//! finish), and no lock is held while a handler, a hook, a notificator or
-//! a timer's delivery runs — except the agent's own state lock around its
-//! handler.
+//! agent queue → worker mailbox; mbox subscribers → agent filters (at
+//! subscription only: a send holds an mbox's lock just to copy out its
+//! list); cooperation state → environment state; the default-dispatcher
+//! slot → environment state. Two cooperations' locks are never held
+//! together, an agent's state lock is held only by the worker running it
+//! (or by the final step, after its finish), and no lock is held while a
+//! handler, a hook, a notificator, a timer's delivery, a delivery filter
+//! or a limit's overflow reaction runs — except the agent's own state lock
+//! around its handlers and state hooks.
+//!
+//! ## States, limits, filters
+//!
+//! An agent defines [`State`]s in `define` and subscribes per state with
+//! [`Define::in_state`]; handlers get the [`Context`], whose
+//! [`change_state`](Context::change_state) switches once the handler
+//! returns. Subscriptions made without a state belong to the default
+//! state. [`Define::limit`] bounds the messages of a type waiting for the
+//! agent ([`LimitOverflow`]); [`Define::set_delivery_filter`] picks which
+//! messages of an MPMC mbox it gets.
+//!
+//! ```
+//! use std::time::Duration;
+//! use mp_agents::{launch, Agent, Context, Define, LimitOverflow};
+//!
+//! struct Bell;
+//! struct Blinker;
+//! impl Agent for Blinker {
+//!     fn define(&mut self, def: &mut Define<'_, Self>) {
+//!         let on = def.state("on");
+//!         let off = def.state("off");
+//!         def.start_in(&on);
+//!         def.limit::<Bell>(8, LimitOverflow::Drop);
+//!         // After 5 ms in `on`, the agent goes to `off` by itself.
+//!         def.in_state(&on).time_limit(Duration::from_millis(5), &off);
+//!         def.in_state(&off).on_enter(|_: &mut Blinker, ctx: &Context<'_>| ctx.env().stop());
+//!         def.in_state(&on).subscribe_self(|_: &mut Blinker, _: &Context<'_>, Bell| {});
+//!     }
+//! }
+//!
+//! launch(|env| {
+//!     let mut coop = env.make_coop();
+//!     coop.add_agent(Blinker).send(Bell);
+//!     env.register_coop(coop).unwrap();
+//! })
+//! .unwrap();
+//! ```
 //!
 //! The lesson of seed 001 is kept by construction: a cooperation's final
 //! step — dropping agents, binders and the dispatchers whose last user they

@@ -350,3 +350,55 @@ fn abort_aborts_the_process() {
         assert!(!stderr.contains("still alive"), "{stderr}");
     });
 }
+
+/// Subscribed to an MPMC mbox, with or without a limit of 0 on `Tick`.
+struct Listener {
+    news: mp_agents::Mbox,
+    limited: bool,
+    got: Arc<AtomicUsize>,
+}
+
+#[derive(Clone)]
+struct Tick;
+
+impl Agent for Listener {
+    fn define(&mut self, def: &mut Define<'_, Self>) {
+        if self.limited {
+            def.limit::<Tick>(0, LimitOverflow::Drop);
+        }
+        def.subscribe(&self.news, |me: &mut Listener, _: &Context<'_>, Tick| {
+            me.got.fetch_add(1, Ordering::SeqCst);
+        })
+        .subscribe_self(|me: &mut Listener, _: &Context<'_>, Report(tx)| {
+            let _ = tx.send(vec![me.got.load(Ordering::SeqCst) as u32]);
+        });
+    }
+}
+
+#[test]
+fn limits_are_per_receiver_on_an_mpmc_mbox() {
+    watchdog(Duration::from_secs(30), || {
+        launch(|env| {
+            let news = env.create_mbox();
+            let mut coop = env.make_coop();
+            let limited = coop.add_agent(Listener {
+                news: news.clone(),
+                limited: true,
+                got: Arc::default(),
+            });
+            let free = coop.add_agent(Listener {
+                news: news.clone(),
+                limited: false,
+                got: Arc::default(),
+            });
+            env.register_coop(coop).unwrap();
+            for _ in 0..3 {
+                news.send(Tick);
+            }
+            assert_eq!(ask(&limited), [0]);
+            assert_eq!(ask(&free), [3]);
+            env.stop();
+        })
+        .unwrap();
+    });
+}

@@ -467,3 +467,63 @@ fn a_composite_state_without_an_initial_substate_fails_registration() {
         .unwrap();
     });
 }
+
+/// Switches from `start`, and on from the first state's on-enter hook.
+struct Chained {
+    log: Log,
+    states: HashMap<&'static str, State>,
+}
+
+impl Logs for Chained {
+    fn log(&self) -> &Log {
+        &self.log
+    }
+}
+
+impl Agent for Chained {
+    fn define(&mut self, def: &mut Define<'_, Self>) {
+        let mut s = HashMap::new();
+        let first = logged(def, &mut s, "first", None);
+        let second = logged(def, &mut s, "second", None);
+        def.in_state(&first)
+            .on_enter(move |me: &mut Chained, ctx: &Context<'_>| {
+                me.log.lock().push("+first".into());
+                ctx.change_state(&second);
+            });
+        def.in_state(&second)
+            .subscribe_self(|me: &mut Chained, ctx: &Context<'_>, Report(tx)| {
+                report(&me.log, ctx, tx)
+            });
+        // Only in the default state (where the agent starts): not here.
+        def.subscribe_self(|_: &mut Chained, _: &Context<'_>, Report(tx)| {
+            let _ = tx.send((vec!["default".into()], String::new()));
+        });
+        self.states = s;
+    }
+
+    fn start(&mut self, ctx: &Context<'_>) {
+        self.log.lock().push("start".into());
+        ctx.change_state(&self.states["first"]);
+        assert!(ctx.is_in_state(&ctx.current_state()));
+        assert_eq!(ctx.state_name(&ctx.current_state()), "<default>");
+    }
+}
+
+#[test]
+fn switches_asked_for_in_start_and_in_hooks_follow_each_other() {
+    watchdog(Duration::from_secs(30), || {
+        launch(|env| {
+            let mut coop = env.make_coop();
+            let mbox = coop.add_agent(Chained {
+                log: Log::default(),
+                states: HashMap::new(),
+            });
+            env.register_coop(coop).unwrap();
+            let (log, now) = ask(&mbox);
+            assert_eq!(log, ["start", "+first", "-first", "+second"]);
+            assert_eq!(now, "second");
+            env.stop();
+        })
+        .unwrap();
+    });
+}
