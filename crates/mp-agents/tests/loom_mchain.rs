@@ -11,7 +11,8 @@
 //! timed wait here is an untimed one, so the models use no timeouts.
 //!
 //! They are bounded (a few threads, one or two messages, a preemption
-//! bound) and run with the ordinary `cargo test`.
+//! bound), run with the ordinary `cargo test`, and each under a watchdog
+//! (loom itself reports a deadlock; the watchdog catches a livelock).
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -96,6 +97,8 @@ mod sync {
     }
 }
 
+mod common;
+
 #[path = "../src/mchain/chain.rs"]
 mod chain;
 #[path = "../src/mchain/receive.rs"]
@@ -113,9 +116,11 @@ use receive::{case, from, from_all, receive, select, Handlers, ReceiveStatus};
 
 /// Explores the interleavings of `f` up to a preemption bound.
 fn model<F: Fn() + Sync + Send + 'static>(f: F) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(3);
-    builder.check(f);
+    common::watchdog(Duration::from_secs(300), move || {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(f);
+    });
 }
 
 fn unbounded() -> Mchain {
