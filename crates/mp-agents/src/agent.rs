@@ -5,7 +5,9 @@
 //! agent's core; handlers get `&mut` state because an agent only ever runs
 //! on one worker at a time (single-threaded dispatchers). The box is used
 //! on that worker and dropped in the cooperation's final step on the
-//! deregistration thread (invariant 1: never on a worker).
+//! deregistration thread (invariant 1: never on a worker). The handlers
+//! are kept per state by the `state` module; message limits (`limits`)
+//! and delivery filters (`filter`) are declared through [`Define`] too.
 
 use std::any::TypeId;
 use std::sync::Arc;
@@ -114,7 +116,11 @@ impl Context<'_> {
     }
 }
 
-/// Collects an agent's subscriptions during its `define` hook.
+/// Collects an agent's subscriptions during its `define` hook: handlers
+/// (in the default state here, per state through
+/// [`in_state`](Define::in_state)), its [`State`](crate::State)s, message
+/// limits ([`limit`](Define::limit)) and delivery filters
+/// ([`set_delivery_filter`](Define::set_delivery_filter)).
 pub struct Define<'a, A: Agent> {
     pub(crate) core: &'a Arc<AgentCore>,
     pub(crate) machine: &'a mut Machine<A>,
