@@ -32,12 +32,14 @@
 //! agent queue → worker mailbox; mbox subscribers → agent filters (at
 //! subscription only: a send holds an mbox's lock just to copy out its
 //! list); cooperation state → environment state; the default-dispatcher
-//! slot → environment state. Two cooperations' locks are never held
-//! together, an agent's state lock is held only by the worker running it
-//! (or by the final step, after its finish), and no lock is held while a
-//! handler, a hook, a notificator, a timer's delivery, a delivery filter
-//! or a limit's overflow reaction runs — except the agent's own state lock
-//! around its handlers and state hooks.
+//! slot → environment state; an mchain's lock → a select's waker (nothing
+//! else under a chain's lock; the environment's list of chains is locked
+//! alone). Two cooperations' locks are never held together, an agent's
+//! state lock is held only by the worker running it (or by the final step,
+//! after its finish), and no lock is held while a handler, a hook, a
+//! notificator, a timer's delivery, a delivery filter, a limit's overflow
+//! reaction or an mchain's receive handler runs — except the agent's own
+//! state lock around its handlers and state hooks.
 //!
 //! ## States, limits, filters
 //!
