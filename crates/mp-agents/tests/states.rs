@@ -527,3 +527,152 @@ fn switches_asked_for_in_start_and_in_hooks_follow_each_other() {
         .unwrap();
     });
 }
+
+/// Keeps the agent busy for a millisecond.
+struct Slow;
+/// Answered at once: the sender waits for what it sent before.
+struct Pace(mpsc::Sender<()>);
+
+/// a (short time limit → late) and b; Go switches among them.
+struct Racer {
+    log: Log,
+    states: HashMap<&'static str, State>,
+    limit: Duration,
+}
+
+impl Logs for Racer {
+    fn log(&self) -> &Log {
+        &self.log
+    }
+}
+
+impl Agent for Racer {
+    fn define(&mut self, def: &mut Define<'_, Self>) {
+        let mut s = HashMap::new();
+        let a = logged(def, &mut s, "a", None);
+        let b = logged(def, &mut s, "b", None);
+        let late = logged(def, &mut s, "late", None);
+        def.start_in(&b);
+        def.in_state(&a).time_limit(self.limit, &late);
+        for state in [a, b, late] {
+            def.in_state(&state)
+                .subscribe_self(|me: &mut Racer, ctx: &Context<'_>, Go(to)| {
+                    ctx.change_state(&me.states[to]);
+                })
+                .subscribe_self(|_: &mut Racer, _: &Context<'_>, Slow| {
+                    std::thread::sleep(Duration::from_millis(1))
+                })
+                .subscribe_self(|_: &mut Racer, _: &Context<'_>, Pace(tx)| {
+                    let _ = tx.send(());
+                })
+                .subscribe_self(|me: &mut Racer, ctx: &Context<'_>, Report(tx)| {
+                    report(&me.log, ctx, tx)
+                });
+        }
+        self.states = s;
+    }
+}
+
+#[test]
+fn a_time_limit_racing_the_exit_of_its_state_never_fires_elsewhere() {
+    watchdog(Duration::from_secs(60), || {
+        launch(|env| {
+            let mut fired = 0;
+            for round in 0..40u64 {
+                let mut coop = env.make_coop();
+                let mbox = coop.add_agent(Racer {
+                    log: Log::default(),
+                    states: HashMap::new(),
+                    limit: Duration::from_micros(round * 10),
+                });
+                let handle = env.register_coop(coop).unwrap();
+                for i in 0..50u64 {
+                    mbox.send(Go("a"));
+                    if i % 2 == 0 {
+                        // Busy past the limit with `Go("b")` queued: the
+                        // limit's message arrives after the agent left `a`.
+                        mbox.send(Slow);
+                    } else {
+                        // Leave `a` around the moment its limit fires.
+                        let until = std::time::Instant::now() + Duration::from_micros(i * 4);
+                        while std::time::Instant::now() < until {
+                            std::hint::spin_loop();
+                        }
+                    }
+                    mbox.send(Go("b"));
+                    let (tx, rx) = mpsc::channel();
+                    mbox.send(Pace(tx));
+                    rx.recv_timeout(Duration::from_secs(10)).unwrap();
+                }
+                let (log, _) = ask(&mbox);
+                // A limit fires only while its state is the current one:
+                // `late` is entered from `a`, never from `b` or `late`.
+                for (i, entry) in log.iter().enumerate() {
+                    if entry == "+late" {
+                        assert_eq!(log[i - 1], "-a", "{log:?}");
+                        fired += 1;
+                    }
+                }
+                handle.deregister(DeregReason::Normal);
+            }
+            eprintln!("{fired} time limits fired");
+            env.stop();
+        })
+        .unwrap();
+    });
+}
+
+struct Foreign {
+    theirs: Option<State>,
+    tx: mpsc::Sender<String>,
+}
+
+impl Agent for Foreign {
+    fn define(&mut self, def: &mut Define<'_, Self>) {
+        def.state("mine");
+    }
+
+    fn start(&mut self, ctx: &Context<'_>) {
+        if let Some(theirs) = self.theirs {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                ctx.change_state(&theirs)
+            }));
+            let _ = self.tx.send(match outcome {
+                Ok(()) => "accepted".into(),
+                Err(p) => mp_thread::panic_message(&*p),
+            });
+        }
+    }
+}
+
+struct Lender(mpsc::Sender<State>);
+
+impl Agent for Lender {
+    fn define(&mut self, def: &mut Define<'_, Self>) {
+        let _ = self.0.send(def.state("lent"));
+    }
+}
+
+#[test]
+fn a_state_of_another_agent_is_refused() {
+    watchdog(Duration::from_secs(30), || {
+        launch(|env| {
+            let (state_tx, state_rx) = mpsc::channel();
+            let mut coop = env.make_coop();
+            coop.add_agent(Lender(state_tx));
+            env.register_coop(coop).unwrap();
+            let theirs = state_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            let (tx, rx) = mpsc::channel();
+            let mut coop = env.make_coop();
+            coop.add_agent(Foreign {
+                theirs: Some(theirs),
+                tx,
+            });
+            env.register_coop(coop).unwrap();
+            let why = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            assert!(why.contains("other than the one"), "{why}");
+            env.stop();
+        })
+        .unwrap();
+    });
+}
