@@ -143,6 +143,20 @@ impl Mbox {
         Arc::make_mut(subscribers.entry(ty).or_default()).push(Subscriber { core, filter });
     }
 
+    /// Replaces the filter of `agent`'s subscription to `ty` (if it is
+    /// subscribed); the old one is returned, to be dropped outside the lock.
+    pub(crate) fn replace_filter(
+        &self,
+        ty: TypeId,
+        agent: AgentId,
+        filter: Option<Filter>,
+    ) -> Option<Filter> {
+        let mut subscribers = self.inner.subscribers.write();
+        let list = subscribers.get_mut(&ty)?;
+        let at = list.iter().position(|s| s.core.id == agent)?;
+        std::mem::replace(&mut Arc::make_mut(list)[at].filter, filter)
+    }
+
     /// Removes `agent`'s subscription to `ty`; the removed one (handle and
     /// filter) is returned so the caller drops it outside the lock.
     pub(crate) fn unsubscribe(&self, ty: TypeId, agent: AgentId) -> Option<Subscriber> {

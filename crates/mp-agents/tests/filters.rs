@@ -143,3 +143,70 @@ fn a_message_no_filter_wants_is_dropped_by_the_sender() {
         .unwrap();
     });
 }
+
+/// Changes its own filter while running.
+struct Tuner {
+    news: Mbox,
+    got: Vec<i32>,
+}
+
+/// Filter: readings above `n`.
+struct Narrow(i32);
+/// No filter.
+struct Widen;
+
+impl Agent for Tuner {
+    fn define(&mut self, def: &mut Define<'_, Self>) {
+        def.set_delivery_filter(&self.news, |r: &Reading| r.0 > 100);
+        def.subscribe(&self.news, |me: &mut Tuner, _: &Context<'_>, r: Reading| {
+            me.got.push(r.0)
+        })
+        .subscribe_self(|me: &mut Tuner, ctx: &Context<'_>, Narrow(n)| {
+            ctx.set_delivery_filter(&me.news, move |r: &Reading| r.0 > n);
+        })
+        .subscribe_self(|me: &mut Tuner, ctx: &Context<'_>, Widen| {
+            ctx.drop_delivery_filter::<Reading>(&me.news);
+        })
+        .subscribe_self(|me: &mut Tuner, _: &Context<'_>, Report(tx)| {
+            let _ = tx.send(std::mem::take(&mut me.got));
+        });
+    }
+}
+
+#[test]
+fn an_agent_changes_its_filter_while_running() {
+    watchdog(Duration::from_secs(30), || {
+        launch(|env| {
+            let news = env.create_mbox();
+            let mut coop = env.make_coop();
+            let tuner = coop.add_agent(Tuner {
+                news: news.clone(),
+                got: Vec::new(),
+            });
+            env.register_coop(coop).unwrap();
+            // Each `Report` round trip also waits for what was sent before.
+            let ask = || {
+                let (tx, rx) = mpsc::channel();
+                tuner.send(Report(tx));
+                rx.recv_timeout(Duration::from_secs(10)).unwrap()
+            };
+            let readings = |news: &Mbox| {
+                for r in [5, 50, 500] {
+                    news.send(Reading(r));
+                }
+            };
+            readings(&news);
+            assert_eq!(ask(), [500]);
+            tuner.send(Narrow(10));
+            ask();
+            readings(&news);
+            assert_eq!(ask(), [50, 500]);
+            tuner.send(Widen);
+            ask();
+            readings(&news);
+            assert_eq!(ask(), [5, 50, 500]);
+            env.stop();
+        })
+        .unwrap();
+    });
+}
