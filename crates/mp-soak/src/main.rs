@@ -7,8 +7,11 @@
 //! ends the round violently: SIGKILL of the child, or a close of the
 //! connection from this side, at a random moment. Every client thread must
 //! come back (a disconnect error is fine) within a bounded wait, or the round
-//! counts a hang. After each round the process's threads and open fds are
-//! compared with the first round's, once the reaper has caught up.
+//! counts a hang. Meanwhile a thread of its own registers and deregisters
+//! mp-agents cooperations (see `agents`); it is parked at a quiescent
+//! point for the checks. After each round the process's threads and open
+//! fds are compared with the first round's, once the reapers have caught
+//! up.
 //!
 //! Run: `cargo run --release -p mp-soak -- --minutes 1`
 
@@ -20,6 +23,8 @@ use std::time::{Duration, Instant};
 use mp_calc::{CalculatorClient, Callback};
 use mp_ipc::process::spawn_process;
 use mp_ipc::{Error, EventLoop};
+
+mod agents;
 
 const SERVE_FLAG: &str = "--serve-calculator";
 
@@ -65,16 +70,16 @@ fn parse_options() -> Result<Options, String> {
 }
 
 /// A tiny deterministic generator (xorshift), seeded per thread.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
@@ -209,6 +214,7 @@ fn soak(options: &Options) -> i32 {
     let counters = Arc::new(Counters::default());
     let deadline = Instant::now() + Duration::from_secs_f64(options.minutes * 60.0);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut agents = agents::AgentsSoak::start(rng.next());
     let (mut rounds, mut kills, mut closes, mut hangs, mut leaks) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut baseline: Option<(usize, usize, usize)> = None;
     let started = Instant::now();
@@ -285,6 +291,13 @@ fn soak(options: &Options) -> i32 {
         let _ = child.kill();
         let _ = child.wait();
         rounds += 1;
+        // Park the agents loop for the checks (every cooperation down, its
+        // environment up).
+        let agents_parked = agents.pause();
+        if !agents_parked {
+            hangs += 1;
+            eprintln!("HANG: the agents loop did not reach a quiescent point within 30 s");
+        }
         match baseline {
             None => baseline = Some((thread_count(), fd_count(), rss_kib())),
             Some((threads, fds, _)) => {
@@ -298,21 +311,38 @@ fn soak(options: &Options) -> i32 {
                 }
             }
         }
+        agents.resume();
+        if !agents_parked {
+            break;
+        }
         if last_progress.elapsed() >= Duration::from_secs(5) {
             last_progress = Instant::now();
             println!(
-                "[{:>6.1}s] rounds {rounds}, calls {}, disconnects {}, hangs {hangs}, threads {}, fds {}, rss {} KiB",
+                "[{:>6.1}s] rounds {rounds}, calls {}, disconnects {}, coops {}, hangs {hangs}, threads {}, fds {}, rss {} KiB",
                 started.elapsed().as_secs_f64(),
                 counters.calls.load(Ordering::Relaxed),
                 counters.disconnects.load(Ordering::Relaxed),
+                agents.counters().deregistered.load(Ordering::Relaxed),
                 thread_count(),
                 fd_count(),
                 rss_kib()
             );
         }
     }
+    if !agents.stop() {
+        hangs += 1;
+        eprintln!("HANG: the agents environment did not stop within 30 s");
+    }
+    let a = agents.counters();
+    let registered = a.registered.load(Ordering::Relaxed);
+    let deregistered = a.deregistered.load(Ordering::Relaxed);
+    hangs += a.hangs.load(Ordering::Relaxed);
+    if registered != deregistered {
+        hangs += 1;
+        eprintln!("HANG: {registered} cooperations registered, {deregistered} deregistered");
+    }
     let (threads0, fds0, rss0) = baseline.unwrap_or((0, 0, 0));
-    let unexpected = counters.unexpected.load(Ordering::Relaxed);
+    let unexpected = counters.unexpected.load(Ordering::Relaxed) + a.errors.load(Ordering::Relaxed);
     println!("\n| measure | value |\n|---|---|");
     println!("| duration | {:.1} s |", started.elapsed().as_secs_f64());
     println!("| rounds (child SIGKILLed / connection closed) | {rounds} ({kills} / {closes}) |");
@@ -323,6 +353,11 @@ fn soak(options: &Options) -> i32 {
     println!(
         "| disconnects survived | {} |",
         counters.disconnects.load(Ordering::Relaxed)
+    );
+    println!(
+        "| agents: environments / coops registered / coops deregistered / messages | {} / {registered} / {deregistered} / {} |",
+        a.environments.load(Ordering::Relaxed),
+        a.delivered.load(Ordering::Relaxed)
     );
     println!("| unexpected errors | {unexpected} |");
     println!("| hangs | {hangs} |");
