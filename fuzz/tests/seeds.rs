@@ -56,3 +56,37 @@ fn show() {
         eprintln!("{op:?}");
     }
 }
+
+/// Runs `$SEED_DIR` `$ROUNDS` times and prints the RSS after each pass (a
+/// leak per session shows as growth; LeakSanitizer's per-input check can
+/// misfire on server threads still starting or ending).
+#[test]
+#[ignore]
+fn rss_over_passes() {
+    let dir = std::env::var("SEED_DIR").expect("SEED_DIR");
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(10);
+    let inputs: Vec<Vec<u8>> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| std::fs::read(e.expect("entry").path()).expect("input"))
+        .collect();
+    for pass in 0..rounds {
+        for bytes in &inputs {
+            mp_fuzz::rpc::run(&mp_fuzz::script::decode(bytes));
+        }
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let rss = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS"))
+            .unwrap()
+            .to_string();
+        let threads = status
+            .lines()
+            .find(|l| l.starts_with("Threads"))
+            .unwrap()
+            .to_string();
+        eprintln!("pass {pass}: {} inputs, {rss}, {threads}", inputs.len());
+    }
+}
