@@ -17,7 +17,19 @@ use common::{eventually, in_process, thread_count, watchdog};
 use mp_ipc::EventLoop;
 use mp_thread::Waiter;
 
-const ROUNDS: usize = 1_000;
+/// Rounds of each race loop: `MP_SEED_ROUNDS` if set (the long TSan run
+/// in README's Reliability section), 1,000 otherwise.
+fn rounds() -> usize {
+    std::env::var("MP_SEED_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000)
+}
+
+/// The watchdog's limit, scaled with [`rounds`] (300 s per 1,000 rounds).
+fn limit() -> Duration {
+    Duration::from_secs(300) * rounds().div_ceil(1_000).max(1) as u32
+}
 
 /// Problems 1 and 2: the connection is torn down at the same moment a
 /// client thread drops its thread mapping, from two threads. Alternates
@@ -25,11 +37,11 @@ const ROUNDS: usize = 1_000;
 /// exiting.
 #[test]
 fn teardown_races_a_thread_dropping_its_mapping() {
-    watchdog(Duration::from_secs(300), || {
+    watchdog(limit(), || {
         let server_loop = EventLoop::new("server-loop").unwrap();
         let client_loop = EventLoop::new("client-loop").unwrap();
         let baseline = thread_count();
-        for round in 0..ROUNDS {
+        for round in 0..rounds() {
             let (server, init) = in_process(&server_loop, &client_loop);
             let calc = init.make_calculator().unwrap();
             let gate = Arc::new(Barrier::new(2));
@@ -68,11 +80,11 @@ fn teardown_races_a_thread_dropping_its_mapping() {
 /// (false) or will never run (true) — never "still running" or "ran after".
 #[test]
 fn removing_a_disconnect_callback_races_the_disconnect() {
-    watchdog(Duration::from_secs(300), || {
+    watchdog(limit(), || {
         let server_loop = EventLoop::new("server-loop").unwrap();
         let client_loop = EventLoop::new("client-loop").unwrap();
         let (mut removed_first, mut ran_first) = (0, 0);
-        for _ in 0..ROUNDS {
+        for _ in 0..rounds() {
             let (server, init) = in_process(&server_loop, &client_loop);
             let conn = init.connection().clone();
             let ran = Arc::new(AtomicBool::new(false));
@@ -122,11 +134,11 @@ fn removing_a_disconnect_callback_races_the_disconnect() {
 /// not thread-local): posting to the dead thread's mailbox fails cleanly.
 #[test]
 fn client_thread_exits_while_a_disconnect_callback_runs() {
-    watchdog(Duration::from_secs(300), || {
+    watchdog(limit(), || {
         let server_loop = EventLoop::new("server-loop").unwrap();
         let client_loop = EventLoop::new("client-loop").unwrap();
         let baseline = thread_count();
-        for _ in 0..ROUNDS {
+        for _ in 0..rounds() {
             let (server, init) = in_process(&server_loop, &client_loop);
             let calc = init.make_calculator().unwrap();
             let conn = init.connection().clone();

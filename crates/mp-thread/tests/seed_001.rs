@@ -17,8 +17,22 @@ use parking_lot::Mutex;
 use std::thread;
 use std::time::Duration;
 
-use common::{watchdog, LIMIT};
+use common::{watchdog, watchdog_for, LIMIT};
 use mp_thread::{Error, Reaper, Worker};
+
+/// Rounds of the two last-handle race loops: `MP_SEED_ROUNDS` if set (the
+/// long TSan run in README's Reliability section), 1,000 otherwise.
+fn rounds() -> usize {
+    std::env::var("MP_SEED_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000)
+}
+
+/// The watchdog's limit for those loops, scaled with [`rounds`].
+fn scaled_limit() -> Duration {
+    LIMIT * rounds().div_ceil(1_000).max(1) as u32
+}
 
 /// How the last handle reaches the worker's own thread.
 #[derive(Clone, Copy, Debug)]
@@ -74,9 +88,9 @@ fn last_handle_dies_on_worker(
 
 #[test]
 fn last_handle_dropped_on_the_worker_itself_is_joined_by_the_global_reaper() {
-    watchdog("seed001_global", || {
+    watchdog_for("seed001_global", scaled_limit(), || {
         let reaper = Reaper::global();
-        for i in 0..1_000 {
+        for i in 0..rounds() {
             let how = [LastDrop::Explicit, LastDrop::WithCaptures, LastDrop::Racing][i % 3];
             let (worker_id, status) = last_handle_dies_on_worker(reaper, how);
             assert_eq!(
@@ -99,10 +113,10 @@ fn last_handle_dropped_on_the_worker_itself_is_joined_by_the_global_reaper() {
 
 #[test]
 fn last_handle_dropped_on_the_worker_itself_with_a_private_reaper() {
-    watchdog("seed001_private", || {
+    watchdog_for("seed001_private", scaled_limit(), || {
         let reaper = Reaper::new("seed-001-reaper").unwrap();
         assert_eq!(reaper.live_threads(), 0);
-        for i in 0..1_000 {
+        for i in 0..rounds() {
             let how = [LastDrop::Explicit, LastDrop::WithCaptures, LastDrop::Racing][i % 3];
             let (worker_id, status) = last_handle_dies_on_worker(&reaper, how);
             assert_eq!(
