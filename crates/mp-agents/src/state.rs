@@ -212,18 +212,24 @@ impl Context<'_> {
 
 type Handler<A> = Box<dyn FnMut(&mut A, &Context<'_>, Payload) + Send>;
 type Hook<A> = Box<dyn FnMut(&mut A, &Context<'_>) + Send>;
+/// The handlers of one (mbox, type), each with its state.
+type StateHandlers<A> = Vec<(u32, Handler<A>)>;
 
-enum Reaction<A> {
-    Handle(Handler<A>),
+/// What a state does with a message type from any mbox, instead of
+/// handling it.
+#[derive(Clone, Copy)]
+enum Special {
     Transfer(u32),
     JustSwitch(u32),
     Suppress,
 }
 
-/// A key of the reaction table: a handler is subscribed to one mbox; a
-/// transfer, a switch or a suppression applies to its message type from
-/// any mbox (`None`).
-type Key = (u32, Option<MboxId>, TypeId);
+/// What the dispatch found, nearest state first.
+enum Found {
+    /// The handler at this index of the (mbox, type) list.
+    Handler(usize),
+    Special(Special),
+}
 
 /// The private message a time limit's timer delivers.
 struct TimeLimitFired {
@@ -234,7 +240,11 @@ struct TimeLimitFired {
 /// An agent's states with everything subscribed in them, and where it is.
 pub(crate) struct Machine<A> {
     tree: StateTree,
-    reactions: HashMap<Key, Reaction<A>>,
+    /// Per (mbox, type), its handlers with their states: one lookup per
+    /// message, then a scan of (usually) one entry.
+    handlers: HashMap<(MboxId, TypeId), StateHandlers<A>>,
+    /// Per type, transfers, switches and suppressions with their states.
+    specials: HashMap<TypeId, Vec<(u32, Special)>>,
     on_enter: HashMap<u32, Hook<A>>,
     on_exit: HashMap<u32, Hook<A>>,
     start_in: u32,
@@ -253,7 +263,8 @@ impl<A: Agent> Machine<A> {
     pub(crate) fn new() -> Machine<A> {
         Machine {
             tree: StateTree::new(AgentId(0)),
-            reactions: HashMap::new(),
+            handlers: HashMap::new(),
+            specials: HashMap::new(),
             on_enter: HashMap::new(),
             on_exit: HashMap::new(),
             start_in: 0,
@@ -289,12 +300,25 @@ impl<A: Agent> Machine<A> {
                 handler(agent, ctx, *msg);
             }
         });
-        self.reactions
-            .insert(
-                (state, Some(mbox), TypeId::of::<M>()),
-                Reaction::Handle(erased),
-            )
-            .is_some()
+        let list = self.handlers.entry((mbox, TypeId::of::<M>())).or_default();
+        match list.iter_mut().find(|(s, _)| *s == state) {
+            Some(slot) => {
+                slot.1 = erased;
+                true
+            }
+            None => {
+                list.push((state, erased));
+                false
+            }
+        }
+    }
+
+    fn insert_special(&mut self, state: u32, ty: TypeId, special: Special) {
+        let list = self.specials.entry(ty).or_default();
+        match list.iter_mut().find(|(s, _)| *s == state) {
+            Some(slot) => slot.1 = special,
+            None => list.push((state, special)),
+        }
     }
 
     fn context<'a>(&'a self, core: &'a Arc<AgentCore>, current: u32) -> Context<'a> {
@@ -343,8 +367,42 @@ impl<A: Agent> Machine<A> {
         }
     }
 
-    /// Dispatches one message in the current state.
+    /// Dispatches one message in the current state. The common case (no
+    /// transfer, switch or suppression defined) is kept small: one lookup,
+    /// the handler, and a switch only if the handler asked for one.
+    #[inline]
     pub(crate) fn dispatch(
+        &mut self,
+        agent: &mut A,
+        core: &Arc<AgentCore>,
+        mbox: MboxId,
+        ty: TypeId,
+        payload: Payload,
+    ) {
+        if ty == TypeId::of::<TimeLimitFired>() || !self.specials.is_empty() {
+            return self.dispatch_special(agent, core, mbox, ty, payload);
+        }
+        let Machine {
+            tree,
+            handlers,
+            current,
+            ..
+        } = self;
+        let Some(list) = handlers.get_mut(&(mbox, ty)) else {
+            return; // nobody handles it: dropped by its receiver
+        };
+        let Some(Found::Handler(at)) = find(tree, *current, Some(&*list), None) else {
+            return;
+        };
+        if let Some(target) = run_handler(&mut list[at].1, agent, core, tree, *current, payload) {
+            self.switch(agent, core, target);
+        }
+    }
+
+    /// [`dispatch`](Self::dispatch) with time limits and special reactions.
+    #[cold]
+    #[inline(never)]
+    fn dispatch_special(
         &mut self,
         agent: &mut A,
         core: &Arc<AgentCore>,
@@ -359,42 +417,33 @@ impl<A: Agent> Machine<A> {
             return;
         }
         for _ in 0..MAX_CHAIN {
-            let Some(key) = self.find(mbox, ty) else {
-                return; // nobody handles it here: dropped by its receiver
-            };
-            match &self.reactions[&key] {
-                Reaction::Suppress => return,
-                Reaction::JustSwitch(target) => {
-                    let target = *target;
+            let Machine {
+                tree,
+                handlers,
+                specials,
+                current,
+                ..
+            } = self;
+            let handlers = handlers.get_mut(&(mbox, ty));
+            let found = find(tree, *current, handlers.as_deref(), specials.get(&ty));
+            match found {
+                None => return, // nobody handles it here: dropped by its receiver
+                Some(Found::Special(Special::Suppress)) => return,
+                Some(Found::Special(Special::JustSwitch(target))) => {
                     self.switch(agent, core, target);
                     return;
                 }
-                Reaction::Transfer(target) => {
-                    let target = *target;
+                Some(Found::Special(Special::Transfer(target))) => {
                     self.switch(agent, core, target);
                     // And again, in the state it landed in.
                 }
-                Reaction::Handle(_) => {
-                    let Machine {
-                        tree,
-                        reactions,
-                        current,
-                        ..
-                    } = self;
-                    let Some(Reaction::Handle(handler)) = reactions.get_mut(&key) else {
-                        unreachable!("found above");
+                Some(Found::Handler(at)) => {
+                    let Some(list) = handlers else {
+                        unreachable!("found in it");
                     };
-                    let ctx = Context {
-                        core,
-                        states: StateView {
-                            tree: Some(tree),
-                            current: *current,
-                            pending: Cell::new(None),
-                        },
-                    };
-                    handler(agent, &ctx, payload);
-                    let pending = ctx.states.pending.take();
-                    if let Some(target) = pending {
+                    let handler = &mut list[at].1;
+                    if let Some(target) = run_handler(handler, agent, core, tree, *current, payload)
+                    {
                         self.switch(agent, core, target);
                     }
                     return;
@@ -402,21 +451,6 @@ impl<A: Agent> Machine<A> {
             }
         }
         tracing::error!(agent = ?core.id, "transfer_to_state loop; message dropped");
-    }
-
-    /// The reaction to `(mbox, ty)` in the current state or the nearest
-    /// ancestor that has one (exact mbox first at each level).
-    fn find(&self, mbox: MboxId, ty: TypeId) -> Option<Key> {
-        let mut at = Some(self.current);
-        while let Some(s) = at {
-            for key in [(s, Some(mbox), ty), (s, None, ty)] {
-                if self.reactions.contains_key(&key) {
-                    return Some(key);
-                }
-            }
-            at = self.tree.node(s).parent;
-        }
-        None
     }
 
     fn time_limit_fired(&mut self, agent: &mut A, core: &Arc<AgentCore>, fired: TimeLimitFired) {
@@ -450,6 +484,7 @@ impl<A: Agent> Machine<A> {
     }
 
     /// Switches to `target`, then to whatever the hooks asked for.
+    #[inline(never)]
     fn switch(&mut self, agent: &mut A, core: &Arc<AgentCore>, target: u32) {
         let mut next = Some(target);
         for _ in 0..MAX_CHAIN {
@@ -556,6 +591,50 @@ impl<A: Agent> Machine<A> {
             old.cancel();
         }
     }
+}
+
+/// Runs one handler; returns the switch it asked for.
+#[inline]
+fn run_handler<A>(
+    handler: &mut Handler<A>,
+    agent: &mut A,
+    core: &Arc<AgentCore>,
+    tree: &StateTree,
+    current: u32,
+    payload: Payload,
+) -> Option<u32> {
+    let ctx = Context {
+        core,
+        states: StateView {
+            tree: Some(tree),
+            current,
+            pending: Cell::new(None),
+        },
+    };
+    handler(agent, &ctx, payload);
+    ctx.states.pending.take()
+}
+
+/// The reaction in state `current` or the nearest enclosing state that has
+/// one: a handler for the exact mbox first, then a special, at each level.
+#[inline]
+fn find<H>(
+    tree: &StateTree,
+    current: u32,
+    handlers: Option<&Vec<(u32, H)>>,
+    specials: Option<&Vec<(u32, Special)>>,
+) -> Option<Found> {
+    let mut at = Some(current);
+    while let Some(s) = at {
+        if let Some(i) = handlers.and_then(|l| l.iter().position(|(st, _)| *st == s)) {
+            return Some(Found::Handler(i));
+        }
+        if let Some((_, special)) = specials.and_then(|l| l.iter().find(|(st, _)| *st == s)) {
+            return Some(Found::Special(*special));
+        }
+        at = tree.node(s).parent;
+    }
+    None
 }
 
 impl<A> Drop for Machine<A> {
@@ -716,7 +795,7 @@ impl<A: Agent> InState<'_, '_, A> {
     /// in `target` (SObjectizer's `transfer_to_state`).
     pub fn transfer_to_state<M: Send + 'static>(&mut self, target: &State) -> &mut Self {
         let target = self.def.machine.tree.index_of(target);
-        self.special::<M>(Reaction::Transfer(target))
+        self.special::<M>(Special::Transfer(target))
     }
 
     /// When `M` (from any mbox) arrives in this state, the agent switches
@@ -724,20 +803,19 @@ impl<A: Agent> InState<'_, '_, A> {
     /// (SObjectizer's `just_switch_to`).
     pub fn just_switch_to<M: Send + 'static>(&mut self, target: &State) -> &mut Self {
         let target = self.def.machine.tree.index_of(target);
-        self.special::<M>(Reaction::JustSwitch(target))
+        self.special::<M>(Special::JustSwitch(target))
     }
 
     /// Ignores `M` (from any mbox) in this state, even if an enclosing
     /// state has a handler for it.
     pub fn suppress<M: Send + 'static>(&mut self) -> &mut Self {
-        self.special::<M>(Reaction::Suppress)
+        self.special::<M>(Special::Suppress)
     }
 
-    fn special<M: 'static>(&mut self, reaction: Reaction<A>) -> &mut Self {
+    fn special<M: 'static>(&mut self, special: Special) -> &mut Self {
         self.def
             .machine
-            .reactions
-            .insert((self.state, None, TypeId::of::<M>()), reaction);
+            .insert_special(self.state, TypeId::of::<M>(), special);
         self
     }
 }
