@@ -765,7 +765,8 @@ impl<A: Agent> InState<'_, '_, A> {
         self
     }
 
-    /// Runs `hook` whenever the agent leaves this state.
+    /// Runs `hook` whenever the agent leaves this state (not when it
+    /// finishes: [`Agent::finish`] runs in whatever state it is in).
     pub fn on_exit<F>(&mut self, hook: F) -> &mut Self
     where
         F: FnMut(&mut A, &Context<'_>) + Send + 'static,
