@@ -676,3 +676,48 @@ fn a_state_of_another_agent_is_refused() {
         .unwrap();
     });
 }
+
+/// `ping` and `pong` transfer `Job` to each other: a loop.
+struct Looper {
+    log: Log,
+}
+
+impl Logs for Looper {
+    fn log(&self) -> &Log {
+        &self.log
+    }
+}
+
+impl Agent for Looper {
+    fn define(&mut self, def: &mut Define<'_, Self>) {
+        let ping = def.state("ping");
+        let pong = def.state("pong");
+        def.start_in(&ping);
+        def.in_state(&ping).transfer_to_state::<Job>(&pong);
+        def.in_state(&pong).transfer_to_state::<Job>(&ping);
+        for state in [ping, pong] {
+            def.in_state(&state).subscribe_self(
+                |me: &mut Looper, ctx: &Context<'_>, Report(tx)| report(&me.log, ctx, tx),
+            );
+        }
+    }
+}
+
+#[test]
+fn a_transfer_loop_is_cut_and_the_agent_goes_on() {
+    watchdog(Duration::from_secs(30), || {
+        launch(|env| {
+            let mut coop = env.make_coop();
+            let mbox = coop.add_agent(Looper {
+                log: Log::default(),
+            });
+            env.register_coop(coop).unwrap();
+            mbox.send(Job(1));
+            // Still there, in one of the two states.
+            let (_, now) = ask(&mbox);
+            assert!(now == "ping" || now == "pong", "{now}");
+            env.stop();
+        })
+        .unwrap();
+    });
+}
