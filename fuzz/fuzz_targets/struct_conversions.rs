@@ -198,7 +198,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let options = *capnp::message::ReaderOptions::new()
-        .traversal_limit_in_words(Some(1 << 20))
+        .traversal_limit_in_words(Some(1 << 16))
         .nesting_limit(64);
     match mode % 3 {
         0 => {
