@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use crate::model::{File, Interface, Method, MethodKind, StructDef, Ty};
+use crate::model::{Field, File, Interface, Method, MethodKind, StructDef, Ty};
 use crate::names::lit;
 use crate::Unsupported;
 
@@ -340,7 +340,10 @@ fn emit_trait(out: &mut String, iface: &Interface) {
         let params: String = m
             .params
             .iter()
-            .map(|p| format!(", {}: {}", p.ident, owned(&p.ty)))
+            .map(|p| {
+                let amp = if p.inout { "&mut " } else { "" };
+                format!(", {}: {amp}{}", p.ident, owned(&p.ty))
+            })
             .collect();
         many_args(out, m);
         if m.schema == "destroy" && m.params.is_empty() && m.results.is_empty() {
@@ -506,17 +509,81 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
         ""
     };
     let ret = client_result(iface, m);
+    let inouts: Vec<&Field> = m.params.iter().filter(|p| p.inout).collect();
+    // What the request builder's future yields: the results, and the new
+    // values of in/out parameters.
+    let build_ret = if inouts.is_empty() {
+        ret.clone()
+    } else {
+        let types: String = inouts
+            .iter()
+            .map(|p| format!("{}, ", owned(&p.ty)))
+            .collect();
+        format!("({ret}, ({types}))")
+    };
     let sig_params: String = m
         .params
         .iter()
-        .map(|p| format!(", {}: {}", p.ident, client_param(&p.ty)))
+        .map(|p| {
+            if p.inout {
+                format!(", {}: &mut {}", p.ident, owned(&p.ty))
+            } else {
+                format!(", {}: {}", p.ident, client_param(&p.ty))
+            }
+        })
         .collect();
     let args: Vec<String> = m
         .params
         .iter()
-        .map(|p| client_to_owned(&p.ty, &p.ident))
+        .map(|p| {
+            if p.inout && matches!(p.ty, Ty::Prim(_) | Ty::Enum { .. }) {
+                format!("*{}", p.ident)
+            } else if p.inout {
+                format!("{}.clone()", p.ident)
+            } else {
+                client_to_owned(&p.ty, &p.ident)
+            }
+        })
         .collect();
     let args = args.join(", ");
+    // Async code cannot lend `&mut`: in/out values go in owned and come back
+    // beside the results.
+    let async_sig_params: String = m
+        .params
+        .iter()
+        .map(|p| {
+            if p.inout {
+                format!(", {}: {}", p.ident, owned(&p.ty))
+            } else {
+                format!(", {}: {}", p.ident, client_param(&p.ty))
+            }
+        })
+        .collect();
+    let async_args: Vec<String> = m
+        .params
+        .iter()
+        .map(|p| {
+            if p.inout {
+                p.ident.clone()
+            } else {
+                client_to_owned(&p.ty, &p.ident)
+            }
+        })
+        .collect();
+    let async_args = async_args.join(", ");
+    let async_ret = if inouts.is_empty() {
+        ret.clone()
+    } else {
+        let types: String = inouts
+            .iter()
+            .map(|p| format!(", {}", owned(&p.ty)))
+            .collect();
+        format!("({ret}{types})")
+    };
+    let new_vals: String = inouts
+        .iter()
+        .map(|p| format!("new_{}, ", p.ident))
+        .collect();
     let where_runs = if m.context.is_some() {
         "Runs on the server thread mapped to this thread; callbacks it makes run\n/// on this thread while it waits."
     } else {
@@ -531,15 +598,33 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
     out.push_str("///\n");
     let _ = writeln!(out, "/// {where_runs}");
     many_args(out, m);
-    let _ = writeln!(
-        out,
-        "pub fn {id}(&self{sig_params}) -> Result<{ret}, ::mp_ipc::Error> {{\n\
-         {mark}self.remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args}))\n}}\n",
-        id = m.ident,
-        sn = m.snake,
-        i = lit(&iface.schema),
-        ms = lit(&m.schema),
-    );
+    if inouts.is_empty() {
+        let _ = writeln!(
+            out,
+            "pub fn {id}(&self{sig_params}) -> Result<{ret}, ::mp_ipc::Error> {{\n\
+             {mark}self.remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args}))\n}}\n",
+            id = m.ident,
+            sn = m.snake,
+            i = lit(&iface.schema),
+            ms = lit(&m.schema),
+        );
+    } else {
+        let assign: String = inouts
+            .iter()
+            .map(|p| format!("*{0} = new_{0};\n", p.ident))
+            .collect();
+        let _ = writeln!(
+            out,
+            "/// In/out parameters get the server's values back when the call succeeds.\n\
+             pub fn {id}(&self{sig_params}) -> Result<{ret}, ::mp_ipc::Error> {{\n\
+             {mark}let (value, ({new_vals})) = self.remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args}))?;\n\
+             {assign}Ok(value)\n}}\n",
+            id = m.ident,
+            sn = m.snake,
+            i = lit(&iface.schema),
+            ms = lit(&m.schema),
+        );
+    }
     // Async.
     let _ = writeln!(
         out,
@@ -548,14 +633,28 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
         id = m.ident,
     );
     many_args(out, m);
-    let _ = writeln!(
-        out,
-        "pub fn {sn}_async(&self{sig_params}) -> impl ::std::future::Future<Output = Result<{ret}, ::mp_ipc::Error>> + Send + 'static {{\n\
-         {mark}self.remote.call_async(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args}))\n}}\n",
-        sn = m.snake,
-        i = lit(&iface.schema),
-        ms = lit(&m.schema),
-    );
+    if inouts.is_empty() {
+        let _ = writeln!(
+            out,
+            "pub fn {sn}_async(&self{sig_params}) -> impl ::std::future::Future<Output = Result<{ret}, ::mp_ipc::Error>> + Send + 'static {{\n\
+             {mark}self.remote.call_async(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args}))\n}}\n",
+            sn = m.snake,
+            i = lit(&iface.schema),
+            ms = lit(&m.schema),
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "///\n/// In/out parameters are taken by value; their new values follow the results.\n\
+             #[allow(clippy::type_complexity)]\n\
+             pub fn {sn}_async(&self{async_sig_params}) -> impl ::std::future::Future<Output = Result<{async_ret}, ::mp_ipc::Error>> + Send + 'static {{\n\
+             {mark}let call = self.remote.call_async(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({async_args}));\n\
+             async move {{\nlet (value, ({new_vals})) = call.await?;\nOk((value, {new_vals}))\n}}\n}}\n",
+            sn = m.snake,
+            i = lit(&iface.schema),
+            ms = lit(&m.schema),
+        );
+    }
     // The request builder, shared by both.
     let build_params: Vec<String> = m
         .params
@@ -567,9 +666,12 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
         || matches!(m.results.as_slice(), [one] if matches!(one.ty, Ty::Interface(_)));
     let setup = if uses_setup { "setup" } else { "_setup" };
     many_args(out, m);
+    if !inouts.is_empty() {
+        out.push_str("#[allow(clippy::type_complexity)]\n");
+    }
     let _ = write!(
         out,
-        "fn build_{sn}({bp}) -> impl FnOnce(&{cap}, &::mp_ipc::CallSetup) -> Result<::mp_ipc::CallFuture<{ret}>, ::mp_ipc::Error> + Send + 'static {{\n\
+        "fn build_{sn}({bp}) -> impl FnOnce(&{cap}, &::mp_ipc::CallSetup) -> Result<::mp_ipc::CallFuture<{build_ret}>, ::mp_ipc::Error> + Send + 'static {{\n\
          {site}\
          move |cap: &{cap}, {setup}: &::mp_ipc::CallSetup| {{\n",
         sn = m.snake,
@@ -663,6 +765,25 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
             )
         }
     };
+    // In/out parameters' new values are read beside the results.
+    let body = if inouts.is_empty() {
+        body
+    } else {
+        let reads: String = inouts
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}, ",
+                    read_expr("r", &p.accessor, &p.schema, &p.ty, "SITE")
+                )
+            })
+            .collect();
+        if m.results.is_empty() {
+            format!("Ok(((), ({reads})))")
+        } else {
+            format!("{{\nlet value = {{ {body} }}?;\nOk((value, ({reads})))\n}}")
+        }
+    };
     // A `$Proxy.exception` field set by the server is the call's error.
     let closure = match &m.exception {
         Some(e) => format!(
@@ -670,7 +791,7 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
             acc = e.accessor,
             f = lit(&e.schema)
         ),
-        None if m.results.is_empty() => format!("|_| {body}"),
+        None if m.results.is_empty() && inouts.is_empty() => format!("|_| {body}"),
         None => format!("|r| {body}"),
     };
     match wrap {
@@ -765,7 +886,7 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
         m,
         module,
         has_params,
-        !m.results.is_empty() || m.exception.is_some(),
+        !m.results.is_empty() || m.exception.is_some() || m.params.iter().any(|p| p.inout),
     );
     out.push_str(&site(iface, m));
     let mut body = String::new();
@@ -792,28 +913,63 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
             let _ = writeln!(body, "let _keep_{0} = {0}.clone();", p.ident);
         }
     }
-    let args: Vec<&str> = m.params.iter().map(|p| p.ident.as_str()).collect();
+    let inouts: Vec<&Field> = m.params.iter().filter(|p| p.inout).collect();
+    let args: Vec<String> = m
+        .params
+        .iter()
+        .map(|p| {
+            if p.inout {
+                format!("&mut {}", p.ident)
+            } else {
+                p.ident.clone()
+            }
+        })
+        .collect();
     let args = args.join(", ");
+    let imp = if m.context.is_some() {
+        "imp"
+    } else {
+        "self.imp"
+    };
+    // In/out parameters are lent to the method and come back beside its value.
+    let (call, value_pat) = if inouts.is_empty() {
+        (format!("{imp}.{}({args})", m.ident), "value".to_string())
+    } else {
+        let lets: String = inouts
+            .iter()
+            .map(|p| format!("let mut {0} = {0};\n", p.ident))
+            .collect();
+        let vals: String = inouts.iter().map(|p| format!("{}, ", p.ident)).collect();
+        (
+            format!(
+                "{{\n{lets}{imp}.{}({args}).map(|value| (value, ({vals})))\n}}",
+                m.ident
+            ),
+            if m.results.is_empty() {
+                format!("(_, ({vals}))")
+            } else {
+                format!("(value, ({vals}))")
+            },
+        )
+    };
     // With a `$Proxy.exception` field the outcome is matched (its error
     // goes into that field); otherwise an error fails the call.
-    let (bind, fail) = match (&m.exception, m.results.is_empty()) {
-        (Some(_), _) => ("let outcome = ", ""),
-        (None, true) => ("", ".map_err(::mp_ipc::capnp::Error::failed)?"),
-        (None, false) => ("let value = ", ".map_err(::mp_ipc::capnp::Error::failed)?"),
+    let (bind, fail) = match (&m.exception, m.results.is_empty() && inouts.is_empty()) {
+        (Some(_), _) => ("let outcome = ".to_string(), ""),
+        (None, true) => (String::new(), ".map_err(::mp_ipc::capnp::Error::failed)?"),
+        (None, false) => (
+            format!("let {value_pat} = "),
+            ".map_err(::mp_ipc::capnp::Error::failed)?",
+        ),
     };
     if m.context.is_some() {
         let _ = writeln!(
             body,
             "let imp = self.imp.clone();\n\
-             {bind}conn.dispatch(SITE, ctx, move || imp.{id}({args})).await?{fail};",
-            id = m.ident
+             {bind}conn.dispatch(SITE, ctx, move || {call}).await?{fail};"
         );
     } else {
-        let _ = writeln!(
-            body,
-            "{bind}conn.run_on_loop(SITE, || self.imp.{id}({args}))?{fail};",
-            id = m.ident
-        );
+        let _ = writeln!(body, "{bind}conn.run_on_loop(SITE, || {call})?{fail};");
     }
     let mut writes = String::new();
     if !m.results.is_empty() {
@@ -845,8 +1001,20 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
             writes.push_str("}\n");
         }
     }
+    for p in &inouts {
+        writes.push_str(&set_stmt(
+            "r",
+            &p.accessor,
+            &p.schema,
+            &p.ty,
+            &p.ident,
+            "",
+            "&conn",
+            "SITE",
+        ));
+    }
     match &m.exception {
-        Some(e) if m.results.is_empty() => {
+        Some(e) if m.results.is_empty() && inouts.is_empty() => {
             let _ = writeln!(
                 body,
                 "if let Err(message) = outcome {{\nresults.get().set_{acc}(message.as_str());\n}}",
@@ -859,11 +1027,11 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
                 "let mut r = results.get();\n\
                  match outcome {{\n\
                  Err(message) => r.set_{acc}(message.as_str()),\n\
-                 Ok(value) => {{\n{writes}}}\n}}",
+                 Ok({value_pat}) => {{\n{writes}}}\n}}",
                 acc = e.accessor
             );
         }
-        None if !m.results.is_empty() => {
+        None if !m.results.is_empty() || !inouts.is_empty() => {
             body.push_str("let mut r = results.get();\n");
             body.push_str(&writes);
         }

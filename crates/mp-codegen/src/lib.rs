@@ -22,7 +22,8 @@
 //! capnpc's Rust enums; `Text` ↔ `String`
 //! (`&str` into clients); `Data` ↔ `Vec<u8>`; `List` of those, of structs
 //! and of enums ↔ `Vec<T>`; `$Proxy.count(0)` parameters and `$Proxy.skip`
-//! struct fields are implicit (left out of the Rust API);
+//! struct fields are implicit (left out of the Rust API); a parameter that
+//! is also a result of the same name and type is in/out (`&mut T`);
 //! interfaces as parameters (`Arc<dyn Foo>` into a client, `FooClient` into
 //! an implementation) and results (the reverse); one result
 //! is returned as is, several as a generated `FooMethodResults` struct,

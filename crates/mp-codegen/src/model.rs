@@ -71,6 +71,10 @@ pub(crate) struct Field {
     pub accessor: String,
     /// Its type.
     pub ty: Ty,
+    /// A parameter that is also a result of the same name and type: passed
+    /// as `&mut T`, written back from the results (libmultiprocess's
+    /// in/out parameters, C++ `T&`).
+    pub inout: bool,
 }
 
 /// What a method is, beyond an ordinary call.
@@ -452,6 +456,20 @@ fn read_method(
             Err(reason) => problems.push((Some(fname), reason)),
         }
     }
+    // A result with the name and type of a parameter makes it in/out.
+    mapped_results.retain(|r| {
+        let param = mapped_params
+            .iter_mut()
+            .find(|p| p.schema == r.schema && p.ty == r.ty && !matches!(p.ty, Ty::Interface(_)));
+        match param {
+            Some(p) => {
+                p.inout = true;
+                false
+            }
+            None => true,
+        }
+    });
+    let has_inout = mapped_params.iter().any(|p| p.inout);
     // `result` + `hasResult :Bool` ↔ Option<T>.
     let optional = mapped_results.len() == 2
         && mapped_results.iter().any(|r| r.schema == "result")
@@ -468,6 +486,16 @@ fn read_method(
                     Some(r.schema.clone()),
                     "an interface among several results is not supported yet (only as the single result)"
                         .into(),
+                ));
+            }
+        }
+    }
+    if has_inout {
+        for r in &mapped_results {
+            if matches!(r.ty, Ty::Interface(_)) {
+                problems.push((
+                    Some(r.schema.clone()),
+                    "an interface result beside in/out parameters is not supported yet".into(),
                 ));
             }
         }
@@ -583,6 +611,7 @@ fn map_field(
     };
     let ty = map_type(ctx, file_id, t, false)?;
     Ok(Field {
+        inout: false,
         schema: name.to_string(),
         ident: names::ident(&proxy_name(f).unwrap_or_else(|| names::rust_snake(name))),
         accessor: names::snake(name),

@@ -25,9 +25,7 @@ mod types_mp {
 
 use types_capnp::Color;
 use types_mp::{
-    BlockRef, Options, Types, TypesClient, TypesCollectResults, TypesEchoListsResults,
-    TypesEchoPrimitivesResults, TypesEchoTextResults, TypesMixResults, TypesServer,
-    TypesTipOfResults,
+    BlockRef, Options, Types, TypesClient, TypesMixResults, TypesServer, TypesTipOfResults,
 };
 
 struct Echo;
@@ -35,52 +33,53 @@ struct Echo;
 impl Types for Echo {
     fn echo_primitives(
         &self,
-        b: bool,
-        i8: i8,
-        i16: i16,
-        i32: i32,
-        i64: i64,
-        u8: u8,
-        u16: u16,
-        u32: u32,
-        u64: u64,
-        f32: f32,
-        f64: f64,
-    ) -> Result<TypesEchoPrimitivesResults, String> {
-        Ok(TypesEchoPrimitivesResults {
-            b,
-            i8,
-            i16,
-            i32,
-            i64,
-            u8,
-            u16,
-            u32,
-            u64,
-            f32,
-            f64,
-        })
+        b: &mut bool,
+        i8: &mut i8,
+        i16: &mut i16,
+        i32: &mut i32,
+        i64: &mut i64,
+        u8: &mut u8,
+        u16: &mut u16,
+        u32: &mut u32,
+        u64: &mut u64,
+        f32: &mut f32,
+        f64: &mut f64,
+    ) -> Result<(), String> {
+        // In/out: each value comes back changed, so a test sees the write.
+        *b = !*b;
+        *i8 = i8.wrapping_add(1);
+        *i16 = i16.wrapping_add(1);
+        *i32 = i32.wrapping_add(1);
+        *i64 = i64.wrapping_add(1);
+        *u8 = u8.wrapping_add(1);
+        *u16 = u16.wrapping_add(1);
+        *u32 = u32.wrapping_add(1);
+        *u64 = u64.wrapping_add(1);
+        *f32 *= 2.0;
+        *f64 *= 2.0;
+        Ok(())
     }
 
-    fn echo_text(&self, text: String, data: Vec<u8>) -> Result<TypesEchoTextResults, String> {
-        Ok(TypesEchoTextResults { text, data })
+    fn echo_text(&self, text: &mut String, data: &mut Vec<u8>) -> Result<(), String> {
+        text.push('!');
+        data.reverse();
+        Ok(())
     }
 
     fn echo_lists(
         &self,
-        ints: Vec<i32>,
-        flags: Vec<bool>,
-        texts: Vec<String>,
-        blobs: Vec<Vec<u8>>,
-        doubles: Vec<f64>,
-    ) -> Result<TypesEchoListsResults, String> {
-        Ok(TypesEchoListsResults {
-            ints,
-            flags,
-            texts,
-            blobs,
-            doubles,
-        })
+        ints: &mut Vec<i32>,
+        flags: &mut Vec<bool>,
+        texts: &mut Vec<String>,
+        blobs: &mut Vec<Vec<u8>>,
+        doubles: &mut Vec<f64>,
+    ) -> Result<(), String> {
+        ints.reverse();
+        flags.reverse();
+        texts.reverse();
+        blobs.reverse();
+        doubles.reverse();
+        Ok(())
     }
 
     fn concat(&self, parts: Vec<String>) -> Result<String, String> {
@@ -132,14 +131,10 @@ impl Types for Echo {
         }
     }
 
-    fn collect(
-        &self,
-        mut tips: Vec<BlockRef>,
-        mut colors: Vec<Color>,
-    ) -> Result<TypesCollectResults, String> {
+    fn collect(&self, tips: &mut Vec<BlockRef>, colors: &mut Vec<Color>) -> Result<(), String> {
         tips.sort_by_key(|t| std::cmp::Reverse(t.height));
         colors.reverse();
-        Ok(TypesCollectResults { tips, colors })
+        Ok(())
     }
 
     fn find_tip(&self, height: i32) -> Result<Option<BlockRef>, String> {
@@ -189,81 +184,93 @@ fn loops() -> (EventLoop, EventLoop) {
     )
 }
 
+/// A parameter that is also a result of the same name is in/out: `&mut T`
+/// on both sides, the server's value written back.
 #[test]
-fn primitives_round_trip() {
+fn primitives_are_in_out_parameters() {
     watchdog(|| {
         let (s, c) = loops();
         let (_server, types) = pair(&s, &c);
-        let extremes = TypesEchoPrimitivesResults {
-            b: true,
-            i8: i8::MIN,
-            i16: i16::MIN,
-            i32: i32::MIN,
-            i64: i64::MIN,
-            u8: u8::MAX,
-            u16: u16::MAX,
-            u32: u32::MAX,
-            u64: u64::MAX,
-            f32: -1.5,
-            f64: std::f64::consts::PI,
-        };
-        let e = extremes.clone();
-        let got = types
+        let (mut b, mut i8, mut i16, mut i32, mut i64) = (true, i8::MAX, i16::MIN, -1i32, i64::MAX);
+        let (mut u8, mut u16, mut u32, mut u64) = (u8::MAX, 7u16, u32::MAX, 0u64);
+        let (mut f32, mut f64) = (-1.5f32, std::f64::consts::PI);
+        types
             .echo_primitives(
-                e.b, e.i8, e.i16, e.i32, e.i64, e.u8, e.u16, e.u32, e.u64, e.f32, e.f64,
+                &mut b, &mut i8, &mut i16, &mut i32, &mut i64, &mut u8, &mut u16, &mut u32,
+                &mut u64, &mut f32, &mut f64,
             )
             .unwrap();
-        assert_eq!(got, extremes);
-        let zeros = TypesEchoPrimitivesResults::default();
-        let z = zeros.clone();
-        let got = futures::executor::block_on(types.echo_primitives_async(
-            z.b, z.i8, z.i16, z.i32, z.i64, z.u8, z.u16, z.u32, z.u64, z.f32, z.f64,
-        ))
+        assert!(!b);
+        assert_eq!((i8, i16, i32, i64), (i8::MIN, i16::MIN + 1, 0, i64::MIN));
+        assert_eq!((u8, u16, u32, u64), (0, 8, 0, 1));
+        assert_eq!((f32, f64), (-3.0, 2.0 * std::f64::consts::PI));
+        // Async: in/out values go in owned and come back after the results.
+        let (unit, b2, i8b, ..) = futures::executor::block_on(
+            types.echo_primitives_async(false, 1, 2, 3, 4, 5, 6, 7, 8, 0.5, 0.25),
+        )
         .unwrap();
-        assert_eq!(got, zeros);
+        assert_eq!((unit, b2, i8b), ((), true, 2));
     });
 }
 
 #[test]
-fn text_and_data_round_trip() {
+fn text_and_data_round_trip_in_out() {
     watchdog(|| {
         let (s, c) = loops();
-        let (_server, types) = pair(&s, &c);
-        let blob: Vec<u8> = (0..=255).collect();
-        let got = types.echo_text("héllo, wörld", &blob).unwrap();
-        assert_eq!(got.text, "héllo, wörld");
-        assert_eq!(got.data, blob);
-        let empty = types.echo_text("", &[]).unwrap();
-        assert_eq!(empty, TypesEchoTextResults::default());
-        let big = vec![7u8; 1 << 20];
-        assert_eq!(types.echo_text("big", &big).unwrap().data.len(), 1 << 20);
+        let (server, types) = pair(&s, &c);
+        let mut text = String::from("héllo, wörld");
+        let mut blob: Vec<u8> = (0..=255).collect();
+        types.echo_text(&mut text, &mut blob).unwrap();
+        assert_eq!(text, "héllo, wörld!");
+        assert_eq!(blob, (0..=255).rev().collect::<Vec<u8>>());
+        let (mut empty, mut none) = (String::new(), Vec::new());
+        types.echo_text(&mut empty, &mut none).unwrap();
+        assert_eq!((empty.as_str(), none.len()), ("!", 0));
+        let mut big = vec![7u8; 1 << 20];
+        let mut label = String::from("big");
+        types.echo_text(&mut label, &mut big).unwrap();
+        assert_eq!(big.len(), 1 << 20);
+        // A failed call leaves in/out values as they were.
+        server.close();
+        assert!(types
+            .connection()
+            .wait_disconnected_timeout(Duration::from_secs(10)));
+        let mut kept = String::from("kept");
+        let err = types.echo_text(&mut kept, &mut vec![1]).unwrap_err();
+        assert!(err.is_disconnected(), "{err:?}");
+        assert_eq!(kept, "kept");
     });
 }
 
 #[test]
-fn lists_round_trip() {
+fn lists_round_trip_in_out() {
     watchdog(|| {
         let (s, c) = loops();
         let (_server, types) = pair(&s, &c);
-        let want = TypesEchoListsResults {
-            ints: vec![1, -2, i32::MAX],
-            flags: vec![true, false, true, true],
-            texts: vec!["a".into(), String::new(), "ünïcode".into()],
-            blobs: vec![vec![], vec![0, 1, 2], vec![255; 9]],
-            doubles: vec![0.5, -0.25],
-        };
-        let got = types
+        let mut ints = vec![1, -2, i32::MAX];
+        let mut flags = vec![true, false, false, false];
+        let mut texts = vec!["a".to_string(), String::new(), "ünïcode".into()];
+        let mut blobs = vec![vec![], vec![0, 1, 2], vec![255; 9]];
+        let mut doubles = vec![0.5, -0.25];
+        types
+            .echo_lists(&mut ints, &mut flags, &mut texts, &mut blobs, &mut doubles)
+            .unwrap();
+        assert_eq!(ints, [i32::MAX, -2, 1]);
+        assert_eq!(flags, [false, false, false, true]);
+        assert_eq!(texts, ["ünïcode", "", "a"]);
+        assert_eq!(blobs, [vec![255; 9], vec![0, 1, 2], vec![]]);
+        assert_eq!(doubles, [-0.25, 0.5]);
+        let mut none: Vec<i32> = Vec::new();
+        types
             .echo_lists(
-                &want.ints,
-                &want.flags,
-                &want.texts,
-                &want.blobs,
-                &want.doubles,
+                &mut none,
+                &mut Vec::new(),
+                &mut Vec::new(),
+                &mut Vec::new(),
+                &mut Vec::new(),
             )
             .unwrap();
-        assert_eq!(got, want);
-        let none = types.echo_lists(&[], &[], &[], &[], &[]).unwrap();
-        assert_eq!(none, TypesEchoListsResults::default());
+        assert!(none.is_empty());
     });
 }
 
@@ -357,17 +364,19 @@ fn lists_of_structs_and_enums_round_trip_and_implicit_fields_stay_hidden() {
             .collect();
         let colors = [Color::Red, Color::Green, Color::Blue, Color::Blue];
         // `size` (a `$Proxy.count(0)` parameter) and `note` (a result) are
-        // not part of the signature: the call takes and returns only lists.
-        let got = types.collect(&tips, &colors).unwrap();
-        assert_eq!(got.tips.len(), 300);
-        assert_eq!(got.tips[0].height, 299);
-        assert_eq!(got.tips[299], tips[0]);
+        // not part of the signature; `tips` and `colors` are in/out.
+        let (mut got_tips, mut got_colors) = (tips.clone(), colors.to_vec());
+        types.collect(&mut got_tips, &mut got_colors).unwrap();
+        assert_eq!(got_tips.len(), 300);
+        assert_eq!(got_tips[0].height, 299);
+        assert_eq!(got_tips[299], tips[0]);
         assert_eq!(
-            got.colors,
+            got_colors,
             [Color::Blue, Color::Blue, Color::Green, Color::Red]
         );
-        let empty = types.collect(&[], &[]).unwrap();
-        assert!(empty.tips.is_empty() && empty.colors.is_empty());
+        let (mut no_tips, mut no_colors) = (Vec::new(), Vec::new());
+        types.collect(&mut no_tips, &mut no_colors).unwrap();
+        assert!(no_tips.is_empty() && no_colors.is_empty());
     });
 }
 

@@ -180,29 +180,29 @@ pub trait Types: Send + Sync + 'static {
     #[allow(clippy::too_many_arguments)]
     fn echo_primitives(
         &self,
-        b: bool,
-        i8: i8,
-        i16: i16,
-        i32: i32,
-        i64: i64,
-        u8: u8,
-        u16: u16,
-        u32: u32,
-        u64: u64,
-        f32: f32,
-        f64: f64,
-    ) -> Result<TypesEchoPrimitivesResults, String>;
+        b: &mut bool,
+        i8: &mut i8,
+        i16: &mut i16,
+        i32: &mut i32,
+        i64: &mut i64,
+        u8: &mut u8,
+        u16: &mut u16,
+        u32: &mut u32,
+        u64: &mut u64,
+        f32: &mut f32,
+        f64: &mut f64,
+    ) -> Result<(), String>;
     /// `Types.echoText`.
-    fn echo_text(&self, text: String, data: Vec<u8>) -> Result<TypesEchoTextResults, String>;
+    fn echo_text(&self, text: &mut String, data: &mut Vec<u8>) -> Result<(), String>;
     /// `Types.echoLists`.
     fn echo_lists(
         &self,
-        ints: Vec<i32>,
-        flags: Vec<bool>,
-        texts: Vec<String>,
-        blobs: Vec<Vec<u8>>,
-        doubles: Vec<f64>,
-    ) -> Result<TypesEchoListsResults, String>;
+        ints: &mut Vec<i32>,
+        flags: &mut Vec<bool>,
+        texts: &mut Vec<String>,
+        blobs: &mut Vec<Vec<u8>>,
+        doubles: &mut Vec<f64>,
+    ) -> Result<(), String>;
     /// Runs on the event loop.
     fn concat(&self, parts: Vec<String>) -> Result<String, String>;
     /// `Types.ping`.
@@ -232,60 +232,9 @@ pub trait Types: Send + Sync + 'static {
     /// tips highest first and the colors reversed.
     fn collect(
         &self,
-        tips: Vec<BlockRef>,
-        colors: Vec<crate::types_capnp::Color>,
-    ) -> Result<TypesCollectResults, String>;
-}
-
-/// The results of `Types.echoPrimitives`.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct TypesEchoPrimitivesResults {
-    /// `b`.
-    pub b: bool,
-    /// `i8`.
-    pub i8: i8,
-    /// `i16`.
-    pub i16: i16,
-    /// `i32`.
-    pub i32: i32,
-    /// `i64`.
-    pub i64: i64,
-    /// `u8`.
-    pub u8: u8,
-    /// `u16`.
-    pub u16: u16,
-    /// `u32`.
-    pub u32: u32,
-    /// `u64`.
-    pub u64: u64,
-    /// `f32`.
-    pub f32: f32,
-    /// `f64`.
-    pub f64: f64,
-}
-
-/// The results of `Types.echoText`.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct TypesEchoTextResults {
-    /// `text`.
-    pub text: String,
-    /// `data`.
-    pub data: Vec<u8>,
-}
-
-/// The results of `Types.echoLists`.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct TypesEchoListsResults {
-    /// `ints`.
-    pub ints: Vec<i32>,
-    /// `flags`.
-    pub flags: Vec<bool>,
-    /// `texts`.
-    pub texts: Vec<String>,
-    /// `blobs`.
-    pub blobs: Vec<Vec<u8>>,
-    /// `doubles`.
-    pub doubles: Vec<f64>,
+        tips: &mut Vec<BlockRef>,
+        colors: &mut Vec<crate::types_capnp::Color>,
+    ) -> Result<(), String>;
 }
 
 /// The results of `Types.tipOf`.
@@ -304,15 +253,6 @@ pub struct TypesMixResults {
     pub color: crate::types_capnp::Color,
     /// `same`.
     pub same: bool,
-}
-
-/// The results of `Types.collect`.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct TypesCollectResults {
-    /// `tips`.
-    pub tips: Vec<BlockRef>,
-    /// `colors`.
-    pub colors: Vec<crate::types_capnp::Color>,
 }
 
 /// A `Types` in the peer process: a thread-safe handle; clone it, send it,
@@ -368,29 +308,62 @@ impl TypesClient {
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
     #[allow(clippy::too_many_arguments)]
+    /// In/out parameters get the server's values back when the call succeeds.
     pub fn echo_primitives(
         &self,
-        b: bool,
-        i8: i8,
-        i16: i16,
-        i32: i32,
-        i64: i64,
-        u8: u8,
-        u16: u16,
-        u32: u32,
-        u64: u64,
-        f32: f32,
-        f64: f64,
-    ) -> Result<TypesEchoPrimitivesResults, ::mp_ipc::Error> {
-        self.remote.call(
+        b: &mut bool,
+        i8: &mut i8,
+        i16: &mut i16,
+        i32: &mut i32,
+        i64: &mut i64,
+        u8: &mut u8,
+        u16: &mut u16,
+        u32: &mut u32,
+        u64: &mut u64,
+        f32: &mut f32,
+        f64: &mut f64,
+    ) -> Result<(), ::mp_ipc::Error> {
+        let (
+            value,
+            (
+                new_b,
+                new_i8,
+                new_i16,
+                new_i32,
+                new_i64,
+                new_u8,
+                new_u16,
+                new_u32,
+                new_u64,
+                new_f32,
+                new_f64,
+            ),
+        ) = self.remote.call(
             ::mp_ipc::CallSite::new("Types", "echoPrimitives"),
-            Self::build_echo_primitives(b, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64),
-        )
+            Self::build_echo_primitives(
+                *b, *i8, *i16, *i32, *i64, *u8, *u16, *u32, *u64, *f32, *f64,
+            ),
+        )?;
+        *b = new_b;
+        *i8 = new_i8;
+        *i16 = new_i16;
+        *i32 = new_i32;
+        *i64 = new_i64;
+        *u8 = new_u8;
+        *u16 = new_u16;
+        *u32 = new_u32;
+        *u64 = new_u64;
+        *f32 = new_f32;
+        *f64 = new_f64;
+        Ok(value)
     }
 
     /// [`echo_primitives`](Self::echo_primitives) from async code: the future is `Send` and may be
     /// awaited on any runtime; callbacks during it run on a worker of this side's.
     #[allow(clippy::too_many_arguments)]
+    ///
+    /// In/out parameters are taken by value; their new values follow the results.
+    #[allow(clippy::type_complexity)]
     pub fn echo_primitives_async(
         &self,
         b: bool,
@@ -404,16 +377,43 @@ impl TypesClient {
         u64: u64,
         f32: f32,
         f64: f64,
-    ) -> impl ::std::future::Future<Output = Result<TypesEchoPrimitivesResults, ::mp_ipc::Error>>
-           + Send
+    ) -> impl ::std::future::Future<
+        Output = Result<
+            ((), bool, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64),
+            ::mp_ipc::Error,
+        >,
+    > + Send
            + 'static {
-        self.remote.call_async(
+        let call = self.remote.call_async(
             ::mp_ipc::CallSite::new("Types", "echoPrimitives"),
             Self::build_echo_primitives(b, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64),
-        )
+        );
+        async move {
+            let (
+                value,
+                (
+                    new_b,
+                    new_i8,
+                    new_i16,
+                    new_i32,
+                    new_i64,
+                    new_u8,
+                    new_u16,
+                    new_u32,
+                    new_u64,
+                    new_f32,
+                    new_f64,
+                ),
+            ) = call.await?;
+            Ok((
+                value, new_b, new_i8, new_i16, new_i32, new_i64, new_u8, new_u16, new_u32, new_u64,
+                new_f32, new_f64,
+            ))
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::type_complexity)]
     fn build_echo_primitives(
         b: bool,
         i8: i8,
@@ -429,8 +429,10 @@ impl TypesClient {
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<TypesEchoPrimitivesResults>, ::mp_ipc::Error>
-           + Send
+    ) -> Result<
+        ::mp_ipc::CallFuture<((), (bool, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64))>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "echoPrimitives");
         move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
@@ -449,19 +451,22 @@ impl TypesClient {
             p.set_f32(f32);
             p.set_f64(f64);
             Ok(::mp_ipc::send_request(SITE, req, |r| {
-                Ok(TypesEchoPrimitivesResults {
-                    b: r.get_b(),
-                    i8: r.get_i8(),
-                    i16: r.get_i16(),
-                    i32: r.get_i32(),
-                    i64: r.get_i64(),
-                    u8: r.get_u8(),
-                    u16: r.get_u16(),
-                    u32: r.get_u32(),
-                    u64: r.get_u64(),
-                    f32: r.get_f32(),
-                    f64: r.get_f64(),
-                })
+                Ok((
+                    (),
+                    (
+                        r.get_b(),
+                        r.get_i8(),
+                        r.get_i16(),
+                        r.get_i32(),
+                        r.get_i64(),
+                        r.get_u8(),
+                        r.get_u16(),
+                        r.get_u32(),
+                        r.get_u64(),
+                        r.get_f32(),
+                        r.get_f64(),
+                    ),
+                ))
             }))
         }
     }
@@ -470,39 +475,47 @@ impl TypesClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn echo_text(
-        &self,
-        text: &str,
-        data: &[u8],
-    ) -> Result<TypesEchoTextResults, ::mp_ipc::Error> {
-        self.remote.call(
+    /// In/out parameters get the server's values back when the call succeeds.
+    pub fn echo_text(&self, text: &mut String, data: &mut Vec<u8>) -> Result<(), ::mp_ipc::Error> {
+        let (value, (new_text, new_data)) = self.remote.call(
             ::mp_ipc::CallSite::new("Types", "echoText"),
-            Self::build_echo_text(text.to_owned(), data.to_vec()),
-        )
+            Self::build_echo_text(text.clone(), data.clone()),
+        )?;
+        *text = new_text;
+        *data = new_data;
+        Ok(value)
     }
 
     /// [`echo_text`](Self::echo_text) from async code: the future is `Send` and may be
     /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    ///
+    /// In/out parameters are taken by value; their new values follow the results.
+    #[allow(clippy::type_complexity)]
     pub fn echo_text_async(
         &self,
-        text: &str,
-        data: &[u8],
-    ) -> impl ::std::future::Future<Output = Result<TypesEchoTextResults, ::mp_ipc::Error>>
+        text: String,
+        data: Vec<u8>,
+    ) -> impl ::std::future::Future<Output = Result<((), String, Vec<u8>), ::mp_ipc::Error>>
            + Send
            + 'static {
-        self.remote.call_async(
+        let call = self.remote.call_async(
             ::mp_ipc::CallSite::new("Types", "echoText"),
-            Self::build_echo_text(text.to_owned(), data.to_vec()),
-        )
+            Self::build_echo_text(text, data),
+        );
+        async move {
+            let (value, (new_text, new_data)) = call.await?;
+            Ok((value, new_text, new_data))
+        }
     }
 
+    #[allow(clippy::type_complexity)]
     fn build_echo_text(
         text: String,
         data: Vec<u8>,
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<TypesEchoTextResults>, ::mp_ipc::Error>
+    ) -> Result<::mp_ipc::CallFuture<((), (String, Vec<u8>))>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "echoText");
@@ -513,10 +526,13 @@ impl TypesClient {
             p.set_text(text.as_str());
             p.set_data(data.as_slice());
             Ok(::mp_ipc::send_request(SITE, req, |r| {
-                Ok(TypesEchoTextResults {
-                    text: ::mp_ipc::codegen_support::text(SITE, "text", r.get_text())?,
-                    data: r.get_data()?.to_vec(),
-                })
+                Ok((
+                    (),
+                    (
+                        ::mp_ipc::codegen_support::text(SITE, "text", r.get_text())?,
+                        r.get_data()?.to_vec(),
+                    ),
+                ))
             }))
         }
     }
@@ -525,50 +541,70 @@ impl TypesClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
+    /// In/out parameters get the server's values back when the call succeeds.
     pub fn echo_lists(
         &self,
-        ints: &[i32],
-        flags: &[bool],
-        texts: &[String],
-        blobs: &[Vec<u8>],
-        doubles: &[f64],
-    ) -> Result<TypesEchoListsResults, ::mp_ipc::Error> {
-        self.remote.call(
+        ints: &mut Vec<i32>,
+        flags: &mut Vec<bool>,
+        texts: &mut Vec<String>,
+        blobs: &mut Vec<Vec<u8>>,
+        doubles: &mut Vec<f64>,
+    ) -> Result<(), ::mp_ipc::Error> {
+        let (value, (new_ints, new_flags, new_texts, new_blobs, new_doubles)) = self.remote.call(
             ::mp_ipc::CallSite::new("Types", "echoLists"),
             Self::build_echo_lists(
-                ints.to_vec(),
-                flags.to_vec(),
-                texts.to_vec(),
-                blobs.to_vec(),
-                doubles.to_vec(),
+                ints.clone(),
+                flags.clone(),
+                texts.clone(),
+                blobs.clone(),
+                doubles.clone(),
             ),
-        )
+        )?;
+        *ints = new_ints;
+        *flags = new_flags;
+        *texts = new_texts;
+        *blobs = new_blobs;
+        *doubles = new_doubles;
+        Ok(value)
     }
 
     /// [`echo_lists`](Self::echo_lists) from async code: the future is `Send` and may be
     /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    ///
+    /// In/out parameters are taken by value; their new values follow the results.
+    #[allow(clippy::type_complexity)]
     pub fn echo_lists_async(
         &self,
-        ints: &[i32],
-        flags: &[bool],
-        texts: &[String],
-        blobs: &[Vec<u8>],
-        doubles: &[f64],
-    ) -> impl ::std::future::Future<Output = Result<TypesEchoListsResults, ::mp_ipc::Error>>
-           + Send
+        ints: Vec<i32>,
+        flags: Vec<bool>,
+        texts: Vec<String>,
+        blobs: Vec<Vec<u8>>,
+        doubles: Vec<f64>,
+    ) -> impl ::std::future::Future<
+        Output = Result<
+            ((), Vec<i32>, Vec<bool>, Vec<String>, Vec<Vec<u8>>, Vec<f64>),
+            ::mp_ipc::Error,
+        >,
+    > + Send
            + 'static {
-        self.remote.call_async(
+        let call = self.remote.call_async(
             ::mp_ipc::CallSite::new("Types", "echoLists"),
-            Self::build_echo_lists(
-                ints.to_vec(),
-                flags.to_vec(),
-                texts.to_vec(),
-                blobs.to_vec(),
-                doubles.to_vec(),
-            ),
-        )
+            Self::build_echo_lists(ints, flags, texts, blobs, doubles),
+        );
+        async move {
+            let (value, (new_ints, new_flags, new_texts, new_blobs, new_doubles)) = call.await?;
+            Ok((
+                value,
+                new_ints,
+                new_flags,
+                new_texts,
+                new_blobs,
+                new_doubles,
+            ))
+        }
     }
 
+    #[allow(clippy::type_complexity)]
     fn build_echo_lists(
         ints: Vec<i32>,
         flags: Vec<bool>,
@@ -578,8 +614,13 @@ impl TypesClient {
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<TypesEchoListsResults>, ::mp_ipc::Error>
-           + Send
+    ) -> Result<
+        ::mp_ipc::CallFuture<(
+            (),
+            (Vec<i32>, Vec<bool>, Vec<String>, Vec<Vec<u8>>, Vec<f64>),
+        )>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "echoLists");
         move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
@@ -604,13 +645,16 @@ impl TypesClient {
             p.set_doubles(doubles.as_slice())
                 .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
             Ok(::mp_ipc::send_request(SITE, req, |r| {
-                Ok(TypesEchoListsResults {
-                    ints: r.get_ints()?.iter().collect::<Vec<_>>(),
-                    flags: r.get_flags()?.iter().collect::<Vec<_>>(),
-                    texts: ::mp_ipc::codegen_support::text_list(SITE, "texts", r.get_texts())?,
-                    blobs: ::mp_ipc::codegen_support::data_list(r.get_blobs())?,
-                    doubles: r.get_doubles()?.iter().collect::<Vec<_>>(),
-                })
+                Ok((
+                    (),
+                    (
+                        r.get_ints()?.iter().collect::<Vec<_>>(),
+                        r.get_flags()?.iter().collect::<Vec<_>>(),
+                        ::mp_ipc::codegen_support::text_list(SITE, "texts", r.get_texts())?,
+                        ::mp_ipc::codegen_support::data_list(r.get_blobs())?,
+                        r.get_doubles()?.iter().collect::<Vec<_>>(),
+                    ),
+                ))
             }))
         }
     }
@@ -1092,39 +1136,55 @@ impl TypesClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
+    /// In/out parameters get the server's values back when the call succeeds.
     pub fn collect(
         &self,
-        tips: &[BlockRef],
-        colors: &[crate::types_capnp::Color],
-    ) -> Result<TypesCollectResults, ::mp_ipc::Error> {
-        self.remote.call(
+        tips: &mut Vec<BlockRef>,
+        colors: &mut Vec<crate::types_capnp::Color>,
+    ) -> Result<(), ::mp_ipc::Error> {
+        let (value, (new_tips, new_colors)) = self.remote.call(
             ::mp_ipc::CallSite::new("Types", "collect"),
-            Self::build_collect(tips.to_vec(), colors.to_vec()),
-        )
+            Self::build_collect(tips.clone(), colors.clone()),
+        )?;
+        *tips = new_tips;
+        *colors = new_colors;
+        Ok(value)
     }
 
     /// [`collect`](Self::collect) from async code: the future is `Send` and may be
     /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    ///
+    /// In/out parameters are taken by value; their new values follow the results.
+    #[allow(clippy::type_complexity)]
     pub fn collect_async(
         &self,
-        tips: &[BlockRef],
-        colors: &[crate::types_capnp::Color],
-    ) -> impl ::std::future::Future<Output = Result<TypesCollectResults, ::mp_ipc::Error>> + Send + 'static
-    {
-        self.remote.call_async(
+        tips: Vec<BlockRef>,
+        colors: Vec<crate::types_capnp::Color>,
+    ) -> impl ::std::future::Future<
+        Output = Result<((), Vec<BlockRef>, Vec<crate::types_capnp::Color>), ::mp_ipc::Error>,
+    > + Send
+           + 'static {
+        let call = self.remote.call_async(
             ::mp_ipc::CallSite::new("Types", "collect"),
-            Self::build_collect(tips.to_vec(), colors.to_vec()),
-        )
+            Self::build_collect(tips, colors),
+        );
+        async move {
+            let (value, (new_tips, new_colors)) = call.await?;
+            Ok((value, new_tips, new_colors))
+        }
     }
 
+    #[allow(clippy::type_complexity)]
     fn build_collect(
         tips: Vec<BlockRef>,
         colors: Vec<crate::types_capnp::Color>,
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<TypesCollectResults>, ::mp_ipc::Error>
-           + Send
+    ) -> Result<
+        ::mp_ipc::CallFuture<((), (Vec<BlockRef>, Vec<crate::types_capnp::Color>))>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "collect");
         move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
@@ -1151,18 +1211,19 @@ impl TypesClient {
                 }
             }
             Ok(::mp_ipc::send_request(SITE, req, |r| {
-                Ok(TypesCollectResults {
-                    tips: r
-                        .get_tips()?
-                        .iter()
-                        .map(|x| BlockRef::mp_read(SITE, x))
-                        .collect::<Result<Vec<_>, _>>()?,
-                    colors: r
-                        .get_colors()?
-                        .iter()
-                        .map(|x| ::mp_ipc::codegen_support::enum_value(SITE, "colors", x))
-                        .collect::<Result<Vec<_>, _>>()?,
-                })
+                Ok((
+                    (),
+                    (
+                        r.get_tips()?
+                            .iter()
+                            .map(|x| BlockRef::mp_read(SITE, x))
+                            .collect::<Result<Vec<_>, _>>()?,
+                        r.get_colors()?
+                            .iter()
+                            .map(|x| ::mp_ipc::codegen_support::enum_value(SITE, "colors", x))
+                            .collect::<Result<Vec<_>, _>>()?,
+                    ),
+                ))
             }))
         }
     }
@@ -1237,24 +1298,39 @@ impl crate::types_capnp::types::Server for TypesServer {
             let f32 = p.get_f32();
             let f64 = p.get_f64();
             let imp = self.imp.clone();
-            let value = conn
+            let (_, (b, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64)) = conn
                 .dispatch(SITE, ctx, move || {
-                    imp.echo_primitives(b, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64)
+                    let mut b = b;
+                    let mut i8 = i8;
+                    let mut i16 = i16;
+                    let mut i32 = i32;
+                    let mut i64 = i64;
+                    let mut u8 = u8;
+                    let mut u16 = u16;
+                    let mut u32 = u32;
+                    let mut u64 = u64;
+                    let mut f32 = f32;
+                    let mut f64 = f64;
+                    imp.echo_primitives(
+                        &mut b, &mut i8, &mut i16, &mut i32, &mut i64, &mut u8, &mut u16, &mut u32,
+                        &mut u64, &mut f32, &mut f64,
+                    )
+                    .map(|value| (value, (b, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64)))
                 })
                 .await?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
-            r.set_b(value.b);
-            r.set_i8(value.i8);
-            r.set_i16(value.i16);
-            r.set_i32(value.i32);
-            r.set_i64(value.i64);
-            r.set_u8(value.u8);
-            r.set_u16(value.u16);
-            r.set_u32(value.u32);
-            r.set_u64(value.u64);
-            r.set_f32(value.f32);
-            r.set_f64(value.f64);
+            r.set_b(b);
+            r.set_i8(i8);
+            r.set_i16(i16);
+            r.set_i32(i32);
+            r.set_i64(i64);
+            r.set_u8(u8);
+            r.set_u16(u16);
+            r.set_u32(u32);
+            r.set_u64(u64);
+            r.set_f32(f32);
+            r.set_f64(f64);
             Ok(())
         }
     }
@@ -1272,13 +1348,18 @@ impl crate::types_capnp::types::Server for TypesServer {
             let text = ::mp_ipc::codegen_support::text(SITE, "text", p.get_text())?;
             let data = p.get_data()?.to_vec();
             let imp = self.imp.clone();
-            let value = conn
-                .dispatch(SITE, ctx, move || imp.echo_text(text, data))
+            let (_, (text, data)) = conn
+                .dispatch(SITE, ctx, move || {
+                    let mut text = text;
+                    let mut data = data;
+                    imp.echo_text(&mut text, &mut data)
+                        .map(|value| (value, (text, data)))
+                })
                 .await?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
-            r.set_text(value.text.as_str());
-            r.set_data(value.data.as_slice());
+            r.set_text(text.as_str());
+            r.set_data(data.as_slice());
             Ok(())
         }
     }
@@ -1299,27 +1380,33 @@ impl crate::types_capnp::types::Server for TypesServer {
             let blobs = ::mp_ipc::codegen_support::data_list(p.get_blobs())?;
             let doubles = p.get_doubles()?.iter().collect::<Vec<_>>();
             let imp = self.imp.clone();
-            let value = conn
+            let (_, (ints, flags, texts, blobs, doubles)) = conn
                 .dispatch(SITE, ctx, move || {
-                    imp.echo_lists(ints, flags, texts, blobs, doubles)
+                    let mut ints = ints;
+                    let mut flags = flags;
+                    let mut texts = texts;
+                    let mut blobs = blobs;
+                    let mut doubles = doubles;
+                    imp.echo_lists(&mut ints, &mut flags, &mut texts, &mut blobs, &mut doubles)
+                        .map(|value| (value, (ints, flags, texts, blobs, doubles)))
                 })
                 .await?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
-            r.set_ints(value.ints.as_slice())?;
-            r.set_flags(value.flags.as_slice())?;
-            r.set_texts(value.texts.as_slice())?;
+            r.set_ints(ints.as_slice())?;
+            r.set_flags(flags.as_slice())?;
+            r.set_texts(texts.as_slice())?;
             {
                 let mut list = r.reborrow().init_blobs(::mp_ipc::codegen_support::list_len(
                     SITE,
                     "blobs",
-                    value.blobs.len(),
+                    blobs.len(),
                 )?);
-                for (i, d) in (0u32..).zip(value.blobs.iter()) {
+                for (i, d) in (0u32..).zip(blobs.iter()) {
                     list.set(i, d.as_slice());
                 }
             }
-            r.set_doubles(value.doubles.as_slice())?;
+            r.set_doubles(doubles.as_slice())?;
             Ok(())
         }
     }
@@ -1560,8 +1647,13 @@ impl crate::types_capnp::types::Server for TypesServer {
                 .map(|x| ::mp_ipc::codegen_support::enum_value(SITE, "colors", x))
                 .collect::<Result<Vec<_>, _>>()?;
             let imp = self.imp.clone();
-            let value = conn
-                .dispatch(SITE, ctx, move || imp.collect(tips, colors))
+            let (_, (tips, colors)) = conn
+                .dispatch(SITE, ctx, move || {
+                    let mut tips = tips;
+                    let mut colors = colors;
+                    imp.collect(&mut tips, &mut colors)
+                        .map(|value| (value, (tips, colors)))
+                })
                 .await?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
@@ -1569,9 +1661,9 @@ impl crate::types_capnp::types::Server for TypesServer {
                 let mut list = r.reborrow().init_tips(::mp_ipc::codegen_support::list_len(
                     SITE,
                     "tips",
-                    value.tips.len(),
+                    tips.len(),
                 )?);
-                for (i, item) in (0u32..).zip(value.tips.iter()) {
+                for (i, item) in (0u32..).zip(tips.iter()) {
                     item.mp_write(SITE, list.reborrow().get(i))?;
                 }
             }
@@ -1581,9 +1673,9 @@ impl crate::types_capnp::types::Server for TypesServer {
                     .init_colors(::mp_ipc::codegen_support::list_len(
                         SITE,
                         "colors",
-                        value.colors.len(),
+                        colors.len(),
                     )?);
-                for (i, item) in (0u32..).zip(value.colors.iter()) {
+                for (i, item) in (0u32..).zip(colors.iter()) {
                     list.set(i, *item);
                 }
             }
