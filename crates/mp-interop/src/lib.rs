@@ -5,8 +5,9 @@
 //!   crate's `capnp/` folder and turned into typed Rust by this workspace's
 //!   generator (`mp-codegen`) at build time: the `*_mp` modules hold a trait,
 //!   a client and a server adapter per interface (`init_mp::InitClient`,
-//!   `mining_mp::Mining`, …). `tests/bitcoin_core.rs` runs generated clients
-//!   against a small Rust implementation of those interfaces.
+//!   `mining_mp::Mining`, …). [`toy_node`] implements them in Rust;
+//!   `tests/bitcoin_core.rs` runs generated clients against it, and the
+//!   `mining_tip` example talks to a real `bitcoin-node` (or the toy one).
 //! - `tests/thread_map_wire.rs` drives this workspace's `ThreadMap` server
 //!   with `bitcoin-capnp-types`' own generated client (capnp-rpc 0.25).
 //!
@@ -28,6 +29,8 @@ macro_rules! generated {
         }
     )*};
 }
+
+pub mod toy_node;
 
 generated! {
     common_capnp, common_mp, "common";
