@@ -10,7 +10,7 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::{eventually, in_process, thread_count, watchdog};
@@ -31,12 +31,23 @@ fn limit() -> Duration {
     Duration::from_secs(300) * rounds().div_ceil(1_000).max(1) as u32
 }
 
+/// The tests of this file compare the process's thread count with a
+/// baseline, so they run one at a time: another test's event loops, started
+/// or still running, would count as a leak (a long run showed it: one test
+/// finished its rounds while another's two loops were still up).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Problems 1 and 2: the connection is torn down at the same moment a
 /// client thread drops its thread mapping, from two threads. Alternates
 /// which side closes, and whether the thread releases explicitly or by
 /// exiting.
 #[test]
 fn teardown_races_a_thread_dropping_its_mapping() {
+    let _serial = one_at_a_time();
     watchdog(limit(), || {
         let server_loop = EventLoop::new("server-loop").unwrap();
         let client_loop = EventLoop::new("client-loop").unwrap();
@@ -80,6 +91,7 @@ fn teardown_races_a_thread_dropping_its_mapping() {
 /// (false) or will never run (true) — never "still running" or "ran after".
 #[test]
 fn removing_a_disconnect_callback_races_the_disconnect() {
+    let _serial = one_at_a_time();
     watchdog(limit(), || {
         let server_loop = EventLoop::new("server-loop").unwrap();
         let client_loop = EventLoop::new("client-loop").unwrap();
@@ -134,6 +146,7 @@ fn removing_a_disconnect_callback_races_the_disconnect() {
 /// not thread-local): posting to the dead thread's mailbox fails cleanly.
 #[test]
 fn client_thread_exits_while_a_disconnect_callback_runs() {
+    let _serial = one_at_a_time();
     watchdog(limit(), || {
         let server_loop = EventLoop::new("server-loop").unwrap();
         let client_loop = EventLoop::new("client-loop").unwrap();
