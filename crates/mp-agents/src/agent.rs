@@ -8,12 +8,21 @@
 //! deregistration thread (invariant 1: never on a worker). The handlers
 //! are kept per state by the `state` module; message limits (`limits`)
 //! and delivery filters (`filter`) are declared through [`Define`] too.
+//!
+//! Handlers subscribed as *thread-safe* get no access to the state (they
+//! are `Fn(&Context, M)`, sharing whatever they captured behind their own
+//! synchronisation); they live beside it, outside the agent's states (one
+//! for an mbox and type takes precedence over the state handlers for them,
+//! and its [`Context`] neither sees nor changes the agent's state), may
+//! run in parallel on the advanced thread pool, and are dropped with the
+//! state in the final step.
 
 use std::any::TypeId;
 use std::sync::Arc;
 
 use crate::coop::{CoopHandle, DeregReason};
-use crate::core::{AgentCore, Payload};
+use crate::core::{AgentCore, Payload, SharedHandlers};
+use crate::disp::Priority;
 use crate::env::Environment;
 use crate::mbox::{DirectMbox, Mbox, MboxId};
 use crate::state::{Machine, StateView};
@@ -40,6 +49,15 @@ pub trait Agent: Send + Sized + 'static {
     fn panic_reaction(&self) -> PanicReaction {
         PanicReaction::Inherit
     }
+
+    /// The agent's priority, read once when it is added to a cooperation;
+    /// the priority dispatchers order demands by it
+    /// ([`PrioOneThreadDispatcher`](crate::PrioOneThreadDispatcher),
+    /// [`PrioDedicatedThreadsDispatcher`](crate::PrioDedicatedThreadsDispatcher)),
+    /// the others ignore it. [`Priority::P0`] (the lowest) by default.
+    fn priority(&self) -> Priority {
+        Priority::P0
+    }
 }
 
 /// What happens when an agent's handler or hook panics. The panic itself
@@ -57,6 +75,9 @@ pub enum PanicReaction {
     /// Ask the next level: agent → cooperation → parent → environment.
     Inherit,
 }
+
+/// A thread-safe handler, type-erased: shared by every thread that runs it.
+pub(crate) type SharedHandler = Box<dyn Fn(&Context<'_>, Payload) + Send + Sync>;
 
 /// What an agent can do while it runs: reach its environment, its own
 /// mbox, its cooperation, its states.
@@ -124,6 +145,7 @@ impl Context<'_> {
 pub struct Define<'a, A: Agent> {
     pub(crate) core: &'a Arc<AgentCore>,
     pub(crate) machine: &'a mut Machine<A>,
+    thread_safe: &'a mut SharedHandlers,
     subscriptions: &'a mut Vec<(Mbox, TypeId)>,
     env: Environment,
 }
@@ -166,6 +188,53 @@ impl<A: Agent> Define<'_, A> {
         self
     }
 
+    /// Handles messages of type `M` sent to the agent's direct mbox with a
+    /// *thread-safe* handler: on the
+    /// [`AdvThreadPoolDispatcher`](crate::AdvThreadPoolDispatcher) several
+    /// of them may run at once for this agent (never together with its
+    /// other handlers, its start or its finish); elsewhere it runs like any
+    /// handler. It gets no access to the agent's state: share what it needs
+    /// by capturing it (an `Arc` of something `Sync`). It is not tied to a
+    /// state: it takes precedence over handlers for the same type in every
+    /// state, and its [`Context`] neither sees nor changes the agent's
+    /// state. A second thread-safe subscription for the type replaces the
+    /// first.
+    pub fn subscribe_self_thread_safe<M, F>(&mut self, handler: F) -> &mut Self
+    where
+        M: Send + 'static,
+        F: Fn(&Context<'_>, M) + Send + Sync + 'static,
+    {
+        self.insert_thread_safe(self.core.direct_id, handler);
+        self
+    }
+
+    /// Handles messages of type `M` sent to `mbox` with a thread-safe
+    /// handler (see [`subscribe_self_thread_safe`](Self::subscribe_self_thread_safe)).
+    pub fn subscribe_thread_safe<M, F>(&mut self, mbox: &Mbox, handler: F) -> &mut Self
+    where
+        M: Clone + Send + 'static,
+        F: Fn(&Context<'_>, M) + Send + Sync + 'static,
+    {
+        self.insert_thread_safe(mbox.id(), handler);
+        self.add_subscription(mbox, TypeId::of::<M>());
+        self
+    }
+
+    /// Inserts a thread-safe handler (replacing one for the same key).
+    fn insert_thread_safe<M, F>(&mut self, mbox: MboxId, handler: F)
+    where
+        M: Send + 'static,
+        F: Fn(&Context<'_>, M) + Send + Sync + 'static,
+    {
+        let erased: SharedHandler = Box::new(move |ctx, payload| {
+            if let Ok(msg) = payload.downcast::<M>() {
+                handler(ctx, *msg);
+            }
+        });
+        let old = self.thread_safe.insert((mbox, TypeId::of::<M>()), erased);
+        drop(old);
+    }
+
     /// Subscribes the agent to `ty` at `mbox` (once, whatever the states).
     pub(crate) fn add_subscription(&mut self, mbox: &Mbox, ty: TypeId) {
         let known = self
@@ -206,15 +275,18 @@ impl<A: Agent> AgentSlot<A> {
 impl<A: Agent> ErasedAgent for AgentSlot<A> {
     fn define(&mut self, core: &Arc<AgentCore>, env: Environment) -> Vec<(Mbox, TypeId)> {
         let mut subscriptions = Vec::new();
+        let mut thread_safe = SharedHandlers::new();
         self.machine.owned_by(core.id);
         let mut def = Define {
             core,
             machine: &mut self.machine,
+            thread_safe: &mut thread_safe,
             subscriptions: &mut subscriptions,
             env,
         };
         self.agent.define(&mut def);
         self.machine.defined();
+        core.set_thread_safe(thread_safe);
         subscriptions
     }
 

@@ -241,10 +241,12 @@ impl CoopBuilder {
     }
 
     fn push<A: Agent>(&mut self, agent: A, binder: Option<Arc<dyn Binder>>) -> DirectMbox {
+        let priority = agent.priority();
         let core = Arc::new(AgentCore::new(
             Arc::downgrade(&self.env.inner),
             Arc::downgrade(&self.coop),
             self.coop.id,
+            priority,
             self.coop.alive.clone(),
             self.env.inner.dereg_waiter.clone(),
             Box::new(AgentSlot::new(agent)),
@@ -299,12 +301,12 @@ fn try_register(builder: CoopBuilder) -> Result<CoopHandle, Error> {
     }
     let undo_preallocation = |done: &[(Arc<AgentCore>, Arc<dyn Binder>)]| {
         for (core, binder) in done.iter().rev() {
-            binder.undo_preallocation(core.id);
+            binder.undo_preallocation(core.info());
         }
     };
     // 1. Preallocate (may fail; undo what was done).
     for (i, (core, binder)) in resolved.iter().enumerate() {
-        if let Err(e) = binder.preallocate(core.id) {
+        if let Err(e) = binder.preallocate(core.info()) {
             undo_preallocation(&resolved[..i]);
             return Err(e);
         }
@@ -374,7 +376,7 @@ fn try_register(builder: CoopBuilder) -> Result<CoopHandle, Error> {
     };
     for (core, binder) in &resolved {
         *core.coop_reaction.lock() = reaction;
-        core.bind(binder.bind(core.id));
+        core.bind(binder.bind(core.info()));
     }
     drop(resolved);
     let dereg = env.inner.dereg_waiter.clone();
@@ -509,13 +511,13 @@ fn final_step(coop: &Arc<CoopInner>) {
             st.reason,
         )
     };
-    // Agents first: state (with handlers), worker handle, undelivered
-    // demands; then unbind and drop the binders (and with them dispatchers
+    // Agents first: state (with handlers), event queue (the dispatcher
+    // handle behind it), undelivered demands; then unbind and drop the binders (and with them dispatchers
     // whose last user this was, closing their workers).
     for entry in &entries {
         let payload = entry.core.take_payload();
         drop(payload);
-        entry.binder.unbind(entry.core.id);
+        entry.binder.unbind(entry.core.info());
         let subs = std::mem::take(&mut *entry.core.subscriptions.lock());
         for (mbox, ty) in subs {
             drop(mbox.unsubscribe(ty, entry.core.id));

@@ -1,36 +1,51 @@
-//! `AgentCore`: the runtime side of one agent — its demand queue (on its
-//! dispatcher's [`Worker`]), its state, its subscriptions.
+//! `AgentCore`: the runtime side of one agent — its demand queue (pushed to
+//! its dispatcher's [`EventQueue`]), its state, its subscriptions — and
+//! [`ExecDemand`], the unit of work a dispatcher runs.
 //!
 //! Invariants kept here:
-//! - 1: the core holds a `Worker` handle only until the cooperation's final
-//!   step takes it out on the deregistration thread; jobs on the worker keep
-//!   the core alive, but by then it is an empty shell, so whichever thread
-//!   drops the last `Arc<AgentCore>` drops nothing that joins or blocks.
-//! - 3: a demand (and its payload) is moved into the worker's job and
-//!   consumed there; the agent's finish is reported to the deregistration
-//!   thread with a `Weak` to the cooperation, never a strong reference, so a
-//!   worker never holds (let alone drops) a cooperation.
+//! - 1: the core holds its dispatcher's event queue (and through it the
+//!   dispatcher's `Worker` handles) only until the cooperation's final step
+//!   takes it out on the deregistration thread; demands queued on a
+//!   dispatcher keep the core alive, but by then it is an empty shell, so
+//!   whichever thread drops the last `Arc<AgentCore>` drops nothing that
+//!   joins or blocks.
+//! - 3: a demand (and its payload) is moved into an [`ExecDemand`] and
+//!   consumed by [`ExecDemand::run`]; the agent's finish is reported to the
+//!   deregistration thread with a `Weak` to the cooperation, never a strong
+//!   reference, so a worker never holds (let alone drops) a cooperation.
 //! - the finish hook runs once: `begin_finish` queues it behind every
 //!   accepted demand and refuses all later ones.
 //!
 //! - a message admitted under a limit carries its `Ticket` in the demand,
 //!   so the slot is given back however the demand ends (see `limits`).
 //!
-//! Lock order: `queue` before the worker's mailbox; `agent` is taken only by
-//! the worker running a demand and by the final step (after the finish ran).
+//! Thread-safe handlers (see [`Define::subscribe_self_thread_safe`]) live
+//! apart from the agent's state, in `thread_safe`, and run under a shared
+//! (read) guard of it, never under the `agent` lock; dispatchers that run
+//! demands of one agent in parallel (the advanced thread pool) run only
+//! thread-safe ones together and every other demand alone.
+//!
+//! Lock order: `queue` before the dispatcher's queue lock before a worker's
+//! mailbox; `agent` is taken only by the thread running a demand and by the
+//! final step (after the finish ran); `thread_safe` is read (recursively)
+//! around a thread-safe handler and written only by `define` and the final
+//! step.
+//!
+//! [`Define::subscribe_self_thread_safe`]: crate::Define::subscribe_self_thread_safe
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
-use mp_thread::{Waiter, Worker};
-use parking_lot::Mutex;
+use mp_thread::Waiter;
+use parking_lot::{Mutex, RwLock};
 
-use crate::agent::{Context, ErasedAgent, PanicReaction};
+use crate::agent::{Context, ErasedAgent, PanicReaction, SharedHandler};
 use crate::coop::CoopInner;
 use crate::coop::DeregReason;
+use crate::disp::{EventQueue, Priority};
 use crate::env::EnvInner;
 use crate::filter::Filter;
 use crate::limits::{Admit, Limit, Ticket};
@@ -54,9 +69,12 @@ pub(crate) enum Demand {
     Finish,
 }
 
+/// Thread-safe handlers of an agent, by (mbox, message type).
+pub(crate) type SharedHandlers = HashMap<(MboxId, TypeId), SharedHandler>;
+
 struct Queue {
     /// Set by `bind`; taken by the final step.
-    worker: Option<Worker>,
+    worker: Option<Arc<dyn EventQueue>>,
     /// Demands that arrived before the agent was bound.
     pending: Vec<Demand>,
     bound: bool,
@@ -82,6 +100,7 @@ pub(crate) struct AgentCore {
     pub(crate) env: Weak<EnvInner>,
     pub(crate) coop: Weak<CoopInner>,
     pub(crate) coop_id: CoopId,
+    pub(crate) priority: Priority,
     pub(crate) coop_alive: Arc<AtomicBool>,
     /// The cooperation's panic reaction, resolved when it is linked.
     pub(crate) coop_reaction: Mutex<PanicReaction>,
@@ -89,6 +108,10 @@ pub(crate) struct AgentCore {
     pub(crate) dereg: Waiter,
     queue: Mutex<Queue>,
     pub(crate) agent: Mutex<Option<Box<dyn ErasedAgent>>>,
+    /// Set once `define` subscribed a thread-safe handler (spares the
+    /// lookup in `thread_safe` for every other agent's messages).
+    has_thread_safe: AtomicBool,
+    thread_safe: RwLock<SharedHandlers>,
     pub(crate) subscriptions: Mutex<Vec<(Mbox, TypeId)>>,
     /// Delivery filters by (MPMC mbox, type), from `define`.
     pub(crate) filters: Mutex<HashMap<(MboxId, TypeId), Filter>>,
@@ -99,6 +122,7 @@ impl AgentCore {
         env: Weak<EnvInner>,
         coop: Weak<CoopInner>,
         coop_id: CoopId,
+        priority: Priority,
         coop_alive: Arc<AtomicBool>,
         dereg: Waiter,
         agent: Box<dyn ErasedAgent>,
@@ -109,6 +133,7 @@ impl AgentCore {
             env,
             coop,
             coop_id,
+            priority,
             coop_alive,
             coop_reaction: Mutex::new(PanicReaction::Ignore),
             dereg,
@@ -121,9 +146,35 @@ impl AgentCore {
                 limits: HashMap::new(),
             }),
             agent: Mutex::new(Some(agent)),
+            has_thread_safe: AtomicBool::new(false),
+            thread_safe: RwLock::default(),
             subscriptions: Mutex::default(),
             filters: Mutex::default(),
         }
+    }
+
+    /// What binders are told about this agent.
+    pub(crate) fn info(&self) -> crate::disp::AgentInfo {
+        crate::disp::AgentInfo {
+            id: self.id,
+            coop: self.coop_id,
+            priority: self.priority,
+        }
+    }
+
+    /// Stores the thread-safe handlers `define` subscribed (before binding).
+    pub(crate) fn set_thread_safe(&self, handlers: SharedHandlers) {
+        if handlers.is_empty() {
+            return;
+        }
+        self.thread_safe.write().extend(handlers);
+        self.has_thread_safe.store(true, Ordering::Release);
+    }
+
+    /// True if a message to (`mbox`, `ty`) goes to a thread-safe handler.
+    fn is_thread_safe(&self, mbox: MboxId, ty: TypeId) -> bool {
+        self.has_thread_safe.load(Ordering::Acquire)
+            && self.thread_safe.read_recursive().contains_key(&(mbox, ty))
     }
 
     /// Queues a message unless the agent has started finishing; over the
@@ -168,27 +219,36 @@ impl AgentCore {
         drop(old);
     }
 
-    /// Posts `demand` to the bound worker (called with the queue locked).
+    /// Pushes `demand` to the bound event queue (called with the queue
+    /// locked).
     fn post(self: &Arc<Self>, q: &Queue, demand: Demand) -> bool {
-        let Some(worker) = &q.worker else {
+        let Some(queue) = &q.worker else {
             return false;
         };
-        let core = self.clone();
-        match worker.post_job(Box::new(move || core.run(demand))) {
+        let thread_safe = match &demand {
+            Demand::Message { mbox, ty, .. } => self.is_thread_safe(*mbox, *ty),
+            Demand::Start | Demand::Finish => false,
+        };
+        let exec = ExecDemand {
+            core: self.clone(),
+            demand,
+            thread_safe,
+        };
+        match queue.push(exec) {
             Ok(()) => true,
-            Err(job) => {
-                tracing::error!(agent = ?self.id, "agent's worker refused a demand");
-                // The job holds only a core handle and a demand: harmless
-                // to drop here (the lock guards no drop that joins).
-                drop(job);
+            Err(exec) => {
+                tracing::error!(agent = ?self.id, "agent's dispatcher refused a demand");
+                // It holds only a core handle and a demand: harmless to
+                // drop here (the lock guards no drop that joins).
+                drop(exec);
                 false
             }
         }
     }
 
-    /// Binds the agent to `worker`: its start demand goes first, then what
+    /// Binds the agent to `queue`: its start demand goes first, then what
     /// arrived meanwhile (a finish among them, if deregistration came first).
-    pub(crate) fn bind(self: &Arc<Self>, worker: Worker) {
+    pub(crate) fn bind(self: &Arc<Self>, worker: Arc<dyn EventQueue>) {
         let mut q = self.queue.lock();
         q.worker = Some(worker);
         q.bound = true;
@@ -219,20 +279,14 @@ impl AgentCore {
     }
 
     /// Takes everything the core owns that must die on the deregistration
-    /// thread: the agent's state (with its handlers) and the worker handle.
+    /// thread: the agent's state (with its handlers), its thread-safe
+    /// handlers and the event queue (with the dispatcher handle behind it).
     /// The undelivered pending demands go too, and the limits (whose
     /// reactions may hold other agents' mboxes); the delivery filters are
     /// dropped here too.
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn take_payload(
-        &self,
-    ) -> (
-        Option<Box<dyn ErasedAgent>>,
-        Option<Worker>,
-        Vec<Demand>,
-        HashMap<TypeId, Limit>,
-    ) {
+    pub(crate) fn take_payload(&self) -> Payloads {
         let agent = self.agent.lock().take();
+        let shared = std::mem::take(&mut *self.thread_safe.write());
         let filters = std::mem::take(&mut *self.filters.lock());
         drop(filters);
         let (worker, pending, limits) = {
@@ -243,7 +297,7 @@ impl AgentCore {
                 std::mem::take(&mut q.limits),
             )
         };
-        (agent, worker, pending, limits)
+        (agent, shared, worker, pending, limits)
     }
 
     /// Registration failed: refuse every later message and take the state
@@ -253,6 +307,7 @@ impl AgentCore {
         &self,
     ) -> (
         Option<Box<dyn ErasedAgent>>,
+        SharedHandlers,
         Vec<Demand>,
         HashMap<TypeId, Limit>,
     ) {
@@ -267,11 +322,12 @@ impl AgentCore {
         };
         let filters = std::mem::take(&mut *self.filters.lock());
         drop(filters);
-        (self.agent.lock().take(), pending, limits)
+        let shared = std::mem::take(&mut *self.thread_safe.write());
+        (self.agent.lock().take(), shared, pending, limits)
     }
 
-    /// Runs one demand on the agent's worker.
-    fn run(self: Arc<Self>, demand: Demand) {
+    /// Runs one demand on the calling thread (a dispatcher's worker).
+    fn run(self: Arc<Self>, demand: Demand, thread_safe: bool) {
         match demand {
             Demand::Start => self.with_agent("start", |a, ctx| a.start(ctx)),
             Demand::Message {
@@ -282,6 +338,10 @@ impl AgentCore {
             } => {
                 // Out of the queue: its slot is free for the next one.
                 drop(ticket);
+                if thread_safe {
+                    self.run_thread_safe(mbox, ty, payload);
+                    return;
+                }
                 self.with_agent("handler", move |a, ctx| a.handle(ctx, mbox, ty, payload))
             }
             Demand::Finish => {
@@ -308,12 +368,40 @@ impl AgentCore {
         let Err(p) = catch_unwind(AssertUnwindSafe(|| f(&mut **agent, &ctx))) else {
             return;
         };
-        let mut reaction = agent.panic_reaction();
+        let reaction = agent.panic_reaction();
         drop(slot);
+        self.react_to_panic(what, &*p, reaction);
+    }
+
+    /// Runs a thread-safe handler under a shared guard of the handler
+    /// table, without the agent's state lock: several may run at once.
+    fn run_thread_safe(self: &Arc<Self>, mbox: MboxId, ty: TypeId, payload: Payload) {
+        let table = self.thread_safe.read_recursive();
+        let Some(handler) = table.get(&(mbox, ty)) else {
+            // Gone with the agent: the payload dies here, with its receiver.
+            return;
+        };
+        let ctx = Context::new(self);
+        let Err(p) = catch_unwind(AssertUnwindSafe(|| handler(&ctx, payload))) else {
+            return;
+        };
+        drop(table);
+        let reaction = match self.agent.lock().as_ref() {
+            Some(agent) => agent.panic_reaction(),
+            None => PanicReaction::Inherit,
+        };
+        self.react_to_panic("thread-safe handler", &*p, reaction);
+    }
+
+    /// Applies the panic reaction of this agent (resolved through its
+    /// cooperation if it says `Inherit`).
+    fn react_to_panic(self: &Arc<Self>, what: &str, p: &(dyn Any + Send), reaction: PanicReaction) {
+        let ctx = Context::new(self);
+        let mut reaction = reaction;
         if reaction == PanicReaction::Inherit {
             reaction = *self.coop_reaction.lock();
         }
-        let message = panic_message(&*p);
+        let message = panic_message(p);
         tracing::error!(agent = ?self.id, hook = what, panic = %message, ?reaction, "agent panicked");
         match reaction {
             PanicReaction::Abort => {
@@ -327,5 +415,78 @@ impl AgentCore {
             PanicReaction::DeregisterCoop => ctx.deregister_coop(DeregReason::Panic),
             PanicReaction::Ignore | PanicReaction::Inherit => {}
         }
+    }
+}
+
+/// What `take_payload` hands the final step: the agent's state, its
+/// thread-safe handlers, its event queue, undelivered demands, its limits.
+pub(crate) type Payloads = (
+    Option<Box<dyn ErasedAgent>>,
+    SharedHandlers,
+    Option<Arc<dyn EventQueue>>,
+    Vec<Demand>,
+    HashMap<TypeId, Limit>,
+);
+
+/// One demand for one agent, ready to run: what a dispatcher queues and
+/// runs ([`EventQueue::push`] hands it over).
+///
+/// It owns the demand's payload (invariant 3: the sender kept no copy) and
+/// a handle to the agent's runtime core. [`run`](Self::run) consumes it on
+/// the calling thread; dropping it unrun drops the message, never having
+/// been visible to the agent.
+pub struct ExecDemand {
+    core: Arc<AgentCore>,
+    demand: Demand,
+    thread_safe: bool,
+}
+
+impl std::fmt::Debug for ExecDemand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.demand {
+            Demand::Start => "start",
+            Demand::Message { .. } => "message",
+            Demand::Finish => "finish",
+        };
+        f.debug_struct("ExecDemand")
+            .field("agent", &self.core.id)
+            .field("kind", &kind)
+            .field("thread_safe", &self.thread_safe)
+            .finish()
+    }
+}
+
+impl ExecDemand {
+    /// The agent the demand is for.
+    pub fn agent(&self) -> AgentId {
+        self.core.id
+    }
+
+    /// The agent's cooperation.
+    pub fn coop(&self) -> CoopId {
+        self.core.coop_id
+    }
+
+    /// The agent's priority.
+    pub fn priority(&self) -> Priority {
+        self.core.priority
+    }
+
+    /// True if the demand goes to a handler subscribed as thread-safe: it
+    /// may run in parallel with other thread-safe demands of the same
+    /// agent. Start, finish and every other handler must run alone.
+    pub fn is_thread_safe(&self) -> bool {
+        self.thread_safe
+    }
+
+    /// Runs the demand on the calling thread: the agent's hook or handler,
+    /// with panics caught and answered by the agent's panic reaction.
+    pub fn run(self) {
+        let ExecDemand {
+            core,
+            demand,
+            thread_safe,
+        } = self;
+        core.run(demand, thread_safe);
     }
 }

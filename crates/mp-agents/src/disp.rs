@@ -1,12 +1,17 @@
-//! Dispatchers and the [`Binder`] contract.
+//! Dispatchers, the [`Binder`] contract and the [`EventQueue`] an agent's
+//! demands are pushed to; the single-threaded dispatchers (one thread,
+//! active object, active group). The pools are in `pool`, the priority
+//! dispatchers in `prio`.
 //!
 //! A dispatcher owns worker threads ([`mp_thread::Worker`]); a binder puts
-//! an agent on one of them. Cooperations hold binders, binders hold their
-//! dispatcher, so a dispatcher shuts down with its last user: dropping it
-//! drops its last `Worker` handles, which only closes their mailboxes — the
-//! environment's reaper joins the threads (invariant 1). Because the final
-//! step of a cooperation runs on the deregistration thread, that last drop
-//! happens there, never on one of the dispatcher's own workers.
+//! an agent on them by handing its core an [`EventQueue`] (a `Worker` is
+//! one: each demand becomes a job in its mailbox). Cooperations hold
+//! binders and agents hold event queues, both hold their dispatcher, so a
+//! dispatcher shuts down with its last user: dropping it drops its last
+//! `Worker` handles, which only closes their mailboxes — the environment's
+//! reaper joins the threads (invariant 1). Because the final step of a
+//! cooperation runs on the deregistration thread, that last drop happens
+//! there, never on one of the dispatcher's own workers.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -14,9 +19,92 @@ use std::sync::{Arc, Weak};
 use mp_thread::{ThreadHandle, Worker};
 use parking_lot::Mutex;
 
+use crate::core::ExecDemand;
 use crate::env::{EnvInner, Environment};
 use crate::error::Error;
-use crate::AgentId;
+use crate::{AgentId, CoopId};
+
+/// An agent's priority: `P0` (lowest) to `P7` (highest), as in
+/// SObjectizer. Only the priority dispatchers look at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Priority(u8);
+
+impl Priority {
+    /// The lowest priority (the default).
+    pub const P0: Priority = Priority(0);
+    /// Priority 1.
+    pub const P1: Priority = Priority(1);
+    /// Priority 2.
+    pub const P2: Priority = Priority(2);
+    /// Priority 3.
+    pub const P3: Priority = Priority(3);
+    /// Priority 4.
+    pub const P4: Priority = Priority(4);
+    /// Priority 5.
+    pub const P5: Priority = Priority(5);
+    /// Priority 6.
+    pub const P6: Priority = Priority(6);
+    /// The highest priority.
+    pub const P7: Priority = Priority(7);
+    /// How many priorities there are.
+    pub const COUNT: usize = 8;
+
+    /// Priority `n`, or `None` if `n` is not below [`Priority::COUNT`].
+    pub const fn new(n: u8) -> Option<Priority> {
+        if (n as usize) < Priority::COUNT {
+            Some(Priority(n))
+        } else {
+            None
+        }
+    }
+
+    /// Its number, `0..8`.
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    /// Every priority, lowest first.
+    pub fn all() -> impl DoubleEndedIterator<Item = Priority> {
+        (0..Priority::COUNT as u8).map(Priority)
+    }
+}
+
+/// What a binder is told about the agent it binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AgentInfo {
+    /// The agent.
+    pub id: AgentId,
+    /// Its cooperation.
+    pub coop: CoopId,
+    /// Its priority ([`Agent::priority`](crate::Agent::priority)).
+    pub priority: Priority,
+}
+
+/// Where a bound agent's demands go (SObjectizer's `event_queue_t`): the
+/// agent's core pushes each demand — start, every message, finish, in that
+/// order — and the dispatcher runs it with [`ExecDemand::run`] on one of
+/// its threads, the demands of one agent in the order pushed (only
+/// [thread-safe](ExecDemand::is_thread_safe) ones may overlap).
+///
+/// The core holds the queue from `bind` until its cooperation's final step
+/// drops it on the deregistration thread; a queue must not block in `push`
+/// (it is called with the agent's queue lock held) nor run the demand
+/// there.
+pub trait EventQueue: Send + Sync + 'static {
+    /// Queues `demand`; hands it back if the dispatcher no longer takes
+    /// work (the caller drops it).
+    fn push(&self, demand: ExecDemand) -> Result<(), ExecDemand>;
+}
+
+/// Each demand becomes a job in the worker's mailbox, run in FIFO order.
+impl EventQueue for Worker {
+    fn push(&self, demand: ExecDemand) -> Result<(), ExecDemand> {
+        // The demand is moved into the job and consumed by `run` there; a
+        // closed mailbox gives it back untouched.
+        self.post_with(demand, ExecDemand::run)
+    }
+}
 
 /// How a cooperation puts its agents on threads (SObjectizer's
 /// `disp_binder`). Registration calls `preallocate` for every agent first
@@ -24,13 +112,14 @@ use crate::AgentId;
 /// each (cannot fail); the final step calls `unbind`.
 pub trait Binder: Send + Sync + 'static {
     /// Reserves what `agent` needs (a thread, a slot).
-    fn preallocate(&self, agent: AgentId) -> Result<(), Error>;
+    fn preallocate(&self, agent: AgentInfo) -> Result<(), Error>;
     /// Gives back what `preallocate` reserved; registration failed.
-    fn undo_preallocation(&self, agent: AgentId);
-    /// The worker `agent` runs on (after a successful `preallocate`).
-    fn bind(&self, agent: AgentId) -> Worker;
+    fn undo_preallocation(&self, agent: AgentInfo);
+    /// The event queue `agent`'s demands go to (after a successful
+    /// `preallocate`).
+    fn bind(&self, agent: AgentInfo) -> Arc<dyn EventQueue>;
     /// Forgets `agent` (final step, on the deregistration thread).
-    fn unbind(&self, agent: AgentId);
+    fn unbind(&self, agent: AgentInfo);
 }
 
 /// All its agents on one worker thread.
@@ -73,17 +162,17 @@ impl OneThreadDispatcher {
 }
 
 impl Binder for OneThreadInner {
-    fn preallocate(&self, _agent: AgentId) -> Result<(), Error> {
+    fn preallocate(&self, _agent: AgentInfo) -> Result<(), Error> {
         Ok(())
     }
 
-    fn undo_preallocation(&self, _agent: AgentId) {}
+    fn undo_preallocation(&self, _agent: AgentInfo) {}
 
-    fn bind(&self, _agent: AgentId) -> Worker {
-        self.worker.clone()
+    fn bind(&self, _agent: AgentInfo) -> Arc<dyn EventQueue> {
+        Arc::new(self.worker.clone())
     }
 
-    fn unbind(&self, _agent: AgentId) {}
+    fn unbind(&self, _agent: AgentInfo) {}
 }
 
 /// A worker thread per agent ("active object").
@@ -131,29 +220,31 @@ impl ActiveObjDispatcher {
 }
 
 impl Binder for ActiveObjInner {
-    fn preallocate(&self, agent: AgentId) -> Result<(), Error> {
+    fn preallocate(&self, agent: AgentInfo) -> Result<(), Error> {
         let env = Environment::from_weak(&self.env).ok_or(Error::Stopped)?;
-        let worker = env.spawn_worker(&format!("{}-{}", self.name, agent.0))?;
+        let worker = env.spawn_worker(&format!("{}-{}", self.name, agent.id.0))?;
         drop(env);
-        self.workers.lock().insert(agent, worker);
+        self.workers.lock().insert(agent.id, worker);
         Ok(())
     }
 
-    fn undo_preallocation(&self, agent: AgentId) {
-        let worker = self.workers.lock().remove(&agent);
+    fn undo_preallocation(&self, agent: AgentInfo) {
+        let worker = self.workers.lock().remove(&agent.id);
         drop(worker);
     }
 
-    fn bind(&self, agent: AgentId) -> Worker {
-        self.workers
+    fn bind(&self, agent: AgentInfo) -> Arc<dyn EventQueue> {
+        let worker = self
+            .workers
             .lock()
-            .get(&agent)
+            .get(&agent.id)
             .cloned()
-            .expect("bind follows a successful preallocate")
+            .expect("bind follows a successful preallocate");
+        Arc::new(worker)
     }
 
-    fn unbind(&self, agent: AgentId) {
-        let worker = self.workers.lock().remove(&agent);
+    fn unbind(&self, agent: AgentInfo) {
+        let worker = self.workers.lock().remove(&agent.id);
         drop(worker);
     }
 }
@@ -232,7 +323,8 @@ struct GroupBinder {
 }
 
 impl Binder for GroupBinder {
-    fn preallocate(&self, agent: AgentId) -> Result<(), Error> {
+    fn preallocate(&self, agent: AgentInfo) -> Result<(), Error> {
+        let agent = agent.id;
         let disp = &self.disp;
         let mut groups = disp.groups.lock();
         if let Some((_, count)) = groups.get_mut(&self.group) {
@@ -248,20 +340,22 @@ impl Binder for GroupBinder {
         Ok(())
     }
 
-    fn undo_preallocation(&self, agent: AgentId) {
-        drop(self.disp.leave(agent));
+    fn undo_preallocation(&self, agent: AgentInfo) {
+        drop(self.disp.leave(agent.id));
     }
 
-    fn bind(&self, _agent: AgentId) -> Worker {
-        self.disp
+    fn bind(&self, _agent: AgentInfo) -> Arc<dyn EventQueue> {
+        let worker = self
+            .disp
             .groups
             .lock()
             .get(&self.group)
             .map(|(worker, _)| worker.clone())
-            .expect("bind follows a successful preallocate")
+            .expect("bind follows a successful preallocate");
+        Arc::new(worker)
     }
 
-    fn unbind(&self, agent: AgentId) {
-        drop(self.disp.leave(agent));
+    fn unbind(&self, agent: AgentInfo) {
+        drop(self.disp.leave(agent.id));
     }
 }

@@ -16,7 +16,9 @@
 //! | `mbox` | [`Mbox`] (MPMC) and [`DirectMbox`] (MPSC) | 3 |
 //! | `mchain` | [`Mchain`]s (CSP channels): overflow reactions, close, [`receive`], [`select`] | 3, 6, 7 |
 //! | `timer` | delayed and periodic messages, the timer thread | 1, 3 |
-//! | `disp` | [`Binder`], [`OneThreadDispatcher`], [`ActiveObjDispatcher`], [`ActiveGroupDispatcher`] | 1 |
+//! | `disp` | [`Binder`], [`EventQueue`], [`Priority`], [`OneThreadDispatcher`], [`ActiveObjDispatcher`], [`ActiveGroupDispatcher`] | 1 |
+//! | `pool` | [`ThreadPoolDispatcher`], [`AdvThreadPoolDispatcher`] | 1, 3 |
+//! | `prio` | [`PrioOneThreadDispatcher`], [`PrioDedicatedThreadsDispatcher`] | 1, 3 |
 //!
 //! ## Threads of an environment
 //!
@@ -29,7 +31,7 @@
 //!
 //! ## Lock order (invariant 6)
 //!
-//! agent queue → worker mailbox; mbox subscribers → agent filters (at
+//! agent queue → dispatcher queue → worker mailbox; mbox subscribers → agent filters (at
 //! subscription only: a send holds an mbox's lock just to copy out its
 //! list); cooperation state → environment state; the default-dispatcher
 //! slot → environment state; an mchain's lock → a select's waker (nothing
@@ -39,7 +41,8 @@
 //! after its finish), and no lock is held while a handler, a hook, a
 //! notificator, a timer's delivery, a delivery filter, a limit's overflow
 //! reaction or an mchain's receive handler runs — except the agent's own
-//! state lock around its handlers and state hooks.
+//! state lock around its handlers and state hooks (a shared guard of its
+//! thread-safe handler table around a thread-safe handler).
 //!
 //! ## States, limits, filters
 //!
@@ -112,6 +115,8 @@ mod filter;
 mod limits;
 mod mbox;
 mod mchain;
+mod pool;
+mod prio;
 mod state;
 mod timer;
 
@@ -119,7 +124,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use agent::{Agent, Context, Define, PanicReaction};
 pub use coop::{CoopBuilder, CoopHandle, CoopId, DeregNotificator, DeregReason};
-pub use disp::{ActiveGroupDispatcher, ActiveObjDispatcher, Binder, OneThreadDispatcher};
+pub use core::ExecDemand;
+pub use disp::{
+    ActiveGroupDispatcher, ActiveObjDispatcher, AgentInfo, Binder, EventQueue, OneThreadDispatcher,
+    Priority,
+};
 pub use env::{launch, launch_with, Environment, Params, Report, StopGuard};
 pub use error::Error;
 pub use limits::LimitOverflow;
@@ -128,6 +137,8 @@ pub use mchain::{
     case, from, from_all, receive, select, Case, CloseMode, Handlers, Mchain, MchainParams,
     Overflow, ReceiveFrom, ReceiveResult, ReceiveStatus, SelectFrom, SendError, Sent,
 };
+pub use pool::{AdvThreadPoolDispatcher, Fifo, PoolParams, ThreadPoolDispatcher};
+pub use prio::{PrioDedicatedThreadsDispatcher, PrioOneThreadDispatcher, Quotas};
 pub use state::{History, InState, State};
 pub use timer::{Target, TimerHandle};
 

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use common::watchdog;
 use mp_agents::{
-    launch, ActiveObjDispatcher, Agent, AgentId, Binder, Context, Define, DeregReason, Error, Mbox,
+    launch, ActiveObjDispatcher, Agent, AgentInfo, Binder, Context, Define, DeregReason, Error,
+    EventQueue, Mbox,
 };
-use mp_thread::Worker;
 
 #[derive(Default)]
 struct Counts {
@@ -59,7 +59,7 @@ struct Flaky {
 }
 
 impl Binder for Flaky {
-    fn preallocate(&self, agent: AgentId) -> Result<(), Error> {
+    fn preallocate(&self, agent: AgentInfo) -> Result<(), Error> {
         if self.counts.preallocated.load(Ordering::SeqCst) == self.fail_at {
             return Err(Error::Refused("no room".into()));
         }
@@ -67,14 +67,14 @@ impl Binder for Flaky {
         self.counts.preallocated.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
-    fn undo_preallocation(&self, agent: AgentId) {
+    fn undo_preallocation(&self, agent: AgentInfo) {
         self.counts.undone.fetch_add(1, Ordering::SeqCst);
         self.inner.undo_preallocation(agent)
     }
-    fn bind(&self, agent: AgentId) -> Worker {
+    fn bind(&self, agent: AgentInfo) -> Arc<dyn EventQueue> {
         self.inner.bind(agent)
     }
-    fn unbind(&self, agent: AgentId) {
+    fn unbind(&self, agent: AgentInfo) {
         self.inner.unbind(agent)
     }
 }

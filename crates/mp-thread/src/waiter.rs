@@ -148,6 +148,25 @@ impl Waiter {
         Ok(())
     }
 
+    /// Queues `f(value)` to run on the owner thread; on a closed mailbox
+    /// `value` comes back untouched (nothing was boxed around it), so the
+    /// caller keeps full ownership of what it failed to hand over.
+    pub fn post_with<T, F>(&self, value: T, f: F) -> Result<(), T>
+    where
+        T: Send + 'static,
+        F: FnOnce(T) + Send + 'static,
+    {
+        let mut st = self.inner.state.lock();
+        if st.closed {
+            return Err(value);
+        }
+        st.queue.push_back(Box::new(move || f(value)));
+        self.inner.signals.fetch_add(1, Ordering::Release);
+        drop(st);
+        self.inner.cv.notify_one();
+        Ok(())
+    }
+
     /// Closes the mailbox: later posts fail, queued jobs are dropped (on the
     /// calling thread, outside the lock), which drops their reply senders so
     /// whoever waits on them wakes with an error. A thread in [`run`](Waiter::run)

@@ -101,6 +101,17 @@ impl Worker {
         self.inner.mailbox.post_job(job)
     }
 
+    /// Queues `f(value)` on the worker; on a closed mailbox `value` comes
+    /// back, so the caller decides where it is dropped (or sends it
+    /// elsewhere) — a boxed job could not give it back.
+    pub fn post_with<T, F>(&self, value: T, f: F) -> Result<(), T>
+    where
+        T: Send + 'static,
+        F: FnOnce(T) + Send + 'static,
+    {
+        self.inner.mailbox.post_with(value, f)
+    }
+
     /// Runs `f` on the worker and returns its result. On the worker itself
     /// it runs inline. While waiting, the calling thread runs jobs posted to
     /// its own [`Waiter`], so a worker that `sync`s back to the caller cannot

@@ -7,8 +7,7 @@ use std::sync::{mpsc, Arc, OnceLock};
 use std::thread::ThreadId;
 use std::time::Duration;
 
-use mp_agents::{AgentId, Binder, Error};
-use mp_thread::Worker;
+use mp_agents::{AgentInfo, Binder, Error, EventQueue};
 
 /// Runs `body` on its own thread; fails the test if it takes longer than
 /// `limit` (a hang), and passes its panic on otherwise.
@@ -65,16 +64,16 @@ impl Drop for Recording {
 }
 
 impl Binder for Recording {
-    fn preallocate(&self, agent: AgentId) -> Result<(), Error> {
+    fn preallocate(&self, agent: AgentInfo) -> Result<(), Error> {
         self.inner.preallocate(agent)
     }
-    fn undo_preallocation(&self, agent: AgentId) {
+    fn undo_preallocation(&self, agent: AgentInfo) {
         self.inner.undo_preallocation(agent)
     }
-    fn bind(&self, agent: AgentId) -> Worker {
+    fn bind(&self, agent: AgentInfo) -> Arc<dyn EventQueue> {
         self.inner.bind(agent)
     }
-    fn unbind(&self, agent: AgentId) {
+    fn unbind(&self, agent: AgentInfo) {
         self.inner.unbind(agent)
     }
 }

@@ -1,0 +1,415 @@
+//! The thread pools: [`ThreadPoolDispatcher`] and
+//! [`AdvThreadPoolDispatcher`].
+//!
+//! Owns: N [`mp_thread::Worker`]s started through the environment (so its
+//! reaper joins them) and the pool's demand queues — one per cooperation
+//! or per agent ([`Fifo`]) — with the list of queues ready to run.
+//!
+//! Scheduling is push-based and needs no thread of its own: a queue that
+//! gets a demand it can start goes on the ready list, and an idle worker
+//! gets a job in its mailbox; a worker runs demands until the ready list is
+//! empty, then goes idle (back to its mailbox, which it serves between
+//! jobs). It keeps to one queue for at most `max_demands_at_once` demands
+//! in a row before giving the queue back to the end of the ready list.
+//! On the advanced pool a queue whose head is thread-safe can be taken by
+//! several workers at once; any other demand starts only when nothing of
+//! its queue runs, and nothing of its queue starts while it runs.
+//!
+//! Invariant 1: the `Worker` handles live in `PoolInner`, held only by the
+//! dispatcher's users (handles, binders, the event queues of bound agents);
+//! the jobs on the workers hold `Shared` (queues and mailboxes, no
+//! `Worker`), so a pool's workers close when its last user goes — in a
+//! cooperation's final step, on the deregistration thread — and the
+//! reaper joins them. No worker ever holds, let alone drops, the last
+//! `Worker` handle of its pool.
+//!
+//! Invariant 3: a demand is moved into its queue and out to the worker
+//! that runs it.
+//!
+//! Lock order: an agent's queue lock, then `Shared::state`, then a worker's
+//! mailbox. No lock of the pool is held while a demand runs.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use mp_thread::{ThreadHandle, Waiter, Worker};
+use parking_lot::Mutex;
+
+use crate::core::ExecDemand;
+use crate::disp::{AgentInfo, Binder, EventQueue};
+use crate::env::Environment;
+use crate::error::Error;
+use crate::{AgentId, CoopId};
+
+/// A worker that has run this many demands in one job posts itself a new
+/// job and returns to its mailbox, so jobs posted there (a thread-bound
+/// value sent home to be dropped, say) wait at most this long.
+const YIELD_EVERY: usize = 256;
+
+/// Which demands of a pool keep their order (SObjectizer's `fifo_t`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fifo {
+    /// One queue per cooperation: the demands of all its agents bound to
+    /// the pool run one at a time, in the order they were sent (on the
+    /// advanced pool, thread-safe ones may overlap).
+    #[default]
+    Cooperation,
+    /// One queue per agent: each agent's demands keep their order; agents
+    /// of one cooperation may run in parallel.
+    Individual,
+}
+
+/// How to make a [`ThreadPoolDispatcher`] or an [`AdvThreadPoolDispatcher`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolParams {
+    /// Worker threads (at least one). Default: the available parallelism.
+    pub threads: usize,
+    /// The unit of ordering. Default: [`Fifo::Cooperation`].
+    pub fifo: Fifo,
+    /// How many demands of one queue a worker runs in a row before giving
+    /// the queue back to the end of the ready list (at least one).
+    /// Default: 4, as in SObjectizer.
+    pub max_demands_at_once: usize,
+}
+
+impl Default for PoolParams {
+    fn default() -> Self {
+        PoolParams {
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            fifo: Fifo::Cooperation,
+            max_demands_at_once: 4,
+        }
+    }
+}
+
+impl PoolParams {
+    /// Default parameters with `threads` workers.
+    pub fn with_threads(threads: usize) -> PoolParams {
+        PoolParams {
+            threads,
+            ..PoolParams::default()
+        }
+    }
+
+    /// Sets the unit of ordering.
+    pub fn fifo(mut self, fifo: Fifo) -> PoolParams {
+        self.fifo = fifo;
+        self
+    }
+
+    /// Sets how many demands of one queue run in a row.
+    pub fn max_demands_at_once(mut self, n: usize) -> PoolParams {
+        self.max_demands_at_once = n;
+        self
+    }
+}
+
+/// N worker threads sharing the demands of their agents; the demands of
+/// one cooperation (or one agent, see [`Fifo`]) run one at a time and in
+/// order (SObjectizer's `thread_pool`).
+#[derive(Clone)]
+pub struct ThreadPoolDispatcher {
+    inner: Arc<PoolInner>,
+}
+
+/// Like [`ThreadPoolDispatcher`], but handlers subscribed as thread-safe
+/// ([`Define::subscribe_self_thread_safe`](crate::Define::subscribe_self_thread_safe))
+/// of one queue may run in parallel; every other demand (start, finish,
+/// ordinary handlers) runs alone (SObjectizer's `adv_thread_pool`).
+#[derive(Clone)]
+pub struct AdvThreadPoolDispatcher {
+    inner: Arc<PoolInner>,
+}
+
+macro_rules! pool_api {
+    ($ty:ident, $adv:expr) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("name", &self.inner.shared.name)
+                    .field("threads", &self.inner.workers.len())
+                    .field("fifo", &self.inner.shared.fifo)
+                    .finish()
+            }
+        }
+
+        impl $ty {
+            /// Starts `params.threads` workers called `name-<n>`. They stop
+            /// when the dispatcher's last user (this handle, a binder, a
+            /// bound agent) is gone.
+            pub fn new(env: &Environment, name: &str, params: PoolParams) -> Result<$ty, Error> {
+                Ok($ty {
+                    inner: PoolInner::start(env, name, params, $adv)?,
+                })
+            }
+
+            /// A binder that puts agents on this pool.
+            pub fn binder(&self) -> Arc<dyn Binder> {
+                Arc::new(PoolBinder {
+                    inner: self.inner.clone(),
+                })
+            }
+
+            /// The pool's threads, to see them joined.
+            pub fn thread_handles(&self) -> Vec<ThreadHandle> {
+                self.inner
+                    .workers
+                    .iter()
+                    .map(Worker::thread_handle)
+                    .collect()
+            }
+        }
+    };
+}
+
+pool_api!(ThreadPoolDispatcher, false);
+pool_api!(AdvThreadPoolDispatcher, true);
+
+/// What the dispatcher's users hold: the workers, and the state the
+/// workers' jobs share.
+struct PoolInner {
+    workers: Vec<Worker>,
+    shared: Arc<Shared>,
+}
+
+impl PoolInner {
+    fn start(
+        env: &Environment,
+        name: &str,
+        params: PoolParams,
+        adv: bool,
+    ) -> Result<Arc<PoolInner>, Error> {
+        let threads = params.threads.max(1);
+        let mut workers = Vec::with_capacity(threads);
+        for i in 0..threads {
+            // On failure the workers started so far are dropped here:
+            // their mailboxes close and the reaper joins them.
+            workers.push(env.spawn_worker(&format!("{name}-{i}"))?);
+        }
+        let shared = Arc::new(Shared {
+            name: name.to_string(),
+            adv,
+            fifo: params.fifo,
+            max: params.max_demands_at_once.max(1),
+            mailboxes: workers.iter().map(|w| w.waiter().clone()).collect(),
+            state: Mutex::new(State {
+                queues: HashMap::new(),
+                ready: VecDeque::new(),
+                idle: (0..threads).rev().collect(),
+            }),
+        });
+        Ok(Arc::new(PoolInner { workers, shared }))
+    }
+}
+
+impl EventQueue for PoolInner {
+    fn push(&self, demand: ExecDemand) -> Result<(), ExecDemand> {
+        self.shared.push(demand);
+        Ok(())
+    }
+}
+
+struct PoolBinder {
+    inner: Arc<PoolInner>,
+}
+
+impl Binder for PoolBinder {
+    fn preallocate(&self, _agent: AgentInfo) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn undo_preallocation(&self, _agent: AgentInfo) {}
+
+    fn bind(&self, _agent: AgentInfo) -> Arc<dyn EventQueue> {
+        self.inner.clone()
+    }
+
+    fn unbind(&self, _agent: AgentInfo) {}
+}
+
+/// A queue's identity: its cooperation or its agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    Coop(CoopId),
+    Agent(AgentId),
+}
+
+/// One FIFO of demands. It exists while it has demands or something of it
+/// runs; the next demand for it makes a new one.
+#[derive(Default)]
+struct Queue {
+    demands: VecDeque<ExecDemand>,
+    /// A demand that must run alone is running.
+    exclusive: bool,
+    /// Thread-safe demands running (advanced pool only).
+    shared: usize,
+    /// On the ready list (then its head can start, and no worker keeps
+    /// to it).
+    ready: bool,
+}
+
+impl Queue {
+    /// Can its head start now?
+    fn can_start(&self, adv: bool) -> bool {
+        let Some(head) = self.demands.front() else {
+            return false;
+        };
+        if adv && head.is_thread_safe() {
+            !self.exclusive
+        } else {
+            !self.exclusive && self.shared == 0
+        }
+    }
+
+    fn is_unused(&self) -> bool {
+        self.demands.is_empty() && !self.exclusive && self.shared == 0 && !self.ready
+    }
+}
+
+struct State {
+    queues: HashMap<Key, Queue>,
+    /// Queues whose head can start and that no worker keeps to.
+    ready: VecDeque<Key>,
+    /// Workers with no job (indices into `mailboxes`).
+    idle: Vec<usize>,
+}
+
+/// What the workers' jobs share. No `Worker` handle in here (see the
+/// module docs).
+struct Shared {
+    name: String,
+    adv: bool,
+    fifo: Fifo,
+    max: usize,
+    /// The workers' mailboxes: posting to one never keeps it open.
+    mailboxes: Vec<Waiter>,
+    state: Mutex<State>,
+}
+
+impl Shared {
+    fn key(&self, demand: &ExecDemand) -> Key {
+        match self.fifo {
+            Fifo::Cooperation => Key::Coop(demand.coop()),
+            Fifo::Individual => Key::Agent(demand.agent()),
+        }
+    }
+
+    fn push(self: &Arc<Self>, demand: ExecDemand) {
+        let key = self.key(&demand);
+        let mut st = self.state.lock();
+        let queue = st.queues.entry(key).or_default();
+        queue.demands.push_back(demand);
+        if !queue.ready && queue.can_start(self.adv) {
+            queue.ready = true;
+            st.ready.push_back(key);
+            self.wake_one(&mut st);
+        }
+    }
+
+    /// Gives an idle worker a job, if there is one (state locked).
+    fn wake_one(self: &Arc<Self>, st: &mut State) {
+        let Some(w) = st.idle.pop() else {
+            return;
+        };
+        if self.mailboxes[w]
+            .post_with(self.clone(), move |shared| shared.work(w))
+            .is_err()
+        {
+            // Closed: the pool is going away. A busy worker drains the
+            // ready list before it goes idle, so nothing is stranded.
+            tracing::debug!(pool = %self.name, worker = w, "pool worker closed");
+        }
+    }
+
+    /// Chooses the queue to run next: the one this worker kept to, unless
+    /// it ran `max` demands of it in a row (then it goes to the end of the
+    /// ready list), else the head of the ready list.
+    fn pick(&self, st: &mut State, kept: Option<(Key, usize)>) -> Option<(Key, usize)> {
+        if let Some((key, streak)) = kept {
+            if let Some(queue) = st.queues.get_mut(&key) {
+                if !queue.ready && queue.can_start(self.adv) {
+                    if streak < self.max {
+                        return Some((key, streak));
+                    }
+                    queue.ready = true;
+                    st.ready.push_back(key);
+                }
+            }
+        }
+        let key = st.ready.pop_front()?;
+        if let Some(queue) = st.queues.get_mut(&key) {
+            queue.ready = false;
+        }
+        Some((key, 0))
+    }
+
+    /// A worker's job: run demands until none is ready.
+    fn work(self: Arc<Self>, w: usize) {
+        let mut st = self.state.lock();
+        let mut kept: Option<(Key, usize)> = None;
+        let mut ran = 0;
+        loop {
+            if ran >= YIELD_EVERY {
+                // Let the mailbox run; keep our place by giving the queue
+                // back (if it can go on) and coming back as a new job.
+                if let Some((key, _)) = kept.take() {
+                    if let Some(queue) = st.queues.get_mut(&key) {
+                        if !queue.ready && queue.can_start(self.adv) {
+                            queue.ready = true;
+                            st.ready.push_back(key);
+                        }
+                    }
+                }
+                if st.ready.is_empty() {
+                    st.idle.push(w);
+                    return;
+                }
+                match self.mailboxes[w].post_with(self.clone(), move |s| s.work(w)) {
+                    Ok(()) => return,
+                    Err(_) => ran = 0,
+                }
+            }
+            let Some((key, streak)) = self.pick(&mut st, kept.take()) else {
+                st.idle.push(w);
+                return;
+            };
+            let queue = st
+                .queues
+                .get_mut(&key)
+                .expect("a queue that can start exists");
+            let demand = queue
+                .demands
+                .pop_front()
+                .expect("a queue that can start has a head");
+            let alone = !(self.adv && demand.is_thread_safe());
+            if alone {
+                queue.exclusive = true;
+            } else {
+                queue.shared += 1;
+                // The next thread-safe demand may start beside this one.
+                if !queue.ready && queue.can_start(self.adv) {
+                    queue.ready = true;
+                    st.ready.push_back(key);
+                    self.wake_one(&mut st);
+                }
+            }
+            drop(st);
+            demand.run();
+            ran += 1;
+            st = self.state.lock();
+            let queue = st
+                .queues
+                .get_mut(&key)
+                .expect("a queue with a running demand exists");
+            if alone {
+                queue.exclusive = false;
+            } else {
+                queue.shared -= 1;
+            }
+            if queue.is_unused() {
+                st.queues.remove(&key);
+            }
+            kept = Some((key, streak + 1));
+        }
+    }
+}
