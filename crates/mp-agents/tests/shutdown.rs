@@ -324,3 +324,170 @@ fn stop_while_threads_register() {
         }
     });
 }
+
+/// Sends itself a few messages on top of those it gets; counts what ran
+/// after its finish (nothing may).
+struct Spinner {
+    counts: Arc<Counts>,
+    finished: Arc<AtomicBool>,
+    late: Arc<AtomicUsize>,
+    priority: mp_agents::Priority,
+    thread_safe: bool,
+    hops: Arc<AtomicUsize>,
+}
+
+/// Messages each agent sends itself.
+const HOPS: usize = 50;
+
+impl Agent for Spinner {
+    fn define(&mut self, def: &mut Define<'_, Self>) {
+        if self.thread_safe {
+            let (counts, finished, late, hops) = (
+                self.counts.clone(),
+                self.finished.clone(),
+                self.late.clone(),
+                self.hops.clone(),
+            );
+            def.subscribe_self_thread_safe(move |ctx: &Context<'_>, Tick| {
+                if finished.load(Ordering::SeqCst) {
+                    late.fetch_add(1, Ordering::SeqCst);
+                }
+                counts.handled.fetch_add(1, Ordering::Relaxed);
+                if hops.fetch_add(1, Ordering::Relaxed) < HOPS {
+                    ctx.direct_mbox().send(Tick);
+                }
+            });
+        } else {
+            def.subscribe_self(|me: &mut Spinner, ctx: &Context<'_>, Tick| {
+                if me.finished.load(Ordering::SeqCst) {
+                    me.late.fetch_add(1, Ordering::SeqCst);
+                }
+                me.counts.handled.fetch_add(1, Ordering::Relaxed);
+                if me.hops.fetch_add(1, Ordering::Relaxed) < HOPS {
+                    ctx.direct_mbox().send(Tick);
+                }
+            });
+        }
+    }
+
+    fn start(&mut self, ctx: &Context<'_>) {
+        self.counts.started.fetch_add(1, Ordering::SeqCst);
+        ctx.direct_mbox().send(Tick);
+    }
+
+    fn finish(&mut self, _ctx: &Context<'_>) {
+        if self.finished.swap(true, Ordering::SeqCst) {
+            self.counts.twice.fetch_add(1, Ordering::SeqCst);
+        }
+        self.counts.finished.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn priority(&self) -> mp_agents::Priority {
+        self.priority
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.counts.drops.record();
+        self.counts.dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Stop with messages in flight on the pool and priority dispatchers (a
+/// burst queued for every agent, agents sending to themselves): every
+/// finish runs once and last (after every message queued before it, and
+/// no handler after it), every agent is
+/// dropped on the deregistration thread before `launch` returns, every
+/// thread is joined by the reaper.
+#[test]
+fn stop_with_messages_in_flight_on_pools_and_priority_dispatchers() {
+    use mp_agents::{
+        AdvThreadPoolDispatcher, Binder, Fifo, PoolParams, PrioDedicatedThreadsDispatcher,
+        PrioOneThreadDispatcher, Priority, Quotas, ThreadPoolDispatcher,
+    };
+    // Small pools: this runs beside other tests on small machines, and
+    // every worker here is busy until the stop.
+    const COOPS: usize = 200;
+    const AGENTS: usize = 6;
+    const PRIOS: [Priority; 3] = [Priority::P1, Priority::P4, Priority::P7];
+    const BURST: usize = 20;
+    watchdog(Duration::from_secs(120), || {
+        let counts = Arc::new(Counts::default());
+        let late = Arc::new(AtomicUsize::new(0));
+        let (theirs, late2) = (counts.clone(), late.clone());
+        let report = launch(move |env| {
+            theirs.drops.dereg.set(env.dereg_thread_id()).unwrap();
+            let binders: Vec<Arc<dyn Binder>> = vec![
+                ThreadPoolDispatcher::new(env, "stop-tp", PoolParams::with_threads(2))
+                    .unwrap()
+                    .binder(),
+                ThreadPoolDispatcher::new(
+                    env,
+                    "stop-tpi",
+                    PoolParams::with_threads(2).fifo(Fifo::Individual),
+                )
+                .unwrap()
+                .binder(),
+                AdvThreadPoolDispatcher::new(env, "stop-adv", PoolParams::with_threads(2))
+                    .unwrap()
+                    .binder(),
+                PrioOneThreadDispatcher::strictly_ordered(env, "stop-strict")
+                    .unwrap()
+                    .binder(),
+                PrioOneThreadDispatcher::quoted_round_robin(
+                    env,
+                    "stop-quoted",
+                    Quotas::new(2).set(Priority::P7, 5),
+                )
+                .unwrap()
+                .binder(),
+                PrioDedicatedThreadsDispatcher::new(env, "stop-ded").binder(),
+            ];
+            let mut mboxes = Vec::new();
+            for c in 0..COOPS {
+                let mut coop = env.make_coop();
+                for (a, binder) in binders.iter().enumerate().take(AGENTS) {
+                    mboxes.push(coop.add_agent_with_binder(
+                        Spinner {
+                            counts: theirs.clone(),
+                            finished: Arc::new(AtomicBool::new(false)),
+                            late: late2.clone(),
+                            priority: PRIOS[(c + a) % PRIOS.len()],
+                            thread_safe: a == 2 && c % 2 == 0,
+                            hops: Arc::new(AtomicUsize::new(0)),
+                        },
+                        binder.clone(),
+                    ));
+                }
+                env.register_coop(coop).unwrap();
+            }
+            // A burst to every agent, still queued when the stop comes.
+            for _ in 0..BURST {
+                for mbox in &mboxes {
+                    mbox.send(Tick);
+                }
+            }
+            env.stop();
+        })
+        .unwrap();
+        let total = COOPS * AGENTS;
+        assert_eq!(counts.dropped.load(Ordering::SeqCst), total);
+        assert_eq!(counts.drops.on_dereg.load(Ordering::SeqCst), total);
+        assert_eq!(counts.started.load(Ordering::SeqCst), total);
+        assert_eq!(counts.finished.load(Ordering::SeqCst), total);
+        assert_eq!(counts.twice.load(Ordering::SeqCst), 0);
+        assert_eq!(late.load(Ordering::SeqCst), 0, "a handler ran after finish");
+        // Everything sent before the stop ran before the finish.
+        assert!(counts.handled.load(Ordering::SeqCst) >= total * BURST);
+        // 2 + 2 + 2 pool threads, 2 priority threads, 3 dedicated ones,
+        // the deregistration and timer threads.
+        assert_eq!(report.threads.len(), 6 + 2 + 3 + 2);
+        for status in &report.threads {
+            assert_eq!(status.joined_on, report.reaper_thread);
+            assert!(status.panic.is_none());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(counts.dropped.load(Ordering::SeqCst), total);
+    });
+}
