@@ -3,7 +3,8 @@
 //!
 //! Owns: N [`mp_thread::Worker`]s started through the environment (so its
 //! reaper joins them) and the pool's demand queues — one per cooperation
-//! or per agent ([`Fifo`]) — with the list of queues ready to run.
+//! or per agent ([`Fifo`]) — with the list of queues ready to run (the
+//! state machine is in `sched`, model-checked by `tests/loom_pool.rs`).
 //!
 //! Scheduling is push-based and needs no thread of its own: a queue that
 //! gets a demand it can start goes on the ready list, and an idle worker
@@ -26,25 +27,23 @@
 //! Invariant 3: a demand is moved into its queue and out to the worker
 //! that runs it.
 //!
-//! Lock order: an agent's queue lock, then `Shared::state`, then a worker's
-//! mailbox. No lock of the pool is held while a demand runs.
+//! Lock order: an agent's queue lock, then the scheduler's lock, then a
+//! worker's mailbox. No lock of the pool is held while a demand runs.
 
-use std::collections::{HashMap, VecDeque};
+mod sched;
+mod sync;
+
 use std::sync::Arc;
 
 use mp_thread::{ThreadHandle, Waiter, Worker};
-use parking_lot::Mutex;
+
+use self::sched::{Sched, Task};
 
 use crate::core::ExecDemand;
 use crate::disp::{AgentInfo, Binder, EventQueue};
 use crate::env::Environment;
 use crate::error::Error;
 use crate::{AgentId, CoopId};
-
-/// A worker that has run this many demands in one job posts itself a new
-/// job and returns to its mailbox, so jobs posted there (a thread-bound
-/// value sent home to be dropped, say) wait at most this long.
-const YIELD_EVERY: usize = 256;
 
 /// Which demands of a pool keep their order (SObjectizer's `fifo_t`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -188,15 +187,9 @@ impl PoolInner {
         }
         let shared = Arc::new(Shared {
             name: name.to_string(),
-            adv,
             fifo: params.fifo,
-            max: params.max_demands_at_once.max(1),
             mailboxes: workers.iter().map(|w| w.waiter().clone()).collect(),
-            state: Mutex::new(State {
-                queues: HashMap::new(),
-                ready: VecDeque::new(),
-                idle: (0..threads).rev().collect(),
-            }),
+            sched: Sched::new(adv, params.max_demands_at_once, threads),
         });
         Ok(Arc::new(PoolInner { workers, shared }))
     }
@@ -234,56 +227,20 @@ enum Key {
     Agent(AgentId),
 }
 
-/// One FIFO of demands. It exists while it has demands or something of it
-/// runs; the next demand for it makes a new one.
-#[derive(Default)]
-struct Queue {
-    demands: VecDeque<ExecDemand>,
-    /// A demand that must run alone is running.
-    exclusive: bool,
-    /// Thread-safe demands running (advanced pool only).
-    shared: usize,
-    /// On the ready list (then its head can start, and no worker keeps
-    /// to it).
-    ready: bool,
-}
-
-impl Queue {
-    /// Can its head start now?
-    fn can_start(&self, adv: bool) -> bool {
-        let Some(head) = self.demands.front() else {
-            return false;
-        };
-        if adv && head.is_thread_safe() {
-            !self.exclusive
-        } else {
-            !self.exclusive && self.shared == 0
-        }
+impl Task for ExecDemand {
+    fn thread_safe(&self) -> bool {
+        self.is_thread_safe()
     }
-
-    fn is_unused(&self) -> bool {
-        self.demands.is_empty() && !self.exclusive && self.shared == 0 && !self.ready
-    }
-}
-
-struct State {
-    queues: HashMap<Key, Queue>,
-    /// Queues whose head can start and that no worker keeps to.
-    ready: VecDeque<Key>,
-    /// Workers with no job (indices into `mailboxes`).
-    idle: Vec<usize>,
 }
 
 /// What the workers' jobs share. No `Worker` handle in here (see the
 /// module docs).
 struct Shared {
     name: String,
-    adv: bool,
     fifo: Fifo,
-    max: usize,
     /// The workers' mailboxes: posting to one never keeps it open.
     mailboxes: Vec<Waiter>,
-    state: Mutex<State>,
+    sched: Sched<Key, ExecDemand>,
 }
 
 impl Shared {
@@ -296,120 +253,28 @@ impl Shared {
 
     fn push(self: &Arc<Self>, demand: ExecDemand) {
         let key = self.key(&demand);
-        let mut st = self.state.lock();
-        let queue = st.queues.entry(key).or_default();
-        queue.demands.push_back(demand);
-        if !queue.ready && queue.can_start(self.adv) {
-            queue.ready = true;
-            st.ready.push_back(key);
-            self.wake_one(&mut st);
-        }
+        self.sched.push(key, demand, &mut |w| self.wake(w));
     }
 
-    /// Gives an idle worker a job, if there is one (state locked).
-    fn wake_one(self: &Arc<Self>, st: &mut State) {
-        let Some(w) = st.idle.pop() else {
-            return;
-        };
-        if self.mailboxes[w]
+    /// Gives worker `w` a job (called under the scheduler's lock).
+    fn wake(self: &Arc<Self>, w: usize) -> bool {
+        let posted = self.mailboxes[w]
             .post_with(self.clone(), move |shared| shared.work(w))
-            .is_err()
-        {
-            // Closed: the pool is going away. A busy worker drains the
-            // ready list before it goes idle, so nothing is stranded.
+            .is_ok();
+        if !posted {
+            // Closed: the pool is going away.
             tracing::debug!(pool = %self.name, worker = w, "pool worker closed");
         }
-    }
-
-    /// Chooses the queue to run next: the one this worker kept to, unless
-    /// it ran `max` demands of it in a row (then it goes to the end of the
-    /// ready list), else the head of the ready list.
-    fn pick(&self, st: &mut State, kept: Option<(Key, usize)>) -> Option<(Key, usize)> {
-        if let Some((key, streak)) = kept {
-            if let Some(queue) = st.queues.get_mut(&key) {
-                if !queue.ready && queue.can_start(self.adv) {
-                    if streak < self.max {
-                        return Some((key, streak));
-                    }
-                    queue.ready = true;
-                    st.ready.push_back(key);
-                }
-            }
-        }
-        let key = st.ready.pop_front()?;
-        if let Some(queue) = st.queues.get_mut(&key) {
-            queue.ready = false;
-        }
-        Some((key, 0))
+        posted
     }
 
     /// A worker's job: run demands until none is ready.
     fn work(self: Arc<Self>, w: usize) {
-        let mut st = self.state.lock();
-        let mut kept: Option<(Key, usize)> = None;
-        let mut ran = 0;
-        loop {
-            if ran >= YIELD_EVERY {
-                // Let the mailbox run; keep our place by giving the queue
-                // back (if it can go on) and coming back as a new job.
-                if let Some((key, _)) = kept.take() {
-                    if let Some(queue) = st.queues.get_mut(&key) {
-                        if !queue.ready && queue.can_start(self.adv) {
-                            queue.ready = true;
-                            st.ready.push_back(key);
-                        }
-                    }
-                }
-                if st.ready.is_empty() {
-                    st.idle.push(w);
-                    return;
-                }
-                match self.mailboxes[w].post_with(self.clone(), move |s| s.work(w)) {
-                    Ok(()) => return,
-                    Err(_) => ran = 0,
-                }
-            }
-            let Some((key, streak)) = self.pick(&mut st, kept.take()) else {
-                st.idle.push(w);
-                return;
-            };
-            let queue = st
-                .queues
-                .get_mut(&key)
-                .expect("a queue that can start exists");
-            let demand = queue
-                .demands
-                .pop_front()
-                .expect("a queue that can start has a head");
-            let alone = !(self.adv && demand.is_thread_safe());
-            if alone {
-                queue.exclusive = true;
-            } else {
-                queue.shared += 1;
-                // The next thread-safe demand may start beside this one.
-                if !queue.ready && queue.can_start(self.adv) {
-                    queue.ready = true;
-                    st.ready.push_back(key);
-                    self.wake_one(&mut st);
-                }
-            }
-            drop(st);
-            demand.run();
-            ran += 1;
-            st = self.state.lock();
-            let queue = st
-                .queues
-                .get_mut(&key)
-                .expect("a queue with a running demand exists");
-            if alone {
-                queue.exclusive = false;
-            } else {
-                queue.shared -= 1;
-            }
-            if queue.is_unused() {
-                st.queues.remove(&key);
-            }
-            kept = Some((key, streak + 1));
-        }
+        self.sched
+            .work(w, &mut ExecDemand::run, &mut |v| self.wake(v), &mut || {
+                self.mailboxes[w]
+                    .post_with(self.clone(), move |shared| shared.work(w))
+                    .is_ok()
+            });
     }
 }
