@@ -720,3 +720,46 @@ fn prio_dedicated_threads_one_thread_per_priority() {
         }
     });
 }
+
+// ---------------------------------------------------------------------
+// a dispatcher handle kept past `launch`
+
+#[test]
+fn handles_kept_past_launch_do_not_hold_it_up() {
+    watchdog(Duration::from_secs(60), || {
+        let (tx, rx) = mpsc::channel();
+        let report = launch(move |env| {
+            let pool = ThreadPoolDispatcher::new(env, "kept-tp", PoolParams::with_threads(2))
+                .unwrap();
+            let adv =
+                AdvThreadPoolDispatcher::new(env, "kept-adv", PoolParams::with_threads(2)).unwrap();
+            let prio = PrioOneThreadDispatcher::strictly_ordered(env, "kept-prio").unwrap();
+            let dedicated = PrioDedicatedThreadsDispatcher::new(env, "kept-ded");
+            let mut coop = env.make_coop();
+            coop.add_agent_with_binder(
+                Marker {
+                    name: "x",
+                    priority: Priority::P2,
+                    log: Arc::default(),
+                    started: Arc::default(),
+                },
+                dedicated.binder(),
+            );
+            env.register_coop(coop).unwrap();
+            tx.send((pool.clone(), adv.clone(), prio.clone(), dedicated.clone()))
+                .unwrap();
+            env.stop();
+        })
+        .unwrap();
+        let (pool, adv, prio, _dedicated) = rx.recv().unwrap();
+        // Every thread joined by the reaper, the kept ones too.
+        assert_eq!(report.threads.len(), 2 + 2 + 1 + 1 + 2);
+        for status in &report.threads {
+            assert_eq!(status.joined_on, report.reaper_thread);
+        }
+        for handle in pool.thread_handles().iter().chain(&adv.thread_handles()) {
+            assert!(handle.is_joined());
+        }
+        assert!(prio.thread_handle().is_joined());
+    });
+}

@@ -194,3 +194,48 @@ fn through_an_mpmc_mbox() {
         assert_eq!(hits.load(Ordering::SeqCst), 1_001);
     });
 }
+
+#[test]
+fn on_the_pool_and_priority_dispatchers() {
+    use mp_agents::{
+        AdvThreadPoolDispatcher, Fifo, PoolParams, PrioDedicatedThreadsDispatcher,
+        PrioOneThreadDispatcher, Quotas, ThreadPoolDispatcher,
+    };
+    watchdog(Duration::from_secs(60), || {
+        // A one-thread pool and a prio one-thread dispatcher: one thread.
+        assert!(ping_pong(|env| {
+            let pool =
+                ThreadPoolDispatcher::new(env, "pp-tp", PoolParams::with_threads(1)).unwrap();
+            (pool.binder(), pool.binder())
+        }));
+        assert!(ping_pong(|env| {
+            let disp = PrioOneThreadDispatcher::quoted_round_robin(env, "pp-q", Quotas::new(3))
+                .unwrap();
+            (disp.binder(), disp.binder())
+        }));
+        assert!(ping_pong(|env| {
+            let disp = PrioOneThreadDispatcher::strictly_ordered(env, "pp-s").unwrap();
+            (disp.binder(), disp.binder())
+        }));
+        // Both agents have the default priority: one dedicated thread.
+        assert!(ping_pong(|env| {
+            let disp = PrioDedicatedThreadsDispatcher::new(env, "pp-d");
+            (disp.binder(), disp.binder())
+        }));
+        // Pools with more threads: whichever threads, every pong arrives.
+        ping_pong(|env| {
+            let pool = ThreadPoolDispatcher::new(
+                env,
+                "pp-tpi",
+                PoolParams::with_threads(2).fifo(Fifo::Individual),
+            )
+            .unwrap();
+            (pool.binder(), pool.binder())
+        });
+        ping_pong(|env| {
+            let pool =
+                AdvThreadPoolDispatcher::new(env, "pp-adv", PoolParams::with_threads(2)).unwrap();
+            (pool.binder(), pool.binder())
+        });
+    });
+}
