@@ -729,8 +729,8 @@ fn handles_kept_past_launch_do_not_hold_it_up() {
     watchdog(Duration::from_secs(60), || {
         let (tx, rx) = mpsc::channel();
         let report = launch(move |env| {
-            let pool = ThreadPoolDispatcher::new(env, "kept-tp", PoolParams::with_threads(2))
-                .unwrap();
+            let pool =
+                ThreadPoolDispatcher::new(env, "kept-tp", PoolParams::with_threads(2)).unwrap();
             let adv =
                 AdvThreadPoolDispatcher::new(env, "kept-adv", PoolParams::with_threads(2)).unwrap();
             let prio = PrioOneThreadDispatcher::strictly_ordered(env, "kept-prio").unwrap();
@@ -761,5 +761,72 @@ fn handles_kept_past_launch_do_not_hold_it_up() {
             assert!(handle.is_joined());
         }
         assert!(prio.thread_handle().is_joined());
+    });
+}
+
+// ---------------------------------------------------------------------
+// thread-safe handlers beside states and limits
+
+struct Stateful {
+    log: Arc<Mutex<Vec<&'static str>>>,
+}
+
+impl Agent for Stateful {
+    fn define(&mut self, def: &mut Define<'_, Self>) {
+        let on = def.state("on");
+        def.start_in(&on);
+        def.limit::<Par>(1_000, mp_agents::LimitOverflow::Drop);
+        def.in_state(&on)
+            .subscribe_self(|me: &mut Stateful, _: &Context<'_>, Par| {
+                me.log.lock().push("state handler");
+            });
+        def.in_state(&on)
+            .subscribe_self(|me: &mut Stateful, _: &Context<'_>, Excl| {
+                me.log.lock().push("excl");
+            });
+        let log = self.log.clone();
+        def.subscribe_self_thread_safe(move |_: &Context<'_>, Par| {
+            log.lock().push("thread-safe");
+        });
+    }
+}
+
+/// A thread-safe subscription for a type takes precedence over the state
+/// handlers for it, on every dispatcher; the other types still go by
+/// state; a limit on the type still applies.
+#[test]
+fn thread_safe_handlers_beside_states_and_limits() {
+    watchdog(Duration::from_secs(60), || {
+        for adv in [true, false] {
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let theirs = log.clone();
+            launch(move |env| {
+                let binder = if adv {
+                    AdvThreadPoolDispatcher::new(env, "ts-states", PoolParams::with_threads(2))
+                        .unwrap()
+                        .binder()
+                } else {
+                    env.default_binder().unwrap()
+                };
+                let mut coop = env.make_coop();
+                let mbox = coop.add_agent_with_binder(
+                    Stateful {
+                        log: theirs.clone(),
+                    },
+                    binder,
+                );
+                env.register_coop(coop).unwrap();
+                for _ in 0..5 {
+                    mbox.send(Par);
+                }
+                mbox.send(Excl);
+                eventually("all handled", || theirs.lock().len() == 6);
+                env.stop();
+            })
+            .unwrap();
+            let log = log.lock().clone();
+            assert_eq!(log.iter().filter(|s| **s == "thread-safe").count(), 5);
+            assert_eq!(log.last(), Some(&"excl"), "adv: {adv}");
+        }
     });
 }

@@ -209,8 +209,8 @@ fn on_the_pool_and_priority_dispatchers() {
             (pool.binder(), pool.binder())
         }));
         assert!(ping_pong(|env| {
-            let disp = PrioOneThreadDispatcher::quoted_round_robin(env, "pp-q", Quotas::new(3))
-                .unwrap();
+            let disp =
+                PrioOneThreadDispatcher::quoted_round_robin(env, "pp-q", Quotas::new(3)).unwrap();
             (disp.binder(), disp.binder())
         }));
         assert!(ping_pong(|env| {
