@@ -293,3 +293,25 @@ fn dropping_the_last_handle_lets_the_reaper_join_the_thread() {
         assert_eq!(status.joined_on, Reaper::global().thread_id());
     });
 }
+
+#[test]
+fn post_with_runs_on_the_worker_or_gives_the_value_back() {
+    watchdog("post_with", || {
+        let worker = Worker::spawn("post-with").unwrap();
+        let (tx, rx) = mpsc::channel();
+        let id = worker.thread_id();
+        worker
+            .post_with(String::from("hello"), move |s| {
+                tx.send((s, thread::current().id())).unwrap();
+            })
+            .unwrap();
+        assert_eq!(rx.recv().unwrap(), (String::from("hello"), id));
+        worker.shutdown();
+        // Closed: the value comes back untouched, never run or dropped there.
+        let back = worker
+            .post_with(Arc::new(5), |_| unreachable!("closed mailbox ran a job"))
+            .unwrap_err();
+        assert_eq!(Arc::strong_count(&back), 1);
+        assert_eq!(*back, 5);
+    });
+}
