@@ -19,8 +19,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mp_agents::{
-    launch, ActiveGroupDispatcher, ActiveObjDispatcher, Agent, Binder, Context, Define,
-    DeregReason, DirectMbox, Environment, OneThreadDispatcher,
+    launch, ActiveGroupDispatcher, ActiveObjDispatcher, AdvThreadPoolDispatcher, Agent, Binder,
+    Context, Define, DeregReason, DirectMbox, Environment, Fifo, OneThreadDispatcher, PoolParams,
+    PrioDedicatedThreadsDispatcher, PrioOneThreadDispatcher, Quotas, ThreadPoolDispatcher,
 };
 
 use crate::Rng;
@@ -245,12 +246,26 @@ fn run(seed: u64, control: &Arc<(Mutex<Control>, Condvar)>, counters: &Arc<Agent
 /// One cooperation (sometimes with a child): a ring of relays on a random
 /// dispatcher, tokens sent, deregistered at a random moment.
 fn cycle(env: &Environment, rng: &mut Rng, counters: &Arc<AgentCounters>) -> Result<(), String> {
-    let binder: Arc<dyn Binder> = match rng.below(4) {
+    let binder: Arc<dyn Binder> = match rng.below(8) {
         0 => OneThreadDispatcher::new(env, "soak-one")
             .map_err(|e| e.to_string())?
             .binder(),
         1 => ActiveObjDispatcher::new(env, "soak-ao").binder(),
         2 => ActiveGroupDispatcher::new(env, "soak-ag").binder("ring"),
+        3 => ThreadPoolDispatcher::new(env, "soak-tp", PoolParams::with_threads(2))
+            .map_err(|e| e.to_string())?
+            .binder(),
+        4 => AdvThreadPoolDispatcher::new(
+            env,
+            "soak-adv",
+            PoolParams::with_threads(2).fifo(Fifo::Individual),
+        )
+        .map_err(|e| e.to_string())?
+        .binder(),
+        5 => PrioOneThreadDispatcher::quoted_round_robin(env, "soak-prio", Quotas::new(2))
+            .map_err(|e| e.to_string())?
+            .binder(),
+        6 => PrioDedicatedThreadsDispatcher::new(env, "soak-ded").binder(),
         _ => env.default_binder().map_err(|e| e.to_string())?,
     };
     let size = 2 + rng.below(5) as usize;
