@@ -830,3 +830,121 @@ fn thread_safe_handlers_beside_states_and_limits() {
         }
     });
 }
+
+// ---------------------------------------------------------------------
+// churn on shared pools
+
+struct Churner {
+    left: usize,
+    finished: Arc<AtomicUsize>,
+    dropped: Arc<AtomicUsize>,
+    dereg: Arc<std::sync::OnceLock<ThreadId>>,
+    off_dereg: Arc<AtomicUsize>,
+}
+
+impl Agent for Churner {
+    fn define(&mut self, def: &mut Define<'_, Self>) {
+        def.subscribe_self(|me: &mut Churner, ctx: &Context<'_>, Seq(_)| {
+            me.left -= 1;
+            if me.left == 0 {
+                ctx.deregister_coop(mp_agents::DeregReason::Normal);
+            }
+        });
+    }
+
+    fn finish(&mut self, _ctx: &Context<'_>) {
+        self.finished.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Churner {
+    fn drop(&mut self) {
+        self.dropped.fetch_add(1, Ordering::SeqCst);
+        if self.dereg.get() != Some(&std::thread::current().id()) {
+            self.off_dereg.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Cooperations come and go on shared pools (both FIFO kinds, plain and
+/// advanced) and a shared priority dispatcher, each deregistering itself
+/// from a handler with messages of others in flight: every one goes,
+/// every finish runs, every agent is dropped on the deregistration thread.
+#[test]
+fn cooperations_come_and_go_on_shared_pools() {
+    const COOPS: usize = 300;
+    const AGENTS: usize = 3;
+    const MESSAGES: usize = 10;
+    watchdog(Duration::from_secs(120), || {
+        let finished = Arc::new(AtomicUsize::new(0));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let off_dereg = Arc::new(AtomicUsize::new(0));
+        let dereg = Arc::new(std::sync::OnceLock::new());
+        let (f, d, o, dt) = (
+            finished.clone(),
+            dropped.clone(),
+            off_dereg.clone(),
+            dereg.clone(),
+        );
+        launch(move |env| {
+            dt.set(env.dereg_thread_id()).unwrap();
+            let binders: Vec<Arc<dyn Binder>> = vec![
+                ThreadPoolDispatcher::new(env, "churn-tp", PoolParams::with_threads(2))
+                    .unwrap()
+                    .binder(),
+                ThreadPoolDispatcher::new(
+                    env,
+                    "churn-tpi",
+                    PoolParams::with_threads(2)
+                        .fifo(Fifo::Individual)
+                        .max_demands_at_once(1),
+                )
+                .unwrap()
+                .binder(),
+                AdvThreadPoolDispatcher::new(env, "churn-adv", PoolParams::with_threads(2))
+                    .unwrap()
+                    .binder(),
+                PrioOneThreadDispatcher::quoted_round_robin(env, "churn-q", Quotas::new(2))
+                    .unwrap()
+                    .binder(),
+            ];
+            let (tx, rx) = mpsc::channel();
+            for c in 0..COOPS {
+                let mut coop = env.make_coop();
+                coop.set_binder(binders[c % binders.len()].clone());
+                let tx = tx.clone();
+                coop.on_deregistered(move |_, _, _| {
+                    let _ = tx.send(());
+                });
+                let mboxes: Vec<DirectMbox> = (0..AGENTS)
+                    .map(|_| {
+                        coop.add_agent(Churner {
+                            left: MESSAGES,
+                            finished: f.clone(),
+                            dropped: d.clone(),
+                            dereg: dt.clone(),
+                            off_dereg: o.clone(),
+                        })
+                    })
+                    .collect();
+                env.register_coop(coop).unwrap();
+                for n in 0..MESSAGES {
+                    for mbox in &mboxes {
+                        mbox.send(Seq(n as u64));
+                    }
+                }
+            }
+            for _ in 0..COOPS {
+                rx.recv_timeout(Duration::from_secs(30)).unwrap();
+            }
+            // The last notification runs just before its cooperation is
+            // counted out.
+            eventually("every cooperation counted out", || env.coop_count() == 0);
+            env.stop();
+        })
+        .unwrap();
+        assert_eq!(finished.load(Ordering::SeqCst), COOPS * AGENTS);
+        assert_eq!(dropped.load(Ordering::SeqCst), COOPS * AGENTS);
+        assert_eq!(off_dereg.load(Ordering::SeqCst), 0);
+    });
+}
