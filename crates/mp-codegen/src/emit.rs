@@ -615,7 +615,7 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
             .collect();
         let _ = writeln!(
             out,
-            "/// In/out parameters get the server's values back when the call succeeds.\n\
+            "///\n/// In/out parameters get the server's values back when the call succeeds.\n\
              pub fn {id}(&self{sig_params}) -> Result<{ret}, ::mp_ipc::Error> {{\n\
              {mark}let (value, ({new_vals})) = self.remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args}))?;\n\
              {assign}Ok(value)\n}}\n",

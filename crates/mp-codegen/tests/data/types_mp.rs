@@ -308,6 +308,7 @@ impl TypesClient {
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
     #[allow(clippy::too_many_arguments)]
+    ///
     /// In/out parameters get the server's values back when the call succeeds.
     pub fn echo_primitives(
         &self,
@@ -475,6 +476,7 @@ impl TypesClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
+    ///
     /// In/out parameters get the server's values back when the call succeeds.
     pub fn echo_text(&self, text: &mut String, data: &mut Vec<u8>) -> Result<(), ::mp_ipc::Error> {
         let (value, (new_text, new_data)) = self.remote.call(
@@ -541,6 +543,7 @@ impl TypesClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
+    ///
     /// In/out parameters get the server's values back when the call succeeds.
     pub fn echo_lists(
         &self,
@@ -1136,6 +1139,7 @@ impl TypesClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
+    ///
     /// In/out parameters get the server's values back when the call succeeds.
     pub fn collect(
         &self,
