@@ -175,6 +175,24 @@ impl Binder for OneThreadInner {
     fn unbind(&self, _agent: AgentInfo) {}
 }
 
+/// Binds every agent to one queue the dispatcher shares among them (it
+/// keeps nothing per agent): the pools and prio_one_thread.
+pub(crate) struct SharedQueueBinder<Q: EventQueue>(pub(crate) Arc<Q>);
+
+impl<Q: EventQueue> Binder for SharedQueueBinder<Q> {
+    fn preallocate(&self, _agent: AgentInfo) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn undo_preallocation(&self, _agent: AgentInfo) {}
+
+    fn bind(&self, _agent: AgentInfo) -> Arc<dyn EventQueue> {
+        self.0.clone()
+    }
+
+    fn unbind(&self, _agent: AgentInfo) {}
+}
+
 /// A worker thread per agent ("active object").
 #[derive(Clone)]
 pub struct ActiveObjDispatcher {

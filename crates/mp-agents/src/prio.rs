@@ -27,7 +27,7 @@ use mp_thread::{ThreadHandle, Worker};
 use parking_lot::Mutex;
 
 use crate::core::ExecDemand;
-use crate::disp::{AgentInfo, Binder, EventQueue, Priority};
+use crate::disp::{AgentInfo, Binder, EventQueue, Priority, SharedQueueBinder};
 use crate::env::{EnvInner, Environment};
 use crate::error::Error;
 
@@ -139,9 +139,7 @@ impl PrioOneThreadDispatcher {
 
     /// A binder that puts agents on this dispatcher's thread.
     pub fn binder(&self) -> Arc<dyn Binder> {
-        Arc::new(OneBinder {
-            inner: self.inner.clone(),
-        })
+        Arc::new(SharedQueueBinder(self.inner.clone()))
     }
 
     /// The dispatcher's thread, to see it joined.
@@ -223,24 +221,6 @@ impl PrioQueues {
             }
         }
     }
-}
-
-struct OneBinder {
-    inner: Arc<OneInner>,
-}
-
-impl Binder for OneBinder {
-    fn preallocate(&self, _agent: AgentInfo) -> Result<(), Error> {
-        Ok(())
-    }
-
-    fn undo_preallocation(&self, _agent: AgentInfo) {}
-
-    fn bind(&self, _agent: AgentInfo) -> Arc<dyn EventQueue> {
-        self.inner.clone()
-    }
-
-    fn unbind(&self, _agent: AgentInfo) {}
 }
 
 /// A thread per priority: agents of one priority share a thread

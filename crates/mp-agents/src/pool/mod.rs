@@ -40,7 +40,7 @@ use mp_thread::{ThreadHandle, Waiter, Worker};
 use self::sched::{Sched, Task};
 
 use crate::core::ExecDemand;
-use crate::disp::{AgentInfo, Binder, EventQueue};
+use crate::disp::{Binder, EventQueue, SharedQueueBinder};
 use crate::env::Environment;
 use crate::error::Error;
 use crate::{AgentId, CoopId};
@@ -144,9 +144,7 @@ macro_rules! pool_api {
 
             /// A binder that puts agents on this pool.
             pub fn binder(&self) -> Arc<dyn Binder> {
-                Arc::new(PoolBinder {
-                    inner: self.inner.clone(),
-                })
+                Arc::new(SharedQueueBinder(self.inner.clone()))
             }
 
             /// The pool's threads, to see them joined.
@@ -200,24 +198,6 @@ impl EventQueue for PoolInner {
         self.shared.push(demand);
         Ok(())
     }
-}
-
-struct PoolBinder {
-    inner: Arc<PoolInner>,
-}
-
-impl Binder for PoolBinder {
-    fn preallocate(&self, _agent: AgentInfo) -> Result<(), Error> {
-        Ok(())
-    }
-
-    fn undo_preallocation(&self, _agent: AgentInfo) {}
-
-    fn bind(&self, _agent: AgentInfo) -> Arc<dyn EventQueue> {
-        self.inner.clone()
-    }
-
-    fn unbind(&self, _agent: AgentInfo) {}
 }
 
 /// A queue's identity: its cooperation or its agent.
