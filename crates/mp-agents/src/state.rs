@@ -212,6 +212,27 @@ impl Context<'_> {
 
 type Handler<A> = Box<dyn FnMut(&mut A, &Context<'_>, Payload) + Send>;
 type Hook<A> = Box<dyn FnMut(&mut A, &Context<'_>) + Send>;
+
+/// Runs an on-enter or on-exit hook of state `s`; returns the change of
+/// state it asked for, if any.
+fn run_hook<A>(
+    hook: &mut Hook<A>,
+    agent: &mut A,
+    core: &Arc<AgentCore>,
+    tree: &StateTree,
+    s: u32,
+) -> Option<u32> {
+    let ctx = Context {
+        core,
+        states: StateView {
+            tree: Some(tree),
+            current: s,
+            pending: Cell::new(None),
+        },
+    };
+    hook(agent, &ctx);
+    ctx.states.pending.take()
+}
 /// The handlers of one (mbox, type), each with its state.
 type StateHandlers<A> = Vec<(u32, Handler<A>)>;
 
@@ -528,16 +549,7 @@ impl<A: Agent> Machine<A> {
                 timer.cancel();
             }
             if let Some(hook) = self.on_exit.get_mut(&s) {
-                let ctx = Context {
-                    core,
-                    states: StateView {
-                        tree: Some(&self.tree),
-                        current: s,
-                        pending: Cell::new(None),
-                    },
-                };
-                hook(agent, &ctx);
-                pending = ctx.states.pending.take().or(pending);
+                pending = run_hook(hook, agent, core, &self.tree, s).or(pending);
             }
         }
         self.current = new_leaf;
@@ -552,16 +564,7 @@ impl<A: Agent> Machine<A> {
                 self.arm(core, s, limit);
             }
             if let Some(hook) = self.on_enter.get_mut(&s) {
-                let ctx = Context {
-                    core,
-                    states: StateView {
-                        tree: Some(&self.tree),
-                        current: s,
-                        pending: Cell::new(None),
-                    },
-                };
-                hook(agent, &ctx);
-                pending = ctx.states.pending.take().or(pending);
+                pending = run_hook(hook, agent, core, &self.tree, s).or(pending);
             }
         }
         pending
