@@ -55,6 +55,18 @@ pub struct World {
     inputs: AtomicU64,
 }
 
+impl World {
+    /// The loop every fuzzed session is served on.
+    pub fn server_loop(&self) -> &EventLoop {
+        &self.server_loop
+    }
+
+    /// `add(2, 2)` through the well-behaved client: the server still serves.
+    pub fn probe(&self) -> Result<i64, mp_ipc::Error> {
+        (self.probe)()
+    }
+}
+
 /// The world, made on first use.
 pub fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
