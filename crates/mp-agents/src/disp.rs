@@ -4,8 +4,9 @@
 //! dispatchers in `prio`.
 //!
 //! A dispatcher owns worker threads ([`mp_thread::Worker`]); a binder puts
-//! an agent on them by handing its core an [`EventQueue`] (a `Worker` is
-//! one: each demand becomes a job in its mailbox). Cooperations hold
+//! an agent on them by handing its core an [`EventQueue`] (here a
+//! `WorkerQueue`: demands by value in a FIFO the worker drains in
+//! batches; a bare `Worker` is one too, a job per demand). Cooperations hold
 //! binders and agents hold event queues, both hold their dispatcher, so a
 //! dispatcher shuts down with its last user: dropping it drops its last
 //! `Worker` handles, which only closes their mailboxes — the environment's
@@ -22,6 +23,7 @@ use parking_lot::Mutex;
 use crate::core::ExecDemand;
 use crate::env::{EnvInner, Environment};
 use crate::error::Error;
+use crate::worker_queue::WorkerQueue;
 use crate::{AgentId, CoopId};
 
 /// An agent's priority: `P0` (lowest) to `P7` (highest), as in
@@ -129,13 +131,13 @@ pub struct OneThreadDispatcher {
 }
 
 struct OneThreadInner {
-    worker: Worker,
+    queue: Arc<WorkerQueue>,
 }
 
 impl std::fmt::Debug for OneThreadDispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OneThreadDispatcher")
-            .field("worker", &self.inner.worker)
+            .field("worker", self.inner.queue.worker())
             .finish()
     }
 }
@@ -145,7 +147,7 @@ impl OneThreadDispatcher {
     pub fn new(env: &Environment, name: &str) -> Result<OneThreadDispatcher, Error> {
         Ok(OneThreadDispatcher {
             inner: Arc::new(OneThreadInner {
-                worker: env.spawn_worker(name)?,
+                queue: env.spawn_worker_queue(name)?,
             }),
         })
     }
@@ -157,7 +159,7 @@ impl OneThreadDispatcher {
 
     /// The dispatcher's thread, to see it joined.
     pub fn thread_handle(&self) -> ThreadHandle {
-        self.inner.worker.thread_handle()
+        self.inner.queue.thread_handle()
     }
 }
 
@@ -169,7 +171,7 @@ impl Binder for OneThreadInner {
     fn undo_preallocation(&self, _agent: AgentInfo) {}
 
     fn bind(&self, _agent: AgentInfo) -> Arc<dyn EventQueue> {
-        Arc::new(self.worker.clone())
+        self.queue.clone()
     }
 
     fn unbind(&self, _agent: AgentInfo) {}
@@ -202,7 +204,7 @@ pub struct ActiveObjDispatcher {
 struct ActiveObjInner {
     env: Weak<EnvInner>,
     name: String,
-    workers: Mutex<HashMap<AgentId, Worker>>,
+    workers: Mutex<HashMap<AgentId, Arc<WorkerQueue>>>,
 }
 
 impl std::fmt::Debug for ActiveObjDispatcher {
@@ -240,9 +242,9 @@ impl ActiveObjDispatcher {
 impl Binder for ActiveObjInner {
     fn preallocate(&self, agent: AgentInfo) -> Result<(), Error> {
         let env = Environment::from_weak(&self.env).ok_or(Error::Stopped)?;
-        let worker = env.spawn_worker(&format!("{}-{}", self.name, agent.id.0))?;
+        let queue = env.spawn_worker_queue(&format!("{}-{}", self.name, agent.id.0))?;
         drop(env);
-        self.workers.lock().insert(agent.id, worker);
+        self.workers.lock().insert(agent.id, queue);
         Ok(())
     }
 
@@ -252,13 +254,11 @@ impl Binder for ActiveObjInner {
     }
 
     fn bind(&self, agent: AgentInfo) -> Arc<dyn EventQueue> {
-        let worker = self
-            .workers
+        self.workers
             .lock()
             .get(&agent.id)
             .cloned()
-            .expect("bind follows a successful preallocate");
-        Arc::new(worker)
+            .expect("bind follows a successful preallocate")
     }
 
     fn unbind(&self, agent: AgentInfo) {
@@ -279,7 +279,7 @@ struct ActiveGroupInner {
     env: Weak<EnvInner>,
     name: String,
     /// Group name → (its worker, agents preallocated or bound on it).
-    groups: Mutex<HashMap<String, (Worker, usize)>>,
+    groups: Mutex<HashMap<String, (Arc<WorkerQueue>, usize)>>,
     /// Which group each agent is in.
     members: Mutex<HashMap<AgentId, String>>,
 }
@@ -322,13 +322,13 @@ impl ActiveGroupDispatcher {
 impl ActiveGroupInner {
     /// One agent fewer in `agent`'s group; the group's worker handle comes
     /// back when it was the last, for the caller to drop outside the lock.
-    fn leave(&self, agent: AgentId) -> Option<Worker> {
+    fn leave(&self, agent: AgentId) -> Option<Arc<WorkerQueue>> {
         let group = self.members.lock().remove(&agent)?;
         let mut groups = self.groups.lock();
         let (_, count) = groups.get_mut(&group)?;
         *count -= 1;
         if *count == 0 {
-            groups.remove(&group).map(|(worker, _)| worker)
+            groups.remove(&group).map(|(queue, _)| queue)
         } else {
             None
         }
@@ -349,9 +349,9 @@ impl Binder for GroupBinder {
             *count += 1;
         } else {
             let env = Environment::from_weak(&disp.env).ok_or(Error::Stopped)?;
-            let worker = env.spawn_worker(&format!("{}-{}", disp.name, self.group))?;
+            let queue = env.spawn_worker_queue(&format!("{}-{}", disp.name, self.group))?;
             drop(env);
-            groups.insert(self.group.clone(), (worker, 1));
+            groups.insert(self.group.clone(), (queue, 1));
         }
         drop(groups);
         disp.members.lock().insert(agent, self.group.clone());
@@ -363,14 +363,12 @@ impl Binder for GroupBinder {
     }
 
     fn bind(&self, _agent: AgentInfo) -> Arc<dyn EventQueue> {
-        let worker = self
-            .disp
+        self.disp
             .groups
             .lock()
             .get(&self.group)
-            .map(|(worker, _)| worker.clone())
-            .expect("bind follows a successful preallocate");
-        Arc::new(worker)
+            .map(|(queue, _)| queue.clone())
+            .expect("bind follows a successful preallocate")
     }
 
     fn unbind(&self, agent: AgentInfo) {

@@ -27,6 +27,7 @@ use crate::error::Error;
 use crate::mbox::Mbox;
 use crate::mchain::MchainRegistry;
 use crate::timer::{Target, TimerHandle, Timers};
+use crate::worker_queue::WorkerQueue;
 use std::time::Duration;
 
 pub(crate) struct EnvState {
@@ -51,6 +52,8 @@ pub(crate) struct EnvInner {
     reaper: Reaper,
     /// The last level of panic reactions (never `Inherit`).
     pub(crate) panic_reaction: PanicReaction,
+    /// [`Params::busy_wait`], resolved.
+    pub(crate) busy_wait: Duration,
     pub(crate) timers: Arc<Timers>,
     /// Taken (and dropped, closing it) by `launch` at the very end.
     dereg: Mutex<Option<Worker>>,
@@ -115,7 +118,20 @@ pub struct Params {
     /// cooperations all say `Inherit`: `Ignore` unless set (an `Inherit`
     /// here means `Ignore` too).
     pub panic_reaction: Option<PanicReaction>,
+    /// How long a single-threaded dispatcher's thread (one thread, active
+    /// object, active group, a priority's dedicated thread) keeps polling
+    /// for the next demand once its queue is empty, before it sleeps.
+    /// Waking a sleeping thread costs tens of microseconds on small VMs —
+    /// far more than a message — so a short poll keeps request/reply
+    /// between threads fast, at the price of that much CPU after each
+    /// burst. `None` means [`DEFAULT_BUSY_WAIT`]; `Some(Duration::ZERO)`
+    /// sleeps at once.
+    pub busy_wait: Option<Duration>,
 }
+
+/// The default of [`Params::busy_wait`]: about two wake-ups of a sleeping
+/// thread on a 2-vCPU VM.
+pub const DEFAULT_BUSY_WAIT: Duration = Duration::from_micros(50);
 
 /// Delays the shutdown of an environment until it is removed (dropped or
 /// [`remove`](StopGuard::remove)d): for agents that need to finish
@@ -206,6 +222,7 @@ where
                 None | Some(PanicReaction::Inherit) => PanicReaction::Ignore,
                 Some(r) => r,
             },
+            busy_wait: params.busy_wait.unwrap_or(DEFAULT_BUSY_WAIT),
             timers,
             reaper: reaper.clone(),
             dereg_waiter: dereg.waiter().clone(),
@@ -447,6 +464,18 @@ impl Environment {
         let binder = disp.binder();
         *slot = Some(disp);
         Ok(binder)
+    }
+
+    /// [`Params::busy_wait`] of this environment, resolved.
+    pub fn busy_wait(&self) -> Duration {
+        self.inner.busy_wait
+    }
+
+    /// A worker (see [`spawn_worker`](Self::spawn_worker)) with the demand
+    /// queue the single-threaded dispatchers bind agents to.
+    pub(crate) fn spawn_worker_queue(&self, name: &str) -> Result<Arc<WorkerQueue>, Error> {
+        let worker = self.spawn_worker(name)?;
+        Ok(Arc::new(WorkerQueue::new(worker, self.inner.busy_wait)))
     }
 
     /// Starts a worker thread owned by this environment (its reaper joins

@@ -119,6 +119,7 @@ mod pool;
 mod prio;
 mod state;
 mod timer;
+mod worker_queue;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -129,7 +130,7 @@ pub use disp::{
     ActiveGroupDispatcher, ActiveObjDispatcher, AgentInfo, Binder, EventQueue, OneThreadDispatcher,
     Priority,
 };
-pub use env::{launch, launch_with, Environment, Params, Report, StopGuard};
+pub use env::{launch, launch_with, Environment, Params, Report, StopGuard, DEFAULT_BUSY_WAIT};
 pub use error::Error;
 pub use limits::LimitOverflow;
 pub use mbox::{DirectMbox, Mbox, MboxId};

@@ -30,6 +30,7 @@ use crate::core::ExecDemand;
 use crate::disp::{AgentInfo, Binder, EventQueue, Priority, SharedQueueBinder};
 use crate::env::{EnvInner, Environment};
 use crate::error::Error;
+use crate::worker_queue::WorkerQueue;
 
 /// Demands a drain job runs before it comes back as a new job.
 const YIELD_EVERY: usize = 256;
@@ -231,11 +232,15 @@ pub struct PrioDedicatedThreadsDispatcher {
     inner: Arc<DedicatedInner>,
 }
 
+/// One priority's thread (its queue) and the agents preallocated or bound
+/// on it.
+type Dedicated = (Arc<WorkerQueue>, usize);
+
 struct DedicatedInner {
     env: Weak<EnvInner>,
     name: String,
     /// Per priority: its worker and the agents preallocated or bound on it.
-    slots: Mutex<[Option<(Worker, usize)>; Priority::COUNT]>,
+    slots: Mutex<[Option<Dedicated>; Priority::COUNT]>,
 }
 
 impl std::fmt::Debug for PrioDedicatedThreadsDispatcher {
@@ -267,7 +272,7 @@ impl PrioDedicatedThreadsDispatcher {
     pub fn thread_handle(&self, priority: Priority) -> Option<ThreadHandle> {
         self.inner.slots.lock()[priority.index()]
             .as_ref()
-            .map(|(worker, _)| worker.thread_handle())
+            .map(|(queue, _)| queue.thread_handle())
     }
 
     /// Priorities that currently have a thread.
@@ -279,13 +284,13 @@ impl PrioDedicatedThreadsDispatcher {
 impl DedicatedInner {
     /// One agent fewer on `priority`'s thread; its worker handle comes
     /// back when it was the last, for the caller to drop outside the lock.
-    fn leave(&self, priority: Priority) -> Option<Worker> {
+    fn leave(&self, priority: Priority) -> Option<Arc<WorkerQueue>> {
         let mut slots = self.slots.lock();
         let slot = &mut slots[priority.index()];
         let (_, count) = slot.as_mut()?;
         *count -= 1;
         if *count == 0 {
-            slot.take().map(|(worker, _)| worker)
+            slot.take().map(|(queue, _)| queue)
         } else {
             None
         }
@@ -301,9 +306,10 @@ impl Binder for DedicatedInner {
             return Ok(());
         }
         let env = Environment::from_weak(&self.env).ok_or(Error::Stopped)?;
-        let worker = env.spawn_worker(&format!("{}-p{}", self.name, agent.priority.index()))?;
+        let queue =
+            env.spawn_worker_queue(&format!("{}-p{}", self.name, agent.priority.index()))?;
         drop(env);
-        *slot = Some((worker, 1));
+        *slot = Some((queue, 1));
         Ok(())
     }
 
@@ -312,11 +318,10 @@ impl Binder for DedicatedInner {
     }
 
     fn bind(&self, agent: AgentInfo) -> Arc<dyn EventQueue> {
-        let worker = self.slots.lock()[agent.priority.index()]
+        self.slots.lock()[agent.priority.index()]
             .as_ref()
-            .map(|(worker, _)| worker.clone())
-            .expect("bind follows a successful preallocate");
-        Arc::new(worker)
+            .map(|(queue, _)| queue.clone())
+            .expect("bind follows a successful preallocate")
     }
 
     fn unbind(&self, agent: AgentInfo) {

@@ -1,0 +1,191 @@
+//! `WorkerQueue`: the event queue of the single-threaded dispatchers (one
+//! thread, active object, active group, a priority's dedicated thread) —
+//! demands kept by value in a FIFO beside one worker, run by a *drain* job.
+//!
+//! Why not one job per demand (as `impl EventQueue for Worker` does): a
+//! job is a boxed closure, so each message would cost a second allocation,
+//! the mailbox lock twice and a wake-up. Here a push takes one lock and
+//! appends the demand; only a push that finds no drain scheduled posts one
+//! (SObjectizer keeps execution demands by value the same way). The drain
+//! swaps the whole FIFO out under the lock and runs the batch without it,
+//! so a handler sending to an agent on its own thread — ping-pong — neither
+//! posts nor wakes anything.
+//!
+//! When the FIFO runs dry the drain polls it for up to the environment's
+//! [`busy_wait`](crate::Params::busy_wait) before it ends (SObjectizer's
+//! queues also spin before they sleep on a condition variable): waking a
+//! sleeping thread costs tens of microseconds on a VM, a request/reply
+//! between two threads a fraction of one. After the first `SPIN_ONLY`
+//! polling yields the CPU between checks, so on a crowded machine it gives
+//! way to runnable threads. A drain comes back as a new job every
+//! `YIELD_EVERY` demands so other jobs
+//! posted to the worker get a turn.
+//!
+//! Invariant 1: only `WorkerQueue` (held by the dispatcher and its bound
+//! agents' cores) holds the `Worker`; a drain job holds the FIFO alone, so
+//! the worker closes when its last user lets go — in a cooperation's final
+//! step on the deregistration thread — and the reaper joins it.
+//! Invariant 3: demands are moved into the FIFO and out to `run`. If the
+//! worker has stopped taking jobs, a push hands its demand back, and
+//! demands left behind when the last handle goes are dropped with the FIFO.
+//! Invariant 7: the poll is bounded by `busy_wait`.
+//!
+//! Lock order: an agent's queue lock, then the FIFO's lock, then the
+//! worker's mailbox (a push that schedules a drain).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mp_thread::{ThreadHandle, Waiter, Worker};
+use parking_lot::Mutex;
+
+use crate::core::ExecDemand;
+use crate::disp::EventQueue;
+
+/// Demands a drain job runs before it comes back as a new job.
+const YIELD_EVERY: usize = 256;
+
+/// Checks of the push counter between two looks at the clock while
+/// polling: about a microsecond of `spin_loop` hints.
+const SPINS_PER_CHECK: u32 = 32;
+
+/// How long polling only spins before it also yields between checks: a
+/// reply from a thread that is running comes within a few microseconds,
+/// and a yield (a system call) would only delay seeing it.
+const SPIN_ONLY: Duration = Duration::from_micros(10);
+
+/// A worker and the FIFO of demands it runs.
+pub(crate) struct WorkerQueue {
+    worker: Worker,
+    demands: Arc<Demands>,
+}
+
+struct Demands {
+    state: Mutex<DemandsState>,
+    /// Bumped under the lock by every push; a polling drain watches it
+    /// without the lock.
+    pushes: AtomicU64,
+    busy_wait: Duration,
+}
+
+#[derive(Default)]
+struct DemandsState {
+    fifo: VecDeque<ExecDemand>,
+    /// A drain job is queued or running; it will see what is pushed.
+    scheduled: bool,
+}
+
+impl WorkerQueue {
+    /// A queue on `worker` whose drain polls for `busy_wait` when empty.
+    pub(crate) fn new(worker: Worker, busy_wait: Duration) -> WorkerQueue {
+        WorkerQueue {
+            worker,
+            demands: Arc::new(Demands {
+                state: Mutex::default(),
+                pushes: AtomicU64::new(0),
+                busy_wait,
+            }),
+        }
+    }
+
+    /// The worker's thread, to see it joined.
+    pub(crate) fn thread_handle(&self) -> ThreadHandle {
+        self.worker.thread_handle()
+    }
+
+    pub(crate) fn worker(&self) -> &Worker {
+        &self.worker
+    }
+}
+
+impl EventQueue for WorkerQueue {
+    fn push(&self, demand: ExecDemand) -> Result<(), ExecDemand> {
+        let mut st = self.demands.state.lock();
+        if !st.scheduled {
+            // Schedule first: a closed mailbox refuses the drain, and then
+            // the demand goes back to the caller untouched.
+            if self
+                .worker
+                .post_with(self.demands.clone(), Demands::drain)
+                .is_err()
+            {
+                return Err(demand);
+            }
+            st.scheduled = true;
+        }
+        st.fifo.push_back(demand);
+        self.demands.pushes.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+}
+
+impl Demands {
+    /// The drain job: runs batches until the FIFO stays empty.
+    fn drain(self: Arc<Self>) {
+        let mut me = self;
+        let mut batch = VecDeque::new();
+        loop {
+            let mut ran = 0;
+            while ran < YIELD_EVERY {
+                {
+                    let mut st = me.state.lock();
+                    if st.fifo.is_empty() {
+                        let seen = me.pushes.load(Ordering::Acquire);
+                        drop(st);
+                        if me.poll(seen) {
+                            continue;
+                        }
+                        st = me.state.lock();
+                        if st.fifo.is_empty() {
+                            st.scheduled = false;
+                            // Leave the grown buffer for the next pushes
+                            // (the FIFO's may be the empty one a swap gave).
+                            if st.fifo.capacity() < batch.capacity() {
+                                std::mem::swap(&mut st.fifo, &mut batch);
+                            }
+                            return;
+                        }
+                    }
+                    // The FIFO keeps the (empty) buffer of the last batch,
+                    // so neither side allocates once they have grown.
+                    std::mem::swap(&mut st.fifo, &mut batch);
+                }
+                while let Some(demand) = batch.pop_front() {
+                    demand.run();
+                    ran += 1;
+                }
+            }
+            // Come back as a new job so the mailbox gets a turn; if it is
+            // closed (the last user let go), go on here until empty.
+            match Waiter::current().post_with(me, Demands::drain) {
+                Ok(()) => return,
+                Err(back) => me = back,
+            }
+        }
+    }
+
+    /// Polls for a push after `seen` for up to `busy_wait`; true if one came.
+    fn poll(&self, seen: u64) -> bool {
+        if self.busy_wait.is_zero() {
+            return false;
+        }
+        let start = Instant::now();
+        loop {
+            for _ in 0..SPINS_PER_CHECK {
+                if self.pushes.load(Ordering::Acquire) != seen {
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            let waited = start.elapsed();
+            if waited >= self.busy_wait {
+                return false;
+            }
+            if waited >= SPIN_ONLY {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
