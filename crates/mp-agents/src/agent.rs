@@ -275,7 +275,7 @@ impl<A: Agent> AgentSlot<A> {
 impl<A: Agent> ErasedAgent for AgentSlot<A> {
     fn define(&mut self, core: &Arc<AgentCore>, env: Environment) -> Vec<(Mbox, TypeId)> {
         let mut subscriptions = Vec::new();
-        let mut thread_safe = SharedHandlers::new();
+        let mut thread_safe = SharedHandlers::default();
         self.machine.owned_by(core.id);
         let mut def = Define {
             core,

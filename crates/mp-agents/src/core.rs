@@ -34,7 +34,9 @@
 //! [`Define::subscribe_self_thread_safe`]: crate::Define::subscribe_self_thread_safe
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+// Keys are our own ids and `TypeId`s (already hashes), never peer input:
+// Fx hashing is safe and much cheaper than SipHash on the per-message lookup.
+use rustc_hash::FxHashMap as HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -143,7 +145,7 @@ impl AgentCore {
                 bound: false,
                 accepting: true,
                 finishing: false,
-                limits: HashMap::new(),
+                limits: HashMap::default(),
             }),
             agent: Mutex::new(Some(agent)),
             has_thread_safe: AtomicBool::new(false),

@@ -22,7 +22,9 @@
 
 use std::any::TypeId;
 use std::cell::Cell;
-use std::collections::HashMap;
+// Keys are our own ids and `TypeId`s (already hashes), never peer input:
+// Fx hashing is safe and much cheaper than SipHash on the per-message lookup.
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -284,15 +286,15 @@ impl<A: Agent> Machine<A> {
     pub(crate) fn new() -> Machine<A> {
         Machine {
             tree: StateTree::new(AgentId(0)),
-            handlers: HashMap::new(),
-            specials: HashMap::new(),
-            on_enter: HashMap::new(),
-            on_exit: HashMap::new(),
+            handlers: HashMap::default(),
+            specials: HashMap::default(),
+            on_enter: HashMap::default(),
+            on_exit: HashMap::default(),
             start_in: 0,
             current: 0,
-            last_child: HashMap::new(),
-            last_leaf: HashMap::new(),
-            armed: HashMap::new(),
+            last_child: HashMap::default(),
+            last_leaf: HashMap::default(),
+            armed: HashMap::default(),
             epoch: 0,
             finished: false,
         }

@@ -33,6 +33,7 @@
 //! Lock order: an agent's queue lock, then the FIFO's lock, then the
 //! worker's mailbox (a push that schedules a drain).
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -102,6 +103,20 @@ impl WorkerQueue {
 
 impl EventQueue for WorkerQueue {
     fn push(&self, demand: ExecDemand) -> Result<(), ExecDemand> {
+        let mut slot = Some(demand);
+        // A handler sending to an agent of the queue its own thread is
+        // draining: no other thread can see that demand, so no lock.
+        let me = Arc::as_ptr(&self.demands) as usize;
+        let _ = DRAINING.try_with(|draining| {
+            if let Some(local) = draining.borrow_mut().as_mut() {
+                if local.queue == me {
+                    local.demands.extend(slot.take());
+                }
+            }
+        });
+        let Some(demand) = slot else {
+            return Ok(());
+        };
         let mut st = self.demands.state.lock();
         if !st.scheduled {
             // Schedule first: a closed mailbox refuses the drain, and then
@@ -116,49 +131,148 @@ impl EventQueue for WorkerQueue {
             st.scheduled = true;
         }
         st.fifo.push_back(demand);
-        self.demands.pushes.fetch_add(1, Ordering::Release);
+        // Only ever changed under the lock: no read-modify-write needed.
+        let pushes = self.demands.pushes.load(Ordering::Relaxed);
+        self.demands.pushes.store(pushes + 1, Ordering::Release);
         Ok(())
     }
 }
 
+thread_local! {
+    /// The queue whose drain runs on this thread, with the demands its
+    /// handlers pushed to it since.
+    static DRAINING: RefCell<Option<Local>> = const { RefCell::new(None) };
+}
+
+struct Local {
+    /// The queue's address, as identity only (never dereferenced).
+    queue: usize,
+    demands: VecDeque<ExecDemand>,
+}
+
+/// Takes one demand off this thread's local list (without holding the
+/// borrow while it runs: running it may push more).
+fn pop_local() -> Option<ExecDemand> {
+    DRAINING.with(|d| d.borrow_mut().as_mut()?.demands.pop_front())
+}
+
+/// Installs a drain's local list on its thread for as long as it lives.
+/// On the way out it puts back whatever was there before (a drain of
+/// another queue this one runs nested in); if a drain ever unwinds, what
+/// its handlers pushed locally goes back to the shared FIFO, not lost.
+struct Installed<'a> {
+    demands: &'a Arc<Demands>,
+    prev: Option<Local>,
+}
+
+impl<'a> Installed<'a> {
+    fn new(demands: &'a Arc<Demands>) -> Installed<'a> {
+        let local = Local {
+            queue: Arc::as_ptr(demands) as usize,
+            demands: VecDeque::new(),
+        };
+        let prev = DRAINING.with(|d| d.replace(Some(local)));
+        Installed { demands, prev }
+    }
+
+    /// Moves the local demands to the end of the shared FIFO (the drain is
+    /// about to leave; only other threads' demands are there, and a
+    /// sender's own order is kept).
+    fn flush(&self) {
+        let local = DRAINING.with(|d| {
+            d.borrow_mut()
+                .as_mut()
+                .map(|l| std::mem::take(&mut l.demands))
+        });
+        if let Some(local) = local {
+            if !local.is_empty() {
+                self.demands.state.lock().fifo.extend(local);
+            }
+        }
+    }
+}
+
+impl Drop for Installed<'_> {
+    fn drop(&mut self) {
+        let mine = DRAINING.with(|d| d.replace(self.prev.take()));
+        let left = mine.map(|l| l.demands).unwrap_or_default();
+        if left.is_empty() && !std::thread::panicking() {
+            return;
+        }
+        // Unwinding out of a drain (a demand never unwinds, so this is a
+        // bug elsewhere): hand the work to a fresh drain job.
+        let mut st = self.demands.state.lock();
+        st.fifo.extend(left);
+        st.scheduled = !st.fifo.is_empty()
+            && Waiter::current()
+                .post_with(self.demands.clone(), Demands::drain)
+                .is_ok();
+    }
+}
+
 impl Demands {
-    /// The drain job: runs batches until the FIFO stays empty.
+    /// The drain job: runs the shared FIFO's demands in batches and what
+    /// their handlers push to this queue in between, until both stay empty.
+    ///
+    /// Order: a batch taken from the shared FIFO runs whole before the
+    /// local demands (which its handlers sent later); after that the shared
+    /// FIFO holds only other threads' demands, so interleaving them with
+    /// local ones keeps every sender's order.
     fn drain(self: Arc<Self>) {
         let mut me = self;
-        let mut batch = VecDeque::new();
+        let mut batch: VecDeque<ExecDemand> = VecDeque::new();
         loop {
+            let installed = Installed::new(&me);
+            let mut seen = me.pushes.load(Ordering::Acquire);
             let mut ran = 0;
             while ran < YIELD_EVERY {
-                {
-                    let mut st = me.state.lock();
-                    if st.fifo.is_empty() {
-                        let seen = me.pushes.load(Ordering::Acquire);
-                        drop(st);
-                        if me.poll(seen) {
-                            continue;
-                        }
-                        st = me.state.lock();
-                        if st.fifo.is_empty() {
-                            st.scheduled = false;
-                            // Leave the grown buffer for the next pushes
-                            // (the FIFO's may be the empty one a swap gave).
-                            if st.fifo.capacity() < batch.capacity() {
-                                std::mem::swap(&mut st.fifo, &mut batch);
-                            }
-                            return;
-                        }
-                    }
-                    // The FIFO keeps the (empty) buffer of the last batch,
-                    // so neither side allocates once they have grown.
-                    std::mem::swap(&mut st.fifo, &mut batch);
-                }
                 while let Some(demand) = batch.pop_front() {
                     demand.run();
                     ran += 1;
                 }
+                // Local demands, until one arrives from another thread.
+                while ran < YIELD_EVERY && me.pushes.load(Ordering::Acquire) == seen {
+                    let Some(demand) = pop_local() else {
+                        break;
+                    };
+                    demand.run();
+                    ran += 1;
+                }
+                if ran >= YIELD_EVERY {
+                    break;
+                }
+                let mut st = me.state.lock();
+                seen = me.pushes.load(Ordering::Acquire);
+                if !st.fifo.is_empty() {
+                    // The FIFO keeps the (empty) buffer of the last batch,
+                    // so neither side allocates once they have grown.
+                    std::mem::swap(&mut st.fifo, &mut batch);
+                    continue;
+                }
+                drop(st);
+                if DRAINING.with(|d| d.borrow().as_ref().is_some_and(|l| !l.demands.is_empty())) {
+                    continue;
+                }
+                if me.poll(seen) {
+                    continue;
+                }
+                let mut st = me.state.lock();
+                if st.fifo.is_empty() {
+                    st.scheduled = false;
+                    // Leave the grown buffer for the next pushes (the
+                    // FIFO's may be the empty one a swap gave it).
+                    if st.fifo.capacity() < batch.capacity() {
+                        std::mem::swap(&mut st.fifo, &mut batch);
+                    }
+                    drop(st);
+                    drop(installed);
+                    return;
+                }
             }
             // Come back as a new job so the mailbox gets a turn; if it is
-            // closed (the last user let go), go on here until empty.
+            // closed (the last user let go), go on here.
+            installed.flush();
+            drop(installed);
             match Waiter::current().post_with(me, Demands::drain) {
                 Ok(()) => return,
                 Err(back) => me = back,

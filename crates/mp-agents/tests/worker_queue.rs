@@ -57,7 +57,7 @@ fn params(busy_wait: Duration) -> Params {
 /// Registers a `Counter` on the binder `make` gives, returns its mbox.
 fn counter(
     env: &Environment,
-    make: fn(&Environment) -> Arc<dyn Binder>,
+    make: MakeBinder,
     total: &Arc<AtomicU64>,
     out_of_order: &Arc<AtomicU64>,
 ) -> DirectMbox {
@@ -88,7 +88,10 @@ fn prio_dedicated(env: &Environment) -> Arc<dyn Binder> {
     PrioDedicatedThreadsDispatcher::new(env, "wq").binder()
 }
 
-const KINDS: [(&str, fn(&Environment) -> Arc<dyn Binder>); 4] = [
+/// Makes a binder of one dispatcher kind.
+type MakeBinder = fn(&Environment) -> Arc<dyn Binder>;
+
+const KINDS: [(&str, MakeBinder); 4] = [
     ("one_thread", one_thread),
     ("active_obj", active_obj),
     ("active_group", active_group),
