@@ -110,7 +110,9 @@ impl EventQueue for WorkerQueue {
         let _ = DRAINING.try_with(|draining| {
             if let Some(local) = draining.borrow_mut().as_mut() {
                 if local.queue == me {
-                    local.demands.extend(slot.take());
+                    if let Some(demand) = slot.take() {
+                        local.demands.push_back(demand);
+                    }
                 }
             }
         });
