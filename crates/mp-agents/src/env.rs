@@ -115,8 +115,14 @@ pub struct Params {
     /// until [`Environment::stop`].
     pub autoshutdown: bool,
     /// The reaction to a panicking agent when the agent and its
-    /// cooperations all say `Inherit`: `Ignore` unless set (an `Inherit`
-    /// here means `Ignore` too).
+    /// cooperations all say `Inherit`. Unset (or `Inherit`), it is
+    /// [`PanicReaction::DeregisterCoop`]: the panicking agent's cooperation
+    /// goes, with [`DeregReason::Panic`](crate::DeregReason::Panic) for its
+    /// notifications (and a parent's supervision) to see — an agent whose
+    /// handler panicked half way may hold broken state, so it does not go
+    /// on by default, and one agent's bug does not abort the process
+    /// either (as SObjectizer's default would). Set `Ignore` to keep such
+    /// agents running, `Abort` for SObjectizer's behaviour.
     pub panic_reaction: Option<PanicReaction>,
     /// How long a single-threaded dispatcher's thread (one thread, active
     /// object, active group, a priority's dedicated thread) keeps polling
@@ -219,7 +225,7 @@ where
     let env = Environment {
         inner: Arc::new(EnvInner {
             panic_reaction: match params.panic_reaction {
-                None | Some(PanicReaction::Inherit) => PanicReaction::Ignore,
+                None | Some(PanicReaction::Inherit) => PanicReaction::DeregisterCoop,
                 Some(r) => r,
             },
             busy_wait: params.busy_wait.unwrap_or(DEFAULT_BUSY_WAIT),

@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use std::time::Duration;
 
 use common::watchdog;
-use mp_agents::{launch, Agent, Context, Define, DeregReason, OneThreadDispatcher};
+use mp_agents::{launch, Agent, Context, Define, DeregReason, OneThreadDispatcher, PanicReaction};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Note(u32);
@@ -32,6 +32,12 @@ impl Agent for Recorder {
 
     fn start(&mut self, _ctx: &Context<'_>) {
         self.log.lock().push("start".into());
+    }
+
+    /// Goes on after a panic (the default would deregister the
+    /// cooperation; panics.rs tests that).
+    fn panic_reaction(&self) -> PanicReaction {
+        PanicReaction::Ignore
     }
 
     fn finish(&mut self, _ctx: &Context<'_>) {

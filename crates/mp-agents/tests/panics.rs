@@ -1,5 +1,6 @@
 //! Reactions to a panicking handler: per agent, inherited from the
-//! cooperation, from the parent cooperation, and from the environment.
+//! cooperation, from the parent cooperation, and from the environment; and
+//! the default when nobody sets one (the cooperation is deregistered).
 
 mod common;
 
@@ -69,6 +70,42 @@ fn agent_reaction_deregisters_its_cooperation() {
                 rx.recv_timeout(Duration::from_secs(10)).unwrap(),
                 DeregReason::Panic
             );
+            env.stop();
+        })
+        .unwrap();
+        assert_eq!(finished.load(Ordering::SeqCst), 2);
+    });
+}
+
+#[test]
+fn by_default_a_panic_deregisters_the_cooperation_and_the_rest_goes_on() {
+    watchdog(Duration::from_secs(30), || {
+        let finished = Arc::new(AtomicUsize::new(0));
+        let fine = Arc::new(AtomicUsize::new(0));
+        let (f, g) = (finished.clone(), fine.clone());
+        // No reaction set anywhere: agent, cooperation, environment.
+        launch(move |env| {
+            let (tx, rx) = mpsc::channel();
+            let mut doomed = env.make_coop();
+            let mbox = doomed.add_agent(Fragile::new(PanicReaction::Inherit, &f, &g));
+            doomed.on_deregistered(move |_, _, reason| {
+                let _ = tx.send(reason);
+            });
+            let doomed = env.register_coop(doomed).unwrap();
+            let mut bystander = env.make_coop();
+            let other = bystander.add_agent(Fragile::new(PanicReaction::Inherit, &f, &g));
+            let bystander = env.register_coop(bystander).unwrap();
+            mbox.send(Boom);
+            assert_eq!(
+                rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+                DeregReason::Panic
+            );
+            assert!(!doomed.is_alive());
+            assert!(bystander.is_alive(), "only the panicking cooperation goes");
+            other.send(Fine);
+            while g.load(Ordering::SeqCst) == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             env.stop();
         })
         .unwrap();
