@@ -65,15 +65,18 @@ pub(crate) struct WorkerQueue {
 
 struct Demands {
     state: Mutex<DemandsState>,
-    /// Bumped under the lock by every push; a polling drain watches it
-    /// without the lock.
+    /// Pushes to the shared FIFO so far: each one's sequence number. Set
+    /// under the lock; a polling drain and local pushes read it without.
     pushes: AtomicU64,
     busy_wait: Duration,
 }
 
+/// A demand with its place in the queue's order (see `Demands::drain`).
+type Queued = (u64, ExecDemand);
+
 #[derive(Default)]
 struct DemandsState {
-    fifo: VecDeque<ExecDemand>,
+    fifo: VecDeque<Queued>,
     /// A drain job is queued or running; it will see what is pushed.
     scheduled: bool,
 }
@@ -111,7 +114,9 @@ impl EventQueue for WorkerQueue {
             if let Some(local) = draining.borrow_mut().as_mut() {
                 if local.queue == me {
                     if let Some(demand) = slot.take() {
-                        local.demands.push_back(demand);
+                        // Behind every shared push this thread can see.
+                        let seq = self.demands.pushes.load(Ordering::Acquire);
+                        local.demands.push_back((seq, demand));
                     }
                 }
             }
@@ -132,10 +137,10 @@ impl EventQueue for WorkerQueue {
             }
             st.scheduled = true;
         }
-        st.fifo.push_back(demand);
         // Only ever changed under the lock: no read-modify-write needed.
-        let pushes = self.demands.pushes.load(Ordering::Relaxed);
-        self.demands.pushes.store(pushes + 1, Ordering::Release);
+        let seq = self.demands.pushes.load(Ordering::Relaxed) + 1;
+        st.fifo.push_back((seq, demand));
+        self.demands.pushes.store(seq, Ordering::Release);
         Ok(())
     }
 }
@@ -149,13 +154,19 @@ thread_local! {
 struct Local {
     /// The queue's address, as identity only (never dereferenced).
     queue: usize,
-    demands: VecDeque<ExecDemand>,
+    /// Each with the count of shared pushes its sender had seen.
+    demands: VecDeque<Queued>,
 }
 
-/// Takes one demand off this thread's local list (without holding the
+/// The sequence number of the first demand on this thread's local list.
+fn peek_local() -> Option<u64> {
+    DRAINING.with(|d| Some(d.borrow().as_ref()?.demands.front()?.0))
+}
+
+/// Takes the first demand off this thread's local list (not holding the
 /// borrow while it runs: running it may push more).
 fn pop_local() -> Option<ExecDemand> {
-    DRAINING.with(|d| d.borrow_mut().as_mut()?.demands.pop_front())
+    DRAINING.with(|d| Some(d.borrow_mut().as_mut()?.demands.pop_front()?.1))
 }
 
 /// Installs a drain's local list on its thread for as long as it lives.
@@ -177,34 +188,67 @@ impl<'a> Installed<'a> {
         Installed { demands, prev }
     }
 
-    /// Moves the local demands to the end of the shared FIFO (the drain is
-    /// about to leave; only other threads' demands are there, and a
-    /// sender's own order is kept).
-    fn flush(&self) {
-        let local = DRAINING.with(|d| {
-            d.borrow_mut()
-                .as_mut()
-                .map(|l| std::mem::take(&mut l.demands))
-        });
-        if let Some(local) = local {
-            if !local.is_empty() {
-                self.demands.state.lock().fifo.extend(local);
-            }
+    /// Puts the rest of `batch` and the local list back into the shared
+    /// FIFO, merged in order (the drain is about to leave).
+    fn flush(&self, batch: &mut VecDeque<Queued>) {
+        let local = take_local();
+        let mut st = self.demands.state.lock();
+        requeue(&mut st.fifo, std::mem::take(batch), local);
+    }
+}
+
+/// Takes this thread's local list.
+fn take_local() -> VecDeque<Queued> {
+    DRAINING.with(|d| {
+        d.borrow_mut()
+            .as_mut()
+            .map(|l| std::mem::take(&mut l.demands))
+            .unwrap_or_default()
+    })
+}
+
+/// Rebuilds the shared FIFO from what a leaving drain still holds: its
+/// batch (numbered before everything in `fifo`), `fifo`, and its local
+/// list, merged by sequence number (a local demand goes before a shared
+/// one only if it has the smaller number, as in `Demands::drain`).
+fn requeue(fifo: &mut VecDeque<Queued>, batch: VecDeque<Queued>, local: VecDeque<Queued>) {
+    if batch.is_empty() && local.is_empty() {
+        return;
+    }
+    let mut shared = batch;
+    shared.append(fifo);
+    let mut local = local;
+    let mut merged = VecDeque::with_capacity(shared.len() + local.len());
+    loop {
+        let take_local = match (shared.front(), local.front()) {
+            (Some((s, _)), Some((l, _))) => l < s,
+            (None, Some(_)) => true,
+            (_, None) => false,
+        };
+        let next = if take_local {
+            local.pop_front()
+        } else {
+            shared.pop_front()
+        };
+        match next {
+            Some(item) => merged.push_back(item),
+            None => break,
         }
     }
+    *fifo = merged;
 }
 
 impl Drop for Installed<'_> {
     fn drop(&mut self) {
-        let mine = DRAINING.with(|d| d.replace(self.prev.take()));
-        let left = mine.map(|l| l.demands).unwrap_or_default();
-        if left.is_empty() && !std::thread::panicking() {
+        let local = take_local();
+        DRAINING.with(|d| *d.borrow_mut() = self.prev.take());
+        if local.is_empty() && !std::thread::panicking() {
             return;
         }
         // Unwinding out of a drain (a demand never unwinds, so this is a
         // bug elsewhere): hand the work to a fresh drain job.
         let mut st = self.demands.state.lock();
-        st.fifo.extend(left);
+        requeue(&mut st.fifo, VecDeque::new(), local);
         st.scheduled = !st.fifo.is_empty()
             && Waiter::current()
                 .post_with(self.demands.clone(), Demands::drain)
@@ -213,38 +257,42 @@ impl Drop for Installed<'_> {
 }
 
 impl Demands {
-    /// The drain job: runs the shared FIFO's demands in batches and what
-    /// their handlers push to this queue in between, until both stay empty.
+    /// The drain job: runs the demands of the shared FIFO (taken in
+    /// batches) and of this thread's local list, in their order, until
+    /// both stay empty.
     ///
-    /// Order: a batch taken from the shared FIFO runs whole before the
-    /// local demands (which its handlers sent later); after that the shared
-    /// FIFO holds only other threads' demands, so interleaving them with
-    /// local ones keeps every sender's order.
+    /// Order: a shared push gets the next sequence number; a local one
+    /// the number of shared pushes its sender could see, so it goes
+    /// before every shared push it could not have known about. Merging by
+    /// number keeps each sender's order and every happens-before edge
+    /// between senders — in particular a message sent from this thread
+    /// before the agent's deregistration began runs before its finish
+    /// demand, which the deregistration thread pushed later.
     fn drain(self: Arc<Self>) {
         let mut me = self;
-        let mut batch: VecDeque<ExecDemand> = VecDeque::new();
+        let mut batch: VecDeque<Queued> = VecDeque::new();
         loop {
             let installed = Installed::new(&me);
-            let mut seen = me.pushes.load(Ordering::Acquire);
+            // Every shared push numbered up to `taken` is in `batch` or run.
+            let mut taken = me.pushes.load(Ordering::Acquire);
             let mut ran = 0;
             while ran < YIELD_EVERY {
-                while let Some(demand) = batch.pop_front() {
+                let local = peek_local();
+                let next = match (batch.front(), local) {
+                    (Some((shared, _)), Some(local)) if local < *shared => pop_local(),
+                    (Some(_), _) => batch.pop_front().map(|(_, demand)| demand),
+                    // Every shared push it saw was taken (so it precedes
+                    // the rest); otherwise take them first.
+                    (None, Some(local)) if local <= taken => pop_local(),
+                    (None, _) => None,
+                };
+                if let Some(demand) = next {
                     demand.run();
                     ran += 1;
-                }
-                // Local demands, until one arrives from another thread.
-                while ran < YIELD_EVERY && me.pushes.load(Ordering::Acquire) == seen {
-                    let Some(demand) = pop_local() else {
-                        break;
-                    };
-                    demand.run();
-                    ran += 1;
-                }
-                if ran >= YIELD_EVERY {
-                    break;
+                    continue;
                 }
                 let mut st = me.state.lock();
-                seen = me.pushes.load(Ordering::Acquire);
+                taken = me.pushes.load(Ordering::Acquire);
                 if !st.fifo.is_empty() {
                     // The FIFO keeps the (empty) buffer of the last batch,
                     // so neither side allocates once they have grown.
@@ -252,10 +300,10 @@ impl Demands {
                     continue;
                 }
                 drop(st);
-                if DRAINING.with(|d| d.borrow().as_ref().is_some_and(|l| !l.demands.is_empty())) {
+                if local.is_some() {
                     continue;
                 }
-                if me.poll(seen) {
+                if me.poll(taken) {
                     continue;
                 }
                 let mut st = me.state.lock();
@@ -272,8 +320,9 @@ impl Demands {
                 }
             }
             // Come back as a new job so the mailbox gets a turn; if it is
-            // closed (the last user let go), go on here.
-            installed.flush();
+            // closed (the last user let go), go on here. The batch and the
+            // local list go back to the shared FIFO first, in order.
+            installed.flush(&mut batch);
             drop(installed);
             match Waiter::current().post_with(me, Demands::drain) {
                 Ok(()) => return,

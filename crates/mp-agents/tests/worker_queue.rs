@@ -199,3 +199,85 @@ fn a_push_as_polling_gives_up_is_not_stranded() {
         .unwrap();
     });
 }
+
+/// Records what reached it, in order.
+struct Target {
+    log: Arc<parking_lot::Mutex<Vec<&'static str>>>,
+}
+
+#[derive(Clone, Copy)]
+struct Last;
+
+impl Agent for Target {
+    fn define(&mut self, def: &mut Define<'_, Self>) {
+        def.subscribe_self(|me: &mut Target, _ctx: &Context<'_>, Last| {
+            me.log.lock().push("message");
+        });
+    }
+
+    fn finish(&mut self, _ctx: &Context<'_>) {
+        self.log.lock().push("finish");
+    }
+}
+
+/// Sends `Last` to the target, asks for the target's cooperation to go,
+/// and holds the thread until the deregistration thread has queued the
+/// target's finish behind it.
+struct Sender {
+    target: DirectMbox,
+    target_coop: Option<mp_agents::CoopHandle>,
+}
+
+#[derive(Clone, Copy)]
+struct Go;
+
+impl Agent for Sender {
+    fn define(&mut self, def: &mut Define<'_, Self>) {
+        def.subscribe_self(|me: &mut Sender, _ctx: &Context<'_>, Go| {
+            me.target.send(Last);
+            if let Some(coop) = me.target_coop.take() {
+                coop.deregister(mp_agents::DeregReason::Normal);
+            }
+            // Opens the window: the finish lands while `Last` waits.
+            std::thread::sleep(Duration::from_millis(5));
+        });
+    }
+}
+
+#[test]
+fn a_message_sent_from_the_same_thread_before_deregistration_runs_before_finish() {
+    const ROUNDS: usize = 40;
+    watchdog(Duration::from_secs(120), || {
+        for round in 0..ROUNDS {
+            let log = Arc::new(parking_lot::Mutex::new(Vec::new()));
+            let l = log.clone();
+            launch_with(params(Duration::from_micros(50)), move |env| {
+                let disp = OneThreadDispatcher::new(env, "wq").unwrap();
+                let mut target = env.make_coop();
+                target.set_binder(disp.binder());
+                let target_mbox = target.add_agent(Target { log: l });
+                let target = env.register_coop(target).unwrap();
+                let mut sender = env.make_coop();
+                sender.set_binder(disp.binder());
+                let go = sender.add_agent(Sender {
+                    target: target_mbox,
+                    target_coop: Some(target.clone()),
+                });
+                env.register_coop(sender).unwrap();
+                go.send(Go);
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while target.is_alive() {
+                    assert!(Instant::now() < deadline, "the target never went");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                env.stop();
+            })
+            .unwrap();
+            assert_eq!(
+                *log.lock(),
+                ["message", "finish"],
+                "round {round}: a message queued before deregistration must run before finish"
+            );
+        }
+    });
+}
