@@ -25,6 +25,13 @@
 //! demands of one agent in parallel (the advanced thread pool) run only
 //! thread-safe ones together and every other demand alone.
 //!
+//! - a send from the thread draining the agent's `WorkerQueue` skips the
+//!   `queue` lock while `same_thread` is set; `begin_finish` clears it
+//!   before it pushes the finish demand, and `worker_queue::push_local`
+//!   reads it after the queue's sequence number, so such a send is either
+//!   numbered before the finish or refused the shortcut (and then refused
+//!   by `accepting`, under the lock).
+//!
 //! Lock order: `queue` before the dispatcher's queue lock before a worker's
 //! mailbox; `agent` is taken only by the thread running a demand and by the
 //! final step (after the finish ran); `thread_safe` is read (recursively)
@@ -38,7 +45,7 @@ use std::any::{Any, TypeId};
 // Fx hashing is safe and much cheaper than SipHash on the per-message lookup.
 use rustc_hash::FxHashMap as HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use mp_thread::Waiter;
@@ -119,6 +126,13 @@ pub(crate) struct AgentCore {
     /// The deregistration thread's mailbox (a `Waiter` never keeps it open).
     pub(crate) dereg: Waiter,
     queue: Mutex<Queue>,
+    /// Set (under `queue`) once the agent is bound, with no limits, to a
+    /// queue with a [`same_thread_key`](EventQueue::same_thread_key);
+    /// cleared (under `queue`) before the finish demand is pushed. While
+    /// set, a send from the thread draining that queue skips `queue`.
+    same_thread: AtomicBool,
+    /// That key (written before `same_thread` is set).
+    same_thread_key: AtomicUsize,
     pub(crate) agent: AgentSlotLock,
     /// Set once `define` subscribed a thread-safe handler (spares the
     /// lookup in `thread_safe` for every other agent's messages).
@@ -157,6 +171,8 @@ impl AgentCore {
                 finishing: false,
                 limits: HashMap::default(),
             }),
+            same_thread: AtomicBool::new(false),
+            same_thread_key: AtomicUsize::new(0),
             agent: AgentSlotLock::new(Some(agent)),
             has_thread_safe: AtomicBool::new(false),
             thread_safe: RwLock::default(),
@@ -192,6 +208,31 @@ impl AgentCore {
     /// Queues a message unless the agent has started finishing; over the
     /// agent's limit for its type, the limit's reaction takes it instead.
     pub(crate) fn push_message(self: &Arc<Self>, mbox: MboxId, ty: TypeId, payload: Payload) {
+        let mut payload = payload;
+        if self.same_thread.load(Ordering::Acquire) {
+            let key = self.same_thread_key.load(Ordering::Relaxed);
+            if crate::worker_queue::draining(key) {
+                let demand = ExecDemand {
+                    core: self.clone(),
+                    demand: Demand::Message {
+                        mbox,
+                        ty,
+                        payload,
+                        ticket: None,
+                    },
+                    thread_safe: self.is_thread_safe(mbox, ty),
+                };
+                match crate::worker_queue::push_local(key, demand, || {
+                    self.same_thread.load(Ordering::Acquire)
+                }) {
+                    Ok(()) => return,
+                    Err(back) => match back.demand {
+                        Demand::Message { payload: p, .. } => payload = p,
+                        Demand::Start | Demand::Finish => unreachable!("made as a message"),
+                    },
+                }
+            }
+        }
         let refused = {
             let mut q = self.queue.lock();
             if !q.accepting {
@@ -269,6 +310,12 @@ impl AgentCore {
         for demand in pending {
             self.post(&q, demand);
         }
+        if let Some(key) = q.worker.as_ref().and_then(|w| w.same_thread_key()) {
+            if q.limits.is_empty() && q.accepting {
+                self.same_thread_key.store(key, Ordering::Relaxed);
+                self.same_thread.store(true, Ordering::Release);
+            }
+        }
     }
 
     /// Stops taking demands and queues the finish demand behind the rest.
@@ -279,6 +326,8 @@ impl AgentCore {
         }
         q.finishing = true;
         q.accepting = false;
+        // Before the finish is pushed: see `worker_queue::push_local`.
+        self.same_thread.store(false, Ordering::Release);
         if !q.bound {
             q.pending.push(Demand::Finish);
             return FinishQueued::Queued;

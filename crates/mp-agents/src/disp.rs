@@ -97,6 +97,15 @@ pub trait EventQueue: Send + Sync + 'static {
     /// Queues `demand`; hands it back if the dispatcher no longer takes
     /// work (the caller drops it).
     fn push(&self, demand: ExecDemand) -> Result<(), ExecDemand>;
+
+    /// mp-agents' own single-threaded queues name themselves here so a
+    /// handler sending to an agent of the queue its thread is running can
+    /// skip the agent's lock; any other queue keeps the default and gets
+    /// every demand through [`push`](Self::push).
+    #[doc(hidden)]
+    fn same_thread_key(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Each demand becomes a job in the worker's mailbox, run in FIFO order.

@@ -1,15 +1,23 @@
 //! `WorkerQueue`: the event queue of the single-threaded dispatchers (one
 //! thread, active object, active group, a priority's dedicated thread) —
-//! demands kept by value in a FIFO beside one worker, run by a *drain* job.
+//! demands kept by value beside one worker, run by a *drain* job.
 //!
 //! Why not one job per demand (as `impl EventQueue for Worker` does): a
 //! job is a boxed closure, so each message would cost a second allocation,
-//! the mailbox lock twice and a wake-up. Here a push takes one lock and
-//! appends the demand; only a push that finds no drain scheduled posts one
-//! (SObjectizer keeps execution demands by value the same way). The drain
-//! swaps the whole FIFO out under the lock and runs the batch without it,
-//! so a handler sending to an agent on its own thread — ping-pong — neither
-//! posts nor wakes anything.
+//! the mailbox lock twice and a wake-up. Here a push from another thread
+//! takes one lock and appends the demand to a shared FIFO; only a push
+//! that finds no drain scheduled posts one (SObjectizer keeps execution
+//! demands by value the same way). The drain swaps the whole FIFO out
+//! under the lock and runs the batch without it.
+//!
+//! A push from the thread that is draining the queue — a handler sending
+//! to an agent on its own thread, as in ping-pong — goes to a thread-local
+//! list instead: no lock, no wake-up, and (through `push_local`) not even
+//! the receiving agent's lock. Every demand carries a sequence number so
+//! the drain can merge the two lists in an order that keeps each sender's
+//! order and every happens-before edge between senders: above all, a
+//! message sent before an agent's deregistration began runs before its
+//! finish demand.
 //!
 //! When the FIFO runs dry the drain polls it for up to the environment's
 //! [`busy_wait`](crate::Params::busy_wait) before it ends (SObjectizer's
@@ -18,8 +26,7 @@
 //! between two threads a fraction of one. After the first `SPIN_ONLY`
 //! polling yields the CPU between checks, so on a crowded machine it gives
 //! way to runnable threads. A drain comes back as a new job every
-//! `YIELD_EVERY` demands so other jobs
-//! posted to the worker get a turn.
+//! `YIELD_EVERY` demands so other jobs posted to the worker get a turn.
 //!
 //! Invariant 1: only `WorkerQueue` (held by the dispatcher and its bound
 //! agents' cores) holds the `Worker`; a drain job holds the FIFO alone, so
@@ -105,14 +112,17 @@ impl WorkerQueue {
 }
 
 impl EventQueue for WorkerQueue {
+    fn same_thread_key(&self) -> Option<usize> {
+        Some(Arc::as_ptr(&self.demands) as usize)
+    }
+
     fn push(&self, demand: ExecDemand) -> Result<(), ExecDemand> {
         let mut slot = Some(demand);
         // A handler sending to an agent of the queue its own thread is
         // draining: no other thread can see that demand, so no lock.
-        let me = Arc::as_ptr(&self.demands) as usize;
         let _ = DRAINING.try_with(|draining| {
             if let Some(local) = draining.borrow_mut().as_mut() {
-                if local.queue == me {
+                if Arc::ptr_eq(&local.queue, &self.demands) {
                     if let Some(demand) = slot.take() {
                         // Behind every shared push this thread can see.
                         let seq = self.demands.pushes.load(Ordering::Acquire);
@@ -152,10 +162,59 @@ thread_local! {
 }
 
 struct Local {
-    /// The queue's address, as identity only (never dereferenced).
-    queue: usize,
+    /// The queue being drained (its address is the queue's key).
+    queue: Arc<Demands>,
     /// Each with the count of shared pushes its sender had seen.
     demands: VecDeque<Queued>,
+}
+
+/// True if the calling thread is draining the queue whose
+/// [`same_thread_key`](EventQueue::same_thread_key) is `key`.
+pub(crate) fn draining(key: usize) -> bool {
+    DRAINING
+        .try_with(|d| {
+            d.borrow()
+                .as_ref()
+                .is_some_and(|l| Arc::as_ptr(&l.queue) as usize == key)
+        })
+        .unwrap_or(false)
+}
+
+/// Pushes `demand` onto the local list of the queue keyed `key`, which the
+/// calling thread is draining, unless `still_open()` (checked after the
+/// sequence number is read) says the agent no longer takes demands this
+/// way; then the demand comes back.
+///
+/// Why the order of reads makes this safe without the agent's lock: the
+/// agent's finish is pushed by another thread after it closed the way in
+/// (the flag `still_open` reads). If the sequence number read here counts
+/// that push, the closing happened before, and `still_open` says no; if
+/// not, this demand is numbered before the finish and runs first.
+pub(crate) fn push_local(
+    key: usize,
+    demand: ExecDemand,
+    still_open: impl Fn() -> bool,
+) -> Result<(), ExecDemand> {
+    let mut slot = Some(demand);
+    let _ = DRAINING.try_with(|d| {
+        let mut d = d.borrow_mut();
+        let Some(local) = d.as_mut() else {
+            return;
+        };
+        if Arc::as_ptr(&local.queue) as usize != key {
+            return;
+        }
+        let seq = local.queue.pushes.load(Ordering::Acquire);
+        if still_open() {
+            if let Some(demand) = slot.take() {
+                local.demands.push_back((seq, demand));
+            }
+        }
+    });
+    match slot {
+        None => Ok(()),
+        Some(demand) => Err(demand),
+    }
 }
 
 /// The sequence number of the first demand on this thread's local list.
@@ -181,7 +240,7 @@ struct Installed<'a> {
 impl<'a> Installed<'a> {
     fn new(demands: &'a Arc<Demands>) -> Installed<'a> {
         let local = Local {
-            queue: Arc::as_ptr(demands) as usize,
+            queue: demands.clone(),
             demands: VecDeque::new(),
         };
         let prev = DRAINING.with(|d| d.replace(Some(local)));

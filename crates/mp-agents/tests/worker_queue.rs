@@ -281,3 +281,113 @@ fn a_message_sent_from_the_same_thread_before_deregistration_runs_before_finish(
         }
     });
 }
+
+/// Counts messages and fails loudly on one after its finish.
+struct Sink {
+    finished: bool,
+    after_finish: Arc<AtomicU64>,
+    finishes: Arc<AtomicU64>,
+}
+
+impl Agent for Sink {
+    fn define(&mut self, def: &mut Define<'_, Self>) {
+        def.subscribe_self(|me: &mut Sink, _ctx: &Context<'_>, _: Seq| {
+            if me.finished {
+                me.after_finish.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+
+    fn finish(&mut self, _ctx: &Context<'_>) {
+        self.finished = true;
+        self.finishes.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The sink a `Relay` currently feeds, and how many it sent there.
+struct Pump {
+    sink: DirectMbox,
+    n: u64,
+}
+
+#[test]
+fn deregistration_racing_same_thread_sends_never_runs_a_message_after_finish() {
+    const ROUNDS: u64 = 300;
+    watchdog(Duration::from_secs(120), || {
+        let after_finish = Arc::new(AtomicU64::new(0));
+        let finishes = Arc::new(AtomicU64::new(0));
+        let (a, f) = (after_finish.clone(), finishes.clone());
+        launch_with(params(Duration::from_micros(50)), move |env| {
+            let disp = OneThreadDispatcher::new(env, "wq").unwrap();
+            let mut pump = env.make_coop();
+            pump.set_binder(disp.binder());
+            // The pump's sink is swapped for a fresh one every round.
+            let (tx, rx) = mpsc::channel::<DirectMbox>();
+            let go = pump.add_agent(Relay {
+                sinks: rx,
+                current: None,
+            });
+            env.register_coop(pump).unwrap();
+            go.send(Go);
+            for round in 0..ROUNDS {
+                let mut sink = env.make_coop();
+                sink.set_binder(disp.binder());
+                let mbox = sink.add_agent(Sink {
+                    finished: false,
+                    after_finish: a.clone(),
+                    finishes: f.clone(),
+                });
+                let handle = env.register_coop(sink).unwrap();
+                tx.send(mbox).unwrap();
+                // Let the pump send a varying number of messages first.
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_micros(20 * (round % 8)) {
+                    std::hint::spin_loop();
+                }
+                handle.deregister(mp_agents::DeregReason::Normal);
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while handle.is_alive() {
+                    assert!(
+                        Instant::now() < deadline,
+                        "round {round}: the sink never went"
+                    );
+                    std::thread::yield_now();
+                }
+            }
+            env.stop();
+        })
+        .unwrap();
+        assert_eq!(finishes.load(Ordering::Relaxed), ROUNDS);
+        assert_eq!(
+            after_finish.load(Ordering::Relaxed),
+            0,
+            "a message ran after its agent's finish"
+        );
+    });
+}
+
+/// Sends to the current sink and to itself, forever, taking each round's
+/// sink from a channel: every send to a sink comes from the thread draining
+/// the sink's queue.
+struct Relay {
+    sinks: mpsc::Receiver<DirectMbox>,
+    current: Option<Pump>,
+}
+
+impl Agent for Relay {
+    fn define(&mut self, def: &mut Define<'_, Self>) {
+        def.subscribe_self(|me: &mut Relay, ctx: &Context<'_>, Go| {
+            while let Ok(sink) = me.sinks.try_recv() {
+                me.current = Some(Pump { sink, n: 0 });
+            }
+            if let Some(pump) = &mut me.current {
+                pump.n += 1;
+                pump.sink.send(Seq {
+                    sender: 0,
+                    n: pump.n,
+                });
+            }
+            ctx.direct_mbox().send(Go);
+        });
+    }
+}
