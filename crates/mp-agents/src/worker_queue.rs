@@ -247,13 +247,18 @@ impl<'a> Installed<'a> {
         Installed { demands, prev }
     }
 
-    /// Puts the rest of `batch` and the local list back into the shared
-    /// FIFO, merged in order (the drain is about to leave).
-    fn flush(&self, batch: &mut VecDeque<Queued>) {
+    /// Puts the local list back into the shared FIFO, in order (the drain
+    /// is about to leave, with its batch run).
+    fn flush(&self) {
         let local = take_local();
         let mut st = self.demands.state.lock();
-        requeue(&mut st.fifo, std::mem::take(batch), local);
+        requeue(&mut st.fifo, local);
     }
+}
+
+/// The sequence number of the last demand on this thread's local list.
+fn last_local() -> Option<u64> {
+    DRAINING.with(|d| Some(d.borrow().as_ref()?.demands.back()?.0))
 }
 
 /// Takes this thread's local list.
@@ -266,18 +271,24 @@ fn take_local() -> VecDeque<Queued> {
     })
 }
 
-/// Rebuilds the shared FIFO from what a leaving drain still holds: its
-/// batch (numbered before everything in `fifo`), `fifo`, and its local
-/// list, merged by sequence number (a local demand goes before a shared
-/// one only if it has the smaller number, as in `Demands::drain`).
-fn requeue(fifo: &mut VecDeque<Queued>, batch: VecDeque<Queued>, local: VecDeque<Queued>) {
-    if batch.is_empty() && local.is_empty() {
+/// Puts a leaving drain's local list back into the shared FIFO, merged by
+/// sequence number (a local demand goes before a shared one only if it
+/// has the smaller number, as in `Demands::drain`). A drain leaves on its
+/// own only when every local demand goes before the whole FIFO: then this
+/// costs one push per local demand, whatever the FIFO holds.
+fn requeue(fifo: &mut VecDeque<Queued>, local: VecDeque<Queued>) {
+    let Some((last, _)) = local.back() else {
+        return;
+    };
+    if fifo.front().is_none_or(|(first, _)| last < first) {
+        for item in local.into_iter().rev() {
+            fifo.push_front(item);
+        }
         return;
     }
-    let mut shared = batch;
-    shared.append(fifo);
+    // Only after an unwind: merge the lot.
+    let mut shared = std::mem::take(fifo);
     let mut local = local;
-    let mut merged = VecDeque::with_capacity(shared.len() + local.len());
     loop {
         let take_local = match (shared.front(), local.front()) {
             (Some((s, _)), Some((l, _))) => l < s,
@@ -290,11 +301,10 @@ fn requeue(fifo: &mut VecDeque<Queued>, batch: VecDeque<Queued>, local: VecDeque
             shared.pop_front()
         };
         match next {
-            Some(item) => merged.push_back(item),
+            Some(item) => fifo.push_back(item),
             None => break,
         }
     }
-    *fifo = merged;
 }
 
 impl Drop for Installed<'_> {
@@ -307,7 +317,7 @@ impl Drop for Installed<'_> {
         // Unwinding out of a drain (a demand never unwinds, so this is a
         // bug elsewhere): hand the work to a fresh drain job.
         let mut st = self.demands.state.lock();
-        requeue(&mut st.fifo, VecDeque::new(), local);
+        requeue(&mut st.fifo, local);
         st.scheduled = !st.fifo.is_empty()
             && Waiter::current()
                 .post_with(self.demands.clone(), Demands::drain)
@@ -335,8 +345,17 @@ impl Demands {
             // Every shared push numbered up to `taken` is in `batch` or run.
             let mut taken = me.pushes.load(Ordering::Acquire);
             let mut ran = 0;
-            while ran < YIELD_EVERY {
+            loop {
                 let local = peek_local();
+                // Yield only with the batch run and every local demand
+                // numbered before what the shared FIFO holds, so leaving
+                // is cheap (see `Installed::flush`).
+                if ran >= YIELD_EVERY
+                    && batch.is_empty()
+                    && last_local().is_none_or(|last| last <= taken)
+                {
+                    break;
+                }
                 let next = match (batch.front(), local) {
                     (Some((shared, _)), Some(local)) if local < *shared => pop_local(),
                     (Some(_), _) => batch.pop_front().map(|(_, demand)| demand),
@@ -379,9 +398,9 @@ impl Demands {
                 }
             }
             // Come back as a new job so the mailbox gets a turn; if it is
-            // closed (the last user let go), go on here. The batch and the
-            // local list go back to the shared FIFO first, in order.
-            installed.flush(&mut batch);
+            // closed (the last user let go), go on here. The local list
+            // goes back to the front of the shared FIFO first.
+            installed.flush();
             drop(installed);
             match Waiter::current().post_with(me, Demands::drain) {
                 Ok(()) => return,
