@@ -125,8 +125,9 @@ pub struct Params {
     /// agents running, `Abort` for SObjectizer's behaviour.
     pub panic_reaction: Option<PanicReaction>,
     /// How long a single-threaded dispatcher's thread (one thread, active
-    /// object, active group, a priority's dedicated thread) keeps polling
-    /// for the next demand once its queue is empty, before it sleeps.
+    /// object, active group, a priority's dedicated thread) and the
+    /// deregistration thread keep polling for more work once they run out,
+    /// before they sleep.
     /// Waking a sleeping thread costs tens of microseconds on small VMs —
     /// far more than a message — so a short poll keeps request/reply
     /// between threads fast, at the price of that much CPU after each
@@ -207,7 +208,10 @@ where
     F: FnOnce(&Environment),
 {
     let reaper = Reaper::new("mp-agents-reaper")?;
-    let dereg = match Worker::spawn_with(&reaper, "mp-agents-dereg") {
+    let busy_wait = params.busy_wait.unwrap_or(DEFAULT_BUSY_WAIT);
+    // Fed in bursts (a deregistration, then each agent's finish): polling
+    // between them spares a wake-up per job.
+    let dereg = match Worker::spawn_busy_waiting(&reaper, "mp-agents-dereg", busy_wait) {
         Ok(w) => w,
         Err(e) => {
             let _ = reaper.shutdown();
@@ -228,7 +232,7 @@ where
                 None | Some(PanicReaction::Inherit) => PanicReaction::DeregisterCoop,
                 Some(r) => r,
             },
-            busy_wait: params.busy_wait.unwrap_or(DEFAULT_BUSY_WAIT),
+            busy_wait,
             timers,
             reaper: reaper.clone(),
             dereg_waiter: dereg.waiter().clone(),

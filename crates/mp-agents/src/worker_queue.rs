@@ -20,12 +20,10 @@
 //! finish demand.
 //!
 //! When the FIFO runs dry the drain polls it for up to the environment's
-//! [`busy_wait`](crate::Params::busy_wait) before it ends (SObjectizer's
-//! queues also spin before they sleep on a condition variable): waking a
-//! sleeping thread costs tens of microseconds on a VM, a request/reply
-//! between two threads a fraction of one. After the first `SPIN_ONLY`
-//! polling yields the CPU between checks, so on a crowded machine it gives
-//! way to runnable threads. A drain comes back as a new job every
+//! [`busy_wait`](crate::Params::busy_wait) before it ends
+//! ([`mp_thread::poll_until`], which says why): waking a sleeping thread
+//! costs tens of microseconds on a VM, a request/reply between two threads
+//! a fraction of one. A drain comes back as a new job every
 //! `YIELD_EVERY` demands so other jobs posted to the worker get a turn.
 //!
 //! Invariant 1: only `WorkerQueue` (held by the dispatcher and its bound
@@ -44,7 +42,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mp_thread::{ThreadHandle, Waiter, Worker};
 use parking_lot::Mutex;
@@ -54,18 +52,6 @@ use crate::disp::EventQueue;
 
 /// Demands a drain job runs before it comes back as a new job.
 const YIELD_EVERY: usize = 256;
-
-/// Checks of the push counter between two looks at the clock while
-/// polling: about a microsecond of `spin_loop` hints.
-const SPINS_PER_CHECK: u32 = 32;
-
-/// How long polling only spins before it also yields between checks: a
-/// reply from a thread running on another core comes within a microsecond
-/// or two, and a yield (a system call) would only delay seeing it; but if
-/// the sender shares this core, only a yield lets it run. (Measured on two
-/// vCPUs: 2 µs cost the cooperation benchmark ~10%, 10 µs made two-thread
-/// ping-pong fall to ~1M msg/s whenever both threads shared a core.)
-const SPIN_ONLY: Duration = Duration::from_micros(5);
 
 /// A worker and the FIFO of demands it runs.
 pub(crate) struct WorkerQueue {
@@ -414,24 +400,8 @@ impl Demands {
 
     /// Polls for a push after `seen` for up to `busy_wait`; true if one came.
     fn poll(&self, seen: u64) -> bool {
-        if self.busy_wait.is_zero() {
-            return false;
-        }
-        let start = Instant::now();
-        loop {
-            for _ in 0..SPINS_PER_CHECK {
-                if self.pushes.load(Ordering::Acquire) != seen {
-                    return true;
-                }
-                std::hint::spin_loop();
-            }
-            let waited = start.elapsed();
-            if waited >= self.busy_wait {
-                return false;
-            }
-            if waited >= SPIN_ONLY {
-                std::thread::yield_now();
-            }
-        }
+        mp_thread::poll_until(self.busy_wait, || {
+            self.pushes.load(Ordering::Acquire) != seen
+        })
     }
 }

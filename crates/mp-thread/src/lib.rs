@@ -26,6 +26,7 @@
 
 mod current;
 mod error;
+mod poll;
 mod registry;
 mod sync;
 mod waiter;
@@ -38,6 +39,7 @@ mod thread_bound;
 mod worker;
 
 pub use error::{panic_message, Error};
+pub use poll::poll_until;
 pub use registry::CallbackRegistry;
 pub use waiter::{Job, Reply, ReplySender, Waiter};
 

@@ -71,6 +71,9 @@ struct Inner {
     spin: AtomicUsize,
     /// Parks so far, to schedule probing polls.
     parks: AtomicUsize,
+    /// Polls at least this long before sleeping, whatever the adaptive
+    /// budget says (zero for most waiters; see [`Waiter::with_busy_wait`]).
+    busy_wait: std::time::Duration,
 }
 
 struct State {
@@ -90,6 +93,19 @@ impl Waiter {
     /// A new, empty mailbox for a thread called `name`. Most code wants
     /// [`Waiter::current`] instead.
     pub(crate) fn new(name: impl Into<String>) -> Waiter {
+        Waiter::with_busy_wait(name, std::time::Duration::ZERO)
+    }
+
+    /// A mailbox whose owner, when it runs out of jobs, polls for new ones
+    /// for up to `busy_wait` (with [`poll_until`](crate::poll_until))
+    /// before it sleeps: for threads whose work comes in quick bursts from
+    /// other running threads. The adaptive poll (below) would learn to stop
+    /// polling when work comes slower than its budget, and could not learn
+    /// it back while the senders themselves sleep between messages.
+    pub(crate) fn with_busy_wait(
+        name: impl Into<String>,
+        busy_wait: std::time::Duration,
+    ) -> Waiter {
         Waiter {
             inner: Arc::new(Inner {
                 name: name.into(),
@@ -101,6 +117,7 @@ impl Waiter {
                 signals: AtomicUsize::new(0),
                 spin: AtomicUsize::new(SPIN_ROUNDS),
                 parks: AtomicUsize::new(0),
+                busy_wait,
             }),
         }
     }
@@ -263,6 +280,11 @@ impl Waiter {
     ) -> crate::sync::MutexGuard<'a, State> {
         let seen = self.inner.signals.load(Ordering::Acquire);
         drop(st);
+        if crate::poll_until(self.inner.busy_wait, || {
+            self.inner.signals.load(Ordering::Acquire) != seen
+        }) {
+            return self.inner.state.lock();
+        }
         let budget = self.inner.spin.load(Ordering::Relaxed);
         let rounds = if budget == 0 {
             let parks = self.inner.parks.fetch_add(1, Ordering::Relaxed);

@@ -53,8 +53,21 @@ impl Worker {
 
     /// Starts a worker thread called `name`, reaped by `reaper`.
     pub fn spawn_with(reaper: &Reaper, name: impl Into<String>) -> Result<Worker, Error> {
+        Worker::spawn_busy_waiting(reaper, name, std::time::Duration::ZERO)
+    }
+
+    /// Starts a worker thread called `name`, reaped by `reaper`, that polls
+    /// for new jobs for up to `busy_wait` whenever its mailbox runs empty,
+    /// before it sleeps: for a thread fed in quick bursts by other running
+    /// threads, where waking it each time would cost far more than the
+    /// work (see [`poll_until`](crate::poll_until)).
+    pub fn spawn_busy_waiting(
+        reaper: &Reaper,
+        name: impl Into<String>,
+        busy_wait: std::time::Duration,
+    ) -> Result<Worker, Error> {
         let name = name.into();
-        let mailbox = Waiter::new(name.clone());
+        let mailbox = Waiter::with_busy_wait(name.clone(), busy_wait);
         let theirs = mailbox.clone();
         let thread = reaper.spawn(&name, move || {
             crate::current::install(theirs.clone());
