@@ -17,6 +17,7 @@
 //! | `mchain` | [`Mchain`]s (CSP channels): overflow reactions, close, [`receive`], [`select`] | 3, 6, 7 |
 //! | `timer` | delayed and periodic messages, the timer thread | 1, 3 |
 //! | `disp` | [`Binder`], [`EventQueue`], [`Priority`], [`OneThreadDispatcher`], [`ActiveObjDispatcher`], [`ActiveGroupDispatcher`] | 1 |
+//! | `worker_queue` | the single-threaded dispatchers' demand queue: batches, same-thread sends, busy-waiting | 1, 3, 7 |
 //! | `pool` | [`ThreadPoolDispatcher`], [`AdvThreadPoolDispatcher`] | 1, 3 |
 //! | `prio` | [`PrioOneThreadDispatcher`], [`PrioDedicatedThreadsDispatcher`] | 1, 3 |
 //!
@@ -28,6 +29,17 @@
 //! them in SObjectizer's order — stop guards, cooperations (count reaches
 //! zero), deregistration thread, timer thread, default dispatcher — and
 //! waits on each thread's handle before it returns.
+//!
+//! The threads of the single-threaded dispatchers (one thread, active
+//! object and group, a priority's dedicated thread) and the
+//! deregistration thread poll for more work for up to
+//! [`Params::busy_wait`] (50 µs by default) before they sleep (the pools'
+//! idle workers do not):
+//! waking a sleeping thread costs far more than a message, so request and
+//! reply between threads stay fast, at the price of that much CPU after
+//! each burst. An agent whose handler panics, with no reaction set by it,
+//! its cooperations or [`Params::panic_reaction`], has its cooperation
+//! deregistered ([`DeregReason::Panic`]).
 //!
 //! ## Lock order (invariant 6)
 //!
