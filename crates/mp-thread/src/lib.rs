@@ -11,6 +11,7 @@
 //! | [`Waiter`] | a thread's mailbox, run while the thread waits | 3, 7 |
 //! | [`ThreadBound`] | a value used and dropped only on its home thread | 2 |
 //! | [`CallbackRegistry`] | callbacks owned by one thread | 4 |
+//! | [`poll_until`] | a bounded busy-wait before sleeping ([`Worker::spawn_busy_waiting`]) | 7 |
 //!
 //! ```
 //! use mp_thread::Worker;
