@@ -106,21 +106,10 @@ impl EventQueue for WorkerQueue {
     }
 
     fn push(&self, demand: ExecDemand) -> Result<(), ExecDemand> {
-        let mut slot = Some(demand);
         // A handler sending to an agent of the queue its own thread is
         // draining: no other thread can see that demand, so no lock.
-        let _ = DRAINING.try_with(|draining| {
-            if let Some(local) = draining.borrow_mut().as_mut() {
-                if Arc::ptr_eq(&local.queue, &self.demands) {
-                    if let Some(demand) = slot.take() {
-                        // Behind every shared push this thread can see.
-                        let seq = self.demands.pushes.load(Ordering::Acquire);
-                        local.demands.push_back((seq, demand));
-                    }
-                }
-            }
-        });
-        let Some(demand) = slot else {
+        let key = Arc::as_ptr(&self.demands) as usize;
+        let Err(demand) = push_local(key, demand, || true) else {
             return Ok(());
         };
         let mut st = self.demands.state.lock();
@@ -169,10 +158,11 @@ pub(crate) fn draining(key: usize) -> bool {
         .unwrap_or(false)
 }
 
-/// Pushes `demand` onto the local list of the queue keyed `key`, which the
-/// calling thread is draining, unless `still_open()` (checked after the
-/// sequence number is read) says the agent no longer takes demands this
-/// way; then the demand comes back.
+/// Pushes `demand` onto the local list of the queue keyed `key` if the
+/// calling thread is draining it and `still_open()` (checked after the
+/// sequence number is read) says the agent takes demands this way;
+/// otherwise the demand comes back. The demand is numbered behind every
+/// shared push this thread can see.
 ///
 /// Why the order of reads makes this safe without the agent's lock: the
 /// agent's finish is pushed by another thread after it closed the way in
@@ -206,15 +196,33 @@ pub(crate) fn push_local(
     }
 }
 
-/// The sequence number of the first demand on this thread's local list.
-fn peek_local() -> Option<u64> {
-    DRAINING.with(|d| Some(d.borrow().as_ref()?.demands.front()?.0))
+/// What the front of this thread's local list holds for a drain.
+enum LocalFront {
+    /// Nothing.
+    Empty,
+    /// A demand numbered at or after the bound: it must wait.
+    Later,
+    /// A demand numbered before the bound, taken off the list (the borrow
+    /// is not held while it runs: running it may push more).
+    Ready(ExecDemand),
 }
 
-/// Takes the first demand off this thread's local list (not holding the
-/// borrow while it runs: running it may push more).
-fn pop_local() -> Option<ExecDemand> {
-    DRAINING.with(|d| Some(d.borrow_mut().as_mut()?.demands.pop_front()?.1))
+/// Takes the first local demand if it is numbered below `bound`.
+fn pop_local_below(bound: u64) -> LocalFront {
+    DRAINING.with(|d| {
+        let mut d = d.borrow_mut();
+        let Some(local) = d.as_mut() else {
+            return LocalFront::Empty;
+        };
+        match local.demands.front() {
+            None => LocalFront::Empty,
+            Some((seq, _)) if *seq >= bound => LocalFront::Later,
+            Some(_) => match local.demands.pop_front() {
+                Some((_, demand)) => LocalFront::Ready(demand),
+                None => LocalFront::Empty,
+            },
+        }
+    })
 }
 
 /// Installs a drain's local list on its thread for as long as it lives.
@@ -335,7 +343,6 @@ impl Demands {
             let mut taken = me.pushes.load(Ordering::Acquire);
             let mut ran = 0;
             loop {
-                let local = peek_local();
                 // Yield only with the batch run and every local demand
                 // numbered before what the shared FIFO holds, so leaving
                 // is cheap (see `Installed::flush`).
@@ -345,13 +352,17 @@ impl Demands {
                 {
                     break;
                 }
-                let next = match (batch.front(), local) {
-                    (Some((shared, _)), Some(local)) if local < *shared => pop_local(),
-                    (Some(_), _) => batch.pop_front().map(|(_, demand)| demand),
-                    // Every shared push it saw was taken (so it precedes
-                    // the rest); otherwise take them first.
-                    (None, Some(local)) if local <= taken => pop_local(),
-                    (None, _) => None,
+                // A local demand goes before the batch's next if it has the
+                // smaller number; with the batch run, before every shared
+                // push not taken yet if it saw none of them.
+                let bound = batch.front().map_or(taken + 1, |(shared, _)| *shared);
+                let local = pop_local_below(bound);
+                let local_waits = matches!(local, LocalFront::Later);
+                let next = match local {
+                    LocalFront::Ready(demand) => Some(demand),
+                    LocalFront::Empty | LocalFront::Later => {
+                        batch.pop_front().map(|(_, demand)| demand)
+                    }
                 };
                 if let Some(demand) = next {
                     demand.run();
@@ -367,7 +378,7 @@ impl Demands {
                     continue;
                 }
                 drop(st);
-                if local.is_some() {
+                if local_waits {
                     continue;
                 }
                 if me.poll(taken) {
