@@ -9,7 +9,31 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use common::watchdog;
-use mp_agents::{launch, launch_with, Agent, Context, Define, DeregReason, PanicReaction, Params};
+use mp_agents::{
+    launch, launch_with, Agent, Context, CoopBuilder, Define, DeregReason, PanicReaction, Params,
+};
+
+/// The counters a test shares with its agents: finish hooks run, and
+/// `Fine` messages handled.
+fn counters() -> (Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)))
+}
+
+/// Reports the reasons `coop` is deregistered for.
+fn reasons_of(coop: &mut CoopBuilder) -> mpsc::Receiver<DeregReason> {
+    let (tx, rx) = mpsc::channel();
+    coop.on_deregistered(move |_, _, reason| {
+        let _ = tx.send(reason);
+    });
+    rx
+}
+
+/// The next reason reported (bounded wait).
+fn next_reason(reasons: &mpsc::Receiver<DeregReason>) -> DeregReason {
+    reasons
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the cooperation was deregistered")
+}
 
 #[derive(Clone, Copy)]
 struct Boom;
@@ -53,23 +77,16 @@ impl Agent for Fragile {
 #[test]
 fn agent_reaction_deregisters_its_cooperation() {
     watchdog(Duration::from_secs(30), || {
-        let finished = Arc::new(AtomicUsize::new(0));
-        let fine = Arc::new(AtomicUsize::new(0));
+        let (finished, fine) = counters();
         let (f, g) = (finished.clone(), fine.clone());
         launch(move |env| {
-            let (tx, rx) = mpsc::channel();
             let mut coop = env.make_coop();
             let mbox = coop.add_agent(Fragile::new(PanicReaction::DeregisterCoop, &f, &g));
             coop.add_agent(Fragile::new(PanicReaction::Inherit, &f, &g));
-            coop.on_deregistered(move |_, _, reason| {
-                let _ = tx.send(reason);
-            });
+            let reasons = reasons_of(&mut coop);
             env.register_coop(coop).unwrap();
             mbox.send(Boom);
-            assert_eq!(
-                rx.recv_timeout(Duration::from_secs(10)).unwrap(),
-                DeregReason::Panic
-            );
+            assert_eq!(next_reason(&reasons), DeregReason::Panic);
             env.stop();
         })
         .unwrap();
@@ -80,26 +97,19 @@ fn agent_reaction_deregisters_its_cooperation() {
 #[test]
 fn by_default_a_panic_deregisters_the_cooperation_and_the_rest_goes_on() {
     watchdog(Duration::from_secs(30), || {
-        let finished = Arc::new(AtomicUsize::new(0));
-        let fine = Arc::new(AtomicUsize::new(0));
+        let (finished, fine) = counters();
         let (f, g) = (finished.clone(), fine.clone());
         // No reaction set anywhere: agent, cooperation, environment.
         launch(move |env| {
-            let (tx, rx) = mpsc::channel();
             let mut doomed = env.make_coop();
             let mbox = doomed.add_agent(Fragile::new(PanicReaction::Inherit, &f, &g));
-            doomed.on_deregistered(move |_, _, reason| {
-                let _ = tx.send(reason);
-            });
+            let reasons = reasons_of(&mut doomed);
             let doomed = env.register_coop(doomed).unwrap();
             let mut bystander = env.make_coop();
             let other = bystander.add_agent(Fragile::new(PanicReaction::Inherit, &f, &g));
             let bystander = env.register_coop(bystander).unwrap();
             mbox.send(Boom);
-            assert_eq!(
-                rx.recv_timeout(Duration::from_secs(10)).unwrap(),
-                DeregReason::Panic
-            );
+            assert_eq!(next_reason(&reasons), DeregReason::Panic);
             assert!(!doomed.is_alive());
             assert!(bystander.is_alive(), "only the panicking cooperation goes");
             other.send(Fine);
@@ -116,21 +126,17 @@ fn by_default_a_panic_deregisters_the_cooperation_and_the_rest_goes_on() {
 #[test]
 fn reactions_are_inherited_from_the_parent_and_overridden_by_the_agent() {
     watchdog(Duration::from_secs(30), || {
-        let finished = Arc::new(AtomicUsize::new(0));
-        let fine = Arc::new(AtomicUsize::new(0));
+        let (finished, fine) = counters();
         let (f, g) = (finished.clone(), fine.clone());
         launch(move |env| {
             let mut parent = env.make_coop();
             parent.set_panic_reaction(PanicReaction::DeregisterCoop);
             let parent = env.register_coop(parent).unwrap();
             // The child inherits "deregister the cooperation" from its parent.
-            let (tx, rx) = mpsc::channel();
             let mut child = env.make_child_coop(&parent);
             let inheriting = child.add_agent(Fragile::new(PanicReaction::Inherit, &f, &g));
             let ignoring = child.add_agent(Fragile::new(PanicReaction::Ignore, &f, &g));
-            child.on_deregistered(move |_, _, reason| {
-                let _ = tx.send(reason);
-            });
+            let reasons = reasons_of(&mut child);
             let child = env.register_coop(child).unwrap();
             // An agent that ignores its panics keeps going.
             ignoring.send(Boom);
@@ -140,10 +146,7 @@ fn reactions_are_inherited_from_the_parent_and_overridden_by_the_agent() {
             }
             assert!(child.is_alive());
             inheriting.send(Boom);
-            assert_eq!(
-                rx.recv_timeout(Duration::from_secs(10)).unwrap(),
-                DeregReason::Panic
-            );
+            assert_eq!(next_reason(&reasons), DeregReason::Panic);
             assert!(parent.is_alive(), "only the child goes");
             env.stop();
         })
@@ -155,8 +158,7 @@ fn reactions_are_inherited_from_the_parent_and_overridden_by_the_agent() {
 #[test]
 fn environment_reaction_stops_everything() {
     watchdog(Duration::from_secs(30), || {
-        let finished = Arc::new(AtomicUsize::new(0));
-        let fine = Arc::new(AtomicUsize::new(0));
+        let (finished, fine) = counters();
         let (f, g) = (finished.clone(), fine.clone());
         let params = Params {
             panic_reaction: Some(PanicReaction::ShutdownEnvironment),
