@@ -34,7 +34,7 @@ fn calls_past_the_queue_limit_are_refused() {
         ));
         let refused = outcomes
             .iter()
-            .filter(|r| matches!(r, Err(Error::BadRequest { message, .. }) if message.contains("calls queued (the limit)")))
+            .filter(|r| matches!(r, Err(Error::LimitReached { message, .. }) if message.contains("calls queued (Limits::max_queued_calls)")))
             .count();
         let served = outcomes.iter().filter(|r| r.is_ok()).count();
         assert_eq!(

@@ -32,7 +32,8 @@ use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 use crate::error::Error;
 use crate::event_loop::EventLoop;
-use crate::loop_conn::{ClientKey, Limits, LoopConnection};
+use crate::limits::Limits;
+use crate::loop_conn::{ClientKey, LoopConnection};
 
 /// How long a deliberate close waits for the session to shut down cleanly.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);

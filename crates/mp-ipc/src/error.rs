@@ -76,6 +76,17 @@ pub enum Error {
         message: String,
     },
 
+    /// A bound on what one side may make the other hold or do was reached
+    /// (nesting depth, queued calls, server threads, ...); `message` names
+    /// the limit. The call was not run; the connection goes on.
+    #[error("{site}: limit reached: {message}")]
+    LimitReached {
+        /// The call that was refused.
+        site: CallSite,
+        /// Which limit, and its value.
+        message: String,
+    },
+
     /// A blocking call was made on the event-loop thread, where waiting for
     /// the reply would stop the loop that must deliver it.
     #[error("{site}: synchronous call made on the event-loop thread (use the async method there)")]
@@ -145,7 +156,12 @@ impl Error {
                 let message = message
                     .strip_prefix("remote exception: ")
                     .unwrap_or(&message);
-                if let Some(rest) = message.strip_prefix(BAD_REQUEST_TAG) {
+                if let Some(rest) = message.strip_prefix(LIMIT_TAG) {
+                    Error::LimitReached {
+                        site,
+                        message: rest.to_string(),
+                    }
+                } else if let Some(rest) = message.strip_prefix(BAD_REQUEST_TAG) {
                     Error::BadRequest {
                         site,
                         message: rest.to_string(),
@@ -170,6 +186,15 @@ impl Error {
 /// wire, so the client can tell it from a failure inside the method.
 pub(crate) const BAD_REQUEST_TAG: &str = "bad request: ";
 
+/// Prefix that marks a "limit reached" error on the wire.
+pub(crate) const LIMIT_TAG: &str = "limit reached: ";
+
+/// The wire error for a call refused because a limit was reached; the
+/// client sees it as [`Error::LimitReached`] with `message`.
+pub fn limit_reached(message: impl fmt::Display) -> capnp::Error {
+    capnp::Error::failed(format!("{LIMIT_TAG}{message}"))
+}
+
 /// The wire error a server adapter returns for a request it refuses (a
 /// missing or malformed field, a value out of range). The client sees it as
 /// [`Error::BadRequest`] with `message`.
@@ -184,6 +209,7 @@ impl From<Error> for capnp::Error {
         match e {
             Error::Disconnected { .. } => capnp::Error::disconnected(e.to_string()),
             Error::BadRequest { message, .. } => bad_request(message),
+            Error::LimitReached { message, .. } => limit_reached(message),
             other => capnp::Error::failed(other.to_string()),
         }
     }

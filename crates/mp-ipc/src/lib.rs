@@ -36,6 +36,7 @@ pub mod codegen_support;
 mod connection;
 mod error;
 mod event_loop;
+mod limits;
 pub mod listener;
 mod loop_conn;
 pub mod process;
@@ -48,9 +49,10 @@ pub mod proxy_capnp;
 pub use capnp_rpc::rpc_twoparty_capnp::Side;
 pub use client::{send_request, CallFuture, CallSetup, Remote};
 pub use connection::{BootstrapFactory, Connection, ConnectionBuilder, DisconnectHook};
-pub use error::{bad_request, CallSite, DisconnectPhase, Error};
+pub use error::{bad_request, limit_reached, CallSite, DisconnectPhase, Error};
 pub use event_loop::EventLoop;
-pub use loop_conn::{ClientContext, Limits, LoopConnection, ServerContext, WeakLoopConnection};
+pub use limits::{stack_size_for_nesting, Limits, ProcessLimits, STACK_PER_LEVEL};
+pub use loop_conn::{ClientContext, LoopConnection, ServerContext, WeakLoopConnection};
 
 /// Re-exported so adapters and generated code use the same versions.
 pub use capnp;

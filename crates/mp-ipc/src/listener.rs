@@ -21,7 +21,8 @@ use tokio::sync::Notify;
 use crate::connection::{Connection, ConnectionBuilder};
 use crate::error::Error;
 use crate::event_loop::EventLoop;
-use crate::loop_conn::{Limits, LoopConnection};
+use crate::limits::Limits;
+use crate::loop_conn::LoopConnection;
 
 /// How to listen.
 #[derive(Debug, Clone)]

@@ -19,6 +19,7 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::ThreadId;
 
@@ -27,9 +28,10 @@ use capnp_rpc::CapabilityServerSet;
 use mp_thread::{panic_message, CallbackRegistry, Executor, ThreadBound, Waiter, Worker};
 
 use crate::connection::{ConnShared, Connection};
-use crate::error::{bad_request, CallSite};
+use crate::error::{bad_request, limit_reached, CallSite};
+use crate::limits::{stack_size_for_nesting, Limits, ThreadSlots};
 use crate::proxy_capnp::{context, thread, thread_map};
-use crate::threads::{serving, ThreadMapServer, ThreadServer};
+use crate::threads::{serving, serving_depth, ThreadMapServer, ThreadServer};
 
 /// Which client thread a mapping belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,28 +55,6 @@ struct ClientThread {
 
 type DisconnectCallback = Box<dyn FnOnce()>;
 
-/// Limits a connection enforces on what its peer can ask of it.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Most `makeThread` workers alive at once for one connection.
-    pub max_threads: usize,
-    /// Most pool workers one connection may ask for with `makePool`.
-    pub max_pool: u32,
-    /// Most calls queued or running on one server thread at once; more are
-    /// refused, so a peer cannot grow a thread's queue without bound.
-    pub max_queued_calls: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_threads: 64,
-            max_pool: 16,
-            max_queued_calls: 1024,
-        }
-    }
-}
-
 /// The loop-side half of a connection. Server adapters hold a
 /// `Weak<LoopConnection>` and use it to run calls on the right thread and to
 /// wrap capabilities they receive into thread-safe client handles.
@@ -86,9 +66,15 @@ pub struct LoopConnection {
     pub(crate) peer_bootstrap: RefCell<Option<capnp::capability::Client>>,
     peer_thread_map: RefCell<Option<thread_map::Client>>,
     threads: RefCell<CapabilityServerSet<ThreadServer, thread::Client>>,
-    made_threads: Rc<Cell<usize>>,
+    made_threads: ThreadSlots,
     limits: Limits,
-    pool: RefCell<Vec<(Worker, Rc<Cell<usize>>)>>,
+    pool: RefCell<Vec<(Worker, QueueCount)>>,
+    /// Each server thread's count of queued calls from this connection,
+    /// keyed by its mailbox, so every `Thread` handle naming the same thread
+    /// shares one count.
+    queues: RefCell<HashMap<usize, std::sync::Weak<AtomicUsize>>>,
+    /// Calls from the peer being served now (resolving, queued, running).
+    in_flight: Rc<Cell<usize>>,
     client_threads: RefCell<HashMap<ClientKey, ClientThread>>,
     next_generation: Cell<u64>,
     callbacks: RefCell<CallbackRegistry<DisconnectCallback>>,
@@ -106,17 +92,59 @@ impl std::fmt::Debug for LoopConnection {
     }
 }
 
+/// A server thread's count of calls queued or running on it from one
+/// connection. Shared with the jobs on that thread, which give their place
+/// back when they have run or are dropped unrun.
+pub(crate) type QueueCount = Arc<AtomicUsize>;
+
 /// Where an incoming call runs: the thread's mailbox and name, its count of
 /// queued calls, and the `Thread` server (named threads; not pool threads).
-type ResolvedThread = (Waiter, String, Rc<Cell<usize>>, Option<Rc<ThreadServer>>);
+type ResolvedThread = (Waiter, String, QueueCount, Option<Rc<ThreadServer>>);
 
-/// Holds one place in a server thread's count of queued calls.
-struct QueuedCall(Rc<Cell<usize>>);
+/// Holds one place in a server thread's count of queued calls; travels
+/// with the call's job and is dropped with it, run or not.
+struct QueuedCall(QueueCount);
 
 impl Drop for QueuedCall {
     fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Holds one place in a connection's count of calls in flight.
+struct InFlight(Rc<Cell<usize>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
         self.0.set(self.0.get().saturating_sub(1));
     }
+}
+
+/// A call's work, shared by its job on the server thread and the loop-side
+/// future waiting for it. Whichever comes first takes it: the job to run
+/// it, or the future, dropped because the peer cancelled the call or the
+/// connection closed, to drop the parameters at once instead of leaving
+/// them in the thread's queue until the thread reaches the job.
+type CallSlot<F> = Arc<parking_lot::Mutex<Option<F>>>;
+
+/// Drops a call's work if the call ends before its job took it.
+struct CancelUnstarted<F>(CallSlot<F>);
+
+impl<F> Drop for CancelUnstarted<F> {
+    fn drop(&mut self) {
+        let unstarted = self.0.lock().take();
+        drop(unstarted);
+    }
+}
+
+/// How a call's job ended on its server thread.
+enum JobOutcome<R> {
+    /// The method returned.
+    Done(R),
+    /// The method panicked (the message).
+    Panicked(String),
+    /// Not run: the thread was already this many calls deep.
+    TooDeep(usize),
 }
 
 /// The server-side view of a call's `Context` parameter.
@@ -189,9 +217,11 @@ impl LoopConnection {
             peer_bootstrap: RefCell::new(None),
             peer_thread_map: RefCell::new(None),
             threads: RefCell::new(CapabilityServerSet::new()),
-            made_threads: Rc::new(Cell::new(0)),
+            made_threads: ThreadSlots::default(),
             limits,
             pool: RefCell::new(Vec::new()),
+            queues: RefCell::new(HashMap::new()),
+            in_flight: Rc::new(Cell::new(0)),
             client_threads: RefCell::new(HashMap::new()),
             next_generation: Cell::new(0),
             callbacks: RefCell::new(CallbackRegistry::new()),
@@ -248,18 +278,53 @@ impl LoopConnection {
         ThreadBound::new(value, self.executor.clone())
     }
 
+    /// The limits this connection enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The count of calls queued on the thread behind `waiter` from this
+    /// connection, shared by every `Thread` handle naming that thread.
+    pub(crate) fn queue_count(&self, waiter: &Waiter) -> QueueCount {
+        let mut queues = self.queues.borrow_mut();
+        if let Some(count) = queues.get(&waiter.id()).and_then(std::sync::Weak::upgrade) {
+            return count;
+        }
+        // Forget the counts of threads no handle names any more, so the
+        // map is bounded by the threads alive.
+        queues.retain(|_, count| count.strong_count() > 0);
+        let count = QueueCount::default();
+        queues.insert(waiter.id(), Arc::downgrade(&count));
+        count
+    }
+
+    /// A worker for this connection with a stack that holds `max_nesting`
+    /// nested calls, dropping `on_exit` as its thread stops.
+    fn spawn_worker<T: Send + 'static>(
+        &self,
+        name: impl Into<String>,
+        on_exit: T,
+    ) -> Result<Worker, mp_thread::Error> {
+        Worker::builder(name)
+            .stack_size(stack_size_for_nesting(self.limits.max_nesting))
+            .on_exit(on_exit)
+            .spawn()
+    }
+
     pub(crate) fn make_thread(&self, name: &str) -> Result<thread::Client, capnp::Error> {
         if self.disconnected.get() {
             return Err(capnp::Error::disconnected("connection closed".into()));
         }
-        if self.made_threads.get() >= self.limits.max_threads {
-            return Err(bad_request(format!(
-                "ThreadMap.makeThread: this connection already has {} server threads (the limit); thread `{name}` was not started",
-                self.limits.max_threads
-            )));
-        }
-        let worker = Worker::spawn(name).map_err(|e| capnp::Error::failed(e.to_string()))?;
-        let server = ThreadServer::for_worker(worker, self.made_threads.clone());
+        let ticket = self.made_threads.admit(&self.limits).map_err(|why| {
+            limit_reached(format!(
+                "ThreadMap.makeThread: {why}; thread `{name}` was not started"
+            ))
+        })?;
+        let worker = self
+            .spawn_worker(name, ticket)
+            .map_err(|e| capnp::Error::failed(e.to_string()))?;
+        let queued = self.queue_count(worker.waiter());
+        let server = ThreadServer::for_worker(worker, queued);
         let mut threads = self.threads.borrow_mut();
         // Forget Threads the peer has released, so a peer that makes and
         // drops threads forever cannot grow the set without bound.
@@ -267,19 +332,28 @@ impl LoopConnection {
         Ok(threads.new_client(server))
     }
 
+    /// Server threads of this connection alive now (made by `makeThread`
+    /// and not yet stopped, whether or not the peer still holds them).
+    pub fn server_threads(&self) -> usize {
+        self.made_threads.alive()
+    }
+
     pub(crate) fn make_pool(&self, count: u32) -> Result<(), capnp::Error> {
         let mut pool = self.pool.borrow_mut();
         let wanted = pool.len() as u64 + u64::from(count);
         if wanted > u64::from(self.limits.max_pool) {
-            return Err(bad_request(format!(
-                "ThreadMap.makePool: {wanted} pool threads asked for, the limit is {}",
+            return Err(limit_reached(format!(
+                "ThreadMap.makePool: {wanted} pool threads asked for, the limit is {} (Limits::max_pool)",
                 self.limits.max_pool
             )));
         }
         for _ in 0..count {
             let name = format!("{}-pool-{}", self.name, pool.len());
-            let worker = Worker::spawn(name).map_err(|e| capnp::Error::failed(e.to_string()))?;
-            pool.push((worker, Rc::new(Cell::new(0))));
+            let worker = self
+                .spawn_worker(name, ())
+                .map_err(|e| capnp::Error::failed(e.to_string()))?;
+            let queued = self.queue_count(worker.waiter());
+            pool.push((worker, queued));
         }
         Ok(())
     }
@@ -302,15 +376,17 @@ impl LoopConnection {
                 let (waiter, callback_worker) = match (waiter, key) {
                     (Some(w), ClientKey::Thread(_)) => (w, None),
                     _ => {
-                        let worker = Worker::spawn(format!("{}-async-cb", self.name))
+                        let worker = self
+                            .spawn_worker(format!("{}-async-cb", self.name), ())
                             .map_err(|e| e.to_string())?;
                         (worker.waiter().clone(), Some(worker))
                     }
                 };
+                let queued = self.queue_count(&waiter);
                 let callback = self
                     .threads
                     .borrow_mut()
-                    .new_client(ThreadServer::for_waiter(name.to_string(), waiter));
+                    .new_client(ThreadServer::for_waiter(name.to_string(), waiter, queued));
                 vacant.insert(ClientThread {
                     callback,
                     _callback_worker: callback_worker,
@@ -381,6 +457,12 @@ impl LoopConnection {
     /// Runs `job` for an incoming call on the thread its Context names (or a
     /// pool thread), with the call's `callbackThread` recorded for calls that
     /// thread makes back. A panic in `job` becomes an error reply.
+    ///
+    /// Bounds kept here: the connection's calls in flight, the thread's
+    /// queue (counted per thread until the job has run or been dropped), the
+    /// time a promised `Context.thread` may take to resolve, and the nesting
+    /// depth of the thread. If the call is cancelled (the peer's `Finish`, a
+    /// disconnect) before its job starts, `job` is dropped at once.
     pub fn dispatch<R, F>(
         self: &Rc<Self>,
         site: CallSite,
@@ -393,16 +475,40 @@ impl LoopConnection {
     {
         let this = self.clone();
         async move {
-            let (waiter, thread_name, busy, server) = this.resolve_thread(site, ctx.thread).await?;
-            if busy.get() >= this.limits.max_queued_calls {
-                return Err(bad_request(format!(
-                    "{site}: server thread `{thread_name}` already has {} calls queued (the limit)",
-                    this.limits.max_queued_calls
+            let limits = this.limits;
+            if this.in_flight.get() >= limits.max_calls_in_flight {
+                return Err(limit_reached(format!(
+                    "{site}: this connection already has {} calls in flight (Limits::max_calls_in_flight)",
+                    limits.max_calls_in_flight
                 )));
             }
-            busy.set(busy.get() + 1);
-            // Counted until the reply, however this future ends (dropped on disconnect included).
-            let _queued = QueuedCall(busy);
+            this.in_flight.set(this.in_flight.get() + 1);
+            let _in_flight = InFlight(this.in_flight.clone());
+            let resolving = this.resolve_thread(site, ctx.thread);
+            let (waiter, thread_name, queued, server) =
+                match tokio::time::timeout(limits.context_timeout, resolving).await {
+                    Ok(resolved) => resolved?,
+                    Err(_) => {
+                        return Err(limit_reached(format!(
+                            "{site}: the Context's thread was not resolved within {:?} (Limits::context_timeout)",
+                            limits.context_timeout
+                        )))
+                    }
+                };
+            if queued
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < limits.max_queued_calls).then_some(n + 1)
+                })
+                .is_err()
+            {
+                return Err(limit_reached(format!(
+                    "{site}: server thread `{thread_name}` already has {} calls queued (Limits::max_queued_calls)",
+                    limits.max_queued_calls
+                )));
+            }
+            // Counted until the job has run or is dropped unrun, wherever
+            // that happens; not when this future ends.
+            let place = QueuedCall(queued);
             if let (Some(server), Some(cb)) = (&server, &ctx.callback) {
                 server.remember_callback(cb);
             }
@@ -410,9 +516,22 @@ impl LoopConnection {
             // The loop keeps a reference until the reply, so the server thread
             // never drops the last one (which would post the drop back here).
             let _keep_home = callback.clone();
-            let (tx, rx) = futures::channel::oneshot::channel::<Result<R, String>>();
+            let slot: CallSlot<F> = Arc::new(parking_lot::Mutex::new(Some(job)));
+            let _cancel = CancelUnstarted(slot.clone());
+            let (tx, rx) = futures::channel::oneshot::channel::<JobOutcome<R>>();
             let conn_id = this.id;
+            let max_nesting = limits.max_nesting;
             let posted = waiter.post(move || {
+                let _place = place;
+                let Some(job) = slot.lock().take() else {
+                    return; // cancelled before it started
+                };
+                let depth = serving_depth();
+                if depth >= max_nesting {
+                    drop(job);
+                    let _ = tx.send(JobOutcome::TooDeep(depth));
+                    return;
+                }
                 let _span = tracing::debug_span!(
                     "mp.serve",
                     interface = site.interface,
@@ -423,18 +542,24 @@ impl LoopConnection {
                 .entered();
                 let guard = serving(conn_id, callback);
                 // `job` is consumed here, so its captures die before the reply.
-                let result = catch_unwind(AssertUnwindSafe(job)).map_err(|p| panic_message(&*p));
+                let outcome = match catch_unwind(AssertUnwindSafe(job)) {
+                    Ok(value) => JobOutcome::Done(value),
+                    Err(p) => JobOutcome::Panicked(panic_message(&*p)),
+                };
                 drop(guard);
-                let _ = tx.send(result);
+                let _ = tx.send(outcome);
             });
             match posted {
                 Err(_) => Err(capnp::Error::failed(format!(
                     "{site}: server thread `{thread_name}` has exited"
                 ))),
                 Ok(()) => match rx.await {
-                    Ok(Ok(value)) => Ok(value),
-                    Ok(Err(panic)) => Err(capnp::Error::failed(format!(
+                    Ok(JobOutcome::Done(value)) => Ok(value),
+                    Ok(JobOutcome::Panicked(panic)) => Err(capnp::Error::failed(format!(
                         "{site} panicked on server thread `{thread_name}`: {panic}"
+                    ))),
+                    Ok(JobOutcome::TooDeep(depth)) => Err(limit_reached(format!(
+                        "{site}: thread `{thread_name}` is already running {depth} nested calls (Limits::max_nesting = {max_nesting})"
                     ))),
                     Err(_) => Err(capnp::Error::failed(format!(
                         "{site}: server thread `{thread_name}` stopped before replying"
@@ -485,7 +610,9 @@ impl LoopConnection {
             }
             None => {
                 let pool = self.pool.borrow();
-                let least_busy = pool.iter().min_by_key(|(_, busy)| busy.get());
+                let least_busy = pool
+                    .iter()
+                    .min_by_key(|(_, busy)| busy.load(Ordering::Relaxed));
                 match least_busy {
                     Some((worker, busy)) => Ok((
                         worker.waiter().clone(),

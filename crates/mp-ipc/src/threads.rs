@@ -12,7 +12,7 @@
 //! thread-local of plain values; no other thread points into it). Calls that
 //! thread makes back over the same connection go to that callback thread.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
@@ -20,7 +20,7 @@ use capnp::capability::Promise;
 use mp_thread::{ThreadBound, Waiter, Worker};
 
 use crate::error::bad_request;
-use crate::loop_conn::LoopConnection;
+use crate::loop_conn::{LoopConnection, QueueCount};
 use crate::proxy_capnp::{thread, thread_map};
 
 /// One `Thread` capability's server: a mailbox and, for threads this side
@@ -30,16 +30,16 @@ pub(crate) struct ThreadServer {
     waiter: Waiter,
     /// Present for workers made by `makeThread`: dropping the last reference
     /// to the capability drops the worker, which closes its mailbox; the
-    /// reaper joins it.
+    /// reaper joins it. (The thread counts against the limits until it has
+    /// stopped: the worker holds its ticket.)
     _worker: Option<Worker>,
-    /// Counts live `makeThread` workers for the per-connection cap.
-    made: Option<Rc<Cell<usize>>>,
     /// The `callbackThread` of the last call run here, and how many calls
     /// have reused it. Holding it keeps capnp-rpc's import alive, so a
     /// client that calls again does not cost a `Release` message per call.
     last_callback: RefCell<Option<(thread::Client, u32)>>,
-    /// Calls queued or running on this thread from its connection.
-    queued: Rc<Cell<usize>>,
+    /// Calls queued or running on this thread from its connection, shared
+    /// with every other handle of the connection naming the same thread.
+    queued: QueueCount,
 }
 
 /// After this many reuses the cached callback capability is replaced, so
@@ -47,26 +47,23 @@ pub(crate) struct ThreadServer {
 const CALLBACK_REUSE_LIMIT: u32 = 1 << 16;
 
 impl ThreadServer {
-    pub(crate) fn for_worker(worker: Worker, made: Rc<Cell<usize>>) -> Self {
-        made.set(made.get() + 1);
+    pub(crate) fn for_worker(worker: Worker, queued: QueueCount) -> Self {
         ThreadServer {
             name: worker.name().to_string(),
             waiter: worker.waiter().clone(),
             _worker: Some(worker),
-            made: Some(made),
             last_callback: RefCell::new(None),
-            queued: Rc::default(),
+            queued,
         }
     }
 
-    pub(crate) fn for_waiter(name: String, waiter: Waiter) -> Self {
+    pub(crate) fn for_waiter(name: String, waiter: Waiter, queued: QueueCount) -> Self {
         ThreadServer {
             name,
             waiter,
             _worker: None,
-            made: None,
             last_callback: RefCell::new(None),
-            queued: Rc::default(),
+            queued,
         }
     }
 
@@ -86,7 +83,7 @@ impl ThreadServer {
     }
 
     /// Calls queued or running on this thread.
-    pub(crate) fn queued(&self) -> &Rc<Cell<usize>> {
+    pub(crate) fn queued(&self) -> &QueueCount {
         &self.queued
     }
 
@@ -96,14 +93,6 @@ impl ThreadServer {
 
     pub(crate) fn name(&self) -> &str {
         &self.name
-    }
-}
-
-impl Drop for ThreadServer {
-    fn drop(&mut self) {
-        if let Some(made) = &self.made {
-            made.set(made.get().saturating_sub(1));
-        }
     }
 }
 
@@ -142,6 +131,15 @@ impl thread_map::Server for ThreadMapServer {
                 return Err(bad_request(
                     "ThreadMap.makeThread: thread name contains a NUL byte",
                 ));
+            }
+            // Stored and echoed by `Thread.getName`: a long one would let
+            // the peer multiply its bytes in our replies.
+            let max = conn.limits().max_name_bytes;
+            if name.len() > max {
+                return Err(bad_request(format!(
+                    "ThreadMap.makeThread: thread name of {} bytes is longer than {max} (Limits::max_name_bytes)",
+                    name.len()
+                )));
             }
             let thread = conn.make_thread(&name)?;
             results.get().set_result(thread);
@@ -186,6 +184,12 @@ impl Drop for ServingGuard {
         let popped = SERVING.with(|s| s.borrow_mut().pop());
         drop(popped);
     }
+}
+
+/// How many incoming calls this thread is running, nested, from every
+/// connection: the depth `Limits::max_nesting` bounds.
+pub(crate) fn serving_depth() -> usize {
+    SERVING.try_with(|s| s.borrow().len()).unwrap_or(0)
 }
 
 /// If this thread is serving a call from `conn_id`, the caller's thread to

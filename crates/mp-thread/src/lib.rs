@@ -49,7 +49,7 @@ pub use reaper::{ExitStatus, Reaper, ThreadHandle};
 #[cfg(not(loom))]
 pub use thread_bound::{Executor, ThreadBound};
 #[cfg(not(loom))]
-pub use worker::Worker;
+pub use worker::{Worker, WorkerBuilder};
 
 /// Loom-only hooks: lets model tests run a thread's mailbox on a loom thread.
 #[cfg(loom)]

@@ -288,6 +288,20 @@ impl Reaper {
     where
         F: FnOnce() + Send + 'static,
     {
+        self.spawn_with_stack(name, None, body)
+    }
+
+    /// [`spawn`](Self::spawn) with a stack of `stack_size` bytes (`None`:
+    /// std's default, 2 MiB unless `RUST_MIN_STACK` says otherwise).
+    pub fn spawn_with_stack<F>(
+        &self,
+        name: &str,
+        stack_size: Option<usize>,
+        body: F,
+    ) -> Result<ThreadHandle, Error>
+    where
+        F: FnOnce() + Send + 'static,
+    {
         if self.mailbox.is_closed() {
             // Nobody would ever join it, and its handle would never open.
             return Err(Error::Closed(self.mailbox.name().to_string()));
@@ -304,16 +318,18 @@ impl Reaper {
         }
         let reaper = self.clone();
         self.live.fetch_add(1, Ordering::AcqRel);
-        let spawned = std::thread::Builder::new()
-            .name(name.to_string())
-            .spawn(move || {
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
-                let panic = outcome.err().map(|p| panic_message(&*p));
-                if let Some(message) = &panic {
-                    tracing::error!(panic = %message, "thread body panicked");
-                }
-                reaper.finished(std::thread::current().id(), panic);
-            });
+        let mut builder = std::thread::Builder::new().name(name.to_string());
+        if let Some(bytes) = stack_size {
+            builder = builder.stack_size(bytes);
+        }
+        let spawned = builder.spawn(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+            let panic = outcome.err().map(|p| panic_message(&*p));
+            if let Some(message) = &panic {
+                tracing::error!(panic = %message, "thread body panicked");
+            }
+            reaper.finished(std::thread::current().id(), panic);
+        });
         let join = match spawned {
             Ok(join) => join,
             Err(source) => {

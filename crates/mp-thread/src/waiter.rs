@@ -138,6 +138,18 @@ impl Waiter {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
+    /// An identity for this mailbox: the same for every clone of it, and
+    /// different from that of every other mailbox alive at the same time
+    /// (a key for maps of per-thread state, kept only while a clone is).
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
+    /// The number of jobs queued and not yet started.
+    pub fn queued_jobs(&self) -> usize {
+        self.inner.state.lock().queue.len()
+    }
+
     /// True if this is the calling thread's own waiter.
     pub fn is_current(&self) -> bool {
         crate::current::is_current(self)

@@ -66,16 +66,32 @@ impl Worker {
         name: impl Into<String>,
         busy_wait: std::time::Duration,
     ) -> Result<Worker, Error> {
-        let name = name.into();
-        let mailbox = Waiter::with_busy_wait(name.clone(), busy_wait);
-        let theirs = mailbox.clone();
-        let thread = reaper.spawn(&name, move || {
-            crate::current::install(theirs.clone());
-            theirs.run();
-        })?;
-        Ok(Worker {
-            inner: Arc::new(Inner { mailbox, thread }),
-        })
+        Worker::builder(name)
+            .reaper(reaper)
+            .busy_wait(busy_wait)
+            .spawn()
+    }
+
+    /// A builder for a worker with a stack size, a busy-wait, a reaper of
+    /// its own or a value to drop when its thread exits.
+    ///
+    /// ```
+    /// use mp_thread::Worker;
+    ///
+    /// let worker = Worker::builder("deep")
+    ///     .stack_size(8 << 20)
+    ///     .spawn()
+    ///     .unwrap();
+    /// assert_eq!(worker.sync(|| 1 + 1).unwrap(), 2);
+    /// ```
+    pub fn builder(name: impl Into<String>) -> WorkerBuilder {
+        WorkerBuilder {
+            name: name.into(),
+            reaper: None,
+            stack_size: None,
+            busy_wait: std::time::Duration::ZERO,
+            on_exit: None,
+        }
     }
 
     /// The worker's name (also its OS thread name).
@@ -162,5 +178,78 @@ impl Worker {
     /// jobs still run, new posts fail. Does not wait.
     pub fn shutdown(&self) {
         self.inner.mailbox.close_after_queued();
+    }
+}
+
+/// Sets up a [`Worker`]; see [`Worker::builder`].
+#[must_use = "a builder does nothing until `spawn`"]
+pub struct WorkerBuilder {
+    name: String,
+    reaper: Option<Reaper>,
+    stack_size: Option<usize>,
+    busy_wait: std::time::Duration,
+    on_exit: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl std::fmt::Debug for WorkerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerBuilder")
+            .field("name", &self.name)
+            .field("stack_size", &self.stack_size)
+            .field("busy_wait", &self.busy_wait)
+            .finish()
+    }
+}
+
+impl WorkerBuilder {
+    /// The reaper that joins the thread (default: [`Reaper::global`]).
+    pub fn reaper(mut self, reaper: &Reaper) -> Self {
+        self.reaper = Some(reaper.clone());
+        self
+    }
+
+    /// The thread's stack size in bytes (default: std's, 2 MiB unless
+    /// `RUST_MIN_STACK` says otherwise). Stack pages are committed only as
+    /// they are touched, so a large stack costs address space, not memory.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Polls for new jobs this long before sleeping (default: zero); see
+    /// [`Worker::spawn_busy_waiting`].
+    pub fn busy_wait(mut self, busy_wait: std::time::Duration) -> Self {
+        self.busy_wait = busy_wait;
+        self
+    }
+
+    /// A value the worker's thread drops as its very last act, after its
+    /// mailbox is closed and every job has run or been dropped: a count of
+    /// live threads decremented there counts the thread until it has truly
+    /// stopped working, not just until its last handle was dropped.
+    pub fn on_exit<T: Send + 'static>(mut self, value: T) -> Self {
+        self.on_exit = Some(Box::new(value));
+        self
+    }
+
+    /// Starts the thread.
+    pub fn spawn(self) -> Result<Worker, Error> {
+        let reaper = self.reaper.unwrap_or_else(|| Reaper::global().clone());
+        let mailbox = Waiter::with_busy_wait(self.name.clone(), self.busy_wait);
+        let theirs = mailbox.clone();
+        let on_exit = self.on_exit;
+        let thread = reaper.spawn_with_stack(&self.name, self.stack_size, move || {
+            crate::current::install(theirs.clone());
+            theirs.run();
+            // Jobs posted after the last `run` check are dropped by the
+            // close in the thread-local slot's destructor; close here first
+            // so they are gone before `on_exit` is.
+            theirs.close();
+            drop(theirs);
+            drop(on_exit);
+        })?;
+        Ok(Worker {
+            inner: Arc::new(Inner { mailbox, thread }),
+        })
     }
 }

@@ -1,0 +1,337 @@
+//! Each way a hostile peer could make the server hold or do too much, tried
+//! with a raw capnp-rpc peer (no mp-ipc client code): the attacker gets an
+//! error or is disconnected, the process survives (no panic anywhere), its
+//! resident memory stays under the bound each test states, and a second,
+//! well-behaved client keeps getting answers during and after the attack.
+//!
+//! Every test runs alone under the watchdog (`hostile::guarded`); waits are
+//! bounded polls, nothing asserts a timing.
+
+mod common;
+mod hostile;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use common::eventually;
+use hostile::*;
+use mp_calc::calc_capnp::{calculator, callback};
+use mp_ipc::proxy_capnp::thread;
+use mp_ipc::{CallSite, Limits, ProcessLimits};
+
+const SLEEP: CallSite = CallSite::new("Calculator", "sleep");
+const FAIL: CallSite = CallSite::new("Calculator", "fail");
+
+/// `Calculator.sleep(millis)` on `thread`, sent; the promise of its reply.
+fn raw_sleep(
+    calc: &calculator::Client,
+    thread: &thread::Client,
+    millis: u32,
+) -> impl std::future::Future<Output = Result<(), capnp::Error>> {
+    let mut req = calc.sleep_request();
+    req.get().init_context().set_thread(thread.clone());
+    req.get().set_millis(millis);
+    let promise = req.send().promise;
+    async move { promise.await.map(drop) }
+}
+
+/// `Calculator.fail(message)` on `thread`, sent; the promise of its reply.
+fn raw_fail(
+    calc: &calculator::Client,
+    thread: &thread::Client,
+    message: &str,
+) -> impl std::future::Future<Output = Result<(), capnp::Error>> {
+    let mut req = calc.fail_request();
+    req.get().init_context().set_thread(thread.clone());
+    req.get().set_message(message);
+    let promise = req.send().promise;
+    async move { promise.await.map(drop) }
+}
+
+/// Lets the raw peer's session run for a moment (messages out, replies in).
+async fn pump() {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
+// ---------------------------------------------------------------------------
+// Calls cancelled before they start cannot escape the queue bound, and their
+// parameters are dropped at once.
+// ---------------------------------------------------------------------------
+
+/// A callback the raw peer passes as a call's parameter; the server drops
+/// its reference when it drops the call's parameters, which releases it
+/// here (counted).
+struct Tracked(Rc<Cell<usize>>);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+impl callback::Server for Tracked {}
+
+#[test]
+fn cancelled_calls_keep_their_place_and_drop_their_parameters() {
+    guarded(|| {
+        let max_queued = 32;
+        let limits = Limits {
+            max_queued_calls: max_queued,
+            ..Limits::default()
+        };
+        let (server_loop, client_loop) = loops();
+        let (server, stream) = serve_pair_with(&server_loop, limits);
+        let rss_before = rss_bytes();
+        run_local(async {
+            let peer = RawPeer::connect(stream).await;
+            let thread = peer.make_thread("victim").await.expect("makeThread");
+            let calc = peer
+                .make_calculator(Ctx::Thread(thread.clone()))
+                .await
+                .expect("makeCalculator");
+            // Block the thread for long enough that everything below
+            // happens while it is blocked.
+            let blocked = Rc::new(Cell::new(true));
+            let blocker = {
+                let call = raw_sleep(&calc, &thread, 5000);
+                let blocked = blocked.clone();
+                tokio::task::spawn_local(async move {
+                    let result = call.await;
+                    blocked.set(false);
+                    result
+                })
+            };
+            // Fill the rest of the queue with calls whose parameters hold a
+            // capability of ours.
+            let released = Rc::new(Cell::new(0));
+            let mut queued = Vec::new();
+            for _ in 0..max_queued - 1 {
+                let mut req = calc.countdown_request();
+                req.get().init_context().set_thread(thread.clone());
+                req.get().set_n(1);
+                req.get()
+                    .set_callback(capnp_rpc::new_client(Tracked(released.clone())));
+                queued.push(req.send().promise);
+            }
+            pump().await;
+            let e = refused(
+                raw_fail(&calc, &thread, "one more").await,
+                "a call on a thread whose queue is full",
+            );
+            assert_limit_reached(FAIL, e, "(Limits::max_queued_calls)");
+            // Cancel them all (capnp-rpc sends `Finish` for each): their
+            // parameters are dropped at once, so our callbacks are released
+            // while the thread is still blocked.
+            drop(queued);
+            for _ in 0..1000 {
+                if released.get() == max_queued - 1 || !blocked.get() {
+                    break;
+                }
+                pump().await;
+            }
+            assert_eq!(
+                released.get(),
+                max_queued - 1,
+                "every cancelled call's parameters are dropped"
+            );
+            assert!(
+                blocked.get(),
+                "the parameters were dropped before the thread reached the cancelled calls"
+            );
+            // The cancelled calls still hold their places until the thread
+            // reaches them.
+            let e = refused(
+                raw_fail(&calc, &thread, "still full").await,
+                "a call on a thread whose queue is full of cancelled calls",
+            );
+            assert_limit_reached(FAIL, e, "(Limits::max_queued_calls)");
+            // Another client is served meanwhile.
+            well_behaved_client_works(&server_loop, &client_loop);
+            blocker
+                .await
+                .expect("blocker task")
+                .expect("the blocking call completes");
+            // Once the thread has passed the cancelled jobs, it serves again.
+            let mut served = false;
+            for _ in 0..500 {
+                match raw_add(&calc, Ctx::Thread(thread.clone()), 1, 2).await {
+                    Ok(3) => {
+                        served = true;
+                        break;
+                    }
+                    _ => pump().await,
+                }
+            }
+            assert!(served, "the thread serves again after its queue drained");
+            peer.hang_up().await;
+        });
+        let grown = rss_bytes().saturating_sub(rss_before);
+        assert!(grown < 64 << 20, "RSS grew by {grown} bytes");
+        well_behaved_client_works(&server_loop, &client_loop);
+        assert!(server.wait_disconnected_timeout(PATIENCE));
+    });
+}
+
+// ---------------------------------------------------------------------------
+// A Context naming a promise the peer never resolves: counted, timed out.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_context_thread_that_never_resolves_times_out_and_counts() {
+    guarded(|| {
+        let limits = Limits {
+            context_timeout: Duration::from_millis(300),
+            max_calls_in_flight: 8,
+            ..Limits::default()
+        };
+        let (server_loop, client_loop) = loops();
+        let (server, stream) = serve_pair_with(&server_loop, limits);
+        run_local(async {
+            let peer = RawPeer::connect(stream).await;
+            let calc = peer.calculator().await;
+            let never: thread::Client =
+                capnp_rpc::new_future_client(futures::future::pending::<capnp::Result<_>>());
+            // Twenty calls parked on the promise: the first eight count in
+            // flight and time out; the rest are refused at once.
+            let calls: Vec<_> = (0..20).map(|_| raw_sleep(&calc, &never, 0)).collect();
+            let outcomes = futures::future::join_all(calls).await;
+            let mut timed_out = 0;
+            let mut over = 0;
+            for outcome in outcomes {
+                let e = refused(outcome, "a call on a never-resolved thread");
+                let text = e.to_string();
+                if text.contains("Limits::context_timeout") {
+                    timed_out += 1;
+                } else {
+                    assert_limit_reached(SLEEP, e, "(Limits::max_calls_in_flight)");
+                    over += 1;
+                }
+            }
+            assert_eq!(timed_out, 8, "each call in flight times out");
+            assert_eq!(over, 12);
+            // Nothing stays counted: calls are served again.
+            let thread = peer.make_thread("after").await.expect("makeThread");
+            assert_eq!(raw_add(&calc, Ctx::Thread(thread), 2, 2).await.unwrap(), 4);
+            well_behaved_client_works(&server_loop, &client_loop);
+            peer.hang_up().await;
+        });
+        assert!(server.wait_disconnected_timeout(PATIENCE));
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Threads: a thread blocked in a call counts until it returns, even after
+// its connection closed; the process-wide cap holds across reconnects.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn threads_of_closed_connections_count_until_they_return() {
+    guarded(|| {
+        let per_conn = 4;
+        let limits = Limits {
+            max_threads: per_conn,
+            ..Limits::default()
+        };
+        let before = ProcessLimits::current();
+        let (server_loop, client_loop) = loops();
+        // A well-behaved client maps its thread before the attack.
+        let (good_server, good_stream) = serve_pair(&server_loop);
+        let good = mp_calc::connect(&client_loop, good_stream).expect("connect");
+        let good_calc = good.make_calculator().expect("makeCalculator");
+        assert_eq!(good_calc.add(1, 1).unwrap(), 2);
+        // Room for exactly two rounds of the attack.
+        let base = ProcessLimits::server_threads();
+        ProcessLimits {
+            max_server_threads: base + 2 * per_conn,
+        }
+        .apply();
+
+        let mut refusals = Vec::new();
+        for round in 0..3 {
+            let (server, stream) = serve_pair_with(&server_loop, limits);
+            let refusal = run_local(async {
+                let peer = RawPeer::connect(stream).await;
+                let mut sleeping = Vec::new();
+                let mut refusal = None;
+                for i in 0..per_conn {
+                    match peer.make_thread(&format!("r{round}-{i}")).await {
+                        Ok(thread) => {
+                            let calc = peer
+                                .make_calculator(Ctx::Thread(thread.clone()))
+                                .await
+                                .expect("makeCalculator");
+                            sleeping.push(raw_sleep(&calc, &thread, 5000));
+                        }
+                        Err(e) => {
+                            refusal = Some(e);
+                            break;
+                        }
+                    }
+                }
+                pump().await;
+                // Hang up with every thread blocked in its call.
+                drop(sleeping);
+                peer.hang_up().await;
+                refusal
+            });
+            assert!(server.wait_disconnected_timeout(PATIENCE));
+            refusals.push(refusal);
+            // The well-behaved client is served during the attack.
+            assert_eq!(good_calc.add(round, 1).unwrap(), round + 1);
+        }
+        assert!(refusals[0].is_none() && refusals[1].is_none());
+        let e = refusals[2]
+            .take()
+            .expect("the third round is refused: the closed rounds' threads still run");
+        assert_limit_reached(
+            CallSite::new("ThreadMap", "makeThread"),
+            e,
+            "(ProcessLimits::max_server_threads)",
+        );
+        // Once the blocked calls return, the threads stop and are released.
+        assert!(
+            eventually(PATIENCE, || ProcessLimits::server_threads() <= base),
+            "server threads: {} (base {base})",
+            ProcessLimits::server_threads()
+        );
+        before.apply();
+        assert_eq!(good_calc.add(2, 2).unwrap(), 4);
+        well_behaved_client_works(&server_loop, &client_loop);
+        drop((good_calc, good));
+        assert!(good_server.wait_disconnected_timeout(PATIENCE));
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Text this side stores and echoes is capped.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_long_thread_name_is_refused() {
+    guarded(|| {
+        let max = Limits::default().max_name_bytes;
+        let (server_loop, client_loop) = loops();
+        let (server, stream) = serve_pair(&server_loop);
+        run_local(async {
+            let peer = RawPeer::connect(stream).await;
+            let e = refused(
+                peer.make_thread(&"n".repeat(1 << 20)).await,
+                "a 1 MiB thread name",
+            );
+            assert_bad_request(
+                CallSite::new("ThreadMap", "makeThread"),
+                e,
+                &format!("longer than {max} (Limits::max_name_bytes)"),
+            );
+            let ok = peer
+                .make_thread(&"n".repeat(max))
+                .await
+                .expect("a name at the limit is fine");
+            assert_eq!(raw_get_name(&ok).await.unwrap().len(), max);
+            well_behaved_client_works(&server_loop, &client_loop);
+            peer.hang_up().await;
+        });
+        assert!(server.wait_disconnected_timeout(PATIENCE));
+    });
+}

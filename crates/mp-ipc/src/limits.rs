@@ -1,0 +1,221 @@
+//! Every bound on what a peer can make this process hold or do, in one
+//! place: [`Limits`] (per connection) and [`ProcessLimits`] (across all
+//! connections of the process), with the counters that enforce the
+//! process-wide ones.
+//!
+//! Each limit, its default, and what the peer sees when it meets it is
+//! listed on its field and in `docs/security.md`. The defaults are chosen so
+//! that a well-behaved peer (libmultiprocess, Bitcoin Core) never meets them.
+//!
+//! Keeps one rule of the security model: a resource is counted from the
+//! moment the peer makes us take it until the moment it is truly given back
+//! — a server thread until the OS thread has stopped (not when the peer
+//! drops its handle), a queued call until its job has run or been removed.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Bounds a connection enforces on what its peer can ask of this side.
+/// Every field has a default ([`Limits::default`]) that a well-behaved peer
+/// never meets; each says what the peer sees when it does.
+///
+/// ```
+/// use mp_ipc::Limits;
+///
+/// let strict = Limits {
+///     max_threads: 8,
+///     max_nesting: 16,
+///     ..Limits::default()
+/// };
+/// assert_eq!(strict.max_queued_calls, Limits::default().max_queued_calls);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most `ThreadMap.makeThread` server threads alive at once for one
+    /// connection (default 64). A thread counts until its OS thread has
+    /// stopped, so one still blocked in a long call after the peer released
+    /// it (or closed the connection) still counts. Past it, `makeThread` is
+    /// answered with a limit error naming this limit.
+    pub max_threads: usize,
+    /// Most pool workers one connection may ask for with `makePool`
+    /// (default 16); past it, `makePool` gets a limit error.
+    pub max_pool: u32,
+    /// Most calls queued or running on one server thread at once, counted
+    /// per thread whichever `Thread` handle names it (default 1024). A call
+    /// counts until its job has run or been removed; a call the peer
+    /// cancels before it starts has its parameters dropped at once but keeps
+    /// its place until the thread reaches it. Past it, the call is answered
+    /// with a limit error.
+    pub max_queued_calls: usize,
+    /// Most calls from one connection being served at once, whatever their
+    /// state: waiting for their `Context.thread` to resolve, queued, or
+    /// running (default 4096). Past it, new calls get a limit error.
+    pub max_calls_in_flight: usize,
+    /// Most calls nested on one OS thread (default 64): a server thread
+    /// running a call that called back into the peer, which called into
+    /// this thread again, and so on; callbacks on a waiting client thread
+    /// count the same way. Counted per OS thread across every connection and
+    /// every `Thread` handle naming it. The call past it is answered with a
+    /// limit error and the thread goes on serving. Server threads and the
+    /// threads that run async calls' callbacks get a stack sized for this
+    /// depth ([`stack_size_for_nesting`]); a user thread that makes
+    /// synchronous calls nests on its own stack, where std's 2 MiB holds the
+    /// default depth with a wide margin.
+    pub max_nesting: usize,
+    /// How long a call whose `Context.thread` is a promise may wait for the
+    /// peer to resolve it (default 30 s). While it waits it counts in
+    /// `max_calls_in_flight`; past the time it is answered with a limit
+    /// error.
+    pub context_timeout: Duration,
+    /// Longest thread name a peer may give `makeThread` (default 256
+    /// bytes): this side stores it and echoes it in `Thread.getName`.
+    /// A longer one is a bad request.
+    pub max_name_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_threads: 64,
+            max_pool: 16,
+            max_queued_calls: 1024,
+            max_calls_in_flight: 4096,
+            max_nesting: 64,
+            context_timeout: Duration::from_secs(30),
+            max_name_bytes: 256,
+        }
+    }
+}
+
+/// Bounds across every connection of the process. Read when a thread is
+/// started or a message is buffered, so a change applies from then on.
+///
+/// ```
+/// use mp_ipc::ProcessLimits;
+///
+/// let before = ProcessLimits::current();
+/// ProcessLimits { max_server_threads: 256, ..before }.apply();
+/// assert_eq!(ProcessLimits::current().max_server_threads, 256);
+/// before.apply();
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessLimits {
+    /// Most server threads (`makeThread` workers of every connection) alive
+    /// in the process at once (default 1024). Threads of closed connections
+    /// still blocked in a call count until they return. Past it,
+    /// `makeThread` is answered with a limit error naming this limit.
+    pub max_server_threads: usize,
+}
+
+impl Default for ProcessLimits {
+    fn default() -> Self {
+        ProcessLimits {
+            max_server_threads: 1024,
+        }
+    }
+}
+
+static MAX_SERVER_THREADS: AtomicUsize = AtomicUsize::new(1024);
+static SERVER_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+impl ProcessLimits {
+    /// The limits in force.
+    pub fn current() -> ProcessLimits {
+        ProcessLimits {
+            max_server_threads: MAX_SERVER_THREADS.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Puts these limits in force for the whole process. What is already
+    /// held above a lowered limit is not taken back; new requests wait or
+    /// are refused until it is given back.
+    pub fn apply(self) {
+        MAX_SERVER_THREADS.store(self.max_server_threads, Ordering::Relaxed);
+    }
+
+    /// Server threads alive in the process now (every connection, closed
+    /// ones' threads still returning from a call included).
+    pub fn server_threads() -> usize {
+        SERVER_THREADS.load(Ordering::Acquire)
+    }
+}
+
+/// Bytes of stack a server thread gets for `max_nesting` nested calls: a
+/// base for the thread's own frames and the server method's, plus a
+/// per-level budget. A level is one incoming call run on the thread while
+/// it waits in an outgoing one (the call's job, the method, the outgoing
+/// call's wait): measured at about 5.3 KiB in debug builds and 1.5 KiB in
+/// release builds on x86-64 (`cargo test [--release] -p mp-calc --test
+/// nesting -- --nocapture` prints it, and fails if a level ever outgrows
+/// the budget), so the 16 KiB budget leaves a margin of 3× in debug builds
+/// and 10× in release builds, for the server method's own frames. Pages are committed
+/// only as they are touched: a deep stack costs address space, not memory.
+pub const fn stack_size_for_nesting(max_nesting: usize) -> usize {
+    STACK_BASE + max_nesting.saturating_mul(STACK_PER_LEVEL)
+}
+
+/// The stack a server thread has before any nesting (std's default).
+pub(crate) const STACK_BASE: usize = 2 << 20;
+/// The stack budget of one level of nesting.
+pub const STACK_PER_LEVEL: usize = 16 << 10;
+
+/// Counts the server threads of one connection; each [`ThreadTicket`] it
+/// grants is also counted process-wide.
+#[derive(Debug, Default)]
+pub(crate) struct ThreadSlots {
+    alive: Arc<AtomicUsize>,
+}
+
+/// One server thread's place in its connection's count and the process's.
+/// Dropped by the thread itself as it exits.
+#[derive(Debug)]
+pub(crate) struct ThreadTicket {
+    conn: Arc<AtomicUsize>,
+}
+
+impl Drop for ThreadTicket {
+    fn drop(&mut self) {
+        self.conn.fetch_sub(1, Ordering::AcqRel);
+        SERVER_THREADS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl ThreadSlots {
+    /// Threads of this connection alive now.
+    pub(crate) fn alive(&self) -> usize {
+        self.alive.load(Ordering::Acquire)
+    }
+
+    /// A place for one more server thread, or the error naming the limit
+    /// that refused it.
+    pub(crate) fn admit(&self, limits: &Limits) -> Result<ThreadTicket, String> {
+        let max = limits.max_threads;
+        if self
+            .alive
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_err()
+        {
+            return Err(format!(
+                "this connection already has {max} server threads (Limits::max_threads)"
+            ));
+        }
+        let process_max = MAX_SERVER_THREADS.load(Ordering::Relaxed);
+        if SERVER_THREADS
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < process_max).then_some(n + 1)
+            })
+            .is_err()
+        {
+            self.alive.fetch_sub(1, Ordering::AcqRel);
+            return Err(format!(
+                "the process already has {process_max} server threads (ProcessLimits::max_server_threads)"
+            ));
+        }
+        Ok(ThreadTicket {
+            conn: self.alive.clone(),
+        })
+    }
+}
