@@ -115,6 +115,7 @@ impl CalcInitClient {
 pub struct CalcInitServer {
     conn: ::mp_ipc::WeakLoopConnection,
     imp: ::std::sync::Arc<dyn CalcInit>,
+    _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
 impl CalcInitServer {
@@ -126,7 +127,23 @@ impl CalcInitServer {
         ::mp_ipc::capnp_rpc::new_client(CalcInitServer {
             conn: ::std::rc::Rc::downgrade(conn),
             imp,
+            _slot: None,
         })
+    }
+
+    /// [`client`](Self::client) for an object handed to the peer in a
+    /// call or a reply: counted against `Limits::max_exported_objects`
+    /// until the peer releases it, and refused past that limit.
+    pub fn exported(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn CalcInit>,
+    ) -> Result<crate::calc_capnp::calc_init::Client, ::mp_ipc::capnp::Error> {
+        let slot = conn.export_slot("CalcInit")?;
+        Ok(::mp_ipc::capnp_rpc::new_client(CalcInitServer {
+            conn: ::std::rc::Rc::downgrade(conn),
+            imp,
+            _slot: Some(slot),
+        }))
     }
 
     /// [`client`](Self::client) as a bootstrap capability, for
@@ -171,7 +188,7 @@ impl crate::calc_capnp::calc_init::Server for CalcInitServer {
                 .await?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
-            r.set_result(CalculatorServer::client(&conn, value));
+            r.set_result(CalculatorServer::exported(&conn, value)?);
             Ok(())
         }
     }
@@ -420,7 +437,10 @@ impl CalculatorClient {
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_n(n);
-            p.set_callback(CallbackServer::client(setup.conn(), callback));
+            p.set_callback(
+                CallbackServer::exported(setup.conn(), callback)
+                    .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?,
+            );
             Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
         }
     }
@@ -613,6 +633,7 @@ impl CalculatorClient {
 pub struct CalculatorServer {
     conn: ::mp_ipc::WeakLoopConnection,
     imp: ::std::sync::Arc<dyn Calculator>,
+    _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
 impl CalculatorServer {
@@ -624,7 +645,23 @@ impl CalculatorServer {
         ::mp_ipc::capnp_rpc::new_client(CalculatorServer {
             conn: ::std::rc::Rc::downgrade(conn),
             imp,
+            _slot: None,
         })
+    }
+
+    /// [`client`](Self::client) for an object handed to the peer in a
+    /// call or a reply: counted against `Limits::max_exported_objects`
+    /// until the peer releases it, and refused past that limit.
+    pub fn exported(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn Calculator>,
+    ) -> Result<crate::calc_capnp::calculator::Client, ::mp_ipc::capnp::Error> {
+        let slot = conn.export_slot("Calculator")?;
+        Ok(::mp_ipc::capnp_rpc::new_client(CalculatorServer {
+            conn: ::std::rc::Rc::downgrade(conn),
+            imp,
+            _slot: Some(slot),
+        }))
     }
 
     /// [`client`](Self::client) as a bootstrap capability, for
@@ -805,7 +842,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
                 .await?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
-            r.set_result(CounterServer::client(&conn, value));
+            r.set_result(CounterServer::exported(&conn, value)?);
             Ok(())
         }
     }
@@ -893,6 +930,7 @@ impl CallbackClient {
 pub struct CallbackServer {
     conn: ::mp_ipc::WeakLoopConnection,
     imp: ::std::sync::Arc<dyn Callback>,
+    _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
 impl CallbackServer {
@@ -904,7 +942,23 @@ impl CallbackServer {
         ::mp_ipc::capnp_rpc::new_client(CallbackServer {
             conn: ::std::rc::Rc::downgrade(conn),
             imp,
+            _slot: None,
         })
+    }
+
+    /// [`client`](Self::client) for an object handed to the peer in a
+    /// call or a reply: counted against `Limits::max_exported_objects`
+    /// until the peer releases it, and refused past that limit.
+    pub fn exported(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn Callback>,
+    ) -> Result<crate::calc_capnp::callback::Client, ::mp_ipc::capnp::Error> {
+        let slot = conn.export_slot("Callback")?;
+        Ok(::mp_ipc::capnp_rpc::new_client(CallbackServer {
+            conn: ::std::rc::Rc::downgrade(conn),
+            imp,
+            _slot: Some(slot),
+        }))
     }
 
     /// [`client`](Self::client) as a bootstrap capability, for
@@ -1116,6 +1170,7 @@ impl CounterClient {
 pub struct CounterServer {
     conn: ::mp_ipc::WeakLoopConnection,
     imp: ::std::sync::Arc<dyn Counter>,
+    _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
 impl CounterServer {
@@ -1127,7 +1182,23 @@ impl CounterServer {
         ::mp_ipc::capnp_rpc::new_client(CounterServer {
             conn: ::std::rc::Rc::downgrade(conn),
             imp,
+            _slot: None,
         })
+    }
+
+    /// [`client`](Self::client) for an object handed to the peer in a
+    /// call or a reply: counted against `Limits::max_exported_objects`
+    /// until the peer releases it, and refused past that limit.
+    pub fn exported(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn Counter>,
+    ) -> Result<crate::calc_capnp::counter::Client, ::mp_ipc::capnp::Error> {
+        let slot = conn.export_slot("Counter")?;
+        Ok(::mp_ipc::capnp_rpc::new_client(CounterServer {
+            conn: ::std::rc::Rc::downgrade(conn),
+            imp,
+            _slot: Some(slot),
+        }))
     }
 
     /// [`client`](Self::client) as a bootstrap capability, for

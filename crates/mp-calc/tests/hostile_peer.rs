@@ -335,3 +335,71 @@ fn a_long_thread_name_is_refused() {
         assert!(server.wait_disconnected_timeout(PATIENCE));
     });
 }
+
+// ---------------------------------------------------------------------------
+// Objects a peer never releases are bounded.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn objects_the_peer_never_releases_are_bounded() {
+    guarded(|| {
+        let max = 100;
+        let limits = Limits {
+            max_exported_objects: max,
+            ..Limits::default()
+        };
+        let (server_loop, client_loop) = loops();
+        let (server, stream) = serve_pair_with(&server_loop, limits);
+        run_local(async {
+            let peer = RawPeer::connect(stream).await;
+            let thread = peer.make_thread("hoarder").await.expect("makeThread");
+            let mut held = Vec::new();
+            let mut refusal = None;
+            for _ in 0..max + 10 {
+                match peer.make_calculator(Ctx::Thread(thread.clone())).await {
+                    Ok(calc) => held.push(calc),
+                    Err(e) => {
+                        refusal = Some(e);
+                        break;
+                    }
+                }
+            }
+            assert_eq!(held.len(), max, "exactly the limit is handed out");
+            assert_limit_reached(
+                CallSite::new("CalcInit", "makeCalculator"),
+                refusal.expect("past the limit is refused"),
+                "(Limits::max_exported_objects)",
+            );
+            // Held objects still work, and another client is unaffected.
+            assert_eq!(
+                raw_add(&held[0], Ctx::Thread(thread.clone()), 1, 1)
+                    .await
+                    .unwrap(),
+                2
+            );
+            well_behaved_client_works(&server_loop, &client_loop);
+            // Releasing frees places (the release travels to the server).
+            held.truncate(max - 5);
+            let mut again = None;
+            for _ in 0..500 {
+                match peer.make_calculator(Ctx::Thread(thread.clone())).await {
+                    Ok(calc) => {
+                        again = Some(calc);
+                        break;
+                    }
+                    Err(_) => pump().await,
+                }
+            }
+            let again = again.expect("makeCalculator works again after releases");
+            assert_eq!(
+                raw_add(&again, Ctx::Thread(thread.clone()), 2, 3)
+                    .await
+                    .unwrap(),
+                5
+            );
+            drop((held, again));
+            peer.hang_up().await;
+        });
+        assert!(server.wait_disconnected_timeout(PATIENCE));
+    });
+}

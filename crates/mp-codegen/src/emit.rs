@@ -207,7 +207,10 @@ fn set_stmt(
             f = lit(schema)
         ),
         Ty::List(_) => format!("{b}.set_{acc}({v}.as_slice()){err}?;\n"),
-        Ty::Interface(r) => format!("{b}.set_{acc}({}Server::client({conn}, {v}));\n", r.rust),
+        Ty::Interface(r) => format!(
+            "{b}.set_{acc}({}Server::exported({conn}, {v}){err}?);\n",
+            r.rust
+        ),
     }
 }
 
@@ -828,17 +831,24 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
 fn emit_server(out: &mut String, iface: &Interface, cm: &str) {
     let name = &iface.rust;
     let module = format!("{cm}::{}", iface.capnp_mod);
+    let iface_lit = lit(&iface.schema);
     let _ = writeln!(
         out,
         "/// Serves a [`{name}`] implementation to the peer: reads each request into\n\
          /// Rust values on the event loop, runs the method on the thread the call's\n\
          /// Context names (or on the loop if the method has no Context) and writes\n\
          /// the reply back on the loop.\n\
-         pub struct {name}Server {{\nconn: ::mp_ipc::WeakLoopConnection,\nimp: ::std::sync::Arc<dyn {name}>,\n}}\n\n\
+         pub struct {name}Server {{\nconn: ::mp_ipc::WeakLoopConnection,\nimp: ::std::sync::Arc<dyn {name}>,\n_slot: Option<::mp_ipc::codegen_support::ExportSlot>,\n}}\n\n\
          impl {name}Server {{\n\
          /// A capability serving `imp` on `conn` (call on the event loop).\n\
          pub fn client(conn: &::std::rc::Rc<::mp_ipc::LoopConnection>, imp: ::std::sync::Arc<dyn {name}>) -> {module}::Client {{\n\
-         ::mp_ipc::capnp_rpc::new_client({name}Server {{\nconn: ::std::rc::Rc::downgrade(conn),\nimp,\n}})\n}}\n\n\
+         ::mp_ipc::capnp_rpc::new_client({name}Server {{\nconn: ::std::rc::Rc::downgrade(conn),\nimp,\n_slot: None,\n}})\n}}\n\n\
+         /// [`client`](Self::client) for an object handed to the peer in a\n\
+         /// call or a reply: counted against `Limits::max_exported_objects`\n\
+         /// until the peer releases it, and refused past that limit.\n\
+         pub fn exported(conn: &::std::rc::Rc<::mp_ipc::LoopConnection>, imp: ::std::sync::Arc<dyn {name}>) -> Result<{module}::Client, ::mp_ipc::capnp::Error> {{\n\
+         let slot = conn.export_slot({iface_lit})?;\n\
+         Ok(::mp_ipc::capnp_rpc::new_client({name}Server {{\nconn: ::std::rc::Rc::downgrade(conn),\nimp,\n_slot: Some(slot),\n}}))\n}}\n\n\
          /// [`client`](Self::client) as a bootstrap capability, for\n\
          /// `ConnectionBuilder::serve`.\n\
          pub fn bootstrap(conn: &::std::rc::Rc<::mp_ipc::LoopConnection>, imp: ::std::sync::Arc<dyn {name}>) -> ::mp_ipc::capnp::capability::Client {{\n\

@@ -11,6 +11,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{bad_request, CallSite, Error};
+pub use crate::loop_conn::ExportSlot;
 use crate::{LoopConnection, Remote};
 
 /// Calls an object's `destroy` when the last client handle goes, as

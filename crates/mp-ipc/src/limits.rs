@@ -68,6 +68,12 @@ pub struct Limits {
     /// `max_calls_in_flight`; past the time it is answered with a limit
     /// error.
     pub context_timeout: Duration,
+    /// Most objects this side serves to the peer at once through returned
+    /// or passed capabilities (objects returned by methods, callbacks
+    /// passed in calls), counted until the peer releases them (default
+    /// 65,536). Past it, the method that would hand out one more fails
+    /// with a limit error; the peer frees places by releasing objects.
+    pub max_exported_objects: usize,
     /// Longest thread name a peer may give `makeThread` (default 256
     /// bytes): this side stores it and echoes it in `Thread.getName`.
     /// A longer one is a bad request.
@@ -83,6 +89,7 @@ impl Default for Limits {
             max_calls_in_flight: 4096,
             max_nesting: 64,
             context_timeout: Duration::from_secs(30),
+            max_exported_objects: 65_536,
             max_name_bytes: 256,
         }
     }

@@ -75,6 +75,8 @@ pub struct LoopConnection {
     queues: RefCell<HashMap<usize, std::sync::Weak<AtomicUsize>>>,
     /// Calls from the peer being served now (resolving, queued, running).
     in_flight: Rc<Cell<usize>>,
+    /// Objects served to the peer (counted by their [`ExportSlot`]s).
+    exported: Rc<Cell<usize>>,
     client_threads: RefCell<HashMap<ClientKey, ClientThread>>,
     next_generation: Cell<u64>,
     callbacks: RefCell<CallbackRegistry<DisconnectCallback>>,
@@ -108,6 +110,19 @@ struct QueuedCall(QueueCount);
 impl Drop for QueuedCall {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One object served to the peer, counted against
+/// `Limits::max_exported_objects` for as long as the object lives (capnp-rpc
+/// drops it when the peer releases its last reference). Generated server
+/// adapters hold one.
+#[derive(Debug)]
+pub struct ExportSlot(Rc<Cell<usize>>);
+
+impl Drop for ExportSlot {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
     }
 }
 
@@ -222,6 +237,7 @@ impl LoopConnection {
             pool: RefCell::new(Vec::new()),
             queues: RefCell::new(HashMap::new()),
             in_flight: Rc::new(Cell::new(0)),
+            exported: Rc::new(Cell::new(0)),
             client_threads: RefCell::new(HashMap::new()),
             next_generation: Cell::new(0),
             callbacks: RefCell::new(CallbackRegistry::new()),
@@ -330,6 +346,25 @@ impl LoopConnection {
         // drops threads forever cannot grow the set without bound.
         threads.gc();
         Ok(threads.new_client(server))
+    }
+
+    /// A place for one more object served to the peer as an `interface`,
+    /// or the limit error to answer with.
+    pub fn export_slot(&self, interface: &str) -> Result<ExportSlot, capnp::Error> {
+        let max = self.limits.max_exported_objects;
+        if self.exported.get() >= max {
+            return Err(limit_reached(format!(
+                "cannot hand out another {interface}: the peer already holds {max} objects of this side (Limits::max_exported_objects)"
+            )));
+        }
+        self.exported.set(self.exported.get() + 1);
+        Ok(ExportSlot(self.exported.clone()))
+    }
+
+    /// Objects this side serves to the peer now (through returned or passed
+    /// capabilities; the bootstrap object and `Thread`s are not counted).
+    pub fn exported_objects(&self) -> usize {
+        self.exported.get()
     }
 
     /// Server threads of this connection alive now (made by `makeThread`

@@ -160,7 +160,10 @@ impl HubClient {
             let mut req = cap.relay_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            p.set_echo(super::remote_mp::EchoServer::client(setup.conn(), echo));
+            p.set_echo(
+                super::remote_mp::EchoServer::exported(setup.conn(), echo)
+                    .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?,
+            );
             p.set_text(text.as_str());
             Ok(::mp_ipc::send_request(SITE, req, |r| {
                 ::mp_ipc::codegen_support::text(SITE, "result", r.get_result())
@@ -242,6 +245,7 @@ impl HubClient {
 pub struct HubServer {
     conn: ::mp_ipc::WeakLoopConnection,
     imp: ::std::sync::Arc<dyn Hub>,
+    _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
 impl HubServer {
@@ -253,7 +257,23 @@ impl HubServer {
         ::mp_ipc::capnp_rpc::new_client(HubServer {
             conn: ::std::rc::Rc::downgrade(conn),
             imp,
+            _slot: None,
         })
+    }
+
+    /// [`client`](Self::client) for an object handed to the peer in a
+    /// call or a reply: counted against `Limits::max_exported_objects`
+    /// until the peer releases it, and refused past that limit.
+    pub fn exported(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn Hub>,
+    ) -> Result<crate::hub_capnp::hub::Client, ::mp_ipc::capnp::Error> {
+        let slot = conn.export_slot("Hub")?;
+        Ok(::mp_ipc::capnp_rpc::new_client(HubServer {
+            conn: ::std::rc::Rc::downgrade(conn),
+            imp,
+            _slot: Some(slot),
+        }))
     }
 
     /// [`client`](Self::client) as a bootstrap capability, for
@@ -298,7 +318,7 @@ impl crate::hub_capnp::hub::Server for HubServer {
                 .await?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
-            r.set_result(super::remote_mp::EchoServer::client(&conn, value));
+            r.set_result(super::remote_mp::EchoServer::exported(&conn, value)?);
             Ok(())
         }
     }
@@ -349,7 +369,7 @@ impl crate::hub_capnp::hub::Server for HubServer {
             let mut r = results.get();
             r.set_has_result(value.is_some());
             if let Some(value) = value {
-                r.set_result(super::remote_mp::EchoServer::client(&conn, value));
+                r.set_result(super::remote_mp::EchoServer::exported(&conn, value)?);
             }
             Ok(())
         }

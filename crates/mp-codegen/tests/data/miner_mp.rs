@@ -207,6 +207,7 @@ impl MinerInitClient {
 pub struct MinerInitServer {
     conn: ::mp_ipc::WeakLoopConnection,
     imp: ::std::sync::Arc<dyn MinerInit>,
+    _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
 impl MinerInitServer {
@@ -218,7 +219,23 @@ impl MinerInitServer {
         ::mp_ipc::capnp_rpc::new_client(MinerInitServer {
             conn: ::std::rc::Rc::downgrade(conn),
             imp,
+            _slot: None,
         })
+    }
+
+    /// [`client`](Self::client) for an object handed to the peer in a
+    /// call or a reply: counted against `Limits::max_exported_objects`
+    /// until the peer releases it, and refused past that limit.
+    pub fn exported(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn MinerInit>,
+    ) -> Result<crate::miner_capnp::miner_init::Client, ::mp_ipc::capnp::Error> {
+        let slot = conn.export_slot("MinerInit")?;
+        Ok(::mp_ipc::capnp_rpc::new_client(MinerInitServer {
+            conn: ::std::rc::Rc::downgrade(conn),
+            imp,
+            _slot: Some(slot),
+        }))
     }
 
     /// [`client`](Self::client) as a bootstrap capability, for
@@ -263,7 +280,7 @@ impl crate::miner_capnp::miner_init::Server for MinerInitServer {
                 .await?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
-            r.set_result(MinerServer::client(&conn, value));
+            r.set_result(MinerServer::exported(&conn, value)?);
             Ok(())
         }
     }
@@ -543,6 +560,7 @@ impl MinerClient {
 pub struct MinerServer {
     conn: ::mp_ipc::WeakLoopConnection,
     imp: ::std::sync::Arc<dyn Miner>,
+    _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
 impl MinerServer {
@@ -554,7 +572,23 @@ impl MinerServer {
         ::mp_ipc::capnp_rpc::new_client(MinerServer {
             conn: ::std::rc::Rc::downgrade(conn),
             imp,
+            _slot: None,
         })
+    }
+
+    /// [`client`](Self::client) for an object handed to the peer in a
+    /// call or a reply: counted against `Limits::max_exported_objects`
+    /// until the peer releases it, and refused past that limit.
+    pub fn exported(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn Miner>,
+    ) -> Result<crate::miner_capnp::miner::Client, ::mp_ipc::capnp::Error> {
+        let slot = conn.export_slot("Miner")?;
+        Ok(::mp_ipc::capnp_rpc::new_client(MinerServer {
+            conn: ::std::rc::Rc::downgrade(conn),
+            imp,
+            _slot: Some(slot),
+        }))
     }
 
     /// [`client`](Self::client) as a bootstrap capability, for
@@ -664,7 +698,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
                 .await?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
-            r.set_result(TemplateServer::client(&conn, value));
+            r.set_result(TemplateServer::exported(&conn, value)?);
             Ok(())
         }
     }
@@ -920,6 +954,7 @@ impl TemplateClient {
 pub struct TemplateServer {
     conn: ::mp_ipc::WeakLoopConnection,
     imp: ::std::sync::Arc<dyn Template>,
+    _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
 impl TemplateServer {
@@ -931,7 +966,23 @@ impl TemplateServer {
         ::mp_ipc::capnp_rpc::new_client(TemplateServer {
             conn: ::std::rc::Rc::downgrade(conn),
             imp,
+            _slot: None,
         })
+    }
+
+    /// [`client`](Self::client) for an object handed to the peer in a
+    /// call or a reply: counted against `Limits::max_exported_objects`
+    /// until the peer releases it, and refused past that limit.
+    pub fn exported(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn Template>,
+    ) -> Result<crate::miner_capnp::template::Client, ::mp_ipc::capnp::Error> {
+        let slot = conn.export_slot("Template")?;
+        Ok(::mp_ipc::capnp_rpc::new_client(TemplateServer {
+            conn: ::std::rc::Rc::downgrade(conn),
+            imp,
+            _slot: Some(slot),
+        }))
     }
 
     /// [`client`](Self::client) as a bootstrap capability, for

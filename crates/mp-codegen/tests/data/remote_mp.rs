@@ -153,6 +153,7 @@ impl EchoClient {
 pub struct EchoServer {
     conn: ::mp_ipc::WeakLoopConnection,
     imp: ::std::sync::Arc<dyn Echo>,
+    _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
 impl EchoServer {
@@ -164,7 +165,23 @@ impl EchoServer {
         ::mp_ipc::capnp_rpc::new_client(EchoServer {
             conn: ::std::rc::Rc::downgrade(conn),
             imp,
+            _slot: None,
         })
+    }
+
+    /// [`client`](Self::client) for an object handed to the peer in a
+    /// call or a reply: counted against `Limits::max_exported_objects`
+    /// until the peer releases it, and refused past that limit.
+    pub fn exported(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn Echo>,
+    ) -> Result<crate::remote_capnp::echo::Client, ::mp_ipc::capnp::Error> {
+        let slot = conn.export_slot("Echo")?;
+        Ok(::mp_ipc::capnp_rpc::new_client(EchoServer {
+            conn: ::std::rc::Rc::downgrade(conn),
+            imp,
+            _slot: Some(slot),
+        }))
     }
 
     /// [`client`](Self::client) as a bootstrap capability, for

@@ -1240,6 +1240,7 @@ impl TypesClient {
 pub struct TypesServer {
     conn: ::mp_ipc::WeakLoopConnection,
     imp: ::std::sync::Arc<dyn Types>,
+    _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
 impl TypesServer {
@@ -1251,7 +1252,23 @@ impl TypesServer {
         ::mp_ipc::capnp_rpc::new_client(TypesServer {
             conn: ::std::rc::Rc::downgrade(conn),
             imp,
+            _slot: None,
         })
+    }
+
+    /// [`client`](Self::client) for an object handed to the peer in a
+    /// call or a reply: counted against `Limits::max_exported_objects`
+    /// until the peer releases it, and refused past that limit.
+    pub fn exported(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn Types>,
+    ) -> Result<crate::types_capnp::types::Client, ::mp_ipc::capnp::Error> {
+        let slot = conn.export_slot("Types")?;
+        Ok(::mp_ipc::capnp_rpc::new_client(TypesServer {
+            conn: ::std::rc::Rc::downgrade(conn),
+            imp,
+            _slot: Some(slot),
+        }))
     }
 
     /// [`client`](Self::client) as a bootstrap capability, for
