@@ -3,8 +3,9 @@
 //!
 //! A synchronous call posts a job to the event loop and waits in the calling
 //! thread's [`Waiter`], which keeps running jobs posted to it — so a callback
-//! from the server lands on this very thread while it waits, nested to any
-//! depth (client → server → callback → server → ...).
+//! from the server lands on this very thread while it waits, nested
+//! (client → server → callback → server → ...) up to `Limits::max_nesting`
+//! levels per thread.
 //!
 //! Invariant 7: the reply travels through a `ReplySender` owned by the
 //! loop-side task; if the session dies the task ends with a disconnect

@@ -2,9 +2,8 @@
 //! `-ipcbind=unix:<path>` style).
 //!
 //! The socket file is created with mode 0600 by default (only the owner's
-//! processes may connect). An optional cap limits concurrent connections:
-//! at the cap, accepting pauses until a connection ends, as libmultiprocess's
-//! `ListenConnections` does. The listener holds every accepted connection
+//! processes may connect). A cap limits concurrent connections (64 by
+//! default): at the cap, accepting pauses until a connection ends. The listener holds every accepted connection
 //! until it disconnects or the listener is dropped.
 
 use std::cell::RefCell;
@@ -29,7 +28,9 @@ use crate::loop_conn::LoopConnection;
 pub struct ListenOptions {
     /// Permission bits of the socket file (default 0o600).
     pub mode: u32,
-    /// Most connections served at once; `None` for no cap.
+    /// Most connections served at once (default 64); `None` for no cap.
+    /// At the cap, accepting pauses until a connection ends: a client
+    /// that connects meanwhile waits in the socket's backlog.
     pub max_connections: Option<usize>,
     /// Limits for each accepted connection.
     pub limits: Limits,
@@ -39,7 +40,7 @@ impl Default for ListenOptions {
     fn default() -> Self {
         ListenOptions {
             mode: 0o600,
-            max_connections: None,
+            max_connections: Some(64),
             limits: Limits::default(),
         }
     }

@@ -4,8 +4,9 @@
 //! Every thread that blocks on a reply (a worker, or any user thread making
 //! a synchronous call) blocks inside [`Waiter::wait`], which keeps running the
 //! jobs other threads post to it. That is how a callback reaches a client
-//! thread that is blocked in a call, nested to any depth, and how two workers
-//! that `sync` to each other avoid deadlock.
+//! thread that is blocked in a call, nested as deep as the thread's stack
+//! and its callers' limits allow, and how two workers that `sync` to each
+//! other avoid deadlock.
 //!
 //! Invariants kept here:
 //! - 3 (a payload's last owner is its receiver): a job is moved out of the
