@@ -244,6 +244,7 @@ fn threads_of_closed_connections_count_until_they_return() {
         let base = ProcessLimits::server_threads();
         ProcessLimits {
             max_server_threads: base + 2 * per_conn,
+            ..before
         }
         .apply();
 

@@ -23,7 +23,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use capnp_rpc::rpc_twoparty_capnp::Side;
-use capnp_rpc::{twoparty, RpcSystem};
+use capnp_rpc::RpcSystem;
 use futures::future::{select, Either};
 use futures::FutureExt;
 use mp_thread::ThreadBound;
@@ -32,8 +32,10 @@ use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 use crate::error::Error;
 use crate::event_loop::EventLoop;
-use crate::limits::Limits;
+use crate::limits::{buffered_budget, Limits};
 use crate::loop_conn::{ClientKey, LoopConnection};
+use crate::stats::ConnectionStats;
+use crate::transport::{self, StallTimeout};
 
 /// How long a deliberate close waits for the session to shut down cleanly.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -93,7 +95,7 @@ pub struct ConnectionBuilder {
     name: String,
     limits: Limits,
     bootstrap: Option<BootstrapFactory>,
-    traversal_limit_words: usize,
+    traversal_limit_words: Option<usize>,
 }
 
 impl ConnectionBuilder {
@@ -104,9 +106,7 @@ impl ConnectionBuilder {
             name: "connection".to_string(),
             limits: Limits::default(),
             bootstrap: None,
-            // 64 MiB of words: large requests pass, a hostile one cannot make
-            // us walk unbounded data.
-            traversal_limit_words: 8 * 1024 * 1024,
+            traversal_limit_words: None,
         }
     }
 
@@ -122,9 +122,11 @@ impl ConnectionBuilder {
         self
     }
 
-    /// Most 8-byte words a single incoming message may make us read.
+    /// Most 8-byte words a single incoming message may hold: sets
+    /// [`Limits::max_message_bytes`] to `words * 8`, whatever order this and
+    /// [`limits`](Self::limits) are called in.
     pub fn traversal_limit_words(mut self, words: usize) -> Self {
-        self.traversal_limit_words = words;
+        self.traversal_limit_words = Some(words);
         self
     }
 
@@ -153,17 +155,23 @@ impl ConnectionBuilder {
             let stream = tokio::net::UnixStream::from_std(stream)
                 .map_err(|e| Error::io("registering the socket with the event loop", e))?;
             let (reader, writer) = stream.into_split();
-            let mut options = capnp::message::ReaderOptions::new();
-            options.traversal_limit_in_words(Some(self.traversal_limit_words));
-            let network = twoparty::VatNetwork::new(
+            let mut limits = self.limits;
+            if let Some(words) = self.traversal_limit_words {
+                limits.max_message_bytes = words.saturating_mul(8);
+            }
+            let (network, stats) = transport::new_network(
                 futures::io::BufReader::new(reader.compat()),
-                futures::io::BufWriter::new(writer.compat_write()),
+                futures::io::BufWriter::new(StallTimeout::new(
+                    writer.compat_write(),
+                    limits.write_timeout,
+                )),
                 side,
-                options,
+                limits.transport(),
+                buffered_budget(),
             );
-            let local = LoopConnection::new(id, self.name.clone(), executor, self.limits);
+            let local = LoopConnection::new(id, self.name.clone(), executor, limits, stats);
             let bootstrap = self.bootstrap.map(|make| make(&local));
-            let mut rpc = RpcSystem::new(Box::new(network), bootstrap);
+            let mut rpc = RpcSystem::new(network, bootstrap);
             let peer_side = match side {
                 Side::Client => Side::Server,
                 Side::Server => Side::Client,
@@ -344,6 +352,12 @@ impl Connection {
     pub fn release_current_thread(&self) -> Result<(), Error> {
         let key = ClientKey::Thread(std::thread::current().id());
         self.with_loop(move |local| local.release_client_thread(key))
+    }
+
+    /// This connection's counters: bytes held and queued, whether reading
+    /// is paused, calls in flight, server threads, objects handed out.
+    pub fn stats(&self) -> Result<ConnectionStats, Error> {
+        self.with_loop(|local| local.stats())
     }
 
     /// How many client threads currently have a server thread on this connection.

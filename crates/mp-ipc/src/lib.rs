@@ -31,6 +31,7 @@
 //! in [`codegen_support`]); the `mp-calc` crate shows the generated code for
 //! a complete interface.
 
+mod budget;
 mod client;
 pub mod codegen_support;
 mod connection;
@@ -40,7 +41,9 @@ mod limits;
 pub mod listener;
 mod loop_conn;
 pub mod process;
+mod stats;
 mod threads;
+mod transport;
 
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 #[rustfmt::skip]
@@ -53,6 +56,7 @@ pub use error::{bad_request, limit_reached, CallSite, DisconnectPhase, Error};
 pub use event_loop::EventLoop;
 pub use limits::{stack_size_for_nesting, Limits, ProcessLimits, STACK_PER_LEVEL};
 pub use loop_conn::{ClientContext, LoopConnection, ServerContext, WeakLoopConnection};
+pub use stats::ConnectionStats;
 
 /// Re-exported so adapters and generated code use the same versions.
 pub use capnp;

@@ -13,8 +13,11 @@
 //! drops its handle), a queued call until its job has run or been removed.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use crate::budget::Budget;
+use crate::transport::TransportLimits;
 
 /// Bounds a connection enforces on what its peer can ask of this side.
 /// Every field has a default ([`Limits::default`]) that a well-behaved peer
@@ -74,10 +77,59 @@ pub struct Limits {
     /// 65,536). Past it, the method that would hand out one more fails
     /// with a limit error; the peer frees places by releasing objects.
     pub max_exported_objects: usize,
+    /// Largest single message the peer may send (default 64 MiB; Bitcoin
+    /// Core's largest, blocks and mining templates, are a few MB). A larger
+    /// one ends the session with an error naming both sizes, before its
+    /// body is read.
+    pub max_message_bytes: usize,
+    /// Bytes of the peer's messages this side holds at once (default
+    /// 128 MiB): the message being read plus every received message still
+    /// in use (a call's parameters stay held until its reply is sent).
+    /// Past it, this side stops reading the peer until some are released
+    /// (backpressure: the peer's writes block, nothing is refused).
+    pub max_incoming_bytes: usize,
+    /// Of `max_incoming_bytes`, how many are the connection's own (default
+    /// 1 MiB); the rest come from the process-wide
+    /// [`ProcessLimits::max_buffered_bytes`], so a connection with small
+    /// messages is served even while others have used that budget up.
+    pub reserved_incoming_bytes: usize,
+    /// Bytes queued for the peer but not yet written to the socket (default
+    /// 16 MiB). Past it, this side stops reading the peer until the queue
+    /// has drained to half of it: a peer that sends calls but does not read
+    /// the replies stops being read (backpressure, not an error).
+    pub max_unwritten_bytes: usize,
+    /// How long a new connection may take to send its first complete
+    /// message (default 20 s; every capnp peer sends one at once). Past it,
+    /// the connection is closed: a socket that sends nothing cannot hold a
+    /// connection slot. `None`: no limit.
+    pub handshake_timeout: Option<Duration>,
+    /// How long a message may take to arrive once its first byte has
+    /// (default 30 s). Past it, the connection is closed: half a message
+    /// cannot hold memory or a slot. `None`: no limit.
+    pub frame_timeout: Option<Duration>,
+    /// How long the peer may leave what this side sends unread while there
+    /// is something to send (default 60 s). Past it, the connection is
+    /// closed: a peer that never reads cannot pin the session, its slot or
+    /// its queued replies. `None`: no limit.
+    pub write_timeout: Option<Duration>,
     /// Longest thread name a peer may give `makeThread` (default 256
     /// bytes): this side stores it and echoes it in `Thread.getName`.
     /// A longer one is a bad request.
     pub max_name_bytes: usize,
+}
+
+impl Limits {
+    /// The part of these limits the transport keeps.
+    pub(crate) fn transport(&self) -> TransportLimits {
+        TransportLimits {
+            max_message_bytes: self.max_message_bytes,
+            max_incoming_bytes: self.max_incoming_bytes.max(self.max_message_bytes),
+            reserved_incoming_bytes: self.reserved_incoming_bytes,
+            max_unwritten_bytes: self.max_unwritten_bytes,
+            handshake_timeout: self.handshake_timeout,
+            frame_timeout: self.frame_timeout,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -90,6 +142,13 @@ impl Default for Limits {
             max_nesting: 64,
             context_timeout: Duration::from_secs(30),
             max_exported_objects: 65_536,
+            max_message_bytes: 64 << 20,
+            max_incoming_bytes: 128 << 20,
+            reserved_incoming_bytes: 1 << 20,
+            max_unwritten_bytes: 16 << 20,
+            handshake_timeout: Some(Duration::from_secs(20)),
+            frame_timeout: Some(Duration::from_secs(30)),
+            write_timeout: Some(Duration::from_secs(60)),
             max_name_bytes: 256,
         }
     }
@@ -102,7 +161,11 @@ impl Default for Limits {
 /// use mp_ipc::ProcessLimits;
 ///
 /// let before = ProcessLimits::current();
-/// ProcessLimits { max_server_threads: 256, ..before }.apply();
+/// ProcessLimits {
+///     max_server_threads: 256,
+///     ..before
+/// }
+/// .apply();
 /// assert_eq!(ProcessLimits::current().max_server_threads, 256);
 /// before.apply();
 /// ```
@@ -113,24 +176,42 @@ pub struct ProcessLimits {
     /// still blocked in a call count until they return. Past it,
     /// `makeThread` is answered with a limit error naming this limit.
     pub max_server_threads: usize,
+    /// Message bytes all connections together may hold beyond their
+    /// reserved parts (default 1 GiB): received messages still in use,
+    /// and messages queued for writing. Past it, connections stop reading
+    /// their peers until bytes are released (backpressure); a connection
+    /// whose messages fit its `Limits::reserved_incoming_bytes` is still
+    /// read.
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for ProcessLimits {
     fn default() -> Self {
         ProcessLimits {
             max_server_threads: 1024,
+            max_buffered_bytes: DEFAULT_BUFFERED_BYTES,
         }
     }
 }
 
+const DEFAULT_BUFFERED_BYTES: usize = 1 << 30;
 static MAX_SERVER_THREADS: AtomicUsize = AtomicUsize::new(1024);
 static SERVER_THREADS: AtomicUsize = AtomicUsize::new(0);
+static BUFFERED: OnceLock<Arc<Budget>> = OnceLock::new();
+
+/// The process-wide budget of message bytes every connection draws on.
+pub(crate) fn buffered_budget() -> Arc<Budget> {
+    BUFFERED
+        .get_or_init(|| Budget::new(DEFAULT_BUFFERED_BYTES))
+        .clone()
+}
 
 impl ProcessLimits {
     /// The limits in force.
     pub fn current() -> ProcessLimits {
         ProcessLimits {
             max_server_threads: MAX_SERVER_THREADS.load(Ordering::Relaxed),
+            max_buffered_bytes: buffered_budget().limit(),
         }
     }
 
@@ -139,6 +220,14 @@ impl ProcessLimits {
     /// are refused until it is given back.
     pub fn apply(self) {
         MAX_SERVER_THREADS.store(self.max_server_threads, Ordering::Relaxed);
+        buffered_budget().set_limit(self.max_buffered_bytes);
+    }
+
+    /// Message bytes held now across every connection of the process
+    /// (beyond each connection's reserved part): received messages still in
+    /// use and messages queued for writing.
+    pub fn buffered_bytes() -> usize {
+        buffered_budget().used()
     }
 
     /// Server threads alive in the process now (every connection, closed

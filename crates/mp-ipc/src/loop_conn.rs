@@ -31,7 +31,9 @@ use crate::connection::{ConnShared, Connection};
 use crate::error::{bad_request, limit_reached, CallSite};
 use crate::limits::{stack_size_for_nesting, Limits, ThreadSlots};
 use crate::proxy_capnp::{context, thread, thread_map};
+use crate::stats::ConnectionStats;
 use crate::threads::{serving, serving_depth, ThreadMapServer, ThreadServer};
+use crate::transport::TransportStats;
 
 /// Which client thread a mapping belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,6 +79,8 @@ pub struct LoopConnection {
     in_flight: Rc<Cell<usize>>,
     /// Objects served to the peer (counted by their [`ExportSlot`]s).
     exported: Rc<Cell<usize>>,
+    /// The session's transport figures (bytes held, queued, paused).
+    transport: Rc<TransportStats>,
     client_threads: RefCell<HashMap<ClientKey, ClientThread>>,
     next_generation: Cell<u64>,
     callbacks: RefCell<CallbackRegistry<DisconnectCallback>>,
@@ -223,6 +227,7 @@ impl LoopConnection {
         name: String,
         executor: Arc<dyn Executor>,
         limits: Limits,
+        transport: Rc<TransportStats>,
     ) -> Rc<LoopConnection> {
         Rc::new(LoopConnection {
             id,
@@ -238,6 +243,7 @@ impl LoopConnection {
             queues: RefCell::new(HashMap::new()),
             in_flight: Rc::new(Cell::new(0)),
             exported: Rc::new(Cell::new(0)),
+            transport,
             client_threads: RefCell::new(HashMap::new()),
             next_generation: Cell::new(0),
             callbacks: RefCell::new(CallbackRegistry::new()),
@@ -365,6 +371,26 @@ impl LoopConnection {
     /// capabilities; the bootstrap object and `Thread`s are not counted).
     pub fn exported_objects(&self) -> usize {
         self.exported.get()
+    }
+
+    /// This connection's counters now.
+    pub fn stats(&self) -> ConnectionStats {
+        let t = &self.transport;
+        ConnectionStats {
+            incoming_bytes: t.incoming_bytes(),
+            peak_incoming_bytes: t.peak_incoming_bytes(),
+            frame_buffer_bytes: t.frame_buffer_bytes(),
+            unwritten_bytes: t.unwritten_bytes(),
+            peak_unwritten_bytes: t.peak_unwritten_bytes(),
+            reading_paused: t.paused(),
+            messages_in: t.messages_in(),
+            messages_out: t.messages_out(),
+            bytes_in: t.bytes_in(),
+            bytes_out: t.bytes_out(),
+            calls_in_flight: self.in_flight.get(),
+            server_threads: self.made_threads.alive(),
+            exported_objects: self.exported.get(),
+        }
     }
 
     /// Server threads of this connection alive now (made by `makeThread`
