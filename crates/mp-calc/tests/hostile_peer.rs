@@ -20,6 +20,8 @@ use mp_calc::calc_capnp::{calculator, callback};
 use mp_ipc::proxy_capnp::thread;
 use mp_ipc::{CallSite, Limits, ProcessLimits};
 
+use hostile::RefusingThreadMap;
+
 const SLEEP: CallSite = CallSite::new("Calculator", "sleep");
 const FAIL: CallSite = CallSite::new("Calculator", "fail");
 
@@ -402,5 +404,209 @@ fn objects_the_peer_never_releases_are_bounded() {
             peer.hang_up().await;
         });
         assert!(server.wait_disconnected_timeout(PATIENCE));
+    });
+}
+
+// ---------------------------------------------------------------------------
+// The transport: a peer that never reads, sockets that send nothing or half
+// a message.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_peer_that_never_reads_is_paused_not_buffered() {
+    guarded(|| {
+        let max_unwritten = 256 << 10;
+        let limits = Limits {
+            max_unwritten_bytes: max_unwritten,
+            max_name_bytes: 4096,
+            ..Limits::default()
+        };
+        let (server_loop, client_loop) = loops();
+        let (server, stream) = serve_pair_with(&server_loop, limits);
+        let rss_before = rss_bytes();
+        run_local(async {
+            let (init, task, gate) =
+                raw_bootstrap_gated::<mp_calc::calc_capnp::calc_init::Client>(stream);
+            let mut req = init.construct_request();
+            req.get()
+                .set_thread_map(capnp_rpc::new_client(RefusingThreadMap));
+            let reply = req.send().promise.await.expect("construct");
+            let thread_map = reply.get().unwrap().get_thread_map().unwrap();
+            let mut req = thread_map.make_thread_request();
+            req.get().set_name("n".repeat(4096).as_str());
+            let thread = req
+                .send()
+                .promise
+                .await
+                .unwrap()
+                .get()
+                .unwrap()
+                .get_result()
+                .unwrap();
+            // Stop reading, then ask for 4 KiB replies far past the bound:
+            // 4,000 of them would be 16 MiB queued.
+            gate.shut();
+            let calls: Vec<_> = (0..4_000)
+                .map(|_| thread.get_name_request().send().promise)
+                .collect();
+            let mut paused = false;
+            for _ in 0..500 {
+                pump().await;
+                let stats = server.stats().expect("stats");
+                if stats.reading_paused {
+                    paused = true;
+                    break;
+                }
+            }
+            assert!(paused, "the server stops reading a peer that does not read");
+            let stats = server.stats().unwrap();
+            // One reply of slack: the pause starts once the bound is passed.
+            assert!(
+                stats.peak_unwritten_bytes <= max_unwritten + 16 * 1024,
+                "{stats:?}"
+            );
+            // The process holds both sides: the attacker's own 4,000 calls
+            // in flight and the server's bounded queue.
+            let grown = rss_bytes().saturating_sub(rss_before);
+            assert!(grown < 96 << 20, "RSS grew by {grown} bytes");
+            // Others are served meanwhile.
+            well_behaved_client_works(&server_loop, &client_loop);
+            // Once the peer reads, every call is answered.
+            gate.open();
+            let replies = futures::future::join_all(calls).await;
+            assert!(replies.iter().all(|r| r.is_ok()), "every call answered");
+            assert!(!server.stats().unwrap().reading_paused);
+            task.abort();
+        });
+        assert!(server.wait_disconnected_timeout(PATIENCE));
+    });
+}
+
+#[test]
+fn a_peer_that_stops_reading_for_good_is_disconnected() {
+    guarded(|| {
+        let limits = Limits {
+            max_unwritten_bytes: 64 << 10,
+            write_timeout: Some(Duration::from_millis(300)),
+            ..Limits::default()
+        };
+        let (server_loop, client_loop) = loops();
+        let (server, stream) = serve_pair_with(&server_loop, limits);
+        run_local(async {
+            let (init, task, gate) =
+                raw_bootstrap_gated::<mp_calc::calc_capnp::calc_init::Client>(stream);
+            let mut req = init.construct_request();
+            req.get()
+                .set_thread_map(capnp_rpc::new_client(RefusingThreadMap));
+            let reply = req.send().promise.await.expect("construct");
+            let thread_map = reply.get().unwrap().get_thread_map().unwrap();
+            gate.shut();
+            let calls: Vec<_> = (0..20_000)
+                .map(|i| {
+                    let mut req = thread_map.make_thread_request();
+                    req.get().set_name(format!("t{i}").as_str());
+                    req.send().promise
+                })
+                .collect();
+            // The peer holds the socket open but never reads again.
+            for _ in 0..1000 {
+                if server.is_disconnected() {
+                    break;
+                }
+                pump().await;
+            }
+            assert!(
+                server.is_disconnected(),
+                "the server closes a connection whose peer reads nothing for write_timeout"
+            );
+            drop(calls);
+            well_behaved_client_works(&server_loop, &client_loop);
+            task.abort();
+        });
+    });
+}
+
+#[test]
+fn half_a_message_does_not_hold_memory_or_the_connection() {
+    guarded(|| {
+        let limits = Limits {
+            frame_timeout: Some(Duration::from_millis(500)),
+            ..Limits::default()
+        };
+        let (server_loop, client_loop) = loops();
+        let rss_before = rss_bytes();
+        let mut held = Vec::new();
+        for _ in 0..16 {
+            let (server, mut peer) = serve_pair_with(&server_loop, limits);
+            // A frame announcing one segment of 60 MiB, then 4 KiB of it.
+            let mut frame = 0u32.to_le_bytes().to_vec();
+            frame.extend_from_slice(&((60u32 << 20) / 8).to_le_bytes());
+            frame.extend_from_slice(&[0u8; 4096]);
+            std::io::Write::write_all(&mut peer, &frame).unwrap();
+            held.push((server, peer));
+        }
+        // Sixteen announced 60 MiB frames: 960 MiB if allocated up front.
+        std::thread::sleep(Duration::from_millis(100));
+        let grown = rss_bytes().saturating_sub(rss_before);
+        assert!(grown < 128 << 20, "RSS grew by {grown} bytes");
+        well_behaved_client_works(&server_loop, &client_loop);
+        for (server, _peer) in &held {
+            assert!(
+                server.wait_disconnected_timeout(PATIENCE),
+                "half a message is timed out"
+            );
+        }
+        assert!(
+            eventually(PATIENCE, || ProcessLimits::buffered_bytes() == 0),
+            "the reservations are given back: {}",
+            ProcessLimits::buffered_bytes()
+        );
+        well_behaved_client_works(&server_loop, &client_loop);
+    });
+}
+
+#[test]
+fn silent_sockets_cannot_hold_the_listener_s_slots() {
+    guarded(|| {
+        use mp_ipc::listener::{connect_path, ListenOptions, Listener};
+        let dir = std::env::temp_dir().join(format!("mp-hostile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("silent.sock");
+        let _ = std::fs::remove_file(&path);
+        let (server_loop, client_loop) = loops();
+        let service = std::sync::Arc::new(mp_calc::CalcInitService);
+        let options = ListenOptions {
+            max_connections: Some(4),
+            limits: Limits {
+                handshake_timeout: Some(Duration::from_millis(300)),
+                ..Limits::default()
+            },
+            ..ListenOptions::default()
+        };
+        let listener = Listener::bind(&server_loop, &path, options, move |conn| {
+            mp_calc::CalcInitServer::bootstrap(conn, service.clone())
+        })
+        .unwrap();
+        // Every slot taken by a socket that sends 4 bytes and nothing more.
+        let mut silent = Vec::new();
+        for _ in 0..4 {
+            let mut s = connect_path(&path).unwrap();
+            std::io::Write::write_all(&mut s, &[0, 0, 0, 0]).unwrap();
+            silent.push(s);
+        }
+        // A well-behaved client still gets in once they time out.
+        let init = mp_calc::connect(&client_loop, connect_path(&path).unwrap()).unwrap();
+        let calc = init
+            .make_calculator()
+            .expect("served despite the silent sockets");
+        assert_eq!(calc.add(20, 22).unwrap(), 42);
+        // The silent sockets were closed by the server.
+        for mut s in silent {
+            s.set_read_timeout(Some(PATIENCE)).unwrap();
+            let mut sink = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut s, &mut sink);
+        }
+        drop((calc, init, listener));
+        let _ = std::fs::remove_dir_all(&dir);
     });
 }

@@ -213,6 +213,8 @@ where
         stats: stats.clone(),
         reserved_used: Cell::new(0),
         reader_waker: Cell::new(None),
+        write_failure: RefCell::new(None),
+        failure_waker: Cell::new(None),
     });
     let mut options = ReaderOptions::new();
     options.traversal_limit_in_words(Some(limits.max_message_bytes / 8));
@@ -231,9 +233,16 @@ where
     // As twoparty: the session is over once the queue has stopped (written
     // everything up to `shutdown`, or failed) *and* the connection is gone,
     // and it ends with the queue's result.
-    let driver = Promise::from_future(
-        queue.then(move |written| disconnected.then(move |_| futures::future::ready(written))),
-    )
+    // A failed queue also ends the receive in progress (the peer may have
+    // stopped reading and sending both), so the connection is dropped and
+    // the session ends instead of waiting on a reader that never returns.
+    let on_failure = Rc::downgrade(&shared);
+    let driver = Promise::from_future(queue.then(move |written| {
+        if let (Err(e), Some(shared)) = (&written, on_failure.upgrade()) {
+            shared.write_failed(e.to_string());
+        }
+        disconnected.then(move |_| futures::future::ready(written))
+    }))
     .shared();
 
     let inner = Rc::new(RefCell::new(ConnectionInner {
@@ -266,9 +275,35 @@ struct Shared {
     reserved_used: Cell<usize>,
     /// The reader, while it waits for one of this side's bounds.
     reader_waker: Cell<Option<Waker>>,
+    /// Why the write queue failed, once it has (a stalled peer, a broken
+    /// socket): the reader then ends the session too, wherever it waits.
+    write_failure: RefCell<Option<String>>,
+    /// The receive in progress, woken when the write queue fails.
+    failure_waker: Cell<Option<Waker>>,
 }
 
 impl Shared {
+    /// Records that the write queue failed and wakes the receive in
+    /// progress, which then ends the session with `why`.
+    fn write_failed(&self, why: String) {
+        *self.write_failure.borrow_mut() = Some(why);
+        if let Some(waker) = self.failure_waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// Resolves with the write queue's failure, once there is one.
+    fn failure(self: &Rc<Self>) -> impl Future<Output = String> {
+        let shared = self.clone();
+        futures::future::poll_fn(move |cx| match shared.write_failure.borrow().clone() {
+            Some(why) => Poll::Ready(why),
+            None => {
+                shared.failure_waker.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+    }
+
     /// Wakes the reader if it is waiting; it looks at its condition again.
     fn wake_reader(&self) {
         if let Some(waker) = self.reader_waker.take() {
@@ -872,8 +907,24 @@ where
                 "the connection's reader is in use or has failed".into(),
             ));
         };
+        let shared = self.inner.borrow().shared.clone();
         Promise::from_future(async move {
-            let message = frames.next_message().await?;
+            let outcome = {
+                let next = frames.next_message();
+                futures::pin_mut!(next);
+                let failed = shared.failure();
+                futures::pin_mut!(failed);
+                match futures::future::select(next, failed).await {
+                    futures::future::Either::Left((message, _)) => Ok(message),
+                    futures::future::Either::Right((why, _)) => Err(why),
+                }
+            };
+            let message = match outcome {
+                Ok(message) => message?,
+                Err(why) => {
+                    return Err(Error::failed(format!("writing to the peer failed: {why}")))
+                }
+            };
             *slot.borrow_mut() = Some(frames);
             Ok(message.map(|m| Box::new(m) as Box<dyn capnp_rpc::IncomingMessage>))
         })
@@ -1705,6 +1756,8 @@ mod tests {
             stats: Rc::new(TransportStats::default()),
             reserved_used: Cell::new(0),
             reader_waker: Cell::new(None),
+            write_failure: RefCell::new(None),
+            failure_waker: Cell::new(None),
         });
         let mut options = ReaderOptions::new();
         options.traversal_limit_in_words(Some(limits.max_message_bytes / 8));

@@ -270,6 +270,84 @@ pub fn raw_bootstrap<C: FromClientHook>(stream: UnixStream) -> (C, tokio::task::
     (root, task)
 }
 
+/// A read half that reads nothing while its gate is shut: a peer that does
+/// not read what the server sends it.
+pub struct Gated<R> {
+    inner: R,
+    open: Rc<std::cell::Cell<bool>>,
+    waker: Rc<std::cell::RefCell<Option<std::task::Waker>>>,
+}
+
+/// Opens a [`Gated`] reader.
+#[derive(Clone)]
+pub struct Gate {
+    open: Rc<std::cell::Cell<bool>>,
+    waker: Rc<std::cell::RefCell<Option<std::task::Waker>>>,
+}
+
+impl Gate {
+    /// Lets the reader read from now on.
+    pub fn open(&self) {
+        self.open.set(true);
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    /// Stops the reader after what it is reading now.
+    pub fn shut(&self) {
+        self.open.set(false);
+    }
+}
+
+impl<R: futures::io::AsyncRead + Unpin> futures::io::AsyncRead for Gated<R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if !this.open.get() {
+            *this.waker.borrow_mut() = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+/// [`raw_bootstrap`] whose reading can be stopped and resumed with the
+/// returned [`Gate`] (open at first).
+pub fn raw_bootstrap_gated<C: FromClientHook>(
+    stream: UnixStream,
+) -> (C, tokio::task::JoinHandle<()>, Gate) {
+    stream.set_nonblocking(true).expect("non-blocking");
+    let stream = tokio::net::UnixStream::from_std(stream).expect("register the socket");
+    let (reader, writer) = stream.into_split();
+    let gate = Gate {
+        open: Rc::new(std::cell::Cell::new(true)),
+        waker: Rc::default(),
+    };
+    let network = twoparty::VatNetwork::new(
+        futures::io::BufReader::with_capacity(
+            512,
+            Gated {
+                inner: Io(reader),
+                open: gate.open.clone(),
+                waker: gate.waker.clone(),
+            },
+        ),
+        futures::io::BufWriter::new(Io(writer)),
+        Side::Client,
+        capnp::message::ReaderOptions::new(),
+    );
+    let mut rpc = RpcSystem::new(Box::new(network), None);
+    let root: C = rpc.bootstrap(Side::Server);
+    let task = tokio::task::spawn_local(async move {
+        let _ = rpc.await;
+    });
+    (root, task, gate)
+}
+
 /// What a raw request's `context` field holds.
 pub enum Ctx {
     /// No `context` at all.
