@@ -546,16 +546,25 @@ impl LoopConnection {
             this.in_flight.set(this.in_flight.get() + 1);
             let _in_flight = InFlight(this.in_flight.clone());
             let resolving = this.resolve_thread(site, ctx.thread);
-            let (waiter, thread_name, queued, server) =
-                match tokio::time::timeout(limits.context_timeout, resolving).await {
-                    Ok(resolved) => resolved?,
-                    Err(_) => {
-                        return Err(limit_reached(format!(
-                            "{site}: the Context's thread was not resolved within {:?} (Limits::context_timeout)",
-                            limits.context_timeout
-                        )))
+            futures::pin_mut!(resolving);
+            // A Thread that is already resolved (every well-behaved call)
+            // is ready at once; only a promise pays for a timer. (A timer
+            // per call costs a mapped call several times its latency.)
+            let resolved = match futures::poll!(resolving.as_mut()) {
+                std::task::Poll::Ready(resolved) => resolved,
+                std::task::Poll::Pending => {
+                    match tokio::time::timeout(limits.context_timeout, resolving).await {
+                        Ok(resolved) => resolved,
+                        Err(_) => {
+                            return Err(limit_reached(format!(
+                                "{site}: the Context's thread was not resolved within {:?} (Limits::context_timeout)",
+                                limits.context_timeout
+                            )))
+                        }
                     }
-                };
+                }
+            };
+            let (waiter, thread_name, queued, server) = resolved?;
             if queued
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                     (n < limits.max_queued_calls).then_some(n + 1)
