@@ -921,8 +921,12 @@ where
             };
             let message = match outcome {
                 Ok(message) => message?,
+                // The session is over either way (a broken socket, a peer
+                // that stopped reading): calls in flight see a disconnect.
                 Err(why) => {
-                    return Err(Error::failed(format!("writing to the peer failed: {why}")))
+                    return Err(Error::disconnected(format!(
+                        "writing to the peer failed: {why}"
+                    )))
                 }
             };
             *slot.borrow_mut() = Some(frames);

@@ -13,32 +13,62 @@
 //! fds are compared with the first round's, once the reapers have caught
 //! up.
 //!
+//! Unless `--no-hostile` is given, each round also has a hostile peer (see
+//! `hostile`): one more thread that connects to the same child over a Unix
+//! socket the child listens on (see `child`), speaks raw capnp-rpc, runs one
+//! attack picked at random, and hangs up before the round ends. Its outcome
+//! is tallied per kind. Before the round's kill or close, the child must
+//! still be running and no well-behaved client may have seen a disconnect:
+//! the attack must not have hurt them. The child's resident memory is
+//! sampled through the round and its maximum reported.
+//!
 //! Run: `cargo run --release -p mp-soak -- --minutes 1`
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mp_calc::{CalculatorClient, Callback};
-use mp_ipc::process::spawn_process;
+use mp_ipc::process::{spawn_process, ChildProcess};
 use mp_ipc::{Error, EventLoop};
 
 mod agents;
+mod child;
+mod hostile;
 
-const SERVE_FLAG: &str = "--serve-calculator";
+use child::{LISTEN_FLAG, SERVE_FLAG};
+use hostile::{Attack, AttackBag, Tally, Verdict};
 
+/// How long the main thread waits for the hostile thread to end its attack
+/// after the round's time is up, before counting a hang (the attack's own
+/// bound, [`hostile::ATTACK_LIMIT`], plus a margin).
+const HOSTILE_WATCHDOG: Duration = Duration::from_secs(30);
+/// A child whose resident memory passes this in a round is counted (a
+/// correct one stays at a few tens of MiB, whatever the hostile peer does).
+const CHILD_RSS_BOUND_MIB: usize = 256;
+
+/// The command line's settings.
 struct Options {
+    /// How long to soak.
     minutes: f64,
+    /// Well-behaved client threads per round.
     threads: usize,
+    /// Mean round length.
     round_ms: u64,
+    /// Whether each round has a hostile peer.
+    hostile: bool,
 }
 
+/// Reads [`Options`] from the command line.
 fn parse_options() -> Result<Options, String> {
     let mut options = Options {
         minutes: 1.0,
         threads: 8,
         round_ms: 1500,
+        hostile: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -59,8 +89,11 @@ fn parse_options() -> Result<Options, String> {
                     .parse()
                     .map_err(|e| format!("--round-ms: {e}"))?
             }
+            "--no-hostile" => options.hostile = false,
             "--help" | "-h" => {
-                println!("mp-soak [--minutes N (1)] [--threads N (8)] [--round-ms N (1500)]");
+                println!(
+                    "mp-soak [--minutes N (1)] [--threads N (8)] [--round-ms N (1500)] [--no-hostile]"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument `{other}` (try --help)")),
@@ -73,21 +106,29 @@ fn parse_options() -> Result<Options, String> {
 pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
+    /// The next number.
     pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
+    /// A number in `0..n` (`n` > 0).
     pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
 
+/// What the well-behaved client threads saw.
 #[derive(Default)]
 struct Counters {
+    /// Calls that completed.
     calls: AtomicU64,
+    /// Calls that failed with a disconnect.
     disconnects: AtomicU64,
+    /// Calls that failed otherwise, client threads that panicked, and
+    /// rounds where the child died or a client saw a disconnect before the
+    /// round's own kill or close.
     unexpected: AtomicU64,
 }
 
@@ -106,6 +147,7 @@ impl Callback for Nest {
     }
 }
 
+/// One random operation of a well-behaved client.
 fn one_op(calc: &CalculatorClient, rng: &mut Rng) -> Result<(), Error> {
     match rng.below(6) {
         0 => calc.add(1, 2).map(drop),
@@ -125,6 +167,7 @@ fn one_op(calc: &CalculatorClient, rng: &mut Rng) -> Result<(), Error> {
     }
 }
 
+/// Counts `result`; whether the client thread goes on.
 fn classify(result: Result<(), Error>, counters: &Counters) -> bool {
     match result {
         Ok(()) => {
@@ -149,6 +192,7 @@ fn classify(result: Result<(), Error>, counters: &Counters) -> bool {
     }
 }
 
+/// This process's thread count.
 fn thread_count() -> usize {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -160,21 +204,58 @@ fn thread_count() -> usize {
         .unwrap_or(0)
 }
 
+/// This process's open file descriptors.
 fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count())
         .unwrap_or(0)
 }
 
+/// This process's resident memory in KiB.
 fn rss_kib() -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+    vm_rss_kib("/proc/self/status").unwrap_or(0)
+}
+
+/// The `VmRSS` of a `/proc/<pid>/status` file in KiB; `None` once the
+/// process is gone (or a zombie).
+fn vm_rss_kib(status: impl AsRef<Path>) -> Option<usize> {
+    std::fs::read_to_string(status).ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    })
+}
+
+/// The child's resident memory now, in KiB (0 once it is gone).
+fn child_rss_kib(child: &ChildProcess) -> usize {
+    vm_rss_kib(format!("/proc/{}/status", child.pid())).unwrap_or(0)
+}
+
+/// Sleeps until `until`, sampling the child's resident memory into `max`.
+fn sample_child_until(child: &ChildProcess, until: Instant, max: &mut usize) {
+    loop {
+        *max = (*max).max(child_rss_kib(child));
+        let now = Instant::now();
+        if now >= until {
+            return;
+        }
+        std::thread::sleep((until - now).min(Duration::from_millis(25)));
+    }
+}
+
+/// Waits for `thread` to finish, at most until `until`, sampling the
+/// child's resident memory into `max`; whether it finished.
+fn wait_finished<T>(
+    thread: &JoinHandle<T>,
+    child: &ChildProcess,
+    until: Instant,
+    max: &mut usize,
+) -> bool {
+    while !thread.is_finished() && Instant::now() < until {
+        *max = (*max).max(child_rss_kib(child));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    thread.is_finished()
 }
 
 /// Waits (bounded) for threads and fds to come back to `(threads, fds)`.
@@ -189,10 +270,11 @@ fn settles(threads: usize, fds: usize) -> bool {
     false
 }
 
+/// The soak, or the calculator child when started with [`SERVE_FLAG`].
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some(SERVE_FLAG) {
-        if let Err(e) = mp_calc::serve_inherited_fd(args.into_iter().skip(1)) {
+        if let Err(e) = child::serve(args.into_iter().skip(1)) {
             eprintln!("mp-soak child: {e}");
             std::process::exit(1);
         }
@@ -208,6 +290,23 @@ fn main() {
     std::process::exit(soak(&options));
 }
 
+/// A round's socket path for the hostile peer (removed first if a killed
+/// child left it behind).
+fn socket_path(round: u64) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("mp-soak-{}-{round}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// Starts the round's hostile thread: `attack` against the child listening
+/// on `path`.
+fn spawn_hostile(path: PathBuf, attack: Attack, seed: u64) -> std::io::Result<JoinHandle<Verdict>> {
+    std::thread::Builder::new()
+        .name("soak-hostile".into())
+        .spawn(move || hostile::run(&path, attack, seed))
+}
+
+/// Runs the soak; the process's exit status.
 fn soak(options: &Options) -> i32 {
     let exe = std::env::current_exe().expect("own path");
     let event_loop = EventLoop::new("soak-loop").expect("event loop");
@@ -217,15 +316,25 @@ fn soak(options: &Options) -> i32 {
     let mut agents = agents::AgentsSoak::start(rng.next());
     let (mut rounds, mut kills, mut closes, mut hangs, mut leaks) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut baseline: Option<(usize, usize, usize)> = None;
+    let mut attacks = AttackBag::default();
+    let mut tally = Tally::default();
+    let (mut child_rss_max_kib, mut child_rss_over) = (0usize, 0u64);
     let started = Instant::now();
     let mut last_progress = Instant::now();
     println!(
-        "mp-soak: {} min, {} client threads, rounds of ~{} ms",
-        options.minutes, options.threads, options.round_ms
+        "mp-soak: {} min, {} client threads, rounds of ~{} ms, hostile peer {}",
+        options.minutes,
+        options.threads,
+        options.round_ms,
+        if options.hostile { "on" } else { "off" }
     );
     while Instant::now() < deadline {
+        let path = options.hostile.then(|| socket_path(rounds));
         let mut command = Command::new(&exe);
         command.arg(SERVE_FLAG);
+        if let Some(path) = &path {
+            command.arg(LISTEN_FLAG).arg(path);
+        }
         let (mut child, stream) =
             match spawn_process(command, |fd| vec!["--ipc-fd".into(), fd.to_string().into()]) {
                 Ok(pair) => pair,
@@ -234,6 +343,8 @@ fn soak(options: &Options) -> i32 {
                     return 1;
                 }
             };
+        // Once this has been answered, the child's listening path (bound
+        // first) accepts connections.
         let calc = match mp_calc::connect_named(&event_loop, stream, "soak")
             .and_then(|init| init.make_calculator())
         {
@@ -241,9 +352,14 @@ fn soak(options: &Options) -> i32 {
             Err(e) => {
                 eprintln!("connect failed: {e}");
                 counters.unexpected.fetch_add(1, Ordering::Relaxed);
+                drop(child);
+                if let Some(path) = &path {
+                    let _ = std::fs::remove_file(path);
+                }
                 continue;
             }
         };
+        let disconnects_before = counters.disconnects.load(Ordering::Relaxed);
         let stop = Arc::new(AtomicBool::new(false));
         let workers: Vec<_> = (0..options.threads)
             .map(|i| {
@@ -266,7 +382,61 @@ fn soak(options: &Options) -> i32 {
             .collect();
         let round =
             Duration::from_millis(options.round_ms / 2 + rng.below(options.round_ms.max(1)));
-        std::thread::sleep(round);
+        let round_end = Instant::now() + round;
+        let hostile = path.as_ref().map(|path| {
+            let attack = attacks.next(&mut rng);
+            (attack, spawn_hostile(path.clone(), attack, rng.next()))
+        });
+        let mut round_rss_kib = 0;
+        sample_child_until(&child, round_end, &mut round_rss_kib);
+        // The attack ends before the round does: wait for it (bounded).
+        let mut hostile_left = None;
+        match hostile {
+            None => {}
+            Some((attack, Err(e))) => {
+                tally.record(attack, &Err(format!("could not start: {e}")));
+                eprintln!(
+                    "HOSTILE {}: could not start its thread: {e}",
+                    attack.label()
+                );
+            }
+            Some((attack, Ok(thread))) => {
+                let until = Instant::now() + HOSTILE_WATCHDOG;
+                if wait_finished(&thread, &child, until, &mut round_rss_kib) {
+                    let verdict = thread
+                        .join()
+                        .unwrap_or_else(|_| Err("the hostile thread panicked".into()));
+                    if let Err(why) = &verdict {
+                        eprintln!("HOSTILE {}: unexpected: {why}", attack.label());
+                    }
+                    tally.record(attack, &verdict);
+                } else {
+                    let why = format!("HANG: still attacking {HOSTILE_WATCHDOG:?} after the round");
+                    eprintln!("HOSTILE {}: {why}", attack.label());
+                    tally.record(attack, &Err(why));
+                    hostile_left = Some(thread);
+                }
+            }
+        }
+        // Nothing may have hurt the well-behaved side before its own end.
+        match child.try_wait() {
+            Ok(None) => {}
+            Ok(Some(status)) => {
+                counters.unexpected.fetch_add(1, Ordering::Relaxed);
+                eprintln!("UNEXPECTED: the child exited during round {rounds}: {status}");
+            }
+            Err(e) => {
+                counters.unexpected.fetch_add(1, Ordering::Relaxed);
+                eprintln!("UNEXPECTED: could not poll the child: {e}");
+            }
+        }
+        let early = counters.disconnects.load(Ordering::Relaxed) - disconnects_before;
+        if early > 0 {
+            counters.unexpected.fetch_add(early, Ordering::Relaxed);
+            eprintln!(
+                "UNEXPECTED: {early} client calls saw a disconnect before the end of round {rounds}"
+            );
+        }
         if rng.below(10) < 7 {
             let _ = child.kill();
             kills += 1;
@@ -281,7 +451,10 @@ fn soak(options: &Options) -> i32 {
                 std::thread::sleep(Duration::from_millis(5));
             }
             if worker.is_finished() {
-                let _ = worker.join();
+                if worker.join().is_err() {
+                    counters.unexpected.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("UNEXPECTED: a client thread panicked");
+                }
             } else {
                 hangs += 1;
                 eprintln!("HANG: a client thread did not return within 30 s of the disconnect");
@@ -290,6 +463,28 @@ fn soak(options: &Options) -> i32 {
         drop(calc);
         let _ = child.kill();
         let _ = child.wait();
+        if let Some(path) = &path {
+            let _ = std::fs::remove_file(path);
+        }
+        // A hostile thread past its watchdog has lost its peer now; give it
+        // one more bounded wait, else leave it (the thread check reports it).
+        if let Some(thread) = hostile_left {
+            let until = Instant::now() + HOSTILE_WATCHDOG;
+            while !thread.is_finished() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
+        }
+        child_rss_max_kib = child_rss_max_kib.max(round_rss_kib);
+        if round_rss_kib > CHILD_RSS_BOUND_MIB << 10 {
+            child_rss_over += 1;
+            eprintln!(
+                "CHILD RSS: {} MiB in round {rounds}, over the bound of {CHILD_RSS_BOUND_MIB} MiB",
+                round_rss_kib >> 10
+            );
+        }
         rounds += 1;
         // Park the agents loop for the checks (every cooperation down, its
         // environment up).
@@ -318,14 +513,17 @@ fn soak(options: &Options) -> i32 {
         if last_progress.elapsed() >= Duration::from_secs(5) {
             last_progress = Instant::now();
             println!(
-                "[{:>6.1}s] rounds {rounds}, calls {}, disconnects {}, coops {}, hangs {hangs}, threads {}, fds {}, rss {} KiB",
+                "[{:>6.1}s] rounds {rounds}, calls {}, disconnects {}, coops {}, attacks {} ({} unexpected), hangs {hangs}, threads {}, fds {}, rss {} KiB, child rss max {} KiB",
                 started.elapsed().as_secs_f64(),
                 counters.calls.load(Ordering::Relaxed),
                 counters.disconnects.load(Ordering::Relaxed),
                 agents.counters().deregistered.load(Ordering::Relaxed),
+                tally.ran(),
+                tally.unexpected(),
                 thread_count(),
                 fd_count(),
-                rss_kib()
+                rss_kib(),
+                child_rss_max_kib
             );
         }
     }
@@ -342,7 +540,9 @@ fn soak(options: &Options) -> i32 {
         eprintln!("HANG: {registered} cooperations registered, {deregistered} deregistered");
     }
     let (threads0, fds0, rss0) = baseline.unwrap_or((0, 0, 0));
-    let unexpected = counters.unexpected.load(Ordering::Relaxed) + a.errors.load(Ordering::Relaxed);
+    let unexpected = counters.unexpected.load(Ordering::Relaxed)
+        + a.errors.load(Ordering::Relaxed)
+        + tally.unexpected();
     println!("\n| measure | value |\n|---|---|");
     println!("| duration | {:.1} s |", started.elapsed().as_secs_f64());
     println!("| rounds (child SIGKILLed / connection closed) | {rounds} ({kills} / {closes}) |");
@@ -359,6 +559,13 @@ fn soak(options: &Options) -> i32 {
         a.environments.load(Ordering::Relaxed),
         a.delivered.load(Ordering::Relaxed)
     );
+    if options.hostile {
+        for row in tally.rows() {
+            println!("{row}");
+        }
+    } else {
+        println!("| hostile attacks | off |");
+    }
     println!("| unexpected errors | {unexpected} |");
     println!("| hangs | {hangs} |");
     println!("| leaks (rounds whose threads/fds did not settle) | {leaks} |");
@@ -372,7 +579,12 @@ fn soak(options: &Options) -> i32 {
         rss0,
         rss_kib()
     );
-    if hangs > 0 || leaks > 0 || unexpected > 0 {
+    println!(
+        "| child RSS max (MiB) | {:.1} |",
+        child_rss_max_kib as f64 / 1024.0
+    );
+    println!("| rounds whose child RSS passed {CHILD_RSS_BOUND_MIB} MiB | {child_rss_over} |");
+    if hangs > 0 || leaks > 0 || unexpected > 0 || child_rss_over > 0 {
         1
     } else {
         0
