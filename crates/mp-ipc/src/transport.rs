@@ -61,6 +61,7 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, FutureExt, TryFutureExt};
 use tokio::time::Instant;
 
 use crate::budget::{Budget, Charge};
+use crate::error::{bad_request, limit_reached};
 
 /// Most segments a frame may have. Cap'n Proto's own readers refuse 512 or
 /// more ([`capnp::serialize::SEGMENTS_COUNT_LIMIT`]).
@@ -501,7 +502,7 @@ impl capnp_rpc::IncomingMessage for Incoming {
 
 /// The error for a frame that ends early.
 fn closed_mid_message() -> Error {
-    Error::failed("peer closed the connection in the middle of a message".into())
+    Error::disconnected("peer closed the connection in the middle of a message".into())
 }
 
 /// Segment-table bytes (padded to a word) of a frame with `segments`
@@ -543,7 +544,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let segments = match usize::try_from(segments) {
             Ok(count) if count <= MAX_SEGMENTS => count,
             _ => {
-                return Err(Error::failed(format!(
+                return Err(bad_request(format!(
                     "incoming message declares {segments} segments; \
                      at most {MAX_SEGMENTS} are allowed"
                 )))
@@ -609,16 +610,17 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let frame = match usize::try_from(frame) {
             Ok(frame) if frame <= limits.max_message_bytes => frame,
             _ => {
-                return Err(Error::failed(format!(
-                    "incoming message of {frame} bytes exceeds the limit of {} bytes",
+                return Err(limit_reached(format!(
+                    "incoming message of {frame} bytes exceeds the limit of {} bytes \
+                     (Limits::max_message_bytes)",
                     limits.max_message_bytes
                 )))
             }
         };
         if frame > limits.max_incoming_bytes {
-            return Err(Error::failed(format!(
+            return Err(limit_reached(format!(
                 "incoming message of {frame} bytes can never fit in this connection's \
-                 incoming limit of {} bytes",
+                 incoming limit of {} bytes (Limits::max_incoming_bytes)",
                 limits.max_incoming_bytes
             )));
         }
@@ -712,15 +714,15 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let limits = &self.shared.limits;
         let message = match which {
             Deadline::Handshake => format!(
-                "no message within the handshake timeout of {:?}",
+                "no message within the handshake timeout of {:?} (Limits::handshake_timeout)",
                 limits.handshake_timeout.unwrap_or_default()
             ),
             Deadline::Frame => format!(
-                "a message started but was not completed within {:?}",
+                "a message started but was not completed within {:?} (Limits::frame_timeout)",
                 limits.frame_timeout.unwrap_or_default()
             ),
         };
-        Error::failed(message)
+        limit_reached(message)
     }
 
     /// Reads what is there (at least one byte, or 0 at end of stream) within
@@ -1586,22 +1588,27 @@ mod tests {
         );
     }
 
-    /// End of stream inside a frame (body or header) is an error; between
-    /// frames it ends the session cleanly.
+    /// End of stream inside a frame (body or header) is a disconnect naming
+    /// where it happened (calls in flight see the peer gone, as when it
+    /// dies); between frames it ends the session cleanly.
     #[test]
-    fn the_peer_closing_mid_frame_is_an_error_and_between_frames_is_not() {
+    fn the_peer_closing_mid_frame_is_a_disconnect_and_between_frames_is_not() {
         let mut half = vec![0, 0, 0, 0, 100, 0, 0, 0];
         half.extend([0u8; 10]);
-        let error = session_after(&half, limits(), true).expect_err("truncated");
-        assert!(
-            error.contains("peer closed the connection in the middle of a message"),
-            "{error}"
-        );
-        let error = session_after(&half[..5], limits(), true).expect_err("truncated header");
-        assert!(
-            error.contains("peer closed the connection in the middle of a message"),
-            "{error}"
-        );
+        for cut in [&half[..], &half[..5]] {
+            let (mut frames, process) = reader_over(cut.to_vec(), limits_without_timeouts());
+            let error = futures::executor::block_on(frames.next_message())
+                .err()
+                .expect("truncated");
+            assert_eq!(error.kind, capnp::ErrorKind::Disconnected, "{error}");
+            assert!(
+                error
+                    .to_string()
+                    .contains("peer closed the connection in the middle of a message"),
+                "{error}"
+            );
+            assert_eq!(process.used(), 0);
+        }
         session_after(&bootstrap(0), limits(), true).expect("a clean end");
         session_after(&[], limits(), true).expect("a clean end");
     }
@@ -1748,6 +1755,16 @@ mod tests {
 
     // ---- the frame reader alone --------------------------------------------
 
+    /// The test limits without their timeouts (for readers run without a
+    /// clock).
+    fn limits_without_timeouts() -> TransportLimits {
+        TransportLimits {
+            handshake_timeout: None,
+            frame_timeout: None,
+            ..limits()
+        }
+    }
+
     /// A frame reader over `bytes`, with no timeouts.
     fn reader_over(
         bytes: Vec<u8>,
@@ -1838,11 +1855,7 @@ mod tests {
     /// truncated table are refused, each saying what was wrong.
     #[test]
     fn bad_headers_are_refused_with_what_was_wrong() {
-        let no_timeouts = TransportLimits {
-            handshake_timeout: None,
-            frame_timeout: None,
-            ..limits()
-        };
+        let no_timeouts = limits_without_timeouts();
         let cases: [(&[u8], &str); 4] = [
             (
                 &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0],
