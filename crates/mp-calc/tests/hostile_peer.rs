@@ -168,8 +168,7 @@ fn cancelled_calls_keep_their_place_and_drop_their_parameters() {
             assert!(served, "the thread serves again after its queue drained");
             peer.hang_up().await;
         });
-        let grown = rss_bytes().saturating_sub(rss_before);
-        assert!(grown < 64 << 20, "RSS grew by {grown} bytes");
+        assert_rss_grew_less_than(rss_before, 64 << 20);
         well_behaved_client_works(&server_loop, &client_loop);
         assert!(server.wait_disconnected_timeout(PATIENCE));
     });
@@ -467,8 +466,7 @@ fn a_peer_that_never_reads_is_paused_not_buffered() {
             );
             // The process holds both sides: the attacker's own 4,000 calls
             // in flight and the server's bounded queue.
-            let grown = rss_bytes().saturating_sub(rss_before);
-            assert!(grown < 96 << 20, "RSS grew by {grown} bytes");
+            assert_rss_grew_less_than(rss_before, 96 << 20);
             // Others are served meanwhile.
             well_behaved_client_works(&server_loop, &client_loop);
             // Once the peer reads, every call is answered.
@@ -547,8 +545,7 @@ fn half_a_message_does_not_hold_memory_or_the_connection() {
         }
         // Sixteen announced 60 MiB frames: 960 MiB if allocated up front.
         std::thread::sleep(Duration::from_millis(100));
-        let grown = rss_bytes().saturating_sub(rss_before);
-        assert!(grown < 128 << 20, "RSS grew by {grown} bytes");
+        assert_rss_grew_less_than(rss_before, 128 << 20);
         well_behaved_client_works(&server_loop, &client_loop);
         for (server, _peer) in &held {
             assert!(

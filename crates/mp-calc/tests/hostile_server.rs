@@ -238,8 +238,7 @@ fn a_callback_flood_is_refused_past_the_queue_limit() {
             .expect("the flood ends and the call returns");
         assert!(refused > 0, "part of the flood is refused");
         assert!(refused < 5000, "the queue's worth is served");
-        let grown = rss_bytes().saturating_sub(rss_before);
-        assert!(grown < 64 << 20, "RSS grew by {grown} bytes");
+        assert_rss_grew_less_than(rss_before, 64 << 20);
         // The client thread goes on.
         assert_eq!(calc.add(2, 2).unwrap(), 4);
         let conn = init.connection().clone();

@@ -240,8 +240,7 @@ fn a_hostile_peer_alternating_thread_handles_meets_the_limit() {
         assert_eq!(sum.expect("the thread still serves"), 42);
         // 256 MiB: far above a correct server's few MiB, far below what an
         // unbounded one would reach before the stack overflowed.
-        let grown = rss_bytes().saturating_sub(rss_before);
-        assert!(grown < 256 << 20, "RSS grew by {grown} bytes");
+        assert_rss_grew_less_than(rss_before, 256 << 20);
         well_behaved_client_works(&server_loop, &client_loop);
         assert!(server.wait_disconnected_timeout(PATIENCE));
     });

@@ -2,12 +2,15 @@
 //! mp-ipc client code, so it can send what our client never would) to the
 //! round's calculator child over a connection of its own, on the child's
 //! listening path, and tries one of seven ways to make the child hold or do
-//! too much.
+//! too much — or, as the baseline the others are measured against, the
+//! eighth kind, `none`: it does nothing for a while.
 //!
 //! Owns the raw peer ([`RawPeer`]), the attacks ([`Attack`]), how each must
 //! end ([`Outcome`], or a reason it ended unexpectedly), the limits the
 //! child's listener serves the hostile peer with ([`listen_options`]), and
-//! the tally of outcomes ([`Tally`]). Every wait in it is bounded: an attack
+//! the tally of outcomes ([`Tally`]). The attack's run, from its connect to
+//! its hang-up, is the round's latency window (see [`crate::latency`]).
+//! Every wait in it is bounded: an attack
 //! runs under [`ATTACK_LIMIT`] on a current-thread tokio runtime of the
 //! calling thread, and all of its sockets are closed before [`run`]
 //! returns. Nothing the peer sends is unwrapped: every reply is checked,
@@ -28,6 +31,7 @@ use mp_ipc::{CallSite, Error, Limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
+use crate::latency::Window;
 use crate::Rng;
 
 /// Longest an attack may run, from its connect to its hang-up; past it the
@@ -61,6 +65,11 @@ pub fn listen_options() -> ListenOptions {
 /// One way of attacking the child; each round runs one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Attack {
+    /// The kind `none`: no connection, no attack; the hostile thread only
+    /// holds the latency window open for as long as an attack does, so
+    /// that the clients' latency without an attack is measured over the
+    /// same part of the round.
+    Baseline,
     /// A callback answering each `Callback.step` by calling
     /// `Calculator.countdown(n + 1)` back, alternating the two `Thread`
     /// handles of one server thread: must be refused naming
@@ -89,8 +98,9 @@ pub enum Attack {
 }
 
 impl Attack {
-    /// Every kind, in the order of the summary table.
-    pub const ALL: [Attack; 7] = [
+    /// Every kind, in the order of the summary table (the baseline first).
+    pub const ALL: [Attack; 8] = [
+        Attack::Baseline,
         Attack::DeepNesting,
         Attack::CancelFlood,
         Attack::NeverResolvedThread,
@@ -103,6 +113,7 @@ impl Attack {
     /// Its name in the summary table.
     pub fn label(self) -> &'static str {
         match self {
+            Attack::Baseline => "none",
             Attack::DeepNesting => "deep nesting",
             Attack::CancelFlood => "cancel flood",
             Attack::NeverResolvedThread => "never-resolved Context.thread",
@@ -113,13 +124,14 @@ impl Attack {
         }
     }
 
-    fn index(self) -> usize {
+    /// Its place in [`Attack::ALL`].
+    pub fn index(self) -> usize {
         self as usize
     }
 }
 
-/// Picks attacks at random, each kind once per seven rounds (a shuffled
-/// bag), so that a short soak meets every kind.
+/// Picks attacks at random, each kind (`none` too) once per eight rounds
+/// (a shuffled bag), so that a short soak meets every kind.
 #[derive(Default)]
 pub struct AttackBag(Vec<Attack>);
 
@@ -156,7 +168,7 @@ pub type Verdict = Result<Outcome, String>;
 #[derive(Default)]
 pub struct Tally {
     /// Per kind: refused, disconnected, completed, unexpected.
-    counts: [[u64; 4]; 7],
+    counts: [[u64; 4]; Attack::ALL.len()],
 }
 
 impl Tally {
@@ -171,7 +183,7 @@ impl Tally {
         self.counts[attack.index()][column] += 1;
     }
 
-    /// Attacks run, all kinds.
+    /// Attacks run, all kinds (`none` included: one per round).
     pub fn ran(&self) -> u64 {
         self.counts.iter().flatten().sum()
     }
@@ -200,7 +212,7 @@ impl Tally {
             }
         }
         let mut rows = vec![row(
-            "hostile attacks, all kinds: ran / refused with an error / disconnected / completed / unexpected",
+            "hostile attacks, all kinds (none included): ran / refused with an error / disconnected / completed / unexpected",
             total,
         )];
         rows.extend(
@@ -213,17 +225,26 @@ impl Tally {
 }
 
 /// Runs `attack` against the calculator listening on `path`, on the
-/// calling thread, and hangs up. Bounded by [`ATTACK_LIMIT`].
-pub fn run(path: &Path, attack: Attack, seed: u64) -> Verdict {
+/// calling thread, and hangs up. Bounded by [`ATTACK_LIMIT`]. `window` is
+/// open from just before its connect to just after its sockets are closed;
+/// for [`Attack::Baseline`] it is open for `baseline`, and nothing
+/// connects.
+pub fn run(path: &Path, attack: Attack, seed: u64, window: &Window, baseline: Duration) -> Verdict {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("could not build the raw peer's runtime: {e}"))?;
     let local = tokio::task::LocalSet::new();
     let mut rng = Rng(seed | 1);
+    let mut opened = None;
     let verdict = local.block_on(&runtime, async {
+        opened = Some(window.open());
         let attack_run = async {
             match attack {
+                Attack::Baseline => {
+                    tokio::time::sleep(baseline).await;
+                    Ok(Outcome::Completed)
+                }
                 Attack::DeepNesting => deep_nesting(path).await,
                 Attack::CancelFlood => cancel_flood(path, &mut rng).await,
                 Attack::NeverResolvedThread => never_resolved_thread(path, &mut rng).await,
@@ -242,6 +263,9 @@ pub fn run(path: &Path, attack: Attack, seed: u64) -> Verdict {
     // (its RPC session among them): its sockets are closed here.
     drop(local);
     drop(runtime);
+    if let Some(opened) = opened {
+        window.close(opened);
+    }
     verdict
 }
 

@@ -22,6 +22,16 @@
 //! the attack must not have hurt them. The child's resident memory is
 //! sampled through the round and its maximum reported.
 //!
+//! What each attack costs the well-behaved clients is measured, as a
+//! figure of the table and never an assertion (see `latency`): the
+//! latency of their quick calls (see [`is_quick`]) in flight while the
+//! attack runs, from the hostile thread's connect to its hang-up, is
+//! counted per kind of attack. An eighth kind, `none`, scheduled like the
+//! others, runs no attack: its window is a timed stretch of the same part
+//! of the round, as long as the attacks' windows so far on average, and its
+//! row is the baseline. With `--no-hostile` there are no windows and no
+//! latency rows.
+//!
 //! Run: `cargo run --release -p mp-soak -- --minutes 1`
 
 use std::path::{Path, PathBuf};
@@ -38,9 +48,11 @@ use mp_ipc::{Error, EventLoop};
 mod agents;
 mod child;
 mod hostile;
+mod latency;
 
 use child::{LISTEN_FLAG, SERVE_FLAG};
 use hostile::{Attack, AttackBag, Tally, Verdict};
+use latency::{Histogram, Window};
 
 /// How long the main thread waits for the hostile thread to end its attack
 /// after the round's time is up, before counting a hang (the attack's own
@@ -49,6 +61,11 @@ const HOSTILE_WATCHDOG: Duration = Duration::from_secs(30);
 /// A child whose resident memory passes this in a round is counted (a
 /// correct one stays at a few tens of MiB, whatever the hostile peer does).
 const CHILD_RSS_BOUND_MIB: usize = 256;
+/// How long the `none` kind's window stays open before any attack's window
+/// has been measured (afterwards: the attacks' mean so far; about this in
+/// a debug build, where a 1 MiB name takes ~15 ms and a never-resolved
+/// Context ~250 ms).
+const FIRST_BASELINE_WINDOW: Duration = Duration::from_millis(150);
 
 /// The command line's settings.
 struct Options {
@@ -147,9 +164,23 @@ impl Callback for Nest {
     }
 }
 
-/// One random operation of a well-behaved client.
-fn one_op(calc: &CalculatorClient, rng: &mut Rng) -> Result<(), Error> {
-    match rng.below(6) {
+/// How many operations [`one_op`] picks from.
+const OPS: u64 = 6;
+
+/// Whether operation `op` of [`one_op`] is a quick one, whose latency says
+/// whether the server is responsive, measured during attacks: `add` (a
+/// mapped call, on the caller's server thread), `addOnLoop` (on the
+/// child's event loop, which serves the hostile connection too) and
+/// `whereAmI` (mapped, like `add`). Not measured: `countdown` (0 to 3
+/// nested callback round trips: its latency is its depth), `makeCounter`
+/// (three calls and an object's release) and `sleep` (slow on purpose).
+fn is_quick(op: u64) -> bool {
+    op <= 2
+}
+
+/// Operation `op` (below [`OPS`]) of a well-behaved client.
+fn one_op(calc: &CalculatorClient, op: u64, rng: &mut Rng) -> Result<(), Error> {
+    match op {
         0 => calc.add(1, 2).map(drop),
         1 => calc.add_on_loop(3, 4).map(drop),
         2 => calc.where_am_i().map(drop),
@@ -299,11 +330,18 @@ fn socket_path(round: u64) -> PathBuf {
 }
 
 /// Starts the round's hostile thread: `attack` against the child listening
-/// on `path`.
-fn spawn_hostile(path: PathBuf, attack: Attack, seed: u64) -> std::io::Result<JoinHandle<Verdict>> {
+/// on `path`, with the round's latency `window` (open for `baseline` if
+/// the kind is `none`).
+fn spawn_hostile(
+    path: PathBuf,
+    attack: Attack,
+    seed: u64,
+    window: Arc<Window>,
+    baseline: Duration,
+) -> std::io::Result<JoinHandle<Verdict>> {
     std::thread::Builder::new()
         .name("soak-hostile".into())
-        .spawn(move || hostile::run(&path, attack, seed))
+        .spawn(move || hostile::run(&path, attack, seed, &window, baseline))
 }
 
 /// Runs the soak; the process's exit status.
@@ -318,6 +356,11 @@ fn soak(options: &Options) -> i32 {
     let mut baseline: Option<(usize, usize, usize)> = None;
     let mut attacks = AttackBag::default();
     let mut tally = Tally::default();
+    // Per kind of attack, in `Attack::ALL`'s order: the latency of the
+    // quick calls made while it ran.
+    let mut latency = vec![Histogram::default(); Attack::ALL.len()];
+    // The attacks' windows so far (`none` excluded): count, total length.
+    let (mut attack_windows, mut attack_window_total) = (0u32, Duration::ZERO);
     let (mut child_rss_max_kib, mut child_rss_over) = (0usize, 0u64);
     let started = Instant::now();
     let mut last_progress = Instant::now();
@@ -361,21 +404,36 @@ fn soak(options: &Options) -> i32 {
         };
         let disconnects_before = counters.disconnects.load(Ordering::Relaxed);
         let stop = Arc::new(AtomicBool::new(false));
+        let window = Arc::new(Window::default());
         let workers: Vec<_> = (0..options.threads)
             .map(|i| {
                 let calc = calc.clone();
                 let stop = stop.clone();
                 let counters = counters.clone();
+                let window = window.clone();
                 let seed = rng.next() | 1;
                 std::thread::Builder::new()
                     .name(format!("soak-{i}"))
                     .spawn(move || {
                         let mut rng = Rng(seed);
+                        // This thread's quick calls in flight at some
+                        // moment of the attack's window, that succeeded.
+                        let mut latency = Histogram::default();
                         while !stop.load(Ordering::Relaxed) {
-                            if !classify(one_op(&calc, &mut rng), &counters) {
+                            let op = rng.below(OPS);
+                            let timed = is_quick(op).then(|| (window.phase(), Instant::now()));
+                            let result = one_op(&calc, op, &mut rng);
+                            if let (Some((phase, started)), Ok(())) = (timed, &result) {
+                                let took = started.elapsed();
+                                if window.overlapped(phase) {
+                                    latency.record(took);
+                                }
+                            }
+                            if !classify(result, &counters) {
                                 break;
                             }
                         }
+                        latency
                     })
                     .expect("spawn client thread")
             })
@@ -383,10 +441,16 @@ fn soak(options: &Options) -> i32 {
         let round =
             Duration::from_millis(options.round_ms / 2 + rng.below(options.round_ms.max(1)));
         let round_end = Instant::now() + round;
+        let baseline_window = attack_window_total
+            .checked_div(attack_windows)
+            .unwrap_or(FIRST_BASELINE_WINDOW);
         let hostile = path.as_ref().map(|path| {
             let attack = attacks.next(&mut rng);
-            (attack, spawn_hostile(path.clone(), attack, rng.next()))
+            let seed = rng.next();
+            let thread = spawn_hostile(path.clone(), attack, seed, window.clone(), baseline_window);
+            (attack, thread)
         });
+        let round_kind = hostile.as_ref().map(|(attack, _)| *attack);
         let mut round_rss_kib = 0;
         sample_child_until(&child, round_end, &mut round_rss_kib);
         // The attack ends before the round does: wait for it (bounded).
@@ -410,6 +474,10 @@ fn soak(options: &Options) -> i32 {
                         eprintln!("HOSTILE {}: unexpected: {why}", attack.label());
                     }
                     tally.record(attack, &verdict);
+                    if attack != Attack::Baseline && !window.length().is_zero() {
+                        attack_windows += 1;
+                        attack_window_total += window.length();
+                    }
                 } else {
                     let why = format!("HANG: still attacking {HOSTILE_WATCHDOG:?} after the round");
                     eprintln!("HOSTILE {}: {why}", attack.label());
@@ -418,6 +486,8 @@ fn soak(options: &Options) -> i32 {
                 }
             }
         }
+        // Calls from here on are not the attack's.
+        window.shut();
         // Nothing may have hurt the well-behaved side before its own end.
         match child.try_wait() {
             Ok(None) => {}
@@ -451,9 +521,16 @@ fn soak(options: &Options) -> i32 {
                 std::thread::sleep(Duration::from_millis(5));
             }
             if worker.is_finished() {
-                if worker.join().is_err() {
-                    counters.unexpected.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("UNEXPECTED: a client thread panicked");
+                match worker.join() {
+                    Ok(calls) => {
+                        if let Some(kind) = round_kind {
+                            latency[kind.index()].merge(&calls);
+                        }
+                    }
+                    Err(_) => {
+                        counters.unexpected.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("UNEXPECTED: a client thread panicked");
+                    }
                 }
             } else {
                 hangs += 1;
@@ -562,6 +639,10 @@ fn soak(options: &Options) -> i32 {
     if options.hostile {
         for row in tally.rows() {
             println!("{row}");
+        }
+        // The baseline (`none`) first: `Attack::ALL` starts with it.
+        for kind in Attack::ALL {
+            println!("{}", latency[kind.index()].row(kind.label()));
         }
     } else {
         println!("| hostile attacks | off |");

@@ -492,3 +492,20 @@ pub fn rss_bytes() -> usize {
         .map(|kib| kib * 1024)
         .expect("VmRSS: line")
 }
+
+/// Checks that resident memory grew by less than `bound` bytes since
+/// `before` (a figure of [`rss_bytes`]). Under a sanitizer, whose shadow
+/// memory multiplies what is resident, the bound is multiplied by
+/// `MP_RSS_FACTOR` (`scripts/tsan` sets it).
+pub fn assert_rss_grew_less_than(before: usize, bound: usize) {
+    let factor: usize = std::env::var("MP_RSS_FACTOR")
+        .ok()
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(1);
+    let grown = rss_bytes().saturating_sub(before);
+    assert!(
+        grown < bound * factor,
+        "RSS grew by {grown} bytes, over the bound of {} bytes",
+        bound * factor
+    );
+}
