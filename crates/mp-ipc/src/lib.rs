@@ -16,6 +16,14 @@
 //!   inherited fd.
 //! - [`proxy_capnp`]: libmultiprocess's `proxy.capnp` (`ThreadMap`,
 //!   `Thread`, `Context`), same file and type ids.
+//! - [`Limits`], [`ProcessLimits`], [`ConnectionStats`]: every bound on what
+//!   a peer can make this side hold or do (threads, queued calls, nesting,
+//!   message bytes held and queued, objects handed out, timeouts), per
+//!   connection and per process, and the counters they are checked
+//!   against. A peer that reaches one gets an error naming it
+//!   ([`Error::LimitReached`]) or, for the transport's bounds, is read more
+//!   slowly or disconnected; `docs/security.md` in the repository lists
+//!   each with its default.
 //!
 //! ## Locks (invariant 6)
 //!
