@@ -86,7 +86,9 @@ pub struct Limits {
     /// 128 MiB): the message being read plus every received message still
     /// in use (a call's parameters stay held until its reply is sent).
     /// Past it, this side stops reading the peer until some are released
-    /// (backpressure: the peer's writes block, nothing is refused).
+    /// (backpressure: the peer's writes block, nothing is refused). Never
+    /// less than `max_message_bytes` (a lower value is raised to it: one
+    /// message must always fit).
     pub max_incoming_bytes: usize,
     /// Of `max_incoming_bytes`, how many are the connection's own (default
     /// 1 MiB); the rest come from the process-wide
@@ -113,8 +115,9 @@ pub struct Limits {
     /// its queued replies. `None`: no limit.
     pub write_timeout: Option<Duration>,
     /// Longest thread name a peer may give `makeThread` (default 256
-    /// bytes): this side stores it and echoes it in `Thread.getName`.
-    /// A longer one is a bad request.
+    /// bytes; libmultiprocess names threads `exe-pid/thread-tid`, under 64
+    /// bytes): this side stores it and echoes it in `Thread.getName`. A
+    /// longer one is a bad request.
     pub max_name_bytes: usize,
 }
 
