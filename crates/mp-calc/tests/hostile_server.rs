@@ -187,6 +187,19 @@ fn client(
     (CalcInitClient::connect(&conn).unwrap(), server)
 }
 
+/// Closes the client's connection and waits for the hostile server to see it.
+fn hang_up(
+    init: CalcInitClient,
+    calc: mp_calc::CalculatorClient,
+    server: std::thread::JoinHandle<()>,
+) {
+    let conn = init.connection().clone();
+    drop((calc, init));
+    conn.close();
+    assert!(conn.wait_disconnected_timeout(PATIENCE));
+    server.join().unwrap();
+}
+
 /// A callback that takes a moment per step (so a flood queues up) and,
 /// for the nesting server, calls `countdown` back as a program whose
 /// callbacks talk to the server would.
@@ -241,11 +254,7 @@ fn a_callback_flood_is_refused_past_the_queue_limit() {
         assert_rss_grew_less_than(rss_before, 64 << 20);
         // The client thread goes on.
         assert_eq!(calc.add(2, 2).unwrap(), 4);
-        let conn = init.connection().clone();
-        drop((calc, init));
-        conn.close();
-        assert!(conn.wait_disconnected_timeout(PATIENCE));
-        server.join().unwrap();
+        hang_up(init, calc, server);
     });
 }
 
@@ -263,11 +272,7 @@ fn endless_callback_nesting_stops_at_the_client_limit() {
         assert!(e.to_string().contains(&named), "{e}");
         // The client thread goes on.
         assert_eq!(calc.add(3, 4).unwrap(), 7);
-        let conn = init.connection().clone();
-        drop((calc, init));
-        conn.close();
-        assert!(conn.wait_disconnected_timeout(PATIENCE));
-        server.join().unwrap();
+        hang_up(init, calc, server);
     });
 }
 

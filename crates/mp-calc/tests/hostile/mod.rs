@@ -147,32 +147,41 @@ pub fn refused<T>(result: Result<T, capnp::Error>, what: &str) -> capnp::Error {
 /// Checks a raw capnp error: classified by mp-ipc as a bad request whose
 /// message contains `needle`.
 pub fn assert_bad_request(site: CallSite, e: capnp::Error, needle: &str) {
-    let raw = e.to_string();
-    match Error::from_capnp(site, e) {
-        Error::BadRequest { site: s, message } => {
-            assert_eq!(s, site);
-            assert!(
-                message.contains(needle),
-                "`{needle}` not in bad-request message `{message}`"
-            );
-        }
-        other => panic!("expected a bad request containing `{needle}`, got {other:?} (raw: {raw})"),
-    }
+    assert_classified(site, e, needle, "a bad request", |e| match e {
+        Error::BadRequest { site, message } => Some((site, message)),
+        _ => None,
+    });
 }
 
 /// Checks a raw capnp error: classified by mp-ipc as a limit reached whose
 /// message contains `needle`.
 pub fn assert_limit_reached(site: CallSite, e: capnp::Error, needle: &str) {
+    assert_classified(site, e, needle, "a limit error", |e| match e {
+        Error::LimitReached { site, message } => Some((site, message)),
+        _ => None,
+    });
+}
+
+/// Classifies `e` as mp-ipc's client would and checks that `pick` finds
+/// the expected kind, at `site`, with `needle` in its message.
+fn assert_classified(
+    site: CallSite,
+    e: capnp::Error,
+    needle: &str,
+    kind: &str,
+    pick: impl FnOnce(&Error) -> Option<(&CallSite, &String)>,
+) {
     let raw = e.to_string();
-    match Error::from_capnp(site, e) {
-        Error::LimitReached { site: s, message } => {
-            assert_eq!(s, site);
+    let classified = Error::from_capnp(site, e);
+    match pick(&classified) {
+        Some((s, message)) => {
+            assert_eq!(*s, site);
             assert!(
                 message.contains(needle),
-                "`{needle}` not in limit message `{message}`"
+                "`{needle}` not in the message of {kind}: `{message}`"
             );
         }
-        other => panic!("expected a limit error containing `{needle}`, got {other:?} (raw: {raw})"),
+        None => panic!("expected {kind} containing `{needle}`, got {classified:?} (raw: {raw})"),
     }
 }
 
