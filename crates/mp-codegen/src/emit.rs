@@ -6,18 +6,18 @@
 //!
 //! The output is plain text; [`crate::format_code`] runs `rustfmt` over it.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use crate::model::{Field, File, Interface, Method, MethodKind, StructDef, Ty};
+use crate::model::{
+    results_struct, Field, File, Interface, LeftOut, Method, MethodKind, StructDef, Stub, Ty,
+};
 use crate::names::lit;
-use crate::Unsupported;
 
 const SUPPORT: &str = "::mp_ipc::codegen_support";
 
-/// Emits the Rust file for `file`; `cm` is the path of capnpc's module for it.
-pub(crate) fn emit_file(file: &File, cm: &str) -> Result<String, Vec<Unsupported>> {
-    check_names(file)?;
+/// Emits the Rust file for `file`; `cm` is the path of capnpc's module for
+/// it. The model's names are checked already ([`crate::model::check_names`]).
+pub(crate) fn emit_file(file: &File, cm: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -38,48 +38,7 @@ pub(crate) fn emit_file(file: &File, cm: &str) -> Result<String, Vec<Unsupported
         emit_client(&mut out, iface, cm);
         emit_server(&mut out, iface, cm);
     }
-    Ok(out.replace(crate::model::CAPNP_MODULE_MARKER, cm))
-}
-
-/// Fails if two generated top-level items of the file would share a name.
-fn check_names(file: &File) -> Result<(), Vec<Unsupported>> {
-    let mut seen: HashMap<String, (String, Option<String>)> = HashMap::new();
-    for st in &file.structs {
-        seen.insert(st.rust.clone(), (st.schema.clone(), None));
-    }
-    let mut problems = Vec::new();
-    for iface in &file.interfaces {
-        let mut items = vec![
-            (iface.rust.clone(), None),
-            (format!("{}Client", iface.rust), None),
-            (format!("{}Server", iface.rust), None),
-        ];
-        for m in &iface.methods {
-            if m.results.len() > 1 {
-                items.push((results_struct(iface, m), Some(m.schema.clone())));
-            }
-        }
-        for (name, method) in items {
-            if let Some((other, _)) =
-                seen.insert(name.clone(), (iface.schema.clone(), method.clone()))
-            {
-                problems.push(Unsupported {
-                    file: file.filename.clone(),
-                    interface: iface.schema.clone(),
-                    method,
-                    field: None,
-                    reason: format!(
-                        "the generated Rust name `{name}` collides with one generated for interface `{other}`"
-                    ),
-                });
-            }
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems)
-    }
+    out.replace(crate::model::CAPNP_MODULE_MARKER, cm)
 }
 
 fn doc(out: &mut String, doc: Option<&str>, fallback: &str) {
@@ -105,10 +64,6 @@ fn many_args(out: &mut String, m: &Method) {
     if m.params.len() >= 7 {
         out.push_str("#[allow(clippy::too_many_arguments)]\n");
     }
-}
-
-fn results_struct(iface: &Interface, m: &Method) -> String {
-    format!("{}{}Results", iface.rust, m.capnp_alias)
 }
 
 /// The owned Rust type of a value (trait parameters, results read by clients).
@@ -333,6 +288,15 @@ fn emit_trait(out: &mut String, iface: &Interface) {
          /// mapped to the calling client thread; the others run on the event loop.",
         iface.rust
     );
+    if !iface.left_out.is_empty() {
+        out.push_str(
+            "///\n/// Not generated, because mp-codegen cannot map them yet (the server\n\
+             /// answers them with capnp's \"unimplemented\" error saying so):\n",
+        );
+        for l in &iface.left_out {
+            let _ = writeln!(out, "/// - `{}`: {}", l.schema, l.reason);
+        }
+    }
     let _ = writeln!(out, "pub trait {}: Send + Sync + 'static {{", iface.rust);
     for m in iface.methods.iter().filter(|m| m.kind == MethodKind::Plain) {
         doc(
@@ -504,7 +468,18 @@ fn emit_connect(out: &mut String, iface: &Interface, m: &Method, cm: &str) {
     );
 }
 
+/// A local name for a call's value that no parameter of `m` has (the
+/// generated code binds parameters by their own names).
+fn value_name(m: &Method) -> String {
+    let mut name = String::from("value");
+    while m.params.iter().any(|p| p.ident == name) {
+        name.push('_');
+    }
+    name
+}
+
 fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str, destroy: bool) {
+    let v = value_name(m);
     // An explicit `destroy` means none on drop.
     let mark = if destroy {
         "self.guard.mark_destroyed();\n"
@@ -620,8 +595,8 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
             out,
             "///\n/// In/out parameters get the server's values back when the call succeeds.\n\
              pub fn {id}(&self{sig_params}) -> Result<{ret}, ::mp_ipc::Error> {{\n\
-             {mark}let (value, ({new_vals})) = self.remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args}))?;\n\
-             {assign}Ok(value)\n}}\n",
+             {mark}let ({v}, ({new_vals})) = self.remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args}))?;\n\
+             {assign}Ok({v})\n}}\n",
             id = m.ident,
             sn = m.snake,
             i = lit(&iface.schema),
@@ -652,7 +627,7 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
              #[allow(clippy::type_complexity)]\n\
              pub fn {sn}_async(&self{async_sig_params}) -> impl ::std::future::Future<Output = Result<{async_ret}, ::mp_ipc::Error>> + Send + 'static {{\n\
              {mark}let call = self.remote.call_async(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({async_args}));\n\
-             async move {{\nlet (value, ({new_vals})) = call.await?;\nOk((value, {new_vals}))\n}}\n}}\n",
+             async move {{\nlet ({v}, ({new_vals})) = call.await?;\nOk(({v}, {new_vals}))\n}}\n}}\n",
             sn = m.snake,
             i = lit(&iface.schema),
             ms = lit(&m.schema),
@@ -784,7 +759,8 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
         if m.results.is_empty() {
             format!("Ok(((), ({reads})))")
         } else {
-            format!("{{\nlet value = {{ {body} }}?;\nOk((value, ({reads})))\n}}")
+            // Annotated: `Ok(x)` alone leaves the error type open.
+            format!("{{\nlet value: ::mp_ipc::capnp::Result<_> = {{ {body} }};\nOk((value?, ({reads})))\n}}")
         }
     };
     // A `$Proxy.exception` field set by the server is the call's error.
@@ -832,13 +808,19 @@ fn emit_server(out: &mut String, iface: &Interface, cm: &str) {
     let name = &iface.rust;
     let module = format!("{cm}::{}", iface.capnp_mod);
     let iface_lit = lit(&iface.schema);
+    // With every method left out, nothing reads the adapter's fields.
+    let allow = if iface.methods.iter().any(|m| m.kind == MethodKind::Plain) {
+        ""
+    } else {
+        "#[allow(dead_code)]\n"
+    };
     let _ = writeln!(
         out,
         "/// Serves a [`{name}`] implementation to the peer: reads each request into\n\
          /// Rust values on the event loop, runs the method on the thread the call's\n\
          /// Context names (or on the loop if the method has no Context) and writes\n\
          /// the reply back on the loop.\n\
-         pub struct {name}Server {{\nconn: ::mp_ipc::WeakLoopConnection,\nimp: ::std::sync::Arc<dyn {name}>,\n_slot: Option<::mp_ipc::codegen_support::ExportSlot>,\n}}\n\n\
+         {allow}pub struct {name}Server {{\nconn: ::mp_ipc::WeakLoopConnection,\nimp: ::std::sync::Arc<dyn {name}>,\n_slot: Option<::mp_ipc::codegen_support::ExportSlot>,\n}}\n\n\
          impl {name}Server {{\n\
          /// A capability serving `imp` on `conn` (call on the event loop).\n\
          pub fn client(conn: &::std::rc::Rc<::mp_ipc::LoopConnection>, imp: ::std::sync::Arc<dyn {name}>) -> {module}::Client {{\n\
@@ -861,7 +843,35 @@ fn emit_server(out: &mut String, iface: &Interface, cm: &str) {
             MethodKind::Plain => emit_server_method(out, iface, m, &module),
         }
     }
+    for l in &iface.left_out {
+        emit_server_left_out(out, iface, l, &module);
+    }
     out.push_str("}\n\n");
+}
+
+/// A method left out of the trait and client: the peer gets capnp's
+/// "unimplemented" error naming it and why, never silence.
+fn emit_server_left_out(out: &mut String, iface: &Interface, l: &LeftOut, module: &str) {
+    let message = lit(&format!(
+        "{}.{} is not generated by mp-codegen: {}",
+        iface.schema, l.schema, l.reason
+    ));
+    let results = match l.stub {
+        Stub::Call => format!(", _results: {module}::{}Results", l.capnp_alias),
+        Stub::Streaming => String::new(),
+        // capnpc's default method answers it.
+        Stub::Default => return,
+    };
+    let _ = writeln!(
+        out,
+        "\n/// `{i}.{m}` is not generated: answered with an \"unimplemented\" error.\n\
+         fn {f}(self: ::std::rc::Rc<Self>, _params: {module}::{a}Params{results}) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {{\n\
+         ::std::future::ready(Err(::mp_ipc::capnp::Error::unimplemented(String::from({message}))))\n}}",
+        i = iface.schema,
+        m = l.schema,
+        f = l.capnp_fn,
+        a = l.capnp_alias,
+    );
 }
 
 fn server_sig(out: &mut String, m: &Method, module: &str, params_used: bool, results_used: bool) {
@@ -889,6 +899,7 @@ fn emit_server_construct(out: &mut String, m: &Method, module: &str) {
 }
 
 fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &str) {
+    let v = value_name(m);
     let has_params = m.context.is_some() || !m.params.is_empty();
     out.push('\n');
     server_sig(
@@ -943,7 +954,7 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
     };
     // In/out parameters are lent to the method and come back beside its value.
     let (call, value_pat) = if inouts.is_empty() {
-        (format!("{imp}.{}({args})", m.ident), "value".to_string())
+        (format!("{imp}.{}({args})", m.ident), v.clone())
     } else {
         let lets: String = inouts
             .iter()
@@ -952,13 +963,13 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
         let vals: String = inouts.iter().map(|p| format!("{}, ", p.ident)).collect();
         (
             format!(
-                "{{\n{lets}{imp}.{}({args}).map(|value| (value, ({vals})))\n}}",
+                "{{\n{lets}{imp}.{}({args}).map(|{v}| ({v}, ({vals})))\n}}",
                 m.ident
             ),
             if m.results.is_empty() {
                 format!("(_, ({vals}))")
             } else {
-                format!("(value, ({vals}))")
+                format!("({v}, ({vals}))")
             },
         )
     };
@@ -985,16 +996,19 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
     if !m.results.is_empty() {
         let single = m.results.len() == 1;
         if m.optional {
-            writes.push_str("r.set_has_result(value.is_some());\nif let Some(value) = value {\n");
+            let _ = writeln!(
+                writes,
+                "r.set_has_result({v}.is_some());\nif let Some({v}) = {v} {{"
+            );
         } else if m.nullable {
             // None leaves the capability pointer null.
-            writes.push_str("if let Some(value) = value {\n");
+            let _ = writeln!(writes, "if let Some({v}) = {v} {{");
         }
         for f in &m.results {
             let v = if single {
-                "value".to_string()
+                v.clone()
             } else {
-                format!("value.{}", f.ident)
+                format!("{v}.{}", f.ident)
             };
             writes.push_str(&set_stmt(
                 "r",

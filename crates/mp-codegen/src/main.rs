@@ -4,14 +4,19 @@
 //! ```text
 //! mp-codegen [-I DIR]... [--src-prefix DIR]... [--crate-provides CRATE=ID[,ID]]...
 //!            [--nullable-result INTERFACE.METHOD]... [--request FILE] [--capture-request FILE] [--no-capnp-code]
-//!            [--no-rustfmt] -o OUT_DIR SCHEMA.capnp...
+//!            [--no-rustfmt] [--skip-unsupported] -o OUT_DIR SCHEMA.capnp...
 //! ```
+//!
+//! With `--skip-unsupported`, what cannot be mapped is left out (see
+//! `mp_codegen::Options::skip_unsupported`) and each left-out member is
+//! printed to stderr as `mp-codegen: warning: ...`; without it, any such
+//! member is an error listing them all.
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: mp-codegen [-I DIR]... [--src-prefix DIR]... \
 [--crate-provides CRATE=ID[,ID]]... [--nullable-result INTERFACE.METHOD]... [--request FILE] [--capture-request FILE] \
-[--no-capnp-code] [--no-rustfmt] -o OUT_DIR SCHEMA.capnp...";
+[--no-capnp-code] [--no-rustfmt] [--skip-unsupported] -o OUT_DIR SCHEMA.capnp...";
 
 fn parse_id(s: &str) -> Result<u64, String> {
     let digits = s.trim().trim_start_matches("0x").replace('_', "");
@@ -57,6 +62,7 @@ fn run() -> Result<(), String> {
             "--capture-request" => builder = builder.capture_request(value(&arg)?),
             "--no-capnp-code" => builder = builder.capnp_code(false),
             "--no-rustfmt" => builder = builder.rustfmt(false),
+            "--skip-unsupported" => builder = builder.skip_unsupported(true),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -73,8 +79,12 @@ fn run() -> Result<(), String> {
     if !have_output || !have_input {
         return Err(USAGE.to_string());
     }
-    for path in builder.run().map_err(|e| e.to_string())? {
+    let report = builder.run_report().map_err(|e| e.to_string())?;
+    for path in &report.written {
         println!("wrote {}", path.display());
+    }
+    for line in mp_codegen::skipped_members(&report.skipped) {
+        eprintln!("mp-codegen: warning: {line}");
     }
     Ok(())
 }

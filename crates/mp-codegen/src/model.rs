@@ -2,7 +2,9 @@
 //! interfaces of each requested file, their methods, and each parameter and
 //! result mapped to a Rust type. Everything this step cannot map is reported
 //! as an [`Unsupported`] naming the file, interface, method and field — the
-//! model never holds a guess.
+//! model never holds a guess: a method that cannot be mapped is kept only as
+//! a [`LeftOut`] (what the server adapter needs to refuse it), an interface
+//! that cannot be mapped at all is not in the model.
 
 use std::collections::HashMap;
 
@@ -53,6 +55,11 @@ pub(crate) enum Ty {
 /// A reference to an interface defined at the top level of a schema file.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct IfaceRef {
+    /// Its node id (to leave out the methods that use it when it is not
+    /// generated).
+    pub id: u64,
+    /// The schema's name, for messages.
+    pub schema: String,
     /// The path of its generated Rust names' stem: `Callback` for one of
     /// the same file (→ `CallbackClient`, ...), `super::echo_mp::Echo` for
     /// one of `echo.capnp`, whose generated file must be included as the
@@ -92,6 +99,10 @@ pub(crate) enum MethodKind {
 pub(crate) struct Method {
     /// The schema's name (`addOnLoop`).
     pub schema: String,
+    /// Its ordinal among the interface's methods.
+    pub ordinal: usize,
+    /// How the server would answer it if it were left out.
+    pub stub: Stub,
     /// The Rust method name (`add_on_loop`, keywords escaped).
     pub ident: String,
     /// Its snake-case stem without escaping, for derived names
@@ -125,9 +136,42 @@ pub(crate) struct Method {
     pub exception: Option<Field>,
 }
 
+/// How the server adapter answers a method it leaves out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stub {
+    /// An ordinary call: a `Server` method that fails with "unimplemented".
+    Call,
+    /// A streaming call (capnpc's `Server` method has no results).
+    Streaming,
+    /// capnpc's `Server` method has type parameters this generator does not
+    /// name; capnpc's default ("not implemented") answers it.
+    Default,
+}
+
+/// A method left out of the generated trait and client because it cannot
+/// be mapped; the server adapter answers it with capnp's "unimplemented"
+/// error naming it and why.
+#[derive(Debug, Clone)]
+pub(crate) struct LeftOut {
+    /// The schema's name.
+    pub schema: String,
+    /// Its ordinal among the interface's methods.
+    pub ordinal: usize,
+    /// capnpc's name for the `Server` trait method.
+    pub capnp_fn: String,
+    /// capnpc's Params/Results type alias prefix.
+    pub capnp_alias: String,
+    /// How the server answers it.
+    pub stub: Stub,
+    /// Why it is left out (its problems, joined).
+    pub reason: String,
+}
+
 /// One interface.
 #[derive(Debug, Clone)]
 pub(crate) struct Interface {
+    /// Its node id.
+    pub id: u64,
     /// The schema's name (`Calculator`).
     pub schema: String,
     /// The stem of the generated names.
@@ -136,6 +180,8 @@ pub(crate) struct Interface {
     pub capnp_mod: String,
     /// Its methods, by ordinal.
     pub methods: Vec<Method>,
+    /// The methods left out because they cannot be mapped, by ordinal.
+    pub left_out: Vec<LeftOut>,
     /// Doc comment from the schema.
     pub doc: Option<String>,
 }
@@ -150,6 +196,9 @@ pub(crate) struct File {
     /// The file's top-level structs that map to Rust (others are left out:
     /// a method that uses one is refused).
     pub structs: Vec<StructDef>,
+    /// Everything of the file that cannot be mapped, in schema order: one
+    /// entry per problem (a method with two bad fields has two).
+    pub problems: Vec<Unsupported>,
 }
 
 /// A struct mapped to a generated Rust struct.
@@ -206,7 +255,9 @@ fn doc_of(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-/// Reads every requested file of a serialized `CodeGeneratorRequest`.
+/// Reads every requested file of a serialized `CodeGeneratorRequest`. What
+/// cannot be mapped is listed in each [`File::problems`] and left out of the
+/// model; only a malformed request is an error.
 pub(crate) fn read_request(bytes: &[u8]) -> Result<Vec<File>, Error> {
     let mut slice = bytes;
     let message = capnp::serialize::read_message_from_flat_slice(
@@ -235,7 +286,6 @@ pub(crate) fn read_request(bytes: &[u8]) -> Result<Vec<File>, Error> {
         }
     }
     let mut files = Vec::new();
-    let mut unsupported = Vec::new();
     for requested in request.get_requested_files().map_err(schema_err)? {
         let filename = text(requested.get_filename())?;
         let file_node = ctx
@@ -245,6 +295,7 @@ pub(crate) fn read_request(bytes: &[u8]) -> Result<Vec<File>, Error> {
             .ok_or_else(|| schema_err(format!("{filename}: file node missing")))?;
         let mut interfaces = Vec::new();
         let mut structs = Vec::new();
+        let mut problems = Vec::new();
         for nested in file_node.get_nested_nodes().map_err(schema_err)? {
             if let Some(Ok(def)) = map_struct(&ctx, nested.get_id()) {
                 structs.push(def);
@@ -254,9 +305,14 @@ pub(crate) fn read_request(bytes: &[u8]) -> Result<Vec<File>, Error> {
             };
             if let Ok(node::Interface(iface)) = n.which() {
                 let name = text(nested.get_name())?;
-                match read_interface(&ctx, &filename, requested.get_id(), &name, n, iface) {
-                    Ok(i) => interfaces.push(i),
-                    Err(mut u) => unsupported.append(&mut u),
+                let here = Here {
+                    file: &filename,
+                    interface: &name,
+                };
+                if let Some(i) =
+                    read_interface(&ctx, here, requested.get_id(), n, iface, &mut problems)
+                {
+                    interfaces.push(i);
                 }
             }
         }
@@ -264,100 +320,305 @@ pub(crate) fn read_request(bytes: &[u8]) -> Result<Vec<File>, Error> {
             filename,
             interfaces,
             structs,
+            problems,
         });
     }
-    if unsupported.is_empty() {
-        Ok(files)
-    } else {
-        Err(Error::Unsupported(unsupported))
+    Ok(files)
+}
+
+/// The generated struct of a method's several results (`CalculatorDivResults`).
+pub(crate) fn results_struct(iface: &Interface, m: &Method) -> String {
+    format!("{}{}Results", iface.rust, m.capnp_alias)
+}
+
+/// Leaves out what would make two generated top-level items of one file
+/// share a name: an interface whose `Foo`/`FooClient`/`FooServer` is taken
+/// (and then every method, in any file, that passes or returns it), or a
+/// method whose results struct is taken. Returns the name problems and,
+/// separately, the methods left out because they use a left-out interface.
+pub(crate) fn check_names(files: &mut [File]) -> (Vec<Unsupported>, Vec<Unsupported>) {
+    let mut problems = Vec::new();
+    // Left-out interfaces: id → (file, name, why).
+    let mut gone: Vec<(u64, String)> = Vec::new();
+    for file in files.iter_mut() {
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for st in &file.structs {
+            seen.insert(st.rust.clone(), st.schema.clone());
+        }
+        let here_file = file.filename.clone();
+        let mut kept = Vec::new();
+        for mut iface in std::mem::take(&mut file.interfaces) {
+            let here = Here {
+                file: &here_file,
+                interface: &iface.schema,
+            };
+            let own = [
+                iface.rust.clone(),
+                format!("{}Client", iface.rust),
+                format!("{}Server", iface.rust),
+            ];
+            let clashes: Vec<Unsupported> = own
+                .iter()
+                .filter_map(|name| {
+                    seen.get(name).map(|other| {
+                        here.problem(
+                            None,
+                            None,
+                            format!("the generated Rust name `{name}` collides with one generated for interface `{other}`"),
+                        )
+                    })
+                })
+                .collect();
+            if !clashes.is_empty() {
+                gone.push((iface.id, joined_reasons(&clashes)));
+                problems.extend(clashes);
+                continue;
+            }
+            for name in own {
+                seen.insert(name, iface.schema.clone());
+            }
+            let mut methods = Vec::new();
+            for m in std::mem::take(&mut iface.methods) {
+                if m.results.len() > 1 {
+                    let name = results_struct(&iface, &m);
+                    if let Some(other) = seen.get(&name) {
+                        let clash = here.problem(
+                            Some(&m.schema),
+                            None,
+                            format!("the generated Rust name `{name}` collides with one generated for interface `{other}`"),
+                        );
+                        iface.left_out.push(left_out(&m, joined_reasons([&clash])));
+                        problems.push(clash);
+                        continue;
+                    }
+                    seen.insert(name, iface.schema.clone());
+                }
+                methods.push(m);
+            }
+            iface.methods = methods;
+            iface.left_out.sort_by_key(|l| l.ordinal);
+            kept.push(iface);
+        }
+        file.interfaces = kept;
+    }
+    let mut cascaded = Vec::new();
+    if gone.is_empty() {
+        return (problems, cascaded);
+    }
+    for file in files.iter_mut() {
+        for iface in &mut file.interfaces {
+            let mut methods = Vec::new();
+            for m in std::mem::take(&mut iface.methods) {
+                let found: Vec<Unsupported> = m
+                    .params
+                    .iter()
+                    .chain(&m.results)
+                    .filter_map(|f| match &f.ty {
+                        Ty::Interface(r) => {
+                            gone.iter().find(|(id, _)| *id == r.id).map(|(_, why)| {
+                                Here {
+                                    file: &file.filename,
+                                    interface: &iface.schema,
+                                }
+                                .problem(
+                                    Some(&m.schema),
+                                    Some(&f.schema),
+                                    format!("interface {} is not generated: {why}", r.schema),
+                                )
+                            })
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if found.is_empty() {
+                    methods.push(m);
+                } else {
+                    iface.left_out.push(left_out(&m, joined_reasons(&found)));
+                    cascaded.extend(found);
+                }
+            }
+            iface.methods = methods;
+            iface.left_out.sort_by_key(|l| l.ordinal);
+        }
+    }
+    (problems, cascaded)
+}
+
+/// A mapped method, left out after all.
+fn left_out(m: &Method, reason: String) -> LeftOut {
+    LeftOut {
+        schema: m.schema.clone(),
+        ordinal: m.ordinal,
+        capnp_fn: m.capnp_fn.clone(),
+        capnp_alias: m.capnp_alias.clone(),
+        stub: m.stub,
+        reason,
     }
 }
 
-fn read_interface(
-    ctx: &Ctx<'_>,
-    filename: &str,
-    file_id: u64,
-    name: &str,
-    n: node::Reader<'_>,
-    iface: node::interface::Reader<'_>,
-) -> Result<Interface, Vec<Unsupported>> {
-    let here = |method: Option<&str>, field: Option<&str>, reason: String| Unsupported {
-        file: filename.to_string(),
-        interface: name.to_string(),
-        method: method.map(str::to_string),
-        field: field.map(str::to_string),
-        reason,
-    };
-    let bad = |e: Error| vec![here(None, None, e.to_string())];
-    if n.get_is_generic() {
-        return Err(vec![here(
-            None,
-            None,
-            "generic interfaces are not supported yet".into(),
-        )]);
-    }
-    let superclasses = iface.get_superclasses().map_err(|e| bad(schema_err(e)))?;
-    if !superclasses.is_empty() {
-        return Err(vec![here(
-            None,
-            None,
-            "interface inheritance (`extends`) is not supported yet".into(),
-        )]);
-    }
-    let docs = ctx.docs.get(&n.get_id());
-    let mut methods = Vec::new();
-    let mut unsupported = Vec::new();
-    let method_list = iface.get_methods().map_err(|e| bad(schema_err(e)))?;
-    for (index, m) in method_list.iter().enumerate() {
-        let mname = text(m.get_name()).map_err(bad)?;
-        let mdoc = docs.and_then(|(_, members)| members.get(index).cloned().flatten());
-        match read_method(ctx, file_id, m, &mname, mdoc) {
-            Ok(method) => methods.push(method),
-            Err(problems) => unsupported.extend(
-                problems
-                    .into_iter()
-                    .map(|(field, reason)| here(Some(&mname), field.as_deref(), reason)),
-            ),
+/// Where a problem is: file and interface.
+#[derive(Clone, Copy)]
+struct Here<'a> {
+    file: &'a str,
+    interface: &'a str,
+}
+
+impl Here<'_> {
+    fn problem(&self, method: Option<&str>, field: Option<&str>, reason: String) -> Unsupported {
+        Unsupported {
+            file: self.file.to_string(),
+            interface: self.interface.to_string(),
+            method: method.map(str::to_string),
+            field: field.map(str::to_string),
+            reason,
         }
     }
-    // The generated names of one interface must not collide.
+}
+
+/// The reasons of one left-out member, as one line: `field `x`: why; why`
+/// (repeated problems once).
+pub(crate) fn joined_reasons<'a>(problems: impl IntoIterator<Item = &'a Unsupported>) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for u in problems {
+        let part = match &u.field {
+            Some(f) => format!("field `{f}`: {}", u.reason),
+            None => u.reason.clone(),
+        };
+        let part = part.replace(['\n', '\r'], " ");
+        if !parts.contains(&part) {
+            parts.push(part);
+        }
+    }
+    parts.join("; ")
+}
+
+/// Reads one top-level interface. Methods that cannot be mapped are left
+/// out (and their problems pushed to `problems`); `None` if the interface
+/// as a whole cannot be mapped.
+fn read_interface(
+    ctx: &Ctx<'_>,
+    here: Here<'_>,
+    file_id: u64,
+    n: node::Reader<'_>,
+    iface: node::interface::Reader<'_>,
+    problems: &mut Vec<Unsupported>,
+) -> Option<Interface> {
+    let name = here.interface;
+    // The interface as a whole cannot be mapped.
+    macro_rules! refuse {
+        ($reason:expr) => {{
+            problems.push(here.problem(None, None, $reason));
+            return None;
+        }};
+    }
+    if n.get_is_generic() {
+        refuse!("generic interfaces are not supported yet".into());
+    }
+    let superclasses = match iface.get_superclasses() {
+        Ok(s) => s,
+        Err(e) => refuse!(schema_err(e).to_string()),
+    };
+    if !superclasses.is_empty() {
+        refuse!("interface inheritance (`extends`) is not supported yet".into());
+    }
+    let method_list = match iface.get_methods() {
+        Ok(list) => list,
+        Err(e) => refuse!(schema_err(e).to_string()),
+    };
+    let docs = ctx.docs.get(&n.get_id());
+    let mut mapped = Vec::new();
+    let mut left = Vec::new();
+    for (ordinal, m) in method_list.iter().enumerate() {
+        let mname = match text(m.get_name()) {
+            Ok(name) => name,
+            Err(e) => refuse!(e.to_string()),
+        };
+        let mdoc = docs.and_then(|(_, members)| members.get(ordinal).cloned().flatten());
+        match read_method(ctx, file_id, m, &mname, mdoc) {
+            Ok(method) => mapped.push(Method {
+                ordinal,
+                stub: stub_of(ctx, m),
+                ..method
+            }),
+            Err(found) => {
+                let found: Vec<Unsupported> = found
+                    .into_iter()
+                    .map(|(field, reason)| here.problem(Some(&mname), field.as_deref(), reason))
+                    .collect();
+                left.push(LeftOut {
+                    schema: mname.clone(),
+                    ordinal,
+                    capnp_fn: names::capnp_module_name(&mname),
+                    capnp_alias: names::capitalize_first(&mname),
+                    stub: stub_of(ctx, m),
+                    reason: joined_reasons(&found),
+                });
+                problems.extend(found);
+            }
+        }
+    }
+    // The generated names of one interface must not collide: a method whose
+    // names are reserved or taken by an earlier method is left out.
     let mut seen: HashMap<String, String> = HashMap::new();
-    for m in &methods {
-        for generated in [
+    let mut methods = Vec::new();
+    for m in mapped {
+        let generated = [
             m.ident.clone(),
             format!("{}_async", m.snake),
             format!("build_{}", m.snake),
-        ] {
-            if ["new", "remote", "connection", "connect", "from_remote"]
-                .contains(&generated.as_str())
-            {
-                unsupported.push(here(
+        ];
+        let mut found = Vec::new();
+        for g in &generated {
+            if ["new", "remote", "connection", "connect", "from_remote"].contains(&g.as_str()) {
+                found.push(here.problem(
                     Some(&m.schema),
                     None,
-                    format!(
-                        "the generated Rust name `{generated}` is reserved by the generated client"
-                    ),
+                    format!("the generated Rust name `{g}` is reserved by the generated client"),
                 ));
             }
-            if let Some(other) = seen.insert(generated.clone(), m.schema.clone()) {
-                unsupported.push(here(
+            if let Some(other) = seen.get(g) {
+                found.push(here.problem(
                     Some(&m.schema),
                     None,
-                    format!("the generated Rust name `{generated}` collides with one generated for method `{other}`"),
+                    format!("the generated Rust name `{g}` collides with one generated for method `{other}`"),
                 ));
             }
         }
+        if found.is_empty() {
+            for g in generated {
+                seen.insert(g, m.schema.clone());
+            }
+            methods.push(m);
+        } else {
+            left.push(left_out(&m, joined_reasons(&found)));
+            problems.extend(found);
+        }
     }
-    if !unsupported.is_empty() {
-        return Err(unsupported);
-    }
-    Ok(Interface {
+    left.sort_by_key(|l| l.ordinal);
+    Some(Interface {
+        id: n.get_id(),
         schema: name.to_string(),
         rust: names::type_name(name),
         capnp_mod: names::capnp_module_name(name),
         methods,
+        left_out: left,
         doc: docs.and_then(|(d, _)| d.clone()),
     })
+}
+
+/// How the server adapter can answer method `m` if it is left out: capnpc's
+/// `Server` method for it takes type parameters when its params or results
+/// are a generic struct of the schema's (not the usual `$Params`).
+fn stub_of(ctx: &Ctx<'_>, m: capnp::schema_capnp::method::Reader<'_>) -> Stub {
+    let generic = |id: u64| ctx.nodes.get(&id).is_some_and(|n| n.get_is_generic());
+    let implicit = m.get_implicit_parameters().is_ok_and(|p| !p.is_empty());
+    if implicit || generic(m.get_param_struct_type()) || generic(m.get_result_struct_type()) {
+        Stub::Default
+    } else if m.get_result_struct_type() == STREAM_RESULT_ID {
+        Stub::Streaming
+    } else {
+        Stub::Call
+    }
 }
 
 type Problems = Vec<(Option<String>, String)>;
@@ -390,6 +651,8 @@ fn read_method(
     if name == "construct" && is_thread_map(&params) && is_thread_map(&results) {
         return Ok(Method {
             schema: name.to_string(),
+            ordinal: 0,
+            stub: Stub::Call,
             ident: "construct".into(),
             snake: "construct".into(),
             capnp_fn: names::capnp_module_name(name),
@@ -505,6 +768,8 @@ fn read_method(
     }
     Ok(Method {
         schema: name.to_string(),
+        ordinal: 0,
+        stub: Stub::Call,
         ident: names::ident(&names::rust_snake(name)),
         snake: names::rust_snake(name),
         capnp_fn: names::capnp_module_name(name),
@@ -754,9 +1019,20 @@ fn map_type(
                     node_name(ctx, id)
                 ));
             }
+            // Not generated (see `read_interface`), so it cannot be named.
+            if let Ok(node::Interface(i)) = n.which() {
+                if i.get_superclasses().map_or(true, |s| !s.is_empty()) {
+                    return Err(format!(
+                        "interface {} extends another (interface inheritance is not supported yet)",
+                        node_name(ctx, id)
+                    ));
+                }
+            }
             let name = short_name(n);
             Ok(Ty::Interface(IfaceRef {
+                id,
                 rust: format!("{prefix}{}", names::type_name(&name)),
+                schema: name,
             }))
         }
     }

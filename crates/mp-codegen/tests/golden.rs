@@ -1,7 +1,8 @@
 //! Golden tests: the generator, run on `CodeGeneratorRequest`s captured from
 //! the schemas under `tests/data/` (so no `capnp` binary is needed), must
 //! produce exactly the checked-in `*_mp.rs`. `MP_REGEN=1` rewrites them (and
-//! capnpc's `types_capnp.rs` for the round-trip tests).
+//! capnpc's `*_capnp.rs` for the round-trip tests). `unmappable_mp.rs` is the
+//! output with `skip_unsupported`, compiled by `tests/skip_roundtrip.rs`.
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,11 @@ fn check(request: &str, outputs: &[&str]) {
 
 /// [`check`] with the golden copies in `dir`.
 fn check_in(dir: &Path, request: &str, outputs: &[&str]) {
+    check_with(dir, request, outputs, false);
+}
+
+/// [`check_in`], optionally with `skip_unsupported`.
+fn check_with(dir: &Path, request: &str, outputs: &[&str], skip_unsupported: bool) {
     if mp_codegen::format_code("fn main() {}\n").is_none() {
         eprintln!("skipped: rustfmt is not installed (the golden files are rustfmt's output)");
         return;
@@ -28,9 +34,12 @@ fn check_in(dir: &Path, request: &str, outputs: &[&str]) {
     let bytes = std::fs::read(data().join(format!("{request}.request.bin"))).unwrap();
     let options = mp_codegen::Options {
         rustfmt: true,
+        skip_unsupported,
         ..Default::default()
     };
-    let files = mp_codegen::generate(&bytes, &options).expect("generate");
+    let files = mp_codegen::generate(&bytes, &options)
+        .expect("generate")
+        .files;
     let paths: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
     let expected: Vec<&Path> = outputs.iter().map(Path::new).collect();
     assert_eq!(paths, expected);
@@ -100,9 +109,16 @@ fn miner_matches_golden() {
     check("miner", &["miner_mp.rs"]);
 }
 
+/// With `skip_unsupported`, `Plotter` keeps only the method that maps.
+#[test]
+fn unmappable_with_skipping_matches_golden() {
+    check_with(&data(), "unmappable", &["unmappable_mp.rs"], true);
+}
+
 #[test]
 fn capnpc_code_for_the_test_schemas_is_current() {
     check_capnpc("miner", &["miner_capnp.rs"]);
+    check_capnpc("unmappable", &["unmappable_capnp.rs"]);
     check_capnpc("types", &["types_capnp.rs"]);
     check_capnpc("hub", &["hub_capnp.rs", "remote_capnp.rs"]);
 }

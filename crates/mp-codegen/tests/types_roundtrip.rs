@@ -144,6 +144,18 @@ impl Types for Echo {
         }))
     }
 
+    fn bump(&self, value: &mut String) -> Result<bool, String> {
+        let was_empty = value.is_empty();
+        value.push('!');
+        Ok(was_empty)
+    }
+
+    fn update(&self, value: &mut String) -> Result<Option<i32>, String> {
+        let old = value.len();
+        *value = value.to_uppercase();
+        Ok((old > 0).then_some(old as i32))
+    }
+
     fn tip_of(&self, options: Options) -> Result<TypesTipOfResults, String> {
         Ok(TypesTipOfResults {
             hash: options.tip.hash.clone(),
@@ -440,5 +452,31 @@ fn exception_fields_carry_errors() {
             Err(mp_ipc::Error::Remote { message, .. }) => assert_eq!(message, "not valid"),
             other => panic!("expected a remote error, got {other:?}"),
         }
+    });
+}
+
+/// An in/out parameter beside a result, and beside an optional result
+/// (Bitcoin Core's `SettingsUpdateCallback.call` shape), with the name the
+/// generated code uses for its own locals (`value`).
+#[test]
+fn in_out_parameters_beside_results() {
+    watchdog(|| {
+        let (s, c) = loops();
+        let (_server, types) = pair(&s, &c);
+        let mut value = String::new();
+        assert!(types.bump(&mut value).unwrap());
+        assert_eq!(value, "!");
+        assert!(!types.bump(&mut value).unwrap());
+        assert_eq!(value, "!!");
+        let (was_empty, new) = futures::executor::block_on(types.bump_async("x".into())).unwrap();
+        assert_eq!((was_empty, new.as_str()), (false, "x!"));
+
+        let mut value = String::from("abc");
+        assert_eq!(types.update(&mut value).unwrap(), Some(3));
+        assert_eq!(value, "ABC");
+        let mut empty = String::new();
+        assert_eq!(types.update(&mut empty).unwrap(), None);
+        let (old, new) = futures::executor::block_on(types.update_async("hé".into())).unwrap();
+        assert_eq!((old, new.as_str()), (Some(3), "HÉ"));
     });
 }

@@ -235,6 +235,13 @@ pub trait Types: Send + Sync + 'static {
         tips: &mut Vec<BlockRef>,
         colors: &mut Vec<crate::types_capnp::Color>,
     ) -> Result<(), String>;
+    /// An in/out parameter beside a result, named like the generated code's
+    /// own locals: appends "!" and says whether it was empty.
+    fn bump(&self, value: &mut String) -> Result<bool, String>;
+    /// The same beside an optional result (Bitcoin Core's
+    /// `SettingsUpdateCallback.call`), on the event loop: upper-cases it and
+    /// returns its old length, none when it was empty.
+    fn update(&self, value: &mut String) -> Result<Option<i32>, String>;
 }
 
 /// The results of `Types.tipOf`.
@@ -1231,6 +1238,146 @@ impl TypesClient {
             }))
         }
     }
+
+    /// Calls `Types.bump`.
+    ///
+    /// An in/out parameter beside a result, named like the generated code's
+    /// own locals: appends "!" and says whether it was empty.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    ///
+    /// In/out parameters get the server's values back when the call succeeds.
+    pub fn bump(&self, value: &mut String) -> Result<bool, ::mp_ipc::Error> {
+        let (value_, (new_value,)) = self.remote.call(
+            ::mp_ipc::CallSite::new("Types", "bump"),
+            Self::build_bump(value.clone()),
+        )?;
+        *value = new_value;
+        Ok(value_)
+    }
+
+    /// [`bump`](Self::bump) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    ///
+    /// In/out parameters are taken by value; their new values follow the results.
+    #[allow(clippy::type_complexity)]
+    pub fn bump_async(
+        &self,
+        value: String,
+    ) -> impl ::std::future::Future<Output = Result<(bool, String), ::mp_ipc::Error>> + Send + 'static
+    {
+        let call = self.remote.call_async(
+            ::mp_ipc::CallSite::new("Types", "bump"),
+            Self::build_bump(value),
+        );
+        async move {
+            let (value_, (new_value,)) = call.await?;
+            Ok((value_, new_value))
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn build_bump(
+        value: String,
+    ) -> impl FnOnce(
+        &crate::types_capnp::types::Client,
+        &::mp_ipc::CallSetup,
+    ) -> Result<::mp_ipc::CallFuture<(bool, (String,))>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "bump");
+        move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.bump_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            p.set_value(value.as_str());
+            Ok(::mp_ipc::send_request(SITE, req, |r| {
+                let value: ::mp_ipc::capnp::Result<_> = { Ok(r.get_result()) };
+                Ok((
+                    value?,
+                    (::mp_ipc::codegen_support::text(
+                        SITE,
+                        "value",
+                        r.get_value(),
+                    )?,),
+                ))
+            }))
+        }
+    }
+
+    /// Calls `Types.update`.
+    ///
+    /// The same beside an optional result (Bitcoin Core's
+    /// `SettingsUpdateCallback.call`), on the event loop: upper-cases it and
+    /// returns its old length, none when it was empty.
+    ///
+    /// Runs on the server's event loop.
+    ///
+    /// In/out parameters get the server's values back when the call succeeds.
+    pub fn update(&self, value: &mut String) -> Result<Option<i32>, ::mp_ipc::Error> {
+        let (value_, (new_value,)) = self.remote.call(
+            ::mp_ipc::CallSite::new("Types", "update"),
+            Self::build_update(value.clone()),
+        )?;
+        *value = new_value;
+        Ok(value_)
+    }
+
+    /// [`update`](Self::update) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    ///
+    /// In/out parameters are taken by value; their new values follow the results.
+    #[allow(clippy::type_complexity)]
+    pub fn update_async(
+        &self,
+        value: String,
+    ) -> impl ::std::future::Future<Output = Result<(Option<i32>, String), ::mp_ipc::Error>>
+           + Send
+           + 'static {
+        let call = self.remote.call_async(
+            ::mp_ipc::CallSite::new("Types", "update"),
+            Self::build_update(value),
+        );
+        async move {
+            let (value_, (new_value,)) = call.await?;
+            Ok((value_, new_value))
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn build_update(
+        value: String,
+    ) -> impl FnOnce(
+        &crate::types_capnp::types::Client,
+        &::mp_ipc::CallSetup,
+    ) -> Result<::mp_ipc::CallFuture<(Option<i32>, (String,))>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "update");
+        move |cap: &crate::types_capnp::types::Client, _setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.update_request();
+            let mut p = req.get();
+            p.set_value(value.as_str());
+            Ok(::mp_ipc::send_request(SITE, req, |r| {
+                let value: ::mp_ipc::capnp::Result<_> = {
+                    Ok(if r.get_has_result() {
+                        Some(r.get_result())
+                    } else {
+                        None
+                    })
+                };
+                Ok((
+                    value?,
+                    (::mp_ipc::codegen_support::text(
+                        SITE,
+                        "value",
+                        r.get_value(),
+                    )?,),
+                ))
+            }))
+        }
+    }
 }
 
 /// Serves a [`Types`] implementation to the peer: reads each request into
@@ -1702,5 +1849,58 @@ impl crate::types_capnp::types::Server for TypesServer {
             }
             Ok(())
         }
+    }
+
+    fn bump(
+        self: ::std::rc::Rc<Self>,
+        params: crate::types_capnp::types::BumpParams,
+        mut results: crate::types_capnp::types::BumpResults,
+    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "bump");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let value = ::mp_ipc::codegen_support::text(SITE, "value", p.get_value())?;
+            let imp = self.imp.clone();
+            let (value_, (value,)) = conn
+                .dispatch(SITE, ctx, move || {
+                    let mut value = value;
+                    imp.bump(&mut value).map(|value_| (value_, (value,)))
+                })
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            r.set_result(value_);
+            r.set_value(value.as_str());
+            Ok(())
+        }
+    }
+
+    fn update(
+        self: ::std::rc::Rc<Self>,
+        params: crate::types_capnp::types::UpdateParams,
+        mut results: crate::types_capnp::types::UpdateResults,
+    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "update");
+        let result = (|| {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let value = ::mp_ipc::codegen_support::text(SITE, "value", p.get_value())?;
+            let (value_, (value,)) = conn
+                .run_on_loop(SITE, || {
+                    let mut value = value;
+                    self.imp.update(&mut value).map(|value_| (value_, (value,)))
+                })?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            r.set_has_result(value_.is_some());
+            if let Some(value_) = value_ {
+                r.set_result(value_);
+            }
+            r.set_value(value.as_str());
+            Ok(())
+        })();
+        ::std::future::ready(result)
     }
 }

@@ -55,6 +55,15 @@ interface Types {
     # Lists of structs and enums; `size` and `note` are implicit
     # (`$Proxy.count(0)`): not in the Rust API. Returns the
     # tips highest first and the colors reversed.
+
+    bump @15 (context :Proxy.Context, value :Text) -> (value :Text, result :Bool);
+    # An in/out parameter beside a result, named like the generated code's
+    # own locals: appends "!" and says whether it was empty.
+
+    update @16 (value :Text) -> (value :Text, result :Int32, hasResult :Bool);
+    # The same beside an optional result (Bitcoin Core's
+    # `SettingsUpdateCallback.call`), on the event loop: upper-cases it and
+    # returns its old length, none when it was empty.
 }
 
 enum Color {
