@@ -313,7 +313,7 @@ impl Shared {
     }
 
     /// Resolves once `ready` holds, looked at again each time something
-    /// this session holds is given back.
+    /// this connection holds is given back.
     fn wait_until(self: &Rc<Self>, ready: impl Fn(&Shared) -> bool) -> impl Future<Output = ()> {
         let shared = self.clone();
         futures::future::poll_fn(move |cx| {
@@ -769,7 +769,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 struct Queued {
     /// The message (capnp-rpc keeps another reference).
     message: Rc<Builder<HeapAllocator>>,
-    /// Its place in this session's unwritten bytes.
+    /// Its place in this connection's unwritten bytes.
     _unwritten: Unwritten,
     /// Its bytes in the process-wide budget.
     _process: Charge,
