@@ -200,19 +200,32 @@ fn hang_up(
     server.join().unwrap();
 }
 
-/// A callback that takes a moment per step (so a flood queues up) and,
+/// A callback that holds its thread until a flood has arrived (so the flood queues up) and,
 /// for the nesting server, calls `countdown` back as a program whose
 /// callbacks talk to the server would.
 struct Victim {
     calc: std::sync::OnceLock<mp_calc::CalculatorClient>,
     me: std::sync::OnceLock<std::sync::Weak<Victim>>,
     nest: bool,
+    /// For the flood: the first step waits until the client has read this
+    /// many messages, so the whole flood has arrived while the thread is
+    /// busy whatever the machine's speed (bounded: past the deadline it
+    /// goes on, and the test's assertions decide).
+    wait_for_messages: Option<u64>,
 }
 
 impl Callback for Victim {
     fn step(&self, n: u32) -> Result<u32, String> {
         if !self.nest {
-            std::thread::sleep(Duration::from_micros(200));
+            if let Some(target) = self.wait_for_messages {
+                let conn = self.calc.get().unwrap().connection().clone();
+                let deadline = std::time::Instant::now() + PATIENCE;
+                while std::time::Instant::now() < deadline
+                    && conn.stats().map(|s| s.messages_in).unwrap_or(u64::MAX) < target
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
             return Ok(n);
         }
         let me = self.me.get().and_then(std::sync::Weak::upgrade).unwrap();
@@ -224,11 +237,16 @@ impl Callback for Victim {
     }
 }
 
-fn victim(calc: &mp_calc::CalculatorClient, nest: bool) -> Arc<Victim> {
+fn victim(
+    calc: &mp_calc::CalculatorClient,
+    nest: bool,
+    wait_for_messages: Option<u64>,
+) -> Arc<Victim> {
     let v = Arc::new(Victim {
         calc: std::sync::OnceLock::new(),
         me: std::sync::OnceLock::new(),
         nest,
+        wait_for_messages,
     });
     let _ = v.calc.set(calc.clone());
     let _ = v.me.set(Arc::downgrade(&v));
@@ -246,8 +264,11 @@ fn a_callback_flood_is_refused_past_the_queue_limit() {
         let rss_before = rss_bytes();
         let (init, server) = client(&client_loop, Mode::Flood(5000), limits);
         let calc = init.make_calculator().unwrap();
+        // Every flooded step waits on the first one's gate: all 5,000 calls
+        // are read (and dispatched) while the thread is busy.
+        let read_before = init.connection().stats().unwrap().messages_in;
         let refused = calc
-            .countdown(0, victim(&calc, false))
+            .countdown(0, victim(&calc, false, Some(read_before + 5000)))
             .expect("the flood ends and the call returns");
         assert!(refused > 0, "part of the flood is refused");
         assert!(refused < 5000, "the queue's worth is served");
@@ -266,7 +287,7 @@ fn endless_callback_nesting_stops_at_the_client_limit() {
         let (init, server) = client(&client_loop, Mode::Nest, Limits::default());
         let calc = init.make_calculator().unwrap();
         let e = calc
-            .countdown(0, victim(&calc, true))
+            .countdown(0, victim(&calc, true, None))
             .expect_err("endless nesting ends in an error");
         let named = format!("(Limits::max_nesting = {limit})");
         assert!(e.to_string().contains(&named), "{e}");
