@@ -54,10 +54,10 @@ macro_rules! convert {
         impl Convert for $ty {
             type Owned = $owned;
             fn read(r: <$owned as capnp::traits::Owned>::Reader<'_>) -> capnp::Result<Self> {
-                <$ty>::mp_read(SITE, r)
+                <$ty>::mp_read(SITE, None, r)
             }
             fn write(&self, b: <$owned as capnp::traits::Owned>::Builder<'_>) -> capnp::Result<()> {
-                self.mp_write(SITE, b)
+                self.mp_write(SITE, None, b)
             }
             fn same(&self, other: &Self) -> bool {
                 let ($a, $b) = (self, other);

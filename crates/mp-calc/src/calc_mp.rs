@@ -13,7 +13,7 @@
 /// mapped to the calling client thread; the others run on the event loop.
 pub trait CalcInit: Send + Sync + 'static {
     /// `CalcInit.makeCalculator`.
-    fn make_calculator(&self) -> Result<::std::sync::Arc<dyn Calculator>, String>;
+    fn make_calculator(&self) -> ::std::result::Result<::std::sync::Arc<dyn Calculator>, String>;
 }
 
 /// A `CalcInit` in the peer process: a thread-safe handle; clone it, send it,
@@ -41,7 +41,9 @@ impl CalcInitClient {
 
     /// Takes the peer's bootstrap object as a `CalcInit` and exchanges thread maps
     /// with it (`CalcInit.construct`), so calls with a Context can be mapped to server threads.
-    pub fn connect(connection: &::mp_ipc::Connection) -> Result<Self, ::mp_ipc::Error> {
+    pub fn connect(
+        connection: &::mp_ipc::Connection,
+    ) -> ::std::result::Result<Self, ::mp_ipc::Error> {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("CalcInit", "construct");
         let remote = connection.call(SITE, |setup| {
             let conn = setup.conn().clone();
@@ -66,7 +68,7 @@ impl CalcInitClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn make_calculator(&self) -> Result<CalculatorClient, ::mp_ipc::Error> {
+    pub fn make_calculator(&self) -> ::std::result::Result<CalculatorClient, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("CalcInit", "makeCalculator"),
             Self::build_make_calculator(),
@@ -77,8 +79,9 @@ impl CalcInitClient {
     /// awaited on any runtime; callbacks during it run on a worker of this side's.
     pub fn make_calculator_async(
         &self,
-    ) -> impl ::std::future::Future<Output = Result<CalculatorClient, ::mp_ipc::Error>> + Send + 'static
-    {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<CalculatorClient, ::mp_ipc::Error>>
+           + Send
+           + 'static {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("CalcInit", "makeCalculator"),
             Self::build_make_calculator(),
@@ -88,7 +91,8 @@ impl CalcInitClient {
     fn build_make_calculator() -> impl FnOnce(
         &crate::calc_capnp::calc_init::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<CalculatorClient>, ::mp_ipc::Error>
+    )
+        -> ::std::result::Result<::mp_ipc::CallFuture<CalculatorClient>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("CalcInit", "makeCalculator");
@@ -97,14 +101,23 @@ impl CalcInitClient {
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             let conn = setup.conn().clone();
-            let reply = ::mp_ipc::send_request(SITE, req, |r| r.get_result());
-            Ok(Box::pin(async move {
-                let cap = reply.await?;
-                Ok(CalculatorClient::from_remote(::mp_ipc::Remote::new(
-                    &conn, cap,
-                )?))
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
+                Ok(CalculatorClient::from_remote(
+                    ::mp_ipc::codegen_support::wrap(SITE, "result", Some(&conn), r.get_result()?)?,
+                ))
             }))
         }
+    }
+}
+
+/// A peer's object stands in for a local implementation: calls go to the
+/// peer (the sync methods, so not from the event loop), and its errors
+/// become the trait's `String` errors.
+impl CalcInit for CalcInitClient {
+    fn make_calculator(&self) -> ::std::result::Result<::std::sync::Arc<dyn Calculator>, String> {
+        CalcInitClient::make_calculator(self)
+            .map(|r| ::std::sync::Arc::new(r) as ::std::sync::Arc<dyn Calculator>)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -137,7 +150,7 @@ impl CalcInitServer {
     pub fn exported(
         conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
         imp: ::std::sync::Arc<dyn CalcInit>,
-    ) -> Result<crate::calc_capnp::calc_init::Client, ::mp_ipc::capnp::Error> {
+    ) -> ::std::result::Result<crate::calc_capnp::calc_init::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("CalcInit")?;
         Ok(::mp_ipc::capnp_rpc::new_client(CalcInitServer {
             conn: ::std::rc::Rc::downgrade(conn),
@@ -161,7 +174,8 @@ impl crate::calc_capnp::calc_init::Server for CalcInitServer {
         self: ::std::rc::Rc<Self>,
         params: crate::calc_capnp::calc_init::ConstructParams,
         mut results: crate::calc_capnp::calc_init::ConstructResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         let result = (|| {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let theirs = params.get()?.get_thread_map()?;
@@ -176,7 +190,8 @@ impl crate::calc_capnp::calc_init::Server for CalcInitServer {
         self: ::std::rc::Rc<Self>,
         params: crate::calc_capnp::calc_init::MakeCalculatorParams,
         mut results: crate::calc_capnp::calc_init::MakeCalculatorResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("CalcInit", "makeCalculator");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -188,7 +203,10 @@ impl crate::calc_capnp::calc_init::Server for CalcInitServer {
                 .await?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
-            r.set_result(CalculatorServer::exported(&conn, value)?);
+            r.set_result(CalculatorServer::exported(
+                ::mp_ipc::codegen_support::conn(SITE, "result", Some(&conn))?,
+                value.clone(),
+            )?);
             Ok(())
         }
     }
@@ -201,22 +219,25 @@ impl crate::calc_capnp::calc_init::Server for CalcInitServer {
 /// mapped to the calling client thread; the others run on the event loop.
 pub trait Calculator: Send + Sync + 'static {
     /// Runs on the caller's mapped server thread.
-    fn add(&self, a: i64, b: i64) -> Result<i64, String>;
+    fn add(&self, a: i64, b: i64) -> ::std::result::Result<i64, String>;
     /// No Context: runs on the server's event loop.
-    fn add_on_loop(&self, a: i64, b: i64) -> Result<i64, String>;
+    fn add_on_loop(&self, a: i64, b: i64) -> ::std::result::Result<i64, String>;
     /// Names the server thread the call ran on.
-    fn where_am_i(&self) -> Result<CalculatorWhereAmIResults, String>;
+    fn where_am_i(&self) -> ::std::result::Result<CalculatorWhereAmIResults, String>;
     /// Calls `callback.step(n)` and returns its result; the callback may call
     /// `countdown(n - 1)` back, nesting client -> server -> client -> ...
-    fn countdown(&self, n: u32, callback: CallbackClient) -> Result<u32, String>;
+    fn countdown(&self, n: u32, callback: CallbackClient) -> ::std::result::Result<u32, String>;
     /// Blocks the server thread (for disconnect tests).
-    fn sleep(&self, millis: u32) -> Result<(), String>;
+    fn sleep(&self, millis: u32) -> ::std::result::Result<(), String>;
     /// Fails with `message`.
-    fn fail(&self, message: String) -> Result<(), String>;
+    fn fail(&self, message: String) -> ::std::result::Result<(), String>;
     /// Panics with `message` on the server thread.
-    fn panic(&self, message: String) -> Result<(), String>;
+    fn panic(&self, message: String) -> ::std::result::Result<(), String>;
     /// Returns a new object with methods of its own.
-    fn make_counter(&self, start: i64) -> Result<::std::sync::Arc<dyn Counter>, String>;
+    fn make_counter(
+        &self,
+        start: i64,
+    ) -> ::std::result::Result<::std::sync::Arc<dyn Counter>, String>;
 }
 
 /// The results of `Calculator.whereAmI`.
@@ -257,7 +278,7 @@ impl CalculatorClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn add(&self, a: i64, b: i64) -> Result<i64, ::mp_ipc::Error> {
+    pub fn add(&self, a: i64, b: i64) -> ::std::result::Result<i64, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Calculator", "add"),
             Self::build_add(a, b),
@@ -270,7 +291,8 @@ impl CalculatorClient {
         &self,
         a: i64,
         b: i64,
-    ) -> impl ::std::future::Future<Output = Result<i64, ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<i64, ::mp_ipc::Error>> + Send + 'static
+    {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Calculator", "add"),
             Self::build_add(a, b),
@@ -283,7 +305,7 @@ impl CalculatorClient {
     ) -> impl FnOnce(
         &crate::calc_capnp::calculator::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<i64>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<i64>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "add");
@@ -302,7 +324,7 @@ impl CalculatorClient {
     /// No Context: runs on the server's event loop.
     ///
     /// Runs on the server's event loop.
-    pub fn add_on_loop(&self, a: i64, b: i64) -> Result<i64, ::mp_ipc::Error> {
+    pub fn add_on_loop(&self, a: i64, b: i64) -> ::std::result::Result<i64, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Calculator", "addOnLoop"),
             Self::build_add_on_loop(a, b),
@@ -315,7 +337,8 @@ impl CalculatorClient {
         &self,
         a: i64,
         b: i64,
-    ) -> impl ::std::future::Future<Output = Result<i64, ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<i64, ::mp_ipc::Error>> + Send + 'static
+    {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Calculator", "addOnLoop"),
             Self::build_add_on_loop(a, b),
@@ -328,7 +351,7 @@ impl CalculatorClient {
     ) -> impl FnOnce(
         &crate::calc_capnp::calculator::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<i64>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<i64>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "addOnLoop");
@@ -347,7 +370,7 @@ impl CalculatorClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn where_am_i(&self) -> Result<CalculatorWhereAmIResults, ::mp_ipc::Error> {
+    pub fn where_am_i(&self) -> ::std::result::Result<CalculatorWhereAmIResults, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Calculator", "whereAmI"),
             Self::build_where_am_i(),
@@ -358,8 +381,9 @@ impl CalculatorClient {
     /// awaited on any runtime; callbacks during it run on a worker of this side's.
     pub fn where_am_i_async(
         &self,
-    ) -> impl ::std::future::Future<Output = Result<CalculatorWhereAmIResults, ::mp_ipc::Error>>
-           + Send
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<CalculatorWhereAmIResults, ::mp_ipc::Error>,
+    > + Send
            + 'static {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Calculator", "whereAmI"),
@@ -370,8 +394,10 @@ impl CalculatorClient {
     fn build_where_am_i() -> impl FnOnce(
         &crate::calc_capnp::calculator::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<CalculatorWhereAmIResults>, ::mp_ipc::Error>
-           + Send
+    ) -> ::std::result::Result<
+        ::mp_ipc::CallFuture<CalculatorWhereAmIResults>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "whereAmI");
         move |cap: &crate::calc_capnp::calculator::Client, setup: &::mp_ipc::CallSetup| {
@@ -402,7 +428,7 @@ impl CalculatorClient {
         &self,
         n: u32,
         callback: ::std::sync::Arc<dyn Callback>,
-    ) -> Result<u32, ::mp_ipc::Error> {
+    ) -> ::std::result::Result<u32, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Calculator", "countdown"),
             Self::build_countdown(n, callback),
@@ -415,7 +441,8 @@ impl CalculatorClient {
         &self,
         n: u32,
         callback: ::std::sync::Arc<dyn Callback>,
-    ) -> impl ::std::future::Future<Output = Result<u32, ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<u32, ::mp_ipc::Error>> + Send + 'static
+    {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Calculator", "countdown"),
             Self::build_countdown(n, callback),
@@ -428,7 +455,7 @@ impl CalculatorClient {
     ) -> impl FnOnce(
         &crate::calc_capnp::calculator::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<u32>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<u32>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "countdown");
@@ -436,11 +463,15 @@ impl CalculatorClient {
             let mut req = cap.countdown_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            p.set_n(n);
-            p.set_callback(
-                CallbackServer::exported(setup.conn(), callback)
-                    .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?,
-            );
+            (|| -> ::mp_ipc::capnp::Result<()> {
+                p.set_n(n);
+                p.set_callback(CallbackServer::exported(
+                    ::mp_ipc::codegen_support::conn(SITE, "callback", Some(setup.conn()))?,
+                    callback.clone(),
+                )?);
+                Ok(())
+            })()
+            .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
             Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
         }
     }
@@ -451,7 +482,7 @@ impl CalculatorClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn sleep(&self, millis: u32) -> Result<(), ::mp_ipc::Error> {
+    pub fn sleep(&self, millis: u32) -> ::std::result::Result<(), ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Calculator", "sleep"),
             Self::build_sleep(millis),
@@ -463,7 +494,8 @@ impl CalculatorClient {
     pub fn sleep_async(
         &self,
         millis: u32,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::Error>> + Send + 'static
+    {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Calculator", "sleep"),
             Self::build_sleep(millis),
@@ -475,7 +507,7 @@ impl CalculatorClient {
     ) -> impl FnOnce(
         &crate::calc_capnp::calculator::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "sleep");
@@ -494,7 +526,7 @@ impl CalculatorClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn fail(&self, message: &str) -> Result<(), ::mp_ipc::Error> {
+    pub fn fail(&self, message: &str) -> ::std::result::Result<(), ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Calculator", "fail"),
             Self::build_fail(message.to_owned()),
@@ -506,7 +538,8 @@ impl CalculatorClient {
     pub fn fail_async(
         &self,
         message: &str,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::Error>> + Send + 'static
+    {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Calculator", "fail"),
             Self::build_fail(message.to_owned()),
@@ -518,7 +551,7 @@ impl CalculatorClient {
     ) -> impl FnOnce(
         &crate::calc_capnp::calculator::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "fail");
@@ -537,7 +570,7 @@ impl CalculatorClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn panic(&self, message: &str) -> Result<(), ::mp_ipc::Error> {
+    pub fn panic(&self, message: &str) -> ::std::result::Result<(), ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Calculator", "panic"),
             Self::build_panic(message.to_owned()),
@@ -549,7 +582,8 @@ impl CalculatorClient {
     pub fn panic_async(
         &self,
         message: &str,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::Error>> + Send + 'static
+    {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Calculator", "panic"),
             Self::build_panic(message.to_owned()),
@@ -561,7 +595,7 @@ impl CalculatorClient {
     ) -> impl FnOnce(
         &crate::calc_capnp::calculator::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "panic");
@@ -580,7 +614,10 @@ impl CalculatorClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn make_counter(&self, start: i64) -> Result<CounterClient, ::mp_ipc::Error> {
+    pub fn make_counter(
+        &self,
+        start: i64,
+    ) -> ::std::result::Result<CounterClient, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Calculator", "makeCounter"),
             Self::build_make_counter(start),
@@ -592,8 +629,9 @@ impl CalculatorClient {
     pub fn make_counter_async(
         &self,
         start: i64,
-    ) -> impl ::std::future::Future<Output = Result<CounterClient, ::mp_ipc::Error>> + Send + 'static
-    {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<CounterClient, ::mp_ipc::Error>>
+           + Send
+           + 'static {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Calculator", "makeCounter"),
             Self::build_make_counter(start),
@@ -605,7 +643,8 @@ impl CalculatorClient {
     ) -> impl FnOnce(
         &crate::calc_capnp::calculator::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<CounterClient>, ::mp_ipc::Error>
+    )
+        -> ::std::result::Result<::mp_ipc::CallFuture<CounterClient>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "makeCounter");
@@ -615,14 +654,55 @@ impl CalculatorClient {
             setup.context()?.fill(p.reborrow().init_context());
             p.set_start(start);
             let conn = setup.conn().clone();
-            let reply = ::mp_ipc::send_request(SITE, req, |r| r.get_result());
-            Ok(Box::pin(async move {
-                let cap = reply.await?;
-                Ok(CounterClient::from_remote(::mp_ipc::Remote::new(
-                    &conn, cap,
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
+                Ok(CounterClient::from_remote(::mp_ipc::codegen_support::wrap(
+                    SITE,
+                    "result",
+                    Some(&conn),
+                    r.get_result()?,
                 )?))
             }))
         }
+    }
+}
+
+/// A peer's object stands in for a local implementation: calls go to the
+/// peer (the sync methods, so not from the event loop), and its errors
+/// become the trait's `String` errors.
+impl Calculator for CalculatorClient {
+    fn add(&self, a: i64, b: i64) -> ::std::result::Result<i64, String> {
+        CalculatorClient::add(self, a, b).map_err(|e| e.to_string())
+    }
+    fn add_on_loop(&self, a: i64, b: i64) -> ::std::result::Result<i64, String> {
+        CalculatorClient::add_on_loop(self, a, b).map_err(|e| e.to_string())
+    }
+    fn where_am_i(&self) -> ::std::result::Result<CalculatorWhereAmIResults, String> {
+        CalculatorClient::where_am_i(self).map_err(|e| e.to_string())
+    }
+    fn countdown(&self, n: u32, callback: CallbackClient) -> ::std::result::Result<u32, String> {
+        CalculatorClient::countdown(
+            self,
+            n,
+            ::std::sync::Arc::new(callback) as ::std::sync::Arc<dyn Callback>,
+        )
+        .map_err(|e| e.to_string())
+    }
+    fn sleep(&self, millis: u32) -> ::std::result::Result<(), String> {
+        CalculatorClient::sleep(self, millis).map_err(|e| e.to_string())
+    }
+    fn fail(&self, message: String) -> ::std::result::Result<(), String> {
+        CalculatorClient::fail(self, &message).map_err(|e| e.to_string())
+    }
+    fn panic(&self, message: String) -> ::std::result::Result<(), String> {
+        CalculatorClient::panic(self, &message).map_err(|e| e.to_string())
+    }
+    fn make_counter(
+        &self,
+        start: i64,
+    ) -> ::std::result::Result<::std::sync::Arc<dyn Counter>, String> {
+        CalculatorClient::make_counter(self, start)
+            .map(|r| ::std::sync::Arc::new(r) as ::std::sync::Arc<dyn Counter>)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -655,7 +735,7 @@ impl CalculatorServer {
     pub fn exported(
         conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
         imp: ::std::sync::Arc<dyn Calculator>,
-    ) -> Result<crate::calc_capnp::calculator::Client, ::mp_ipc::capnp::Error> {
+    ) -> ::std::result::Result<crate::calc_capnp::calculator::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("Calculator")?;
         Ok(::mp_ipc::capnp_rpc::new_client(CalculatorServer {
             conn: ::std::rc::Rc::downgrade(conn),
@@ -679,7 +759,8 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
         self: ::std::rc::Rc<Self>,
         params: crate::calc_capnp::calculator::AddParams,
         mut results: crate::calc_capnp::calculator::AddResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "add");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -702,7 +783,8 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
         self: ::std::rc::Rc<Self>,
         params: crate::calc_capnp::calculator::AddOnLoopParams,
         mut results: crate::calc_capnp::calculator::AddOnLoopResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "addOnLoop");
         let result = (|| {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -723,7 +805,8 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
         self: ::std::rc::Rc<Self>,
         params: crate::calc_capnp::calculator::WhereAmIParams,
         mut results: crate::calc_capnp::calculator::WhereAmIResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "whereAmI");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -745,7 +828,8 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
         self: ::std::rc::Rc<Self>,
         params: crate::calc_capnp::calculator::CountdownParams,
         mut results: crate::calc_capnp::calculator::CountdownResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "countdown");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -753,7 +837,9 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let n = p.get_n();
             let callback = CallbackClient::from_remote(::mp_ipc::codegen_support::wrap(
-                &conn,
+                SITE,
+                "callback",
+                Some(&conn),
                 p.get_callback()?,
             )?);
             let _keep_callback = callback.clone();
@@ -772,7 +858,8 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
         self: ::std::rc::Rc<Self>,
         params: crate::calc_capnp::calculator::SleepParams,
         _results: crate::calc_capnp::calculator::SleepResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "sleep");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -791,7 +878,8 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
         self: ::std::rc::Rc<Self>,
         params: crate::calc_capnp::calculator::FailParams,
         _results: crate::calc_capnp::calculator::FailResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "fail");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -810,7 +898,8 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
         self: ::std::rc::Rc<Self>,
         params: crate::calc_capnp::calculator::PanicParams,
         _results: crate::calc_capnp::calculator::PanicResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "panic");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -829,7 +918,8 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
         self: ::std::rc::Rc<Self>,
         params: crate::calc_capnp::calculator::MakeCounterParams,
         mut results: crate::calc_capnp::calculator::MakeCounterResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "makeCounter");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -842,7 +932,10 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
                 .await?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
-            r.set_result(CounterServer::exported(&conn, value)?);
+            r.set_result(CounterServer::exported(
+                ::mp_ipc::codegen_support::conn(SITE, "result", Some(&conn))?,
+                value.clone(),
+            )?);
             Ok(())
         }
     }
@@ -855,7 +948,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
 /// mapped to the calling client thread; the others run on the event loop.
 pub trait Callback: Send + Sync + 'static {
     /// `Callback.step`.
-    fn step(&self, n: u32) -> Result<u32, String>;
+    fn step(&self, n: u32) -> ::std::result::Result<u32, String>;
 }
 
 /// A `Callback` in the peer process: a thread-safe handle; clone it, send it,
@@ -885,7 +978,7 @@ impl CallbackClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn step(&self, n: u32) -> Result<u32, ::mp_ipc::Error> {
+    pub fn step(&self, n: u32) -> ::std::result::Result<u32, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Callback", "step"),
             Self::build_step(n),
@@ -897,7 +990,8 @@ impl CallbackClient {
     pub fn step_async(
         &self,
         n: u32,
-    ) -> impl ::std::future::Future<Output = Result<u32, ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<u32, ::mp_ipc::Error>> + Send + 'static
+    {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Callback", "step"),
             Self::build_step(n),
@@ -909,7 +1003,7 @@ impl CallbackClient {
     ) -> impl FnOnce(
         &crate::calc_capnp::callback::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<u32>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<u32>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Callback", "step");
@@ -920,6 +1014,15 @@ impl CallbackClient {
             p.set_n(n);
             Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
         }
+    }
+}
+
+/// A peer's object stands in for a local implementation: calls go to the
+/// peer (the sync methods, so not from the event loop), and its errors
+/// become the trait's `String` errors.
+impl Callback for CallbackClient {
+    fn step(&self, n: u32) -> ::std::result::Result<u32, String> {
+        CallbackClient::step(self, n).map_err(|e| e.to_string())
     }
 }
 
@@ -952,7 +1055,7 @@ impl CallbackServer {
     pub fn exported(
         conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
         imp: ::std::sync::Arc<dyn Callback>,
-    ) -> Result<crate::calc_capnp::callback::Client, ::mp_ipc::capnp::Error> {
+    ) -> ::std::result::Result<crate::calc_capnp::callback::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("Callback")?;
         Ok(::mp_ipc::capnp_rpc::new_client(CallbackServer {
             conn: ::std::rc::Rc::downgrade(conn),
@@ -976,7 +1079,8 @@ impl crate::calc_capnp::callback::Server for CallbackServer {
         self: ::std::rc::Rc<Self>,
         params: crate::calc_capnp::callback::StepParams,
         mut results: crate::calc_capnp::callback::StepResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Callback", "step");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -1002,13 +1106,13 @@ impl crate::calc_capnp::callback::Server for CallbackServer {
 /// mapped to the calling client thread; the others run on the event loop.
 pub trait Counter: Send + Sync + 'static {
     /// `Counter.add`.
-    fn add(&self, delta: i64) -> Result<i64, String>;
+    fn add(&self, delta: i64) -> ::std::result::Result<i64, String>;
     /// `Counter.get`.
-    fn get(&self) -> Result<i64, String>;
+    fn get(&self) -> ::std::result::Result<i64, String>;
     /// `Counter.destroy`.
     ///
     /// Called when the client lets the object go; does nothing unless overridden.
-    fn destroy(&self) -> Result<(), String> {
+    fn destroy(&self) -> ::std::result::Result<(), String> {
         Ok(())
     }
 }
@@ -1056,7 +1160,7 @@ impl CounterClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn add(&self, delta: i64) -> Result<i64, ::mp_ipc::Error> {
+    pub fn add(&self, delta: i64) -> ::std::result::Result<i64, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Counter", "add"),
             Self::build_add(delta),
@@ -1068,7 +1172,8 @@ impl CounterClient {
     pub fn add_async(
         &self,
         delta: i64,
-    ) -> impl ::std::future::Future<Output = Result<i64, ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<i64, ::mp_ipc::Error>> + Send + 'static
+    {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Counter", "add"),
             Self::build_add(delta),
@@ -1080,7 +1185,7 @@ impl CounterClient {
     ) -> impl FnOnce(
         &crate::calc_capnp::counter::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<i64>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<i64>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Counter", "add");
@@ -1096,7 +1201,7 @@ impl CounterClient {
     /// Calls `Counter.get`.
     ///
     /// Runs on the server's event loop.
-    pub fn get(&self) -> Result<i64, ::mp_ipc::Error> {
+    pub fn get(&self) -> ::std::result::Result<i64, ::mp_ipc::Error> {
         self.remote
             .call(::mp_ipc::CallSite::new("Counter", "get"), Self::build_get())
     }
@@ -1105,7 +1210,8 @@ impl CounterClient {
     /// awaited on any runtime; callbacks during it run on a worker of this side's.
     pub fn get_async(
         &self,
-    ) -> impl ::std::future::Future<Output = Result<i64, ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<i64, ::mp_ipc::Error>> + Send + 'static
+    {
         self.remote
             .call_async(::mp_ipc::CallSite::new("Counter", "get"), Self::build_get())
     }
@@ -1113,7 +1219,7 @@ impl CounterClient {
     fn build_get() -> impl FnOnce(
         &crate::calc_capnp::counter::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<i64>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<i64>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Counter", "get");
@@ -1127,7 +1233,7 @@ impl CounterClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn destroy(&self) -> Result<(), ::mp_ipc::Error> {
+    pub fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
         self.guard.mark_destroyed();
         self.remote.call(
             ::mp_ipc::CallSite::new("Counter", "destroy"),
@@ -1139,7 +1245,8 @@ impl CounterClient {
     /// awaited on any runtime; callbacks during it run on a worker of this side's.
     pub fn destroy_async(
         &self,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::Error>> + Send + 'static
+    {
         self.guard.mark_destroyed();
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Counter", "destroy"),
@@ -1150,7 +1257,7 @@ impl CounterClient {
     fn build_destroy() -> impl FnOnce(
         &crate::calc_capnp::counter::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Counter", "destroy");
@@ -1160,6 +1267,21 @@ impl CounterClient {
             setup.context()?.fill(p.reborrow().init_context());
             Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
         }
+    }
+}
+
+/// A peer's object stands in for a local implementation: calls go to the
+/// peer (the sync methods, so not from the event loop), and its errors
+/// become the trait's `String` errors.
+impl Counter for CounterClient {
+    fn add(&self, delta: i64) -> ::std::result::Result<i64, String> {
+        CounterClient::add(self, delta).map_err(|e| e.to_string())
+    }
+    fn get(&self) -> ::std::result::Result<i64, String> {
+        CounterClient::get(self).map_err(|e| e.to_string())
+    }
+    fn destroy(&self) -> ::std::result::Result<(), String> {
+        CounterClient::destroy(self).map_err(|e| e.to_string())
     }
 }
 
@@ -1192,7 +1314,7 @@ impl CounterServer {
     pub fn exported(
         conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
         imp: ::std::sync::Arc<dyn Counter>,
-    ) -> Result<crate::calc_capnp::counter::Client, ::mp_ipc::capnp::Error> {
+    ) -> ::std::result::Result<crate::calc_capnp::counter::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("Counter")?;
         Ok(::mp_ipc::capnp_rpc::new_client(CounterServer {
             conn: ::std::rc::Rc::downgrade(conn),
@@ -1216,7 +1338,8 @@ impl crate::calc_capnp::counter::Server for CounterServer {
         self: ::std::rc::Rc<Self>,
         params: crate::calc_capnp::counter::AddParams,
         mut results: crate::calc_capnp::counter::AddResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Counter", "add");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -1238,7 +1361,8 @@ impl crate::calc_capnp::counter::Server for CounterServer {
         self: ::std::rc::Rc<Self>,
         _params: crate::calc_capnp::counter::GetParams,
         mut results: crate::calc_capnp::counter::GetResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Counter", "get");
         let result = (|| {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -1256,7 +1380,8 @@ impl crate::calc_capnp::counter::Server for CounterServer {
         self: ::std::rc::Rc<Self>,
         params: crate::calc_capnp::counter::DestroyParams,
         _results: crate::calc_capnp::counter::DestroyResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Counter", "destroy");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;

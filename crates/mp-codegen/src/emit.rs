@@ -9,7 +9,8 @@
 use std::fmt::Write as _;
 
 use crate::model::{
-    results_struct, Field, File, Interface, LeftOut, Method, MethodKind, StructDef, Stub, Ty,
+    results_struct, Field, File, GenericDef, Interface, LeftOut, Method, MethodKind, Presence,
+    StructDef, Stub, Ty,
 };
 use crate::names::lit;
 
@@ -29,6 +30,9 @@ pub(crate) fn emit_file(file: &File, cm: &str) -> String {
          // Include this file in a module of its own.\n",
         file.filename, file.filename
     );
+    for g in &file.generics {
+        emit_generic(&mut out, g);
+    }
     for st in &file.structs {
         emit_struct(&mut out, st, cm);
     }
@@ -36,6 +40,7 @@ pub(crate) fn emit_file(file: &File, cm: &str) -> String {
         emit_trait(&mut out, iface);
         emit_result_structs(&mut out, iface);
         emit_client(&mut out, iface, cm);
+        emit_client_impl(&mut out, iface);
         emit_server(&mut out, iface, cm);
     }
     out.replace(crate::model::CAPNP_MODULE_MARKER, cm)
@@ -66,7 +71,11 @@ fn many_args(out: &mut String, m: &Method) {
     }
 }
 
-/// The owned Rust type of a value (trait parameters, results read by clients).
+const ARC: &str = "::std::sync::Arc";
+const RESULT: &str = "::std::result::Result";
+
+/// The Rust type a value is read as (trait parameters, results read by
+/// clients): interfaces are their clients.
 fn owned(ty: &Ty) -> String {
     match ty {
         Ty::Prim(p) => (*p).to_string(),
@@ -74,37 +83,347 @@ fn owned(ty: &Ty) -> String {
         Ty::Data => "Vec<u8>".into(),
         Ty::List(e) => format!("Vec<{}>", owned(e)),
         Ty::Interface(r) => format!("{}Client", r.rust),
-        Ty::Struct(path) => path.clone(),
+        Ty::Object(r) => format!("{ARC}<dyn {}>", r.rust),
+        Ty::Struct { path, .. } => path.clone(),
+        Ty::Boxed(path) => format!("Option<Box<{path}>>"),
         Ty::Enum { path, .. } => path.clone(),
+        Ty::Generic(g) => format!(
+            "{}<{}>",
+            g.rust,
+            g.args.iter().map(owned).collect::<Vec<_>>().join(", ")
+        ),
+        Ty::Param(name) => name.clone(),
     }
 }
 
-/// An implementation's side of an interface value (client params, trait results).
+/// The Rust type a value is written from (client parameters, trait
+/// results): interfaces are implementations.
 fn served(ty: &Ty) -> String {
     match ty {
-        Ty::Interface(r) => format!("::std::sync::Arc<dyn {}>", r.rust),
+        Ty::Interface(r) => format!("{ARC}<dyn {}>", r.rust),
+        Ty::List(e) => format!("Vec<{}>", served(e)),
+        Ty::Generic(g) => format!(
+            "{}<{}>",
+            g.rust,
+            g.args.iter().map(served).collect::<Vec<_>>().join(", ")
+        ),
         other => owned(other),
     }
 }
 
-/// What a client method takes.
-fn client_param(ty: &Ty) -> String {
-    match ty {
+fn optional(f: &Field, ty: String) -> String {
+    match f.presence {
+        Presence::Always => ty,
+        _ => format!("Option<{ty}>"),
+    }
+}
+
+/// [`owned`] of a field, `Option` if it may be absent.
+fn field_owned(f: &Field) -> String {
+    optional(f, owned(&f.ty))
+}
+
+/// [`served`] of a field, `Option` if it may be absent.
+fn field_served(f: &Field) -> String {
+    optional(f, served(&f.ty))
+}
+
+/// What a client method takes: borrowed where the request only copies.
+fn client_param(f: &Field) -> String {
+    if f.presence != Presence::Always {
+        return field_served(f);
+    }
+    match &f.ty {
         Ty::Text => "&str".into(),
         Ty::Data => "&[u8]".into(),
-        Ty::List(e) => format!("&[{}]", owned(e)),
-        Ty::Struct(path) => format!("&{path}"),
+        Ty::List(e) => format!("&[{}]", served(e)),
+        Ty::Struct { path, .. } => format!("&{path}"),
+        Ty::Generic(_) => format!("&{}", served(&f.ty)),
         other => served(other),
     }
 }
 
 /// Turns a client parameter into the owned value the request builder takes.
-fn client_to_owned(ty: &Ty, v: &str) -> String {
-    match ty {
+fn client_to_owned(f: &Field, v: &str) -> String {
+    if f.presence != Presence::Always {
+        return v.to_string();
+    }
+    match f.ty {
         Ty::Text => format!("{v}.to_owned()"),
         Ty::Data | Ty::List(_) => format!("{v}.to_vec()"),
-        Ty::Struct(_) => format!("{v}.clone()"),
+        Ty::Struct { .. } | Ty::Generic(_) => format!("{v}.clone()"),
         _ => v.to_string(),
+    }
+}
+
+/// Reading or writing the type needs the connection (it holds an
+/// interface or a struct, whose conversions take it).
+fn needs_conn(ty: &Ty) -> bool {
+    match ty {
+        Ty::Interface(_) | Ty::Object(_) | Ty::Struct { .. } | Ty::Boxed(_) => true,
+        Ty::List(e) => needs_conn(e),
+        Ty::Generic(g) => g.fields.iter().any(|f| needs_conn(&f.ty)),
+        _ => false,
+    }
+}
+
+/// Holds an interface read as its client ([`Ty::Interface`]), which an
+/// implementation's value must be converted from.
+fn has_client(ty: &Ty) -> bool {
+    match ty {
+        Ty::Interface(_) => true,
+        Ty::List(e) => has_client(e),
+        Ty::Generic(g) => g.args.iter().any(has_client),
+        _ => false,
+    }
+}
+
+/// Converts `v`, an [`owned`] value, into the [`served`] one (a client
+/// stands for the object it calls).
+fn to_served(ty: &Ty, v: &str, d: usize) -> String {
+    if !has_client(ty) {
+        return v.to_string();
+    }
+    match ty {
+        Ty::Interface(r) => format!("{ARC}::new({v}) as {ARC}<dyn {}>", r.rust),
+        Ty::List(e) => format!(
+            "{v}.into_iter().map(|x{d}| {}).collect::<Vec<_>>()",
+            to_served(e, &format!("x{d}"), d + 1)
+        ),
+        Ty::Generic(g) => {
+            let fields: String = g
+                .fields
+                .iter()
+                .map(|f| {
+                    let place = format!("g{d}.{}", f.ident);
+                    let conv = match f.presence {
+                        Presence::Always => to_served(&f.ty, &place, d + 1),
+                        _ => format!(
+                            "{place}.map(|y{d}| {})",
+                            to_served(&f.ty, &format!("y{d}"), d + 1)
+                        ),
+                    };
+                    format!("{}: {conv}, ", f.ident)
+                })
+                .collect();
+            format!("{{ let g{d} = {v}; {} {{ {fields} }} }}", g.rust)
+        }
+        _ => v.to_string(),
+    }
+}
+
+/// Where generated conversions run: the expressions of the call site
+/// (`CallSite`) and of the connection (`Option<&Rc<LoopConnection>>`).
+#[derive(Clone, Copy)]
+struct Cx<'a> {
+    site: &'a str,
+    conn: &'a str,
+}
+
+/// `Ok(x?)` is just `x` (and clippy says so).
+fn ok_of(expr: String) -> String {
+    match expr.strip_suffix('?') {
+        Some(fallible) => fallible.to_string(),
+        None => format!("Ok({expr})"),
+    }
+}
+
+/// An expression of type [`owned`]`(ty)` reading `src`: for primitives the
+/// value, for enums capnp's `Result<E, NotInSchema>`, for pointers a
+/// `capnp::Result` of the reader — or the reader itself if `bare` (the
+/// elements of a struct list). Runs inside a function returning
+/// `capnp::Result`.
+fn rd(ty: &Ty, src: &str, bare: bool, cx: Cx<'_>, field: &str, d: usize) -> String {
+    let f = lit(field);
+    let Cx { site, conn } = cx;
+    let q = if bare { "" } else { "?" };
+    match ty {
+        Ty::Prim(_) => src.to_string(),
+        Ty::Enum { .. } => format!("{SUPPORT}::enum_value({site}, {f}, {src})?"),
+        Ty::Text => format!("{SUPPORT}::text({site}, {f}, {src})?"),
+        Ty::Data => format!("{src}?.to_vec()"),
+        Ty::List(e) => match **e {
+            Ty::Prim(_) => format!("{src}?.iter().collect::<Vec<_>>()"),
+            Ty::Text => format!("{SUPPORT}::text_list({site}, {f}, {src})?"),
+            Ty::Data => format!("{SUPPORT}::data_list({src})?"),
+            ref e => {
+                let elem_bare = matches!(e, Ty::Struct { .. } | Ty::Generic(_));
+                let x = format!("x{d}");
+                format!(
+                    "{src}?.iter().map(|{x}| -> ::mp_ipc::capnp::Result<_> {{ {} }}).collect::<{RESULT}<Vec<_>, _>>()?",
+                    ok_of(rd(e, &x, elem_bare, cx, field, d + 1))
+                )
+            }
+        },
+        Ty::Struct { path, .. } => format!("{path}::mp_read({site}, {conn}, {src}{q})?"),
+        Ty::Boxed(path) => format!("Some(Box::new({path}::mp_read({site}, {conn}, {src}{q})?))"),
+        Ty::Generic(g) => {
+            let gr = format!("g{d}");
+            let fields: String = g
+                .fields
+                .iter()
+                .map(|gf| format!("{}: {},\n", gf.ident, rd_field(gf, &gr, cx, d + 1)))
+                .collect();
+            format!("{{\nlet {gr} = {src}{q};\n{} {{\n{fields}}}\n}}", g.rust)
+        }
+        Ty::Interface(r) => format!(
+            "{}Client::from_remote({SUPPORT}::wrap({site}, {f}, {conn}, {src}?)?)",
+            r.rust
+        ),
+        Ty::Object(r) => format!(
+            "{ARC}::new({}Client::from_remote({SUPPORT}::wrap({site}, {f}, {conn}, {src}?)?)) as {ARC}<dyn {}>",
+            r.rust, r.rust
+        ),
+        Ty::Param(_) => unreachable!("type parameters are substituted where values are read"),
+    }
+}
+
+/// Reads field `f` of reader `r` (see [`rd`]).
+fn rd_field(f: &Field, r: &str, cx: Cx<'_>, d: usize) -> String {
+    let acc = &f.accessor;
+    let src = format!("{r}.get_{acc}()");
+    let base = match &f.ty {
+        Ty::Boxed(_) => format!(
+            "if {r}.has_{acc}() {{ {} }} else {{ None }}",
+            rd(&f.ty, &src, false, cx, &f.schema, d)
+        ),
+        ty => rd(ty, &src, false, cx, &f.schema, d),
+    };
+    match &f.presence {
+        Presence::Always => base,
+        Presence::Flag(has) => format!("if {r}.get_{has}() {{ Some({base}) }} else {{ None }}"),
+        Presence::Nullable => format!("if {r}.has_{acc}() {{ Some({base}) }} else {{ None }}"),
+    }
+}
+
+/// Where a value is written.
+#[derive(Clone, Copy)]
+enum Slot<'a> {
+    /// Field `acc` of struct builder `b`; `param` if declared as a type
+    /// parameter.
+    Field {
+        b: &'a str,
+        acc: &'a str,
+        param: bool,
+    },
+    /// Element `i` of list builder `list`.
+    Elem { list: &'a str, i: &'a str },
+}
+
+/// Statements writing `v` (a place of type [`served`]`(ty)`, or a
+/// reference to one if `by_ref`) to `slot`. Run inside a function
+/// returning `capnp::Result`.
+fn wr(ty: &Ty, slot: Slot<'_>, v: &str, by_ref: bool, cx: Cx<'_>, field: &str, d: usize) -> String {
+    let f = lit(field);
+    let Cx { site, conn } = cx;
+    // Setters of type-parameter fields can fail.
+    let set = |value: String| match slot {
+        Slot::Field { b, acc, param } => {
+            format!("{b}.set_{acc}({value}){};\n", if param { "?" } else { "" })
+        }
+        Slot::Elem { list, i } => format!("{list}.set({i}, {value});\n"),
+    };
+    let init = |args: &str| match slot {
+        Slot::Field { b, acc, param } => {
+            let n = if param && !args.is_empty() {
+                "initn"
+            } else {
+                "init"
+            };
+            format!("{b}.reborrow().{n}_{acc}({args})")
+        }
+        Slot::Elem { list, i } if args.is_empty() => format!("{list}.reborrow().get({i})"),
+        Slot::Elem { list, i } => format!("{list}.reborrow().init({i}, {args})"),
+    };
+    let export = |r: &crate::model::IfaceRef| {
+        format!(
+            "{}Server::exported({SUPPORT}::conn({site}, {f}, {conn})?, {v}.clone())?",
+            r.rust
+        )
+    };
+    match ty {
+        Ty::Prim(_) | Ty::Enum { .. } => set(if by_ref {
+            format!("*{v}")
+        } else {
+            v.to_string()
+        }),
+        Ty::Text => set(format!("{v}.as_str()")),
+        Ty::Data => set(format!("{v}.as_slice()")),
+        Ty::List(e) => {
+            if let (
+                Ty::Prim(_),
+                Slot::Field {
+                    b,
+                    acc,
+                    param: false,
+                },
+            ) = (&**e, slot)
+            {
+                return format!("{b}.set_{acc}({v}.as_slice())?;\n");
+            }
+            let (l, i, x) = (format!("l{d}"), format!("i{d}"), format!("x{d}"));
+            let len = format!("{SUPPORT}::list_len({site}, {f}, {v}.len())?");
+            format!(
+                "{{\nlet mut {l} = {};\nfor ({i}, {x}) in (0u32..).zip({v}.iter()) {{\n{}}}\n}}\n",
+                init(&len),
+                wr(
+                    e,
+                    Slot::Elem { list: &l, i: &i },
+                    &x,
+                    true,
+                    cx,
+                    field,
+                    d + 1
+                )
+            )
+        }
+        Ty::Struct { .. } => format!("{v}.mp_write({site}, {conn}, {})?;\n", init("")),
+        Ty::Boxed(_) => format!(
+            "if let Some(x{d}) = {v}.as_ref() {{\nx{d}.mp_write({site}, {conn}, {})?;\n}}\n",
+            init("")
+        ),
+        Ty::Generic(g) => {
+            let gb = format!("g{d}");
+            let fields: String = g
+                .fields
+                .iter()
+                .map(|gf| wr_field(gf, &gb, &format!("{v}.{}", gf.ident), false, cx, d + 1))
+                .collect();
+            if fields.is_empty() {
+                format!("let _ = {};\n", init(""))
+            } else {
+                format!("{{\nlet mut {gb} = {};\n{fields}}}\n", init(""))
+            }
+        }
+        Ty::Interface(r) | Ty::Object(r) => match slot {
+            Slot::Elem { list, i } => format!("{list}.set({i}, {}.client.hook);\n", export(r)),
+            Slot::Field { .. } => set(export(r)),
+        },
+        Ty::Param(_) => unreachable!("type parameters are substituted where values are written"),
+    }
+}
+
+/// Writes `v` (a place of the field's [`field_served`] type, or a
+/// reference if `by_ref`) to field `f` of builder `b`.
+fn wr_field(f: &Field, b: &str, v: &str, by_ref: bool, cx: Cx<'_>, d: usize) -> String {
+    let slot = Slot::Field {
+        b,
+        acc: &f.accessor,
+        param: f.param,
+    };
+    match &f.presence {
+        Presence::Always => wr(&f.ty, slot, v, by_ref, cx, &f.schema, d),
+        presence => {
+            let flag = match presence {
+                Presence::Flag(has) => format!("{b}.set_{has}({v}.is_some());\n"),
+                _ => String::new(),
+            };
+            let x = format!("x{d}");
+            format!(
+                "{flag}if let Some({x}) = {v}.as_ref() {{\n{}}}\n",
+                wr(&f.ty, slot, &x, true, cx, &f.schema, d + 1)
+            )
+        }
     }
 }
 
@@ -112,8 +431,7 @@ fn client_to_owned(ty: &Ty, v: &str) -> String {
 fn trait_result(iface: &Interface, m: &Method) -> String {
     match m.results.as_slice() {
         [] => "()".into(),
-        [one] if m.optional || m.nullable => format!("Option<{}>", served(&one.ty)),
-        [one] => served(&one.ty),
+        [one] => field_served(one),
         _ => results_struct(iface, m),
     }
 }
@@ -122,78 +440,8 @@ fn trait_result(iface: &Interface, m: &Method) -> String {
 fn client_result(iface: &Interface, m: &Method) -> String {
     match m.results.as_slice() {
         [] => "()".into(),
-        [one] if m.optional || m.nullable => format!("Option<{}>", owned(&one.ty)),
-        [one] => owned(&one.ty),
+        [one] => field_owned(one),
         _ => results_struct(iface, m),
-    }
-}
-
-/// A statement setting field `acc` of builder `b` to `v`. `err` converts a
-/// capnp error where the setter can fail; `conn` is the loop connection.
-#[allow(clippy::too_many_arguments)]
-fn set_stmt(
-    b: &str,
-    acc: &str,
-    schema: &str,
-    ty: &Ty,
-    v: &str,
-    err: &str,
-    conn: &str,
-    site: &str,
-) -> String {
-    match ty {
-        Ty::Struct(_) => format!("{v}.mp_write({site}, {b}.reborrow().init_{acc}()){err}?;\n"),
-        Ty::Prim(_) | Ty::Enum { .. } => format!("{b}.set_{acc}({v});\n"),
-        Ty::Text => format!("{b}.set_{acc}({v}.as_str());\n"),
-        Ty::Data => format!("{b}.set_{acc}({v}.as_slice());\n"),
-        Ty::List(e) if **e == Ty::Data => format!(
-            "{{\nlet mut list = {b}.reborrow().init_{acc}({SUPPORT}::list_len({site}, {f}, {v}.len()){err}?);\n\
-             for (i, d) in (0u32..).zip({v}.iter()) {{\nlist.set(i, d.as_slice());\n}}\n}}\n",
-            f = lit(schema)
-        ),
-        Ty::List(e) if matches!(**e, Ty::Struct(_)) => format!(
-            "{{\nlet mut list = {b}.reborrow().init_{acc}({SUPPORT}::list_len({site}, {f}, {v}.len()){err}?);\n\
-             for (i, item) in (0u32..).zip({v}.iter()) {{\nitem.mp_write({site}, list.reborrow().get(i)){err}?;\n}}\n}}\n",
-            f = lit(schema)
-        ),
-        Ty::List(e) if matches!(**e, Ty::Enum { .. }) => format!(
-            "{{\nlet mut list = {b}.reborrow().init_{acc}({SUPPORT}::list_len({site}, {f}, {v}.len()){err}?);\n\
-             for (i, item) in (0u32..).zip({v}.iter()) {{\nlist.set(i, *item);\n}}\n}}\n",
-            f = lit(schema)
-        ),
-        Ty::List(_) => format!("{b}.set_{acc}({v}.as_slice()){err}?;\n"),
-        Ty::Interface(r) => format!(
-            "{b}.set_{acc}({}Server::exported({conn}, {v}){err}?);\n",
-            r.rust
-        ),
-    }
-}
-
-/// An expression reading field `acc` of reader `r` (inside a function
-/// returning `capnp::Result`); interfaces are wrapped on `conn`.
-fn read_expr(r: &str, acc: &str, schema: &str, ty: &Ty, site: &str) -> String {
-    let f = lit(schema);
-    match ty {
-        Ty::Struct(path) => format!("{path}::mp_read({site}, {r}.get_{acc}()?)?"),
-        Ty::Prim(_) => format!("{r}.get_{acc}()"),
-        Ty::Enum { .. } => format!("{SUPPORT}::enum_value({site}, {f}, {r}.get_{acc}())?"),
-        Ty::Text => format!("{SUPPORT}::text({site}, {f}, {r}.get_{acc}())?"),
-        Ty::Data => format!("{r}.get_{acc}()?.to_vec()"),
-        Ty::List(e) => match **e {
-            Ty::Text => format!("{SUPPORT}::text_list({site}, {f}, {r}.get_{acc}())?"),
-            Ty::Data => format!("{SUPPORT}::data_list({r}.get_{acc}())?"),
-            Ty::Struct(ref path) => format!(
-                "{r}.get_{acc}()?.iter().map(|x| {path}::mp_read({site}, x)).collect::<Result<Vec<_>, _>>()?"
-            ),
-            Ty::Enum { .. } => format!(
-                "{r}.get_{acc}()?.iter().map(|x| {SUPPORT}::enum_value({site}, {f}, x)).collect::<Result<Vec<_>, _>>()?"
-            ),
-            _ => format!("{r}.get_{acc}()?.iter().collect::<Vec<_>>()"),
-        },
-        Ty::Interface(i) => format!(
-            "{}Client::from_remote({SUPPORT}::wrap(&conn, {r}.get_{acc}()?)?)",
-            i.rust
-        ),
     }
 }
 
@@ -213,15 +461,38 @@ fn emit_struct(out: &mut String, st: &StructDef, cm: &str) {
         st.doc.as_deref(),
         &format!("The `{}` struct.", st.schema),
     );
-    let _ = writeln!(
-        out,
-        "#[derive(Debug, Clone, PartialEq)]\npub struct {name} {{"
-    );
+    // Implementations (`Arc<dyn Trait>`) are neither `Debug` nor `PartialEq`.
+    let derives = if st.plain {
+        "Debug, Clone, PartialEq"
+    } else {
+        "Clone"
+    };
+    let _ = writeln!(out, "#[derive({derives})]\npub struct {name} {{");
     for f in &st.fields {
         doc(out, f.doc.as_deref(), &format!("`{}`.", f.field.schema));
-        let _ = writeln!(out, "pub {}: {},", f.field.ident, owned(&f.field.ty));
+        let _ = writeln!(out, "pub {}: {},", f.field.ident, field_owned(&f.field));
     }
     out.push_str("}\n\n");
+    if !st.plain {
+        let _ = writeln!(
+            out,
+            "impl ::std::fmt::Debug for {name} {{\nfn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {{\nf.debug_struct({})",
+            lit(name)
+        );
+        for fd in &st.fields {
+            if fd.field.ty.plain() {
+                let _ = writeln!(
+                    out,
+                    ".field({}, &self.{})",
+                    lit(&fd.field.ident),
+                    fd.field.ident
+                );
+            } else {
+                let _ = writeln!(out, ".field({}, &\"..\")", lit(&fd.field.ident));
+            }
+        }
+        out.push_str(".finish()\n}\n}\n\n");
+    }
     let _ = writeln!(
         out,
         "impl Default for {name} {{\n/// The schema's default values.\nfn default() -> Self {{\n{name} {{"
@@ -235,43 +506,79 @@ fn emit_struct(out: &mut String, st: &StructDef, cm: &str) {
     } else {
         ("r", "mut b")
     };
+    let cx = Cx {
+        site: "site",
+        conn: "conn",
+    };
     let _ = writeln!(
         out,
         "impl {name} {{\n\
-         /// Reads one from capnp (for the generated adapters).\n\
+         /// Reads one from capnp (for the generated adapters); objects in it\n\
+         /// are wrapped on `conn`.\n\
          #[doc(hidden)]\n\
-         pub fn mp_read(site: ::mp_ipc::CallSite, {r}: {module}::Reader<'_>) -> Result<Self, ::mp_ipc::capnp::Error> {{\n\
-         let _ = site;\nOk({name} {{"
+         pub fn mp_read(site: ::mp_ipc::CallSite, conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>, {r}: {module}::Reader<'_>) -> {RESULT}<Self, ::mp_ipc::capnp::Error> {{\n\
+         let _ = (site, conn);\nOk({name} {{"
     );
     for f in &st.fields {
         let _ = writeln!(
             out,
             "{}: {},",
             f.field.ident,
-            read_expr("r", &f.field.accessor, &f.field.schema, &f.field.ty, "site")
+            rd_field(&f.field, "r", cx, 0)
         );
     }
     let _ = writeln!(
         out,
         "}})\n}}\n\n\
-         /// Writes it to capnp (for the generated adapters).\n\
+         /// Writes it to capnp (for the generated adapters); objects in it are\n\
+         /// exported on `conn`.\n\
          #[doc(hidden)]\n\
-         pub fn mp_write(&self, site: ::mp_ipc::CallSite, {b}: {module}::Builder<'_>) -> Result<(), ::mp_ipc::capnp::Error> {{\n\
-         let _ = site;"
+         pub fn mp_write(&self, site: ::mp_ipc::CallSite, conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>, {b}: {module}::Builder<'_>) -> {RESULT}<(), ::mp_ipc::capnp::Error> {{\n\
+         let _ = (site, conn);"
     );
     for f in &st.fields {
-        out.push_str(&set_stmt(
+        out.push_str(&wr_field(
+            &f.field,
             "b",
-            &f.field.accessor,
-            &f.field.schema,
-            &f.field.ty,
             &format!("self.{}", f.field.ident),
-            "",
-            "",
-            "site",
+            false,
+            cx,
+            0,
         ));
     }
     out.push_str("Ok(())\n}\n}\n\n");
+}
+
+/// A generic struct: a generic Rust struct holding the values; instances
+/// are read and written where they are used.
+fn emit_generic(out: &mut String, g: &GenericDef) {
+    doc(
+        out,
+        g.doc.as_deref(),
+        &format!("The generic `{}` struct.", g.schema),
+    );
+    // capnpc's enums have no Default.
+    let default = if g.fields.iter().any(|f| matches!(f.ty, Ty::Enum { .. })) {
+        ""
+    } else {
+        ", Default"
+    };
+    let params = g.params.join(", ");
+    let _ = writeln!(
+        out,
+        "#[derive(Debug, Clone, PartialEq{default})]\npub struct {}<{params}> {{",
+        g.rust
+    );
+    for f in &g.fields {
+        let _ = writeln!(
+            out,
+            "/// `{}`.\npub {}: {},",
+            f.schema,
+            f.ident,
+            field_owned(f)
+        );
+    }
+    out.push_str("}\n\n");
 }
 
 fn emit_trait(out: &mut String, iface: &Interface) {
@@ -309,7 +616,7 @@ fn emit_trait(out: &mut String, iface: &Interface) {
             .iter()
             .map(|p| {
                 let amp = if p.inout { "&mut " } else { "" };
-                format!(", {}: {amp}{}", p.ident, owned(&p.ty))
+                format!(", {}: {amp}{}", p.ident, field_owned(p))
             })
             .collect();
         many_args(out, m);
@@ -319,14 +626,14 @@ fn emit_trait(out: &mut String, iface: &Interface) {
             let _ = writeln!(
                 out,
                 "///\n/// Called when the client lets the object go; does nothing unless overridden.\n\
-                 fn {}(&self) -> Result<(), String> {{\nOk(())\n}}",
+                 fn {}(&self) -> ::std::result::Result<(), String> {{\nOk(())\n}}",
                 m.ident
             );
             continue;
         }
         let _ = writeln!(
             out,
-            "fn {}(&self{params}) -> Result<{}, String>;",
+            "fn {}(&self{params}) -> ::std::result::Result<{}, String>;",
             m.ident,
             trait_result(iface, m)
         );
@@ -355,7 +662,7 @@ fn emit_result_structs(out: &mut String, iface: &Interface) {
                 "/// `{}`.\npub {}: {},",
                 r.schema,
                 r.ident,
-                owned(&r.ty)
+                field_owned(r)
             );
         }
         out.push_str("}\n\n");
@@ -442,12 +749,74 @@ fn emit_client(out: &mut String, iface: &Interface, cm: &str) {
     out.push_str("}\n\n");
 }
 
+/// The client implements the interface's trait, so a received object can
+/// be stored, passed on or served wherever an implementation is wanted.
+fn emit_client_impl(out: &mut String, iface: &Interface) {
+    let name = &iface.rust;
+    let _ = writeln!(
+        out,
+        "/// A peer's object stands in for a local implementation: calls go to the\n\
+         /// peer (the sync methods, so not from the event loop), and its errors\n\
+         /// become the trait's `String` errors.\n\
+         impl {name} for {name}Client {{"
+    );
+    for m in iface.methods.iter().filter(|m| m.kind == MethodKind::Plain) {
+        let params: String = m
+            .params
+            .iter()
+            .map(|p| {
+                let amp = if p.inout { "&mut " } else { "" };
+                format!(", {}: {amp}{}", p.ident, field_owned(p))
+            })
+            .collect();
+        let args: Vec<String> = m
+            .params
+            .iter()
+            .map(|p| {
+                let a = &p.ident;
+                if p.inout {
+                    return a.clone();
+                }
+                if p.presence != Presence::Always {
+                    return if has_client(&p.ty) {
+                        format!("{a}.map(|x| {})", to_served(&p.ty, "x", 1))
+                    } else {
+                        a.clone()
+                    };
+                }
+                match &p.ty {
+                    Ty::Text | Ty::Data | Ty::Struct { .. } => format!("&{a}"),
+                    Ty::List(_) | Ty::Generic(_) => format!("&{}", to_served(&p.ty, a, 1)),
+                    ty => to_served(ty, a, 1),
+                }
+            })
+            .collect();
+        let convert = match m.results.as_slice() {
+            [one] if has_client(&one.ty) => match one.presence {
+                Presence::Always => format!(".map(|r| {})", to_served(&one.ty, "r", 1)),
+                _ => format!(".map(|r| r.map(|x| {}))", to_served(&one.ty, "x", 1)),
+            },
+            _ => String::new(),
+        };
+        many_args(out, m);
+        let _ = writeln!(
+            out,
+            "fn {id}(&self{params}) -> ::std::result::Result<{ret}, String> {{\n\
+             {name}Client::{id}(self, {args}){convert}.map_err(|e| e.to_string())\n}}",
+            id = m.ident,
+            ret = trait_result(iface, m),
+            args = args.join(", "),
+        );
+    }
+    out.push_str("}\n\n");
+}
+
 fn emit_connect(out: &mut String, iface: &Interface, m: &Method, cm: &str) {
     let _ = writeln!(
         out,
         "\n/// Takes the peer's bootstrap object as a `{s}` and exchanges thread maps\n\
          /// with it (`{s}.{ms}`), so calls with a Context can be mapped to server threads.\n\
-         pub fn connect(connection: &::mp_ipc::Connection) -> Result<Self, ::mp_ipc::Error> {{\n\
+         pub fn connect(connection: &::mp_ipc::Connection) -> ::std::result::Result<Self, ::mp_ipc::Error> {{\n\
          {site}\
          let remote = connection.call(SITE, |setup| {{\n\
          let conn = setup.conn().clone();\n\
@@ -495,7 +864,7 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
     } else {
         let types: String = inouts
             .iter()
-            .map(|p| format!("{}, ", owned(&p.ty)))
+            .map(|p| format!("{}, ", field_owned(p)))
             .collect();
         format!("({ret}, ({types}))")
     };
@@ -504,9 +873,9 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
         .iter()
         .map(|p| {
             if p.inout {
-                format!(", {}: &mut {}", p.ident, owned(&p.ty))
+                format!(", {}: &mut {}", p.ident, field_owned(p))
             } else {
-                format!(", {}: {}", p.ident, client_param(&p.ty))
+                format!(", {}: {}", p.ident, client_param(p))
             }
         })
         .collect();
@@ -519,7 +888,7 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
             } else if p.inout {
                 format!("{}.clone()", p.ident)
             } else {
-                client_to_owned(&p.ty, &p.ident)
+                client_to_owned(p, &p.ident)
             }
         })
         .collect();
@@ -531,9 +900,9 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
         .iter()
         .map(|p| {
             if p.inout {
-                format!(", {}: {}", p.ident, owned(&p.ty))
+                format!(", {}: {}", p.ident, field_owned(p))
             } else {
-                format!(", {}: {}", p.ident, client_param(&p.ty))
+                format!(", {}: {}", p.ident, client_param(p))
             }
         })
         .collect();
@@ -544,7 +913,7 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
             if p.inout {
                 p.ident.clone()
             } else {
-                client_to_owned(&p.ty, &p.ident)
+                client_to_owned(p, &p.ident)
             }
         })
         .collect();
@@ -554,7 +923,7 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
     } else {
         let types: String = inouts
             .iter()
-            .map(|p| format!(", {}", owned(&p.ty)))
+            .map(|p| format!(", {}", field_owned(p)))
             .collect();
         format!("({ret}{types})")
     };
@@ -579,7 +948,7 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
     if inouts.is_empty() {
         let _ = writeln!(
             out,
-            "pub fn {id}(&self{sig_params}) -> Result<{ret}, ::mp_ipc::Error> {{\n\
+            "pub fn {id}(&self{sig_params}) -> ::std::result::Result<{ret}, ::mp_ipc::Error> {{\n\
              {mark}self.remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args}))\n}}\n",
             id = m.ident,
             sn = m.snake,
@@ -594,7 +963,7 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
         let _ = writeln!(
             out,
             "///\n/// In/out parameters get the server's values back when the call succeeds.\n\
-             pub fn {id}(&self{sig_params}) -> Result<{ret}, ::mp_ipc::Error> {{\n\
+             pub fn {id}(&self{sig_params}) -> ::std::result::Result<{ret}, ::mp_ipc::Error> {{\n\
              {mark}let ({v}, ({new_vals})) = self.remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args}))?;\n\
              {assign}Ok({v})\n}}\n",
             id = m.ident,
@@ -614,7 +983,7 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
     if inouts.is_empty() {
         let _ = writeln!(
             out,
-            "pub fn {sn}_async(&self{sig_params}) -> impl ::std::future::Future<Output = Result<{ret}, ::mp_ipc::Error>> + Send + 'static {{\n\
+            "pub fn {sn}_async(&self{sig_params}) -> impl ::std::future::Future<Output = ::std::result::Result<{ret}, ::mp_ipc::Error>> + Send + 'static {{\n\
              {mark}self.remote.call_async(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args}))\n}}\n",
             sn = m.snake,
             i = lit(&iface.schema),
@@ -625,7 +994,7 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
             out,
             "///\n/// In/out parameters are taken by value; their new values follow the results.\n\
              #[allow(clippy::type_complexity)]\n\
-             pub fn {sn}_async(&self{async_sig_params}) -> impl ::std::future::Future<Output = Result<{async_ret}, ::mp_ipc::Error>> + Send + 'static {{\n\
+             pub fn {sn}_async(&self{async_sig_params}) -> impl ::std::future::Future<Output = ::std::result::Result<{async_ret}, ::mp_ipc::Error>> + Send + 'static {{\n\
              {mark}let call = self.remote.call_async(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({async_args}));\n\
              async move {{\nlet ({v}, ({new_vals})) = call.await?;\nOk(({v}, {new_vals}))\n}}\n}}\n",
             sn = m.snake,
@@ -637,11 +1006,15 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
     let build_params: Vec<String> = m
         .params
         .iter()
-        .map(|p| format!("{}: {}", p.ident, served(&p.ty)))
+        .map(|p| format!("{}: {}", p.ident, field_served(p)))
         .collect();
-    let uses_setup = m.context.is_some()
-        || m.params.iter().any(|p| matches!(p.ty, Ty::Interface(_)))
-        || matches!(m.results.as_slice(), [one] if matches!(one.ty, Ty::Interface(_)));
+    let reply_conn = m
+        .results
+        .iter()
+        .chain(m.params.iter().filter(|p| p.inout))
+        .any(|f| needs_conn(&f.ty));
+    let uses_setup =
+        m.context.is_some() || m.params.iter().any(|p| needs_conn(&p.ty)) || reply_conn;
     let setup = if uses_setup { "setup" } else { "_setup" };
     many_args(out, m);
     if !inouts.is_empty() {
@@ -649,7 +1022,7 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
     }
     let _ = write!(
         out,
-        "fn build_{sn}({bp}) -> impl FnOnce(&{cap}, &::mp_ipc::CallSetup) -> Result<::mp_ipc::CallFuture<{build_ret}>, ::mp_ipc::Error> + Send + 'static {{\n\
+        "fn build_{sn}({bp}) -> impl FnOnce(&{cap}, &::mp_ipc::CallSetup) -> ::std::result::Result<::mp_ipc::CallFuture<{build_ret}>, ::mp_ipc::Error> + Send + 'static {{\n\
          {site}\
          move |cap: &{cap}, {setup}: &::mp_ipc::CallSetup| {{\n",
         sn = m.snake,
@@ -668,79 +1041,39 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
         if let Some(ctx) = &m.context {
             let _ = writeln!(out, "setup.context()?.fill(p.reborrow().init_{ctx}());");
         }
-        for p in &m.params {
-            out.push_str(&set_stmt(
-                "p",
-                &p.accessor,
-                &p.schema,
-                &p.ty,
-                &p.ident,
-                ".map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))",
-                "setup.conn()",
-                "SITE",
-            ));
+        let cx = Cx {
+            site: "SITE",
+            conn: "Some(setup.conn())",
+        };
+        let writes: String = m
+            .params
+            .iter()
+            .map(|p| wr_field(p, "p", &p.ident, false, cx, 0))
+            .collect();
+        if !writes.contains('?') {
+            // Nothing can fail.
+            out.push_str(&writes);
+        } else {
+            let _ = writeln!(
+                out,
+                "(|| -> ::mp_ipc::capnp::Result<()> {{\n{writes}Ok(())\n}})().map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;"
+            );
         }
     }
-    // The closure body that reads the reply, and the interface (if any)
-    // whose capability is wrapped once the reply is in.
-    let (body, wrap): (String, Option<(&str, bool)>) = match m.results.as_slice() {
-        [] => ("Ok(())".into(), None),
-        [one] if m.nullable => match &one.ty {
-            Ty::Interface(r) => (
-                format!(
-                    "Ok(if r.has_{acc}() {{ Some(r.get_{acc}()?) }} else {{ None }})",
-                    acc = one.accessor
-                ),
-                Some((r.rust.as_str(), true)),
-            ),
-            _ => unreachable!("only interface results are made nullable"),
-        },
-        [one] if m.optional => match &one.ty {
-            Ty::Interface(r) => (
-                format!(
-                    "Ok(if r.get_has_result() {{ Some(r.get_{}()?) }} else {{ None }})",
-                    one.accessor
-                ),
-                Some((r.rust.as_str(), true)),
-            ),
-            ty => (
-                format!(
-                    "Ok(if r.get_has_result() {{ Some({}) }} else {{ None }})",
-                    read_expr("r", &one.accessor, &one.schema, ty, "SITE")
-                ),
-                None,
-            ),
-        },
-        [one] => match &one.ty {
-            Ty::Interface(r) => (
-                format!("r.get_{}()", one.accessor),
-                Some((r.rust.as_str(), false)),
-            ),
-            ty => {
-                let read = read_expr("r", &one.accessor, &one.schema, ty, "SITE");
-                // `Ok(x?)` is just `x` (and clippy says so).
-                let body = match read.strip_suffix('?') {
-                    Some(fallible) => fallible.to_string(),
-                    None => format!("Ok({read})"),
-                };
-                (body, None)
-            }
-        },
+    // The closure body that reads the reply (on the loop).
+    let cx = Cx {
+        site: "SITE",
+        conn: "Some(&conn)",
+    };
+    let body: String = match m.results.as_slice() {
+        [] => "Ok(())".into(),
+        [one] => ok_of(rd_field(one, "r", cx, 0)),
         many => {
             let fields: String = many
                 .iter()
-                .map(|f| {
-                    format!(
-                        "{}: {},\n",
-                        f.ident,
-                        read_expr("r", &f.accessor, &f.schema, &f.ty, "SITE")
-                    )
-                })
+                .map(|f| format!("{}: {},\n", f.ident, rd_field(f, "r", cx, 0)))
                 .collect();
-            (
-                format!("Ok({} {{\n{fields}}})", results_struct(iface, m)),
-                None,
-            )
+            format!("Ok({} {{\n{fields}}})", results_struct(iface, m))
         }
     };
     // In/out parameters' new values are read beside the results.
@@ -749,12 +1082,7 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
     } else {
         let reads: String = inouts
             .iter()
-            .map(|p| {
-                format!(
-                    "{}, ",
-                    read_expr("r", &p.accessor, &p.schema, &p.ty, "SITE")
-                )
-            })
+            .map(|p| format!("{}, ", rd_field(p, "r", cx, 0)))
             .collect();
         if m.results.is_empty() {
             format!("Ok(((), ({reads})))")
@@ -773,33 +1101,13 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
         None if m.results.is_empty() && inouts.is_empty() => format!("|_| {body}"),
         None => format!("|r| {body}"),
     };
-    match wrap {
-        None => {
-            let _ = writeln!(out, "Ok(::mp_ipc::send_request(SITE, req, {closure}))");
-        }
-        Some((client, optional)) => {
-            let _ = writeln!(
-                out,
-                "let conn = setup.conn().clone();\n\
-                 let reply = ::mp_ipc::send_request(SITE, req, {closure});\n\
-                 Ok(Box::pin(async move {{"
-            );
-            if optional {
-                let _ = writeln!(
-                    out,
-                    "match reply.await? {{\n\
-                     Some(cap) => Ok(Some({client}Client::from_remote(::mp_ipc::Remote::new(&conn, cap)?))),\n\
-                     None => Ok(None),\n}}"
-                );
-            } else {
-                let _ = writeln!(
-                    out,
-                    "let cap = reply.await?;\n\
-                     Ok({client}Client::from_remote(::mp_ipc::Remote::new(&conn, cap)?))"
-                );
-            }
-            out.push_str("}))\n");
-        }
+    if reply_conn {
+        let _ = writeln!(
+            out,
+            "let conn = setup.conn().clone();\nOk(::mp_ipc::send_request(SITE, req, move {closure}))"
+        );
+    } else {
+        let _ = writeln!(out, "Ok(::mp_ipc::send_request(SITE, req, {closure}))");
     }
     out.push_str("}\n}\n");
 }
@@ -828,7 +1136,7 @@ fn emit_server(out: &mut String, iface: &Interface, cm: &str) {
          /// [`client`](Self::client) for an object handed to the peer in a\n\
          /// call or a reply: counted against `Limits::max_exported_objects`\n\
          /// until the peer releases it, and refused past that limit.\n\
-         pub fn exported(conn: &::std::rc::Rc<::mp_ipc::LoopConnection>, imp: ::std::sync::Arc<dyn {name}>) -> Result<{module}::Client, ::mp_ipc::capnp::Error> {{\n\
+         pub fn exported(conn: &::std::rc::Rc<::mp_ipc::LoopConnection>, imp: ::std::sync::Arc<dyn {name}>) -> ::std::result::Result<{module}::Client, ::mp_ipc::capnp::Error> {{\n\
          let slot = conn.export_slot({iface_lit})?;\n\
          Ok(::mp_ipc::capnp_rpc::new_client({name}Server {{\nconn: ::std::rc::Rc::downgrade(conn),\nimp,\n_slot: Some(slot),\n}}))\n}}\n\n\
          /// [`client`](Self::client) as a bootstrap capability, for\n\
@@ -865,7 +1173,7 @@ fn emit_server_left_out(out: &mut String, iface: &Interface, l: &LeftOut, module
     let _ = writeln!(
         out,
         "\n/// `{i}.{m}` is not generated: answered with an \"unimplemented\" error.\n\
-         fn {f}(self: ::std::rc::Rc<Self>, _params: {module}::{a}Params{results}) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {{\n\
+         fn {f}(self: ::std::rc::Rc<Self>, _params: {module}::{a}Params{results}) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static {{\n\
          ::std::future::ready(Err(::mp_ipc::capnp::Error::unimplemented(String::from({message}))))\n}}",
         i = iface.schema,
         m = l.schema,
@@ -877,7 +1185,7 @@ fn emit_server_left_out(out: &mut String, iface: &Interface, l: &LeftOut, module
 fn server_sig(out: &mut String, m: &Method, module: &str, params_used: bool, results_used: bool) {
     let _ = writeln!(
         out,
-        "fn {f}(self: ::std::rc::Rc<Self>, {pp}params: {module}::{a}Params, {rr}results: {module}::{a}Results) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {{",
+        "fn {f}(self: ::std::rc::Rc<Self>, {pp}params: {module}::{a}Params, {rr}results: {module}::{a}Results) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static {{",
         f = m.capnp_fn,
         a = m.capnp_alias,
         pp = if params_used { "" } else { "_" },
@@ -921,14 +1229,13 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
             "let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_{ctx}(), p.get_{ctx}())?;"
         );
     }
+    let cx = Cx {
+        site: "SITE",
+        conn: "Some(&conn)",
+    };
     for p in &m.params {
-        let _ = writeln!(
-            body,
-            "let {} = {};",
-            p.ident,
-            read_expr("p", &p.accessor, &p.schema, &p.ty, "SITE")
-        );
-        if matches!(p.ty, Ty::Interface(_)) {
+        let _ = writeln!(body, "let {} = {};", p.ident, rd_field(p, "p", cx, 0));
+        if !p.ty.plain() {
             // The loop keeps a handle until the reply, so the server thread
             // does not drop the last one (which would post the drop back here).
             let _ = writeln!(body, "let _keep_{0} = {0}.clone();", p.ident);
@@ -993,49 +1300,17 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
         let _ = writeln!(body, "{bind}conn.run_on_loop(SITE, || {call})?{fail};");
     }
     let mut writes = String::new();
-    if !m.results.is_empty() {
-        let single = m.results.len() == 1;
-        if m.optional {
-            let _ = writeln!(
-                writes,
-                "r.set_has_result({v}.is_some());\nif let Some({v}) = {v} {{"
-            );
-        } else if m.nullable {
-            // None leaves the capability pointer null.
-            let _ = writeln!(writes, "if let Some({v}) = {v} {{");
-        }
-        for f in &m.results {
-            let v = if single {
-                v.clone()
-            } else {
-                format!("{v}.{}", f.ident)
-            };
-            writes.push_str(&set_stmt(
-                "r",
-                &f.accessor,
-                &f.schema,
-                &f.ty,
-                &v,
-                "",
-                "&conn",
-                "SITE",
-            ));
-        }
-        if m.optional || m.nullable {
-            writes.push_str("}\n");
-        }
+    let single = m.results.len() == 1;
+    for f in &m.results {
+        let place = if single {
+            v.clone()
+        } else {
+            format!("{v}.{}", f.ident)
+        };
+        writes.push_str(&wr_field(f, "r", &place, false, cx, 0));
     }
     for p in &inouts {
-        writes.push_str(&set_stmt(
-            "r",
-            &p.accessor,
-            &p.schema,
-            &p.ty,
-            &p.ident,
-            "",
-            "&conn",
-            "SITE",
-        ));
+        writes.push_str(&wr_field(p, "r", &p.ident, false, cx, 0));
     }
     match &m.exception {
         Some(e) if m.results.is_empty() && inouts.is_empty() => {

@@ -305,9 +305,12 @@ fn mark_nullable(
                 "(requested files)".to_string(),
                 "no such method in the requested files".to_string(),
             )),
-            Some((file, m)) => match m.results.as_slice() {
-                [one] if matches!(one.ty, model::Ty::Interface(_)) && !m.optional => {
-                    m.nullable = true;
+            Some((file, m)) => match m.results.as_mut_slice() {
+                [one]
+                    if matches!(one.ty, model::Ty::Interface(_))
+                        && one.presence == model::Presence::Always =>
+                {
+                    one.presence = model::Presence::Nullable;
                     None
                 }
                 _ => Some((

@@ -36,10 +36,15 @@ pub(crate) enum Ty {
     Text,
     /// `Data` ↔ `Vec<u8>`.
     Data,
-    /// `List(T)` ↔ `Vec<T>`, for primitive, Text and Data elements.
+    /// `List(T)` ↔ `Vec<T>`, of any mapped element type (lists too).
     List(Box<Ty>),
-    /// An interface.
+    /// An interface passed on its own or in a list or generic struct: read
+    /// as its client (`FooClient`), written from an implementation
+    /// (`Arc<dyn Foo>`).
     Interface(IfaceRef),
+    /// An interface inside a struct: `Arc<dyn Foo>` both ways (a received
+    /// one is its client, which implements the trait).
+    Object(IfaceRef),
     /// An enum, as capnpc's Rust enum.
     Enum {
         /// capnpc's enum (`crate::foo_capnp::Color`).
@@ -47,9 +52,84 @@ pub(crate) enum Ty {
         /// capnpc's names of its enumerants, in ordinal order (`Red`, ...).
         variants: Vec<String>,
     },
-    /// A struct, as a generated Rust struct: the path of its Rust name
-    /// (`BlockRef`, or `super::common_mp::BlockRef` for another file's).
-    Struct(String),
+    /// A struct, as a generated Rust struct.
+    Struct {
+        /// The path of its Rust name (`BlockRef`, or
+        /// `super::common_mp::BlockRef` for another file's).
+        path: String,
+        /// It holds no interface (so it derives `Debug` and `PartialEq`).
+        plain: bool,
+    },
+    /// A struct field whose type is the struct being defined (or one
+    /// enclosing it): `Option<Box<T>>`, `None` for a null pointer.
+    Boxed(String),
+    /// An instance of a generic struct (`Pair(Text, Data)`), as the
+    /// generated generic Rust struct (`Pair<String, Vec<u8>>`); its fields
+    /// are read and written in place, with the arguments substituted.
+    Generic(Box<Generic>),
+    /// A type parameter, inside the definition of a generic struct.
+    Param(String),
+}
+
+impl Ty {
+    /// Holds no interface anywhere (so `Debug` and `PartialEq` derive).
+    pub(crate) fn plain(&self) -> bool {
+        match self {
+            Ty::Interface(_) | Ty::Object(_) => false,
+            Ty::List(e) => e.plain(),
+            Ty::Struct { plain, .. } => *plain,
+            Ty::Generic(g) => g.args.iter().all(Ty::plain),
+            _ => true,
+        }
+    }
+
+    /// The same type as a member of a struct: interfaces become
+    /// [`Ty::Object`], since one Rust field type must serve reading and
+    /// writing.
+    pub(crate) fn in_struct(self) -> Ty {
+        match self {
+            Ty::Interface(r) => Ty::Object(r),
+            Ty::List(e) => Ty::List(Box::new(e.in_struct())),
+            Ty::Generic(g) => {
+                let Generic { rust, args, fields } = *g;
+                Ty::Generic(Box::new(Generic {
+                    rust,
+                    args: args.into_iter().map(Ty::in_struct).collect(),
+                    fields: fields
+                        .into_iter()
+                        .map(|f| Field {
+                            ty: f.ty.in_struct(),
+                            ..f
+                        })
+                        .collect(),
+                }))
+            }
+            other => other,
+        }
+    }
+}
+
+/// An instance of a generic struct.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Generic {
+    /// The path of the generic Rust struct (`Pair`, `super::common_mp::Pair`).
+    pub rust: String,
+    /// Its type arguments, in the order of its parameters.
+    pub args: Vec<Ty>,
+    /// Its fields, with the arguments substituted.
+    pub fields: Vec<Field>,
+}
+
+/// Whether a field's value may be absent, and how the wire says so.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Presence {
+    /// Always there.
+    Always,
+    /// `foo` beside `hasFoo :Bool` (libmultiprocess's `std::optional`):
+    /// `Option<T>`, the accessor stem of `hasFoo` says which.
+    Flag(String),
+    /// An interface the peer may leave null: `Option<T>`.
+    Nullable,
 }
 
 /// A reference to an interface defined at the top level of a schema file.
@@ -68,7 +148,7 @@ pub(crate) struct IfaceRef {
 }
 
 /// One parameter or result field.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Field {
     /// The schema's name (`threadName`), for messages.
     pub schema: String,
@@ -78,6 +158,11 @@ pub(crate) struct Field {
     pub accessor: String,
     /// Its type.
     pub ty: Ty,
+    /// Declared as a bare type parameter of a generic struct (capnpc's
+    /// builder then initialises a list with `initn_{accessor}`).
+    pub param: bool,
+    /// Whether it may be absent.
+    pub presence: Presence,
     /// A parameter that is also a result of the same name and type: passed
     /// as `&mut T`, written back from the results (libmultiprocess's
     /// in/out parameters, C++ `T&`).
@@ -124,13 +209,6 @@ pub(crate) struct Method {
     pub doc: Option<String>,
     /// Plain or the thread-map exchange.
     pub kind: MethodKind,
-    /// The results were `result` + `hasResult :Bool`, now the single
-    /// `result` mapped to `Option<T>`.
-    pub optional: bool,
-    /// The single result is an interface the peer may leave null (a C++
-    /// `nullptr`, e.g. Bitcoin Core's `BlockTemplate.waitNext` on timeout),
-    /// mapped to `Option<T>`; set by [`crate::Builder::nullable_result`].
-    pub nullable: bool,
     /// A Text result marked `$Proxy.exception`: carries the server's error
     /// (the call itself succeeds), not part of the results.
     pub exception: Option<Field>,
@@ -196,14 +274,34 @@ pub(crate) struct File {
     /// The file's top-level structs that map to Rust (others are left out:
     /// a method that uses one is refused).
     pub structs: Vec<StructDef>,
+    /// The file's top-level generic structs that map to Rust.
+    pub generics: Vec<GenericDef>,
     /// Everything of the file that cannot be mapped, in schema order: one
     /// entry per problem (a method with two bad fields has two).
     pub problems: Vec<Unsupported>,
 }
 
+/// A generic struct mapped to a generic Rust struct (`Pair<K, V>`); its
+/// instances are read and written where they are used.
+#[derive(Debug, Clone)]
+pub(crate) struct GenericDef {
+    /// The schema's name.
+    pub schema: String,
+    /// The Rust type name.
+    pub rust: String,
+    /// Its type parameters' Rust names.
+    pub params: Vec<String>,
+    /// Its fields, parameters as [`Ty::Param`].
+    pub fields: Vec<Field>,
+    /// Doc comment from the schema.
+    pub doc: Option<String>,
+}
+
 /// A struct mapped to a generated Rust struct.
 #[derive(Debug, Clone)]
 pub(crate) struct StructDef {
+    /// It holds no interface: derives `Debug` and `PartialEq`.
+    pub plain: bool,
     /// The schema's name.
     pub schema: String,
     /// The Rust type name.
@@ -295,10 +393,14 @@ pub(crate) fn read_request(bytes: &[u8]) -> Result<Vec<File>, Error> {
             .ok_or_else(|| schema_err(format!("{filename}: file node missing")))?;
         let mut interfaces = Vec::new();
         let mut structs = Vec::new();
+        let mut generics = Vec::new();
         let mut problems = Vec::new();
         for nested in file_node.get_nested_nodes().map_err(schema_err)? {
             if let Some(Ok(def)) = map_struct(&ctx, nested.get_id()) {
                 structs.push(def);
+            }
+            if let Some(Ok(def)) = map_generic_def(&ctx, nested.get_id()) {
+                generics.push(def);
             }
             let Some(n) = ctx.nodes.get(&nested.get_id()).copied() else {
                 continue;
@@ -320,6 +422,7 @@ pub(crate) fn read_request(bytes: &[u8]) -> Result<Vec<File>, Error> {
             filename,
             interfaces,
             structs,
+            generics,
             problems,
         });
     }
@@ -344,6 +447,9 @@ pub(crate) fn check_names(files: &mut [File]) -> (Vec<Unsupported>, Vec<Unsuppor
         let mut seen: HashMap<String, String> = HashMap::new();
         for st in &file.structs {
             seen.insert(st.rust.clone(), st.schema.clone());
+        }
+        for g in &file.generics {
+            seen.insert(g.rust.clone(), g.schema.clone());
         }
         let here_file = file.filename.clone();
         let mut kept = Vec::new();
@@ -632,11 +738,9 @@ fn read_method(
 ) -> Result<Method, Problems> {
     let mut problems: Problems = Vec::new();
     let fail = |e: Error| vec![(None, e.to_string())];
-    for a in m.get_annotations().map_err(|e| fail(schema_err(e)))? {
-        if a.get_id() == PROXY_NAME_ID {
-            problems.push((None, "`$Proxy.name` on methods is not supported yet".into()));
-        }
-    }
+    // `$Proxy.name` gives the native (C++) name; the Rust one is its snake case.
+    let rust_name = annotation_text(m.get_annotations(), PROXY_NAME_ID)
+        .map_or_else(|| names::rust_snake(name), |n| names::rust_snake(&n));
     if m.get_result_struct_type() == STREAM_RESULT_ID {
         return Err(vec![(None, "streaming methods are not supported".into())]);
     }
@@ -663,8 +767,6 @@ fn read_method(
             results: Vec::new(),
             doc,
             kind: MethodKind::Construct,
-            optional: false,
-            nullable: false,
             exception: None,
         });
     }
@@ -673,7 +775,7 @@ fn read_method(
     let mut mapped_params = Vec::new();
     for f in &params {
         let fname = text(f.get_name()).map_err(fail)?;
-        if is_implicit(*f) {
+        if is_implicit(*f) || is_void(*f) {
             continue;
         }
         if field_type_struct(*f) == Some(CONTEXT_ID) {
@@ -684,7 +786,7 @@ fn read_method(
             }
             continue;
         }
-        match map_field(ctx, file_id, *f, &fname) {
+        match map_field(ctx, file_id, *f, &fname, &Env::new(), 0) {
             Ok(field) => mapped_params.push(field),
             Err(reason) => problems.push((Some(fname), reason)),
         }
@@ -695,7 +797,7 @@ fn read_method(
         let fname = text(f.get_name()).map_err(fail)?;
         if has_annotation(*f, PROXY_EXCEPTION_ID) {
             // The server's error travels in this field instead of failing the call.
-            match map_field(ctx, file_id, *f, &fname) {
+            match map_field(ctx, file_id, *f, &fname, &Env::new(), 0) {
                 Ok(field) if field.ty == Ty::Text && exception.is_none() => {
                     exception = Some(field);
                 }
@@ -707,14 +809,14 @@ fn read_method(
             }
             continue;
         }
-        if is_implicit(*f) {
+        if is_implicit(*f) || is_void(*f) {
             continue;
         }
         if field_type_struct(*f) == Some(CONTEXT_ID) {
             problems.push((Some(fname), "`Proxy.Context` as a result".into()));
             continue;
         }
-        match map_field(ctx, file_id, *f, &fname) {
+        match map_field(ctx, file_id, *f, &fname, &Env::new(), 0) {
             Ok(field) => mapped_results.push(field),
             Err(reason) => problems.push((Some(fname), reason)),
         }
@@ -723,7 +825,7 @@ fn read_method(
     mapped_results.retain(|r| {
         let param = mapped_params
             .iter_mut()
-            .find(|p| p.schema == r.schema && p.ty == r.ty && !matches!(p.ty, Ty::Interface(_)));
+            .find(|p| p.schema == r.schema && p.ty == r.ty && p.ty.plain());
         match param {
             Some(p) => {
                 p.inout = true;
@@ -733,32 +835,16 @@ fn read_method(
         }
     });
     let has_inout = mapped_params.iter().any(|p| p.inout);
-    // `result` + `hasResult :Bool` ↔ Option<T>.
-    let optional = mapped_results.len() == 2
-        && mapped_results.iter().any(|r| r.schema == "result")
-        && mapped_results
-            .iter()
-            .any(|r| r.schema == "hasResult" && r.ty == Ty::Prim("bool"));
-    if optional {
-        mapped_results.retain(|r| r.schema == "result");
-    }
-    if mapped_results.len() > 1 {
+    // `foo` + `hasFoo :Bool` ↔ Option<T>.
+    let mapped_params = apply_presence(mapped_params);
+    let mapped_results = apply_presence(mapped_results);
+    if mapped_results.len() > 1 || has_inout {
         for r in &mapped_results {
-            if matches!(r.ty, Ty::Interface(_)) {
+            if !r.ty.plain() {
                 problems.push((
                     Some(r.schema.clone()),
-                    "an interface among several results is not supported yet (only as the single result)"
+                    "an interface among several results (or beside in/out parameters) is not supported yet (only as the single result)"
                         .into(),
-                ));
-            }
-        }
-    }
-    if has_inout {
-        for r in &mapped_results {
-            if matches!(r.ty, Ty::Interface(_)) {
-                problems.push((
-                    Some(r.schema.clone()),
-                    "an interface result beside in/out parameters is not supported yet".into(),
                 ));
             }
         }
@@ -770,8 +856,8 @@ fn read_method(
         schema: name.to_string(),
         ordinal: 0,
         stub: Stub::Call,
-        ident: names::ident(&names::rust_snake(name)),
-        snake: names::rust_snake(name),
+        ident: names::ident(&rust_name),
+        snake: rust_name,
         capnp_fn: names::capnp_module_name(name),
         capnp_request: names::snake(name),
         capnp_alias: names::capitalize_first(name),
@@ -780,16 +866,24 @@ fn read_method(
         results: mapped_results,
         doc,
         kind: MethodKind::Plain,
-        optional,
-        nullable: false,
         exception,
     })
 }
 
 /// The value of a field's `$Proxy.name` annotation (its native name).
 fn proxy_name(f: field::Reader<'_>) -> Option<String> {
-    for a in f.get_annotations().ok()? {
-        if a.get_id() == PROXY_NAME_ID {
+    annotation_text(f.get_annotations(), PROXY_NAME_ID)
+}
+
+/// The Text value of annotation `id`, if it is a usable identifier.
+fn annotation_text(
+    annotations: capnp::Result<
+        capnp::struct_list::Reader<'_, capnp::schema_capnp::annotation::Owned>,
+    >,
+    id: u64,
+) -> Option<String> {
+    for a in annotations.ok()? {
+        if a.get_id() == id {
             if let Ok(capnp::schema_capnp::value::Text(t)) = a.get_value().ok()?.which() {
                 let name = t.ok()?.to_string().ok()?;
                 let ok = !name.is_empty()
@@ -862,11 +956,32 @@ fn field_type_struct(f: field::Reader<'_>) -> Option<u64> {
     }
 }
 
+/// Type arguments in scope: (generic struct id, parameter index) → type.
+type Env = HashMap<(u64, u16), Ty>;
+
+/// How deep generic structs may nest in one another (`Pair(K, List(Pair(..)))`).
+const MAX_GENERIC_DEPTH: usize = 16;
+
+/// A `Void` field: nothing to pass, left out of the Rust API.
+fn is_void(f: field::Reader<'_>) -> bool {
+    slot_type(f).is_some_and(|t| matches!(t.which(), Ok(type_::Void(()))))
+}
+
+/// Declared as a bare type parameter (`key @0 :K`).
+fn is_param(f: field::Reader<'_>) -> bool {
+    slot_type(f).is_some_and(|t| match t.which() {
+        Ok(type_::AnyPointer(ap)) => matches!(ap.which(), Ok(type_::any_pointer::Parameter(_))),
+        _ => false,
+    })
+}
+
 fn map_field(
     ctx: &Ctx<'_>,
     file_id: u64,
     f: field::Reader<'_>,
     name: &str,
+    env: &Env,
+    depth: usize,
 ) -> Result<Field, String> {
     if f.get_discriminant_value() != field::NO_DISCRIMINANT {
         return Err("unions are not supported yet".into());
@@ -874,21 +989,83 @@ fn map_field(
     let Some(t) = slot_type(f) else {
         return Err("groups are not supported yet".into());
     };
-    let ty = map_type(ctx, file_id, t, false)?;
+    let ty = map_type(ctx, file_id, t, env, depth)?;
+    let rust = proxy_name(f).unwrap_or_else(|| name.to_string());
     Ok(Field {
         inout: false,
+        param: is_param(f),
+        presence: Presence::Always,
         schema: name.to_string(),
-        ident: names::ident(&proxy_name(f).unwrap_or_else(|| names::rust_snake(name))),
+        ident: names::ident(&names::rust_snake(&rust)),
         accessor: names::snake(name),
         ty,
     })
+}
+
+/// `foo` beside `hasFoo :Bool` becomes one optional `foo`
+/// (libmultiprocess's mapping of `std::optional`).
+fn apply_presence(mut fields: Vec<Field>) -> Vec<Field> {
+    let flags: Vec<(String, String)> = fields
+        .iter()
+        .filter(|f| f.ty == Ty::Prim("bool") && f.presence == Presence::Always)
+        .filter_map(|f| {
+            let rest = f.schema.strip_prefix("has")?;
+            let target = {
+                let mut c = rest.chars();
+                let first = c.next()?;
+                if !first.is_ascii_uppercase() {
+                    return None;
+                }
+                first.to_ascii_lowercase().to_string() + c.as_str()
+            };
+            Some((target, f.schema.clone()))
+        })
+        .collect();
+    for (target, flag) in flags {
+        let Some(accessor) = fields
+            .iter()
+            .find(|f| f.schema == flag)
+            .map(|f| f.accessor.clone())
+        else {
+            continue;
+        };
+        let Some(f) = fields
+            .iter_mut()
+            .find(|f| f.schema == target && f.presence == Presence::Always && !f.inout)
+        else {
+            continue;
+        };
+        f.presence = Presence::Flag(accessor);
+        fields.retain(|f| f.schema != flag);
+    }
+    fields
+}
+
+fn is_file(ctx: &Ctx<'_>, id: u64) -> bool {
+    matches!(
+        ctx.nodes.get(&id).map(|s| s.which()),
+        Some(Ok(node::File(())))
+    )
+}
+
+/// The path of a top-level declaration's generated Rust name, as seen from
+/// the file `file_id`.
+fn rust_path(ctx: &Ctx<'_>, file_id: u64, n: node::Reader<'_>) -> String {
+    let name = names::type_name(&short_name(&n));
+    let scope = n.get_scope_id();
+    if scope == file_id {
+        name
+    } else {
+        format!("super::{}_mp::{name}", crate::stem(&node_name(ctx, scope)))
+    }
 }
 
 fn map_type(
     ctx: &Ctx<'_>,
     file_id: u64,
     t: capnp::schema_capnp::type_::Reader<'_>,
-    in_list: bool,
+    env: &Env,
+    depth: usize,
 ) -> Result<Ty, String> {
     let which = t.which().map_err(|e| e.to_string())?;
     let prim = |name| Ok(Ty::Prim(name));
@@ -906,16 +1083,19 @@ fn map_type(
         type_::Float64(()) => prim("f64"),
         type_::Text(()) => Ok(Ty::Text),
         type_::Data(()) => Ok(Ty::Data),
-        type_::Void(()) => Err("type Void is not supported yet".into()),
+        type_::Void(()) => Err(
+            "`Void` is only supported as a whole field (which is left out), not inside a list"
+                .into(),
+        ),
         type_::List(l) => {
-            if in_list {
-                return Err("lists of lists are not supported yet".into());
-            }
             let elem = l.get_element_type().map_err(|e| e.to_string())?;
-            match map_type(ctx, file_id, elem, true)? {
-                Ty::Interface(_) => Err("lists of interfaces are not supported yet".into()),
-                elem => Ok(Ty::List(Box::new(elem))),
-            }
+            Ok(Ty::List(Box::new(
+                match map_type(ctx, file_id, elem, env, depth)? {
+                    // A list gives the indirection a recursive field needs.
+                    Ty::Boxed(path) => Ty::Struct { path, plain: true },
+                    elem => elem,
+                },
+            )))
         }
         type_::Enum(e) => {
             let id = e.get_type_id();
@@ -924,10 +1104,7 @@ fn map_type(
                 .get(&id)
                 .ok_or_else(|| format!("enum node {id:#x} missing"))?;
             let scope = n.get_scope_id();
-            if !matches!(
-                ctx.nodes.get(&scope).map(|s| s.which()),
-                Some(Ok(node::File(())))
-            ) {
+            if !is_file(ctx, scope) {
                 return Err(format!(
                     "enum {} is nested in another declaration (only top-level enums are supported yet)",
                     node_name(ctx, id)
@@ -963,28 +1140,62 @@ fn map_type(
             if id == CONTEXT_ID {
                 return Err("`Proxy.Context` is only supported as a parameter".into());
             }
-            match map_struct(ctx, id) {
-                Some(Ok(def)) => {
-                    let n = ctx.nodes[&id];
-                    let scope = n.get_scope_id();
-                    if scope == file_id {
-                        Ok(Ty::Struct(def.rust))
-                    } else {
-                        Ok(Ty::Struct(format!(
-                            "super::{}_mp::{}",
-                            crate::stem(&node_name(ctx, scope)),
-                            def.rust
-                        )))
-                    }
-                }
-                Some(Err(reason)) => Err(format!("struct {}: {reason}", node_name(ctx, id))),
-                None => Err(format!(
+            let n = *ctx
+                .nodes
+                .get(&id)
+                .ok_or_else(|| format!("struct node {id:#x} missing"))?;
+            if !is_file(ctx, n.get_scope_id()) {
+                return Err(format!(
                     "struct {} is not declared at the top level of a file (only top-level structs are supported yet)",
                     node_name(ctx, id)
-                )),
+                ));
+            }
+            let path = rust_path(ctx, file_id, n);
+            if n.get_is_generic() {
+                if depth >= MAX_GENERIC_DEPTH {
+                    return Err(format!(
+                        "generic structs nested more than {MAX_GENERIC_DEPTH} deep"
+                    ));
+                }
+                if let Some(Err(why)) = map_generic_def(ctx, id) {
+                    return Err(format!("struct {}: {why}", node_name(ctx, id)));
+                }
+                let brand = s.get_brand().map_err(|e| e.to_string())?;
+                let args = brand_args(ctx, file_id, n, brand, env, depth)?;
+                let fields = generic_fields(ctx, file_id, n, &args, depth + 1)
+                    .map_err(|why| format!("struct {}: {why}", node_name(ctx, id)))?;
+                return Ok(Ty::Generic(Box::new(Generic {
+                    rust: path,
+                    args,
+                    fields,
+                })));
+            }
+            if matches!(ctx.structs.borrow().get(&id), Some(None)) {
+                // Being mapped: a field of the struct itself (or of one inside it).
+                return Ok(Ty::Boxed(path));
+            }
+            match map_struct(ctx, id) {
+                Some(Ok(def)) => Ok(Ty::Struct {
+                    path,
+                    plain: def.plain,
+                }),
+                Some(Err(reason)) => Err(format!("struct {}: {reason}", node_name(ctx, id))),
+                None => Err(format!("struct {} cannot be mapped", node_name(ctx, id))),
             }
         }
-        type_::AnyPointer(_) => Err("AnyPointer is not supported".into()),
+        type_::AnyPointer(ap) => match ap.which().map_err(|e| e.to_string())? {
+            type_::any_pointer::Parameter(p) => env
+                .get(&(p.get_scope_id(), p.get_parameter_index()))
+                .cloned()
+                .ok_or_else(|| {
+                    format!(
+                        "type parameter {} of {} is not bound",
+                        p.get_parameter_index(),
+                        node_name(ctx, p.get_scope_id())
+                    )
+                }),
+            _ => Err("AnyPointer is not supported".into()),
+        },
         type_::Interface(i) => {
             let id = i.get_type_id();
             if id == THREAD_MAP_ID {
@@ -993,26 +1204,16 @@ fn map_type(
                         .into(),
                 );
             }
-            let n = ctx
+            let n = *ctx
                 .nodes
                 .get(&id)
                 .ok_or_else(|| format!("interface node {id:#x} missing"))?;
-            let scope = n.get_scope_id();
-            let prefix = if scope == file_id {
-                String::new()
-            } else {
-                match ctx.nodes.get(&scope).map(|s| s.which()) {
-                    Some(Ok(node::File(()))) => {
-                        format!("super::{}_mp::", crate::stem(&node_name(ctx, scope)))
-                    }
-                    _ => {
-                        return Err(format!(
-                            "interface {} is nested in another declaration (only top-level interfaces are supported yet)",
-                            node_name(ctx, id)
-                        ))
-                    }
-                }
-            };
+            if !is_file(ctx, n.get_scope_id()) {
+                return Err(format!(
+                    "interface {} is nested in another declaration (only top-level interfaces are supported yet)",
+                    node_name(ctx, id)
+                ));
+            }
             if n.get_is_generic() {
                 return Err(format!(
                     "generic interface {} is not supported yet",
@@ -1028,14 +1229,133 @@ fn map_type(
                     ));
                 }
             }
-            let name = short_name(n);
             Ok(Ty::Interface(IfaceRef {
                 id,
-                rust: format!("{prefix}{}", names::type_name(&name)),
-                schema: name,
+                rust: rust_path(ctx, file_id, n),
+                schema: short_name(&n),
             }))
         }
     }
+}
+
+/// The type arguments a brand gives generic struct `n`.
+fn brand_args(
+    ctx: &Ctx<'_>,
+    file_id: u64,
+    n: node::Reader<'_>,
+    brand: capnp::schema_capnp::brand::Reader<'_>,
+    env: &Env,
+    depth: usize,
+) -> Result<Vec<Ty>, String> {
+    use capnp::schema_capnp::brand;
+    let id = n.get_id();
+    let count = n.get_parameters().map_err(|e| e.to_string())?.len();
+    let name = node_name(ctx, id);
+    for scope in brand.get_scopes().map_err(|e| e.to_string())? {
+        if scope.get_scope_id() != id {
+            continue;
+        }
+        return match scope.which().map_err(|e| e.to_string())? {
+            brand::scope::Bind(list) => list
+                .map_err(|e| e.to_string())?
+                .iter()
+                .enumerate()
+                .map(|(i, b)| match b.which().map_err(|e| e.to_string())? {
+                    brand::binding::Unbound(()) => {
+                        Err(format!("type parameter {i} of {name} is not bound"))
+                    }
+                    brand::binding::Type(t) => {
+                        map_type(ctx, file_id, t.map_err(|e| e.to_string())?, env, depth + 1)
+                    }
+                })
+                .collect(),
+            brand::scope::Inherit(()) => (0..count)
+                .map(|i| {
+                    env.get(&(id, i as u16))
+                        .cloned()
+                        .ok_or_else(|| format!("type parameter {i} of {name} is not bound"))
+                })
+                .collect(),
+        };
+    }
+    Err(format!(
+        "generic struct {name} is used without type arguments"
+    ))
+}
+
+/// The fields of generic struct `n` with `args` substituted, as seen from
+/// the file `file_id` (where they are read and written in place).
+fn generic_fields(
+    ctx: &Ctx<'_>,
+    file_id: u64,
+    n: node::Reader<'_>,
+    args: &[Ty],
+    depth: usize,
+) -> Result<Vec<Field>, String> {
+    let id = n.get_id();
+    let env: Env = (0u16..)
+        .zip(args.iter().cloned())
+        .map(|(i, t)| ((id, i), t))
+        .collect();
+    let Ok(node::Struct(st)) = n.which() else {
+        return Err(format!("node {id:#x} is not a struct"));
+    };
+    if st.get_discriminant_count() > 0 {
+        return Err("unions are not supported yet".into());
+    }
+    let mut fields = Vec::new();
+    for f in struct_fields(ctx, id).map_err(|e| e.to_string())? {
+        let fname = f
+            .get_name()
+            .ok()
+            .and_then(|t| t.to_string().ok())
+            .unwrap_or_default();
+        if is_implicit(f) || is_void(f) {
+            continue;
+        }
+        let field = map_field(ctx, file_id, f, &fname, &env, depth)
+            .map_err(|why| format!("field `{fname}`: {why}"))?;
+        fields.push(field);
+    }
+    Ok(apply_presence(fields))
+}
+
+/// Maps a top-level generic struct's definition: its fields with the type
+/// parameters as [`Ty::Param`].
+fn map_generic_def(ctx: &Ctx<'_>, id: u64) -> Option<Result<GenericDef, String>> {
+    let n = *ctx.nodes.get(&id)?;
+    let Ok(node::Struct(_)) = n.which() else {
+        return None;
+    };
+    if !n.get_is_generic() || !is_file(ctx, n.get_scope_id()) {
+        return None;
+    }
+    let result = (|| {
+        let params: Vec<String> = n
+            .get_parameters()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|p| {
+                p.get_name()
+                    .ok()
+                    .and_then(|t| t.to_string().ok())
+                    .map(|name| names::type_name(&name))
+                    .unwrap_or_default()
+            })
+            .collect();
+        let args: Vec<Ty> = params.iter().cloned().map(Ty::Param).collect();
+        let fields = generic_fields(ctx, n.get_scope_id(), n, &args, 0)?;
+        let docs = ctx.docs.get(&id);
+        let name = short_name(&n);
+        Ok(GenericDef {
+            rust: names::type_name(&name),
+            schema: name,
+            params,
+            fields,
+            doc: docs.and_then(|(d, _)| d.clone()),
+        })
+    })();
+    Some(result)
 }
 
 fn short_name(n: &node::Reader<'_>) -> String {
@@ -1056,21 +1376,17 @@ fn node_name(ctx: &Ctx<'_>, id: u64) -> String {
         .unwrap_or_else(|| format!("{id:#x}"))
 }
 
-/// Maps a top-level struct (cached). `None` if `id` is not a struct at the
-/// top level of a file; `Some(Err(why))` if it cannot be mapped.
+/// Maps a top-level, non-generic struct (cached). `None` if `id` is not
+/// one; `Some(Err(why))` if it cannot be mapped.
 fn map_struct(ctx: &Ctx<'_>, id: u64) -> Option<Result<StructDef, String>> {
-    if let Some(done) = ctx.structs.borrow().get(&id) {
-        return Some(match done {
-            Some(result) => result.clone(),
-            None => Err("recursive structs are not supported yet".into()),
-        });
+    if let Some(Some(done)) = ctx.structs.borrow().get(&id) {
+        return Some(done.clone());
     }
     let n = *ctx.nodes.get(&id)?;
     let Ok(node::Struct(st)) = n.which() else {
         return None;
     };
-    let scope = ctx.nodes.get(&n.get_scope_id())?;
-    if !matches!(scope.which(), Ok(node::File(()))) {
+    if n.get_is_generic() || !is_file(ctx, n.get_scope_id()) {
         return None;
     }
     ctx.structs.borrow_mut().insert(id, None);
@@ -1085,15 +1401,13 @@ fn map_struct_fields(
     n: node::Reader<'_>,
     st: node::struct_::Reader<'_>,
 ) -> Result<StructDef, String> {
-    if n.get_is_generic() {
-        return Err("generic structs are not supported yet".into());
-    }
     if st.get_discriminant_count() > 0 {
         return Err("unions are not supported yet".into());
     }
     let name = short_name(&n);
     let docs = ctx.docs.get(&id);
     let mut fields = Vec::new();
+    let mut extras = Vec::new();
     let list = st.get_fields().map_err(|e| e.to_string())?;
     let mut ordered: Vec<(usize, field::Reader<'_>)> = list.iter().enumerate().collect();
     ordered.sort_by_key(|(_, f)| f.get_code_order());
@@ -1104,25 +1418,39 @@ fn map_struct_fields(
             .and_then(|t| t.to_string().ok())
             .unwrap_or_default();
         let problem = |reason: String| format!("field `{fname}`: {reason}");
-        if is_implicit(f) {
+        if is_implicit(f) || is_void(f) {
             continue;
         }
-        let mut field = map_field(ctx, n.get_scope_id(), f, &fname).map_err(problem)?;
-        if let Ty::Interface(_) = field.ty {
-            return Err(problem(
-                "interfaces in structs are not supported yet".into(),
-            ));
-        }
+        let mut field =
+            map_field(ctx, n.get_scope_id(), f, &fname, &Env::new(), 0).map_err(problem)?;
+        field.ty = field.ty.in_struct();
         let default = default_value(f, &field.ty).map_err(problem)?;
         let doc = docs.and_then(|(_, members)| members.get(index).cloned().flatten());
-        field.schema = fname.clone();
-        fields.push(StructField {
-            field,
-            default,
-            doc,
-        });
+        extras.push((field.schema.clone(), default, doc));
+        fields.push(field);
     }
+    let fields: Vec<StructField> = apply_presence(fields)
+        .into_iter()
+        .map(|field| {
+            let (_, default, doc) = extras
+                .iter()
+                .find(|(schema, _, _)| *schema == field.schema)
+                .cloned()
+                .unwrap_or_default();
+            let default = if field.presence == Presence::Always {
+                default
+            } else {
+                "None".into()
+            };
+            StructField {
+                field,
+                default,
+                doc,
+            }
+        })
+        .collect();
     Ok(StructDef {
+        plain: fields.iter().all(|f| f.field.ty.plain()),
         schema: name.clone(),
         rust: names::type_name(&name),
         capnp_mod: names::capnp_module_name(&name),
@@ -1139,6 +1467,7 @@ fn default_value(f: field::Reader<'_>, ty: &Ty) -> Result<String, String> {
     };
     if !slot.get_had_explicit_default() {
         return Ok(match ty {
+            Ty::Boxed(_) => "None".into(),
             // capnpc's enums have no Default; the schema's is the first.
             Ty::Enum { path, variants } => format!("{path}::{}", variants[0]),
             _ => "Default::default()".into(),
@@ -1177,7 +1506,7 @@ fn default_value(f: field::Reader<'_>, ty: &Ty) -> Result<String, String> {
                 "explicit defaults of this type ({}) are not supported yet",
                 match ty {
                     Ty::List(_) => "List",
-                    Ty::Struct(_) => "struct",
+                    Ty::Struct { .. } | Ty::Generic(_) => "struct",
                     _ => "other",
                 }
             ))

@@ -120,7 +120,7 @@ fn a_left_out_method_is_answered_unimplemented_naming_it() {
             ),
             (
                 "pick",
-                "field `grids`: lists of lists are not supported yet",
+                "field `grids`: AnyPointer is not supported",
                 raw_error(&plotter, "pick", |cap| cap.pick_request().send().promise),
             ),
             (
@@ -130,7 +130,7 @@ fn a_left_out_method_is_answered_unimplemented_naming_it() {
             ),
             (
                 "plotAll",
-                "field `sinks`: lists of interfaces are not supported yet",
+                "field `sinks`: struct unmappable.capnp:Plotter.Sink is not declared at the top level of a file",
                 raw_error(&plotter, "plotAll", |cap| {
                     cap.plot_all_request().send().promise
                 }),

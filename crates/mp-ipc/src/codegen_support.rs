@@ -62,13 +62,30 @@ impl<C: Clone + 'static> Drop for DestroyOnDrop<C> {
     }
 }
 
+/// The connection generated conversions run on; a value holding an object
+/// cannot be converted without one (a struct converted on its own, outside
+/// a call, has none).
+pub fn conn<'a>(
+    site: CallSite,
+    field: &str,
+    conn: Option<&'a Rc<LoopConnection>>,
+) -> Result<&'a Rc<LoopConnection>, capnp::Error> {
+    conn.ok_or_else(|| {
+        capnp::Error::failed(format!(
+            "{site}: `{field}` holds an object, which needs a connection to be converted"
+        ))
+    })
+}
+
 /// Wraps a capability received on the loop into a thread-safe handle; the
 /// error travels back to the peer.
 pub fn wrap<C: Clone + 'static>(
-    conn: &Rc<LoopConnection>,
+    site: CallSite,
+    field: &str,
+    conn: Option<&Rc<LoopConnection>>,
     cap: C,
 ) -> Result<Remote<C>, capnp::Error> {
-    Ok(Remote::new(conn, cap)?)
+    Ok(Remote::new(self::conn(site, field, conn)?, cap)?)
 }
 
 /// Reads a Text field; invalid UTF-8 is a bad request naming the field.

@@ -13,14 +13,20 @@
 /// mapped to the calling client thread; the others run on the event loop.
 pub trait Hub: Send + Sync + 'static {
     /// `Hub.makeEcho`.
-    fn make_echo(&self) -> Result<::std::sync::Arc<dyn super::remote_mp::Echo>, String>;
+    fn make_echo(
+        &self,
+    ) -> ::std::result::Result<::std::sync::Arc<dyn super::remote_mp::Echo>, String>;
     /// Calls `echo.echo(text)` back on the client.
-    fn relay(&self, echo: super::remote_mp::EchoClient, text: String) -> Result<String, String>;
+    fn relay(
+        &self,
+        echo: super::remote_mp::EchoClient,
+        text: String,
+    ) -> ::std::result::Result<String, String>;
     /// An optional interface result.
     fn find_echo(
         &self,
         exists: bool,
-    ) -> Result<Option<::std::sync::Arc<dyn super::remote_mp::Echo>>, String>;
+    ) -> ::std::result::Result<Option<::std::sync::Arc<dyn super::remote_mp::Echo>>, String>;
 }
 
 /// A `Hub` in the peer process: a thread-safe handle; clone it, send it,
@@ -48,7 +54,9 @@ impl HubClient {
 
     /// Takes the peer's bootstrap object as a `Hub` and exchanges thread maps
     /// with it (`Hub.construct`), so calls with a Context can be mapped to server threads.
-    pub fn connect(connection: &::mp_ipc::Connection) -> Result<Self, ::mp_ipc::Error> {
+    pub fn connect(
+        connection: &::mp_ipc::Connection,
+    ) -> ::std::result::Result<Self, ::mp_ipc::Error> {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Hub", "construct");
         let remote = connection.call(SITE, |setup| {
             let conn = setup.conn().clone();
@@ -73,7 +81,9 @@ impl HubClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn make_echo(&self) -> Result<super::remote_mp::EchoClient, ::mp_ipc::Error> {
+    pub fn make_echo(
+        &self,
+    ) -> ::std::result::Result<super::remote_mp::EchoClient, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Hub", "makeEcho"),
             Self::build_make_echo(),
@@ -84,8 +94,9 @@ impl HubClient {
     /// awaited on any runtime; callbacks during it run on a worker of this side's.
     pub fn make_echo_async(
         &self,
-    ) -> impl ::std::future::Future<Output = Result<super::remote_mp::EchoClient, ::mp_ipc::Error>>
-           + Send
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<super::remote_mp::EchoClient, ::mp_ipc::Error>,
+    > + Send
            + 'static {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Hub", "makeEcho"),
@@ -96,9 +107,10 @@ impl HubClient {
     fn build_make_echo() -> impl FnOnce(
         &crate::hub_capnp::hub::Client,
         &::mp_ipc::CallSetup,
-    )
-        -> Result<::mp_ipc::CallFuture<super::remote_mp::EchoClient>, ::mp_ipc::Error>
-           + Send
+    ) -> ::std::result::Result<
+        ::mp_ipc::CallFuture<super::remote_mp::EchoClient>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Hub", "makeEcho");
         move |cap: &crate::hub_capnp::hub::Client, setup: &::mp_ipc::CallSetup| {
@@ -106,11 +118,9 @@ impl HubClient {
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             let conn = setup.conn().clone();
-            let reply = ::mp_ipc::send_request(SITE, req, |r| r.get_result());
-            Ok(Box::pin(async move {
-                let cap = reply.await?;
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
                 Ok(super::remote_mp::EchoClient::from_remote(
-                    ::mp_ipc::Remote::new(&conn, cap)?,
+                    ::mp_ipc::codegen_support::wrap(SITE, "result", Some(&conn), r.get_result()?)?,
                 ))
             }))
         }
@@ -126,7 +136,7 @@ impl HubClient {
         &self,
         echo: ::std::sync::Arc<dyn super::remote_mp::Echo>,
         text: &str,
-    ) -> Result<String, ::mp_ipc::Error> {
+    ) -> ::std::result::Result<String, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Hub", "relay"),
             Self::build_relay(echo, text.to_owned()),
@@ -139,7 +149,9 @@ impl HubClient {
         &self,
         echo: ::std::sync::Arc<dyn super::remote_mp::Echo>,
         text: &str,
-    ) -> impl ::std::future::Future<Output = Result<String, ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<String, ::mp_ipc::Error>>
+           + Send
+           + 'static {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Hub", "relay"),
             Self::build_relay(echo, text.to_owned()),
@@ -152,7 +164,7 @@ impl HubClient {
     ) -> impl FnOnce(
         &crate::hub_capnp::hub::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<String>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<String>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Hub", "relay");
@@ -160,11 +172,15 @@ impl HubClient {
             let mut req = cap.relay_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            p.set_echo(
-                super::remote_mp::EchoServer::exported(setup.conn(), echo)
-                    .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?,
-            );
-            p.set_text(text.as_str());
+            (|| -> ::mp_ipc::capnp::Result<()> {
+                p.set_echo(super::remote_mp::EchoServer::exported(
+                    ::mp_ipc::codegen_support::conn(SITE, "echo", Some(setup.conn()))?,
+                    echo.clone(),
+                )?);
+                p.set_text(text.as_str());
+                Ok(())
+            })()
+            .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
             Ok(::mp_ipc::send_request(SITE, req, |r| {
                 ::mp_ipc::codegen_support::text(SITE, "result", r.get_result())
             }))
@@ -180,7 +196,7 @@ impl HubClient {
     pub fn find_echo(
         &self,
         exists: bool,
-    ) -> Result<Option<super::remote_mp::EchoClient>, ::mp_ipc::Error> {
+    ) -> ::std::result::Result<Option<super::remote_mp::EchoClient>, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Hub", "findEcho"),
             Self::build_find_echo(exists),
@@ -193,7 +209,7 @@ impl HubClient {
         &self,
         exists: bool,
     ) -> impl ::std::future::Future<
-        Output = Result<Option<super::remote_mp::EchoClient>, ::mp_ipc::Error>,
+        Output = ::std::result::Result<Option<super::remote_mp::EchoClient>, ::mp_ipc::Error>,
     > + Send
            + 'static {
         self.remote.call_async(
@@ -207,7 +223,7 @@ impl HubClient {
     ) -> impl FnOnce(
         &crate::hub_capnp::hub::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<
+    ) -> ::std::result::Result<
         ::mp_ipc::CallFuture<Option<super::remote_mp::EchoClient>>,
         ::mp_ipc::Error,
     > + Send
@@ -219,22 +235,56 @@ impl HubClient {
             setup.context()?.fill(p.reborrow().init_context());
             p.set_exists(exists);
             let conn = setup.conn().clone();
-            let reply = ::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
                 Ok(if r.get_has_result() {
-                    Some(r.get_result()?)
+                    Some(super::remote_mp::EchoClient::from_remote(
+                        ::mp_ipc::codegen_support::wrap(
+                            SITE,
+                            "result",
+                            Some(&conn),
+                            r.get_result()?,
+                        )?,
+                    ))
                 } else {
                     None
                 })
-            });
-            Ok(Box::pin(async move {
-                match reply.await? {
-                    Some(cap) => Ok(Some(super::remote_mp::EchoClient::from_remote(
-                        ::mp_ipc::Remote::new(&conn, cap)?,
-                    ))),
-                    None => Ok(None),
-                }
             }))
         }
+    }
+}
+
+/// A peer's object stands in for a local implementation: calls go to the
+/// peer (the sync methods, so not from the event loop), and its errors
+/// become the trait's `String` errors.
+impl Hub for HubClient {
+    fn make_echo(
+        &self,
+    ) -> ::std::result::Result<::std::sync::Arc<dyn super::remote_mp::Echo>, String> {
+        HubClient::make_echo(self)
+            .map(|r| ::std::sync::Arc::new(r) as ::std::sync::Arc<dyn super::remote_mp::Echo>)
+            .map_err(|e| e.to_string())
+    }
+    fn relay(
+        &self,
+        echo: super::remote_mp::EchoClient,
+        text: String,
+    ) -> ::std::result::Result<String, String> {
+        HubClient::relay(
+            self,
+            ::std::sync::Arc::new(echo) as ::std::sync::Arc<dyn super::remote_mp::Echo>,
+            &text,
+        )
+        .map_err(|e| e.to_string())
+    }
+    fn find_echo(
+        &self,
+        exists: bool,
+    ) -> ::std::result::Result<Option<::std::sync::Arc<dyn super::remote_mp::Echo>>, String> {
+        HubClient::find_echo(self, exists)
+            .map(|r| {
+                r.map(|x| ::std::sync::Arc::new(x) as ::std::sync::Arc<dyn super::remote_mp::Echo>)
+            })
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -267,7 +317,7 @@ impl HubServer {
     pub fn exported(
         conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
         imp: ::std::sync::Arc<dyn Hub>,
-    ) -> Result<crate::hub_capnp::hub::Client, ::mp_ipc::capnp::Error> {
+    ) -> ::std::result::Result<crate::hub_capnp::hub::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("Hub")?;
         Ok(::mp_ipc::capnp_rpc::new_client(HubServer {
             conn: ::std::rc::Rc::downgrade(conn),
@@ -291,7 +341,8 @@ impl crate::hub_capnp::hub::Server for HubServer {
         self: ::std::rc::Rc<Self>,
         params: crate::hub_capnp::hub::ConstructParams,
         mut results: crate::hub_capnp::hub::ConstructResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         let result = (|| {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let theirs = params.get()?.get_thread_map()?;
@@ -306,7 +357,8 @@ impl crate::hub_capnp::hub::Server for HubServer {
         self: ::std::rc::Rc<Self>,
         params: crate::hub_capnp::hub::MakeEchoParams,
         mut results: crate::hub_capnp::hub::MakeEchoResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Hub", "makeEcho");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -318,7 +370,10 @@ impl crate::hub_capnp::hub::Server for HubServer {
                 .await?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
-            r.set_result(super::remote_mp::EchoServer::exported(&conn, value)?);
+            r.set_result(super::remote_mp::EchoServer::exported(
+                ::mp_ipc::codegen_support::conn(SITE, "result", Some(&conn))?,
+                value.clone(),
+            )?);
             Ok(())
         }
     }
@@ -327,14 +382,17 @@ impl crate::hub_capnp::hub::Server for HubServer {
         self: ::std::rc::Rc<Self>,
         params: crate::hub_capnp::hub::RelayParams,
         mut results: crate::hub_capnp::hub::RelayResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Hub", "relay");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let echo = super::remote_mp::EchoClient::from_remote(::mp_ipc::codegen_support::wrap(
-                &conn,
+                SITE,
+                "echo",
+                Some(&conn),
                 p.get_echo()?,
             )?);
             let _keep_echo = echo.clone();
@@ -354,7 +412,8 @@ impl crate::hub_capnp::hub::Server for HubServer {
         self: ::std::rc::Rc<Self>,
         params: crate::hub_capnp::hub::FindEchoParams,
         mut results: crate::hub_capnp::hub::FindEchoResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Hub", "findEcho");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -368,8 +427,11 @@ impl crate::hub_capnp::hub::Server for HubServer {
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
             r.set_has_result(value.is_some());
-            if let Some(value) = value {
-                r.set_result(super::remote_mp::EchoServer::exported(&conn, value)?);
+            if let Some(x0) = value.as_ref() {
+                r.set_result(super::remote_mp::EchoServer::exported(
+                    ::mp_ipc::codegen_support::conn(SITE, "result", Some(&conn))?,
+                    x0.clone(),
+                )?);
             }
             Ok(())
         }

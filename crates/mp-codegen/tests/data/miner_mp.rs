@@ -26,27 +26,31 @@ impl Default for Tip {
 }
 
 impl Tip {
-    /// Reads one from capnp (for the generated adapters).
+    /// Reads one from capnp (for the generated adapters); objects in it
+    /// are wrapped on `conn`.
     #[doc(hidden)]
     pub fn mp_read(
         site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
         r: crate::miner_capnp::tip::Reader<'_>,
-    ) -> Result<Self, ::mp_ipc::capnp::Error> {
-        let _ = site;
+    ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
         Ok(Tip {
             hash: r.get_hash()?.to_vec(),
             height: r.get_height(),
         })
     }
 
-    /// Writes it to capnp (for the generated adapters).
+    /// Writes it to capnp (for the generated adapters); objects in it are
+    /// exported on `conn`.
     #[doc(hidden)]
     pub fn mp_write(
         &self,
         site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
         mut b: crate::miner_capnp::tip::Builder<'_>,
-    ) -> Result<(), ::mp_ipc::capnp::Error> {
-        let _ = site;
+    ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
         b.set_hash(self.hash.as_slice());
         b.set_height(self.height);
         Ok(())
@@ -73,27 +77,31 @@ impl Default for TemplateOptions {
 }
 
 impl TemplateOptions {
-    /// Reads one from capnp (for the generated adapters).
+    /// Reads one from capnp (for the generated adapters); objects in it
+    /// are wrapped on `conn`.
     #[doc(hidden)]
     pub fn mp_read(
         site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
         r: crate::miner_capnp::template_options::Reader<'_>,
-    ) -> Result<Self, ::mp_ipc::capnp::Error> {
-        let _ = site;
+    ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
         Ok(TemplateOptions {
             use_mempool: r.get_use_mempool(),
             block_reserved_weight: r.get_reserved_weight(),
         })
     }
 
-    /// Writes it to capnp (for the generated adapters).
+    /// Writes it to capnp (for the generated adapters); objects in it are
+    /// exported on `conn`.
     #[doc(hidden)]
     pub fn mp_write(
         &self,
         site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
         mut b: crate::miner_capnp::template_options::Builder<'_>,
-    ) -> Result<(), ::mp_ipc::capnp::Error> {
-        let _ = site;
+    ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
         b.set_use_mempool(self.use_mempool);
         b.set_reserved_weight(self.block_reserved_weight);
         Ok(())
@@ -107,7 +115,7 @@ impl TemplateOptions {
 /// mapped to the calling client thread; the others run on the event loop.
 pub trait MinerInit: Send + Sync + 'static {
     /// `MinerInit.makeMiner`.
-    fn make_miner(&self) -> Result<::std::sync::Arc<dyn Miner>, String>;
+    fn make_miner(&self) -> ::std::result::Result<::std::sync::Arc<dyn Miner>, String>;
 }
 
 /// A `MinerInit` in the peer process: a thread-safe handle; clone it, send it,
@@ -135,7 +143,9 @@ impl MinerInitClient {
 
     /// Takes the peer's bootstrap object as a `MinerInit` and exchanges thread maps
     /// with it (`MinerInit.construct`), so calls with a Context can be mapped to server threads.
-    pub fn connect(connection: &::mp_ipc::Connection) -> Result<Self, ::mp_ipc::Error> {
+    pub fn connect(
+        connection: &::mp_ipc::Connection,
+    ) -> ::std::result::Result<Self, ::mp_ipc::Error> {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("MinerInit", "construct");
         let remote = connection.call(SITE, |setup| {
             let conn = setup.conn().clone();
@@ -160,7 +170,7 @@ impl MinerInitClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn make_miner(&self) -> Result<MinerClient, ::mp_ipc::Error> {
+    pub fn make_miner(&self) -> ::std::result::Result<MinerClient, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("MinerInit", "makeMiner"),
             Self::build_make_miner(),
@@ -171,8 +181,9 @@ impl MinerInitClient {
     /// awaited on any runtime; callbacks during it run on a worker of this side's.
     pub fn make_miner_async(
         &self,
-    ) -> impl ::std::future::Future<Output = Result<MinerClient, ::mp_ipc::Error>> + Send + 'static
-    {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<MinerClient, ::mp_ipc::Error>>
+           + Send
+           + 'static {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("MinerInit", "makeMiner"),
             Self::build_make_miner(),
@@ -182,7 +193,7 @@ impl MinerInitClient {
     fn build_make_miner() -> impl FnOnce(
         &crate::miner_capnp::miner_init::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<MinerClient>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<MinerClient>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("MinerInit", "makeMiner");
@@ -191,12 +202,26 @@ impl MinerInitClient {
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             let conn = setup.conn().clone();
-            let reply = ::mp_ipc::send_request(SITE, req, |r| r.get_result());
-            Ok(Box::pin(async move {
-                let cap = reply.await?;
-                Ok(MinerClient::from_remote(::mp_ipc::Remote::new(&conn, cap)?))
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
+                Ok(MinerClient::from_remote(::mp_ipc::codegen_support::wrap(
+                    SITE,
+                    "result",
+                    Some(&conn),
+                    r.get_result()?,
+                )?))
             }))
         }
+    }
+}
+
+/// A peer's object stands in for a local implementation: calls go to the
+/// peer (the sync methods, so not from the event loop), and its errors
+/// become the trait's `String` errors.
+impl MinerInit for MinerInitClient {
+    fn make_miner(&self) -> ::std::result::Result<::std::sync::Arc<dyn Miner>, String> {
+        MinerInitClient::make_miner(self)
+            .map(|r| ::std::sync::Arc::new(r) as ::std::sync::Arc<dyn Miner>)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -229,7 +254,7 @@ impl MinerInitServer {
     pub fn exported(
         conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
         imp: ::std::sync::Arc<dyn MinerInit>,
-    ) -> Result<crate::miner_capnp::miner_init::Client, ::mp_ipc::capnp::Error> {
+    ) -> ::std::result::Result<crate::miner_capnp::miner_init::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("MinerInit")?;
         Ok(::mp_ipc::capnp_rpc::new_client(MinerInitServer {
             conn: ::std::rc::Rc::downgrade(conn),
@@ -253,7 +278,8 @@ impl crate::miner_capnp::miner_init::Server for MinerInitServer {
         self: ::std::rc::Rc<Self>,
         params: crate::miner_capnp::miner_init::ConstructParams,
         mut results: crate::miner_capnp::miner_init::ConstructResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         let result = (|| {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let theirs = params.get()?.get_thread_map()?;
@@ -268,7 +294,8 @@ impl crate::miner_capnp::miner_init::Server for MinerInitServer {
         self: ::std::rc::Rc<Self>,
         params: crate::miner_capnp::miner_init::MakeMinerParams,
         mut results: crate::miner_capnp::miner_init::MakeMinerResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("MinerInit", "makeMiner");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -280,7 +307,10 @@ impl crate::miner_capnp::miner_init::Server for MinerInitServer {
                 .await?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
-            r.set_result(MinerServer::exported(&conn, value)?);
+            r.set_result(MinerServer::exported(
+                ::mp_ipc::codegen_support::conn(SITE, "result", Some(&conn))?,
+                value.clone(),
+            )?);
             Ok(())
         }
     }
@@ -293,19 +323,23 @@ impl crate::miner_capnp::miner_init::Server for MinerInitServer {
 /// mapped to the calling client thread; the others run on the event loop.
 pub trait Miner: Send + Sync + 'static {
     /// The current tip, if there is one.
-    fn tip(&self) -> Result<Option<Tip>, String>;
+    fn tip(&self) -> ::std::result::Result<Option<Tip>, String>;
     /// Blocks until the tip is not `currentTip`, `timeout` seconds pass, or
     /// `interrupt` is called; returns the tip then.
-    fn wait_tip_changed(&self, current_tip: Vec<u8>, timeout: f64) -> Result<Tip, String>;
+    fn wait_tip_changed(
+        &self,
+        current_tip: Vec<u8>,
+        timeout: f64,
+    ) -> ::std::result::Result<Tip, String>;
     /// Releases every blocked `waitTipChanged` (runs on the event loop).
-    fn interrupt(&self) -> Result<(), String>;
+    fn interrupt(&self) -> ::std::result::Result<(), String>;
     /// Moves the tip on by one block (runs on the event loop).
-    fn advance(&self) -> Result<(), String>;
+    fn advance(&self) -> ::std::result::Result<(), String>;
     /// `Miner.newTemplate`.
     fn new_template(
         &self,
         options: TemplateOptions,
-    ) -> Result<::std::sync::Arc<dyn Template>, String>;
+    ) -> ::std::result::Result<::std::sync::Arc<dyn Template>, String>;
 }
 
 /// A `Miner` in the peer process: a thread-safe handle; clone it, send it,
@@ -337,7 +371,7 @@ impl MinerClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn tip(&self) -> Result<Option<Tip>, ::mp_ipc::Error> {
+    pub fn tip(&self) -> ::std::result::Result<Option<Tip>, ::mp_ipc::Error> {
         self.remote
             .call(::mp_ipc::CallSite::new("Miner", "tip"), Self::build_tip())
     }
@@ -346,8 +380,9 @@ impl MinerClient {
     /// awaited on any runtime; callbacks during it run on a worker of this side's.
     pub fn tip_async(
         &self,
-    ) -> impl ::std::future::Future<Output = Result<Option<Tip>, ::mp_ipc::Error>> + Send + 'static
-    {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<Option<Tip>, ::mp_ipc::Error>>
+           + Send
+           + 'static {
         self.remote
             .call_async(::mp_ipc::CallSite::new("Miner", "tip"), Self::build_tip())
     }
@@ -355,7 +390,7 @@ impl MinerClient {
     fn build_tip() -> impl FnOnce(
         &crate::miner_capnp::miner::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<Option<Tip>>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<Option<Tip>>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "tip");
@@ -363,9 +398,10 @@ impl MinerClient {
             let mut req = cap.tip_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            let conn = setup.conn().clone();
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
                 Ok(if r.get_has_result() {
-                    Some(Tip::mp_read(SITE, r.get_result()?)?)
+                    Some(Tip::mp_read(SITE, Some(&conn), r.get_result()?)?)
                 } else {
                     None
                 })
@@ -384,7 +420,7 @@ impl MinerClient {
         &self,
         current_tip: &[u8],
         timeout: f64,
-    ) -> Result<Tip, ::mp_ipc::Error> {
+    ) -> ::std::result::Result<Tip, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Miner", "waitTipChanged"),
             Self::build_wait_tip_changed(current_tip.to_vec(), timeout),
@@ -397,7 +433,8 @@ impl MinerClient {
         &self,
         current_tip: &[u8],
         timeout: f64,
-    ) -> impl ::std::future::Future<Output = Result<Tip, ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<Tip, ::mp_ipc::Error>> + Send + 'static
+    {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Miner", "waitTipChanged"),
             Self::build_wait_tip_changed(current_tip.to_vec(), timeout),
@@ -410,7 +447,7 @@ impl MinerClient {
     ) -> impl FnOnce(
         &crate::miner_capnp::miner::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<Tip>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<Tip>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "waitTipChanged");
@@ -420,8 +457,9 @@ impl MinerClient {
             setup.context()?.fill(p.reborrow().init_context());
             p.set_current_tip(current_tip.as_slice());
             p.set_timeout(timeout);
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
-                Tip::mp_read(SITE, r.get_result()?)
+            let conn = setup.conn().clone();
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
+                Tip::mp_read(SITE, Some(&conn), r.get_result()?)
             }))
         }
     }
@@ -431,7 +469,7 @@ impl MinerClient {
     /// Releases every blocked `waitTipChanged` (runs on the event loop).
     ///
     /// Runs on the server's event loop.
-    pub fn interrupt(&self) -> Result<(), ::mp_ipc::Error> {
+    pub fn interrupt(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Miner", "interrupt"),
             Self::build_interrupt(),
@@ -442,7 +480,8 @@ impl MinerClient {
     /// awaited on any runtime; callbacks during it run on a worker of this side's.
     pub fn interrupt_async(
         &self,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::Error>> + Send + 'static
+    {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Miner", "interrupt"),
             Self::build_interrupt(),
@@ -452,7 +491,7 @@ impl MinerClient {
     fn build_interrupt() -> impl FnOnce(
         &crate::miner_capnp::miner::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "interrupt");
@@ -467,7 +506,7 @@ impl MinerClient {
     /// Moves the tip on by one block (runs on the event loop).
     ///
     /// Runs on the server's event loop.
-    pub fn advance(&self) -> Result<(), ::mp_ipc::Error> {
+    pub fn advance(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Miner", "advance"),
             Self::build_advance(),
@@ -478,7 +517,8 @@ impl MinerClient {
     /// awaited on any runtime; callbacks during it run on a worker of this side's.
     pub fn advance_async(
         &self,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::Error>> + Send + 'static
+    {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Miner", "advance"),
             Self::build_advance(),
@@ -488,7 +528,7 @@ impl MinerClient {
     fn build_advance() -> impl FnOnce(
         &crate::miner_capnp::miner::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "advance");
@@ -505,7 +545,7 @@ impl MinerClient {
     pub fn new_template(
         &self,
         options: &TemplateOptions,
-    ) -> Result<TemplateClient, ::mp_ipc::Error> {
+    ) -> ::std::result::Result<TemplateClient, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Miner", "newTemplate"),
             Self::build_new_template(options.clone()),
@@ -517,8 +557,9 @@ impl MinerClient {
     pub fn new_template_async(
         &self,
         options: &TemplateOptions,
-    ) -> impl ::std::future::Future<Output = Result<TemplateClient, ::mp_ipc::Error>> + Send + 'static
-    {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<TemplateClient, ::mp_ipc::Error>>
+           + Send
+           + 'static {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Miner", "newTemplate"),
             Self::build_new_template(options.clone()),
@@ -530,7 +571,8 @@ impl MinerClient {
     ) -> impl FnOnce(
         &crate::miner_capnp::miner::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<TemplateClient>, ::mp_ipc::Error>
+    )
+        -> ::std::result::Result<::mp_ipc::CallFuture<TemplateClient>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "newTemplate");
@@ -538,18 +580,48 @@ impl MinerClient {
             let mut req = cap.new_template_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            options
-                .mp_write(SITE, p.reborrow().init_options())
-                .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
+            (|| -> ::mp_ipc::capnp::Result<()> {
+                options.mp_write(SITE, Some(setup.conn()), p.reborrow().init_options())?;
+                Ok(())
+            })()
+            .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
             let conn = setup.conn().clone();
-            let reply = ::mp_ipc::send_request(SITE, req, |r| r.get_result());
-            Ok(Box::pin(async move {
-                let cap = reply.await?;
-                Ok(TemplateClient::from_remote(::mp_ipc::Remote::new(
-                    &conn, cap,
-                )?))
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
+                Ok(TemplateClient::from_remote(
+                    ::mp_ipc::codegen_support::wrap(SITE, "result", Some(&conn), r.get_result()?)?,
+                ))
             }))
         }
+    }
+}
+
+/// A peer's object stands in for a local implementation: calls go to the
+/// peer (the sync methods, so not from the event loop), and its errors
+/// become the trait's `String` errors.
+impl Miner for MinerClient {
+    fn tip(&self) -> ::std::result::Result<Option<Tip>, String> {
+        MinerClient::tip(self).map_err(|e| e.to_string())
+    }
+    fn wait_tip_changed(
+        &self,
+        current_tip: Vec<u8>,
+        timeout: f64,
+    ) -> ::std::result::Result<Tip, String> {
+        MinerClient::wait_tip_changed(self, &current_tip, timeout).map_err(|e| e.to_string())
+    }
+    fn interrupt(&self) -> ::std::result::Result<(), String> {
+        MinerClient::interrupt(self).map_err(|e| e.to_string())
+    }
+    fn advance(&self) -> ::std::result::Result<(), String> {
+        MinerClient::advance(self).map_err(|e| e.to_string())
+    }
+    fn new_template(
+        &self,
+        options: TemplateOptions,
+    ) -> ::std::result::Result<::std::sync::Arc<dyn Template>, String> {
+        MinerClient::new_template(self, &options)
+            .map(|r| ::std::sync::Arc::new(r) as ::std::sync::Arc<dyn Template>)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -582,7 +654,7 @@ impl MinerServer {
     pub fn exported(
         conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
         imp: ::std::sync::Arc<dyn Miner>,
-    ) -> Result<crate::miner_capnp::miner::Client, ::mp_ipc::capnp::Error> {
+    ) -> ::std::result::Result<crate::miner_capnp::miner::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("Miner")?;
         Ok(::mp_ipc::capnp_rpc::new_client(MinerServer {
             conn: ::std::rc::Rc::downgrade(conn),
@@ -606,7 +678,8 @@ impl crate::miner_capnp::miner::Server for MinerServer {
         self: ::std::rc::Rc<Self>,
         params: crate::miner_capnp::miner::TipParams,
         mut results: crate::miner_capnp::miner::TipResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "tip");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -619,8 +692,8 @@ impl crate::miner_capnp::miner::Server for MinerServer {
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
             r.set_has_result(value.is_some());
-            if let Some(value) = value {
-                value.mp_write(SITE, r.reborrow().init_result())?;
+            if let Some(x0) = value.as_ref() {
+                x0.mp_write(SITE, Some(&conn), r.reborrow().init_result())?;
             }
             Ok(())
         }
@@ -630,7 +703,8 @@ impl crate::miner_capnp::miner::Server for MinerServer {
         self: ::std::rc::Rc<Self>,
         params: crate::miner_capnp::miner::WaitTipChangedParams,
         mut results: crate::miner_capnp::miner::WaitTipChangedResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "waitTipChanged");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -646,7 +720,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
                 .await?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
-            value.mp_write(SITE, r.reborrow().init_result())?;
+            value.mp_write(SITE, Some(&conn), r.reborrow().init_result())?;
             Ok(())
         }
     }
@@ -655,7 +729,8 @@ impl crate::miner_capnp::miner::Server for MinerServer {
         self: ::std::rc::Rc<Self>,
         _params: crate::miner_capnp::miner::InterruptParams,
         _results: crate::miner_capnp::miner::InterruptResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "interrupt");
         let result = (|| {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -670,7 +745,8 @@ impl crate::miner_capnp::miner::Server for MinerServer {
         self: ::std::rc::Rc<Self>,
         _params: crate::miner_capnp::miner::AdvanceParams,
         _results: crate::miner_capnp::miner::AdvanceResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "advance");
         let result = (|| {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -685,20 +761,24 @@ impl crate::miner_capnp::miner::Server for MinerServer {
         self: ::std::rc::Rc<Self>,
         params: crate::miner_capnp::miner::NewTemplateParams,
         mut results: crate::miner_capnp::miner::NewTemplateResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "newTemplate");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let options = TemplateOptions::mp_read(SITE, p.get_options()?)?;
+            let options = TemplateOptions::mp_read(SITE, Some(&conn), p.get_options()?)?;
             let imp = self.imp.clone();
             let value = conn
                 .dispatch(SITE, ctx, move || imp.new_template(options))
                 .await?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
-            r.set_result(TemplateServer::exported(&conn, value)?);
+            r.set_result(TemplateServer::exported(
+                ::mp_ipc::codegen_support::conn(SITE, "result", Some(&conn))?,
+                value.clone(),
+            )?);
             Ok(())
         }
     }
@@ -713,15 +793,19 @@ pub trait Template: Send + Sync + 'static {
     /// `Template.destroy`.
     ///
     /// Called when the client lets the object go; does nothing unless overridden.
-    fn destroy(&self) -> Result<(), String> {
+    fn destroy(&self) -> ::std::result::Result<(), String> {
         Ok(())
     }
     /// `Template.header`.
-    fn header(&self) -> Result<Vec<u8>, String>;
+    fn header(&self) -> ::std::result::Result<Vec<u8>, String>;
     /// `Template.fees`.
-    fn fees(&self) -> Result<Vec<i64>, String>;
+    fn fees(&self) -> ::std::result::Result<Vec<i64>, String>;
     /// `Template.submit`.
-    fn submit(&self, nonce: u32, coinbase: Vec<u8>) -> Result<TemplateSubmitResults, String>;
+    fn submit(
+        &self,
+        nonce: u32,
+        coinbase: Vec<u8>,
+    ) -> ::std::result::Result<TemplateSubmitResults, String>;
 }
 
 /// The results of `Template.submit`.
@@ -776,7 +860,7 @@ impl TemplateClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn destroy(&self) -> Result<(), ::mp_ipc::Error> {
+    pub fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
         self.guard.mark_destroyed();
         self.remote.call(
             ::mp_ipc::CallSite::new("Template", "destroy"),
@@ -788,7 +872,8 @@ impl TemplateClient {
     /// awaited on any runtime; callbacks during it run on a worker of this side's.
     pub fn destroy_async(
         &self,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::Error>> + Send + 'static
+    {
         self.guard.mark_destroyed();
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Template", "destroy"),
@@ -799,7 +884,7 @@ impl TemplateClient {
     fn build_destroy() -> impl FnOnce(
         &crate::miner_capnp::template::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "destroy");
@@ -815,7 +900,7 @@ impl TemplateClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn header(&self) -> Result<Vec<u8>, ::mp_ipc::Error> {
+    pub fn header(&self) -> ::std::result::Result<Vec<u8>, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Template", "header"),
             Self::build_header(),
@@ -826,8 +911,9 @@ impl TemplateClient {
     /// awaited on any runtime; callbacks during it run on a worker of this side's.
     pub fn header_async(
         &self,
-    ) -> impl ::std::future::Future<Output = Result<Vec<u8>, ::mp_ipc::Error>> + Send + 'static
-    {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<Vec<u8>, ::mp_ipc::Error>>
+           + Send
+           + 'static {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Template", "header"),
             Self::build_header(),
@@ -837,7 +923,7 @@ impl TemplateClient {
     fn build_header() -> impl FnOnce(
         &crate::miner_capnp::template::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<Vec<u8>>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<Vec<u8>>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "header");
@@ -855,7 +941,7 @@ impl TemplateClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn fees(&self) -> Result<Vec<i64>, ::mp_ipc::Error> {
+    pub fn fees(&self) -> ::std::result::Result<Vec<i64>, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Template", "fees"),
             Self::build_fees(),
@@ -866,8 +952,9 @@ impl TemplateClient {
     /// awaited on any runtime; callbacks during it run on a worker of this side's.
     pub fn fees_async(
         &self,
-    ) -> impl ::std::future::Future<Output = Result<Vec<i64>, ::mp_ipc::Error>> + Send + 'static
-    {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<Vec<i64>, ::mp_ipc::Error>>
+           + Send
+           + 'static {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Template", "fees"),
             Self::build_fees(),
@@ -877,7 +964,7 @@ impl TemplateClient {
     fn build_fees() -> impl FnOnce(
         &crate::miner_capnp::template::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<Vec<i64>>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<Vec<i64>>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "fees");
@@ -899,7 +986,7 @@ impl TemplateClient {
         &self,
         nonce: u32,
         coinbase: &[u8],
-    ) -> Result<TemplateSubmitResults, ::mp_ipc::Error> {
+    ) -> ::std::result::Result<TemplateSubmitResults, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Template", "submit"),
             Self::build_submit(nonce, coinbase.to_vec()),
@@ -912,8 +999,9 @@ impl TemplateClient {
         &self,
         nonce: u32,
         coinbase: &[u8],
-    ) -> impl ::std::future::Future<Output = Result<TemplateSubmitResults, ::mp_ipc::Error>>
-           + Send
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<TemplateSubmitResults, ::mp_ipc::Error>,
+    > + Send
            + 'static {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Template", "submit"),
@@ -927,8 +1015,10 @@ impl TemplateClient {
     ) -> impl FnOnce(
         &crate::miner_capnp::template::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<TemplateSubmitResults>, ::mp_ipc::Error>
-           + Send
+    ) -> ::std::result::Result<
+        ::mp_ipc::CallFuture<TemplateSubmitResults>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "submit");
         move |cap: &crate::miner_capnp::template::Client, setup: &::mp_ipc::CallSetup| {
@@ -944,6 +1034,28 @@ impl TemplateClient {
                 })
             }))
         }
+    }
+}
+
+/// A peer's object stands in for a local implementation: calls go to the
+/// peer (the sync methods, so not from the event loop), and its errors
+/// become the trait's `String` errors.
+impl Template for TemplateClient {
+    fn destroy(&self) -> ::std::result::Result<(), String> {
+        TemplateClient::destroy(self).map_err(|e| e.to_string())
+    }
+    fn header(&self) -> ::std::result::Result<Vec<u8>, String> {
+        TemplateClient::header(self).map_err(|e| e.to_string())
+    }
+    fn fees(&self) -> ::std::result::Result<Vec<i64>, String> {
+        TemplateClient::fees(self).map_err(|e| e.to_string())
+    }
+    fn submit(
+        &self,
+        nonce: u32,
+        coinbase: Vec<u8>,
+    ) -> ::std::result::Result<TemplateSubmitResults, String> {
+        TemplateClient::submit(self, nonce, &coinbase).map_err(|e| e.to_string())
     }
 }
 
@@ -976,7 +1088,7 @@ impl TemplateServer {
     pub fn exported(
         conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
         imp: ::std::sync::Arc<dyn Template>,
-    ) -> Result<crate::miner_capnp::template::Client, ::mp_ipc::capnp::Error> {
+    ) -> ::std::result::Result<crate::miner_capnp::template::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("Template")?;
         Ok(::mp_ipc::capnp_rpc::new_client(TemplateServer {
             conn: ::std::rc::Rc::downgrade(conn),
@@ -1000,7 +1112,8 @@ impl crate::miner_capnp::template::Server for TemplateServer {
         self: ::std::rc::Rc<Self>,
         params: crate::miner_capnp::template::DestroyParams,
         _results: crate::miner_capnp::template::DestroyResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "destroy");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -1018,7 +1131,8 @@ impl crate::miner_capnp::template::Server for TemplateServer {
         self: ::std::rc::Rc<Self>,
         params: crate::miner_capnp::template::HeaderParams,
         mut results: crate::miner_capnp::template::HeaderResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "header");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -1039,7 +1153,8 @@ impl crate::miner_capnp::template::Server for TemplateServer {
         self: ::std::rc::Rc<Self>,
         params: crate::miner_capnp::template::FeesParams,
         mut results: crate::miner_capnp::template::FeesResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "fees");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -1060,7 +1175,8 @@ impl crate::miner_capnp::template::Server for TemplateServer {
         self: ::std::rc::Rc<Self>,
         params: crate::miner_capnp::template::SubmitParams,
         mut results: crate::miner_capnp::template::SubmitResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "submit");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;

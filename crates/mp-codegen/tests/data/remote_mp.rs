@@ -13,11 +13,11 @@
 /// mapped to the calling client thread; the others run on the event loop.
 pub trait Echo: Send + Sync + 'static {
     /// Returns `text`.
-    fn echo(&self, text: String) -> Result<String, String>;
+    fn echo(&self, text: String) -> ::std::result::Result<String, String>;
     /// `Echo.destroy`.
     ///
     /// Called when the client lets the object go; does nothing unless overridden.
-    fn destroy(&self) -> Result<(), String> {
+    fn destroy(&self) -> ::std::result::Result<(), String> {
         Ok(())
     }
 }
@@ -67,7 +67,7 @@ impl EchoClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn echo(&self, text: &str) -> Result<String, ::mp_ipc::Error> {
+    pub fn echo(&self, text: &str) -> ::std::result::Result<String, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Echo", "echo"),
             Self::build_echo(text.to_owned()),
@@ -79,7 +79,9 @@ impl EchoClient {
     pub fn echo_async(
         &self,
         text: &str,
-    ) -> impl ::std::future::Future<Output = Result<String, ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<String, ::mp_ipc::Error>>
+           + Send
+           + 'static {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Echo", "echo"),
             Self::build_echo(text.to_owned()),
@@ -91,7 +93,7 @@ impl EchoClient {
     ) -> impl FnOnce(
         &crate::remote_capnp::echo::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<String>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<String>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Echo", "echo");
@@ -110,7 +112,7 @@ impl EchoClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn destroy(&self) -> Result<(), ::mp_ipc::Error> {
+    pub fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
         self.guard.mark_destroyed();
         self.remote.call(
             ::mp_ipc::CallSite::new("Echo", "destroy"),
@@ -122,7 +124,8 @@ impl EchoClient {
     /// awaited on any runtime; callbacks during it run on a worker of this side's.
     pub fn destroy_async(
         &self,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::Error>> + Send + 'static
+    {
         self.guard.mark_destroyed();
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Echo", "destroy"),
@@ -133,7 +136,7 @@ impl EchoClient {
     fn build_destroy() -> impl FnOnce(
         &crate::remote_capnp::echo::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Echo", "destroy");
@@ -143,6 +146,18 @@ impl EchoClient {
             setup.context()?.fill(p.reborrow().init_context());
             Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
         }
+    }
+}
+
+/// A peer's object stands in for a local implementation: calls go to the
+/// peer (the sync methods, so not from the event loop), and its errors
+/// become the trait's `String` errors.
+impl Echo for EchoClient {
+    fn echo(&self, text: String) -> ::std::result::Result<String, String> {
+        EchoClient::echo(self, &text).map_err(|e| e.to_string())
+    }
+    fn destroy(&self) -> ::std::result::Result<(), String> {
+        EchoClient::destroy(self).map_err(|e| e.to_string())
     }
 }
 
@@ -175,7 +190,7 @@ impl EchoServer {
     pub fn exported(
         conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
         imp: ::std::sync::Arc<dyn Echo>,
-    ) -> Result<crate::remote_capnp::echo::Client, ::mp_ipc::capnp::Error> {
+    ) -> ::std::result::Result<crate::remote_capnp::echo::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("Echo")?;
         Ok(::mp_ipc::capnp_rpc::new_client(EchoServer {
             conn: ::std::rc::Rc::downgrade(conn),
@@ -199,7 +214,8 @@ impl crate::remote_capnp::echo::Server for EchoServer {
         self: ::std::rc::Rc<Self>,
         params: crate::remote_capnp::echo::EchoParams,
         mut results: crate::remote_capnp::echo::EchoResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Echo", "echo");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -221,7 +237,8 @@ impl crate::remote_capnp::echo::Server for EchoServer {
         self: ::std::rc::Rc<Self>,
         params: crate::remote_capnp::echo::DestroyParams,
         _results: crate::remote_capnp::echo::DestroyResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Echo", "destroy");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;

@@ -50,73 +50,88 @@ impl Default for Options {
 }
 
 impl Options {
-    /// Reads one from capnp (for the generated adapters).
+    /// Reads one from capnp (for the generated adapters); objects in it
+    /// are wrapped on `conn`.
     #[doc(hidden)]
     pub fn mp_read(
         site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
         r: crate::types_capnp::options::Reader<'_>,
-    ) -> Result<Self, ::mp_ipc::capnp::Error> {
-        let _ = site;
+    ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
         Ok(Options {
             use_mempool: r.get_use_mempool(),
             block_reserved_weight: r.get_reserved_weight(),
             label: ::mp_ipc::codegen_support::text(site, "label", r.get_label())?,
             ratio: r.get_ratio(),
-            tip: BlockRef::mp_read(site, r.get_tip()?)?,
+            tip: BlockRef::mp_read(site, conn, r.get_tip()?)?,
             tags: ::mp_ipc::codegen_support::text_list(site, "tags", r.get_tags())?,
             color: ::mp_ipc::codegen_support::enum_value(site, "color", r.get_color())?,
             shade: ::mp_ipc::codegen_support::enum_value(site, "shade", r.get_shade())?,
             history: r
                 .get_history()?
                 .iter()
-                .map(|x| BlockRef::mp_read(site, x))
-                .collect::<Result<Vec<_>, _>>()?,
+                .map(|x0| -> ::mp_ipc::capnp::Result<_> { BlockRef::mp_read(site, conn, x0) })
+                .collect::<::std::result::Result<Vec<_>, _>>()?,
             palette: r
                 .get_palette()?
                 .iter()
-                .map(|x| ::mp_ipc::codegen_support::enum_value(site, "palette", x))
-                .collect::<Result<Vec<_>, _>>()?,
+                .map(|x0| -> ::mp_ipc::capnp::Result<_> {
+                    ::mp_ipc::codegen_support::enum_value(site, "palette", x0)
+                })
+                .collect::<::std::result::Result<Vec<_>, _>>()?,
         })
     }
 
-    /// Writes it to capnp (for the generated adapters).
+    /// Writes it to capnp (for the generated adapters); objects in it are
+    /// exported on `conn`.
     #[doc(hidden)]
     pub fn mp_write(
         &self,
         site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
         mut b: crate::types_capnp::options::Builder<'_>,
-    ) -> Result<(), ::mp_ipc::capnp::Error> {
-        let _ = site;
+    ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
         b.set_use_mempool(self.use_mempool);
         b.set_reserved_weight(self.block_reserved_weight);
         b.set_label(self.label.as_str());
         b.set_ratio(self.ratio);
-        self.tip.mp_write(site, b.reborrow().init_tip())?;
-        b.set_tags(self.tags.as_slice())?;
+        self.tip.mp_write(site, conn, b.reborrow().init_tip())?;
+        {
+            let mut l0 = b.reborrow().init_tags(::mp_ipc::codegen_support::list_len(
+                site,
+                "tags",
+                self.tags.len(),
+            )?);
+            for (i0, x0) in (0u32..).zip(self.tags.iter()) {
+                l0.set(i0, x0.as_str());
+            }
+        }
         b.set_color(self.color);
         b.set_shade(self.shade);
         {
-            let mut list = b
+            let mut l0 = b
                 .reborrow()
                 .init_history(::mp_ipc::codegen_support::list_len(
                     site,
                     "history",
                     self.history.len(),
                 )?);
-            for (i, item) in (0u32..).zip(self.history.iter()) {
-                item.mp_write(site, list.reborrow().get(i))?;
+            for (i0, x0) in (0u32..).zip(self.history.iter()) {
+                x0.mp_write(site, conn, l0.reborrow().get(i0))?;
             }
         }
         {
-            let mut list = b
+            let mut l0 = b
                 .reborrow()
                 .init_palette(::mp_ipc::codegen_support::list_len(
                     site,
                     "palette",
                     self.palette.len(),
                 )?);
-            for (i, item) in (0u32..).zip(self.palette.iter()) {
-                list.set(i, *item);
+            for (i0, x0) in (0u32..).zip(self.palette.iter()) {
+                l0.set(i0, *x0);
             }
         }
         Ok(())
@@ -143,27 +158,31 @@ impl Default for BlockRef {
 }
 
 impl BlockRef {
-    /// Reads one from capnp (for the generated adapters).
+    /// Reads one from capnp (for the generated adapters); objects in it
+    /// are wrapped on `conn`.
     #[doc(hidden)]
     pub fn mp_read(
         site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
         r: crate::types_capnp::block_ref::Reader<'_>,
-    ) -> Result<Self, ::mp_ipc::capnp::Error> {
-        let _ = site;
+    ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
         Ok(BlockRef {
             hash: r.get_hash()?.to_vec(),
             height: r.get_height(),
         })
     }
 
-    /// Writes it to capnp (for the generated adapters).
+    /// Writes it to capnp (for the generated adapters); objects in it are
+    /// exported on `conn`.
     #[doc(hidden)]
     pub fn mp_write(
         &self,
         site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
         mut b: crate::types_capnp::block_ref::Builder<'_>,
-    ) -> Result<(), ::mp_ipc::capnp::Error> {
-        let _ = site;
+    ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
         b.set_hash(self.hash.as_slice());
         b.set_height(self.height);
         Ok(())
@@ -191,9 +210,10 @@ pub trait Types: Send + Sync + 'static {
         u64: &mut u64,
         f32: &mut f32,
         f64: &mut f64,
-    ) -> Result<(), String>;
+    ) -> ::std::result::Result<(), String>;
     /// `Types.echoText`.
-    fn echo_text(&self, text: &mut String, data: &mut Vec<u8>) -> Result<(), String>;
+    fn echo_text(&self, text: &mut String, data: &mut Vec<u8>)
+        -> ::std::result::Result<(), String>;
     /// `Types.echoLists`.
     fn echo_lists(
         &self,
@@ -202,31 +222,34 @@ pub trait Types: Send + Sync + 'static {
         texts: &mut Vec<String>,
         blobs: &mut Vec<Vec<u8>>,
         doubles: &mut Vec<f64>,
-    ) -> Result<(), String>;
+    ) -> ::std::result::Result<(), String>;
     /// Runs on the event loop.
-    fn concat(&self, parts: Vec<String>) -> Result<String, String>;
+    fn concat(&self, parts: Vec<String>) -> ::std::result::Result<String, String>;
     /// `Types.ping`.
-    fn ping(&self) -> Result<(), String>;
+    fn ping(&self) -> ::std::result::Result<(), String>;
     /// Names that are Rust keywords.
-    fn type_(&self, match_: u8) -> Result<u8, String>;
+    fn type_(&self, match_: u8) -> ::std::result::Result<u8, String>;
     /// Structs in and out.
-    fn configure(&self, options: Options) -> Result<Options, String>;
+    fn configure(&self, options: Options) -> ::std::result::Result<Options, String>;
     /// A struct among several results, on the event loop.
-    fn tip_of(&self, options: Options) -> Result<TypesTipOfResults, String>;
+    fn tip_of(&self, options: Options) -> ::std::result::Result<TypesTipOfResults, String>;
     /// `result` + `hasResult` is an Option: a tip for heights >= 0.
-    fn find_tip(&self, height: i32) -> Result<Option<BlockRef>, String>;
+    fn find_tip(&self, height: i32) -> ::std::result::Result<Option<BlockRef>, String>;
     /// Enums in and out: the next color.
-    fn paint(&self, color: crate::types_capnp::Color) -> Result<crate::types_capnp::Color, String>;
+    fn paint(
+        &self,
+        color: crate::types_capnp::Color,
+    ) -> ::std::result::Result<crate::types_capnp::Color, String>;
     /// An enum among several results, on the event loop.
     fn mix(
         &self,
         a: crate::types_capnp::Color,
         b: crate::types_capnp::Color,
-    ) -> Result<TypesMixResults, String>;
+    ) -> ::std::result::Result<TypesMixResults, String>;
     /// Fails for negative `n`; the error travels in the `$Proxy.exception` field.
-    fn check(&self, n: i32) -> Result<i32, String>;
+    fn check(&self, n: i32) -> ::std::result::Result<i32, String>;
     /// The same without other results, on the event loop.
-    fn validate(&self, ok: bool) -> Result<(), String>;
+    fn validate(&self, ok: bool) -> ::std::result::Result<(), String>;
     /// Lists of structs and enums; `size` and `note` are implicit
     /// (`$Proxy.count(0)`): not in the Rust API. Returns the
     /// tips highest first and the colors reversed.
@@ -234,14 +257,14 @@ pub trait Types: Send + Sync + 'static {
         &self,
         tips: &mut Vec<BlockRef>,
         colors: &mut Vec<crate::types_capnp::Color>,
-    ) -> Result<(), String>;
+    ) -> ::std::result::Result<(), String>;
     /// An in/out parameter beside a result, named like the generated code's
     /// own locals: appends "!" and says whether it was empty.
-    fn bump(&self, value: &mut String) -> Result<bool, String>;
+    fn bump(&self, value: &mut String) -> ::std::result::Result<bool, String>;
     /// The same beside an optional result (Bitcoin Core's
     /// `SettingsUpdateCallback.call`), on the event loop: upper-cases it and
     /// returns its old length, none when it was empty.
-    fn update(&self, value: &mut String) -> Result<Option<i32>, String>;
+    fn update(&self, value: &mut String) -> ::std::result::Result<Option<i32>, String>;
 }
 
 /// The results of `Types.tipOf`.
@@ -287,7 +310,9 @@ impl TypesClient {
 
     /// Takes the peer's bootstrap object as a `Types` and exchanges thread maps
     /// with it (`Types.construct`), so calls with a Context can be mapped to server threads.
-    pub fn connect(connection: &::mp_ipc::Connection) -> Result<Self, ::mp_ipc::Error> {
+    pub fn connect(
+        connection: &::mp_ipc::Connection,
+    ) -> ::std::result::Result<Self, ::mp_ipc::Error> {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "construct");
         let remote = connection.call(SITE, |setup| {
             let conn = setup.conn().clone();
@@ -330,7 +355,7 @@ impl TypesClient {
         u64: &mut u64,
         f32: &mut f32,
         f64: &mut f64,
-    ) -> Result<(), ::mp_ipc::Error> {
+    ) -> ::std::result::Result<(), ::mp_ipc::Error> {
         let (
             value,
             (
@@ -386,7 +411,7 @@ impl TypesClient {
         f32: f32,
         f64: f64,
     ) -> impl ::std::future::Future<
-        Output = Result<
+        Output = ::std::result::Result<
             ((), bool, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64),
             ::mp_ipc::Error,
         >,
@@ -437,7 +462,7 @@ impl TypesClient {
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<
+    ) -> ::std::result::Result<
         ::mp_ipc::CallFuture<((), (bool, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64))>,
         ::mp_ipc::Error,
     > + Send
@@ -485,7 +510,11 @@ impl TypesClient {
     /// on this thread while it waits.
     ///
     /// In/out parameters get the server's values back when the call succeeds.
-    pub fn echo_text(&self, text: &mut String, data: &mut Vec<u8>) -> Result<(), ::mp_ipc::Error> {
+    pub fn echo_text(
+        &self,
+        text: &mut String,
+        data: &mut Vec<u8>,
+    ) -> ::std::result::Result<(), ::mp_ipc::Error> {
         let (value, (new_text, new_data)) = self.remote.call(
             ::mp_ipc::CallSite::new("Types", "echoText"),
             Self::build_echo_text(text.clone(), data.clone()),
@@ -504,8 +533,9 @@ impl TypesClient {
         &self,
         text: String,
         data: Vec<u8>,
-    ) -> impl ::std::future::Future<Output = Result<((), String, Vec<u8>), ::mp_ipc::Error>>
-           + Send
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<((), String, Vec<u8>), ::mp_ipc::Error>,
+    > + Send
            + 'static {
         let call = self.remote.call_async(
             ::mp_ipc::CallSite::new("Types", "echoText"),
@@ -524,8 +554,10 @@ impl TypesClient {
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<((), (String, Vec<u8>))>, ::mp_ipc::Error>
-           + Send
+    ) -> ::std::result::Result<
+        ::mp_ipc::CallFuture<((), (String, Vec<u8>))>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "echoText");
         move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
@@ -559,7 +591,7 @@ impl TypesClient {
         texts: &mut Vec<String>,
         blobs: &mut Vec<Vec<u8>>,
         doubles: &mut Vec<f64>,
-    ) -> Result<(), ::mp_ipc::Error> {
+    ) -> ::std::result::Result<(), ::mp_ipc::Error> {
         let (value, (new_ints, new_flags, new_texts, new_blobs, new_doubles)) = self.remote.call(
             ::mp_ipc::CallSite::new("Types", "echoLists"),
             Self::build_echo_lists(
@@ -591,7 +623,7 @@ impl TypesClient {
         blobs: Vec<Vec<u8>>,
         doubles: Vec<f64>,
     ) -> impl ::std::future::Future<
-        Output = Result<
+        Output = ::std::result::Result<
             ((), Vec<i32>, Vec<bool>, Vec<String>, Vec<Vec<u8>>, Vec<f64>),
             ::mp_ipc::Error,
         >,
@@ -624,7 +656,7 @@ impl TypesClient {
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<
+    ) -> ::std::result::Result<
         ::mp_ipc::CallFuture<(
             (),
             (Vec<i32>, Vec<bool>, Vec<String>, Vec<Vec<u8>>, Vec<f64>),
@@ -637,23 +669,33 @@ impl TypesClient {
             let mut req = cap.echo_lists_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            p.set_ints(ints.as_slice())
-                .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
-            p.set_flags(flags.as_slice())
-                .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
-            p.set_texts(texts.as_slice())
-                .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
-            {
-                let mut list = p.reborrow().init_blobs(
-                    ::mp_ipc::codegen_support::list_len(SITE, "blobs", blobs.len())
-                        .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?,
-                );
-                for (i, d) in (0u32..).zip(blobs.iter()) {
-                    list.set(i, d.as_slice());
+            (|| -> ::mp_ipc::capnp::Result<()> {
+                p.set_ints(ints.as_slice())?;
+                p.set_flags(flags.as_slice())?;
+                {
+                    let mut l0 = p.reborrow().init_texts(::mp_ipc::codegen_support::list_len(
+                        SITE,
+                        "texts",
+                        texts.len(),
+                    )?);
+                    for (i0, x0) in (0u32..).zip(texts.iter()) {
+                        l0.set(i0, x0.as_str());
+                    }
                 }
-            }
-            p.set_doubles(doubles.as_slice())
-                .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
+                {
+                    let mut l0 = p.reborrow().init_blobs(::mp_ipc::codegen_support::list_len(
+                        SITE,
+                        "blobs",
+                        blobs.len(),
+                    )?);
+                    for (i0, x0) in (0u32..).zip(blobs.iter()) {
+                        l0.set(i0, x0.as_slice());
+                    }
+                }
+                p.set_doubles(doubles.as_slice())?;
+                Ok(())
+            })()
+            .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
             Ok(::mp_ipc::send_request(SITE, req, |r| {
                 Ok((
                     (),
@@ -674,7 +716,7 @@ impl TypesClient {
     /// Runs on the event loop.
     ///
     /// Runs on the server's event loop.
-    pub fn concat(&self, parts: &[String]) -> Result<String, ::mp_ipc::Error> {
+    pub fn concat(&self, parts: &[String]) -> ::std::result::Result<String, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Types", "concat"),
             Self::build_concat(parts.to_vec()),
@@ -686,7 +728,9 @@ impl TypesClient {
     pub fn concat_async(
         &self,
         parts: &[String],
-    ) -> impl ::std::future::Future<Output = Result<String, ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<String, ::mp_ipc::Error>>
+           + Send
+           + 'static {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Types", "concat"),
             Self::build_concat(parts.to_vec()),
@@ -698,15 +742,27 @@ impl TypesClient {
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<String>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<String>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "concat");
         move |cap: &crate::types_capnp::types::Client, _setup: &::mp_ipc::CallSetup| {
             let mut req = cap.concat_request();
             let mut p = req.get();
-            p.set_parts(parts.as_slice())
-                .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
+            (|| -> ::mp_ipc::capnp::Result<()> {
+                {
+                    let mut l0 = p.reborrow().init_parts(::mp_ipc::codegen_support::list_len(
+                        SITE,
+                        "parts",
+                        parts.len(),
+                    )?);
+                    for (i0, x0) in (0u32..).zip(parts.iter()) {
+                        l0.set(i0, x0.as_str());
+                    }
+                }
+                Ok(())
+            })()
+            .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
             Ok(::mp_ipc::send_request(SITE, req, |r| {
                 ::mp_ipc::codegen_support::text(SITE, "result", r.get_result())
             }))
@@ -717,7 +773,7 @@ impl TypesClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn ping(&self) -> Result<(), ::mp_ipc::Error> {
+    pub fn ping(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
         self.remote
             .call(::mp_ipc::CallSite::new("Types", "ping"), Self::build_ping())
     }
@@ -726,7 +782,8 @@ impl TypesClient {
     /// awaited on any runtime; callbacks during it run on a worker of this side's.
     pub fn ping_async(
         &self,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::Error>> + Send + 'static
+    {
         self.remote
             .call_async(::mp_ipc::CallSite::new("Types", "ping"), Self::build_ping())
     }
@@ -734,7 +791,7 @@ impl TypesClient {
     fn build_ping() -> impl FnOnce(
         &crate::types_capnp::types::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "ping");
@@ -752,7 +809,7 @@ impl TypesClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn type_(&self, match_: u8) -> Result<u8, ::mp_ipc::Error> {
+    pub fn type_(&self, match_: u8) -> ::std::result::Result<u8, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Types", "type"),
             Self::build_type(match_),
@@ -764,7 +821,8 @@ impl TypesClient {
     pub fn type_async(
         &self,
         match_: u8,
-    ) -> impl ::std::future::Future<Output = Result<u8, ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<u8, ::mp_ipc::Error>> + Send + 'static
+    {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Types", "type"),
             Self::build_type(match_),
@@ -776,7 +834,7 @@ impl TypesClient {
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<u8>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<u8>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "type");
@@ -795,7 +853,7 @@ impl TypesClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn configure(&self, options: &Options) -> Result<Options, ::mp_ipc::Error> {
+    pub fn configure(&self, options: &Options) -> ::std::result::Result<Options, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Types", "configure"),
             Self::build_configure(options.clone()),
@@ -807,8 +865,9 @@ impl TypesClient {
     pub fn configure_async(
         &self,
         options: &Options,
-    ) -> impl ::std::future::Future<Output = Result<Options, ::mp_ipc::Error>> + Send + 'static
-    {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<Options, ::mp_ipc::Error>>
+           + Send
+           + 'static {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Types", "configure"),
             Self::build_configure(options.clone()),
@@ -820,7 +879,7 @@ impl TypesClient {
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<Options>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<Options>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "configure");
@@ -828,11 +887,14 @@ impl TypesClient {
             let mut req = cap.configure_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            options
-                .mp_write(SITE, p.reborrow().init_options())
-                .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
-                Options::mp_read(SITE, r.get_result()?)
+            (|| -> ::mp_ipc::capnp::Result<()> {
+                options.mp_write(SITE, Some(setup.conn()), p.reborrow().init_options())?;
+                Ok(())
+            })()
+            .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
+            let conn = setup.conn().clone();
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
+                Options::mp_read(SITE, Some(&conn), r.get_result()?)
             }))
         }
     }
@@ -842,7 +904,10 @@ impl TypesClient {
     /// A struct among several results, on the event loop.
     ///
     /// Runs on the server's event loop.
-    pub fn tip_of(&self, options: &Options) -> Result<TypesTipOfResults, ::mp_ipc::Error> {
+    pub fn tip_of(
+        &self,
+        options: &Options,
+    ) -> ::std::result::Result<TypesTipOfResults, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Types", "tipOf"),
             Self::build_tip_of(options.clone()),
@@ -854,8 +919,9 @@ impl TypesClient {
     pub fn tip_of_async(
         &self,
         options: &Options,
-    ) -> impl ::std::future::Future<Output = Result<TypesTipOfResults, ::mp_ipc::Error>> + Send + 'static
-    {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<TypesTipOfResults, ::mp_ipc::Error>>
+           + Send
+           + 'static {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Types", "tipOf"),
             Self::build_tip_of(options.clone()),
@@ -867,20 +933,24 @@ impl TypesClient {
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<TypesTipOfResults>, ::mp_ipc::Error>
+    )
+        -> ::std::result::Result<::mp_ipc::CallFuture<TypesTipOfResults>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "tipOf");
-        move |cap: &crate::types_capnp::types::Client, _setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
             let mut req = cap.tip_of_request();
             let mut p = req.get();
-            options
-                .mp_write(SITE, p.reborrow().init_options())
-                .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            (|| -> ::mp_ipc::capnp::Result<()> {
+                options.mp_write(SITE, Some(setup.conn()), p.reborrow().init_options())?;
+                Ok(())
+            })()
+            .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
+            let conn = setup.conn().clone();
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
                 Ok(TypesTipOfResults {
                     hash: r.get_hash()?.to_vec(),
-                    tip: BlockRef::mp_read(SITE, r.get_tip()?)?,
+                    tip: BlockRef::mp_read(SITE, Some(&conn), r.get_tip()?)?,
                 })
             }))
         }
@@ -892,7 +962,10 @@ impl TypesClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn find_tip(&self, height: i32) -> Result<Option<BlockRef>, ::mp_ipc::Error> {
+    pub fn find_tip(
+        &self,
+        height: i32,
+    ) -> ::std::result::Result<Option<BlockRef>, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Types", "findTip"),
             Self::build_find_tip(height),
@@ -904,8 +977,9 @@ impl TypesClient {
     pub fn find_tip_async(
         &self,
         height: i32,
-    ) -> impl ::std::future::Future<Output = Result<Option<BlockRef>, ::mp_ipc::Error>> + Send + 'static
-    {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<Option<BlockRef>, ::mp_ipc::Error>>
+           + Send
+           + 'static {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Types", "findTip"),
             Self::build_find_tip(height),
@@ -917,7 +991,8 @@ impl TypesClient {
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<Option<BlockRef>>, ::mp_ipc::Error>
+    )
+        -> ::std::result::Result<::mp_ipc::CallFuture<Option<BlockRef>>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "findTip");
@@ -926,9 +1001,10 @@ impl TypesClient {
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_height(height);
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            let conn = setup.conn().clone();
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
                 Ok(if r.get_has_result() {
-                    Some(BlockRef::mp_read(SITE, r.get_result()?)?)
+                    Some(BlockRef::mp_read(SITE, Some(&conn), r.get_result()?)?)
                 } else {
                     None
                 })
@@ -945,7 +1021,7 @@ impl TypesClient {
     pub fn paint(
         &self,
         color: crate::types_capnp::Color,
-    ) -> Result<crate::types_capnp::Color, ::mp_ipc::Error> {
+    ) -> ::std::result::Result<crate::types_capnp::Color, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Types", "paint"),
             Self::build_paint(color),
@@ -957,8 +1033,9 @@ impl TypesClient {
     pub fn paint_async(
         &self,
         color: crate::types_capnp::Color,
-    ) -> impl ::std::future::Future<Output = Result<crate::types_capnp::Color, ::mp_ipc::Error>>
-           + Send
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<crate::types_capnp::Color, ::mp_ipc::Error>,
+    > + Send
            + 'static {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Types", "paint"),
@@ -971,8 +1048,10 @@ impl TypesClient {
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<crate::types_capnp::Color>, ::mp_ipc::Error>
-           + Send
+    ) -> ::std::result::Result<
+        ::mp_ipc::CallFuture<crate::types_capnp::Color>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "paint");
         move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
@@ -995,7 +1074,7 @@ impl TypesClient {
         &self,
         a: crate::types_capnp::Color,
         b: crate::types_capnp::Color,
-    ) -> Result<TypesMixResults, ::mp_ipc::Error> {
+    ) -> ::std::result::Result<TypesMixResults, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Types", "mix"),
             Self::build_mix(a, b),
@@ -1008,8 +1087,9 @@ impl TypesClient {
         &self,
         a: crate::types_capnp::Color,
         b: crate::types_capnp::Color,
-    ) -> impl ::std::future::Future<Output = Result<TypesMixResults, ::mp_ipc::Error>> + Send + 'static
-    {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<TypesMixResults, ::mp_ipc::Error>>
+           + Send
+           + 'static {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Types", "mix"),
             Self::build_mix(a, b),
@@ -1022,7 +1102,8 @@ impl TypesClient {
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<TypesMixResults>, ::mp_ipc::Error>
+    )
+        -> ::std::result::Result<::mp_ipc::CallFuture<TypesMixResults>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "mix");
@@ -1046,7 +1127,7 @@ impl TypesClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
-    pub fn check(&self, n: i32) -> Result<i32, ::mp_ipc::Error> {
+    pub fn check(&self, n: i32) -> ::std::result::Result<i32, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Types", "check"),
             Self::build_check(n),
@@ -1058,7 +1139,8 @@ impl TypesClient {
     pub fn check_async(
         &self,
         n: i32,
-    ) -> impl ::std::future::Future<Output = Result<i32, ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<i32, ::mp_ipc::Error>> + Send + 'static
+    {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Types", "check"),
             Self::build_check(n),
@@ -1070,7 +1152,7 @@ impl TypesClient {
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<i32>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<i32>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "check");
@@ -1095,7 +1177,7 @@ impl TypesClient {
     /// The same without other results, on the event loop.
     ///
     /// Runs on the server's event loop.
-    pub fn validate(&self, ok: bool) -> Result<(), ::mp_ipc::Error> {
+    pub fn validate(&self, ok: bool) -> ::std::result::Result<(), ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Types", "validate"),
             Self::build_validate(ok),
@@ -1107,7 +1189,8 @@ impl TypesClient {
     pub fn validate_async(
         &self,
         ok: bool,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::Error>> + Send + 'static
+    {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Types", "validate"),
             Self::build_validate(ok),
@@ -1119,7 +1202,7 @@ impl TypesClient {
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "validate");
@@ -1152,7 +1235,7 @@ impl TypesClient {
         &self,
         tips: &mut Vec<BlockRef>,
         colors: &mut Vec<crate::types_capnp::Color>,
-    ) -> Result<(), ::mp_ipc::Error> {
+    ) -> ::std::result::Result<(), ::mp_ipc::Error> {
         let (value, (new_tips, new_colors)) = self.remote.call(
             ::mp_ipc::CallSite::new("Types", "collect"),
             Self::build_collect(tips.clone(), colors.clone()),
@@ -1172,7 +1255,10 @@ impl TypesClient {
         tips: Vec<BlockRef>,
         colors: Vec<crate::types_capnp::Color>,
     ) -> impl ::std::future::Future<
-        Output = Result<((), Vec<BlockRef>, Vec<crate::types_capnp::Color>), ::mp_ipc::Error>,
+        Output = ::std::result::Result<
+            ((), Vec<BlockRef>, Vec<crate::types_capnp::Color>),
+            ::mp_ipc::Error,
+        >,
     > + Send
            + 'static {
         let call = self.remote.call_async(
@@ -1192,7 +1278,7 @@ impl TypesClient {
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<
+    ) -> ::std::result::Result<
         ::mp_ipc::CallFuture<((), (Vec<BlockRef>, Vec<crate::types_capnp::Color>))>,
         ::mp_ipc::Error,
     > + Send
@@ -1202,37 +1288,49 @@ impl TypesClient {
             let mut req = cap.collect_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            {
-                let mut list = p.reborrow().init_tips(
-                    ::mp_ipc::codegen_support::list_len(SITE, "tips", tips.len())
-                        .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?,
-                );
-                for (i, item) in (0u32..).zip(tips.iter()) {
-                    item.mp_write(SITE, list.reborrow().get(i))
-                        .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
+            (|| -> ::mp_ipc::capnp::Result<()> {
+                {
+                    let mut l0 = p.reborrow().init_tips(::mp_ipc::codegen_support::list_len(
+                        SITE,
+                        "tips",
+                        tips.len(),
+                    )?);
+                    for (i0, x0) in (0u32..).zip(tips.iter()) {
+                        x0.mp_write(SITE, Some(setup.conn()), l0.reborrow().get(i0))?;
+                    }
                 }
-            }
-            {
-                let mut list = p.reborrow().init_colors(
-                    ::mp_ipc::codegen_support::list_len(SITE, "colors", colors.len())
-                        .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?,
-                );
-                for (i, item) in (0u32..).zip(colors.iter()) {
-                    list.set(i, *item);
+                {
+                    let mut l0 = p
+                        .reborrow()
+                        .init_colors(::mp_ipc::codegen_support::list_len(
+                            SITE,
+                            "colors",
+                            colors.len(),
+                        )?);
+                    for (i0, x0) in (0u32..).zip(colors.iter()) {
+                        l0.set(i0, *x0);
+                    }
                 }
-            }
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+                Ok(())
+            })()
+            .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
+            let conn = setup.conn().clone();
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
                 Ok((
                     (),
                     (
                         r.get_tips()?
                             .iter()
-                            .map(|x| BlockRef::mp_read(SITE, x))
-                            .collect::<Result<Vec<_>, _>>()?,
+                            .map(|x0| -> ::mp_ipc::capnp::Result<_> {
+                                BlockRef::mp_read(SITE, Some(&conn), x0)
+                            })
+                            .collect::<::std::result::Result<Vec<_>, _>>()?,
                         r.get_colors()?
                             .iter()
-                            .map(|x| ::mp_ipc::codegen_support::enum_value(SITE, "colors", x))
-                            .collect::<Result<Vec<_>, _>>()?,
+                            .map(|x0| -> ::mp_ipc::capnp::Result<_> {
+                                ::mp_ipc::codegen_support::enum_value(SITE, "colors", x0)
+                            })
+                            .collect::<::std::result::Result<Vec<_>, _>>()?,
                     ),
                 ))
             }))
@@ -1248,7 +1346,7 @@ impl TypesClient {
     /// on this thread while it waits.
     ///
     /// In/out parameters get the server's values back when the call succeeds.
-    pub fn bump(&self, value: &mut String) -> Result<bool, ::mp_ipc::Error> {
+    pub fn bump(&self, value: &mut String) -> ::std::result::Result<bool, ::mp_ipc::Error> {
         let (value_, (new_value,)) = self.remote.call(
             ::mp_ipc::CallSite::new("Types", "bump"),
             Self::build_bump(value.clone()),
@@ -1265,8 +1363,9 @@ impl TypesClient {
     pub fn bump_async(
         &self,
         value: String,
-    ) -> impl ::std::future::Future<Output = Result<(bool, String), ::mp_ipc::Error>> + Send + 'static
-    {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(bool, String), ::mp_ipc::Error>>
+           + Send
+           + 'static {
         let call = self.remote.call_async(
             ::mp_ipc::CallSite::new("Types", "bump"),
             Self::build_bump(value),
@@ -1283,7 +1382,8 @@ impl TypesClient {
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<(bool, (String,))>, ::mp_ipc::Error>
+    )
+        -> ::std::result::Result<::mp_ipc::CallFuture<(bool, (String,))>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "bump");
@@ -1315,7 +1415,10 @@ impl TypesClient {
     /// Runs on the server's event loop.
     ///
     /// In/out parameters get the server's values back when the call succeeds.
-    pub fn update(&self, value: &mut String) -> Result<Option<i32>, ::mp_ipc::Error> {
+    pub fn update(
+        &self,
+        value: &mut String,
+    ) -> ::std::result::Result<Option<i32>, ::mp_ipc::Error> {
         let (value_, (new_value,)) = self.remote.call(
             ::mp_ipc::CallSite::new("Types", "update"),
             Self::build_update(value.clone()),
@@ -1332,8 +1435,9 @@ impl TypesClient {
     pub fn update_async(
         &self,
         value: String,
-    ) -> impl ::std::future::Future<Output = Result<(Option<i32>, String), ::mp_ipc::Error>>
-           + Send
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<(Option<i32>, String), ::mp_ipc::Error>,
+    > + Send
            + 'static {
         let call = self.remote.call_async(
             ::mp_ipc::CallSite::new("Types", "update"),
@@ -1351,8 +1455,10 @@ impl TypesClient {
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<(Option<i32>, (String,))>, ::mp_ipc::Error>
-           + Send
+    ) -> ::std::result::Result<
+        ::mp_ipc::CallFuture<(Option<i32>, (String,))>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "update");
         move |cap: &crate::types_capnp::types::Client, _setup: &::mp_ipc::CallSetup| {
@@ -1377,6 +1483,97 @@ impl TypesClient {
                 ))
             }))
         }
+    }
+}
+
+/// A peer's object stands in for a local implementation: calls go to the
+/// peer (the sync methods, so not from the event loop), and its errors
+/// become the trait's `String` errors.
+impl Types for TypesClient {
+    #[allow(clippy::too_many_arguments)]
+    fn echo_primitives(
+        &self,
+        b: &mut bool,
+        i8: &mut i8,
+        i16: &mut i16,
+        i32: &mut i32,
+        i64: &mut i64,
+        u8: &mut u8,
+        u16: &mut u16,
+        u32: &mut u32,
+        u64: &mut u64,
+        f32: &mut f32,
+        f64: &mut f64,
+    ) -> ::std::result::Result<(), String> {
+        TypesClient::echo_primitives(self, b, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64)
+            .map_err(|e| e.to_string())
+    }
+    fn echo_text(
+        &self,
+        text: &mut String,
+        data: &mut Vec<u8>,
+    ) -> ::std::result::Result<(), String> {
+        TypesClient::echo_text(self, text, data).map_err(|e| e.to_string())
+    }
+    fn echo_lists(
+        &self,
+        ints: &mut Vec<i32>,
+        flags: &mut Vec<bool>,
+        texts: &mut Vec<String>,
+        blobs: &mut Vec<Vec<u8>>,
+        doubles: &mut Vec<f64>,
+    ) -> ::std::result::Result<(), String> {
+        TypesClient::echo_lists(self, ints, flags, texts, blobs, doubles).map_err(|e| e.to_string())
+    }
+    fn concat(&self, parts: Vec<String>) -> ::std::result::Result<String, String> {
+        TypesClient::concat(self, &parts).map_err(|e| e.to_string())
+    }
+    fn ping(&self) -> ::std::result::Result<(), String> {
+        TypesClient::ping(self).map_err(|e| e.to_string())
+    }
+    fn type_(&self, match_: u8) -> ::std::result::Result<u8, String> {
+        TypesClient::type_(self, match_).map_err(|e| e.to_string())
+    }
+    fn configure(&self, options: Options) -> ::std::result::Result<Options, String> {
+        TypesClient::configure(self, &options).map_err(|e| e.to_string())
+    }
+    fn tip_of(&self, options: Options) -> ::std::result::Result<TypesTipOfResults, String> {
+        TypesClient::tip_of(self, &options).map_err(|e| e.to_string())
+    }
+    fn find_tip(&self, height: i32) -> ::std::result::Result<Option<BlockRef>, String> {
+        TypesClient::find_tip(self, height).map_err(|e| e.to_string())
+    }
+    fn paint(
+        &self,
+        color: crate::types_capnp::Color,
+    ) -> ::std::result::Result<crate::types_capnp::Color, String> {
+        TypesClient::paint(self, color).map_err(|e| e.to_string())
+    }
+    fn mix(
+        &self,
+        a: crate::types_capnp::Color,
+        b: crate::types_capnp::Color,
+    ) -> ::std::result::Result<TypesMixResults, String> {
+        TypesClient::mix(self, a, b).map_err(|e| e.to_string())
+    }
+    fn check(&self, n: i32) -> ::std::result::Result<i32, String> {
+        TypesClient::check(self, n).map_err(|e| e.to_string())
+    }
+    fn validate(&self, ok: bool) -> ::std::result::Result<(), String> {
+        TypesClient::validate(self, ok).map_err(|e| e.to_string())
+    }
+    fn collect(
+        &self,
+        tips: &mut Vec<BlockRef>,
+        colors: &mut Vec<crate::types_capnp::Color>,
+    ) -> ::std::result::Result<(), String> {
+        TypesClient::collect(self, tips, colors).map_err(|e| e.to_string())
+    }
+    fn bump(&self, value: &mut String) -> ::std::result::Result<bool, String> {
+        TypesClient::bump(self, value).map_err(|e| e.to_string())
+    }
+    fn update(&self, value: &mut String) -> ::std::result::Result<Option<i32>, String> {
+        TypesClient::update(self, value).map_err(|e| e.to_string())
     }
 }
 
@@ -1409,7 +1606,7 @@ impl TypesServer {
     pub fn exported(
         conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
         imp: ::std::sync::Arc<dyn Types>,
-    ) -> Result<crate::types_capnp::types::Client, ::mp_ipc::capnp::Error> {
+    ) -> ::std::result::Result<crate::types_capnp::types::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("Types")?;
         Ok(::mp_ipc::capnp_rpc::new_client(TypesServer {
             conn: ::std::rc::Rc::downgrade(conn),
@@ -1433,7 +1630,8 @@ impl crate::types_capnp::types::Server for TypesServer {
         self: ::std::rc::Rc<Self>,
         params: crate::types_capnp::types::ConstructParams,
         mut results: crate::types_capnp::types::ConstructResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         let result = (|| {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let theirs = params.get()?.get_thread_map()?;
@@ -1448,7 +1646,8 @@ impl crate::types_capnp::types::Server for TypesServer {
         self: ::std::rc::Rc<Self>,
         params: crate::types_capnp::types::EchoPrimitivesParams,
         mut results: crate::types_capnp::types::EchoPrimitivesResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "echoPrimitives");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -1507,7 +1706,8 @@ impl crate::types_capnp::types::Server for TypesServer {
         self: ::std::rc::Rc<Self>,
         params: crate::types_capnp::types::EchoTextParams,
         mut results: crate::types_capnp::types::EchoTextResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "echoText");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -1536,7 +1736,8 @@ impl crate::types_capnp::types::Server for TypesServer {
         self: ::std::rc::Rc<Self>,
         params: crate::types_capnp::types::EchoListsParams,
         mut results: crate::types_capnp::types::EchoListsResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "echoLists");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -1563,15 +1764,24 @@ impl crate::types_capnp::types::Server for TypesServer {
             let mut r = results.get();
             r.set_ints(ints.as_slice())?;
             r.set_flags(flags.as_slice())?;
-            r.set_texts(texts.as_slice())?;
             {
-                let mut list = r.reborrow().init_blobs(::mp_ipc::codegen_support::list_len(
+                let mut l0 = r.reborrow().init_texts(::mp_ipc::codegen_support::list_len(
+                    SITE,
+                    "texts",
+                    texts.len(),
+                )?);
+                for (i0, x0) in (0u32..).zip(texts.iter()) {
+                    l0.set(i0, x0.as_str());
+                }
+            }
+            {
+                let mut l0 = r.reborrow().init_blobs(::mp_ipc::codegen_support::list_len(
                     SITE,
                     "blobs",
                     blobs.len(),
                 )?);
-                for (i, d) in (0u32..).zip(blobs.iter()) {
-                    list.set(i, d.as_slice());
+                for (i0, x0) in (0u32..).zip(blobs.iter()) {
+                    l0.set(i0, x0.as_slice());
                 }
             }
             r.set_doubles(doubles.as_slice())?;
@@ -1583,7 +1793,8 @@ impl crate::types_capnp::types::Server for TypesServer {
         self: ::std::rc::Rc<Self>,
         params: crate::types_capnp::types::ConcatParams,
         mut results: crate::types_capnp::types::ConcatResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "concat");
         let result = (|| {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -1603,7 +1814,8 @@ impl crate::types_capnp::types::Server for TypesServer {
         self: ::std::rc::Rc<Self>,
         params: crate::types_capnp::types::PingParams,
         _results: crate::types_capnp::types::PingResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "ping");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -1621,7 +1833,8 @@ impl crate::types_capnp::types::Server for TypesServer {
         self: ::std::rc::Rc<Self>,
         params: crate::types_capnp::types::TypeParams,
         mut results: crate::types_capnp::types::TypeResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "type");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -1643,20 +1856,21 @@ impl crate::types_capnp::types::Server for TypesServer {
         self: ::std::rc::Rc<Self>,
         params: crate::types_capnp::types::ConfigureParams,
         mut results: crate::types_capnp::types::ConfigureResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "configure");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let options = Options::mp_read(SITE, p.get_options()?)?;
+            let options = Options::mp_read(SITE, Some(&conn), p.get_options()?)?;
             let imp = self.imp.clone();
             let value = conn
                 .dispatch(SITE, ctx, move || imp.configure(options))
                 .await?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
-            value.mp_write(SITE, r.reborrow().init_result())?;
+            value.mp_write(SITE, Some(&conn), r.reborrow().init_result())?;
             Ok(())
         }
     }
@@ -1665,18 +1879,21 @@ impl crate::types_capnp::types::Server for TypesServer {
         self: ::std::rc::Rc<Self>,
         params: crate::types_capnp::types::TipOfParams,
         mut results: crate::types_capnp::types::TipOfResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "tipOf");
         let result = (|| {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let options = Options::mp_read(SITE, p.get_options()?)?;
+            let options = Options::mp_read(SITE, Some(&conn), p.get_options()?)?;
             let value = conn
                 .run_on_loop(SITE, || self.imp.tip_of(options))?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
             r.set_hash(value.hash.as_slice());
-            value.tip.mp_write(SITE, r.reborrow().init_tip())?;
+            value
+                .tip
+                .mp_write(SITE, Some(&conn), r.reborrow().init_tip())?;
             Ok(())
         })();
         ::std::future::ready(result)
@@ -1686,7 +1903,8 @@ impl crate::types_capnp::types::Server for TypesServer {
         self: ::std::rc::Rc<Self>,
         params: crate::types_capnp::types::FindTipParams,
         mut results: crate::types_capnp::types::FindTipResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "findTip");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -1700,8 +1918,8 @@ impl crate::types_capnp::types::Server for TypesServer {
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
             r.set_has_result(value.is_some());
-            if let Some(value) = value {
-                value.mp_write(SITE, r.reborrow().init_result())?;
+            if let Some(x0) = value.as_ref() {
+                x0.mp_write(SITE, Some(&conn), r.reborrow().init_result())?;
             }
             Ok(())
         }
@@ -1711,7 +1929,8 @@ impl crate::types_capnp::types::Server for TypesServer {
         self: ::std::rc::Rc<Self>,
         params: crate::types_capnp::types::PaintParams,
         mut results: crate::types_capnp::types::PaintResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "paint");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -1733,7 +1952,8 @@ impl crate::types_capnp::types::Server for TypesServer {
         self: ::std::rc::Rc<Self>,
         params: crate::types_capnp::types::MixParams,
         mut results: crate::types_capnp::types::MixResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "mix");
         let result = (|| {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -1755,7 +1975,8 @@ impl crate::types_capnp::types::Server for TypesServer {
         self: ::std::rc::Rc<Self>,
         params: crate::types_capnp::types::CheckParams,
         mut results: crate::types_capnp::types::CheckResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "check");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -1779,7 +2000,8 @@ impl crate::types_capnp::types::Server for TypesServer {
         self: ::std::rc::Rc<Self>,
         params: crate::types_capnp::types::ValidateParams,
         mut results: crate::types_capnp::types::ValidateResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "validate");
         let result = (|| {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -1798,7 +2020,8 @@ impl crate::types_capnp::types::Server for TypesServer {
         self: ::std::rc::Rc<Self>,
         params: crate::types_capnp::types::CollectParams,
         mut results: crate::types_capnp::types::CollectResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "collect");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -1807,13 +2030,17 @@ impl crate::types_capnp::types::Server for TypesServer {
             let tips = p
                 .get_tips()?
                 .iter()
-                .map(|x| BlockRef::mp_read(SITE, x))
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|x0| -> ::mp_ipc::capnp::Result<_> {
+                    BlockRef::mp_read(SITE, Some(&conn), x0)
+                })
+                .collect::<::std::result::Result<Vec<_>, _>>()?;
             let colors = p
                 .get_colors()?
                 .iter()
-                .map(|x| ::mp_ipc::codegen_support::enum_value(SITE, "colors", x))
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|x0| -> ::mp_ipc::capnp::Result<_> {
+                    ::mp_ipc::codegen_support::enum_value(SITE, "colors", x0)
+                })
+                .collect::<::std::result::Result<Vec<_>, _>>()?;
             let imp = self.imp.clone();
             let (_, (tips, colors)) = conn
                 .dispatch(SITE, ctx, move || {
@@ -1826,25 +2053,25 @@ impl crate::types_capnp::types::Server for TypesServer {
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
             {
-                let mut list = r.reborrow().init_tips(::mp_ipc::codegen_support::list_len(
+                let mut l0 = r.reborrow().init_tips(::mp_ipc::codegen_support::list_len(
                     SITE,
                     "tips",
                     tips.len(),
                 )?);
-                for (i, item) in (0u32..).zip(tips.iter()) {
-                    item.mp_write(SITE, list.reborrow().get(i))?;
+                for (i0, x0) in (0u32..).zip(tips.iter()) {
+                    x0.mp_write(SITE, Some(&conn), l0.reborrow().get(i0))?;
                 }
             }
             {
-                let mut list = r
+                let mut l0 = r
                     .reborrow()
                     .init_colors(::mp_ipc::codegen_support::list_len(
                         SITE,
                         "colors",
                         colors.len(),
                     )?);
-                for (i, item) in (0u32..).zip(colors.iter()) {
-                    list.set(i, *item);
+                for (i0, x0) in (0u32..).zip(colors.iter()) {
+                    l0.set(i0, *x0);
                 }
             }
             Ok(())
@@ -1855,7 +2082,8 @@ impl crate::types_capnp::types::Server for TypesServer {
         self: ::std::rc::Rc<Self>,
         params: crate::types_capnp::types::BumpParams,
         mut results: crate::types_capnp::types::BumpResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "bump");
         async move {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -1881,7 +2109,8 @@ impl crate::types_capnp::types::Server for TypesServer {
         self: ::std::rc::Rc<Self>,
         params: crate::types_capnp::types::UpdateParams,
         mut results: crate::types_capnp::types::UpdateResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "update");
         let result = (|| {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
@@ -1895,8 +2124,8 @@ impl crate::types_capnp::types::Server for TypesServer {
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
             r.set_has_result(value_.is_some());
-            if let Some(value_) = value_ {
-                r.set_result(value_);
+            if let Some(x0) = value_.as_ref() {
+                r.set_result(*x0);
             }
             r.set_value(value.as_str());
             Ok(())

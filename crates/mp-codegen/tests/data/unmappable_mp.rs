@@ -26,27 +26,31 @@ impl Default for Point {
 }
 
 impl Point {
-    /// Reads one from capnp (for the generated adapters).
+    /// Reads one from capnp (for the generated adapters); objects in it
+    /// are wrapped on `conn`.
     #[doc(hidden)]
     pub fn mp_read(
         site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
         r: crate::unmappable_capnp::point::Reader<'_>,
-    ) -> Result<Self, ::mp_ipc::capnp::Error> {
-        let _ = site;
+    ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
         Ok(Point {
             x: r.get_x(),
             y: r.get_y(),
         })
     }
 
-    /// Writes it to capnp (for the generated adapters).
+    /// Writes it to capnp (for the generated adapters); objects in it are
+    /// exported on `conn`.
     #[doc(hidden)]
     pub fn mp_write(
         &self,
         site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
         mut b: crate::unmappable_capnp::point::Builder<'_>,
-    ) -> Result<(), ::mp_ipc::capnp::Error> {
-        let _ = site;
+    ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
         b.set_x(self.x);
         b.set_y(self.y);
         Ok(())
@@ -62,12 +66,12 @@ impl Point {
 /// Not generated, because mp-codegen cannot map them yet (the server
 /// answers them with capnp's "unimplemented" error saying so):
 /// - `plot`: field `where`: struct unmappable.capnp:Shape: unions are not supported yet
-/// - `pick`: field `grids`: lists of lists are not supported yet
+/// - `pick`: field `grids`: AnyPointer is not supported
 /// - `tryIt`: field `error`: `$Proxy.exception` is only supported on one Text result field yet
-/// - `plotAll`: field `sinks`: lists of interfaces are not supported yet
+/// - `plotAll`: field `sinks`: struct unmappable.capnp:Plotter.Sink is not declared at the top level of a file (only top-level structs are supported yet)
 pub trait Plotter: Send + Sync + 'static {
     /// `Plotter.ok`.
-    fn ok(&self, n: i32, at: Point) -> Result<i32, String>;
+    fn ok(&self, n: i32, at: Point) -> ::std::result::Result<i32, String>;
 }
 
 /// A `Plotter` in the peer process: a thread-safe handle; clone it, send it,
@@ -96,7 +100,7 @@ impl PlotterClient {
     /// Calls `Plotter.ok`.
     ///
     /// Runs on the server's event loop.
-    pub fn ok(&self, n: i32, at: &Point) -> Result<i32, ::mp_ipc::Error> {
+    pub fn ok(&self, n: i32, at: &Point) -> ::std::result::Result<i32, ::mp_ipc::Error> {
         self.remote.call(
             ::mp_ipc::CallSite::new("Plotter", "ok"),
             Self::build_ok(n, at.clone()),
@@ -109,7 +113,8 @@ impl PlotterClient {
         &self,
         n: i32,
         at: &Point,
-    ) -> impl ::std::future::Future<Output = Result<i32, ::mp_ipc::Error>> + Send + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<i32, ::mp_ipc::Error>> + Send + 'static
+    {
         self.remote.call_async(
             ::mp_ipc::CallSite::new("Plotter", "ok"),
             Self::build_ok(n, at.clone()),
@@ -122,18 +127,30 @@ impl PlotterClient {
     ) -> impl FnOnce(
         &crate::unmappable_capnp::plotter::Client,
         &::mp_ipc::CallSetup,
-    ) -> Result<::mp_ipc::CallFuture<i32>, ::mp_ipc::Error>
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<i32>, ::mp_ipc::Error>
            + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Plotter", "ok");
-        move |cap: &crate::unmappable_capnp::plotter::Client, _setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::unmappable_capnp::plotter::Client, setup: &::mp_ipc::CallSetup| {
             let mut req = cap.ok_request();
             let mut p = req.get();
-            p.set_n(n);
-            at.mp_write(SITE, p.reborrow().init_at())
-                .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
+            (|| -> ::mp_ipc::capnp::Result<()> {
+                p.set_n(n);
+                at.mp_write(SITE, Some(setup.conn()), p.reborrow().init_at())?;
+                Ok(())
+            })()
+            .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
             Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
         }
+    }
+}
+
+/// A peer's object stands in for a local implementation: calls go to the
+/// peer (the sync methods, so not from the event loop), and its errors
+/// become the trait's `String` errors.
+impl Plotter for PlotterClient {
+    fn ok(&self, n: i32, at: Point) -> ::std::result::Result<i32, String> {
+        PlotterClient::ok(self, n, &at).map_err(|e| e.to_string())
     }
 }
 
@@ -166,7 +183,8 @@ impl PlotterServer {
     pub fn exported(
         conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
         imp: ::std::sync::Arc<dyn Plotter>,
-    ) -> Result<crate::unmappable_capnp::plotter::Client, ::mp_ipc::capnp::Error> {
+    ) -> ::std::result::Result<crate::unmappable_capnp::plotter::Client, ::mp_ipc::capnp::Error>
+    {
         let slot = conn.export_slot("Plotter")?;
         Ok(::mp_ipc::capnp_rpc::new_client(PlotterServer {
             conn: ::std::rc::Rc::downgrade(conn),
@@ -190,13 +208,14 @@ impl crate::unmappable_capnp::plotter::Server for PlotterServer {
         self: ::std::rc::Rc<Self>,
         params: crate::unmappable_capnp::plotter::OkParams,
         mut results: crate::unmappable_capnp::plotter::OkResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Plotter", "ok");
         let result = (|| {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let n = p.get_n();
-            let at = Point::mp_read(SITE, p.get_at()?)?;
+            let at = Point::mp_read(SITE, Some(&conn), p.get_at()?)?;
             let value = conn
                 .run_on_loop(SITE, || self.imp.ok(n, at))?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
@@ -212,7 +231,8 @@ impl crate::unmappable_capnp::plotter::Server for PlotterServer {
         self: ::std::rc::Rc<Self>,
         _params: crate::unmappable_capnp::plotter::PlotParams,
         _results: crate::unmappable_capnp::plotter::PlotResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         ::std::future::ready(Err(::mp_ipc::capnp::Error::unimplemented(String::from("Plotter.plot is not generated by mp-codegen: field `where`: struct unmappable.capnp:Shape: unions are not supported yet"))))
     }
 
@@ -221,8 +241,9 @@ impl crate::unmappable_capnp::plotter::Server for PlotterServer {
         self: ::std::rc::Rc<Self>,
         _params: crate::unmappable_capnp::plotter::PickParams,
         _results: crate::unmappable_capnp::plotter::PickResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
-        ::std::future::ready(Err(::mp_ipc::capnp::Error::unimplemented(String::from("Plotter.pick is not generated by mp-codegen: field `grids`: lists of lists are not supported yet"))))
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        ::std::future::ready(Err(::mp_ipc::capnp::Error::unimplemented(String::from("Plotter.pick is not generated by mp-codegen: field `grids`: AnyPointer is not supported"))))
     }
 
     /// `Plotter.tryIt` is not generated: answered with an "unimplemented" error.
@@ -230,7 +251,8 @@ impl crate::unmappable_capnp::plotter::Server for PlotterServer {
         self: ::std::rc::Rc<Self>,
         _params: crate::unmappable_capnp::plotter::TryItParams,
         _results: crate::unmappable_capnp::plotter::TryItResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
         ::std::future::ready(Err(::mp_ipc::capnp::Error::unimplemented(String::from("Plotter.tryIt is not generated by mp-codegen: field `error`: `$Proxy.exception` is only supported on one Text result field yet"))))
     }
 
@@ -239,7 +261,8 @@ impl crate::unmappable_capnp::plotter::Server for PlotterServer {
         self: ::std::rc::Rc<Self>,
         _params: crate::unmappable_capnp::plotter::PlotAllParams,
         _results: crate::unmappable_capnp::plotter::PlotAllResults,
-    ) -> impl ::std::future::Future<Output = Result<(), ::mp_ipc::capnp::Error>> + 'static {
-        ::std::future::ready(Err(::mp_ipc::capnp::Error::unimplemented(String::from("Plotter.plotAll is not generated by mp-codegen: field `sinks`: lists of interfaces are not supported yet"))))
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        ::std::future::ready(Err(::mp_ipc::capnp::Error::unimplemented(String::from("Plotter.plotAll is not generated by mp-codegen: field `sinks`: struct unmappable.capnp:Plotter.Sink is not declared at the top level of a file (only top-level structs are supported yet)"))))
     }
 }

@@ -24,8 +24,11 @@ enum Color {
 
 interface Plotter {
     plot @0 (context :Proxy.Context, where :Shape) -> ();
-    pick @1 (grids :List(List(Color))) -> ();
+    pick @1 (grids :AnyPointer) -> ();
     tryIt @2 (context :Proxy.Context) -> (error :Int32 $Proxy.exception("std::exception"));
-    plotAll @3 (sinks :List(Plotter)) -> ();
+    plotAll @3 (sinks :List(Sink)) -> ();
+    struct Sink {
+        id @0 :Int32;
+    }
     ok @4 (n :Int32, at :Point) -> (result :Int32);
 }
