@@ -156,6 +156,34 @@ fn client_to_owned(f: &Field, v: &str) -> String {
     }
 }
 
+/// How deeply the Rust type nests (clippy's `type_complexity` counts it).
+fn nesting(ty: &Ty) -> usize {
+    match ty {
+        Ty::List(e) => 1 + nesting(e),
+        Ty::Generic(g) => 1 + g.args.iter().map(nesting).max().unwrap_or(0),
+        Ty::Object(_) | Ty::Boxed(_) => 2,
+        _ => 1,
+    }
+}
+
+/// An `allow` for items whose signatures spell deeply nested types.
+fn complexity_allow<'a>(fields: impl IntoIterator<Item = &'a Field>) -> &'static str {
+    if fields.into_iter().any(|f| nesting(&f.ty) >= 3) {
+        "#[allow(clippy::type_complexity)]\n"
+    } else {
+        ""
+    }
+}
+
+fn iface_allow(iface: &Interface) -> &'static str {
+    complexity_allow(
+        iface
+            .methods
+            .iter()
+            .flat_map(|m| m.params.iter().chain(&m.results)),
+    )
+}
+
 /// Reading or writing the type needs the connection (it holds an
 /// interface or a struct, whose conversions take it).
 fn needs_conn(ty: &Ty) -> bool {
@@ -467,7 +495,11 @@ fn emit_struct(out: &mut String, st: &StructDef, cm: &str) {
     } else {
         "Clone"
     };
-    let _ = writeln!(out, "#[derive({derives})]\npub struct {name} {{");
+    let _ = writeln!(
+        out,
+        "{}#[derive({derives})]\npub struct {name} {{",
+        complexity_allow(st.fields.iter().map(|f| &f.field))
+    );
     for f in &st.fields {
         doc(out, f.doc.as_deref(), &format!("`{}`.", f.field.schema));
         let _ = writeln!(out, "pub {}: {},", f.field.ident, field_owned(&f.field));
@@ -493,14 +525,17 @@ fn emit_struct(out: &mut String, st: &StructDef, cm: &str) {
         }
         out.push_str(".finish()\n}\n}\n\n");
     }
-    let _ = writeln!(
-        out,
-        "impl Default for {name} {{\n/// The schema's default values.\nfn default() -> Self {{\n{name} {{"
-    );
-    for f in &st.fields {
-        let _ = writeln!(out, "{}: {},", f.field.ident, f.default);
+    // An implementation has no default.
+    if st.plain {
+        let _ = writeln!(
+            out,
+            "impl Default for {name} {{\n/// The schema's default values.\nfn default() -> Self {{\n{name} {{"
+        );
+        for f in &st.fields {
+            let _ = writeln!(out, "{}: {},", f.field.ident, f.default);
+        }
+        out.push_str("}\n}\n}\n\n");
     }
-    out.push_str("}\n}\n}\n\n");
     let (r, b) = if st.fields.is_empty() {
         ("_r", "_b")
     } else {
@@ -604,7 +639,12 @@ fn emit_trait(out: &mut String, iface: &Interface) {
             let _ = writeln!(out, "/// - `{}`: {}", l.schema, l.reason);
         }
     }
-    let _ = writeln!(out, "pub trait {}: Send + Sync + 'static {{", iface.rust);
+    let _ = writeln!(
+        out,
+        "{}pub trait {}: Send + Sync + 'static {{",
+        iface_allow(iface),
+        iface.rust
+    );
     for m in iface.methods.iter().filter(|m| m.kind == MethodKind::Plain) {
         doc(
             out,
@@ -645,9 +685,10 @@ fn emit_result_structs(out: &mut String, iface: &Interface) {
     for m in iface.methods.iter().filter(|m| m.results.len() > 1) {
         let _ = writeln!(
             out,
-            "/// The results of `{}.{}`.\n#[derive(Debug, Clone, PartialEq{})]\npub struct {} {{",
+            "/// The results of `{}.{}`.\n{}#[derive(Debug, Clone, PartialEq{})]\npub struct {} {{",
             iface.schema,
             m.schema,
+            complexity_allow(&m.results),
             // capnpc's enums have no Default.
             if m.results.iter().any(|r| matches!(r.ty, Ty::Enum { .. })) {
                 ""
@@ -708,7 +749,8 @@ fn emit_client(out: &mut String, iface: &Interface, cm: &str) {
     out.push_str("}\n\n");
     let _ = writeln!(
         out,
-        "impl {name}Client {{\n/// Wraps a handle to a peer's `{}`.",
+        "{}impl {name}Client {{\n/// Wraps a handle to a peer's `{}`.",
+        iface_allow(iface),
         iface.schema
     );
     match destroy {
@@ -758,7 +800,8 @@ fn emit_client_impl(out: &mut String, iface: &Interface) {
         "/// A peer's object stands in for a local implementation: calls go to the\n\
          /// peer (the sync methods, so not from the event loop), and its errors\n\
          /// become the trait's `String` errors.\n\
-         impl {name} for {name}Client {{"
+         {}impl {name} for {name}Client {{",
+        iface_allow(iface)
     );
     for m in iface.methods.iter().filter(|m| m.kind == MethodKind::Plain) {
         let params: String = m
@@ -1029,7 +1072,7 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
         bp = build_params.join(", "),
         site = site(iface, m),
     );
-    let has_params = m.context.is_some() || !m.params.is_empty();
+    let has_params = m.context.is_some() || m.thread_map.is_some() || !m.params.is_empty();
     let _ = writeln!(
         out,
         "let {}req = cap.{}_request();",
@@ -1040,6 +1083,9 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
         out.push_str("let mut p = req.get();\n");
         if let Some(ctx) = &m.context {
             let _ = writeln!(out, "setup.context()?.fill(p.reborrow().init_{ctx}());");
+        }
+        if let Some(tm) = &m.thread_map {
+            let _ = writeln!(out, "p.set_{tm}(setup.conn().thread_map_client());");
         }
         let cx = Cx {
             site: "SITE",
@@ -1208,7 +1254,7 @@ fn emit_server_construct(out: &mut String, m: &Method, module: &str) {
 
 fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &str) {
     let v = value_name(m);
-    let has_params = m.context.is_some() || !m.params.is_empty();
+    let has_params = m.context.is_some() || m.thread_map.is_some() || !m.params.is_empty();
     out.push('\n');
     server_sig(
         out,
@@ -1227,6 +1273,13 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
         let _ = writeln!(
             body,
             "let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_{ctx}(), p.get_{ctx}())?;"
+        );
+    }
+    if let Some(tm) = &m.thread_map {
+        // The peer's thread map, for the calls this side makes back.
+        let _ = writeln!(
+            body,
+            "if p.has_{tm}() {{\nconn.set_peer_thread_map(p.get_{tm}()?);\n}}"
         );
     }
     let cx = Cx {

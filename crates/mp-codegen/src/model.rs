@@ -201,6 +201,10 @@ pub(crate) struct Method {
     pub capnp_alias: String,
     /// The accessor stem of the `context :Proxy.Context` parameter, if any.
     pub context: Option<String>,
+    /// The accessor stem of a `Proxy.ThreadMap` parameter outside
+    /// `construct`: clients send this side's thread map in it, servers
+    /// take the peer's from it.
+    pub thread_map: Option<String>,
     /// The parameters the user sees.
     pub params: Vec<Field>,
     /// The results.
@@ -763,6 +767,7 @@ fn read_method(
             capnp_request: names::snake(name),
             capnp_alias: names::capitalize_first(name),
             context: None,
+            thread_map: None,
             params: Vec::new(),
             results: Vec::new(),
             doc,
@@ -772,10 +777,11 @@ fn read_method(
     }
 
     let mut context = None;
+    let mut thread_map = None;
     let mut mapped_params = Vec::new();
     for f in &params {
         let fname = text(f.get_name()).map_err(fail)?;
-        if is_implicit(*f) || is_void(*f) {
+        if is_implicit(ctx, *f) || is_void(*f) {
             continue;
         }
         if field_type_struct(*f) == Some(CONTEXT_ID) {
@@ -783,6 +789,14 @@ fn read_method(
                 problems.push((Some(fname), "a second `Proxy.Context` parameter".into()));
             } else {
                 context = Some(names::snake(&fname));
+            }
+            continue;
+        }
+        if field_type_interface(*f) == Some(THREAD_MAP_ID) {
+            if thread_map.is_some() {
+                problems.push((Some(fname), "a second `Proxy.ThreadMap` parameter".into()));
+            } else {
+                thread_map = Some(names::snake(&fname));
             }
             continue;
         }
@@ -809,7 +823,7 @@ fn read_method(
             }
             continue;
         }
-        if is_implicit(*f) || is_void(*f) {
+        if is_implicit(ctx, *f) || is_void(*f) {
             continue;
         }
         if field_type_struct(*f) == Some(CONTEXT_ID) {
@@ -862,6 +876,7 @@ fn read_method(
         capnp_request: names::snake(name),
         capnp_alias: names::capitalize_first(name),
         context,
+        thread_map,
         params: mapped_params,
         results: mapped_results,
         doc,
@@ -903,22 +918,38 @@ fn has_annotation(f: field::Reader<'_>, id: u64) -> bool {
 }
 
 /// A field the generated API leaves out and fills implicitly:
-/// `$Proxy.skip`, or `$Proxy.count(0)` (it stands for no native argument).
-/// Clients leave it at its default (null for pointers) and servers ignore
-/// it. A non-zero count maps to one Rust value, since Rust passes a slice
-/// or a struct where C++ passes several arguments.
-fn is_implicit(f: field::Reader<'_>) -> bool {
-    let Ok(annotations) = f.get_annotations() else {
-        return false;
+/// `$Proxy.skip`, or `$Proxy.count(0)` on the field or on its type (it
+/// stands for no native argument). Clients leave it at its default (null
+/// for pointers) and servers ignore it. A non-zero count maps to one Rust
+/// value, since Rust passes a slice or a struct where C++ passes several
+/// arguments. `Proxy.Context` and `Proxy.ThreadMap` are `$count(0)` too but
+/// are handled before this.
+fn is_implicit(ctx: &Ctx<'_>, f: field::Reader<'_>) -> bool {
+    let zero_count = |annotations: capnp::Result<
+        capnp::struct_list::Reader<'_, capnp::schema_capnp::annotation::Owned>,
+    >| {
+        annotations.is_ok_and(|list| {
+            list.iter().any(|a| match a.get_id() {
+                PROXY_SKIP_ID => true,
+                PROXY_COUNT_ID => matches!(
+                    a.get_value().and_then(|v| Ok(v.which()?)),
+                    Ok(capnp::schema_capnp::value::Int32(0))
+                ),
+                _ => false,
+            })
+        })
     };
-    annotations.iter().any(|a| match a.get_id() {
-        PROXY_SKIP_ID => true,
-        PROXY_COUNT_ID => matches!(
-            a.get_value().and_then(|v| Ok(v.which()?)),
-            Ok(capnp::schema_capnp::value::Int32(0))
-        ),
-        _ => false,
-    })
+    if zero_count(f.get_annotations()) {
+        return true;
+    }
+    let type_id = field_type_struct(f).or_else(|| field_type_interface(f));
+    match type_id {
+        Some(CONTEXT_ID | THREAD_MAP_ID) | None => false,
+        Some(id) => ctx
+            .nodes
+            .get(&id)
+            .is_some_and(|n| zero_count(n.get_annotations())),
+    }
 }
 
 /// A struct's fields in declaration order.
@@ -1310,7 +1341,7 @@ fn generic_fields(
             .ok()
             .and_then(|t| t.to_string().ok())
             .unwrap_or_default();
-        if is_implicit(f) || is_void(f) {
+        if is_implicit(ctx, f) || is_void(f) {
             continue;
         }
         let field = map_field(ctx, file_id, f, &fname, &env, depth)
@@ -1418,7 +1449,7 @@ fn map_struct_fields(
             .and_then(|t| t.to_string().ok())
             .unwrap_or_default();
         let problem = |reason: String| format!("field `{fname}`: {reason}");
-        if is_implicit(f) || is_void(f) {
+        if is_implicit(ctx, f) || is_void(f) {
             continue;
         }
         let mut field =

@@ -104,6 +104,12 @@ fn two_files_match_golden() {
     check("hub", &["hub_mp.rs", "remote_mp.rs"]);
 }
 
+/// Generic, recursive and interface-holding structs across two files.
+#[test]
+fn ledger_matches_golden() {
+    check("ledger", &["ledger_mp.rs", "shared_mp.rs"]);
+}
+
 #[test]
 fn miner_matches_golden() {
     check("miner", &["miner_mp.rs"]);
@@ -121,4 +127,5 @@ fn capnpc_code_for_the_test_schemas_is_current() {
     check_capnpc("unmappable", &["unmappable_capnp.rs"]);
     check_capnpc("types", &["types_capnp.rs"]);
     check_capnpc("hub", &["hub_capnp.rs", "remote_capnp.rs"]);
+    check_capnpc("ledger", &["ledger_capnp.rs", "shared_capnp.rs"]);
 }

@@ -1,0 +1,61 @@
+# Interfaces shaped like Bitcoin Core's wallet, chain and node interfaces:
+# lists of interfaces, interfaces in structs and in generic structs, nested
+# generic lists, lists of lists, recursive structs, Void parameters,
+# `$Proxy.name` on methods, implicit struct parameters and a thread map
+# passed outside `construct`.
+
+@0xd9b3c5e7f1a24466;
+
+using Proxy = import "/mp/proxy.capnp";
+using Shared = import "shared.capnp";
+
+interface Account {
+    destroy @0 (context :Proxy.Context) -> ();
+    name @1 (context :Proxy.Context) -> (result :Text);
+    balance @2 (context :Proxy.Context) -> (result :Int64);
+}
+
+struct Migration {
+    # An interface inside a struct, and a list of them.
+    account @0 :Account;
+    note @1 :Text;
+    backups @2 :List(Account);
+}
+
+interface Ledger {
+    construct @0 (threadMap :Proxy.ThreadMap) -> (threadMap :Proxy.ThreadMap);
+
+    accounts @1 (context :Proxy.Context) -> (result :List(Account));
+    # A list of interfaces returned.
+
+    open @2 (context :Proxy.Context, name :Text) -> (result :Shared.Result(Account));
+    # An interface in a generic struct: the account, or an error for an unknown name.
+
+    migrate @3 (context :Proxy.Context, name :Text) -> (result :Migration);
+    # An interface in a struct returned.
+
+    history @4 (context :Proxy.Context, entries :List(Shared.Pair(Text, List(Shared.Pair(Data, Shared.PairInt64(Text))))))
+        -> (result :List(Shared.Pair(Text, List(Shared.Pair(Data, Shared.PairInt64(Text))))));
+    # Nested generic lists, echoed in reverse order.
+
+    transpose @5 (rows :List(List(Int32))) -> (result :List(List(Int32)));
+    # Lists of lists, on the event loop.
+
+    walk @6 (context :Proxy.Context, tip :Shared.Block) -> (result :Shared.Block, length :Int32);
+    # A recursive struct: the chain reversed, and its length.
+
+    ping @7 (context :Proxy.Context, nothing :Void, args :Shared.GlobalArgs) -> (result :Bool);
+    # A `Void` parameter and an implicit one (its type is `$Proxy.count(0)`).
+
+    getVersion @8 (context :Proxy.Context) -> (result :Int32) $Proxy.name("GetVersionNumber");
+    # `$Proxy.name` on a method: the Rust name is `get_version_number`.
+
+    settle @9 (context :Proxy.Context, accounts :List(Account)) -> (result :Int64);
+    # A list of interfaces passed: the sum of their balances, asked of the caller.
+
+    store @10 (context :Proxy.Context, migration :Migration) -> (result :Text);
+    # An interface in a struct passed: the account's name, asked of the caller.
+
+    attach @11 (context :Proxy.Context, threadMap :Proxy.ThreadMap, label :Text) -> (result :Text);
+    # A thread map passed outside `construct` (filled by the generated code).
+}

@@ -1,0 +1,385 @@
+//! The constructs of Bitcoin Core's wallet, chain and node schemas, through
+//! `ledger.capnp` and `shared.capnp` (`tests/data/schema`): lists of
+//! interfaces returned and passed (and called back), interfaces inside
+//! structs and inside generic structs, nested generic lists, lists of
+//! lists, a recursive struct with optional and C++-named fields, `Void`
+//! and implicit parameters, `$Proxy.name` on a method and a thread map
+//! passed outside `construct`. A generated client calls a generated server
+//! over a socket pair, one method per construct.
+
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::ThreadId;
+use std::time::Duration;
+
+use mp_ipc::{Connection, EventLoop, Side};
+
+/// capnpc's code for `ledger.capnp`.
+#[allow(dead_code, missing_docs, unused_imports, clippy::all)]
+mod ledger_capnp {
+    include!("data/ledger_capnp.rs");
+}
+
+/// capnpc's code for `shared.capnp`.
+#[allow(dead_code, missing_docs, unused_imports, clippy::all)]
+mod shared_capnp {
+    include!("data/shared_capnp.rs");
+}
+
+/// mp-codegen's code for `ledger.capnp`.
+#[allow(dead_code)]
+mod ledger_mp {
+    include!("data/ledger_mp.rs");
+}
+
+/// mp-codegen's code for `shared.capnp`.
+#[allow(dead_code)]
+mod shared_mp {
+    include!("data/shared_mp.rs");
+}
+
+use ledger_mp::{Account, Ledger, LedgerClient, LedgerServer, LedgerWalkResults, Migration};
+use shared_mp::{Block, Pair, PairInt64};
+
+/// An account of the server's, counting its `destroy` calls.
+struct Held {
+    name: &'static str,
+    balance: i64,
+    destroyed: Arc<AtomicUsize>,
+}
+
+impl Account for Held {
+    fn name(&self) -> Result<String, String> {
+        Ok(self.name.into())
+    }
+
+    fn balance(&self) -> Result<i64, String> {
+        Ok(self.balance)
+    }
+
+    fn destroy(&self) -> Result<(), String> {
+        self.destroyed.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// An account of the client's: answers only on the thread that made the
+/// call it is asked from (callbacks run on the waiting thread).
+struct Mine {
+    name: String,
+    balance: i64,
+    thread: ThreadId,
+}
+
+impl Account for Mine {
+    fn name(&self) -> Result<String, String> {
+        self.on_thread()?;
+        Ok(self.name.clone())
+    }
+
+    fn balance(&self) -> Result<i64, String> {
+        self.on_thread()?;
+        Ok(self.balance)
+    }
+}
+
+impl Mine {
+    fn on_thread(&self) -> Result<(), String> {
+        if std::thread::current().id() == self.thread {
+            Ok(())
+        } else {
+            Err("callback ran on another thread".into())
+        }
+    }
+}
+
+struct Books {
+    accounts: Vec<Arc<dyn Account>>,
+}
+
+type History = Vec<Pair<String, Vec<Pair<Vec<u8>, PairInt64<String>>>>>;
+
+impl Ledger for Books {
+    fn accounts(&self) -> Result<Vec<Arc<dyn Account>>, String> {
+        Ok(self.accounts.clone())
+    }
+
+    fn open(&self, name: String) -> Result<shared_mp::Result<Arc<dyn Account>>, String> {
+        for account in &self.accounts {
+            if account.name()? == name {
+                return Ok(shared_mp::Result {
+                    value: Some(account.clone()),
+                    error: String::new(),
+                });
+            }
+        }
+        Ok(shared_mp::Result {
+            value: None,
+            error: format!("no account {name}"),
+        })
+    }
+
+    fn migrate(&self, name: String) -> Result<Migration, String> {
+        let first = self.accounts.first().ok_or("no accounts")?.clone();
+        Ok(Migration {
+            account: first,
+            note: format!("migrated {name}"),
+            backups: self.accounts.clone(),
+        })
+    }
+
+    fn history(&self, mut entries: History) -> Result<History, String> {
+        entries.reverse();
+        Ok(entries)
+    }
+
+    fn transpose(&self, rows: Vec<Vec<i32>>) -> Result<Vec<Vec<i32>>, String> {
+        let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+        Ok((0..width)
+            .map(|c| rows.iter().filter_map(|r| r.get(c).copied()).collect())
+            .collect())
+    }
+
+    fn walk(&self, tip: Block) -> Result<LedgerWalkResults, String> {
+        // Reverse the chain: the last block becomes the head.
+        let mut reversed: Option<Box<Block>> = None;
+        let mut length = 0;
+        let mut next = Some(Box::new(tip));
+        while let Some(mut block) = next {
+            next = block.next_block.take();
+            block.next_block = reversed;
+            reversed = Some(block);
+            length += 1;
+        }
+        Ok(LedgerWalkResults {
+            result: *reversed.ok_or("empty chain")?,
+            length,
+        })
+    }
+
+    fn ping(&self) -> Result<bool, String> {
+        Ok(true)
+    }
+
+    fn get_version_number(&self) -> Result<i32, String> {
+        Ok(7)
+    }
+
+    fn settle(&self, accounts: Vec<ledger_mp::AccountClient>) -> Result<i64, String> {
+        accounts
+            .iter()
+            .map(|a| a.balance().map_err(|e| e.to_string()))
+            .sum()
+    }
+
+    fn store(&self, migration: Migration) -> Result<String, String> {
+        let backups: Result<Vec<String>, String> =
+            migration.backups.iter().map(|b| b.name()).collect();
+        Ok(format!(
+            "{}: {} [{}]",
+            migration.account.name()?,
+            migration.note,
+            backups?.join(",")
+        ))
+    }
+
+    fn attach(&self, label: String) -> Result<String, String> {
+        Ok(format!("attached {label}"))
+    }
+}
+
+fn watchdog(body: impl FnOnce() + Send + 'static) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)));
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Ok(())) => {}
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("watchdog: test did not finish in 30 s"),
+    }
+}
+
+fn block(height: i32, next: Option<Block>) -> Block {
+    Block {
+        hash: vec![height as u8; 4],
+        height: (height % 2 == 0).then_some(height),
+        next_block: next.map(Box::new),
+        n_version: height * 10,
+        uri: format!("block/{height}"),
+    }
+}
+
+/// Runs `body` with a client of a served `Books` holding "alice" (5) and
+/// "bob" (7); returns how many `destroy` calls the server's accounts got.
+fn with_ledger(body: impl FnOnce(&LedgerClient) + Send + 'static) -> usize {
+    let destroyed = Arc::new(AtomicUsize::new(0));
+    let count = destroyed.clone();
+    watchdog(move || {
+        let server_loop = EventLoop::new("server-loop").unwrap();
+        let client_loop = EventLoop::new("client-loop").unwrap();
+        let (a, b) = UnixStream::pair().unwrap();
+        let accounts: Vec<Arc<dyn Account>> = [("alice", 5), ("bob", 7)]
+            .into_iter()
+            .map(|(name, balance)| {
+                Arc::new(Held {
+                    name,
+                    balance,
+                    destroyed: destroyed.clone(),
+                }) as Arc<dyn Account>
+            })
+            .collect();
+        let _server = Connection::builder(&server_loop)
+            .serve(move |conn| {
+                LedgerServer::bootstrap(
+                    conn,
+                    Arc::new(Books {
+                        accounts: accounts.clone(),
+                    }),
+                )
+            })
+            .open(a, Side::Server)
+            .unwrap();
+        let conn = Connection::builder(&client_loop)
+            .open(b, Side::Client)
+            .unwrap();
+        let ledger = LedgerClient::connect(&conn).unwrap();
+        body(&ledger);
+        drop(ledger);
+        conn.close();
+    });
+    count.load(Ordering::SeqCst)
+}
+
+#[test]
+fn a_list_of_interfaces_is_returned_and_each_called_then_destroyed() {
+    let destroyed = with_ledger(|ledger| {
+        let accounts = ledger.accounts().unwrap();
+        let names: Vec<String> = accounts.iter().map(|a| a.name().unwrap()).collect();
+        assert_eq!(names, ["alice", "bob"]);
+        assert_eq!(accounts[1].balance().unwrap(), 7);
+        drop(accounts);
+    });
+    assert_eq!(destroyed, 2, "each dropped client sends its destroy");
+}
+
+#[test]
+fn an_interface_in_a_generic_struct_or_its_absence() {
+    with_ledger(|ledger| {
+        let found = ledger.open("bob").unwrap();
+        assert_eq!(found.error, "");
+        let bob = found.value.expect("bob is there");
+        assert_eq!(bob.balance().unwrap(), 7);
+        let missing = ledger.open("carol").unwrap();
+        assert!(missing.value.is_none());
+        assert_eq!(missing.error, "no account carol");
+    });
+}
+
+#[test]
+fn an_interface_in_a_struct_both_ways() {
+    with_ledger(|ledger| {
+        let migration = ledger.migrate("w1").unwrap();
+        assert_eq!(migration.note, "migrated w1");
+        assert_eq!(migration.account.name().unwrap(), "alice");
+        let backups: Vec<i64> = migration
+            .backups
+            .iter()
+            .map(|b| b.balance().unwrap())
+            .collect();
+        assert_eq!(backups, [5, 7]);
+        let thread = std::thread::current().id();
+        let mine = |name: &str| -> Arc<dyn Account> {
+            Arc::new(Mine {
+                name: name.into(),
+                balance: 1,
+                thread,
+            })
+        };
+        // The server calls back into the client's objects, on this thread.
+        let sent = Migration {
+            account: mine("mine"),
+            note: "kept".into(),
+            backups: vec![mine("b1"), mine("b2")],
+        };
+        assert_eq!(ledger.store(&sent).unwrap(), "mine: kept [b1,b2]");
+        // A received object passed back is called where it lives.
+        assert_eq!(
+            ledger.store(&migration).unwrap(),
+            "alice: migrated w1 [alice,bob]"
+        );
+    });
+}
+
+#[test]
+fn a_list_of_interfaces_is_passed_and_called_back() {
+    with_ledger(|ledger| {
+        let thread = std::thread::current().id();
+        let accounts: Vec<Arc<dyn Account>> = (1..=3)
+            .map(|balance| {
+                Arc::new(Mine {
+                    name: format!("m{balance}"),
+                    balance,
+                    thread,
+                }) as Arc<dyn Account>
+            })
+            .collect();
+        assert_eq!(ledger.settle(&accounts).unwrap(), 6);
+        assert_eq!(ledger.settle(&[]).unwrap(), 0);
+    });
+}
+
+#[test]
+fn nested_generic_lists_and_lists_of_lists_round_trip() {
+    with_ledger(|ledger| {
+        let entry = |k: &str, n: usize| Pair {
+            key: k.to_string(),
+            value: (0..n)
+                .map(|i| Pair {
+                    key: vec![i as u8; i],
+                    value: PairInt64 {
+                        key: format!("{k}{i}"),
+                        value: -(i as i64),
+                    },
+                })
+                .collect::<Vec<_>>(),
+        };
+        let history = vec![entry("a", 0), entry("b", 1), entry("c", 3)];
+        let mut expected = history.clone();
+        expected.reverse();
+        assert_eq!(ledger.history(&history).unwrap(), expected);
+        assert_eq!(
+            ledger.transpose(&[vec![1, 2, 3], vec![4, 5, 6]]).unwrap(),
+            vec![vec![1, 4], vec![2, 5], vec![3, 6]]
+        );
+        assert_eq!(ledger.transpose(&[]).unwrap(), Vec::<Vec<i32>>::new());
+    });
+}
+
+#[test]
+fn a_recursive_struct_with_optional_and_native_named_fields() {
+    with_ledger(|ledger| {
+        let chain = block(1, Some(block(2, Some(block(3, None)))));
+        let walked = ledger.walk(&chain).unwrap();
+        assert_eq!(walked.length, 3);
+        assert_eq!(
+            walked.result,
+            block(3, Some(block(2, Some(block(1, None)))))
+        );
+        // Absent and present optional fields survive the wire as they are.
+        assert_eq!(walked.result.height, None);
+        assert_eq!(walked.result.next_block.as_ref().unwrap().height, Some(2));
+        assert_eq!(walked.result.n_version, 30);
+        assert_eq!(walked.result.uri, "block/3");
+    });
+}
+
+#[test]
+fn void_implicit_and_renamed_members_and_a_thread_map_parameter() {
+    with_ledger(|ledger| {
+        assert!(ledger.ping().unwrap());
+        assert_eq!(ledger.get_version_number().unwrap(), 7);
+        assert_eq!(ledger.attach("x").unwrap(), "attached x");
+    });
+}
