@@ -9,10 +9,10 @@
 use std::fmt::Write as _;
 
 use crate::model::{
-    results_struct, Field, File, GenericDef, Interface, LeftOut, Method, MethodKind, Presence,
-    StructDef, Stub, Ty,
+    error_enum, results_struct, Field, File, GenericDef, Interface, LeftOut, Method, MethodKind,
+    Presence, StructDef, Stub, Ty,
 };
-use crate::names::lit;
+use crate::names::{self, lit};
 
 const SUPPORT: &str = "::mp_ipc::codegen_support";
 
@@ -39,6 +39,7 @@ pub(crate) fn emit_file(file: &File, cm: &str) -> String {
     for iface in &file.interfaces {
         emit_trait(&mut out, iface);
         emit_result_structs(&mut out, iface);
+        emit_error_enums(&mut out, iface);
         emit_client(&mut out, iface, cm);
         emit_client_impl(&mut out, iface);
         emit_server(&mut out, iface, cm);
@@ -673,9 +674,10 @@ fn emit_trait(out: &mut String, iface: &Interface) {
         }
         let _ = writeln!(
             out,
-            "fn {}(&self{params}) -> ::std::result::Result<{}, String>;",
+            "fn {}(&self{params}) -> ::std::result::Result<{}, {}>;",
             m.ident,
-            trait_result(iface, m)
+            trait_result(iface, m),
+            trait_error(iface, m)
         );
     }
     out.push_str("}\n\n");
@@ -707,6 +709,73 @@ fn emit_result_structs(out: &mut String, iface: &Interface) {
             );
         }
         out.push_str("}\n\n");
+    }
+}
+
+fn variant(f: &Field) -> String {
+    names::type_name(&names::rust_snake_to_camel(&f.ident))
+}
+
+/// The trait method's error type.
+fn trait_error(iface: &Interface, m: &Method) -> String {
+    if m.errors.is_empty() {
+        "String".into()
+    } else {
+        error_enum(iface, m)
+    }
+}
+
+/// Per method with several (or non-Text) `$Proxy.exception` results: an
+/// error enum with a variant for each, and `Failed` for a call that failed.
+fn emit_error_enums(out: &mut String, iface: &Interface) {
+    for m in iface.methods.iter().filter(|m| !m.errors.is_empty()) {
+        let name = error_enum(iface, m);
+        let _ = writeln!(
+            out,
+            "/// The errors of `{i}.{ms}`: each `$Proxy.exception` result is a variant\n\
+             /// (the server returns one to set that result; the client gets the one\n\
+             /// the server set), and `Failed` is a call that failed without one.\n\
+             {allow}#[derive(Debug, Clone, PartialEq)]\npub enum {name} {{",
+            i = iface.schema,
+            ms = m.schema,
+            allow = complexity_allow(&m.errors),
+        );
+        for f in &m.errors {
+            let _ = writeln!(
+                out,
+                "/// `{}` was set.\n{}({}),",
+                f.schema,
+                variant(f),
+                field_owned(f)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "/// The call failed: the implementation's own error, or the connection's.\n\
+             Failed(String),\n}}\n\n\
+             impl ::std::fmt::Display for {name} {{\n\
+             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {{\nmatch self {{"
+        );
+        for e in &m.errors {
+            let shown = if e.ty == Ty::Text { "{v}" } else { "{v:?}" };
+            let _ = writeln!(
+                out,
+                "{name}::{}(v) => write!(f, \"{}.{} {}: {shown}\"),",
+                variant(e),
+                iface.schema,
+                m.schema,
+                e.schema
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}::Failed(message) => f.write_str(message),\n}}\n}}\n}}\n\n\
+             impl ::std::error::Error for {name} {{}}\n\n\
+             impl From<::mp_ipc::Error> for {name} {{\n\
+             fn from(e: ::mp_ipc::Error) -> Self {{\n{name}::Failed(e.to_string())\n}}\n}}\n\n\
+             impl From<String> for {name} {{\n\
+             fn from(message: String) -> Self {{\n{name}::Failed(message)\n}}\n}}\n"
+        );
     }
 }
 
@@ -844,10 +913,16 @@ fn emit_client_impl(out: &mut String, iface: &Interface) {
         many_args(out, m);
         let _ = writeln!(
             out,
-            "fn {id}(&self{params}) -> ::std::result::Result<{ret}, String> {{\n\
-             {name}Client::{id}(self, {args}){convert}.map_err(|e| e.to_string())\n}}",
+            "fn {id}(&self{params}) -> ::std::result::Result<{ret}, {err}> {{\n\
+             {name}Client::{id}(self, {args}){convert}{map_err}\n}}",
             id = m.ident,
             ret = trait_result(iface, m),
+            err = trait_error(iface, m),
+            map_err = if m.errors.is_empty() {
+                ".map_err(|e| e.to_string())"
+            } else {
+                ""
+            },
             args = args.join(", "),
         );
     }
@@ -899,10 +974,19 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
         ""
     };
     let ret = client_result(iface, m);
+    // With an error enum the reply carries the method's own outcome, and a
+    // failed call is one of its variants.
+    let (err, flatten) = if m.errors.is_empty() {
+        ("::mp_ipc::Error".to_string(), "")
+    } else {
+        (error_enum(iface, m), ".unwrap_or_else(|e| Err(e.into()))")
+    };
     let inouts: Vec<&Field> = m.params.iter().filter(|p| p.inout).collect();
     // What the request builder's future yields: the results, and the new
     // values of in/out parameters.
-    let build_ret = if inouts.is_empty() {
+    let build_ret = if !m.errors.is_empty() {
+        format!("::std::result::Result<{ret}, {err}>")
+    } else if inouts.is_empty() {
         ret.clone()
     } else {
         let types: String = inouts
@@ -991,8 +1075,8 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
     if inouts.is_empty() {
         let _ = writeln!(
             out,
-            "pub fn {id}(&self{sig_params}) -> ::std::result::Result<{ret}, ::mp_ipc::Error> {{\n\
-             {mark}self.remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args}))\n}}\n",
+            "pub fn {id}(&self{sig_params}) -> ::std::result::Result<{ret}, {err}> {{\n\
+             {mark}self.remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args})){flatten}\n}}\n",
             id = m.ident,
             sn = m.snake,
             i = lit(&iface.schema),
@@ -1024,13 +1108,22 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
     );
     many_args(out, m);
     if inouts.is_empty() {
+        let call = format!(
+            "self.remote.call_async(::mp_ipc::CallSite::new({}, {}), Self::build_{}({args}))",
+            lit(&iface.schema),
+            lit(&m.schema),
+            m.snake
+        );
+        let async_body = if m.errors.is_empty() {
+            call
+        } else {
+            format!("let call = {call};\nasync move {{ call.await{flatten} }}")
+        };
         let _ = writeln!(
             out,
-            "pub fn {sn}_async(&self{sig_params}) -> impl ::std::future::Future<Output = ::std::result::Result<{ret}, ::mp_ipc::Error>> + Send + 'static {{\n\
-             {mark}self.remote.call_async(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args}))\n}}\n",
+            "pub fn {sn}_async(&self{sig_params}) -> impl ::std::future::Future<Output = ::std::result::Result<{ret}, {err}>> + Send + 'static {{\n\
+             {mark}{async_body}\n}}\n",
             sn = m.snake,
-            i = lit(&iface.schema),
-            ms = lit(&m.schema),
         );
     } else {
         let _ = writeln!(
@@ -1054,6 +1147,7 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
     let reply_conn = m
         .results
         .iter()
+        .chain(&m.errors)
         .chain(m.params.iter().filter(|p| p.inout))
         .any(|f| needs_conn(&f.ty));
     let uses_setup =
@@ -1144,6 +1238,26 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
             acc = e.accessor,
             f = lit(&e.schema)
         ),
+        None if !m.errors.is_empty() => {
+            let e = error_enum(iface, m);
+            let checks: String = m
+                .errors
+                .iter()
+                .map(|f| {
+                    format!(
+                        "if r.has_{acc}() {{\nreturn Ok(Err({e}::{variant}({read})));\n}}\n",
+                        acc = f.accessor,
+                        variant = names::type_name(&names::rust_snake_to_camel(&f.ident)),
+                        read = rd_field(f, "r", cx, 0)
+                    )
+                })
+                .collect();
+            let body = match body.strip_prefix("Ok(").and_then(|b| b.strip_suffix(')')) {
+                Some(inner) if m.results.len() != 1 => format!("Ok(Ok({inner}))"),
+                _ => format!("{body}.map(Ok)"),
+            };
+            format!("|r| {{\n{checks}{body}\n}}")
+        }
         None if m.results.is_empty() && inouts.is_empty() => format!("|_| {body}"),
         None => format!("|r| {body}"),
     };
@@ -1261,7 +1375,10 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
         m,
         module,
         has_params,
-        !m.results.is_empty() || m.exception.is_some() || m.params.iter().any(|p| p.inout),
+        !m.results.is_empty()
+            || m.exception.is_some()
+            || !m.errors.is_empty()
+            || m.params.iter().any(|p| p.inout),
     );
     out.push_str(&site(iface, m));
     let mut body = String::new();
@@ -1337,6 +1454,7 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
     // goes into that field); otherwise an error fails the call.
     let (bind, fail) = match (&m.exception, m.results.is_empty() && inouts.is_empty()) {
         (Some(_), _) => ("let outcome = ".to_string(), ""),
+        (None, _) if !m.errors.is_empty() => ("let outcome = ".to_string(), ""),
         (None, true) => (String::new(), ".map_err(::mp_ipc::capnp::Error::failed)?"),
         (None, false) => (
             format!("let {value_pat} = "),
@@ -1381,6 +1499,33 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
                  Err(message) => r.set_{acc}(message.as_str()),\n\
                  Ok({value_pat}) => {{\n{writes}}}\n}}",
                 acc = e.accessor
+            );
+        }
+        None if !m.errors.is_empty() => {
+            let e = error_enum(iface, m);
+            let ok_pat = if m.results.is_empty() {
+                "()".to_string()
+            } else {
+                value_pat.clone()
+            };
+            let arms: String = m
+                .errors
+                .iter()
+                .map(|f| {
+                    format!(
+                        "Err({e}::{}(x)) => {{\n{}}}\n",
+                        variant(f),
+                        wr_field(f, "r", "x", false, cx, 1)
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                body,
+                "let mut r = results.get();\n\
+                 match outcome {{\n\
+                 Ok({ok_pat}) => {{\n{writes}}}\n\
+                 {arms}\
+                 Err({e}::Failed(message)) => return Err(::mp_ipc::capnp::Error::failed(message)),\n}}"
             );
         }
         None if !m.results.is_empty() || !inouts.is_empty() => {

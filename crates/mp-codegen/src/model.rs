@@ -83,6 +83,11 @@ impl Ty {
         }
     }
 
+    /// A pointer on the wire (so a set one can be told from an unset one).
+    pub(crate) fn is_pointer(&self) -> bool {
+        !matches!(self, Ty::Prim(_) | Ty::Enum { .. } | Ty::Param(_))
+    }
+
     /// The same type as a member of a struct: interfaces become
     /// [`Ty::Object`], since one Rust field type must serve reading and
     /// writing.
@@ -216,6 +221,10 @@ pub(crate) struct Method {
     /// A Text result marked `$Proxy.exception`: carries the server's error
     /// (the call itself succeeds), not part of the results.
     pub exception: Option<Field>,
+    /// Several `$Proxy.exception` results, or one that is not Text: the
+    /// method's error is a generated enum with a variant for each (and one
+    /// for a call that failed).
+    pub errors: Vec<Field>,
 }
 
 /// How the server adapter answers a method it leaves out.
@@ -438,6 +447,12 @@ pub(crate) fn results_struct(iface: &Interface, m: &Method) -> String {
     format!("{}{}Results", iface.rust, m.capnp_alias)
 }
 
+/// The generated error enum of a method with several (or non-Text)
+/// `$Proxy.exception` results (`ActorCallbackCallError`).
+pub(crate) fn error_enum(iface: &Interface, m: &Method) -> String {
+    format!("{}{}Error", iface.rust, m.capnp_alias)
+}
+
 /// Leaves out what would make two generated top-level items of one file
 /// share a name: an interface whose `Foo`/`FooClient`/`FooServer` is taken
 /// (and then every method, in any file, that passes or returns it), or a
@@ -489,18 +504,31 @@ pub(crate) fn check_names(files: &mut [File]) -> (Vec<Unsupported>, Vec<Unsuppor
             }
             let mut methods = Vec::new();
             for m in std::mem::take(&mut iface.methods) {
+                let mut own = Vec::new();
                 if m.results.len() > 1 {
-                    let name = results_struct(&iface, &m);
-                    if let Some(other) = seen.get(&name) {
-                        let clash = here.problem(
-                            Some(&m.schema),
-                            None,
-                            format!("the generated Rust name `{name}` collides with one generated for interface `{other}`"),
-                        );
-                        iface.left_out.push(left_out(&m, joined_reasons([&clash])));
-                        problems.push(clash);
-                        continue;
-                    }
+                    own.push(results_struct(&iface, &m));
+                }
+                if !m.errors.is_empty() {
+                    own.push(error_enum(&iface, &m));
+                }
+                let clashes: Vec<Unsupported> = own
+                    .iter()
+                    .filter_map(|name| {
+                        seen.get(name).map(|other| {
+                            here.problem(
+                                Some(&m.schema),
+                                None,
+                                format!("the generated Rust name `{name}` collides with one generated for interface `{other}`"),
+                            )
+                        })
+                    })
+                    .collect();
+                if !clashes.is_empty() {
+                    iface.left_out.push(left_out(&m, joined_reasons(&clashes)));
+                    problems.extend(clashes);
+                    continue;
+                }
+                for name in own {
                     seen.insert(name, iface.schema.clone());
                 }
                 methods.push(m);
@@ -773,6 +801,7 @@ fn read_method(
             doc,
             kind: MethodKind::Construct,
             exception: None,
+            errors: Vec::new(),
         });
     }
 
@@ -806,19 +835,21 @@ fn read_method(
         }
     }
     let mut mapped_results = Vec::new();
-    let mut exception = None;
+    let mut exceptions = Vec::new();
     for f in &results {
         let fname = text(f.get_name()).map_err(fail)?;
         if has_annotation(*f, PROXY_EXCEPTION_ID) {
             // The server's error travels in this field instead of failing the call.
             match map_field(ctx, file_id, *f, &fname, &Env::new(), 0) {
-                Ok(field) if field.ty == Ty::Text && exception.is_none() => {
-                    exception = Some(field);
-                }
-                Ok(_) => problems.push((
+                Ok(field) if !field.ty.plain() => problems.push((
                     Some(fname),
-                    "`$Proxy.exception` is only supported on one Text result field yet".into(),
+                    "an interface in a `$Proxy.exception` result is not supported".into(),
                 )),
+                Ok(field) if !field.ty.is_pointer() => problems.push((
+                    Some(fname),
+                    "`$Proxy.exception` is only supported on pointer types (Text, Data, lists, structs): a set pointer says the exception was thrown".into(),
+                )),
+                Ok(field) => exceptions.push(field),
                 Err(reason) => problems.push((Some(fname), reason)),
             }
             continue;
@@ -849,6 +880,17 @@ fn read_method(
         }
     });
     let has_inout = mapped_params.iter().any(|p| p.inout);
+    // One Text exception is the trait's `String` error; others get an enum.
+    let (exception, errors) = match exceptions.as_slice() {
+        [one] if one.ty == Ty::Text => (exceptions.pop(), Vec::new()),
+        _ => (None, exceptions),
+    };
+    if !errors.is_empty() && has_inout {
+        problems.push((
+            None,
+            "several or non-Text `$Proxy.exception` results beside in/out parameters are not supported yet".into(),
+        ));
+    }
     // `foo` + `hasFoo :Bool` ↔ Option<T>.
     let mapped_params = apply_presence(mapped_params);
     let mapped_results = apply_presence(mapped_results);
@@ -882,6 +924,7 @@ fn read_method(
         doc,
         kind: MethodKind::Plain,
         exception,
+        errors,
     })
 }
 

@@ -34,6 +34,14 @@ pub(crate) fn rust_snake(s: &str) -> String {
     out
 }
 
+/// `rpc_error` → `RpcError` (enum variants from snake-case names).
+pub(crate) fn rust_snake_to_camel(s: &str) -> String {
+    s.split('_')
+        .filter(|w| !w.is_empty())
+        .map(capitalize_first)
+        .collect()
+}
+
 /// capnpc's `capitalize_first_letter`: `addOnLoop` → `AddOnLoop`.
 pub(crate) fn capitalize_first(s: &str) -> String {
     let mut chars = s.chars();

@@ -39,7 +39,10 @@ mod shared_mp {
     include!("data/shared_mp.rs");
 }
 
-use ledger_mp::{Account, Ledger, LedgerClient, LedgerServer, LedgerWalkResults, Migration};
+use ledger_mp::{
+    Account, Ledger, LedgerCallError, LedgerClient, LedgerServer, LedgerWalkResults, Migration,
+    RpcError,
+};
 use shared_mp::{Block, Pair, PairInt64};
 
 /// An account of the server's, counting its `destroy` calls.
@@ -182,6 +185,20 @@ impl Ledger for Books {
             migration.note,
             backups?.join(",")
         ))
+    }
+
+    fn call(&self, command: String) -> Result<String, LedgerCallError> {
+        match command.as_str() {
+            "ok" => Ok("done".into()),
+            "rpc" => Err(LedgerCallError::RpcError(RpcError {
+                code: -32601,
+                message: "no such method".into(),
+            })),
+            "type" => Err(LedgerCallError::TypeError("expected a number".into())),
+            "help" => Err(LedgerCallError::HelpResult("call <command>".into())),
+            "fail" => Err(LedgerCallError::Error("thrown".into())),
+            other => Err(format!("unknown command {other}").into()),
+        }
     }
 
     fn attach(&self, label: String) -> Result<String, String> {
@@ -381,5 +398,46 @@ fn void_implicit_and_renamed_members_and_a_thread_map_parameter() {
         assert!(ledger.ping().unwrap());
         assert_eq!(ledger.get_version_number().unwrap(), 7);
         assert_eq!(ledger.attach("x").unwrap(), "attached x");
+    });
+}
+
+#[test]
+fn each_exception_result_is_a_variant_the_caller_can_match() {
+    with_ledger(|ledger| {
+        assert_eq!(ledger.call("ok").unwrap(), "done");
+        assert_eq!(
+            ledger.call("rpc"),
+            Err(LedgerCallError::RpcError(RpcError {
+                code: -32601,
+                message: "no such method".into(),
+            }))
+        );
+        assert_eq!(
+            ledger.call("type"),
+            Err(LedgerCallError::TypeError("expected a number".into()))
+        );
+        assert_eq!(
+            ledger.call("help"),
+            Err(LedgerCallError::HelpResult("call <command>".into()))
+        );
+        assert_eq!(
+            ledger.call("fail"),
+            Err(LedgerCallError::Error("thrown".into()))
+        );
+        // An error that is none of them fails the call.
+        match ledger.call("nope") {
+            Err(LedgerCallError::Failed(message)) => {
+                assert!(message.contains("unknown command nope"), "{message}")
+            }
+            other => panic!("expected a failed call, got {other:?}"),
+        }
+        let shown = ledger.call("type").unwrap_err().to_string();
+        assert_eq!(shown, "Ledger.call typeError: expected a number");
+        // The async form gives the same.
+        let help = futures::executor::block_on(ledger.call_async("help"));
+        assert_eq!(
+            help,
+            Err(LedgerCallError::HelpResult("call <command>".into()))
+        );
     });
 }

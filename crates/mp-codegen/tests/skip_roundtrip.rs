@@ -125,7 +125,7 @@ fn a_left_out_method_is_answered_unimplemented_naming_it() {
             ),
             (
                 "tryIt",
-                "field `error`: `$Proxy.exception` is only supported on one Text result field yet",
+                "field `error`: `$Proxy.exception` is only supported on pointer types (Text, Data, lists, structs): a set pointer says the exception was thrown",
                 raw_error(&plotter, "tryIt", |cap| cap.try_it_request().send().promise),
             ),
             (

@@ -47,7 +47,7 @@ fn unmappable_schema_names_file_interface_method_and_field() {
     assert!(problems[1].reason.contains("AnyPointer is not supported"));
     assert!(problems[2]
         .reason
-        .contains("$Proxy.exception` is only supported on one Text"));
+        .contains("$Proxy.exception` is only supported on pointer types"));
     assert!(problems[3].reason.contains(
         "struct unmappable.capnp:Plotter.Sink is not declared at the top level of a file"
     ));

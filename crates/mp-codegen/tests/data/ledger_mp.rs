@@ -94,6 +94,57 @@ impl Migration {
     }
 }
 
+/// The `RpcError` struct.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RpcError {
+    /// `code`.
+    pub code: i32,
+    /// `message`.
+    pub message: String,
+}
+
+impl Default for RpcError {
+    /// The schema's default values.
+    fn default() -> Self {
+        RpcError {
+            code: Default::default(),
+            message: Default::default(),
+        }
+    }
+}
+
+impl RpcError {
+    /// Reads one from capnp (for the generated adapters); objects in it
+    /// are wrapped on `conn`.
+    #[doc(hidden)]
+    pub fn mp_read(
+        site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        r: crate::ledger_capnp::rpc_error::Reader<'_>,
+    ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
+        Ok(RpcError {
+            code: r.get_code(),
+            message: ::mp_ipc::codegen_support::text(site, "message", r.get_message())?,
+        })
+    }
+
+    /// Writes it to capnp (for the generated adapters); objects in it are
+    /// exported on `conn`.
+    #[doc(hidden)]
+    pub fn mp_write(
+        &self,
+        site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        mut b: crate::ledger_capnp::rpc_error::Builder<'_>,
+    ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
+        b.set_code(self.code);
+        b.set_message(self.message.as_str());
+        Ok(())
+    }
+}
+
 /// The `Account` interface, implemented in Rust.
 ///
 /// Implement it and serve it with [`AccountServer`]; call a peer's with [`AccountClient`].
@@ -450,6 +501,10 @@ pub trait Ledger: Send + Sync + 'static {
     fn store(&self, migration: Migration) -> ::std::result::Result<String, String>;
     /// A thread map passed outside `construct` (filled by the generated code).
     fn attach(&self, label: String) -> ::std::result::Result<String, String>;
+    /// Several `$Proxy.exception` results, one a struct (Bitcoin Core's
+    /// `ActorCallback.call`): "ok" answers, "rpc", "type", "help" and "fail"
+    /// raise each, anything else fails the call.
+    fn call(&self, command: String) -> ::std::result::Result<String, LedgerCallError>;
 }
 
 /// The results of `Ledger.walk`.
@@ -459,6 +514,49 @@ pub struct LedgerWalkResults {
     pub result: super::shared_mp::Block,
     /// `length`.
     pub length: i32,
+}
+
+/// The errors of `Ledger.call`: each `$Proxy.exception` result is a variant
+/// (the server returns one to set that result; the client gets the one
+/// the server set), and `Failed` is a call that failed without one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LedgerCallError {
+    /// `error` was set.
+    Error(String),
+    /// `rpcError` was set.
+    RpcError(RpcError),
+    /// `typeError` was set.
+    TypeError(String),
+    /// `helpResult` was set.
+    HelpResult(String),
+    /// The call failed: the implementation's own error, or the connection's.
+    Failed(String),
+}
+
+impl ::std::fmt::Display for LedgerCallError {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match self {
+            LedgerCallError::Error(v) => write!(f, "Ledger.call error: {v}"),
+            LedgerCallError::RpcError(v) => write!(f, "Ledger.call rpcError: {v:?}"),
+            LedgerCallError::TypeError(v) => write!(f, "Ledger.call typeError: {v}"),
+            LedgerCallError::HelpResult(v) => write!(f, "Ledger.call helpResult: {v}"),
+            LedgerCallError::Failed(message) => f.write_str(message),
+        }
+    }
+}
+
+impl ::std::error::Error for LedgerCallError {}
+
+impl From<::mp_ipc::Error> for LedgerCallError {
+    fn from(e: ::mp_ipc::Error) -> Self {
+        LedgerCallError::Failed(e.to_string())
+    }
+}
+
+impl From<String> for LedgerCallError {
+    fn from(message: String) -> Self {
+        LedgerCallError::Failed(message)
+    }
 }
 
 /// A `Ledger` in the peer process: a thread-safe handle; clone it, send it,
@@ -1226,6 +1324,83 @@ impl LedgerClient {
             }))
         }
     }
+
+    /// Calls `Ledger.call`.
+    ///
+    /// Several `$Proxy.exception` results, one a struct (Bitcoin Core's
+    /// `ActorCallback.call`): "ok" answers, "rpc", "type", "help" and "fail"
+    /// raise each, anything else fails the call.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn call(&self, command: &str) -> ::std::result::Result<String, LedgerCallError> {
+        self.remote
+            .call(
+                ::mp_ipc::CallSite::new("Ledger", "call"),
+                Self::build_call(command.to_owned()),
+            )
+            .unwrap_or_else(|e| Err(e.into()))
+    }
+
+    /// [`call`](Self::call) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn call_async(
+        &self,
+        command: &str,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<String, LedgerCallError>>
+           + Send
+           + 'static {
+        let call = self.remote.call_async(
+            ::mp_ipc::CallSite::new("Ledger", "call"),
+            Self::build_call(command.to_owned()),
+        );
+        async move { call.await.unwrap_or_else(|e| Err(e.into())) }
+    }
+
+    fn build_call(
+        command: String,
+    ) -> impl FnOnce(
+        &crate::ledger_capnp::ledger::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::CallFuture<::std::result::Result<String, LedgerCallError>>,
+        ::mp_ipc::Error,
+    > + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "call");
+        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.call_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            p.set_command(command.as_str());
+            let conn = setup.conn().clone();
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
+                if r.has_error() {
+                    return Ok(Err(LedgerCallError::Error(
+                        ::mp_ipc::codegen_support::text(SITE, "error", r.get_error())?,
+                    )));
+                }
+                if r.has_rpc_error() {
+                    return Ok(Err(LedgerCallError::RpcError(RpcError::mp_read(
+                        SITE,
+                        Some(&conn),
+                        r.get_rpc_error()?,
+                    )?)));
+                }
+                if r.has_type_error() {
+                    return Ok(Err(LedgerCallError::TypeError(
+                        ::mp_ipc::codegen_support::text(SITE, "typeError", r.get_type_error())?,
+                    )));
+                }
+                if r.has_help_result() {
+                    return Ok(Err(LedgerCallError::HelpResult(
+                        ::mp_ipc::codegen_support::text(SITE, "helpResult", r.get_help_result())?,
+                    )));
+                }
+                ::mp_ipc::codegen_support::text(SITE, "result", r.get_result()).map(Ok)
+            }))
+        }
+    }
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
@@ -1311,6 +1486,9 @@ impl Ledger for LedgerClient {
     }
     fn attach(&self, label: String) -> ::std::result::Result<String, String> {
         LedgerClient::attach(self, &label).map_err(|e| e.to_string())
+    }
+    fn call(&self, command: String) -> ::std::result::Result<String, LedgerCallError> {
+        LedgerClient::call(self, &command)
     }
 }
 
@@ -1762,6 +1940,45 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
             r.set_result(value.as_str());
+            Ok(())
+        }
+    }
+
+    fn call(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::ledger::CallParams,
+        mut results: crate::ledger_capnp::ledger::CallResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "call");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let command = ::mp_ipc::codegen_support::text(SITE, "command", p.get_command())?;
+            let imp = self.imp.clone();
+            let outcome = conn.dispatch(SITE, ctx, move || imp.call(command)).await?;
+            let mut r = results.get();
+            match outcome {
+                Ok(value) => {
+                    r.set_result(value.as_str());
+                }
+                Err(LedgerCallError::Error(x)) => {
+                    r.set_error(x.as_str());
+                }
+                Err(LedgerCallError::RpcError(x)) => {
+                    x.mp_write(SITE, Some(&conn), r.reborrow().init_rpc_error())?;
+                }
+                Err(LedgerCallError::TypeError(x)) => {
+                    r.set_type_error(x.as_str());
+                }
+                Err(LedgerCallError::HelpResult(x)) => {
+                    r.set_help_result(x.as_str());
+                }
+                Err(LedgerCallError::Failed(message)) => {
+                    return Err(::mp_ipc::capnp::Error::failed(message))
+                }
+            }
             Ok(())
         }
     }

@@ -22,6 +22,11 @@ struct Migration {
     backups @2 :List(Account);
 }
 
+struct RpcError {
+    code @0 :Int32;
+    message @1 :Text;
+}
+
 interface Ledger {
     construct @0 (threadMap :Proxy.ThreadMap) -> (threadMap :Proxy.ThreadMap);
 
@@ -55,6 +60,15 @@ interface Ledger {
 
     store @10 (context :Proxy.Context, migration :Migration) -> (result :Text);
     # An interface in a struct passed: the account's name, asked of the caller.
+
+    call @12 (context :Proxy.Context, command :Text) -> (result :Text,
+        error :Text $Proxy.exception("std::exception"),
+        rpcError :RpcError $Proxy.exception("UniValue"),
+        typeError :Text $Proxy.exception("UniValue::type_error"),
+        helpResult :Text $Proxy.exception("HelpResult"));
+    # Several `$Proxy.exception` results, one a struct (Bitcoin Core's
+    # `ActorCallback.call`): "ok" answers, "rpc", "type", "help" and "fail"
+    # raise each, anything else fails the call.
 
     attach @11 (context :Proxy.Context, threadMap :Proxy.ThreadMap, label :Text) -> (result :Text);
     # A thread map passed outside `construct` (filled by the generated code).
