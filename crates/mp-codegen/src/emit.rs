@@ -41,7 +41,10 @@ pub(crate) fn emit_file(file: &File, cm: &str) -> String {
         emit_result_structs(&mut out, iface);
         emit_error_enums(&mut out, iface);
         emit_client(&mut out, iface, cm);
-        emit_client_impl(&mut out, iface);
+        emit_client_impl(&mut out, iface, &iface.client);
+        for base in &iface.bases {
+            emit_client_impl(&mut out, &base.iface, &iface.client);
+        }
         emit_server(&mut out, iface, cm);
     }
     out.replace(crate::model::CAPNP_MODULE_MARKER, cm)
@@ -83,16 +86,12 @@ fn owned(ty: &Ty) -> String {
         Ty::Text => "String".into(),
         Ty::Data => "Vec<u8>".into(),
         Ty::List(e) => format!("Vec<{}>", owned(e)),
-        Ty::Interface(r) => format!("{}Client", r.rust),
+        Ty::Interface(r) => r.client.clone(),
         Ty::Object(r) => format!("{ARC}<dyn {}>", r.rust),
         Ty::Struct { path, .. } => path.clone(),
         Ty::Boxed(path) => format!("Option<Box<{path}>>"),
         Ty::Enum { path, .. } => path.clone(),
-        Ty::Generic(g) => format!(
-            "{}<{}>",
-            g.rust,
-            g.args.iter().map(owned).collect::<Vec<_>>().join(", ")
-        ),
+        Ty::Generic(g) => generic_type(&g.rust, g.args.iter().map(owned)),
         Ty::Param(name) => name.clone(),
     }
 }
@@ -103,12 +102,18 @@ fn served(ty: &Ty) -> String {
     match ty {
         Ty::Interface(r) => format!("{ARC}<dyn {}>", r.rust),
         Ty::List(e) => format!("Vec<{}>", served(e)),
-        Ty::Generic(g) => format!(
-            "{}<{}>",
-            g.rust,
-            g.args.iter().map(served).collect::<Vec<_>>().join(", ")
-        ),
+        Ty::Generic(g) => generic_type(&g.rust, g.args.iter().map(served)),
         other => owned(other),
+    }
+}
+
+/// `Pair<A, B>`, or `ResultVoid` without parameters.
+fn generic_type(rust: &str, args: impl Iterator<Item = String>) -> String {
+    let args: Vec<String> = args.collect();
+    if args.is_empty() {
+        rust.to_string()
+    } else {
+        format!("{rust}<{}>", args.join(", "))
     }
 }
 
@@ -296,12 +301,12 @@ fn rd(ty: &Ty, src: &str, bare: bool, cx: Cx<'_>, field: &str, d: usize) -> Stri
             format!("{{\nlet {gr} = {src}{q};\n{} {{\n{fields}}}\n}}", g.rust)
         }
         Ty::Interface(r) => format!(
-            "{}Client::from_remote({SUPPORT}::wrap({site}, {f}, {conn}, {src}?)?)",
-            r.rust
+            "{}::from_remote({SUPPORT}::wrap({site}, {f}, {conn}, {src}?)?)",
+            r.client
         ),
         Ty::Object(r) => format!(
-            "{ARC}::new({}Client::from_remote({SUPPORT}::wrap({site}, {f}, {conn}, {src}?)?)) as {ARC}<dyn {}>",
-            r.rust, r.rust
+            "{ARC}::new({}::from_remote({SUPPORT}::wrap({site}, {f}, {conn}, {src}?)?)) as {ARC}<dyn {}>",
+            r.client, r.rust
         ),
         Ty::Param(_) => unreachable!("type parameters are substituted where values are read"),
     }
@@ -366,8 +371,8 @@ fn wr(ty: &Ty, slot: Slot<'_>, v: &str, by_ref: bool, cx: Cx<'_>, field: &str, d
     };
     let export = |r: &crate::model::IfaceRef| {
         format!(
-            "{}Server::exported({SUPPORT}::conn({site}, {f}, {conn})?, {v}.clone())?",
-            r.rust
+            "{}::exported({SUPPORT}::conn({site}, {f}, {conn})?, {v}.clone())?",
+            r.server
         )
     };
     match ty {
@@ -599,11 +604,10 @@ fn emit_generic(out: &mut String, g: &GenericDef) {
     } else {
         ", Default"
     };
-    let params = g.params.join(", ");
     let _ = writeln!(
         out,
-        "#[derive(Debug, Clone, PartialEq{default})]\npub struct {}<{params}> {{",
-        g.rust
+        "#[derive(Debug, Clone, PartialEq{default})]\npub struct {} {{",
+        generic_type(&g.rust, g.params.iter().cloned())
     );
     for f in &g.fields {
         let _ = writeln!(
@@ -626,11 +630,23 @@ fn emit_trait(out: &mut String, iface: &Interface) {
     out.push_str("///\n");
     let _ = writeln!(
         out,
-        "/// Implement it and serve it with [`{0}Server`]; call a peer's with [`{0}Client`].\n\
+        "/// Implement it and serve it with [`{0}`]; call a peer's with [`{1}`].\n\
          /// Methods that take a `Context` in the schema run on the server thread\n\
          /// mapped to the calling client thread; the others run on the event loop.",
-        iface.rust
+        iface.server, iface.client
     );
+    if !iface.bases.is_empty() {
+        let names: Vec<String> = iface
+            .bases
+            .iter()
+            .map(|b| format!("[`{}`]", b.iface.rust))
+            .collect();
+        let _ = writeln!(
+            out,
+            "///\n/// It extends {}: an implementation implements those too, and its\n/// client and server carry their methods.",
+            names.join(", ")
+        );
+    }
     if !iface.left_out.is_empty() {
         out.push_str(
             "///\n/// Not generated, because mp-codegen cannot map them yet (the server\n\
@@ -640,9 +656,14 @@ fn emit_trait(out: &mut String, iface: &Interface) {
             let _ = writeln!(out, "/// - `{}`: {}", l.schema, l.reason);
         }
     }
+    let supers: String = iface
+        .bases
+        .iter()
+        .map(|b| format!("{} + ", b.iface.rust))
+        .collect();
     let _ = writeln!(
         out,
-        "{}pub trait {}: Send + Sync + 'static {{",
+        "{}pub trait {}: {supers}Send + Sync + 'static {{",
         iface_allow(iface),
         iface.rust
     );
@@ -687,15 +708,18 @@ fn emit_result_structs(out: &mut String, iface: &Interface) {
     for m in iface.methods.iter().filter(|m| m.results.len() > 1) {
         let _ = writeln!(
             out,
-            "/// The results of `{}.{}`.\n{}#[derive(Debug, Clone, PartialEq{})]\npub struct {} {{",
+            "/// The results of `{}.{}`.\n{}#[derive({})]\npub struct {} {{",
             iface.schema,
             m.schema,
             complexity_allow(&m.results),
-            // capnpc's enums have no Default.
-            if m.results.iter().any(|r| matches!(r.ty, Ty::Enum { .. })) {
-                ""
+            // capnpc's enums have no Default; implementations have neither
+            // a default nor `Debug` or `PartialEq`.
+            if m.results.iter().any(|r| !r.ty.plain()) {
+                "Clone"
+            } else if m.results.iter().any(|r| matches!(r.ty, Ty::Enum { .. })) {
+                "Debug, Clone, PartialEq"
             } else {
-                ", Default"
+                "Debug, Clone, PartialEq, Default"
             },
             results_struct(iface, m)
         );
@@ -789,9 +813,13 @@ fn is_destroy(m: &Method) -> bool {
 }
 
 fn emit_client(out: &mut String, iface: &Interface, cm: &str) {
-    let name = &iface.rust;
+    let client = &iface.client;
     let cap = format!("{cm}::{}::Client", iface.capnp_mod);
-    let destroy = iface.methods.iter().find(|m| is_destroy(m));
+    let destroy = iface
+        .methods
+        .iter()
+        .chain(iface.bases.iter().flat_map(|b| &b.iface.methods))
+        .find(|m| is_destroy(m));
     let _ = writeln!(
         out,
         "/// A `{s}` in the peer process: a thread-safe handle; clone it, send it,\n\
@@ -807,7 +835,7 @@ fn emit_client(out: &mut String, iface: &Interface, cm: &str) {
     }
     let _ = writeln!(
         out,
-        "#[derive(Clone, Debug)]\npub struct {name}Client {{\nremote: ::mp_ipc::Remote<{cap}>,"
+        "#[derive(Clone, Debug)]\npub struct {client} {{\nremote: ::mp_ipc::Remote<{cap}>,"
     );
     if destroy.is_some() {
         let _ = writeln!(
@@ -818,7 +846,7 @@ fn emit_client(out: &mut String, iface: &Interface, cm: &str) {
     out.push_str("}\n\n");
     let _ = writeln!(
         out,
-        "{}impl {name}Client {{\n/// Wraps a handle to a peer's `{}`.",
+        "{}impl {client} {{\n/// Wraps a handle to a peer's `{}`.",
         iface_allow(iface),
         iface.schema
     );
@@ -831,7 +859,7 @@ fn emit_client(out: &mut String, iface: &Interface, cm: &str) {
                  remote.clone(),\n\
                  |remote| remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}()),\n\
                  ));\n\
-                 {name}Client {{ remote, guard }}\n}}\n",
+                 {client} {{ remote, guard }}\n}}\n",
                 i = lit(&iface.schema),
                 ms = lit(&m.schema),
                 sn = m.snake,
@@ -840,7 +868,7 @@ fn emit_client(out: &mut String, iface: &Interface, cm: &str) {
         None => {
             let _ = writeln!(
                 out,
-                "pub fn from_remote(remote: ::mp_ipc::Remote<{cap}>) -> Self {{\n{name}Client {{ remote }}\n}}\n"
+                "pub fn from_remote(remote: ::mp_ipc::Remote<{cap}>) -> Self {{\n{client} {{ remote }}\n}}\n"
             );
         }
     }
@@ -854,7 +882,12 @@ fn emit_client(out: &mut String, iface: &Interface, cm: &str) {
     for m in &iface.methods {
         match m.kind {
             MethodKind::Construct => emit_connect(out, iface, m, cm),
-            MethodKind::Plain => emit_client_method(out, iface, m, &cap, is_destroy(m)),
+            MethodKind::Plain => emit_client_method(out, iface, m, &cap, is_destroy(m), None),
+        }
+    }
+    for base in &iface.bases {
+        for m in &base.iface.methods {
+            emit_client_method(out, &base.iface, m, &cap, is_destroy(m), Some(&base.capnp));
         }
     }
     out.push_str("}\n\n");
@@ -862,14 +895,14 @@ fn emit_client(out: &mut String, iface: &Interface, cm: &str) {
 
 /// The client implements the interface's trait, so a received object can
 /// be stored, passed on or served wherever an implementation is wanted.
-fn emit_client_impl(out: &mut String, iface: &Interface) {
+fn emit_client_impl(out: &mut String, iface: &Interface, client: &str) {
     let name = &iface.rust;
     let _ = writeln!(
         out,
         "/// A peer's object stands in for a local implementation: calls go to the\n\
          /// peer (the sync methods, so not from the event loop), and its errors\n\
          /// become the trait's `String` errors.\n\
-         {}impl {name} for {name}Client {{",
+         {}impl {name} for {client} {{",
         iface_allow(iface)
     );
     for m in iface.methods.iter().filter(|m| m.kind == MethodKind::Plain) {
@@ -914,7 +947,7 @@ fn emit_client_impl(out: &mut String, iface: &Interface) {
         let _ = writeln!(
             out,
             "fn {id}(&self{params}) -> ::std::result::Result<{ret}, {err}> {{\n\
-             {name}Client::{id}(self, {args}){convert}{map_err}\n}}",
+             {client}::{id}(self, {args}){convert}{map_err}\n}}",
             id = m.ident,
             ret = trait_result(iface, m),
             err = trait_error(iface, m),
@@ -945,13 +978,13 @@ fn emit_connect(out: &mut String, iface: &Interface, m: &Method, cm: &str) {
          let reply = ::mp_ipc::send_request(SITE, req, |r| r.get_thread_map());\n\
          Ok(Box::pin(async move {{\nlet theirs = reply.await?;\nconn.set_peer_thread_map(theirs);\n\
          ::mp_ipc::Remote::new(&conn, init)\n}}))\n}})?;\n\
-         Ok({name}Client::from_remote(remote))\n}}",
+         Ok({name}::from_remote(remote))\n}}",
         s = iface.schema,
         ms = m.schema,
         site = site(iface, m),
         module = iface.capnp_mod,
         req = m.capnp_request,
-        name = iface.rust,
+        name = iface.client,
     );
 }
 
@@ -965,7 +998,16 @@ fn value_name(m: &Method) -> String {
     name
 }
 
-fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str, destroy: bool) {
+/// One method of the client; `base` is capnpc's module of the interface
+/// that declares it when the client's interface extends it.
+fn emit_client_method(
+    out: &mut String,
+    iface: &Interface,
+    m: &Method,
+    cap: &str,
+    destroy: bool,
+    base: Option<&str>,
+) {
     let v = value_name(m);
     // An explicit `destroy` means none on drop.
     let mark = if destroy {
@@ -984,9 +1026,7 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
     let inouts: Vec<&Field> = m.params.iter().filter(|p| p.inout).collect();
     // What the request builder's future yields: the results, and the new
     // values of in/out parameters.
-    let build_ret = if !m.errors.is_empty() {
-        format!("::std::result::Result<{ret}, {err}>")
-    } else if inouts.is_empty() {
+    let build_ret = if inouts.is_empty() {
         ret.clone()
     } else {
         let types: String = inouts
@@ -994,6 +1034,11 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
             .map(|p| format!("{}, ", field_owned(p)))
             .collect();
         format!("({ret}, ({types}))")
+    };
+    let build_ret = if m.errors.is_empty() {
+        build_ret
+    } else {
+        format!("::std::result::Result<{build_ret}, {err}>")
     };
     let sig_params: String = m
         .params
@@ -1090,8 +1135,8 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
         let _ = writeln!(
             out,
             "///\n/// In/out parameters get the server's values back when the call succeeds.\n\
-             pub fn {id}(&self{sig_params}) -> ::std::result::Result<{ret}, ::mp_ipc::Error> {{\n\
-             {mark}let ({v}, ({new_vals})) = self.remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args}))?;\n\
+             pub fn {id}(&self{sig_params}) -> ::std::result::Result<{ret}, {err}> {{\n\
+             {mark}let ({v}, ({new_vals})) = self.remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args})){flatten}?;\n\
              {assign}Ok({v})\n}}\n",
             id = m.ident,
             sn = m.snake,
@@ -1130,9 +1175,9 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
             out,
             "///\n/// In/out parameters are taken by value; their new values follow the results.\n\
              #[allow(clippy::type_complexity)]\n\
-             pub fn {sn}_async(&self{async_sig_params}) -> impl ::std::future::Future<Output = ::std::result::Result<{async_ret}, ::mp_ipc::Error>> + Send + 'static {{\n\
+             pub fn {sn}_async(&self{async_sig_params}) -> impl ::std::future::Future<Output = ::std::result::Result<{async_ret}, {err}>> + Send + 'static {{\n\
              {mark}let call = self.remote.call_async(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({async_args}));\n\
-             async move {{\nlet ({v}, ({new_vals})) = call.await?;\nOk(({v}, {new_vals}))\n}}\n}}\n",
+             async move {{\nlet ({v}, ({new_vals})) = call.await{flatten}?;\nOk(({v}, {new_vals}))\n}}\n}}\n",
             sn = m.snake,
             i = lit(&iface.schema),
             ms = lit(&m.schema),
@@ -1167,9 +1212,15 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
         site = site(iface, m),
     );
     let has_params = m.context.is_some() || m.thread_map.is_some() || !m.params.is_empty();
+    let target = match base {
+        Some(b) => format!(
+            "::mp_ipc::capnp::capability::FromClientHook::cast_to::<{b}::Client>(cap.clone())"
+        ),
+        None => "cap".to_string(),
+    };
     let _ = writeln!(
         out,
-        "let {}req = cap.{}_request();",
+        "let {}req = {target}.{}_request();",
         if has_params { "mut " } else { "" },
         m.capnp_request
     );
@@ -1253,7 +1304,10 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
                 })
                 .collect();
             let body = match body.strip_prefix("Ok(").and_then(|b| b.strip_suffix(')')) {
-                Some(inner) if m.results.len() != 1 => format!("Ok(Ok({inner}))"),
+                Some(inner) if m.results.len() != 1 || !inouts.is_empty() => {
+                    format!("Ok(Ok({inner}))")
+                }
+                _ if body.starts_with('{') => format!("({body}).map(Ok)"),
                 _ => format!("{body}.map(Ok)"),
             };
             format!("|r| {{\n{checks}{body}\n}}")
@@ -1274,10 +1328,16 @@ fn emit_client_method(out: &mut String, iface: &Interface, m: &Method, cap: &str
 
 fn emit_server(out: &mut String, iface: &Interface, cm: &str) {
     let name = &iface.rust;
+    let server = &iface.server;
     let module = format!("{cm}::{}", iface.capnp_mod);
     let iface_lit = lit(&iface.schema);
     // With every method left out, nothing reads the adapter's fields.
-    let allow = if iface.methods.iter().any(|m| m.kind == MethodKind::Plain) {
+    let allow = if iface
+        .methods
+        .iter()
+        .chain(iface.bases.iter().flat_map(|b| &b.iface.methods))
+        .any(|m| m.kind == MethodKind::Plain)
+    {
         ""
     } else {
         "#[allow(dead_code)]\n"
@@ -1288,22 +1348,22 @@ fn emit_server(out: &mut String, iface: &Interface, cm: &str) {
          /// Rust values on the event loop, runs the method on the thread the call's\n\
          /// Context names (or on the loop if the method has no Context) and writes\n\
          /// the reply back on the loop.\n\
-         {allow}pub struct {name}Server {{\nconn: ::mp_ipc::WeakLoopConnection,\nimp: ::std::sync::Arc<dyn {name}>,\n_slot: Option<::mp_ipc::codegen_support::ExportSlot>,\n}}\n\n\
-         impl {name}Server {{\n\
+         {allow}pub struct {server} {{\nconn: ::mp_ipc::WeakLoopConnection,\nimp: ::std::sync::Arc<dyn {name}>,\n_slot: Option<::mp_ipc::codegen_support::ExportSlot>,\n}}\n\n\
+         impl {server} {{\n\
          /// A capability serving `imp` on `conn` (call on the event loop).\n\
          pub fn client(conn: &::std::rc::Rc<::mp_ipc::LoopConnection>, imp: ::std::sync::Arc<dyn {name}>) -> {module}::Client {{\n\
-         ::mp_ipc::capnp_rpc::new_client({name}Server {{\nconn: ::std::rc::Rc::downgrade(conn),\nimp,\n_slot: None,\n}})\n}}\n\n\
+         ::mp_ipc::capnp_rpc::new_client({server} {{\nconn: ::std::rc::Rc::downgrade(conn),\nimp,\n_slot: None,\n}})\n}}\n\n\
          /// [`client`](Self::client) for an object handed to the peer in a\n\
          /// call or a reply: counted against `Limits::max_exported_objects`\n\
          /// until the peer releases it, and refused past that limit.\n\
          pub fn exported(conn: &::std::rc::Rc<::mp_ipc::LoopConnection>, imp: ::std::sync::Arc<dyn {name}>) -> ::std::result::Result<{module}::Client, ::mp_ipc::capnp::Error> {{\n\
          let slot = conn.export_slot({iface_lit})?;\n\
-         Ok(::mp_ipc::capnp_rpc::new_client({name}Server {{\nconn: ::std::rc::Rc::downgrade(conn),\nimp,\n_slot: Some(slot),\n}}))\n}}\n\n\
+         Ok(::mp_ipc::capnp_rpc::new_client({server} {{\nconn: ::std::rc::Rc::downgrade(conn),\nimp,\n_slot: Some(slot),\n}}))\n}}\n\n\
          /// [`client`](Self::client) as a bootstrap capability, for\n\
          /// `ConnectionBuilder::serve`.\n\
          pub fn bootstrap(conn: &::std::rc::Rc<::mp_ipc::LoopConnection>, imp: ::std::sync::Arc<dyn {name}>) -> ::mp_ipc::capnp::capability::Client {{\n\
          Self::client(conn, imp).client\n}}\n}}\n\n\
-         impl {module}::Server for {name}Server {{"
+         impl {module}::Server for {server} {{"
     );
     for m in &iface.methods {
         match m.kind {
@@ -1315,6 +1375,14 @@ fn emit_server(out: &mut String, iface: &Interface, cm: &str) {
         emit_server_left_out(out, iface, l, &module);
     }
     out.push_str("}\n\n");
+    // capnpc's `Server` of a derived interface requires its bases'.
+    for base in &iface.bases {
+        let _ = writeln!(out, "impl {}::Server for {server} {{", base.capnp);
+        for m in &base.iface.methods {
+            emit_server_method(out, &base.iface, m, &base.capnp);
+        }
+        out.push_str("}\n\n");
+    }
 }
 
 /// A method left out of the trait and client: the peer gets capnp's
@@ -1503,7 +1571,7 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
         }
         None if !m.errors.is_empty() => {
             let e = error_enum(iface, m);
-            let ok_pat = if m.results.is_empty() {
+            let ok_pat = if m.results.is_empty() && inouts.is_empty() {
                 "()".to_string()
             } else {
                 value_pat.clone()

@@ -83,6 +83,16 @@ impl Ty {
         }
     }
 
+    /// Mentions type parameter `name`.
+    pub(crate) fn mentions(&self, name: &str) -> bool {
+        match self {
+            Ty::Param(p) => p == name,
+            Ty::List(e) => e.mentions(name),
+            Ty::Generic(g) => g.args.iter().any(|a| a.mentions(name)),
+            _ => false,
+        }
+    }
+
     /// A pointer on the wire (so a set one can be told from an unset one).
     pub(crate) fn is_pointer(&self) -> bool {
         !matches!(self, Ty::Prim(_) | Ty::Enum { .. } | Ty::Param(_))
@@ -150,6 +160,10 @@ pub(crate) struct IfaceRef {
     /// one of `echo.capnp`, whose generated file must be included as the
     /// sibling module `echo_mp`.
     pub rust: String,
+    /// The path of its generated client (`CallbackClient`; see [`names_of`]).
+    pub client: String,
+    /// The path of its generated server adapter (`CallbackServer`).
+    pub server: String,
 }
 
 /// One parameter or result field.
@@ -265,8 +279,14 @@ pub(crate) struct Interface {
     pub id: u64,
     /// The schema's name (`Calculator`).
     pub schema: String,
-    /// The stem of the generated names.
+    /// The trait's name (the stem of the generated names).
     pub rust: String,
+    /// The client's name (see [`names_of`]).
+    pub client: String,
+    /// The server adapter's name.
+    pub server: String,
+    /// The interfaces it extends, directly or not.
+    pub bases: Vec<Base>,
     /// capnpc's module name for it (`calculator`).
     pub capnp_mod: String,
     /// Its methods, by ordinal.
@@ -275,6 +295,16 @@ pub(crate) struct Interface {
     pub left_out: Vec<LeftOut>,
     /// Doc comment from the schema.
     pub doc: Option<String>,
+}
+
+/// An interface another extends.
+#[derive(Debug, Clone)]
+pub(crate) struct Base {
+    /// It, with `rust`, `client` and `server` as paths from the derived
+    /// interface's file and only its mapped methods.
+    pub iface: Interface,
+    /// The full path of capnpc's module for it (`crate::chain_capnp::chain_client`).
+    pub capnp: String,
 }
 
 /// One requested schema file.
@@ -302,8 +332,10 @@ pub(crate) struct GenericDef {
     pub schema: String,
     /// The Rust type name.
     pub rust: String,
-    /// Its type parameters' Rust names.
+    /// The Rust names of the type parameters its fields use.
     pub params: Vec<String>,
+    /// Per schema type parameter, whether a field uses it.
+    pub used: Vec<bool>,
     /// Its fields, parameters as [`Ty::Param`].
     pub fields: Vec<Field>,
     /// Doc comment from the schema.
@@ -479,8 +511,8 @@ pub(crate) fn check_names(files: &mut [File]) -> (Vec<Unsupported>, Vec<Unsuppor
             };
             let own = [
                 iface.rust.clone(),
-                format!("{}Client", iface.rust),
-                format!("{}Server", iface.rust),
+                iface.client.clone(),
+                iface.server.clone(),
             ];
             let clashes: Vec<Unsupported> = own
                 .iter()
@@ -656,8 +688,26 @@ fn read_interface(
         Ok(s) => s,
         Err(e) => refuse!(schema_err(e).to_string()),
     };
-    if !superclasses.is_empty() {
-        refuse!("interface inheritance (`extends`) is not supported yet".into());
+    // Every interface it extends, directly or not, once each.
+    let mut base_ids: Vec<u64> = Vec::new();
+    let mut pending: Vec<u64> = superclasses.iter().map(|c| c.get_id()).collect();
+    while let Some(id) = pending.pop() {
+        if base_ids.contains(&id) || id == n.get_id() {
+            continue;
+        }
+        base_ids.push(id);
+        if let Some(Ok(node::Interface(b))) = ctx.nodes.get(&id).map(|b| b.which()) {
+            if let Ok(more) = b.get_superclasses() {
+                pending.extend(more.iter().map(|c| c.get_id()));
+            }
+        }
+    }
+    let mut bases = Vec::new();
+    for id in base_ids {
+        match read_base(ctx, file_id, id) {
+            Ok(base) => bases.push(base),
+            Err(why) => refuse!(why),
+        }
     }
     let method_list = match iface.get_methods() {
         Ok(list) => list,
@@ -698,6 +748,17 @@ fn read_interface(
     // The generated names of one interface must not collide: a method whose
     // names are reserved or taken by an earlier method is left out.
     let mut seen: HashMap<String, String> = HashMap::new();
+    for b in &bases {
+        for m in &b.iface.methods {
+            for g in [
+                m.ident.clone(),
+                format!("{}_async", m.snake),
+                format!("build_{}", m.snake),
+            ] {
+                seen.insert(g, format!("{}.{}", b.iface.schema, m.schema));
+            }
+        }
+    }
     let mut methods = Vec::new();
     for m in mapped {
         let generated = [
@@ -733,14 +794,79 @@ fn read_interface(
         }
     }
     left.sort_by_key(|l| l.ordinal);
+    let (client, server) = names_of(&file_interfaces(ctx, file_id), &names::type_name(name));
     Some(Interface {
         id: n.get_id(),
         schema: name.to_string(),
         rust: names::type_name(name),
+        client,
+        server,
+        bases,
         capnp_mod: names::capnp_module_name(name),
         methods,
         left_out: left,
         doc: docs.and_then(|(d, _)| d.clone()),
+    })
+}
+
+/// An interface that one being read extends: its methods mapped as seen
+/// from the derived interface's file (the derived client and server carry
+/// them). Its methods that cannot be mapped are reported where it is
+/// generated itself, and answered with capnp's "not implemented".
+fn read_base(ctx: &Ctx<'_>, file_id: u64, id: u64) -> Result<Base, String> {
+    let n = *ctx
+        .nodes
+        .get(&id)
+        .ok_or_else(|| format!("interface node {id:#x} missing"))?;
+    let name = node_name(ctx, id);
+    let Ok(node::Interface(iface)) = n.which() else {
+        return Err(format!("{name} is not an interface"));
+    };
+    if !is_file(ctx, n.get_scope_id()) || n.get_is_generic() {
+        return Err(format!(
+            "it extends {name}, which is nested or generic (not supported yet)"
+        ));
+    }
+    let r = iface_ref(ctx, file_id, n);
+    let schema = short_name(&n);
+    let capnp_mod = names::capnp_module_name(&schema);
+    let module = if n.get_scope_id() == file_id {
+        CAPNP_MODULE_MARKER.to_string()
+    } else {
+        ctx.capnp_module(n.get_scope_id())
+    };
+    let mut methods = Vec::new();
+    for (ordinal, m) in iface
+        .get_methods()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .enumerate()
+    {
+        let mname = text(m.get_name()).map_err(|e| e.to_string())?;
+        if let Ok(method) = read_method(ctx, file_id, m, &mname, None) {
+            if method.kind == MethodKind::Plain {
+                methods.push(Method {
+                    ordinal,
+                    stub: stub_of(ctx, m),
+                    ..method
+                });
+            }
+        }
+    }
+    Ok(Base {
+        capnp: format!("{module}::{capnp_mod}"),
+        iface: Interface {
+            id,
+            rust: r.rust,
+            client: r.client,
+            server: r.server,
+            bases: Vec::new(),
+            capnp_mod,
+            schema,
+            methods,
+            left_out: Vec::new(),
+            doc: None,
+        },
     })
 }
 
@@ -885,26 +1011,22 @@ fn read_method(
         [one] if one.ty == Ty::Text => (exceptions.pop(), Vec::new()),
         _ => (None, exceptions),
     };
-    if !errors.is_empty() && has_inout {
-        problems.push((
-            None,
-            "several or non-Text `$Proxy.exception` results beside in/out parameters are not supported yet".into(),
-        ));
-    }
     // `foo` + `hasFoo :Bool` ↔ Option<T>.
     let mapped_params = apply_presence(mapped_params);
-    let mapped_results = apply_presence(mapped_results);
-    if mapped_results.len() > 1 || has_inout {
-        for r in &mapped_results {
-            if !r.ty.plain() {
-                problems.push((
-                    Some(r.schema.clone()),
-                    "an interface among several results (or beside in/out parameters) is not supported yet (only as the single result)"
-                        .into(),
-                ));
-            }
-        }
-    }
+    let mapped_results: Vec<Field> = apply_presence(mapped_results);
+    // Results gathered in a struct (or beside in/out values) hold objects
+    // as `Arc<dyn Trait>`, one type for both sides.
+    let mapped_results = if mapped_results.len() > 1 || has_inout {
+        mapped_results
+            .into_iter()
+            .map(|r| Field {
+                ty: r.ty.in_struct(),
+                ..r
+            })
+            .collect()
+    } else {
+        mapped_results
+    };
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -1234,10 +1356,25 @@ fn map_type(
                 if let Some(Err(why)) = map_generic_def(ctx, id) {
                     return Err(format!("struct {}: {why}", node_name(ctx, id)));
                 }
+                let used = match map_generic_def(ctx, id) {
+                    Some(Ok(def)) => def.used,
+                    _ => Vec::new(),
+                };
                 let brand = s.get_brand().map_err(|e| e.to_string())?;
                 let args = brand_args(ctx, file_id, n, brand, env, depth)?;
                 let fields = generic_fields(ctx, file_id, n, &args, depth + 1)
                     .map_err(|why| format!("struct {}: {why}", node_name(ctx, id)))?;
+                // Only the parameters its fields use are the Rust struct's.
+                let args = args
+                    .into_iter()
+                    .zip(used)
+                    .filter(|(_, used)| *used)
+                    .map(|(arg, _)| {
+                        arg.ok_or_else(|| {
+                            format!("a type parameter of {} is not bound", node_name(ctx, id))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
                 return Ok(Ty::Generic(Box::new(Generic {
                     rust: path,
                     args,
@@ -1294,25 +1431,64 @@ fn map_type(
                     node_name(ctx, id)
                 ));
             }
-            // Not generated (see `read_interface`), so it cannot be named.
-            if let Ok(node::Interface(i)) = n.which() {
-                if i.get_superclasses().map_or(true, |s| !s.is_empty()) {
-                    return Err(format!(
-                        "interface {} extends another (interface inheritance is not supported yet)",
-                        node_name(ctx, id)
-                    ));
-                }
-            }
-            Ok(Ty::Interface(IfaceRef {
-                id,
-                rust: rust_path(ctx, file_id, n),
-                schema: short_name(&n),
-            }))
+            Ok(Ty::Interface(iface_ref(ctx, file_id, n)))
         }
     }
 }
 
-/// The type arguments a brand gives generic struct `n`.
+/// The generated names of interface `n`: trait `Foo`, client `FooClient`,
+/// server `FooServer` — unless `FooClient` or `FooServer` is itself an
+/// interface of the same file (Bitcoin Core's `Chain` and `ChainClient`):
+/// then `Foo`'s are `FooProxyClient` and `FooProxyServer`, after
+/// libmultiprocess's `ProxyClient<Foo>`/`ProxyServer<Foo>`.
+pub(crate) fn names_of(ctx_names: &[String], name: &str) -> (String, String) {
+    let taken = |suffix: &str| ctx_names.iter().any(|n| *n == format!("{name}{suffix}"));
+    if taken("Client") || taken("Server") {
+        (format!("{name}ProxyClient"), format!("{name}ProxyServer"))
+    } else {
+        (format!("{name}Client"), format!("{name}Server"))
+    }
+}
+
+/// The names of the interfaces declared at the top level of file `file`.
+fn file_interfaces(ctx: &Ctx<'_>, file: u64) -> Vec<String> {
+    let Some(f) = ctx.nodes.get(&file) else {
+        return Vec::new();
+    };
+    f.get_nested_nodes()
+        .map(|list| {
+            list.iter()
+                .filter(|nested| {
+                    matches!(
+                        ctx.nodes.get(&nested.get_id()).map(|n| n.which()),
+                        Some(Ok(node::Interface(_)))
+                    )
+                })
+                .filter_map(|nested| nested.get_name().ok()?.to_string().ok())
+                .map(|n| names::type_name(&n))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A reference to top-level interface `n`, as seen from file `file_id`.
+fn iface_ref(ctx: &Ctx<'_>, file_id: u64, n: node::Reader<'_>) -> IfaceRef {
+    let rust = rust_path(ctx, file_id, n);
+    let name = names::type_name(&short_name(&n));
+    let prefix = &rust[..rust.len() - name.len()];
+    let (client, server) = names_of(&file_interfaces(ctx, n.get_scope_id()), &name);
+    IfaceRef {
+        id: n.get_id(),
+        client: format!("{prefix}{client}"),
+        server: format!("{prefix}{server}"),
+        rust,
+        schema: short_name(&n),
+    }
+}
+
+/// The type arguments a brand gives generic struct `n`, `None` for an
+/// unbound one (a generic used without arguments, like Bitcoin Core's
+/// `ResultVoid`, has them all unbound).
 fn brand_args(
     ctx: &Ctx<'_>,
     file_id: u64,
@@ -1320,11 +1496,10 @@ fn brand_args(
     brand: capnp::schema_capnp::brand::Reader<'_>,
     env: &Env,
     depth: usize,
-) -> Result<Vec<Ty>, String> {
+) -> Result<Vec<Option<Ty>>, String> {
     use capnp::schema_capnp::brand;
     let id = n.get_id();
     let count = n.get_parameters().map_err(|e| e.to_string())?.len();
-    let name = node_name(ctx, id);
     for scope in brand.get_scopes().map_err(|e| e.to_string())? {
         if scope.get_scope_id() != id {
             continue;
@@ -1333,28 +1508,23 @@ fn brand_args(
             brand::scope::Bind(list) => list
                 .map_err(|e| e.to_string())?
                 .iter()
-                .enumerate()
-                .map(|(i, b)| match b.which().map_err(|e| e.to_string())? {
-                    brand::binding::Unbound(()) => {
-                        Err(format!("type parameter {i} of {name} is not bound"))
-                    }
-                    brand::binding::Type(t) => {
-                        map_type(ctx, file_id, t.map_err(|e| e.to_string())?, env, depth + 1)
-                    }
+                .map(|b| match b.which().map_err(|e| e.to_string())? {
+                    brand::binding::Unbound(()) => Ok(None),
+                    brand::binding::Type(t) => Ok(Some(map_type(
+                        ctx,
+                        file_id,
+                        t.map_err(|e| e.to_string())?,
+                        env,
+                        depth + 1,
+                    )?)),
                 })
                 .collect(),
-            brand::scope::Inherit(()) => (0..count)
-                .map(|i| {
-                    env.get(&(id, i as u16))
-                        .cloned()
-                        .ok_or_else(|| format!("type parameter {i} of {name} is not bound"))
-                })
-                .collect(),
+            brand::scope::Inherit(()) => Ok((0..count)
+                .map(|i| env.get(&(id, i as u16)).cloned())
+                .collect()),
         };
     }
-    Err(format!(
-        "generic struct {name} is used without type arguments"
-    ))
+    Ok(vec![None; count as usize])
 }
 
 /// The fields of generic struct `n` with `args` substituted, as seen from
@@ -1363,13 +1533,13 @@ fn generic_fields(
     ctx: &Ctx<'_>,
     file_id: u64,
     n: node::Reader<'_>,
-    args: &[Ty],
+    args: &[Option<Ty>],
     depth: usize,
 ) -> Result<Vec<Field>, String> {
     let id = n.get_id();
     let env: Env = (0u16..)
         .zip(args.iter().cloned())
-        .map(|(i, t)| ((id, i), t))
+        .filter_map(|(i, t)| Some(((id, i), t?)))
         .collect();
     let Ok(node::Struct(st)) = n.which() else {
         return Err(format!("node {id:#x} is not a struct"));
@@ -1417,14 +1587,26 @@ fn map_generic_def(ctx: &Ctx<'_>, id: u64) -> Option<Result<GenericDef, String>>
                     .unwrap_or_default()
             })
             .collect();
-        let args: Vec<Ty> = params.iter().cloned().map(Ty::Param).collect();
+        let args: Vec<Option<Ty>> = params.iter().cloned().map(Ty::Param).map(Some).collect();
         let fields = generic_fields(ctx, n.get_scope_id(), n, &args, 0)?;
+        // A parameter no field uses is left out of the Rust struct.
+        let used: Vec<bool> = params
+            .iter()
+            .map(|p| fields.iter().any(|f| f.ty.mentions(p)))
+            .collect();
+        let params = params
+            .into_iter()
+            .zip(&used)
+            .filter(|(_, u)| **u)
+            .map(|(p, _)| p)
+            .collect();
         let docs = ctx.docs.get(&id);
         let name = short_name(&n);
         Ok(GenericDef {
             rust: names::type_name(&name),
             schema: name,
             params,
+            used,
             fields,
             doc: docs.and_then(|(d, _)| d.clone()),
         })
