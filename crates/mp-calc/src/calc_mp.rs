@@ -127,7 +127,7 @@ impl CalcInit for CalcInitClient {
 /// the reply back on the loop.
 pub struct CalcInitServer {
     conn: ::mp_ipc::WeakLoopConnection,
-    imp: ::std::sync::Arc<dyn CalcInit>,
+    imp: ::mp_ipc::codegen_support::Served<dyn CalcInit>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
@@ -139,7 +139,7 @@ impl CalcInitServer {
     ) -> crate::calc_capnp::calc_init::Client {
         ::mp_ipc::capnp_rpc::new_client(CalcInitServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: None,
         })
     }
@@ -154,7 +154,7 @@ impl CalcInitServer {
         let slot = conn.export_slot("CalcInit")?;
         Ok(::mp_ipc::capnp_rpc::new_client(CalcInitServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: Some(slot),
         }))
     }
@@ -197,7 +197,7 @@ impl crate::calc_capnp::calc_init::Server for CalcInitServer {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.make_calculator())
                 .await?
@@ -712,7 +712,7 @@ impl Calculator for CalculatorClient {
 /// the reply back on the loop.
 pub struct CalculatorServer {
     conn: ::mp_ipc::WeakLoopConnection,
-    imp: ::std::sync::Arc<dyn Calculator>,
+    imp: ::mp_ipc::codegen_support::Served<dyn Calculator>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
@@ -724,7 +724,7 @@ impl CalculatorServer {
     ) -> crate::calc_capnp::calculator::Client {
         ::mp_ipc::capnp_rpc::new_client(CalculatorServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: None,
         })
     }
@@ -739,7 +739,7 @@ impl CalculatorServer {
         let slot = conn.export_slot("Calculator")?;
         Ok(::mp_ipc::capnp_rpc::new_client(CalculatorServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: Some(slot),
         }))
     }
@@ -768,7 +768,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let a = p.get_a();
             let b = p.get_b();
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.add(a, b))
                 .await?
@@ -791,8 +791,9 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
             let p = params.get()?;
             let a = p.get_a();
             let b = p.get_b();
+            let imp = self.imp.get(SITE)?;
             let value = conn
-                .run_on_loop(SITE, || self.imp.add_on_loop(a, b))?
+                .run_on_loop(SITE, || imp.add_on_loop(a, b))?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
             r.set_result(value);
@@ -812,7 +813,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.where_am_i())
                 .await?
@@ -843,7 +844,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
                 p.get_callback()?,
             )?);
             let _keep_callback = callback.clone();
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.countdown(n, callback))
                 .await?
@@ -866,7 +867,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let millis = p.get_millis();
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             conn.dispatch(SITE, ctx, move || imp.sleep(millis))
                 .await?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
@@ -886,7 +887,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let message = ::mp_ipc::codegen_support::text(SITE, "message", p.get_message())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             conn.dispatch(SITE, ctx, move || imp.fail(message))
                 .await?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
@@ -906,7 +907,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let message = ::mp_ipc::codegen_support::text(SITE, "message", p.get_message())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             conn.dispatch(SITE, ctx, move || imp.panic(message))
                 .await?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
@@ -926,7 +927,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let start = p.get_start();
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.make_counter(start))
                 .await?
@@ -1032,7 +1033,7 @@ impl Callback for CallbackClient {
 /// the reply back on the loop.
 pub struct CallbackServer {
     conn: ::mp_ipc::WeakLoopConnection,
-    imp: ::std::sync::Arc<dyn Callback>,
+    imp: ::mp_ipc::codegen_support::Served<dyn Callback>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
@@ -1044,7 +1045,7 @@ impl CallbackServer {
     ) -> crate::calc_capnp::callback::Client {
         ::mp_ipc::capnp_rpc::new_client(CallbackServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: None,
         })
     }
@@ -1059,7 +1060,7 @@ impl CallbackServer {
         let slot = conn.export_slot("Callback")?;
         Ok(::mp_ipc::capnp_rpc::new_client(CallbackServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: Some(slot),
         }))
     }
@@ -1087,7 +1088,7 @@ impl crate::calc_capnp::callback::Server for CallbackServer {
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let n = p.get_n();
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.step(n))
                 .await?
@@ -1120,9 +1121,9 @@ pub trait Counter: Send + Sync + 'static {
 /// A `Counter` in the peer process: a thread-safe handle; clone it, send it,
 /// call it from any thread (sync methods) or from async code (`*_async`).
 ///
-/// When the last clone is dropped (off the event loop, while connected),
-/// the object's `destroy` is called unless it was called already;
-/// an error from it is ignored.
+/// When the last clone is dropped while connected, the object's `destroy`
+/// is called unless it was called already: waited for off the event
+/// loop, sent without waiting on it; an error from it is ignored.
 #[derive(Clone, Debug)]
 pub struct CounterClient {
     remote: ::mp_ipc::Remote<crate::calc_capnp::counter::Client>,
@@ -1138,6 +1139,12 @@ impl CounterClient {
             remote.clone(),
             |remote| {
                 remote.call(
+                    ::mp_ipc::CallSite::new("Counter", "destroy"),
+                    Self::build_destroy(),
+                )
+            },
+            |remote| {
+                remote.call_detached(
                     ::mp_ipc::CallSite::new("Counter", "destroy"),
                     Self::build_destroy(),
                 )
@@ -1291,7 +1298,7 @@ impl Counter for CounterClient {
 /// the reply back on the loop.
 pub struct CounterServer {
     conn: ::mp_ipc::WeakLoopConnection,
-    imp: ::std::sync::Arc<dyn Counter>,
+    imp: ::mp_ipc::codegen_support::Served<dyn Counter>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
@@ -1303,7 +1310,7 @@ impl CounterServer {
     ) -> crate::calc_capnp::counter::Client {
         ::mp_ipc::capnp_rpc::new_client(CounterServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: None,
         })
     }
@@ -1318,7 +1325,7 @@ impl CounterServer {
         let slot = conn.export_slot("Counter")?;
         Ok(::mp_ipc::capnp_rpc::new_client(CounterServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: Some(slot),
         }))
     }
@@ -1346,7 +1353,7 @@ impl crate::calc_capnp::counter::Server for CounterServer {
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let delta = p.get_delta();
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.add(delta))
                 .await?
@@ -1366,8 +1373,9 @@ impl crate::calc_capnp::counter::Server for CounterServer {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Counter", "get");
         let result = (|| {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let imp = self.imp.get(SITE)?;
             let value = conn
-                .run_on_loop(SITE, || self.imp.get())?
+                .run_on_loop(SITE, || imp.get())?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
             r.set_value(value);
@@ -1387,10 +1395,14 @@ impl crate::calc_capnp::counter::Server for CounterServer {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let imp = self.imp.clone();
-            conn.dispatch(SITE, ctx, move || imp.destroy())
-                .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let imp = self.imp.take(SITE)?;
+            conn.dispatch(SITE, ctx, move || {
+                let outcome = imp.destroy();
+                drop(imp);
+                outcome
+            })
+            .await?
+            .map_err(::mp_ipc::capnp::Error::failed)?;
             Ok(())
         }
     }

@@ -828,9 +828,9 @@ fn emit_client(out: &mut String, iface: &Interface, cm: &str) {
     );
     if destroy.is_some() {
         out.push_str(
-            "///\n/// When the last clone is dropped (off the event loop, while connected),\n\
-             /// the object's `destroy` is called unless it was called already;\n\
-             /// an error from it is ignored.\n",
+            "///\n/// When the last clone is dropped while connected, the object's `destroy`\n\
+             /// is called unless it was called already: waited for off the event\n\
+             /// loop, sent without waiting on it; an error from it is ignored.\n",
         );
     }
     let _ = writeln!(
@@ -857,12 +857,13 @@ fn emit_client(out: &mut String, iface: &Interface, cm: &str) {
                 "pub fn from_remote(remote: ::mp_ipc::Remote<{cap}>) -> Self {{\n\
                  let guard = ::std::sync::Arc::new(::mp_ipc::codegen_support::DestroyOnDrop::new(\n\
                  remote.clone(),\n\
-                 |remote| remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}()),\n\
+                 |remote| remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::{bn}()),\n\
+                 |remote| remote.call_detached(::mp_ipc::CallSite::new({i}, {ms}), Self::{bn}()),\n\
                  ));\n\
                  {client} {{ remote, guard }}\n}}\n",
                 i = lit(&iface.schema),
                 ms = lit(&m.schema),
-                sn = m.snake,
+                bn = m.build_fn,
             );
         }
         None => {
@@ -1121,9 +1122,9 @@ fn emit_client_method(
         let _ = writeln!(
             out,
             "pub fn {id}(&self{sig_params}) -> ::std::result::Result<{ret}, {err}> {{\n\
-             {mark}self.remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args})){flatten}\n}}\n",
+             {mark}self.remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::{bn}({args})){flatten}\n}}\n",
             id = m.ident,
-            sn = m.snake,
+            bn = m.build_fn,
             i = lit(&iface.schema),
             ms = lit(&m.schema),
         );
@@ -1136,10 +1137,10 @@ fn emit_client_method(
             out,
             "///\n/// In/out parameters get the server's values back when the call succeeds.\n\
              pub fn {id}(&self{sig_params}) -> ::std::result::Result<{ret}, {err}> {{\n\
-             {mark}let ({v}, ({new_vals})) = self.remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({args})){flatten}?;\n\
+             {mark}let ({v}, ({new_vals})) = self.remote.call(::mp_ipc::CallSite::new({i}, {ms}), Self::{bn}({args})){flatten}?;\n\
              {assign}Ok({v})\n}}\n",
             id = m.ident,
-            sn = m.snake,
+            bn = m.build_fn,
             i = lit(&iface.schema),
             ms = lit(&m.schema),
         );
@@ -1154,10 +1155,10 @@ fn emit_client_method(
     many_args(out, m);
     if inouts.is_empty() {
         let call = format!(
-            "self.remote.call_async(::mp_ipc::CallSite::new({}, {}), Self::build_{}({args}))",
+            "self.remote.call_async(::mp_ipc::CallSite::new({}, {}), Self::{}({args}))",
             lit(&iface.schema),
             lit(&m.schema),
-            m.snake
+            m.build_fn
         );
         let async_body = if m.errors.is_empty() {
             call
@@ -1166,19 +1167,19 @@ fn emit_client_method(
         };
         let _ = writeln!(
             out,
-            "pub fn {sn}_async(&self{sig_params}) -> impl ::std::future::Future<Output = ::std::result::Result<{ret}, {err}>> + Send + 'static {{\n\
+            "pub fn {an}(&self{sig_params}) -> impl ::std::future::Future<Output = ::std::result::Result<{ret}, {err}>> + Send + 'static {{\n\
              {mark}{async_body}\n}}\n",
-            sn = m.snake,
+            an = m.async_fn,
         );
     } else {
         let _ = writeln!(
             out,
             "///\n/// In/out parameters are taken by value; their new values follow the results.\n\
              #[allow(clippy::type_complexity)]\n\
-             pub fn {sn}_async(&self{async_sig_params}) -> impl ::std::future::Future<Output = ::std::result::Result<{async_ret}, {err}>> + Send + 'static {{\n\
-             {mark}let call = self.remote.call_async(::mp_ipc::CallSite::new({i}, {ms}), Self::build_{sn}({async_args}));\n\
+             pub fn {an}(&self{async_sig_params}) -> impl ::std::future::Future<Output = ::std::result::Result<{async_ret}, {err}>> + Send + 'static {{\n\
+             {mark}let call = self.remote.call_async(::mp_ipc::CallSite::new({i}, {ms}), Self::{bn}({async_args}));\n\
              async move {{\nlet ({v}, ({new_vals})) = call.await{flatten}?;\nOk(({v}, {new_vals}))\n}}\n}}\n",
-            sn = m.snake,
+            an = m.async_fn, bn = m.build_fn,
             i = lit(&iface.schema),
             ms = lit(&m.schema),
         );
@@ -1204,10 +1205,10 @@ fn emit_client_method(
     }
     let _ = write!(
         out,
-        "fn build_{sn}({bp}) -> impl FnOnce(&{cap}, &::mp_ipc::CallSetup) -> ::std::result::Result<::mp_ipc::CallFuture<{build_ret}>, ::mp_ipc::Error> + Send + 'static {{\n\
+        "fn {bn}({bp}) -> impl FnOnce(&{cap}, &::mp_ipc::CallSetup) -> ::std::result::Result<::mp_ipc::CallFuture<{build_ret}>, ::mp_ipc::Error> + Send + 'static {{\n\
          {site}\
          move |cap: &{cap}, {setup}: &::mp_ipc::CallSetup| {{\n",
-        sn = m.snake,
+        bn = m.build_fn,
         bp = build_params.join(", "),
         site = site(iface, m),
     );
@@ -1348,17 +1349,17 @@ fn emit_server(out: &mut String, iface: &Interface, cm: &str) {
          /// Rust values on the event loop, runs the method on the thread the call's\n\
          /// Context names (or on the loop if the method has no Context) and writes\n\
          /// the reply back on the loop.\n\
-         {allow}pub struct {server} {{\nconn: ::mp_ipc::WeakLoopConnection,\nimp: ::std::sync::Arc<dyn {name}>,\n_slot: Option<::mp_ipc::codegen_support::ExportSlot>,\n}}\n\n\
+         {allow}pub struct {server} {{\nconn: ::mp_ipc::WeakLoopConnection,\nimp: ::mp_ipc::codegen_support::Served<dyn {name}>,\n_slot: Option<::mp_ipc::codegen_support::ExportSlot>,\n}}\n\n\
          impl {server} {{\n\
          /// A capability serving `imp` on `conn` (call on the event loop).\n\
          pub fn client(conn: &::std::rc::Rc<::mp_ipc::LoopConnection>, imp: ::std::sync::Arc<dyn {name}>) -> {module}::Client {{\n\
-         ::mp_ipc::capnp_rpc::new_client({server} {{\nconn: ::std::rc::Rc::downgrade(conn),\nimp,\n_slot: None,\n}})\n}}\n\n\
+         ::mp_ipc::capnp_rpc::new_client({server} {{\nconn: ::std::rc::Rc::downgrade(conn),\nimp: ::mp_ipc::codegen_support::Served::new(imp),\n_slot: None,\n}})\n}}\n\n\
          /// [`client`](Self::client) for an object handed to the peer in a\n\
          /// call or a reply: counted against `Limits::max_exported_objects`\n\
          /// until the peer releases it, and refused past that limit.\n\
          pub fn exported(conn: &::std::rc::Rc<::mp_ipc::LoopConnection>, imp: ::std::sync::Arc<dyn {name}>) -> ::std::result::Result<{module}::Client, ::mp_ipc::capnp::Error> {{\n\
          let slot = conn.export_slot({iface_lit})?;\n\
-         Ok(::mp_ipc::capnp_rpc::new_client({server} {{\nconn: ::std::rc::Rc::downgrade(conn),\nimp,\n_slot: Some(slot),\n}}))\n}}\n\n\
+         Ok(::mp_ipc::capnp_rpc::new_client({server} {{\nconn: ::std::rc::Rc::downgrade(conn),\nimp: ::mp_ipc::codegen_support::Served::new(imp),\n_slot: Some(slot),\n}}))\n}}\n\n\
          /// [`client`](Self::client) as a bootstrap capability, for\n\
          /// `ConnectionBuilder::serve`.\n\
          pub fn bootstrap(conn: &::std::rc::Rc<::mp_ipc::LoopConnection>, imp: ::std::sync::Arc<dyn {name}>) -> ::mp_ipc::capnp::capability::Client {{\n\
@@ -1492,13 +1493,18 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
         })
         .collect();
     let args = args.join(", ");
-    let imp = if m.context.is_some() {
-        "imp"
-    } else {
-        "self.imp"
-    };
+    let imp = "imp";
     // In/out parameters are lent to the method and come back beside its value.
-    let (call, value_pat) = if inouts.is_empty() {
+    let (call, value_pat) = if is_destroy(m) {
+        // The implementation goes on this thread, before the reply.
+        (
+            format!(
+                "{{\nlet outcome = {imp}.{}();\ndrop({imp});\noutcome\n}}",
+                m.ident
+            ),
+            v.clone(),
+        )
+    } else if inouts.is_empty() {
         (format!("{imp}.{}({args})", m.ident), v.clone())
     } else {
         let lets: String = inouts
@@ -1529,11 +1535,15 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
             ".map_err(::mp_ipc::capnp::Error::failed)?",
         ),
     };
+    let _ = writeln!(
+        body,
+        "let imp = self.imp.{}(SITE)?;",
+        if is_destroy(m) { "take" } else { "get" }
+    );
     if m.context.is_some() {
         let _ = writeln!(
             body,
-            "let imp = self.imp.clone();\n\
-             {bind}conn.dispatch(SITE, ctx, move || {call}).await?{fail};"
+            "{bind}conn.dispatch(SITE, ctx, move || {call}).await?{fail};"
         );
     } else {
         let _ = writeln!(body, "{bind}conn.run_on_loop(SITE, || {call})?{fail};");

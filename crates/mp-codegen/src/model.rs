@@ -209,9 +209,12 @@ pub(crate) struct Method {
     pub stub: Stub,
     /// The Rust method name (`add_on_loop`, keywords escaped).
     pub ident: String,
-    /// Its snake-case stem without escaping, for derived names
-    /// (`type` → `type_async`, `build_type`).
-    pub snake: String,
+    /// The client's async variant (`add_on_loop_async`; `type` →
+    /// `type_async`), with a trailing `_` where a declared name takes it.
+    pub async_fn: String,
+    /// The client's private request builder (`build_add_on_loop`), kept
+    /// clear the same way.
+    pub build_fn: String,
     /// capnpc's name for the `Server` trait method (`add_on_loop`, keywords get `_`).
     pub capnp_fn: String,
     /// capnpc's name for `{capnp_fn}_request` (no keyword escaping there).
@@ -745,52 +748,60 @@ fn read_interface(
             }
         }
     }
-    // The generated names of one interface must not collide: a method whose
-    // names are reserved or taken by an earlier method is left out.
+    // The generated names of one interface must not collide. Declared
+    // names come first: a method whose Rust name is reserved by the client
+    // or taken by an earlier method (or a base's) is left out. A derived
+    // name (`{name}_async`, `build_{name}`) that a declared one or an
+    // earlier derived one takes gets a trailing `_` until it is free, so
+    // `callFn` and `callFnAsync` both keep their names: `call_fn`,
+    // `call_fn_async_` (the async variant of `callFn`), `call_fn_async`.
+    const RESERVED: [&str; 5] = ["new", "remote", "connection", "connect", "from_remote"];
     let mut seen: HashMap<String, String> = HashMap::new();
     for b in &bases {
         for m in &b.iface.methods {
-            for g in [
-                m.ident.clone(),
-                format!("{}_async", m.snake),
-                format!("build_{}", m.snake),
-            ] {
-                seen.insert(g, format!("{}.{}", b.iface.schema, m.schema));
+            let at = format!("{}.{}", b.iface.schema, m.schema);
+            for g in [&m.ident, &m.async_fn, &m.build_fn] {
+                seen.insert(g.clone(), at.clone());
             }
         }
     }
     let mut methods = Vec::new();
     for m in mapped {
-        let generated = [
-            m.ident.clone(),
-            format!("{}_async", m.snake),
-            format!("build_{}", m.snake),
-        ];
         let mut found = Vec::new();
-        for g in &generated {
-            if ["new", "remote", "connection", "connect", "from_remote"].contains(&g.as_str()) {
-                found.push(here.problem(
-                    Some(&m.schema),
-                    None,
-                    format!("the generated Rust name `{g}` is reserved by the generated client"),
-                ));
-            }
-            if let Some(other) = seen.get(g) {
-                found.push(here.problem(
-                    Some(&m.schema),
-                    None,
-                    format!("the generated Rust name `{g}` collides with one generated for method `{other}`"),
-                ));
-            }
+        if RESERVED.contains(&m.ident.as_str()) {
+            found.push(here.problem(
+                Some(&m.schema),
+                None,
+                format!(
+                    "the generated Rust name `{}` is reserved by the generated client",
+                    m.ident
+                ),
+            ));
+        }
+        if let Some(other) = seen.get(&m.ident) {
+            found.push(here.problem(
+                Some(&m.schema),
+                None,
+                format!(
+                    "the generated Rust name `{}` collides with one generated for method `{other}`",
+                    m.ident
+                ),
+            ));
         }
         if found.is_empty() {
-            for g in generated {
-                seen.insert(g, m.schema.clone());
-            }
+            seen.insert(m.ident.clone(), m.schema.clone());
             methods.push(m);
         } else {
             left.push(left_out(&m, joined_reasons(&found)));
             problems.extend(found);
+        }
+    }
+    for m in &mut methods {
+        for g in [&mut m.async_fn, &mut m.build_fn] {
+            while seen.contains_key(g.as_str()) || RESERVED.contains(&g.as_str()) {
+                g.push('_');
+            }
+            seen.insert(g.clone(), m.schema.clone());
         }
     }
     left.sort_by_key(|l| l.ordinal);
@@ -916,7 +927,8 @@ fn read_method(
             ordinal: 0,
             stub: Stub::Call,
             ident: "construct".into(),
-            snake: "construct".into(),
+            async_fn: "construct_async".into(),
+            build_fn: "build_construct".into(),
             capnp_fn: names::capnp_module_name(name),
             capnp_request: names::snake(name),
             capnp_alias: names::capitalize_first(name),
@@ -956,7 +968,10 @@ fn read_method(
             continue;
         }
         match map_field(ctx, file_id, *f, &fname, &Env::new(), 0) {
-            Ok(field) => mapped_params.push(field),
+            Ok(field) => mapped_params.push(Field {
+                ident: names::param_ident(field.ident.clone()),
+                ..field
+            }),
             Err(reason) => problems.push((Some(fname), reason)),
         }
     }
@@ -1035,7 +1050,8 @@ fn read_method(
         ordinal: 0,
         stub: Stub::Call,
         ident: names::ident(&rust_name),
-        snake: rust_name,
+        async_fn: format!("{rust_name}_async"),
+        build_fn: format!("build_{rust_name}"),
         capnp_fn: names::capnp_module_name(name),
         capnp_request: names::snake(name),
         capnp_alias: names::capitalize_first(name),

@@ -89,6 +89,22 @@ pub(crate) fn ident(snake: &str) -> String {
     }
 }
 
+/// The locals of generated method bodies (request and reply builders, the
+/// connection, the implementation): a parameter named like one of them gets
+/// a trailing `_`, as keywords do, so it cannot shadow them.
+const GENERATED_LOCALS: &[&str] = &[
+    "cap", "conn", "ctx", "imp", "outcome", "p", "params", "r", "req", "results", "setup",
+];
+
+/// [`ident`] for a method parameter, kept clear of [`GENERATED_LOCALS`].
+pub(crate) fn param_ident(ident: String) -> String {
+    if GENERATED_LOCALS.contains(&ident.as_str()) {
+        format!("{ident}_")
+    } else {
+        ident
+    }
+}
+
 /// A Rust type name from a schema name: the first letter capitalised.
 pub(crate) fn type_name(s: &str) -> String {
     capitalize_first(s)

@@ -259,11 +259,17 @@ fn returned_objects_have_their_own_methods() {
             .join()
             .unwrap();
         assert_eq!(counter.get().unwrap(), 10);
-        counter.destroy().unwrap();
         // Two counters are two objects.
         let other = calc.make_counter(-1).unwrap();
         assert_eq!(other.get().unwrap(), -1);
-        assert_eq!(counter.get().unwrap(), 10);
+        counter.destroy().unwrap();
+        assert_eq!(other.get().unwrap(), -1);
+        // The server let the destroyed one go: a later call says so.
+        let err = counter.get().unwrap_err().to_string();
+        assert!(
+            err.contains("Counter.get") && err.contains("destroyed"),
+            "{err}"
+        );
     });
 }
 

@@ -40,8 +40,10 @@ mod shared_mp {
 }
 
 use ledger_mp::{
-    Account, Ledger, LedgerCallError, LedgerClient, LedgerServer, LedgerWalkResults, Migration,
-    RpcError,
+    Account, Chain, ChainClient, ChainClientClient, ChainFindBlockResults, ChainProxyClient,
+    FoundBlockParam, FoundBlockResult, Handler, Ledger, LedgerCallError, LedgerClient,
+    LedgerServer, LedgerWalkResults, Migration, Notifications, NotificationsClient, RpcError,
+    WalletLoader,
 };
 use shared_mp::{Block, Pair, PairInt64};
 
@@ -99,6 +101,7 @@ impl Mine {
 
 struct Books {
     accounts: Vec<Arc<dyn Account>>,
+    chain: Arc<Registry>,
 }
 
 type History = Vec<Pair<String, Vec<Pair<Vec<u8>, PairInt64<String>>>>>;
@@ -204,6 +207,169 @@ impl Ledger for Books {
     fn attach(&self, label: String) -> Result<String, String> {
         Ok(format!("attached {label}"))
     }
+
+    fn chain(&self) -> Result<Arc<dyn Chain>, String> {
+        Ok(self.chain.clone())
+    }
+
+    fn loader(&self) -> Result<Arc<dyn WalletLoader>, String> {
+        Ok(Arc::new(Loader {
+            accounts: self.accounts.clone(),
+        }))
+    }
+
+    fn start(&self, client: ChainClientClient) -> Result<String, String> {
+        client.load().map_err(|e| e.to_string())
+    }
+
+    fn call_fn(&self) -> Result<String, String> {
+        Ok("callFn".into())
+    }
+
+    fn call_fn_async(&self) -> Result<String, String> {
+        Ok("callFnAsync".into())
+    }
+
+    fn weigh(
+        &self,
+        p: i32,
+        conn: i32,
+        cap: i32,
+        req: i32,
+        imp: i32,
+        r: i32,
+    ) -> Result<i32, String> {
+        Ok(p + 2 * conn + 3 * cap + 4 * req + 5 * imp + 6 * r)
+    }
+}
+
+/// The server's chain.
+#[derive(Default)]
+struct Registry {
+    callbacks: Arc<Callbacks>,
+}
+
+/// The registered callbacks, by registration.
+#[derive(Default)]
+struct Callbacks {
+    next: AtomicUsize,
+    list: parking_lot::Mutex<Vec<(usize, NotificationsClient)>>,
+}
+
+impl Chain for Registry {
+    fn handle_notifications(
+        &self,
+        notifications: NotificationsClient,
+    ) -> Result<Arc<dyn Handler>, String> {
+        let id = self.callbacks.next.fetch_add(1, Ordering::SeqCst);
+        self.callbacks.list.lock().push((id, notifications));
+        Ok(Arc::new(Registration {
+            id,
+            callbacks: self.callbacks.clone(),
+        }))
+    }
+
+    fn notify(&self, height: i32) -> Result<i32, String> {
+        let callbacks: Vec<NotificationsClient> = self
+            .callbacks
+            .list
+            .lock()
+            .iter()
+            .map(|(_, c)| c.clone())
+            .collect();
+        for callback in &callbacks {
+            callback
+                .block_connected(height)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(callbacks.len() as i32)
+    }
+
+    fn forget(&self) -> Result<i32, String> {
+        // Runs on the event loop: the clients are dropped there.
+        let gone = std::mem::take(&mut *self.callbacks.list.lock());
+        Ok(gone.len() as i32)
+    }
+
+    fn find_block(
+        &self,
+        hash: Vec<u8>,
+        block: FoundBlockParam,
+    ) -> Result<ChainFindBlockResults, String> {
+        let found = !hash.is_empty();
+        Ok(ChainFindBlockResults {
+            block: FoundBlockResult {
+                height: if block.want_height {
+                    hash.len() as i32
+                } else {
+                    -1
+                },
+                hash: if block.want_hash { hash } else { Vec::new() },
+                found,
+            },
+            result: found,
+        })
+    }
+}
+
+/// One registered callback: going (on `destroy`, or when the peer lets the
+/// handler go) unregisters it, dropping the server's client of it.
+struct Registration {
+    id: usize,
+    callbacks: Arc<Callbacks>,
+}
+
+impl Handler for Registration {
+    fn disconnect(&self) -> Result<(), String> {
+        self.unregister();
+        Ok(())
+    }
+}
+
+impl Registration {
+    fn unregister(&self) {
+        let gone: Vec<_> = {
+            let mut list = self.callbacks.list.lock();
+            let (gone, kept) = std::mem::take(&mut *list)
+                .into_iter()
+                .partition(|(id, _)| *id == self.id);
+            *list = kept;
+            gone
+        };
+        // Dropped here, outside the lock: each sends its `destroy`.
+        drop(gone);
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.unregister();
+    }
+}
+
+/// The server's wallet loader: a `ChainClient` too.
+struct Loader {
+    accounts: Vec<Arc<dyn Account>>,
+}
+
+impl ChainClient for Loader {
+    fn load(&self) -> Result<String, String> {
+        Ok(format!("loaded {} wallets", self.accounts.len()))
+    }
+}
+
+impl WalletLoader for Loader {
+    fn create_wallet(&self, name: String) -> Result<Arc<dyn Account>, String> {
+        Ok(Arc::new(Mine {
+            name,
+            balance: 0,
+            thread: std::thread::current().id(),
+        }))
+    }
+
+    fn wallets(&self) -> Result<Vec<Arc<dyn Account>>, String> {
+        Ok(self.accounts.clone())
+    }
 }
 
 fn watchdog(body: impl FnOnce() + Send + 'static) {
@@ -253,6 +419,7 @@ fn with_ledger(body: impl FnOnce(&LedgerClient) + Send + 'static) -> usize {
                     conn,
                     Arc::new(Books {
                         accounts: accounts.clone(),
+                        chain: Arc::new(Registry::default()),
                     }),
                 )
             })
@@ -438,6 +605,192 @@ fn each_exception_result_is_a_variant_the_caller_can_match() {
         assert_eq!(
             help,
             Err(LedgerCallError::HelpResult("call <command>".into()))
+        );
+    });
+}
+
+/// A callback of the client's: records each call (and on which thread it
+/// ran) and says when its `destroy` arrives.
+struct Seen {
+    heights: parking_lot::Mutex<Vec<(i32, ThreadId)>>,
+    destroyed: std::sync::mpsc::SyncSender<ThreadId>,
+}
+
+impl Notifications for Seen {
+    fn block_connected(&self, height: i32) -> Result<(), String> {
+        self.heights
+            .lock()
+            .push((height, std::thread::current().id()));
+        Ok(())
+    }
+
+    fn destroy(&self) -> Result<(), String> {
+        let _ = self.destroyed.try_send(std::thread::current().id());
+        Ok(())
+    }
+}
+
+fn new_seen() -> (Arc<Seen>, std::sync::mpsc::Receiver<ThreadId>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(4);
+    (
+        Arc::new(Seen {
+            heights: parking_lot::Mutex::new(Vec::new()),
+            destroyed: tx,
+        }),
+        rx,
+    )
+}
+
+#[test]
+fn a_callback_registered_through_a_handler_is_destroyed_before_the_handler_destroy_returns() {
+    with_ledger(|ledger| {
+        // `Chain`'s client is `ChainProxyClient`: `ChainClient` is an
+        // interface of the same file.
+        let chain: ChainProxyClient = ledger.chain().unwrap();
+        let (seen, destroyed) = new_seen();
+        let handler = chain.handle_notifications(seen.clone()).unwrap();
+        assert_eq!(chain.notify(5).unwrap(), 1);
+        assert_eq!(chain.notify(6).unwrap(), 1);
+        let me = std::thread::current().id();
+        assert_eq!(
+            *seen.heights.lock(),
+            [(5, me), (6, me)],
+            "callbacks run on the waiting thread"
+        );
+        // The server drops the registration on the thread `destroy` runs
+        // on, before it replies: the callback's own `destroy` has come
+        // back to this thread by the time this returns.
+        handler.destroy().unwrap();
+        assert_eq!(
+            destroyed.try_recv(),
+            Ok(me),
+            "the callback was destroyed, on this thread, before the handler's destroy returned"
+        );
+        assert_eq!(chain.notify(7).unwrap(), 0, "unregistered");
+        // Dropping the handler's client instead does the same.
+        let (seen, destroyed) = new_seen();
+        let handler = chain.handle_notifications(seen).unwrap();
+        drop(handler);
+        assert_eq!(destroyed.try_recv(), Ok(me));
+        assert_eq!(chain.notify(8).unwrap(), 0);
+    });
+}
+
+#[test]
+fn a_callback_dropped_on_the_event_loop_still_gets_its_destroy() {
+    with_ledger(|ledger| {
+        let chain = ledger.chain().unwrap();
+        let (seen, destroyed) = new_seen();
+        let handler = chain.handle_notifications(seen).unwrap();
+        // `forget` runs on the server's event loop and drops the callback's
+        // client there: its `destroy` is sent without waiting.
+        assert_eq!(chain.forget().unwrap(), 1);
+        assert!(
+            destroyed.recv_timeout(Duration::from_secs(10)).is_ok(),
+            "the callback's destroy arrived"
+        );
+        drop(handler);
+        assert_eq!(chain.notify(1).unwrap(), 0);
+    });
+}
+
+/// A `ChainClient` of the client's own, passed where the base is wanted.
+struct Mine2;
+
+impl ChainClient for Mine2 {
+    fn load(&self) -> Result<String, String> {
+        Ok("mine loaded".into())
+    }
+}
+
+fn load_through(client: &dyn ChainClient) -> String {
+    client.load().unwrap()
+}
+
+#[test]
+fn a_derived_interface_serves_and_calls_its_base_methods_and_passes_as_its_base() {
+    with_ledger(|ledger| {
+        let loader = ledger.loader().unwrap();
+        // A base method on the derived client, and a derived one.
+        assert_eq!(loader.load().unwrap(), "loaded 2 wallets");
+        assert_eq!(
+            loader.create_wallet("carol").unwrap().name().unwrap(),
+            "carol"
+        );
+        let names: Vec<String> = loader
+            .wallets()
+            .unwrap()
+            .iter()
+            .map(|w| w.name().unwrap())
+            .collect();
+        assert_eq!(names, ["alice", "bob"]);
+        // The derived client implements the base trait.
+        assert_eq!(load_through(&loader), "loaded 2 wallets");
+        // Passed where a `ChainClient` is wanted: the server calls it back.
+        assert_eq!(
+            ledger.start(Arc::new(loader.clone())).unwrap(),
+            "loaded 2 wallets"
+        );
+        assert_eq!(ledger.start(Arc::new(Mine2)).unwrap(), "mine loaded");
+    });
+}
+
+#[test]
+fn an_output_parameter_whose_result_type_differs_from_its_parameter_type() {
+    with_ledger(|ledger| {
+        let chain = ledger.chain().unwrap();
+        let found = chain
+            .find_block(
+                b"abc",
+                &FoundBlockParam {
+                    want_hash: true,
+                    want_height: true,
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            found,
+            ChainFindBlockResults {
+                block: FoundBlockResult {
+                    hash: b"abc".to_vec(),
+                    height: 3,
+                    found: true,
+                },
+                result: true,
+            }
+        );
+        let missing = chain
+            .find_block(
+                b"",
+                &FoundBlockParam {
+                    want_hash: false,
+                    want_height: true,
+                },
+            )
+            .unwrap();
+        assert!(!missing.result && !missing.block.found);
+        assert_eq!(missing.block.height, 0);
+    });
+}
+
+#[test]
+fn names_that_collide_with_generated_ones_are_kept_apart() {
+    with_ledger(|ledger| {
+        assert_eq!(ledger.call_fn().unwrap(), "callFn");
+        assert_eq!(ledger.call_fn_async().unwrap(), "callFnAsync");
+        // `callFn`'s async variant yields its name to the declared method.
+        assert_eq!(
+            futures::executor::block_on(ledger.call_fn_async_()).unwrap(),
+            "callFn"
+        );
+        assert_eq!(
+            futures::executor::block_on(ledger.call_fn_async_async()).unwrap(),
+            "callFnAsync"
+        );
+        // Parameters named like the generated code's locals.
+        assert_eq!(
+            ledger.weigh(1, 2, 3, 4, 5, 6).unwrap(),
+            1 + 4 + 9 + 16 + 25 + 36
         );
     });
 }

@@ -159,6 +159,28 @@ impl Connection {
             }
         }
     }
+
+    /// Sends a call without waiting for its reply, from any thread (the
+    /// event loop too): the request is built and sent on the loop, and its
+    /// outcome is only logged (`debug` level, target `mp_ipc::client`).
+    /// What a dropped client uses for its `destroy` where it cannot wait.
+    /// Runs like [`call_async`](Self::call_async): calls that need a server
+    /// thread use the connection's shared async one.
+    pub fn call_detached<R, F>(&self, site: CallSite, build: F)
+    where
+        R: Send + 'static,
+        F: FnOnce(&CallSetup) -> Result<CallFuture<R>, Error> + Send + 'static,
+    {
+        let name = format!("{}-async", self.shared.name);
+        let deliver = move |result: Result<R, Error>| {
+            if let Err(e) = result {
+                tracing::debug!(target: "mp_ipc::client", "{site}: detached call failed: {e}");
+            }
+        };
+        if let Err(e) = self.start_call(site, ClientKey::Async, name, None, None, build, deliver) {
+            tracing::debug!(target: "mp_ipc::client", "{site}: detached call not sent: {e}");
+        }
+    }
 }
 
 impl Connection {
@@ -319,6 +341,20 @@ impl<C: Clone + 'static> Remote<C> {
     {
         let inner = self.inner.clone();
         self.inner.conn.call_async(site, move |setup| {
+            let cap = inner.cap.get()?;
+            build(cap, setup)
+        })
+    }
+
+    /// A call on this object that does not wait for its reply; see
+    /// [`Connection::call_detached`].
+    pub fn call_detached<R, F>(&self, site: CallSite, build: F)
+    where
+        R: Send + 'static,
+        F: FnOnce(&C, &CallSetup) -> Result<CallFuture<R>, Error> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        self.inner.conn.call_detached(site, move |setup| {
             let cap = inner.cap.get()?;
             build(cap, setup)
         })

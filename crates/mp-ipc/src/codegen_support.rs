@@ -15,22 +15,31 @@ pub use crate::loop_conn::ExportSlot;
 use crate::{LoopConnection, Remote};
 
 /// Calls an object's `destroy` when the last client handle goes, as
-/// libmultiprocess's `ProxyClient` does. Skipped on the event loop (a sync
-/// call there cannot wait) and after a disconnect; its error is ignored,
-/// never raised from a `Drop` (libmultiprocess #273).
+/// libmultiprocess's `ProxyClient` does: off the event loop it waits for
+/// the reply (so the object and what it holds are gone when the drop
+/// returns); on the event loop, where a wait would block the loop itself,
+/// it sends `destroy` without waiting. Skipped after a disconnect. Its
+/// error is ignored, never raised from a `Drop`.
 pub struct DestroyOnDrop<C: Clone + 'static> {
     remote: Remote<C>,
     destroy: fn(&Remote<C>) -> Result<(), Error>,
+    send: fn(&Remote<C>),
     done: AtomicBool,
 }
 
 impl<C: Clone + 'static> DestroyOnDrop<C> {
-    /// `destroy` runs on drop unless [`mark_destroyed`](Self::mark_destroyed)
-    /// was called.
-    pub fn new(remote: Remote<C>, destroy: fn(&Remote<C>) -> Result<(), Error>) -> Self {
+    /// On drop, unless [`mark_destroyed`](Self::mark_destroyed) was called:
+    /// `destroy` (a call that waits) off the event loop, `send` (one that
+    /// does not, [`Remote::call_detached`]) on it.
+    pub fn new(
+        remote: Remote<C>,
+        destroy: fn(&Remote<C>) -> Result<(), Error>,
+        send: fn(&Remote<C>),
+    ) -> Self {
         DestroyOnDrop {
             remote,
             destroy,
+            send,
             done: AtomicBool::new(false),
         }
     }
@@ -55,11 +64,58 @@ impl<C: Clone + 'static> Drop for DestroyOnDrop<C> {
             return;
         }
         let conn = self.remote.connection();
-        if conn.is_disconnected() || conn.event_loop().is_current() {
+        if conn.is_disconnected() {
             return;
         }
-        let _ = (self.destroy)(&self.remote);
+        if conn.event_loop().is_current() {
+            (self.send)(&self.remote);
+        } else {
+            let _ = (self.destroy)(&self.remote);
+        }
     }
+}
+
+/// The implementation a generated server serves: held until the peer's
+/// `destroy` takes it, so that it is dropped on the thread the `destroy`
+/// call runs on, before the reply (as libmultiprocess's servers release
+/// theirs) — what it holds, such as clients of the peer's callbacks, is
+/// released in the same order as with a C++ server. Calls that arrive
+/// after that fail with an error naming them. Lives on the event loop.
+pub struct Served<T: ?Sized> {
+    imp: std::cell::RefCell<Option<std::sync::Arc<T>>>,
+}
+
+impl<T: ?Sized> Served<T> {
+    /// Serves `imp`.
+    pub fn new(imp: std::sync::Arc<T>) -> Self {
+        Served {
+            imp: std::cell::RefCell::new(Some(imp)),
+        }
+    }
+
+    /// The implementation, for one call named by `site`.
+    pub fn get(&self, site: CallSite) -> Result<std::sync::Arc<T>, capnp::Error> {
+        self.imp.borrow().clone().ok_or_else(|| destroyed(site))
+    }
+
+    /// The implementation, taken for `destroy`: later calls fail.
+    pub fn take(&self, site: CallSite) -> Result<std::sync::Arc<T>, capnp::Error> {
+        self.imp.borrow_mut().take().ok_or_else(|| destroyed(site))
+    }
+}
+
+impl<T: ?Sized> fmt::Debug for Served<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Served")
+            .field("destroyed", &self.imp.borrow().is_none())
+            .finish()
+    }
+}
+
+fn destroyed(site: CallSite) -> capnp::Error {
+    capnp::Error::failed(format!(
+        "{site}: the object was already destroyed (its `destroy` was called)"
+    ))
 }
 
 /// The connection generated conversions run on; a value holding an object

@@ -244,7 +244,7 @@ impl Connection {
     }
 
     /// This connection's id: unique in the process and never reused, so a
-    /// new connection can never be mistaken for a dead one (libmultiprocess #106).
+    /// new connection can never be mistaken for a dead one.
     pub fn id(&self) -> u64 {
         self.shared.id
     }

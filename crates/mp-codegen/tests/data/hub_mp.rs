@@ -294,7 +294,7 @@ impl Hub for HubClient {
 /// the reply back on the loop.
 pub struct HubServer {
     conn: ::mp_ipc::WeakLoopConnection,
-    imp: ::std::sync::Arc<dyn Hub>,
+    imp: ::mp_ipc::codegen_support::Served<dyn Hub>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
@@ -306,7 +306,7 @@ impl HubServer {
     ) -> crate::hub_capnp::hub::Client {
         ::mp_ipc::capnp_rpc::new_client(HubServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: None,
         })
     }
@@ -321,7 +321,7 @@ impl HubServer {
         let slot = conn.export_slot("Hub")?;
         Ok(::mp_ipc::capnp_rpc::new_client(HubServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: Some(slot),
         }))
     }
@@ -364,7 +364,7 @@ impl crate::hub_capnp::hub::Server for HubServer {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.make_echo())
                 .await?
@@ -397,7 +397,7 @@ impl crate::hub_capnp::hub::Server for HubServer {
             )?);
             let _keep_echo = echo.clone();
             let text = ::mp_ipc::codegen_support::text(SITE, "text", p.get_text())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.relay(echo, text))
                 .await?
@@ -420,7 +420,7 @@ impl crate::hub_capnp::hub::Server for HubServer {
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let exists = p.get_exists();
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.find_echo(exists))
                 .await?

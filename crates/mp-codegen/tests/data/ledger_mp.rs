@@ -145,6 +145,114 @@ impl RpcError {
     }
 }
 
+/// What to look up (libmultiprocess's output-parameter pattern: the
+/// parameter and the result of the same name have different types).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoundBlockParam {
+    /// `wantHash`.
+    pub want_hash: bool,
+    /// `wantHeight`.
+    pub want_height: bool,
+}
+
+impl Default for FoundBlockParam {
+    /// The schema's default values.
+    fn default() -> Self {
+        FoundBlockParam {
+            want_hash: Default::default(),
+            want_height: Default::default(),
+        }
+    }
+}
+
+impl FoundBlockParam {
+    /// Reads one from capnp (for the generated adapters); objects in it
+    /// are wrapped on `conn`.
+    #[doc(hidden)]
+    pub fn mp_read(
+        site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        r: crate::ledger_capnp::found_block_param::Reader<'_>,
+    ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
+        Ok(FoundBlockParam {
+            want_hash: r.get_want_hash(),
+            want_height: r.get_want_height(),
+        })
+    }
+
+    /// Writes it to capnp (for the generated adapters); objects in it are
+    /// exported on `conn`.
+    #[doc(hidden)]
+    pub fn mp_write(
+        &self,
+        site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        mut b: crate::ledger_capnp::found_block_param::Builder<'_>,
+    ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
+        b.set_want_hash(self.want_hash);
+        b.set_want_height(self.want_height);
+        Ok(())
+    }
+}
+
+/// The `FoundBlockResult` struct.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoundBlockResult {
+    /// `hash`.
+    pub hash: Vec<u8>,
+    /// `height`.
+    pub height: i32,
+    /// `found`.
+    pub found: bool,
+}
+
+impl Default for FoundBlockResult {
+    /// The schema's default values.
+    fn default() -> Self {
+        FoundBlockResult {
+            hash: Default::default(),
+            height: Default::default(),
+            found: Default::default(),
+        }
+    }
+}
+
+impl FoundBlockResult {
+    /// Reads one from capnp (for the generated adapters); objects in it
+    /// are wrapped on `conn`.
+    #[doc(hidden)]
+    pub fn mp_read(
+        site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        r: crate::ledger_capnp::found_block_result::Reader<'_>,
+    ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
+        Ok(FoundBlockResult {
+            hash: r.get_hash()?.to_vec(),
+            height: r.get_height(),
+            found: r.get_found(),
+        })
+    }
+
+    /// Writes it to capnp (for the generated adapters); objects in it are
+    /// exported on `conn`.
+    #[doc(hidden)]
+    pub fn mp_write(
+        &self,
+        site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        mut b: crate::ledger_capnp::found_block_result::Builder<'_>,
+    ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
+        b.set_hash(self.hash.as_slice());
+        b.set_height(self.height);
+        b.set_found(self.found);
+        Ok(())
+    }
+}
+
 /// The `Account` interface, implemented in Rust.
 ///
 /// Implement it and serve it with [`AccountServer`]; call a peer's with [`AccountClient`].
@@ -166,9 +274,9 @@ pub trait Account: Send + Sync + 'static {
 /// A `Account` in the peer process: a thread-safe handle; clone it, send it,
 /// call it from any thread (sync methods) or from async code (`*_async`).
 ///
-/// When the last clone is dropped (off the event loop, while connected),
-/// the object's `destroy` is called unless it was called already;
-/// an error from it is ignored.
+/// When the last clone is dropped while connected, the object's `destroy`
+/// is called unless it was called already: waited for off the event
+/// loop, sent without waiting on it; an error from it is ignored.
 #[derive(Clone, Debug)]
 pub struct AccountClient {
     remote: ::mp_ipc::Remote<crate::ledger_capnp::account::Client>,
@@ -184,6 +292,12 @@ impl AccountClient {
             remote.clone(),
             |remote| {
                 remote.call(
+                    ::mp_ipc::CallSite::new("Account", "destroy"),
+                    Self::build_destroy(),
+                )
+            },
+            |remote| {
+                remote.call_detached(
                     ::mp_ipc::CallSite::new("Account", "destroy"),
                     Self::build_destroy(),
                 )
@@ -343,7 +457,7 @@ impl Account for AccountClient {
 /// the reply back on the loop.
 pub struct AccountServer {
     conn: ::mp_ipc::WeakLoopConnection,
-    imp: ::std::sync::Arc<dyn Account>,
+    imp: ::mp_ipc::codegen_support::Served<dyn Account>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
@@ -355,7 +469,7 @@ impl AccountServer {
     ) -> crate::ledger_capnp::account::Client {
         ::mp_ipc::capnp_rpc::new_client(AccountServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: None,
         })
     }
@@ -370,7 +484,7 @@ impl AccountServer {
         let slot = conn.export_slot("Account")?;
         Ok(::mp_ipc::capnp_rpc::new_client(AccountServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: Some(slot),
         }))
     }
@@ -397,10 +511,14 @@ impl crate::ledger_capnp::account::Server for AccountServer {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let imp = self.imp.clone();
-            conn.dispatch(SITE, ctx, move || imp.destroy())
-                .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let imp = self.imp.take(SITE)?;
+            conn.dispatch(SITE, ctx, move || {
+                let outcome = imp.destroy();
+                drop(imp);
+                outcome
+            })
+            .await?
+            .map_err(::mp_ipc::capnp::Error::failed)?;
             Ok(())
         }
     }
@@ -416,7 +534,7 @@ impl crate::ledger_capnp::account::Server for AccountServer {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.name())
                 .await?
@@ -438,7 +556,7 @@ impl crate::ledger_capnp::account::Server for AccountServer {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.balance())
                 .await?
@@ -505,6 +623,29 @@ pub trait Ledger: Send + Sync + 'static {
     /// `ActorCallback.call`): "ok" answers, "rpc", "type", "help" and "fail"
     /// raise each, anything else fails the call.
     fn call(&self, command: String) -> ::std::result::Result<String, LedgerCallError>;
+    /// `Ledger.chain`.
+    fn chain(&self) -> ::std::result::Result<::std::sync::Arc<dyn Chain>, String>;
+    /// `Ledger.loader`.
+    fn loader(&self) -> ::std::result::Result<::std::sync::Arc<dyn WalletLoader>, String>;
+    /// A derived object passed where its base is wanted: loads it, returns
+    /// what `load` said.
+    fn start(&self, client: ChainClientClient) -> ::std::result::Result<String, String>;
+    /// `Ledger.callFn`.
+    fn call_fn(&self) -> ::std::result::Result<String, String>;
+    /// Names that collide with a generated one: `callFn`'s async variant
+    /// would be `call_fn_async`, which `callFnAsync` declares.
+    fn call_fn_async(&self) -> ::std::result::Result<String, String>;
+    /// Parameters named like the generated code's locals: p + 2 conn + 3 cap
+    /// + 4 req + 5 imp + 6 r.
+    fn weigh(
+        &self,
+        p_: i32,
+        conn_: i32,
+        cap_: i32,
+        req_: i32,
+        imp_: i32,
+        r_: i32,
+    ) -> ::std::result::Result<i32, String>;
 }
 
 /// The results of `Ledger.walk`.
@@ -1401,6 +1542,309 @@ impl LedgerClient {
             }))
         }
     }
+
+    /// Calls `Ledger.chain`.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn chain(&self) -> ::std::result::Result<ChainProxyClient, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Ledger", "chain"),
+            Self::build_chain(),
+        )
+    }
+
+    /// [`chain`](Self::chain) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn chain_async(
+        &self,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<ChainProxyClient, ::mp_ipc::Error>>
+           + Send
+           + 'static {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Ledger", "chain"),
+            Self::build_chain(),
+        )
+    }
+
+    fn build_chain() -> impl FnOnce(
+        &crate::ledger_capnp::ledger::Client,
+        &::mp_ipc::CallSetup,
+    )
+        -> ::std::result::Result<::mp_ipc::CallFuture<ChainProxyClient>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "chain");
+        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.chain_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            let conn = setup.conn().clone();
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
+                Ok(ChainProxyClient::from_remote(
+                    ::mp_ipc::codegen_support::wrap(SITE, "result", Some(&conn), r.get_result()?)?,
+                ))
+            }))
+        }
+    }
+
+    /// Calls `Ledger.loader`.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn loader(&self) -> ::std::result::Result<WalletLoaderClient, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Ledger", "loader"),
+            Self::build_loader(),
+        )
+    }
+
+    /// [`loader`](Self::loader) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn loader_async(
+        &self,
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<WalletLoaderClient, ::mp_ipc::Error>,
+    > + Send
+           + 'static {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Ledger", "loader"),
+            Self::build_loader(),
+        )
+    }
+
+    fn build_loader() -> impl FnOnce(
+        &crate::ledger_capnp::ledger::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::CallFuture<WalletLoaderClient>,
+        ::mp_ipc::Error,
+    > + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "loader");
+        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.loader_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            let conn = setup.conn().clone();
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
+                Ok(WalletLoaderClient::from_remote(
+                    ::mp_ipc::codegen_support::wrap(SITE, "result", Some(&conn), r.get_result()?)?,
+                ))
+            }))
+        }
+    }
+
+    /// Calls `Ledger.start`.
+    ///
+    /// A derived object passed where its base is wanted: loads it, returns
+    /// what `load` said.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn start(
+        &self,
+        client: ::std::sync::Arc<dyn ChainClient>,
+    ) -> ::std::result::Result<String, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Ledger", "start"),
+            Self::build_start(client),
+        )
+    }
+
+    /// [`start`](Self::start) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn start_async(
+        &self,
+        client: ::std::sync::Arc<dyn ChainClient>,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<String, ::mp_ipc::Error>>
+           + Send
+           + 'static {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Ledger", "start"),
+            Self::build_start(client),
+        )
+    }
+
+    fn build_start(
+        client: ::std::sync::Arc<dyn ChainClient>,
+    ) -> impl FnOnce(
+        &crate::ledger_capnp::ledger::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<String>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "start");
+        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.start_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            (|| -> ::mp_ipc::capnp::Result<()> {
+                p.set_client(ChainClientServer::exported(
+                    ::mp_ipc::codegen_support::conn(SITE, "client", Some(setup.conn()))?,
+                    client.clone(),
+                )?);
+                Ok(())
+            })()
+            .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
+            Ok(::mp_ipc::send_request(SITE, req, |r| {
+                ::mp_ipc::codegen_support::text(SITE, "result", r.get_result())
+            }))
+        }
+    }
+
+    /// Calls `Ledger.callFn`.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn call_fn(&self) -> ::std::result::Result<String, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Ledger", "callFn"),
+            Self::build_call_fn(),
+        )
+    }
+
+    /// [`call_fn`](Self::call_fn) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn call_fn_async_(
+        &self,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<String, ::mp_ipc::Error>>
+           + Send
+           + 'static {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Ledger", "callFn"),
+            Self::build_call_fn(),
+        )
+    }
+
+    fn build_call_fn() -> impl FnOnce(
+        &crate::ledger_capnp::ledger::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<String>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "callFn");
+        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.call_fn_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            Ok(::mp_ipc::send_request(SITE, req, |r| {
+                ::mp_ipc::codegen_support::text(SITE, "result", r.get_result())
+            }))
+        }
+    }
+
+    /// Calls `Ledger.callFnAsync`.
+    ///
+    /// Names that collide with a generated one: `callFn`'s async variant
+    /// would be `call_fn_async`, which `callFnAsync` declares.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn call_fn_async(&self) -> ::std::result::Result<String, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Ledger", "callFnAsync"),
+            Self::build_call_fn_async(),
+        )
+    }
+
+    /// [`call_fn_async`](Self::call_fn_async) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn call_fn_async_async(
+        &self,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<String, ::mp_ipc::Error>>
+           + Send
+           + 'static {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Ledger", "callFnAsync"),
+            Self::build_call_fn_async(),
+        )
+    }
+
+    fn build_call_fn_async() -> impl FnOnce(
+        &crate::ledger_capnp::ledger::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<String>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "callFnAsync");
+        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.call_fn_async_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            Ok(::mp_ipc::send_request(SITE, req, |r| {
+                ::mp_ipc::codegen_support::text(SITE, "result", r.get_result())
+            }))
+        }
+    }
+
+    /// Calls `Ledger.weigh`.
+    ///
+    /// Parameters named like the generated code's locals: p + 2 conn + 3 cap
+    /// + 4 req + 5 imp + 6 r.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn weigh(
+        &self,
+        p_: i32,
+        conn_: i32,
+        cap_: i32,
+        req_: i32,
+        imp_: i32,
+        r_: i32,
+    ) -> ::std::result::Result<i32, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Ledger", "weigh"),
+            Self::build_weigh(p_, conn_, cap_, req_, imp_, r_),
+        )
+    }
+
+    /// [`weigh`](Self::weigh) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn weigh_async(
+        &self,
+        p_: i32,
+        conn_: i32,
+        cap_: i32,
+        req_: i32,
+        imp_: i32,
+        r_: i32,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<i32, ::mp_ipc::Error>> + Send + 'static
+    {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Ledger", "weigh"),
+            Self::build_weigh(p_, conn_, cap_, req_, imp_, r_),
+        )
+    }
+
+    fn build_weigh(
+        p_: i32,
+        conn_: i32,
+        cap_: i32,
+        req_: i32,
+        imp_: i32,
+        r_: i32,
+    ) -> impl FnOnce(
+        &crate::ledger_capnp::ledger::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<i32>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "weigh");
+        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.weigh_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            p.set_p(p_);
+            p.set_conn(conn_);
+            p.set_cap(cap_);
+            p.set_req(req_);
+            p.set_imp(imp_);
+            p.set_r(r_);
+            Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
+        }
+    }
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
@@ -1490,6 +1934,40 @@ impl Ledger for LedgerClient {
     fn call(&self, command: String) -> ::std::result::Result<String, LedgerCallError> {
         LedgerClient::call(self, &command)
     }
+    fn chain(&self) -> ::std::result::Result<::std::sync::Arc<dyn Chain>, String> {
+        LedgerClient::chain(self)
+            .map(|r| ::std::sync::Arc::new(r) as ::std::sync::Arc<dyn Chain>)
+            .map_err(|e| e.to_string())
+    }
+    fn loader(&self) -> ::std::result::Result<::std::sync::Arc<dyn WalletLoader>, String> {
+        LedgerClient::loader(self)
+            .map(|r| ::std::sync::Arc::new(r) as ::std::sync::Arc<dyn WalletLoader>)
+            .map_err(|e| e.to_string())
+    }
+    fn start(&self, client: ChainClientClient) -> ::std::result::Result<String, String> {
+        LedgerClient::start(
+            self,
+            ::std::sync::Arc::new(client) as ::std::sync::Arc<dyn ChainClient>,
+        )
+        .map_err(|e| e.to_string())
+    }
+    fn call_fn(&self) -> ::std::result::Result<String, String> {
+        LedgerClient::call_fn(self).map_err(|e| e.to_string())
+    }
+    fn call_fn_async(&self) -> ::std::result::Result<String, String> {
+        LedgerClient::call_fn_async(self).map_err(|e| e.to_string())
+    }
+    fn weigh(
+        &self,
+        p_: i32,
+        conn_: i32,
+        cap_: i32,
+        req_: i32,
+        imp_: i32,
+        r_: i32,
+    ) -> ::std::result::Result<i32, String> {
+        LedgerClient::weigh(self, p_, conn_, cap_, req_, imp_, r_).map_err(|e| e.to_string())
+    }
 }
 
 /// Serves a [`Ledger`] implementation to the peer: reads each request into
@@ -1498,7 +1976,7 @@ impl Ledger for LedgerClient {
 /// the reply back on the loop.
 pub struct LedgerServer {
     conn: ::mp_ipc::WeakLoopConnection,
-    imp: ::std::sync::Arc<dyn Ledger>,
+    imp: ::mp_ipc::codegen_support::Served<dyn Ledger>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
@@ -1510,7 +1988,7 @@ impl LedgerServer {
     ) -> crate::ledger_capnp::ledger::Client {
         ::mp_ipc::capnp_rpc::new_client(LedgerServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: None,
         })
     }
@@ -1525,7 +2003,7 @@ impl LedgerServer {
         let slot = conn.export_slot("Ledger")?;
         Ok(::mp_ipc::capnp_rpc::new_client(LedgerServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: Some(slot),
         }))
     }
@@ -1568,7 +2046,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.accounts())
                 .await?
@@ -1610,7 +2088,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let name = ::mp_ipc::codegen_support::text(SITE, "name", p.get_name())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.open(name))
                 .await?
@@ -1643,7 +2121,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let name = ::mp_ipc::codegen_support::text(SITE, "name", p.get_name())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.migrate(name))
                 .await?
@@ -1700,7 +2178,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
                     })
                 })
                 .collect::<::std::result::Result<Vec<_>, _>>()?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.history(entries))
                 .await?
@@ -1760,8 +2238,9 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
                 .iter()
                 .map(|x0| -> ::mp_ipc::capnp::Result<_> { Ok(x0?.iter().collect::<Vec<_>>()) })
                 .collect::<::std::result::Result<Vec<_>, _>>()?;
+            let imp = self.imp.get(SITE)?;
             let value = conn
-                .run_on_loop(SITE, || self.imp.transpose(rows))?
+                .run_on_loop(SITE, || imp.transpose(rows))?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
             {
@@ -1801,7 +2280,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let tip = super::shared_mp::Block::mp_read(SITE, Some(&conn), p.get_tip()?)?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.walk(tip))
                 .await?
@@ -1826,7 +2305,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.ping())
                 .await?
@@ -1848,7 +2327,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.get_version_number())
                 .await?
@@ -1883,7 +2362,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
                 })
                 .collect::<::std::result::Result<Vec<_>, _>>()?;
             let _keep_accounts = accounts.clone();
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.settle(accounts))
                 .await?
@@ -1907,7 +2386,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let migration = Migration::mp_read(SITE, Some(&conn), p.get_migration()?)?;
             let _keep_migration = migration.clone();
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.store(migration))
                 .await?
@@ -1933,7 +2412,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
                 conn.set_peer_thread_map(p.get_thread_map()?);
             }
             let label = ::mp_ipc::codegen_support::text(SITE, "label", p.get_label())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.attach(label))
                 .await?
@@ -1956,7 +2435,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let command = ::mp_ipc::codegen_support::text(SITE, "command", p.get_command())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let outcome = conn.dispatch(SITE, ctx, move || imp.call(command)).await?;
             let mut r = results.get();
             match outcome {
@@ -1979,6 +2458,1914 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
                     return Err(::mp_ipc::capnp::Error::failed(message))
                 }
             }
+            Ok(())
+        }
+    }
+
+    fn chain(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::ledger::ChainParams,
+        mut results: crate::ledger_capnp::ledger::ChainResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "chain");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let imp = self.imp.get(SITE)?;
+            let value = conn
+                .dispatch(SITE, ctx, move || imp.chain())
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            r.set_result(ChainProxyServer::exported(
+                ::mp_ipc::codegen_support::conn(SITE, "result", Some(&conn))?,
+                value.clone(),
+            )?);
+            Ok(())
+        }
+    }
+
+    fn loader(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::ledger::LoaderParams,
+        mut results: crate::ledger_capnp::ledger::LoaderResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "loader");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let imp = self.imp.get(SITE)?;
+            let value = conn
+                .dispatch(SITE, ctx, move || imp.loader())
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            r.set_result(WalletLoaderServer::exported(
+                ::mp_ipc::codegen_support::conn(SITE, "result", Some(&conn))?,
+                value.clone(),
+            )?);
+            Ok(())
+        }
+    }
+
+    fn start(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::ledger::StartParams,
+        mut results: crate::ledger_capnp::ledger::StartResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "start");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let client = ChainClientClient::from_remote(::mp_ipc::codegen_support::wrap(
+                SITE,
+                "client",
+                Some(&conn),
+                p.get_client()?,
+            )?);
+            let _keep_client = client.clone();
+            let imp = self.imp.get(SITE)?;
+            let value = conn
+                .dispatch(SITE, ctx, move || imp.start(client))
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            r.set_result(value.as_str());
+            Ok(())
+        }
+    }
+
+    fn call_fn(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::ledger::CallFnParams,
+        mut results: crate::ledger_capnp::ledger::CallFnResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "callFn");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let imp = self.imp.get(SITE)?;
+            let value = conn
+                .dispatch(SITE, ctx, move || imp.call_fn())
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            r.set_result(value.as_str());
+            Ok(())
+        }
+    }
+
+    fn call_fn_async(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::ledger::CallFnAsyncParams,
+        mut results: crate::ledger_capnp::ledger::CallFnAsyncResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "callFnAsync");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let imp = self.imp.get(SITE)?;
+            let value = conn
+                .dispatch(SITE, ctx, move || imp.call_fn_async())
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            r.set_result(value.as_str());
+            Ok(())
+        }
+    }
+
+    fn weigh(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::ledger::WeighParams,
+        mut results: crate::ledger_capnp::ledger::WeighResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "weigh");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let p_ = p.get_p();
+            let conn_ = p.get_conn();
+            let cap_ = p.get_cap();
+            let req_ = p.get_req();
+            let imp_ = p.get_imp();
+            let r_ = p.get_r();
+            let imp = self.imp.get(SITE)?;
+            let value = conn
+                .dispatch(SITE, ctx, move || {
+                    imp.weigh(p_, conn_, cap_, req_, imp_, r_)
+                })
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            r.set_result(value);
+            Ok(())
+        }
+    }
+}
+
+/// A registration (Bitcoin Core's `Handler`): dropping it unregisters.
+///
+/// Implement it and serve it with [`HandlerServer`]; call a peer's with [`HandlerClient`].
+/// Methods that take a `Context` in the schema run on the server thread
+/// mapped to the calling client thread; the others run on the event loop.
+pub trait Handler: Send + Sync + 'static {
+    /// `Handler.destroy`.
+    ///
+    /// Called when the client lets the object go; does nothing unless overridden.
+    fn destroy(&self) -> ::std::result::Result<(), String> {
+        Ok(())
+    }
+    /// `Handler.disconnect`.
+    fn disconnect(&self) -> ::std::result::Result<(), String>;
+}
+
+/// A `Handler` in the peer process: a thread-safe handle; clone it, send it,
+/// call it from any thread (sync methods) or from async code (`*_async`).
+///
+/// When the last clone is dropped while connected, the object's `destroy`
+/// is called unless it was called already: waited for off the event
+/// loop, sent without waiting on it; an error from it is ignored.
+#[derive(Clone, Debug)]
+pub struct HandlerClient {
+    remote: ::mp_ipc::Remote<crate::ledger_capnp::handler::Client>,
+    guard: ::std::sync::Arc<
+        ::mp_ipc::codegen_support::DestroyOnDrop<crate::ledger_capnp::handler::Client>,
+    >,
+}
+
+impl HandlerClient {
+    /// Wraps a handle to a peer's `Handler`.
+    pub fn from_remote(remote: ::mp_ipc::Remote<crate::ledger_capnp::handler::Client>) -> Self {
+        let guard = ::std::sync::Arc::new(::mp_ipc::codegen_support::DestroyOnDrop::new(
+            remote.clone(),
+            |remote| {
+                remote.call(
+                    ::mp_ipc::CallSite::new("Handler", "destroy"),
+                    Self::build_destroy(),
+                )
+            },
+            |remote| {
+                remote.call_detached(
+                    ::mp_ipc::CallSite::new("Handler", "destroy"),
+                    Self::build_destroy(),
+                )
+            },
+        ));
+        HandlerClient { remote, guard }
+    }
+
+    /// The underlying handle.
+    pub fn remote(&self) -> &::mp_ipc::Remote<crate::ledger_capnp::handler::Client> {
+        &self.remote
+    }
+
+    /// The connection this object lives on.
+    pub fn connection(&self) -> &::mp_ipc::Connection {
+        self.remote.connection()
+    }
+
+    /// Calls `Handler.destroy`.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        self.guard.mark_destroyed();
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Handler", "destroy"),
+            Self::build_destroy(),
+        )
+    }
+
+    /// [`destroy`](Self::destroy) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn destroy_async(
+        &self,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::Error>> + Send + 'static
+    {
+        self.guard.mark_destroyed();
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Handler", "destroy"),
+            Self::build_destroy(),
+        )
+    }
+
+    fn build_destroy() -> impl FnOnce(
+        &crate::ledger_capnp::handler::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Handler", "destroy");
+        move |cap: &crate::ledger_capnp::handler::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.destroy_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+        }
+    }
+
+    /// Calls `Handler.disconnect`.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn disconnect(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Handler", "disconnect"),
+            Self::build_disconnect(),
+        )
+    }
+
+    /// [`disconnect`](Self::disconnect) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn disconnect_async(
+        &self,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::Error>> + Send + 'static
+    {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Handler", "disconnect"),
+            Self::build_disconnect(),
+        )
+    }
+
+    fn build_disconnect() -> impl FnOnce(
+        &crate::ledger_capnp::handler::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Handler", "disconnect");
+        move |cap: &crate::ledger_capnp::handler::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.disconnect_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+        }
+    }
+}
+
+/// A peer's object stands in for a local implementation: calls go to the
+/// peer (the sync methods, so not from the event loop), and its errors
+/// become the trait's `String` errors.
+impl Handler for HandlerClient {
+    fn destroy(&self) -> ::std::result::Result<(), String> {
+        HandlerClient::destroy(self).map_err(|e| e.to_string())
+    }
+    fn disconnect(&self) -> ::std::result::Result<(), String> {
+        HandlerClient::disconnect(self).map_err(|e| e.to_string())
+    }
+}
+
+/// Serves a [`Handler`] implementation to the peer: reads each request into
+/// Rust values on the event loop, runs the method on the thread the call's
+/// Context names (or on the loop if the method has no Context) and writes
+/// the reply back on the loop.
+pub struct HandlerServer {
+    conn: ::mp_ipc::WeakLoopConnection,
+    imp: ::mp_ipc::codegen_support::Served<dyn Handler>,
+    _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
+}
+
+impl HandlerServer {
+    /// A capability serving `imp` on `conn` (call on the event loop).
+    pub fn client(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn Handler>,
+    ) -> crate::ledger_capnp::handler::Client {
+        ::mp_ipc::capnp_rpc::new_client(HandlerServer {
+            conn: ::std::rc::Rc::downgrade(conn),
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
+            _slot: None,
+        })
+    }
+
+    /// [`client`](Self::client) for an object handed to the peer in a
+    /// call or a reply: counted against `Limits::max_exported_objects`
+    /// until the peer releases it, and refused past that limit.
+    pub fn exported(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn Handler>,
+    ) -> ::std::result::Result<crate::ledger_capnp::handler::Client, ::mp_ipc::capnp::Error> {
+        let slot = conn.export_slot("Handler")?;
+        Ok(::mp_ipc::capnp_rpc::new_client(HandlerServer {
+            conn: ::std::rc::Rc::downgrade(conn),
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
+            _slot: Some(slot),
+        }))
+    }
+
+    /// [`client`](Self::client) as a bootstrap capability, for
+    /// `ConnectionBuilder::serve`.
+    pub fn bootstrap(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn Handler>,
+    ) -> ::mp_ipc::capnp::capability::Client {
+        Self::client(conn, imp).client
+    }
+}
+
+impl crate::ledger_capnp::handler::Server for HandlerServer {
+    fn destroy(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::handler::DestroyParams,
+        _results: crate::ledger_capnp::handler::DestroyResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Handler", "destroy");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let imp = self.imp.take(SITE)?;
+            conn.dispatch(SITE, ctx, move || {
+                let outcome = imp.destroy();
+                drop(imp);
+                outcome
+            })
+            .await?
+            .map_err(::mp_ipc::capnp::Error::failed)?;
+            Ok(())
+        }
+    }
+
+    fn disconnect(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::handler::DisconnectParams,
+        _results: crate::ledger_capnp::handler::DisconnectResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Handler", "disconnect");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let imp = self.imp.get(SITE)?;
+            conn.dispatch(SITE, ctx, move || imp.disconnect())
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            Ok(())
+        }
+    }
+}
+
+/// A callback the caller implements (Bitcoin Core's `ChainNotifications`).
+///
+/// Implement it and serve it with [`NotificationsServer`]; call a peer's with [`NotificationsClient`].
+/// Methods that take a `Context` in the schema run on the server thread
+/// mapped to the calling client thread; the others run on the event loop.
+pub trait Notifications: Send + Sync + 'static {
+    /// `Notifications.destroy`.
+    ///
+    /// Called when the client lets the object go; does nothing unless overridden.
+    fn destroy(&self) -> ::std::result::Result<(), String> {
+        Ok(())
+    }
+    /// `Notifications.blockConnected`.
+    fn block_connected(&self, height: i32) -> ::std::result::Result<(), String>;
+}
+
+/// A `Notifications` in the peer process: a thread-safe handle; clone it, send it,
+/// call it from any thread (sync methods) or from async code (`*_async`).
+///
+/// When the last clone is dropped while connected, the object's `destroy`
+/// is called unless it was called already: waited for off the event
+/// loop, sent without waiting on it; an error from it is ignored.
+#[derive(Clone, Debug)]
+pub struct NotificationsClient {
+    remote: ::mp_ipc::Remote<crate::ledger_capnp::notifications::Client>,
+    guard: ::std::sync::Arc<
+        ::mp_ipc::codegen_support::DestroyOnDrop<crate::ledger_capnp::notifications::Client>,
+    >,
+}
+
+impl NotificationsClient {
+    /// Wraps a handle to a peer's `Notifications`.
+    pub fn from_remote(
+        remote: ::mp_ipc::Remote<crate::ledger_capnp::notifications::Client>,
+    ) -> Self {
+        let guard = ::std::sync::Arc::new(::mp_ipc::codegen_support::DestroyOnDrop::new(
+            remote.clone(),
+            |remote| {
+                remote.call(
+                    ::mp_ipc::CallSite::new("Notifications", "destroy"),
+                    Self::build_destroy(),
+                )
+            },
+            |remote| {
+                remote.call_detached(
+                    ::mp_ipc::CallSite::new("Notifications", "destroy"),
+                    Self::build_destroy(),
+                )
+            },
+        ));
+        NotificationsClient { remote, guard }
+    }
+
+    /// The underlying handle.
+    pub fn remote(&self) -> &::mp_ipc::Remote<crate::ledger_capnp::notifications::Client> {
+        &self.remote
+    }
+
+    /// The connection this object lives on.
+    pub fn connection(&self) -> &::mp_ipc::Connection {
+        self.remote.connection()
+    }
+
+    /// Calls `Notifications.destroy`.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        self.guard.mark_destroyed();
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Notifications", "destroy"),
+            Self::build_destroy(),
+        )
+    }
+
+    /// [`destroy`](Self::destroy) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn destroy_async(
+        &self,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::Error>> + Send + 'static
+    {
+        self.guard.mark_destroyed();
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Notifications", "destroy"),
+            Self::build_destroy(),
+        )
+    }
+
+    fn build_destroy() -> impl FnOnce(
+        &crate::ledger_capnp::notifications::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Notifications", "destroy");
+        move |cap: &crate::ledger_capnp::notifications::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.destroy_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+        }
+    }
+
+    /// Calls `Notifications.blockConnected`.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn block_connected(&self, height: i32) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Notifications", "blockConnected"),
+            Self::build_block_connected(height),
+        )
+    }
+
+    /// [`block_connected`](Self::block_connected) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn block_connected_async(
+        &self,
+        height: i32,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::Error>> + Send + 'static
+    {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Notifications", "blockConnected"),
+            Self::build_block_connected(height),
+        )
+    }
+
+    fn build_block_connected(
+        height: i32,
+    ) -> impl FnOnce(
+        &crate::ledger_capnp::notifications::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Notifications", "blockConnected");
+        move |cap: &crate::ledger_capnp::notifications::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.block_connected_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            p.set_height(height);
+            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+        }
+    }
+}
+
+/// A peer's object stands in for a local implementation: calls go to the
+/// peer (the sync methods, so not from the event loop), and its errors
+/// become the trait's `String` errors.
+impl Notifications for NotificationsClient {
+    fn destroy(&self) -> ::std::result::Result<(), String> {
+        NotificationsClient::destroy(self).map_err(|e| e.to_string())
+    }
+    fn block_connected(&self, height: i32) -> ::std::result::Result<(), String> {
+        NotificationsClient::block_connected(self, height).map_err(|e| e.to_string())
+    }
+}
+
+/// Serves a [`Notifications`] implementation to the peer: reads each request into
+/// Rust values on the event loop, runs the method on the thread the call's
+/// Context names (or on the loop if the method has no Context) and writes
+/// the reply back on the loop.
+pub struct NotificationsServer {
+    conn: ::mp_ipc::WeakLoopConnection,
+    imp: ::mp_ipc::codegen_support::Served<dyn Notifications>,
+    _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
+}
+
+impl NotificationsServer {
+    /// A capability serving `imp` on `conn` (call on the event loop).
+    pub fn client(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn Notifications>,
+    ) -> crate::ledger_capnp::notifications::Client {
+        ::mp_ipc::capnp_rpc::new_client(NotificationsServer {
+            conn: ::std::rc::Rc::downgrade(conn),
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
+            _slot: None,
+        })
+    }
+
+    /// [`client`](Self::client) for an object handed to the peer in a
+    /// call or a reply: counted against `Limits::max_exported_objects`
+    /// until the peer releases it, and refused past that limit.
+    pub fn exported(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn Notifications>,
+    ) -> ::std::result::Result<crate::ledger_capnp::notifications::Client, ::mp_ipc::capnp::Error>
+    {
+        let slot = conn.export_slot("Notifications")?;
+        Ok(::mp_ipc::capnp_rpc::new_client(NotificationsServer {
+            conn: ::std::rc::Rc::downgrade(conn),
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
+            _slot: Some(slot),
+        }))
+    }
+
+    /// [`client`](Self::client) as a bootstrap capability, for
+    /// `ConnectionBuilder::serve`.
+    pub fn bootstrap(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn Notifications>,
+    ) -> ::mp_ipc::capnp::capability::Client {
+        Self::client(conn, imp).client
+    }
+}
+
+impl crate::ledger_capnp::notifications::Server for NotificationsServer {
+    fn destroy(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::notifications::DestroyParams,
+        _results: crate::ledger_capnp::notifications::DestroyResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Notifications", "destroy");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let imp = self.imp.take(SITE)?;
+            conn.dispatch(SITE, ctx, move || {
+                let outcome = imp.destroy();
+                drop(imp);
+                outcome
+            })
+            .await?
+            .map_err(::mp_ipc::capnp::Error::failed)?;
+            Ok(())
+        }
+    }
+
+    fn block_connected(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::notifications::BlockConnectedParams,
+        _results: crate::ledger_capnp::notifications::BlockConnectedResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Notifications", "blockConnected");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let height = p.get_height();
+            let imp = self.imp.get(SITE)?;
+            conn.dispatch(SITE, ctx, move || imp.block_connected(height))
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            Ok(())
+        }
+    }
+}
+
+/// The `Chain` interface, implemented in Rust.
+///
+/// Implement it and serve it with [`ChainProxyServer`]; call a peer's with [`ChainProxyClient`].
+/// Methods that take a `Context` in the schema run on the server thread
+/// mapped to the calling client thread; the others run on the event loop.
+pub trait Chain: Send + Sync + 'static {
+    /// `Chain.destroy`.
+    ///
+    /// Called when the client lets the object go; does nothing unless overridden.
+    fn destroy(&self) -> ::std::result::Result<(), String> {
+        Ok(())
+    }
+    /// Registers a callback, called until its handler is destroyed.
+    fn handle_notifications(
+        &self,
+        notifications: NotificationsClient,
+    ) -> ::std::result::Result<::std::sync::Arc<dyn Handler>, String>;
+    /// Calls every registered callback; returns how many.
+    fn notify(&self, height: i32) -> ::std::result::Result<i32, String>;
+    /// On the event loop: drops every registered callback; returns how many.
+    fn forget(&self) -> ::std::result::Result<i32, String>;
+    /// Blocks are found by a non-empty hash; its height is its length.
+    fn find_block(
+        &self,
+        hash: Vec<u8>,
+        block: FoundBlockParam,
+    ) -> ::std::result::Result<ChainFindBlockResults, String>;
+}
+
+/// The results of `Chain.findBlock`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChainFindBlockResults {
+    /// `block`.
+    pub block: FoundBlockResult,
+    /// `result`.
+    pub result: bool,
+}
+
+/// A `Chain` in the peer process: a thread-safe handle; clone it, send it,
+/// call it from any thread (sync methods) or from async code (`*_async`).
+///
+/// When the last clone is dropped while connected, the object's `destroy`
+/// is called unless it was called already: waited for off the event
+/// loop, sent without waiting on it; an error from it is ignored.
+#[derive(Clone, Debug)]
+pub struct ChainProxyClient {
+    remote: ::mp_ipc::Remote<crate::ledger_capnp::chain::Client>,
+    guard: ::std::sync::Arc<
+        ::mp_ipc::codegen_support::DestroyOnDrop<crate::ledger_capnp::chain::Client>,
+    >,
+}
+
+impl ChainProxyClient {
+    /// Wraps a handle to a peer's `Chain`.
+    pub fn from_remote(remote: ::mp_ipc::Remote<crate::ledger_capnp::chain::Client>) -> Self {
+        let guard = ::std::sync::Arc::new(::mp_ipc::codegen_support::DestroyOnDrop::new(
+            remote.clone(),
+            |remote| {
+                remote.call(
+                    ::mp_ipc::CallSite::new("Chain", "destroy"),
+                    Self::build_destroy(),
+                )
+            },
+            |remote| {
+                remote.call_detached(
+                    ::mp_ipc::CallSite::new("Chain", "destroy"),
+                    Self::build_destroy(),
+                )
+            },
+        ));
+        ChainProxyClient { remote, guard }
+    }
+
+    /// The underlying handle.
+    pub fn remote(&self) -> &::mp_ipc::Remote<crate::ledger_capnp::chain::Client> {
+        &self.remote
+    }
+
+    /// The connection this object lives on.
+    pub fn connection(&self) -> &::mp_ipc::Connection {
+        self.remote.connection()
+    }
+
+    /// Calls `Chain.destroy`.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        self.guard.mark_destroyed();
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Chain", "destroy"),
+            Self::build_destroy(),
+        )
+    }
+
+    /// [`destroy`](Self::destroy) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn destroy_async(
+        &self,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::Error>> + Send + 'static
+    {
+        self.guard.mark_destroyed();
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Chain", "destroy"),
+            Self::build_destroy(),
+        )
+    }
+
+    fn build_destroy() -> impl FnOnce(
+        &crate::ledger_capnp::chain::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "destroy");
+        move |cap: &crate::ledger_capnp::chain::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.destroy_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+        }
+    }
+
+    /// Calls `Chain.handleNotifications`.
+    ///
+    /// Registers a callback, called until its handler is destroyed.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn handle_notifications(
+        &self,
+        notifications: ::std::sync::Arc<dyn Notifications>,
+    ) -> ::std::result::Result<HandlerClient, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Chain", "handleNotifications"),
+            Self::build_handle_notifications(notifications),
+        )
+    }
+
+    /// [`handle_notifications`](Self::handle_notifications) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn handle_notifications_async(
+        &self,
+        notifications: ::std::sync::Arc<dyn Notifications>,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<HandlerClient, ::mp_ipc::Error>>
+           + Send
+           + 'static {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Chain", "handleNotifications"),
+            Self::build_handle_notifications(notifications),
+        )
+    }
+
+    fn build_handle_notifications(
+        notifications: ::std::sync::Arc<dyn Notifications>,
+    ) -> impl FnOnce(
+        &crate::ledger_capnp::chain::Client,
+        &::mp_ipc::CallSetup,
+    )
+        -> ::std::result::Result<::mp_ipc::CallFuture<HandlerClient>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "handleNotifications");
+        move |cap: &crate::ledger_capnp::chain::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.handle_notifications_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            (|| -> ::mp_ipc::capnp::Result<()> {
+                p.set_notifications(NotificationsServer::exported(
+                    ::mp_ipc::codegen_support::conn(SITE, "notifications", Some(setup.conn()))?,
+                    notifications.clone(),
+                )?);
+                Ok(())
+            })()
+            .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
+            let conn = setup.conn().clone();
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
+                Ok(HandlerClient::from_remote(::mp_ipc::codegen_support::wrap(
+                    SITE,
+                    "result",
+                    Some(&conn),
+                    r.get_result()?,
+                )?))
+            }))
+        }
+    }
+
+    /// Calls `Chain.notify`.
+    ///
+    /// Calls every registered callback; returns how many.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn notify(&self, height: i32) -> ::std::result::Result<i32, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Chain", "notify"),
+            Self::build_notify(height),
+        )
+    }
+
+    /// [`notify`](Self::notify) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn notify_async(
+        &self,
+        height: i32,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<i32, ::mp_ipc::Error>> + Send + 'static
+    {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Chain", "notify"),
+            Self::build_notify(height),
+        )
+    }
+
+    fn build_notify(
+        height: i32,
+    ) -> impl FnOnce(
+        &crate::ledger_capnp::chain::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<i32>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "notify");
+        move |cap: &crate::ledger_capnp::chain::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.notify_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            p.set_height(height);
+            Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
+        }
+    }
+
+    /// Calls `Chain.forget`.
+    ///
+    /// On the event loop: drops every registered callback; returns how many.
+    ///
+    /// Runs on the server's event loop.
+    pub fn forget(&self) -> ::std::result::Result<i32, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Chain", "forget"),
+            Self::build_forget(),
+        )
+    }
+
+    /// [`forget`](Self::forget) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn forget_async(
+        &self,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<i32, ::mp_ipc::Error>> + Send + 'static
+    {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Chain", "forget"),
+            Self::build_forget(),
+        )
+    }
+
+    fn build_forget() -> impl FnOnce(
+        &crate::ledger_capnp::chain::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<i32>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "forget");
+        move |cap: &crate::ledger_capnp::chain::Client, _setup: &::mp_ipc::CallSetup| {
+            let req = cap.forget_request();
+            Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
+        }
+    }
+
+    /// Calls `Chain.findBlock`.
+    ///
+    /// Blocks are found by a non-empty hash; its height is its length.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn find_block(
+        &self,
+        hash: &[u8],
+        block: &FoundBlockParam,
+    ) -> ::std::result::Result<ChainFindBlockResults, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Chain", "findBlock"),
+            Self::build_find_block(hash.to_vec(), block.clone()),
+        )
+    }
+
+    /// [`find_block`](Self::find_block) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn find_block_async(
+        &self,
+        hash: &[u8],
+        block: &FoundBlockParam,
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<ChainFindBlockResults, ::mp_ipc::Error>,
+    > + Send
+           + 'static {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Chain", "findBlock"),
+            Self::build_find_block(hash.to_vec(), block.clone()),
+        )
+    }
+
+    fn build_find_block(
+        hash: Vec<u8>,
+        block: FoundBlockParam,
+    ) -> impl FnOnce(
+        &crate::ledger_capnp::chain::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::CallFuture<ChainFindBlockResults>,
+        ::mp_ipc::Error,
+    > + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "findBlock");
+        move |cap: &crate::ledger_capnp::chain::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.find_block_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            (|| -> ::mp_ipc::capnp::Result<()> {
+                p.set_hash(hash.as_slice());
+                block.mp_write(SITE, Some(setup.conn()), p.reborrow().init_block())?;
+                Ok(())
+            })()
+            .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
+            let conn = setup.conn().clone();
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
+                Ok(ChainFindBlockResults {
+                    block: FoundBlockResult::mp_read(SITE, Some(&conn), r.get_block()?)?,
+                    result: r.get_result(),
+                })
+            }))
+        }
+    }
+}
+
+/// A peer's object stands in for a local implementation: calls go to the
+/// peer (the sync methods, so not from the event loop), and its errors
+/// become the trait's `String` errors.
+impl Chain for ChainProxyClient {
+    fn destroy(&self) -> ::std::result::Result<(), String> {
+        ChainProxyClient::destroy(self).map_err(|e| e.to_string())
+    }
+    fn handle_notifications(
+        &self,
+        notifications: NotificationsClient,
+    ) -> ::std::result::Result<::std::sync::Arc<dyn Handler>, String> {
+        ChainProxyClient::handle_notifications(
+            self,
+            ::std::sync::Arc::new(notifications) as ::std::sync::Arc<dyn Notifications>,
+        )
+        .map(|r| ::std::sync::Arc::new(r) as ::std::sync::Arc<dyn Handler>)
+        .map_err(|e| e.to_string())
+    }
+    fn notify(&self, height: i32) -> ::std::result::Result<i32, String> {
+        ChainProxyClient::notify(self, height).map_err(|e| e.to_string())
+    }
+    fn forget(&self) -> ::std::result::Result<i32, String> {
+        ChainProxyClient::forget(self).map_err(|e| e.to_string())
+    }
+    fn find_block(
+        &self,
+        hash: Vec<u8>,
+        block: FoundBlockParam,
+    ) -> ::std::result::Result<ChainFindBlockResults, String> {
+        ChainProxyClient::find_block(self, &hash, &block).map_err(|e| e.to_string())
+    }
+}
+
+/// Serves a [`Chain`] implementation to the peer: reads each request into
+/// Rust values on the event loop, runs the method on the thread the call's
+/// Context names (or on the loop if the method has no Context) and writes
+/// the reply back on the loop.
+pub struct ChainProxyServer {
+    conn: ::mp_ipc::WeakLoopConnection,
+    imp: ::mp_ipc::codegen_support::Served<dyn Chain>,
+    _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
+}
+
+impl ChainProxyServer {
+    /// A capability serving `imp` on `conn` (call on the event loop).
+    pub fn client(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn Chain>,
+    ) -> crate::ledger_capnp::chain::Client {
+        ::mp_ipc::capnp_rpc::new_client(ChainProxyServer {
+            conn: ::std::rc::Rc::downgrade(conn),
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
+            _slot: None,
+        })
+    }
+
+    /// [`client`](Self::client) for an object handed to the peer in a
+    /// call or a reply: counted against `Limits::max_exported_objects`
+    /// until the peer releases it, and refused past that limit.
+    pub fn exported(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn Chain>,
+    ) -> ::std::result::Result<crate::ledger_capnp::chain::Client, ::mp_ipc::capnp::Error> {
+        let slot = conn.export_slot("Chain")?;
+        Ok(::mp_ipc::capnp_rpc::new_client(ChainProxyServer {
+            conn: ::std::rc::Rc::downgrade(conn),
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
+            _slot: Some(slot),
+        }))
+    }
+
+    /// [`client`](Self::client) as a bootstrap capability, for
+    /// `ConnectionBuilder::serve`.
+    pub fn bootstrap(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn Chain>,
+    ) -> ::mp_ipc::capnp::capability::Client {
+        Self::client(conn, imp).client
+    }
+}
+
+impl crate::ledger_capnp::chain::Server for ChainProxyServer {
+    fn destroy(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::chain::DestroyParams,
+        _results: crate::ledger_capnp::chain::DestroyResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "destroy");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let imp = self.imp.take(SITE)?;
+            conn.dispatch(SITE, ctx, move || {
+                let outcome = imp.destroy();
+                drop(imp);
+                outcome
+            })
+            .await?
+            .map_err(::mp_ipc::capnp::Error::failed)?;
+            Ok(())
+        }
+    }
+
+    fn handle_notifications(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::chain::HandleNotificationsParams,
+        mut results: crate::ledger_capnp::chain::HandleNotificationsResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "handleNotifications");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let notifications = NotificationsClient::from_remote(::mp_ipc::codegen_support::wrap(
+                SITE,
+                "notifications",
+                Some(&conn),
+                p.get_notifications()?,
+            )?);
+            let _keep_notifications = notifications.clone();
+            let imp = self.imp.get(SITE)?;
+            let value = conn
+                .dispatch(SITE, ctx, move || imp.handle_notifications(notifications))
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            r.set_result(HandlerServer::exported(
+                ::mp_ipc::codegen_support::conn(SITE, "result", Some(&conn))?,
+                value.clone(),
+            )?);
+            Ok(())
+        }
+    }
+
+    fn notify(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::chain::NotifyParams,
+        mut results: crate::ledger_capnp::chain::NotifyResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "notify");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let height = p.get_height();
+            let imp = self.imp.get(SITE)?;
+            let value = conn
+                .dispatch(SITE, ctx, move || imp.notify(height))
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            r.set_result(value);
+            Ok(())
+        }
+    }
+
+    fn forget(
+        self: ::std::rc::Rc<Self>,
+        _params: crate::ledger_capnp::chain::ForgetParams,
+        mut results: crate::ledger_capnp::chain::ForgetResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "forget");
+        let result = (|| {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let imp = self.imp.get(SITE)?;
+            let value = conn
+                .run_on_loop(SITE, || imp.forget())?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            r.set_result(value);
+            Ok(())
+        })();
+        ::std::future::ready(result)
+    }
+
+    fn find_block(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::chain::FindBlockParams,
+        mut results: crate::ledger_capnp::chain::FindBlockResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "findBlock");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let hash = p.get_hash()?.to_vec();
+            let block = FoundBlockParam::mp_read(SITE, Some(&conn), p.get_block()?)?;
+            let imp = self.imp.get(SITE)?;
+            let value = conn
+                .dispatch(SITE, ctx, move || imp.find_block(hash, block))
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            value
+                .block
+                .mp_write(SITE, Some(&conn), r.reborrow().init_block())?;
+            r.set_result(value.result);
+            Ok(())
+        }
+    }
+}
+
+/// Named like the client type generated for `Chain`: that one is
+/// therefore `ChainProxyClient` (and its server `ChainProxyServer`).
+///
+/// Implement it and serve it with [`ChainClientServer`]; call a peer's with [`ChainClientClient`].
+/// Methods that take a `Context` in the schema run on the server thread
+/// mapped to the calling client thread; the others run on the event loop.
+pub trait ChainClient: Send + Sync + 'static {
+    /// `ChainClient.destroy`.
+    ///
+    /// Called when the client lets the object go; does nothing unless overridden.
+    fn destroy(&self) -> ::std::result::Result<(), String> {
+        Ok(())
+    }
+    /// `ChainClient.load`.
+    fn load(&self) -> ::std::result::Result<String, String>;
+}
+
+/// A `ChainClient` in the peer process: a thread-safe handle; clone it, send it,
+/// call it from any thread (sync methods) or from async code (`*_async`).
+///
+/// When the last clone is dropped while connected, the object's `destroy`
+/// is called unless it was called already: waited for off the event
+/// loop, sent without waiting on it; an error from it is ignored.
+#[derive(Clone, Debug)]
+pub struct ChainClientClient {
+    remote: ::mp_ipc::Remote<crate::ledger_capnp::chain_client::Client>,
+    guard: ::std::sync::Arc<
+        ::mp_ipc::codegen_support::DestroyOnDrop<crate::ledger_capnp::chain_client::Client>,
+    >,
+}
+
+impl ChainClientClient {
+    /// Wraps a handle to a peer's `ChainClient`.
+    pub fn from_remote(
+        remote: ::mp_ipc::Remote<crate::ledger_capnp::chain_client::Client>,
+    ) -> Self {
+        let guard = ::std::sync::Arc::new(::mp_ipc::codegen_support::DestroyOnDrop::new(
+            remote.clone(),
+            |remote| {
+                remote.call(
+                    ::mp_ipc::CallSite::new("ChainClient", "destroy"),
+                    Self::build_destroy(),
+                )
+            },
+            |remote| {
+                remote.call_detached(
+                    ::mp_ipc::CallSite::new("ChainClient", "destroy"),
+                    Self::build_destroy(),
+                )
+            },
+        ));
+        ChainClientClient { remote, guard }
+    }
+
+    /// The underlying handle.
+    pub fn remote(&self) -> &::mp_ipc::Remote<crate::ledger_capnp::chain_client::Client> {
+        &self.remote
+    }
+
+    /// The connection this object lives on.
+    pub fn connection(&self) -> &::mp_ipc::Connection {
+        self.remote.connection()
+    }
+
+    /// Calls `ChainClient.destroy`.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        self.guard.mark_destroyed();
+        self.remote.call(
+            ::mp_ipc::CallSite::new("ChainClient", "destroy"),
+            Self::build_destroy(),
+        )
+    }
+
+    /// [`destroy`](Self::destroy) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn destroy_async(
+        &self,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::Error>> + Send + 'static
+    {
+        self.guard.mark_destroyed();
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("ChainClient", "destroy"),
+            Self::build_destroy(),
+        )
+    }
+
+    fn build_destroy() -> impl FnOnce(
+        &crate::ledger_capnp::chain_client::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("ChainClient", "destroy");
+        move |cap: &crate::ledger_capnp::chain_client::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.destroy_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+        }
+    }
+
+    /// Calls `ChainClient.load`.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn load(&self) -> ::std::result::Result<String, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("ChainClient", "load"),
+            Self::build_load(),
+        )
+    }
+
+    /// [`load`](Self::load) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn load_async(
+        &self,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<String, ::mp_ipc::Error>>
+           + Send
+           + 'static {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("ChainClient", "load"),
+            Self::build_load(),
+        )
+    }
+
+    fn build_load() -> impl FnOnce(
+        &crate::ledger_capnp::chain_client::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<String>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("ChainClient", "load");
+        move |cap: &crate::ledger_capnp::chain_client::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.load_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            Ok(::mp_ipc::send_request(SITE, req, |r| {
+                ::mp_ipc::codegen_support::text(SITE, "result", r.get_result())
+            }))
+        }
+    }
+}
+
+/// A peer's object stands in for a local implementation: calls go to the
+/// peer (the sync methods, so not from the event loop), and its errors
+/// become the trait's `String` errors.
+impl ChainClient for ChainClientClient {
+    fn destroy(&self) -> ::std::result::Result<(), String> {
+        ChainClientClient::destroy(self).map_err(|e| e.to_string())
+    }
+    fn load(&self) -> ::std::result::Result<String, String> {
+        ChainClientClient::load(self).map_err(|e| e.to_string())
+    }
+}
+
+/// Serves a [`ChainClient`] implementation to the peer: reads each request into
+/// Rust values on the event loop, runs the method on the thread the call's
+/// Context names (or on the loop if the method has no Context) and writes
+/// the reply back on the loop.
+pub struct ChainClientServer {
+    conn: ::mp_ipc::WeakLoopConnection,
+    imp: ::mp_ipc::codegen_support::Served<dyn ChainClient>,
+    _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
+}
+
+impl ChainClientServer {
+    /// A capability serving `imp` on `conn` (call on the event loop).
+    pub fn client(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn ChainClient>,
+    ) -> crate::ledger_capnp::chain_client::Client {
+        ::mp_ipc::capnp_rpc::new_client(ChainClientServer {
+            conn: ::std::rc::Rc::downgrade(conn),
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
+            _slot: None,
+        })
+    }
+
+    /// [`client`](Self::client) for an object handed to the peer in a
+    /// call or a reply: counted against `Limits::max_exported_objects`
+    /// until the peer releases it, and refused past that limit.
+    pub fn exported(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn ChainClient>,
+    ) -> ::std::result::Result<crate::ledger_capnp::chain_client::Client, ::mp_ipc::capnp::Error>
+    {
+        let slot = conn.export_slot("ChainClient")?;
+        Ok(::mp_ipc::capnp_rpc::new_client(ChainClientServer {
+            conn: ::std::rc::Rc::downgrade(conn),
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
+            _slot: Some(slot),
+        }))
+    }
+
+    /// [`client`](Self::client) as a bootstrap capability, for
+    /// `ConnectionBuilder::serve`.
+    pub fn bootstrap(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn ChainClient>,
+    ) -> ::mp_ipc::capnp::capability::Client {
+        Self::client(conn, imp).client
+    }
+}
+
+impl crate::ledger_capnp::chain_client::Server for ChainClientServer {
+    fn destroy(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::chain_client::DestroyParams,
+        _results: crate::ledger_capnp::chain_client::DestroyResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("ChainClient", "destroy");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let imp = self.imp.take(SITE)?;
+            conn.dispatch(SITE, ctx, move || {
+                let outcome = imp.destroy();
+                drop(imp);
+                outcome
+            })
+            .await?
+            .map_err(::mp_ipc::capnp::Error::failed)?;
+            Ok(())
+        }
+    }
+
+    fn load(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::chain_client::LoadParams,
+        mut results: crate::ledger_capnp::chain_client::LoadResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("ChainClient", "load");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let imp = self.imp.get(SITE)?;
+            let value = conn
+                .dispatch(SITE, ctx, move || imp.load())
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            r.set_result(value.as_str());
+            Ok(())
+        }
+    }
+}
+
+/// A derived interface (Bitcoin Core's `WalletLoader`).
+///
+/// Implement it and serve it with [`WalletLoaderServer`]; call a peer's with [`WalletLoaderClient`].
+/// Methods that take a `Context` in the schema run on the server thread
+/// mapped to the calling client thread; the others run on the event loop.
+///
+/// It extends [`ChainClient`]: an implementation implements those too, and its
+/// client and server carry their methods.
+pub trait WalletLoader: ChainClient + Send + Sync + 'static {
+    /// `WalletLoader.createWallet`.
+    fn create_wallet(
+        &self,
+        name: String,
+    ) -> ::std::result::Result<::std::sync::Arc<dyn Account>, String>;
+    /// `WalletLoader.wallets`.
+    fn wallets(&self) -> ::std::result::Result<Vec<::std::sync::Arc<dyn Account>>, String>;
+}
+
+/// A `WalletLoader` in the peer process: a thread-safe handle; clone it, send it,
+/// call it from any thread (sync methods) or from async code (`*_async`).
+///
+/// When the last clone is dropped while connected, the object's `destroy`
+/// is called unless it was called already: waited for off the event
+/// loop, sent without waiting on it; an error from it is ignored.
+#[derive(Clone, Debug)]
+pub struct WalletLoaderClient {
+    remote: ::mp_ipc::Remote<crate::ledger_capnp::wallet_loader::Client>,
+    guard: ::std::sync::Arc<
+        ::mp_ipc::codegen_support::DestroyOnDrop<crate::ledger_capnp::wallet_loader::Client>,
+    >,
+}
+
+impl WalletLoaderClient {
+    /// Wraps a handle to a peer's `WalletLoader`.
+    pub fn from_remote(
+        remote: ::mp_ipc::Remote<crate::ledger_capnp::wallet_loader::Client>,
+    ) -> Self {
+        let guard = ::std::sync::Arc::new(::mp_ipc::codegen_support::DestroyOnDrop::new(
+            remote.clone(),
+            |remote| {
+                remote.call(
+                    ::mp_ipc::CallSite::new("WalletLoader", "destroy"),
+                    Self::build_destroy(),
+                )
+            },
+            |remote| {
+                remote.call_detached(
+                    ::mp_ipc::CallSite::new("WalletLoader", "destroy"),
+                    Self::build_destroy(),
+                )
+            },
+        ));
+        WalletLoaderClient { remote, guard }
+    }
+
+    /// The underlying handle.
+    pub fn remote(&self) -> &::mp_ipc::Remote<crate::ledger_capnp::wallet_loader::Client> {
+        &self.remote
+    }
+
+    /// The connection this object lives on.
+    pub fn connection(&self) -> &::mp_ipc::Connection {
+        self.remote.connection()
+    }
+
+    /// Calls `WalletLoader.createWallet`.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn create_wallet(
+        &self,
+        name: &str,
+    ) -> ::std::result::Result<AccountClient, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("WalletLoader", "createWallet"),
+            Self::build_create_wallet(name.to_owned()),
+        )
+    }
+
+    /// [`create_wallet`](Self::create_wallet) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn create_wallet_async(
+        &self,
+        name: &str,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<AccountClient, ::mp_ipc::Error>>
+           + Send
+           + 'static {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("WalletLoader", "createWallet"),
+            Self::build_create_wallet(name.to_owned()),
+        )
+    }
+
+    fn build_create_wallet(
+        name: String,
+    ) -> impl FnOnce(
+        &crate::ledger_capnp::wallet_loader::Client,
+        &::mp_ipc::CallSetup,
+    )
+        -> ::std::result::Result<::mp_ipc::CallFuture<AccountClient>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("WalletLoader", "createWallet");
+        move |cap: &crate::ledger_capnp::wallet_loader::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.create_wallet_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            p.set_name(name.as_str());
+            let conn = setup.conn().clone();
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
+                Ok(AccountClient::from_remote(::mp_ipc::codegen_support::wrap(
+                    SITE,
+                    "result",
+                    Some(&conn),
+                    r.get_result()?,
+                )?))
+            }))
+        }
+    }
+
+    /// Calls `WalletLoader.wallets`.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn wallets(&self) -> ::std::result::Result<Vec<AccountClient>, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("WalletLoader", "wallets"),
+            Self::build_wallets(),
+        )
+    }
+
+    /// [`wallets`](Self::wallets) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn wallets_async(
+        &self,
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<Vec<AccountClient>, ::mp_ipc::Error>,
+    > + Send
+           + 'static {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("WalletLoader", "wallets"),
+            Self::build_wallets(),
+        )
+    }
+
+    fn build_wallets() -> impl FnOnce(
+        &crate::ledger_capnp::wallet_loader::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::CallFuture<Vec<AccountClient>>,
+        ::mp_ipc::Error,
+    > + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("WalletLoader", "wallets");
+        move |cap: &crate::ledger_capnp::wallet_loader::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.wallets_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            let conn = setup.conn().clone();
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
+                r.get_result()?
+                    .iter()
+                    .map(|x0| -> ::mp_ipc::capnp::Result<_> {
+                        Ok(AccountClient::from_remote(::mp_ipc::codegen_support::wrap(
+                            SITE,
+                            "result",
+                            Some(&conn),
+                            x0?,
+                        )?))
+                    })
+                    .collect::<::std::result::Result<Vec<_>, _>>()
+            }))
+        }
+    }
+
+    /// Calls `ChainClient.destroy`.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        self.guard.mark_destroyed();
+        self.remote.call(
+            ::mp_ipc::CallSite::new("ChainClient", "destroy"),
+            Self::build_destroy(),
+        )
+    }
+
+    /// [`destroy`](Self::destroy) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn destroy_async(
+        &self,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::Error>> + Send + 'static
+    {
+        self.guard.mark_destroyed();
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("ChainClient", "destroy"),
+            Self::build_destroy(),
+        )
+    }
+
+    fn build_destroy() -> impl FnOnce(
+        &crate::ledger_capnp::wallet_loader::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("ChainClient", "destroy");
+        move |cap: &crate::ledger_capnp::wallet_loader::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = ::mp_ipc::capnp::capability::FromClientHook::cast_to::<
+                crate::ledger_capnp::chain_client::Client,
+            >(cap.clone())
+            .destroy_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+        }
+    }
+
+    /// Calls `ChainClient.load`.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn load(&self) -> ::std::result::Result<String, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("ChainClient", "load"),
+            Self::build_load(),
+        )
+    }
+
+    /// [`load`](Self::load) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn load_async(
+        &self,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<String, ::mp_ipc::Error>>
+           + Send
+           + 'static {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("ChainClient", "load"),
+            Self::build_load(),
+        )
+    }
+
+    fn build_load() -> impl FnOnce(
+        &crate::ledger_capnp::wallet_loader::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<String>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("ChainClient", "load");
+        move |cap: &crate::ledger_capnp::wallet_loader::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = ::mp_ipc::capnp::capability::FromClientHook::cast_to::<
+                crate::ledger_capnp::chain_client::Client,
+            >(cap.clone())
+            .load_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            Ok(::mp_ipc::send_request(SITE, req, |r| {
+                ::mp_ipc::codegen_support::text(SITE, "result", r.get_result())
+            }))
+        }
+    }
+}
+
+/// A peer's object stands in for a local implementation: calls go to the
+/// peer (the sync methods, so not from the event loop), and its errors
+/// become the trait's `String` errors.
+impl WalletLoader for WalletLoaderClient {
+    fn create_wallet(
+        &self,
+        name: String,
+    ) -> ::std::result::Result<::std::sync::Arc<dyn Account>, String> {
+        WalletLoaderClient::create_wallet(self, &name)
+            .map(|r| ::std::sync::Arc::new(r) as ::std::sync::Arc<dyn Account>)
+            .map_err(|e| e.to_string())
+    }
+    fn wallets(&self) -> ::std::result::Result<Vec<::std::sync::Arc<dyn Account>>, String> {
+        WalletLoaderClient::wallets(self)
+            .map(|r| {
+                r.into_iter()
+                    .map(|x1| ::std::sync::Arc::new(x1) as ::std::sync::Arc<dyn Account>)
+                    .collect::<Vec<_>>()
+            })
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// A peer's object stands in for a local implementation: calls go to the
+/// peer (the sync methods, so not from the event loop), and its errors
+/// become the trait's `String` errors.
+impl ChainClient for WalletLoaderClient {
+    fn destroy(&self) -> ::std::result::Result<(), String> {
+        WalletLoaderClient::destroy(self).map_err(|e| e.to_string())
+    }
+    fn load(&self) -> ::std::result::Result<String, String> {
+        WalletLoaderClient::load(self).map_err(|e| e.to_string())
+    }
+}
+
+/// Serves a [`WalletLoader`] implementation to the peer: reads each request into
+/// Rust values on the event loop, runs the method on the thread the call's
+/// Context names (or on the loop if the method has no Context) and writes
+/// the reply back on the loop.
+pub struct WalletLoaderServer {
+    conn: ::mp_ipc::WeakLoopConnection,
+    imp: ::mp_ipc::codegen_support::Served<dyn WalletLoader>,
+    _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
+}
+
+impl WalletLoaderServer {
+    /// A capability serving `imp` on `conn` (call on the event loop).
+    pub fn client(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn WalletLoader>,
+    ) -> crate::ledger_capnp::wallet_loader::Client {
+        ::mp_ipc::capnp_rpc::new_client(WalletLoaderServer {
+            conn: ::std::rc::Rc::downgrade(conn),
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
+            _slot: None,
+        })
+    }
+
+    /// [`client`](Self::client) for an object handed to the peer in a
+    /// call or a reply: counted against `Limits::max_exported_objects`
+    /// until the peer releases it, and refused past that limit.
+    pub fn exported(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn WalletLoader>,
+    ) -> ::std::result::Result<crate::ledger_capnp::wallet_loader::Client, ::mp_ipc::capnp::Error>
+    {
+        let slot = conn.export_slot("WalletLoader")?;
+        Ok(::mp_ipc::capnp_rpc::new_client(WalletLoaderServer {
+            conn: ::std::rc::Rc::downgrade(conn),
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
+            _slot: Some(slot),
+        }))
+    }
+
+    /// [`client`](Self::client) as a bootstrap capability, for
+    /// `ConnectionBuilder::serve`.
+    pub fn bootstrap(
+        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        imp: ::std::sync::Arc<dyn WalletLoader>,
+    ) -> ::mp_ipc::capnp::capability::Client {
+        Self::client(conn, imp).client
+    }
+}
+
+impl crate::ledger_capnp::wallet_loader::Server for WalletLoaderServer {
+    fn create_wallet(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::wallet_loader::CreateWalletParams,
+        mut results: crate::ledger_capnp::wallet_loader::CreateWalletResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("WalletLoader", "createWallet");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let name = ::mp_ipc::codegen_support::text(SITE, "name", p.get_name())?;
+            let imp = self.imp.get(SITE)?;
+            let value = conn
+                .dispatch(SITE, ctx, move || imp.create_wallet(name))
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            r.set_result(AccountServer::exported(
+                ::mp_ipc::codegen_support::conn(SITE, "result", Some(&conn))?,
+                value.clone(),
+            )?);
+            Ok(())
+        }
+    }
+
+    fn wallets(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::wallet_loader::WalletsParams,
+        mut results: crate::ledger_capnp::wallet_loader::WalletsResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("WalletLoader", "wallets");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let imp = self.imp.get(SITE)?;
+            let value = conn
+                .dispatch(SITE, ctx, move || imp.wallets())
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            {
+                let mut l0 = r
+                    .reborrow()
+                    .init_result(::mp_ipc::codegen_support::list_len(
+                        SITE,
+                        "result",
+                        value.len(),
+                    )?);
+                for (i0, x0) in (0u32..).zip(value.iter()) {
+                    l0.set(
+                        i0,
+                        AccountServer::exported(
+                            ::mp_ipc::codegen_support::conn(SITE, "result", Some(&conn))?,
+                            x0.clone(),
+                        )?
+                        .client
+                        .hook,
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+impl crate::ledger_capnp::chain_client::Server for WalletLoaderServer {
+    fn destroy(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::chain_client::DestroyParams,
+        _results: crate::ledger_capnp::chain_client::DestroyResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("ChainClient", "destroy");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let imp = self.imp.take(SITE)?;
+            conn.dispatch(SITE, ctx, move || {
+                let outcome = imp.destroy();
+                drop(imp);
+                outcome
+            })
+            .await?
+            .map_err(::mp_ipc::capnp::Error::failed)?;
+            Ok(())
+        }
+    }
+
+    fn load(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::chain_client::LoadParams,
+        mut results: crate::ledger_capnp::chain_client::LoadResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("ChainClient", "load");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let imp = self.imp.get(SITE)?;
+            let value = conn
+                .dispatch(SITE, ctx, move || imp.load())
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            r.set_result(value.as_str());
             Ok(())
         }
     }

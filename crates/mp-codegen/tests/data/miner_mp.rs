@@ -231,7 +231,7 @@ impl MinerInit for MinerInitClient {
 /// the reply back on the loop.
 pub struct MinerInitServer {
     conn: ::mp_ipc::WeakLoopConnection,
-    imp: ::std::sync::Arc<dyn MinerInit>,
+    imp: ::mp_ipc::codegen_support::Served<dyn MinerInit>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
@@ -243,7 +243,7 @@ impl MinerInitServer {
     ) -> crate::miner_capnp::miner_init::Client {
         ::mp_ipc::capnp_rpc::new_client(MinerInitServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: None,
         })
     }
@@ -258,7 +258,7 @@ impl MinerInitServer {
         let slot = conn.export_slot("MinerInit")?;
         Ok(::mp_ipc::capnp_rpc::new_client(MinerInitServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: Some(slot),
         }))
     }
@@ -301,7 +301,7 @@ impl crate::miner_capnp::miner_init::Server for MinerInitServer {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.make_miner())
                 .await?
@@ -631,7 +631,7 @@ impl Miner for MinerClient {
 /// the reply back on the loop.
 pub struct MinerServer {
     conn: ::mp_ipc::WeakLoopConnection,
-    imp: ::std::sync::Arc<dyn Miner>,
+    imp: ::mp_ipc::codegen_support::Served<dyn Miner>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
@@ -643,7 +643,7 @@ impl MinerServer {
     ) -> crate::miner_capnp::miner::Client {
         ::mp_ipc::capnp_rpc::new_client(MinerServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: None,
         })
     }
@@ -658,7 +658,7 @@ impl MinerServer {
         let slot = conn.export_slot("Miner")?;
         Ok(::mp_ipc::capnp_rpc::new_client(MinerServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: Some(slot),
         }))
     }
@@ -685,7 +685,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.tip())
                 .await?
@@ -712,7 +712,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let current_tip = p.get_current_tip()?.to_vec();
             let timeout = p.get_timeout();
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || {
                     imp.wait_tip_changed(current_tip, timeout)
@@ -734,7 +734,8 @@ impl crate::miner_capnp::miner::Server for MinerServer {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "interrupt");
         let result = (|| {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
-            conn.run_on_loop(SITE, || self.imp.interrupt())?
+            let imp = self.imp.get(SITE)?;
+            conn.run_on_loop(SITE, || imp.interrupt())?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             Ok(())
         })();
@@ -750,7 +751,8 @@ impl crate::miner_capnp::miner::Server for MinerServer {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "advance");
         let result = (|| {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
-            conn.run_on_loop(SITE, || self.imp.advance())?
+            let imp = self.imp.get(SITE)?;
+            conn.run_on_loop(SITE, || imp.advance())?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             Ok(())
         })();
@@ -769,7 +771,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let options = TemplateOptions::mp_read(SITE, Some(&conn), p.get_options()?)?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.new_template(options))
                 .await?
@@ -820,9 +822,9 @@ pub struct TemplateSubmitResults {
 /// A `Template` in the peer process: a thread-safe handle; clone it, send it,
 /// call it from any thread (sync methods) or from async code (`*_async`).
 ///
-/// When the last clone is dropped (off the event loop, while connected),
-/// the object's `destroy` is called unless it was called already;
-/// an error from it is ignored.
+/// When the last clone is dropped while connected, the object's `destroy`
+/// is called unless it was called already: waited for off the event
+/// loop, sent without waiting on it; an error from it is ignored.
 #[derive(Clone, Debug)]
 pub struct TemplateClient {
     remote: ::mp_ipc::Remote<crate::miner_capnp::template::Client>,
@@ -838,6 +840,12 @@ impl TemplateClient {
             remote.clone(),
             |remote| {
                 remote.call(
+                    ::mp_ipc::CallSite::new("Template", "destroy"),
+                    Self::build_destroy(),
+                )
+            },
+            |remote| {
+                remote.call_detached(
                     ::mp_ipc::CallSite::new("Template", "destroy"),
                     Self::build_destroy(),
                 )
@@ -1065,7 +1073,7 @@ impl Template for TemplateClient {
 /// the reply back on the loop.
 pub struct TemplateServer {
     conn: ::mp_ipc::WeakLoopConnection,
-    imp: ::std::sync::Arc<dyn Template>,
+    imp: ::mp_ipc::codegen_support::Served<dyn Template>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
@@ -1077,7 +1085,7 @@ impl TemplateServer {
     ) -> crate::miner_capnp::template::Client {
         ::mp_ipc::capnp_rpc::new_client(TemplateServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: None,
         })
     }
@@ -1092,7 +1100,7 @@ impl TemplateServer {
         let slot = conn.export_slot("Template")?;
         Ok(::mp_ipc::capnp_rpc::new_client(TemplateServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: Some(slot),
         }))
     }
@@ -1119,10 +1127,14 @@ impl crate::miner_capnp::template::Server for TemplateServer {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let imp = self.imp.clone();
-            conn.dispatch(SITE, ctx, move || imp.destroy())
-                .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let imp = self.imp.take(SITE)?;
+            conn.dispatch(SITE, ctx, move || {
+                let outcome = imp.destroy();
+                drop(imp);
+                outcome
+            })
+            .await?
+            .map_err(::mp_ipc::capnp::Error::failed)?;
             Ok(())
         }
     }
@@ -1138,7 +1150,7 @@ impl crate::miner_capnp::template::Server for TemplateServer {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.header())
                 .await?
@@ -1160,7 +1172,7 @@ impl crate::miner_capnp::template::Server for TemplateServer {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.fees())
                 .await?
@@ -1184,7 +1196,7 @@ impl crate::miner_capnp::template::Server for TemplateServer {
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let nonce = p.get_nonce();
             let coinbase = p.get_coinbase()?.to_vec();
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.submit(nonce, coinbase))
                 .await?

@@ -25,9 +25,9 @@ pub trait Echo: Send + Sync + 'static {
 /// A `Echo` in the peer process: a thread-safe handle; clone it, send it,
 /// call it from any thread (sync methods) or from async code (`*_async`).
 ///
-/// When the last clone is dropped (off the event loop, while connected),
-/// the object's `destroy` is called unless it was called already;
-/// an error from it is ignored.
+/// When the last clone is dropped while connected, the object's `destroy`
+/// is called unless it was called already: waited for off the event
+/// loop, sent without waiting on it; an error from it is ignored.
 #[derive(Clone, Debug)]
 pub struct EchoClient {
     remote: ::mp_ipc::Remote<crate::remote_capnp::echo::Client>,
@@ -43,6 +43,12 @@ impl EchoClient {
             remote.clone(),
             |remote| {
                 remote.call(
+                    ::mp_ipc::CallSite::new("Echo", "destroy"),
+                    Self::build_destroy(),
+                )
+            },
+            |remote| {
+                remote.call_detached(
                     ::mp_ipc::CallSite::new("Echo", "destroy"),
                     Self::build_destroy(),
                 )
@@ -167,7 +173,7 @@ impl Echo for EchoClient {
 /// the reply back on the loop.
 pub struct EchoServer {
     conn: ::mp_ipc::WeakLoopConnection,
-    imp: ::std::sync::Arc<dyn Echo>,
+    imp: ::mp_ipc::codegen_support::Served<dyn Echo>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
@@ -179,7 +185,7 @@ impl EchoServer {
     ) -> crate::remote_capnp::echo::Client {
         ::mp_ipc::capnp_rpc::new_client(EchoServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: None,
         })
     }
@@ -194,7 +200,7 @@ impl EchoServer {
         let slot = conn.export_slot("Echo")?;
         Ok(::mp_ipc::capnp_rpc::new_client(EchoServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: Some(slot),
         }))
     }
@@ -222,7 +228,7 @@ impl crate::remote_capnp::echo::Server for EchoServer {
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let text = ::mp_ipc::codegen_support::text(SITE, "text", p.get_text())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.echo(text))
                 .await?
@@ -244,10 +250,14 @@ impl crate::remote_capnp::echo::Server for EchoServer {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let imp = self.imp.clone();
-            conn.dispatch(SITE, ctx, move || imp.destroy())
-                .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let imp = self.imp.take(SITE)?;
+            conn.dispatch(SITE, ctx, move || {
+                let outcome = imp.destroy();
+                drop(imp);
+                outcome
+            })
+            .await?
+            .map_err(::mp_ipc::capnp::Error::failed)?;
             Ok(())
         }
     }

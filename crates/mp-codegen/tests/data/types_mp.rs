@@ -1583,7 +1583,7 @@ impl Types for TypesClient {
 /// the reply back on the loop.
 pub struct TypesServer {
     conn: ::mp_ipc::WeakLoopConnection,
-    imp: ::std::sync::Arc<dyn Types>,
+    imp: ::mp_ipc::codegen_support::Served<dyn Types>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
@@ -1595,7 +1595,7 @@ impl TypesServer {
     ) -> crate::types_capnp::types::Client {
         ::mp_ipc::capnp_rpc::new_client(TypesServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: None,
         })
     }
@@ -1610,7 +1610,7 @@ impl TypesServer {
         let slot = conn.export_slot("Types")?;
         Ok(::mp_ipc::capnp_rpc::new_client(TypesServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: Some(slot),
         }))
     }
@@ -1664,7 +1664,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             let u64 = p.get_u64();
             let f32 = p.get_f32();
             let f64 = p.get_f64();
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let (_, (b, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64)) = conn
                 .dispatch(SITE, ctx, move || {
                     let mut b = b;
@@ -1715,7 +1715,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let text = ::mp_ipc::codegen_support::text(SITE, "text", p.get_text())?;
             let data = p.get_data()?.to_vec();
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let (_, (text, data)) = conn
                 .dispatch(SITE, ctx, move || {
                     let mut text = text;
@@ -1748,7 +1748,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             let texts = ::mp_ipc::codegen_support::text_list(SITE, "texts", p.get_texts())?;
             let blobs = ::mp_ipc::codegen_support::data_list(p.get_blobs())?;
             let doubles = p.get_doubles()?.iter().collect::<Vec<_>>();
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let (_, (ints, flags, texts, blobs, doubles)) = conn
                 .dispatch(SITE, ctx, move || {
                     let mut ints = ints;
@@ -1800,8 +1800,9 @@ impl crate::types_capnp::types::Server for TypesServer {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let parts = ::mp_ipc::codegen_support::text_list(SITE, "parts", p.get_parts())?;
+            let imp = self.imp.get(SITE)?;
             let value = conn
-                .run_on_loop(SITE, || self.imp.concat(parts))?
+                .run_on_loop(SITE, || imp.concat(parts))?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
             r.set_result(value.as_str());
@@ -1821,7 +1822,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             conn.dispatch(SITE, ctx, move || imp.ping())
                 .await?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
@@ -1841,7 +1842,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let match_ = p.get_match();
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.type_(match_))
                 .await?
@@ -1864,7 +1865,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let options = Options::mp_read(SITE, Some(&conn), p.get_options()?)?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.configure(options))
                 .await?
@@ -1886,8 +1887,9 @@ impl crate::types_capnp::types::Server for TypesServer {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let options = Options::mp_read(SITE, Some(&conn), p.get_options()?)?;
+            let imp = self.imp.get(SITE)?;
             let value = conn
-                .run_on_loop(SITE, || self.imp.tip_of(options))?
+                .run_on_loop(SITE, || imp.tip_of(options))?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
             r.set_hash(value.hash.as_slice());
@@ -1911,7 +1913,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let height = p.get_height();
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.find_tip(height))
                 .await?
@@ -1937,7 +1939,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let color = ::mp_ipc::codegen_support::enum_value(SITE, "color", p.get_color())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.paint(color))
                 .await?
@@ -1960,8 +1962,9 @@ impl crate::types_capnp::types::Server for TypesServer {
             let p = params.get()?;
             let a = ::mp_ipc::codegen_support::enum_value(SITE, "a", p.get_a())?;
             let b = ::mp_ipc::codegen_support::enum_value(SITE, "b", p.get_b())?;
+            let imp = self.imp.get(SITE)?;
             let value = conn
-                .run_on_loop(SITE, || self.imp.mix(a, b))?
+                .run_on_loop(SITE, || imp.mix(a, b))?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
             r.set_color(value.color);
@@ -1983,7 +1986,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let n = p.get_n();
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let outcome = conn.dispatch(SITE, ctx, move || imp.check(n)).await?;
             let mut r = results.get();
             match outcome {
@@ -2007,7 +2010,8 @@ impl crate::types_capnp::types::Server for TypesServer {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ok = p.get_ok();
-            let outcome = conn.run_on_loop(SITE, || self.imp.validate(ok))?;
+            let imp = self.imp.get(SITE)?;
+            let outcome = conn.run_on_loop(SITE, || imp.validate(ok))?;
             if let Err(message) = outcome {
                 results.get().set_error(message.as_str());
             }
@@ -2041,7 +2045,7 @@ impl crate::types_capnp::types::Server for TypesServer {
                     ::mp_ipc::codegen_support::enum_value(SITE, "colors", x0)
                 })
                 .collect::<::std::result::Result<Vec<_>, _>>()?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let (_, (tips, colors)) = conn
                 .dispatch(SITE, ctx, move || {
                     let mut tips = tips;
@@ -2090,7 +2094,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             let p = params.get()?;
             let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
             let value = ::mp_ipc::codegen_support::text(SITE, "value", p.get_value())?;
-            let imp = self.imp.clone();
+            let imp = self.imp.get(SITE)?;
             let (value_, (value,)) = conn
                 .dispatch(SITE, ctx, move || {
                     let mut value = value;
@@ -2116,10 +2120,11 @@ impl crate::types_capnp::types::Server for TypesServer {
             let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let value = ::mp_ipc::codegen_support::text(SITE, "value", p.get_value())?;
+            let imp = self.imp.get(SITE)?;
             let (value_, (value,)) = conn
                 .run_on_loop(SITE, || {
                     let mut value = value;
-                    self.imp.update(&mut value).map(|value_| (value_, (value,)))
+                    imp.update(&mut value).map(|value_| (value_, (value,)))
                 })?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();

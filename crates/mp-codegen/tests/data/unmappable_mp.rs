@@ -160,7 +160,7 @@ impl Plotter for PlotterClient {
 /// the reply back on the loop.
 pub struct PlotterServer {
     conn: ::mp_ipc::WeakLoopConnection,
-    imp: ::std::sync::Arc<dyn Plotter>,
+    imp: ::mp_ipc::codegen_support::Served<dyn Plotter>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
 
@@ -172,7 +172,7 @@ impl PlotterServer {
     ) -> crate::unmappable_capnp::plotter::Client {
         ::mp_ipc::capnp_rpc::new_client(PlotterServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: None,
         })
     }
@@ -188,7 +188,7 @@ impl PlotterServer {
         let slot = conn.export_slot("Plotter")?;
         Ok(::mp_ipc::capnp_rpc::new_client(PlotterServer {
             conn: ::std::rc::Rc::downgrade(conn),
-            imp,
+            imp: ::mp_ipc::codegen_support::Served::new(imp),
             _slot: Some(slot),
         }))
     }
@@ -216,8 +216,9 @@ impl crate::unmappable_capnp::plotter::Server for PlotterServer {
             let p = params.get()?;
             let n = p.get_n();
             let at = Point::mp_read(SITE, Some(&conn), p.get_at()?)?;
+            let imp = self.imp.get(SITE)?;
             let value = conn
-                .run_on_loop(SITE, || self.imp.ok(n, at))?
+                .run_on_loop(SITE, || imp.ok(n, at))?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
             r.set_result(value);

@@ -1,8 +1,10 @@
 # Interfaces shaped like Bitcoin Core's wallet, chain and node interfaces:
 # lists of interfaces, interfaces in structs and in generic structs, nested
 # generic lists, lists of lists, recursive structs, Void parameters,
-# `$Proxy.name` on methods, implicit struct parameters and a thread map
-# passed outside `construct`.
+# `$Proxy.name` on methods, implicit struct parameters, a thread map
+# passed outside `construct`, a notifications callback registered through
+# a `Handler`, interface inheritance, output parameters whose in and out
+# types differ, and names that collide with generated ones.
 
 @0xd9b3c5e7f1a24466;
 
@@ -72,4 +74,74 @@ interface Ledger {
 
     attach @11 (context :Proxy.Context, threadMap :Proxy.ThreadMap, label :Text) -> (result :Text);
     # A thread map passed outside `construct` (filled by the generated code).
+
+    chain @13 (context :Proxy.Context) -> (result :Chain);
+    loader @14 (context :Proxy.Context) -> (result :WalletLoader);
+
+    start @15 (context :Proxy.Context, client :ChainClient) -> (result :Text);
+    # A derived object passed where its base is wanted: loads it, returns
+    # what `load` said.
+
+    callFn @16 (context :Proxy.Context) -> (result :Text);
+    callFnAsync @17 (context :Proxy.Context) -> (result :Text);
+    # Names that collide with a generated one: `callFn`'s async variant
+    # would be `call_fn_async`, which `callFnAsync` declares.
+
+    weigh @18 (context :Proxy.Context, p :Int32, conn :Int32, cap :Int32, req :Int32, imp :Int32, r :Int32) -> (result :Int32);
+    # Parameters named like the generated code's locals: p + 2 conn + 3 cap
+    # + 4 req + 5 imp + 6 r.
+}
+
+interface Handler {
+    # A registration (Bitcoin Core's `Handler`): dropping it unregisters.
+    destroy @0 (context :Proxy.Context) -> ();
+    disconnect @1 (context :Proxy.Context) -> ();
+}
+
+interface Notifications {
+    # A callback the caller implements (Bitcoin Core's `ChainNotifications`).
+    destroy @0 (context :Proxy.Context) -> ();
+    blockConnected @1 (context :Proxy.Context, height :Int32) -> ();
+}
+
+struct FoundBlockParam {
+    # What to look up (libmultiprocess's output-parameter pattern: the
+    # parameter and the result of the same name have different types).
+    wantHash @0 :Bool;
+    wantHeight @1 :Bool;
+}
+
+struct FoundBlockResult {
+    hash @0 :Data;
+    height @1 :Int32;
+    found @2 :Bool;
+}
+
+interface Chain {
+    destroy @0 (context :Proxy.Context) -> ();
+
+    handleNotifications @1 (context :Proxy.Context, notifications :Notifications) -> (result :Handler);
+    # Registers a callback, called until its handler is destroyed.
+
+    notify @2 (context :Proxy.Context, height :Int32) -> (result :Int32);
+    # Calls every registered callback; returns how many.
+
+    forget @3 () -> (result :Int32);
+    # On the event loop: drops every registered callback; returns how many.
+
+    findBlock @4 (context :Proxy.Context, hash :Data, block :FoundBlockParam) -> (block :FoundBlockResult, result :Bool);
+    # Blocks are found by a non-empty hash; its height is its length.
+}
+
+interface ChainClient {
+    # Named like the client type generated for `Chain`: that one is
+    # therefore `ChainProxyClient` (and its server `ChainProxyServer`).
+    destroy @0 (context :Proxy.Context) -> ();
+    load @1 (context :Proxy.Context) -> (result :Text);
+}
+
+interface WalletLoader extends(ChainClient) {
+    # A derived interface (Bitcoin Core's `WalletLoader`).
+    createWallet @0 (context :Proxy.Context, name :Text) -> (result :Account);
+    wallets @1 (context :Proxy.Context) -> (result :List(Account));
 }

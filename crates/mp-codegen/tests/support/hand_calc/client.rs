@@ -199,7 +199,7 @@ impl CalcClient {
 }
 
 /// A counter object in the peer. Dropping the handle calls its `destroy`
-/// method (errors are logged, never raised: libmultiprocess #273).
+/// method (errors are logged, never raised).
 #[derive(Debug)]
 pub struct CounterClient {
     remote: Option<Remote<counter::Client>>,
