@@ -110,6 +110,13 @@ fn ledger_matches_golden() {
     check("ledger", &["ledger_mp.rs", "shared_mp.rs"]);
 }
 
+/// Two versions of one interface, for schema evolution.
+#[test]
+fn blocks_versions_match_golden() {
+    check("blocks_v1", &["blocks_v1_mp.rs"]);
+    check("blocks_v2", &["blocks_v2_mp.rs"]);
+}
+
 #[test]
 fn miner_matches_golden() {
     check("miner", &["miner_mp.rs"]);
@@ -128,4 +135,6 @@ fn capnpc_code_for_the_test_schemas_is_current() {
     check_capnpc("types", &["types_capnp.rs"]);
     check_capnpc("hub", &["hub_capnp.rs", "remote_capnp.rs"]);
     check_capnpc("ledger", &["ledger_capnp.rs", "shared_capnp.rs"]);
+    check_capnpc("blocks_v1", &["blocks_v1_capnp.rs"]);
+    check_capnpc("blocks_v2", &["blocks_v2_capnp.rs"]);
 }
