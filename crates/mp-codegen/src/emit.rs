@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use crate::model::{
     error_enum, results_struct, Field, File, GenericDef, Interface, LeftOut, Method, MethodKind,
-    Presence, StructDef, Stub, Ty,
+    Presence, StructDef, Stub, Ty, Union,
 };
 use crate::names::{self, lit};
 
@@ -196,7 +196,15 @@ fn needs_conn(ty: &Ty) -> bool {
     match ty {
         Ty::Interface(_) | Ty::Object(_) | Ty::Struct { .. } | Ty::Boxed(_) => true,
         Ty::List(e) => needs_conn(e),
-        Ty::Generic(g) => g.fields.iter().any(|f| needs_conn(&f.ty)),
+        Ty::Generic(g) => g
+            .fields
+            .iter()
+            .chain(
+                g.union
+                    .iter()
+                    .flat_map(|u| u.variants.iter().filter_map(|v| v.field.as_ref())),
+            )
+            .any(|f| needs_conn(&f.ty)),
         _ => false,
     }
 }
@@ -224,6 +232,23 @@ fn to_served(ty: &Ty, v: &str, d: usize) -> String {
             "{v}.into_iter().map(|x{d}| {}).collect::<Vec<_>>()",
             to_served(e, &format!("x{d}"), d + 1)
         ),
+        Ty::Generic(g) if g.union.is_some() => {
+            let arms: String = g
+                .union
+                .iter()
+                .flat_map(|u| &u.variants)
+                .map(|var| match &var.field {
+                    Some(f) => format!(
+                        "{r}::{n}(y{d}) => {r}::{n}({}),\n",
+                        to_served(&f.ty, &format!("y{d}"), d + 1),
+                        r = g.rust,
+                        n = var.rust
+                    ),
+                    None => format!("{r}::{n} => {r}::{n},\n", r = g.rust, n = var.rust),
+                })
+                .collect();
+            format!("match {v} {{\n{arms}}}")
+        }
         Ty::Generic(g) => {
             let fields: String = g
                 .fields
@@ -289,8 +314,19 @@ fn rd(ty: &Ty, src: &str, bare: bool, cx: Cx<'_>, field: &str, d: usize) -> Stri
                 )
             }
         },
+        Ty::Struct {
+            path, group: true, ..
+        } => format!("{path}::mp_read({site}, {conn}, {src})?"),
         Ty::Struct { path, .. } => format!("{path}::mp_read({site}, {conn}, {src}{q})?"),
         Ty::Boxed(path) => format!("Some(Box::new({path}::mp_read({site}, {conn}, {src}{q})?))"),
+        Ty::Generic(g) if g.union.is_some() => {
+            let gr = format!("g{d}");
+            let u = g.union.as_ref().expect("checked");
+            format!(
+                "{{\nlet {gr} = {src}{q};\n{}\n}}",
+                rd_union(u, &g.capnp, &g.rust, &gr, cx, field, d + 1)
+            )
+        }
         Ty::Generic(g) => {
             let gr = format!("g{d}");
             let fields: String = g
@@ -416,6 +452,15 @@ fn wr(ty: &Ty, slot: Slot<'_>, v: &str, by_ref: bool, cx: Cx<'_>, field: &str, d
             "if let Some(x{d}) = {v}.as_ref() {{\nx{d}.mp_write({site}, {conn}, {})?;\n}}\n",
             init("")
         ),
+        Ty::Generic(g) if g.union.is_some() => {
+            let gb = format!("g{d}");
+            let u = g.union.as_ref().expect("checked");
+            format!(
+                "{{\nlet mut {gb} = {};\n{}}}\n",
+                init(""),
+                wr_union(u, &g.rust, &gb, &format!("&{v}"), cx, d + 1)
+            )
+        }
         Ty::Generic(g) => {
             let gb = format!("g{d}");
             let fields: String = g
@@ -435,6 +480,70 @@ fn wr(ty: &Ty, slot: Slot<'_>, v: &str, by_ref: bool, cx: Cx<'_>, field: &str, d
         },
         Ty::Param(_) => unreachable!("type parameters are substituted where values are written"),
     }
+}
+
+/// A `match` reading union `u` from reader `r` (capnpc's module `module`)
+/// into the Rust enum `rust`; a member this side does not know is an error
+/// naming `field`.
+fn rd_union(
+    u: &Union,
+    module: &str,
+    rust: &str,
+    r: &str,
+    cx: Cx<'_>,
+    field: &str,
+    d: usize,
+) -> String {
+    let x = format!("x{d}");
+    let arms: String = u
+        .variants
+        .iter()
+        .map(|v| match &v.field {
+            Some(f) => format!(
+                "{module}::Which::{}({x}) => {rust}::{}({}),\n",
+                v.capnp,
+                v.rust,
+                rd(&f.ty, &x, false, cx, &f.schema, d + 1)
+            ),
+            None => format!("{module}::Which::{}(()) => {rust}::{},\n", v.capnp, v.rust),
+        })
+        .collect();
+    format!(
+        "match {SUPPORT}::union_member({}, {}, {r}.which())? {{\n{arms}}}",
+        cx.site,
+        lit(field)
+    )
+}
+
+/// Statements writing `v` (a reference to a value of union enum `rust`) to
+/// builder `b`: the member set says which.
+fn wr_union(u: &Union, rust: &str, b: &str, v: &str, cx: Cx<'_>, d: usize) -> String {
+    let x = format!("x{d}");
+    let arms: String = u
+        .variants
+        .iter()
+        .map(|var| match &var.field {
+            Some(f) => format!(
+                "{rust}::{}({x}) => {{\n{}}}\n",
+                var.rust,
+                wr(
+                    &f.ty,
+                    Slot::Field {
+                        b,
+                        acc: &f.accessor,
+                        param: f.param
+                    },
+                    &x,
+                    true,
+                    cx,
+                    &f.schema,
+                    d + 1
+                )
+            ),
+            None => format!("{rust}::{} => {b}.set_{}(()),\n", var.rust, var.accessor),
+        })
+        .collect();
+    format!("match {v} {{\n{arms}}}\n")
 }
 
 /// Writes `v` (a place of the field's [`field_served`] type, or a
@@ -490,6 +599,8 @@ fn site(iface: &Interface, m: &Method) -> String {
 fn emit_struct(out: &mut String, st: &StructDef, cm: &str) {
     let name = &st.rust;
     let module = format!("{cm}::{}", st.capnp_mod);
+    // All one union: the struct is an enum.
+    let whole = st.fields.is_empty() && st.union.is_some();
     doc(
         out,
         st.doc.as_deref(),
@@ -501,17 +612,37 @@ fn emit_struct(out: &mut String, st: &StructDef, cm: &str) {
     } else {
         "Clone"
     };
-    let _ = writeln!(
-        out,
-        "{}#[derive({derives})]\npub struct {name} {{",
-        complexity_allow(st.fields.iter().map(|f| &f.field))
-    );
-    for f in &st.fields {
-        doc(out, f.doc.as_deref(), &format!("`{}`.", f.field.schema));
-        let _ = writeln!(out, "pub {}: {},", f.field.ident, field_owned(&f.field));
+    match &st.union {
+        Some(u) if whole => emit_union_enum(out, u, st.plain, derives),
+        _ => {
+            let _ = writeln!(
+                out,
+                "{}#[derive({derives})]\npub struct {name} {{",
+                complexity_allow(st.fields.iter().map(|f| &f.field))
+            );
+            for f in &st.fields {
+                doc(out, f.doc.as_deref(), &format!("`{}`.", f.field.schema));
+                let _ = writeln!(out, "pub {}: {},", f.field.ident, field_owned(&f.field));
+            }
+            if let Some(u) = &st.union {
+                let _ = writeln!(
+                    out,
+                    "/// Which member of the struct's union is set.\npub which: {},",
+                    u.rust
+                );
+            }
+            out.push_str("}\n\n");
+            if let Some(u) = &st.union {
+                doc(
+                    out,
+                    None,
+                    &format!("The union of `{}`: one member is set.", st.schema),
+                );
+                emit_union_enum(out, u, st.plain, derives);
+            }
+        }
     }
-    out.push_str("}\n\n");
-    if !st.plain {
+    if !st.plain && !whole {
         let _ = writeln!(
             out,
             "impl ::std::fmt::Debug for {name} {{\nfn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {{\nf.debug_struct({})",
@@ -529,10 +660,13 @@ fn emit_struct(out: &mut String, st: &StructDef, cm: &str) {
                 let _ = writeln!(out, ".field({}, &\"..\")", lit(&fd.field.ident));
             }
         }
+        if st.union.is_some() {
+            out.push_str(".field(\"which\", &self.which)\n");
+        }
         out.push_str(".finish()\n}\n}\n\n");
     }
     // An implementation has no default.
-    if st.plain {
+    if st.plain && !whole {
         let _ = writeln!(
             out,
             "impl Default for {name} {{\n/// The schema's default values.\nfn default() -> Self {{\n{name} {{"
@@ -540,9 +674,12 @@ fn emit_struct(out: &mut String, st: &StructDef, cm: &str) {
         for f in &st.fields {
             let _ = writeln!(out, "{}: {},", f.field.ident, f.default);
         }
+        if st.union.is_some() {
+            out.push_str("which: Default::default(),\n");
+        }
         out.push_str("}\n}\n}\n\n");
     }
-    let (r, b) = if st.fields.is_empty() {
+    let (r, b) = if st.fields.is_empty() && st.union.is_none() {
         ("_r", "_b")
     } else {
         ("r", "mut b")
@@ -558,19 +695,39 @@ fn emit_struct(out: &mut String, st: &StructDef, cm: &str) {
          /// are wrapped on `conn`.\n\
          #[doc(hidden)]\n\
          pub fn mp_read(site: ::mp_ipc::CallSite, conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>, {r}: {module}::Reader<'_>) -> {RESULT}<Self, ::mp_ipc::capnp::Error> {{\n\
-         let _ = (site, conn);\nOk({name} {{"
+         let _ = (site, conn);"
     );
-    for f in &st.fields {
-        let _ = writeln!(
-            out,
-            "{}: {},",
-            f.field.ident,
-            rd_field(&f.field, "r", cx, 0)
-        );
+    match &st.union {
+        Some(u) if whole => {
+            let _ = writeln!(
+                out,
+                "Ok({})",
+                rd_union(u, &module, name, "r", cx, &st.schema, 0)
+            );
+        }
+        _ => {
+            let _ = writeln!(out, "Ok({name} {{");
+            for f in &st.fields {
+                let _ = writeln!(
+                    out,
+                    "{}: {},",
+                    f.field.ident,
+                    rd_field(&f.field, "r", cx, 0)
+                );
+            }
+            if let Some(u) = &st.union {
+                let _ = writeln!(
+                    out,
+                    "which: {},",
+                    rd_union(u, &module, &u.rust, "r", cx, &st.schema, 0)
+                );
+            }
+            out.push_str("})\n");
+        }
     }
     let _ = writeln!(
         out,
-        "}})\n}}\n\n\
+        "}}\n\n\
          /// Writes it to capnp (for the generated adapters); objects in it are\n\
          /// exported on `conn`.\n\
          #[doc(hidden)]\n\
@@ -587,7 +744,65 @@ fn emit_struct(out: &mut String, st: &StructDef, cm: &str) {
             0,
         ));
     }
+    match &st.union {
+        Some(u) if whole => out.push_str(&wr_union(u, name, "b", "self", cx, 0)),
+        Some(u) => out.push_str(&wr_union(u, &u.rust, "b", "&self.which", cx, 0)),
+        None => {}
+    }
     out.push_str("Ok(())\n}\n}\n\n");
+    for g in &st.groups {
+        emit_struct(out, g, cm);
+    }
+}
+
+/// The Rust enum of a union: a variant per member (a unit one for `Void`).
+/// Plain, it derives `Debug` and `PartialEq` and defaults to the first
+/// member with its default value, as capnp does.
+fn emit_union_enum(out: &mut String, u: &Union, plain: bool, derives: &str) {
+    let _ = writeln!(out, "#[derive({derives})]\npub enum {} {{", u.rust);
+    for v in &u.variants {
+        doc(out, v.doc.as_deref(), &format!("`{}`.", v.accessor));
+        match &v.field {
+            Some(f) => {
+                let _ = writeln!(out, "{}({}),", v.rust, field_owned(f));
+            }
+            None => {
+                let _ = writeln!(out, "{},", v.rust);
+            }
+        }
+    }
+    out.push_str("}\n\n");
+    let first = &u.variants[0];
+    if plain {
+        let value = match &first.field {
+            Some(_) => format!("{}::{}({})", u.rust, first.rust, first.default),
+            None => format!("{}::{}", u.rust, first.rust),
+        };
+        let _ = writeln!(
+            out,
+            "impl Default for {} {{\n/// The first member, with its default value.\nfn default() -> Self {{\n{value}\n}}\n}}\n",
+            u.rust
+        );
+    } else {
+        let arms: String = u
+            .variants
+            .iter()
+            .map(|v| {
+                let pat = if v.field.is_some() { "(_)" } else { "" };
+                format!(
+                    "{}::{}{pat} => f.write_str({}),\n",
+                    u.rust,
+                    v.rust,
+                    lit(&v.rust)
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "impl ::std::fmt::Debug for {} {{\nfn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {{\nmatch self {{\n{arms}}}\n}}\n}}\n",
+            u.rust
+        );
+    }
 }
 
 /// A generic struct: a generic Rust struct holding the values; instances
@@ -604,6 +819,31 @@ fn emit_generic(out: &mut String, g: &GenericDef) {
     } else {
         ", Default"
     };
+    if let Some(u) = &g.union {
+        let _ = writeln!(
+            out,
+            "#[derive(Debug, Clone, PartialEq)]\npub enum {} {{",
+            generic_type(&g.rust, g.params.iter().cloned())
+        );
+        for v in &u.variants {
+            match &v.field {
+                Some(f) => {
+                    let _ = writeln!(
+                        out,
+                        "/// `{}`.\n{}({}),",
+                        v.accessor,
+                        v.rust,
+                        field_owned(f)
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "/// `{}`.\n{},", v.accessor, v.rust);
+                }
+            }
+        }
+        out.push_str("}\n\n");
+        return;
+    }
     let _ = writeln!(
         out,
         "#[derive(Debug, Clone, PartialEq{default})]\npub struct {} {{",

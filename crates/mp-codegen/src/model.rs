@@ -59,6 +59,9 @@ pub(crate) enum Ty {
         path: String,
         /// It holds no interface (so it derives `Debug` and `PartialEq`).
         plain: bool,
+        /// A group of the struct being defined: its capnp getter returns
+        /// the reader itself, not a `Result`.
+        group: bool,
     },
     /// A struct field whose type is the struct being defined (or one
     /// enclosing it): `Option<Box<T>>`, `None` for a null pointer.
@@ -106,17 +109,33 @@ impl Ty {
             Ty::Interface(r) => Ty::Object(r),
             Ty::List(e) => Ty::List(Box::new(e.in_struct())),
             Ty::Generic(g) => {
-                let Generic { rust, args, fields } = *g;
+                let Generic {
+                    rust,
+                    capnp,
+                    args,
+                    fields,
+                    union,
+                } = *g;
+                let in_struct = |f: Field| Field {
+                    ty: f.ty.in_struct(),
+                    ..f
+                };
                 Ty::Generic(Box::new(Generic {
                     rust,
+                    capnp,
                     args: args.into_iter().map(Ty::in_struct).collect(),
-                    fields: fields
-                        .into_iter()
-                        .map(|f| Field {
-                            ty: f.ty.in_struct(),
-                            ..f
-                        })
-                        .collect(),
+                    fields: fields.into_iter().map(in_struct).collect(),
+                    union: union.map(|u| Union {
+                        variants: u
+                            .variants
+                            .into_iter()
+                            .map(|v| Variant {
+                                field: v.field.map(in_struct),
+                                ..v
+                            })
+                            .collect(),
+                        ..u
+                    }),
                 }))
             }
             other => other,
@@ -129,10 +148,44 @@ impl Ty {
 pub(crate) struct Generic {
     /// The path of the generic Rust struct (`Pair`, `super::common_mp::Pair`).
     pub rust: String,
+    /// The path of capnpc's module for it (`crate::common_capnp::pair`).
+    pub capnp: String,
     /// Its type arguments, in the order of its parameters.
     pub args: Vec<Ty>,
     /// Its fields, with the arguments substituted.
     pub fields: Vec<Field>,
+    /// A struct that is all one union (`Expected(Value, Error)`) is a
+    /// generic Rust enum: its members, with the arguments substituted.
+    pub union: Option<Union>,
+}
+
+/// A struct's unnamed union: a Rust enum with a variant per member.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Union {
+    /// The Rust enum's name: the struct's own when the struct is all one
+    /// union, `{Struct}Which` beside other fields.
+    pub rust: String,
+    /// Its members, in discriminant order.
+    pub variants: Vec<Variant>,
+}
+
+/// One member of a union.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Variant {
+    /// The Rust variant (`Dot`, from `dot`).
+    pub rust: String,
+    /// capnpc's `Which` variant (`Dot`).
+    pub capnp: String,
+    /// Its value; `None` for a `Void` member (a unit variant), whose setter
+    /// is `set_{accessor}(())`.
+    pub field: Option<Field>,
+    /// The accessor stem of a `Void` member.
+    pub accessor: String,
+    /// The Rust expression of its default value (for the enum's `Default`,
+    /// which is the first member's).
+    pub default: String,
+    /// Doc comment from the schema.
+    pub doc: Option<String>,
 }
 
 /// Whether a field's value may be absent, and how the wire says so.
@@ -341,6 +394,8 @@ pub(crate) struct GenericDef {
     pub used: Vec<bool>,
     /// Its fields, parameters as [`Ty::Param`].
     pub fields: Vec<Field>,
+    /// All one union: the Rust type is an enum of these.
+    pub union: Option<Union>,
     /// Doc comment from the schema.
     pub doc: Option<String>,
 }
@@ -356,8 +411,14 @@ pub(crate) struct StructDef {
     pub rust: String,
     /// capnpc's module name for it.
     pub capnp_mod: String,
-    /// Its fields, in declaration order.
+    /// Its fields, in declaration order (but the union's members).
     pub fields: Vec<StructField>,
+    /// Its unnamed union: with no other fields the struct is this enum,
+    /// else it has a `which` field of it.
+    pub union: Option<Union>,
+    /// Its groups (named unions too), each a struct (or enum) of its own,
+    /// `{Struct}{Group}`, defined beside it.
+    pub groups: Vec<StructDef>,
     /// Doc comment from the schema.
     pub doc: Option<String>,
 }
@@ -1196,10 +1257,25 @@ fn map_field(
     depth: usize,
 ) -> Result<Field, String> {
     if f.get_discriminant_value() != field::NO_DISCRIMINANT {
-        return Err("unions are not supported yet".into());
+        return Err("a union among a method's parameters or results is not supported".into());
     }
+    if slot_type(f).is_none() {
+        return Err("a group among a method's parameters or results is not supported".into());
+    }
+    map_field_unchecked(ctx, file_id, f, name, env, depth)
+}
+
+/// [`map_field`] for a struct member, which may be in a union.
+fn map_field_unchecked(
+    ctx: &Ctx<'_>,
+    file_id: u64,
+    f: field::Reader<'_>,
+    name: &str,
+    env: &Env,
+    depth: usize,
+) -> Result<Field, String> {
     let Some(t) = slot_type(f) else {
-        return Err("groups are not supported yet".into());
+        return Err("a group here is not supported".into());
     };
     let ty = map_type(ctx, file_id, t, env, depth)?;
     let rust = proxy_name(f).unwrap_or_else(|| name.to_string());
@@ -1304,7 +1380,11 @@ fn map_type(
             Ok(Ty::List(Box::new(
                 match map_type(ctx, file_id, elem, env, depth)? {
                     // A list gives the indirection a recursive field needs.
-                    Ty::Boxed(path) => Ty::Struct { path, plain: true },
+                    Ty::Boxed(path) => Ty::Struct {
+                        path,
+                        plain: true,
+                        group: false,
+                    },
                     elem => elem,
                 },
             )))
@@ -1378,8 +1458,15 @@ fn map_type(
                 };
                 let brand = s.get_brand().map_err(|e| e.to_string())?;
                 let args = brand_args(ctx, file_id, n, brand, env, depth)?;
-                let fields = generic_fields(ctx, file_id, n, &args, depth + 1)
+                let (fields, union) = generic_fields(ctx, file_id, n, &args, depth + 1)
                     .map_err(|why| format!("struct {}: {why}", node_name(ctx, id)))?;
+                let scope = n.get_scope_id();
+                let module = if scope == file_id {
+                    CAPNP_MODULE_MARKER.to_string()
+                } else {
+                    ctx.capnp_module(scope)
+                };
+                let capnp = format!("{module}::{}", names::capnp_module_name(&short_name(&n)));
                 // Only the parameters its fields use are the Rust struct's.
                 let args = args
                     .into_iter()
@@ -1393,8 +1480,10 @@ fn map_type(
                     .collect::<Result<Vec<_>, _>>()?;
                 return Ok(Ty::Generic(Box::new(Generic {
                     rust: path,
+                    capnp,
                     args,
                     fields,
+                    union,
                 })));
             }
             if matches!(ctx.structs.borrow().get(&id), Some(None)) {
@@ -1405,6 +1494,7 @@ fn map_type(
                 Some(Ok(def)) => Ok(Ty::Struct {
                     path,
                     plain: def.plain,
+                    group: false,
                 }),
                 Some(Err(reason)) => Err(format!("struct {}: {reason}", node_name(ctx, id))),
                 None => Err(format!("struct {} cannot be mapped", node_name(ctx, id))),
@@ -1551,33 +1641,93 @@ fn generic_fields(
     n: node::Reader<'_>,
     args: &[Option<Ty>],
     depth: usize,
-) -> Result<Vec<Field>, String> {
+) -> Result<(Vec<Field>, Option<Union>), String> {
     let id = n.get_id();
     let env: Env = (0u16..)
         .zip(args.iter().cloned())
         .filter_map(|(i, t)| Some(((id, i), t?)))
         .collect();
-    let Ok(node::Struct(st)) = n.which() else {
+    let Ok(node::Struct(_)) = n.which() else {
         return Err(format!("node {id:#x} is not a struct"));
     };
-    if st.get_discriminant_count() > 0 {
-        return Err("unions are not supported yet".into());
-    }
     let mut fields = Vec::new();
+    let mut members = Vec::new();
     for f in struct_fields(ctx, id).map_err(|e| e.to_string())? {
         let fname = f
             .get_name()
             .ok()
             .and_then(|t| t.to_string().ok())
             .unwrap_or_default();
+        let problem = |why: String| format!("field `{fname}`: {why}");
+        if matches!(f.which(), Ok(field::Group(_))) {
+            return Err(problem(
+                "groups in generic structs are not supported".into(),
+            ));
+        }
+        if f.get_discriminant_value() != field::NO_DISCRIMINANT {
+            members
+                .push(union_member(ctx, file_id, f, &fname, &env, depth, false).map_err(problem)?);
+            continue;
+        }
         if is_implicit(ctx, f) || is_void(f) {
             continue;
         }
-        let field = map_field(ctx, file_id, f, &fname, &env, depth)
-            .map_err(|why| format!("field `{fname}`: {why}"))?;
+        let field = map_field(ctx, file_id, f, &fname, &env, depth).map_err(problem)?;
         fields.push(field);
     }
-    Ok(apply_presence(fields))
+    let union = if members.is_empty() {
+        None
+    } else if !fields.is_empty() {
+        return Err("a union beside other fields in a generic struct is not supported".into());
+    } else {
+        Some(Union {
+            rust: names::type_name(&short_name(&n)),
+            variants: members,
+        })
+    };
+    Ok((apply_presence(fields), union))
+}
+
+/// One member of a union: `f` has a discriminant. `in_struct`: interfaces
+/// become [`Ty::Object`] (a non-generic struct's member).
+fn union_member(
+    ctx: &Ctx<'_>,
+    file_id: u64,
+    f: field::Reader<'_>,
+    fname: &str,
+    env: &Env,
+    depth: usize,
+    in_struct: bool,
+) -> Result<Variant, String> {
+    let rust = names::type_name(&names::rust_snake_to_camel(&names::rust_snake(fname)));
+    let capnp = names::capitalize_first(fname);
+    let accessor = names::snake(fname);
+    if is_void(f) {
+        return Ok(Variant {
+            rust,
+            capnp,
+            field: None,
+            accessor,
+            default: String::new(),
+            doc: None,
+        });
+    }
+    if matches!(f.which(), Ok(field::Group(_))) {
+        return Err("a group inside a union is not supported".into());
+    }
+    let mut field = map_field_unchecked(ctx, file_id, f, fname, env, depth)?;
+    if in_struct {
+        field.ty = field.ty.in_struct();
+    }
+    let default = default_value(f, &field.ty)?;
+    Ok(Variant {
+        rust,
+        capnp,
+        field: Some(field),
+        accessor,
+        default,
+        doc: None,
+    })
 }
 
 /// Maps a top-level generic struct's definition: its fields with the type
@@ -1604,11 +1754,17 @@ fn map_generic_def(ctx: &Ctx<'_>, id: u64) -> Option<Result<GenericDef, String>>
             })
             .collect();
         let args: Vec<Option<Ty>> = params.iter().cloned().map(Ty::Param).map(Some).collect();
-        let fields = generic_fields(ctx, n.get_scope_id(), n, &args, 0)?;
+        let (fields, union) = generic_fields(ctx, n.get_scope_id(), n, &args, 0)?;
         // A parameter no field uses is left out of the Rust struct.
         let used: Vec<bool> = params
             .iter()
-            .map(|p| fields.iter().any(|f| f.ty.mentions(p)))
+            .map(|p| {
+                fields.iter().any(|f| f.ty.mentions(p))
+                    || union
+                        .iter()
+                        .flat_map(|u| &u.variants)
+                        .any(|v| v.field.as_ref().is_some_and(|f| f.ty.mentions(p)))
+            })
             .collect();
         let params = params
             .into_iter()
@@ -1624,6 +1780,7 @@ fn map_generic_def(ctx: &Ctx<'_>, id: u64) -> Option<Result<GenericDef, String>>
             params,
             used,
             fields,
+            union,
             doc: docs.and_then(|(d, _)| d.clone()),
         })
     })();
@@ -1673,13 +1830,35 @@ fn map_struct_fields(
     n: node::Reader<'_>,
     st: node::struct_::Reader<'_>,
 ) -> Result<StructDef, String> {
-    if st.get_discriminant_count() > 0 {
-        return Err("unions are not supported yet".into());
-    }
     let name = short_name(&n);
+    map_body(
+        ctx,
+        id,
+        n.get_scope_id(),
+        st,
+        &name,
+        names::type_name(&name),
+        names::capnp_module_name(&name),
+    )
+}
+
+/// The fields, union and groups of struct (or group) `id`, declared in file
+/// `file_id`: `rust` is its Rust name, `capnp_mod` capnpc's module path
+/// below the file's.
+fn map_body(
+    ctx: &Ctx<'_>,
+    id: u64,
+    file_id: u64,
+    st: node::struct_::Reader<'_>,
+    schema: &str,
+    rust: String,
+    capnp_mod: String,
+) -> Result<StructDef, String> {
     let docs = ctx.docs.get(&id);
     let mut fields = Vec::new();
     let mut extras = Vec::new();
+    let mut members = Vec::new();
+    let mut groups = Vec::new();
     let list = st.get_fields().map_err(|e| e.to_string())?;
     let mut ordered: Vec<(usize, field::Reader<'_>)> = list.iter().enumerate().collect();
     ordered.sort_by_key(|(_, f)| f.get_code_order());
@@ -1690,14 +1869,55 @@ fn map_struct_fields(
             .and_then(|t| t.to_string().ok())
             .unwrap_or_default();
         let problem = |reason: String| format!("field `{fname}`: {reason}");
+        let doc = docs.and_then(|(_, members)| members.get(index).cloned().flatten());
+        if f.get_discriminant_value() != field::NO_DISCRIMINANT {
+            let mut member =
+                union_member(ctx, file_id, f, &fname, &Env::new(), 0, true).map_err(problem)?;
+            member.doc = doc;
+            members.push((f.get_discriminant_value(), member));
+            continue;
+        }
+        if let Ok(field::Group(g)) = f.which() {
+            // A group (a named union too): a struct of its own beside this one.
+            let gid = g.get_type_id();
+            let Some(Ok(node::Struct(gst))) = ctx.nodes.get(&gid).map(|gn| gn.which()) else {
+                return Err(problem(format!("group node {gid:#x} missing")));
+            };
+            let group_rust = format!("{rust}{}", names::type_name(&fname));
+            let def = map_body(
+                ctx,
+                gid,
+                file_id,
+                gst,
+                &format!("{schema}.{fname}"),
+                group_rust.clone(),
+                format!("{capnp_mod}::{}", names::capnp_module_name(&fname)),
+            )
+            .map_err(problem)?;
+            let field = Field {
+                schema: fname.clone(),
+                ident: names::ident(&names::rust_snake(&fname)),
+                accessor: names::snake(&fname),
+                ty: Ty::Struct {
+                    path: group_rust,
+                    plain: def.plain,
+                    group: true,
+                },
+                param: false,
+                presence: Presence::Always,
+                inout: false,
+            };
+            groups.push(def);
+            extras.push((fname.clone(), "Default::default()".to_string(), doc));
+            fields.push(field);
+            continue;
+        }
         if is_implicit(ctx, f) || is_void(f) {
             continue;
         }
-        let mut field =
-            map_field(ctx, n.get_scope_id(), f, &fname, &Env::new(), 0).map_err(problem)?;
+        let mut field = map_field(ctx, file_id, f, &fname, &Env::new(), 0).map_err(problem)?;
         field.ty = field.ty.in_struct();
         let default = default_value(f, &field.ty).map_err(problem)?;
-        let doc = docs.and_then(|(_, members)| members.get(index).cloned().flatten());
         extras.push((field.schema.clone(), default, doc));
         fields.push(field);
     }
@@ -1721,12 +1941,28 @@ fn map_struct_fields(
             }
         })
         .collect();
+    members.sort_by_key(|(discriminant, _)| *discriminant);
+    let union = (!members.is_empty()).then(|| Union {
+        rust: if fields.is_empty() {
+            rust.clone()
+        } else {
+            format!("{rust}Which")
+        },
+        variants: members.into_iter().map(|(_, m)| m).collect(),
+    });
+    let plain = fields.iter().all(|f| f.field.ty.plain())
+        && union
+            .iter()
+            .flat_map(|u| &u.variants)
+            .all(|v| v.field.as_ref().is_none_or(|f| f.ty.plain()));
     Ok(StructDef {
-        plain: fields.iter().all(|f| f.field.ty.plain()),
-        schema: name.clone(),
-        rust: names::type_name(&name),
-        capnp_mod: names::capnp_module_name(&name),
+        plain,
+        schema: schema.to_string(),
+        rust,
+        capnp_mod,
         fields,
+        union,
+        groups,
         doc: docs.and_then(|(d, _)| d.clone()),
     })
 }

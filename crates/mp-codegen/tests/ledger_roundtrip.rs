@@ -41,11 +41,11 @@ mod shared_mp {
 
 use ledger_mp::{
     Account, Chain, ChainClient, ChainClientClient, ChainFindBlockResults, ChainProxyClient,
-    FoundBlockParam, FoundBlockResult, Handler, Ledger, LedgerCallError, LedgerClient,
-    LedgerServer, LedgerWalkResults, Migration, Notifications, NotificationsClient, RpcError,
-    WalletLoader,
+    Destination, FoundBlockParam, FoundBlockResult, Handler, Ledger, LedgerCallError, LedgerClient,
+    LedgerServer, LedgerWalkResults, Migration, Notifications, NotificationsClient, Output,
+    OutputLabel, OutputSpend, OutputWhich, RpcError, WalletLoader,
 };
-use shared_mp::{Block, Pair, PairInt64};
+use shared_mp::{Block, Expected, Pair, PairInt64};
 
 /// An account of the server's, counting its `destroy` calls.
 struct Held {
@@ -228,6 +228,28 @@ impl Ledger for Books {
 
     fn call_fn_async(&self) -> Result<String, String> {
         Ok("callFnAsync".into())
+    }
+
+    fn pay(&self, mut outputs: Vec<Output>) -> Result<Vec<Output>, String> {
+        outputs.reverse();
+        for output in &mut outputs {
+            if let OutputWhich::To(Destination::Holder(holder)) = &output.which {
+                output.which = OutputWhich::To(Destination::Address(holder.name()?));
+            }
+        }
+        Ok(outputs)
+    }
+
+    fn describe(&self, name: String) -> Result<Expected<String, RpcError>, String> {
+        for account in &self.accounts {
+            if account.name()? == name {
+                return Ok(Expected::Value(format!("{name}: {}", account.balance()?)));
+            }
+        }
+        Ok(Expected::Error(RpcError {
+            code: -18,
+            message: format!("no account {name}"),
+        }))
     }
 
     fn weigh(
@@ -791,6 +813,107 @@ fn names_that_collide_with_generated_ones_are_kept_apart() {
         assert_eq!(
             ledger.weigh(1, 2, 3, 4, 5, 6).unwrap(),
             1 + 4 + 9 + 16 + 25 + 36
+        );
+    });
+}
+
+#[test]
+fn unions_and_groups_map_to_enums_and_structs_both_ways() {
+    with_ledger(|ledger| {
+        let thread = std::thread::current().id();
+        let output = |amount: i64, which: OutputWhich, spend: OutputSpend| Output {
+            amount,
+            label: OutputLabel {
+                text: format!("out{amount}"),
+                color: amount as u8,
+            },
+            spend,
+            which,
+        };
+        let sent = vec![
+            output(
+                1,
+                OutputWhich::To(Destination::Address("addr".into())),
+                OutputSpend::Now,
+            ),
+            output(
+                2,
+                OutputWhich::To(Destination::Script(vec![0x51, 0x87])),
+                OutputSpend::After(144),
+            ),
+            output(3, OutputWhich::To(Destination::Burn), OutputSpend::Now),
+            output(4, OutputWhich::Change, OutputSpend::After(0)),
+            // An object in a union: the server asks it its name (a callback
+            // to this thread) and answers with an address.
+            output(
+                5,
+                OutputWhich::To(Destination::Holder(Arc::new(Mine {
+                    name: "mine".into(),
+                    balance: 0,
+                    thread,
+                }))),
+                OutputSpend::Now,
+            ),
+        ];
+        let back = ledger.pay(&sent).unwrap();
+        let amounts: Vec<i64> = back.iter().map(|o| o.amount).collect();
+        assert_eq!(amounts, [5, 4, 3, 2, 1]);
+        let labels: Vec<(String, u8)> = back
+            .iter()
+            .map(|o| (o.label.text.clone(), o.label.color))
+            .collect();
+        assert_eq!(labels[0], ("out5".to_string(), 5));
+        assert_eq!(labels[4], ("out1".to_string(), 1));
+        let whiches: Vec<String> = back
+            .iter()
+            .map(|o| match &o.which {
+                OutputWhich::To(Destination::Address(a)) => format!("address {a}"),
+                OutputWhich::To(Destination::Script(s)) => format!("script {s:?}"),
+                OutputWhich::To(Destination::Burn) => "burn".into(),
+                OutputWhich::To(Destination::Holder(_)) => "holder".into(),
+                OutputWhich::Change => "change".into(),
+            })
+            .collect();
+        assert_eq!(
+            whiches,
+            [
+                "address mine",
+                "change",
+                "burn",
+                "script [81, 135]",
+                "address addr"
+            ]
+        );
+        let spends: Vec<OutputSpend> = back.iter().map(|o| o.spend.clone()).collect();
+        assert_eq!(
+            spends,
+            [
+                OutputSpend::Now,
+                OutputSpend::After(0),
+                OutputSpend::Now,
+                OutputSpend::After(144),
+                OutputSpend::Now
+            ]
+        );
+        // A plain union's default is its first member; a group's, its fields'.
+        assert_eq!(OutputSpend::default(), OutputSpend::Now);
+        assert_eq!(OutputLabel::default().color, 7);
+    });
+}
+
+#[test]
+fn a_generic_union_is_a_generic_enum() {
+    with_ledger(|ledger| {
+        assert_eq!(
+            ledger.describe("bob").unwrap(),
+            Expected::Value("bob: 7".into())
+        );
+        assert_eq!(
+            ledger.describe("carol").unwrap(),
+            Expected::Error(RpcError {
+                code: -18,
+                message: "no account carol".into(),
+            })
         );
     });
 }

@@ -115,7 +115,7 @@ fn a_left_out_method_is_answered_unimplemented_naming_it() {
         let errors = [
             (
                 "plot",
-                "field `where`: struct unmappable.capnp:Shape: unions are not supported yet",
+                "field `where`: struct unmappable.capnp:Shape: a union beside other fields in a generic struct is not supported",
                 raw_error(&plotter, "plot", |cap| cap.plot_request().send().promise),
             ),
             (

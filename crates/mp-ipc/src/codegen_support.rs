@@ -187,3 +187,13 @@ pub fn enum_value<E>(
 ) -> Result<E, capnp::Error> {
     v.map_err(|e| bad_request(format!("{site}: `{field}`: unknown enumerant {}", e.0)))
 }
+
+/// Reads which member of a union is set; one this side does not know (a
+/// newer peer's) is a bad request naming the union, never a panic.
+pub fn union_member<W>(
+    site: CallSite,
+    union: &str,
+    v: Result<W, capnp::NotInSchema>,
+) -> Result<W, capnp::Error> {
+    v.map_err(|e| bad_request(format!("{site}: `{union}`: unknown union member {}", e.0)))
+}

@@ -145,6 +145,280 @@ impl RpcError {
     }
 }
 
+/// All one union: a Rust enum.
+#[derive(Clone)]
+pub enum Destination {
+    /// `address`.
+    Address(String),
+    /// `script`.
+    Script(Vec<u8>),
+    /// `holder`.
+    Holder(::std::sync::Arc<dyn Account>),
+    /// `burn`.
+    Burn,
+}
+
+impl ::std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match self {
+            Destination::Address(_) => f.write_str("Address"),
+            Destination::Script(_) => f.write_str("Script"),
+            Destination::Holder(_) => f.write_str("Holder"),
+            Destination::Burn => f.write_str("Burn"),
+        }
+    }
+}
+
+impl Destination {
+    /// Reads one from capnp (for the generated adapters); objects in it
+    /// are wrapped on `conn`.
+    #[doc(hidden)]
+    pub fn mp_read(
+        site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        r: crate::ledger_capnp::destination::Reader<'_>,
+    ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
+        Ok(
+            match ::mp_ipc::codegen_support::union_member(site, "Destination", r.which())? {
+                crate::ledger_capnp::destination::Which::Address(x0) => {
+                    Destination::Address(::mp_ipc::codegen_support::text(site, "address", x0)?)
+                }
+                crate::ledger_capnp::destination::Which::Script(x0) => {
+                    Destination::Script(x0?.to_vec())
+                }
+                crate::ledger_capnp::destination::Which::Holder(x0) => {
+                    Destination::Holder(::std::sync::Arc::new(AccountClient::from_remote(
+                        ::mp_ipc::codegen_support::wrap(site, "holder", conn, x0?)?,
+                    )) as ::std::sync::Arc<dyn Account>)
+                }
+                crate::ledger_capnp::destination::Which::Burn(()) => Destination::Burn,
+            },
+        )
+    }
+
+    /// Writes it to capnp (for the generated adapters); objects in it are
+    /// exported on `conn`.
+    #[doc(hidden)]
+    pub fn mp_write(
+        &self,
+        site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        mut b: crate::ledger_capnp::destination::Builder<'_>,
+    ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
+        match self {
+            Destination::Address(x0) => {
+                b.set_address(x0.as_str());
+            }
+            Destination::Script(x0) => {
+                b.set_script(x0.as_slice());
+            }
+            Destination::Holder(x0) => {
+                b.set_holder(AccountServer::exported(
+                    ::mp_ipc::codegen_support::conn(site, "holder", conn)?,
+                    x0.clone(),
+                )?);
+            }
+            Destination::Burn => b.set_burn(()),
+        }
+        Ok(())
+    }
+}
+
+/// The `Output` struct.
+#[derive(Clone)]
+pub struct Output {
+    /// `amount`.
+    pub amount: i64,
+    /// `label`.
+    pub label: OutputLabel,
+    /// A named union: an enum of its own.
+    pub spend: OutputSpend,
+    /// Which member of the struct's union is set.
+    pub which: OutputWhich,
+}
+
+/// The union of `Output`: one member is set.
+#[derive(Clone)]
+pub enum OutputWhich {
+    /// `to`.
+    To(Destination),
+    /// `change`.
+    Change,
+}
+
+impl ::std::fmt::Debug for OutputWhich {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match self {
+            OutputWhich::To(_) => f.write_str("To"),
+            OutputWhich::Change => f.write_str("Change"),
+        }
+    }
+}
+
+impl ::std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        f.debug_struct("Output")
+            .field("amount", &self.amount)
+            .field("label", &self.label)
+            .field("spend", &self.spend)
+            .field("which", &self.which)
+            .finish()
+    }
+}
+
+impl Output {
+    /// Reads one from capnp (for the generated adapters); objects in it
+    /// are wrapped on `conn`.
+    #[doc(hidden)]
+    pub fn mp_read(
+        site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        r: crate::ledger_capnp::output::Reader<'_>,
+    ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
+        Ok(Output {
+            amount: r.get_amount(),
+            label: OutputLabel::mp_read(site, conn, r.get_label())?,
+            spend: OutputSpend::mp_read(site, conn, r.get_spend())?,
+            which: match ::mp_ipc::codegen_support::union_member(site, "Output", r.which())? {
+                crate::ledger_capnp::output::Which::To(x0) => {
+                    OutputWhich::To(Destination::mp_read(site, conn, x0?)?)
+                }
+                crate::ledger_capnp::output::Which::Change(()) => OutputWhich::Change,
+            },
+        })
+    }
+
+    /// Writes it to capnp (for the generated adapters); objects in it are
+    /// exported on `conn`.
+    #[doc(hidden)]
+    pub fn mp_write(
+        &self,
+        site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        mut b: crate::ledger_capnp::output::Builder<'_>,
+    ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
+        b.set_amount(self.amount);
+        self.label.mp_write(site, conn, b.reborrow().init_label())?;
+        self.spend.mp_write(site, conn, b.reborrow().init_spend())?;
+        match &self.which {
+            OutputWhich::To(x0) => {
+                x0.mp_write(site, conn, b.reborrow().init_to())?;
+            }
+            OutputWhich::Change => b.set_change(()),
+        }
+        Ok(())
+    }
+}
+
+/// The `Output.label` struct.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputLabel {
+    /// `text`.
+    pub text: String,
+    /// `color`.
+    pub color: u8,
+}
+
+impl Default for OutputLabel {
+    /// The schema's default values.
+    fn default() -> Self {
+        OutputLabel {
+            text: Default::default(),
+            color: 7u8,
+        }
+    }
+}
+
+impl OutputLabel {
+    /// Reads one from capnp (for the generated adapters); objects in it
+    /// are wrapped on `conn`.
+    #[doc(hidden)]
+    pub fn mp_read(
+        site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        r: crate::ledger_capnp::output::label::Reader<'_>,
+    ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
+        Ok(OutputLabel {
+            text: ::mp_ipc::codegen_support::text(site, "text", r.get_text())?,
+            color: r.get_color(),
+        })
+    }
+
+    /// Writes it to capnp (for the generated adapters); objects in it are
+    /// exported on `conn`.
+    #[doc(hidden)]
+    pub fn mp_write(
+        &self,
+        site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        mut b: crate::ledger_capnp::output::label::Builder<'_>,
+    ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
+        b.set_text(self.text.as_str());
+        b.set_color(self.color);
+        Ok(())
+    }
+}
+
+/// A named union: an enum of its own.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputSpend {
+    /// `now`.
+    Now,
+    /// `after`.
+    After(i32),
+}
+
+impl Default for OutputSpend {
+    /// The first member, with its default value.
+    fn default() -> Self {
+        OutputSpend::Now
+    }
+}
+
+impl OutputSpend {
+    /// Reads one from capnp (for the generated adapters); objects in it
+    /// are wrapped on `conn`.
+    #[doc(hidden)]
+    pub fn mp_read(
+        site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        r: crate::ledger_capnp::output::spend::Reader<'_>,
+    ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
+        Ok(
+            match ::mp_ipc::codegen_support::union_member(site, "Output.spend", r.which())? {
+                crate::ledger_capnp::output::spend::Which::Now(()) => OutputSpend::Now,
+                crate::ledger_capnp::output::spend::Which::After(x0) => OutputSpend::After(x0),
+            },
+        )
+    }
+
+    /// Writes it to capnp (for the generated adapters); objects in it are
+    /// exported on `conn`.
+    #[doc(hidden)]
+    pub fn mp_write(
+        &self,
+        site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        mut b: crate::ledger_capnp::output::spend::Builder<'_>,
+    ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
+        match self {
+            OutputSpend::Now => b.set_now(()),
+            OutputSpend::After(x0) => {
+                b.set_after(*x0);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What to look up (libmultiprocess's output-parameter pattern: the
 /// parameter and the result of the same name have different types).
 #[derive(Debug, Clone, PartialEq)]
@@ -646,6 +920,14 @@ pub trait Ledger: Send + Sync + 'static {
         imp_: i32,
         r_: i32,
     ) -> ::std::result::Result<i32, String>;
+    /// Unions and groups: the outputs in reverse order, each holder's
+    /// destination replaced by the holder's name.
+    fn pay(&self, outputs: Vec<Output>) -> ::std::result::Result<Vec<Output>, String>;
+    /// A generic union: an account's description, or an error.
+    fn describe(
+        &self,
+        name: String,
+    ) -> ::std::result::Result<super::shared_mp::Expected<String, RpcError>, String>;
 }
 
 /// The results of `Ledger.walk`.
@@ -1845,6 +2127,148 @@ impl LedgerClient {
             Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
         }
     }
+
+    /// Calls `Ledger.pay`.
+    ///
+    /// Unions and groups: the outputs in reverse order, each holder's
+    /// destination replaced by the holder's name.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn pay(&self, outputs: &[Output]) -> ::std::result::Result<Vec<Output>, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Ledger", "pay"),
+            Self::build_pay(outputs.to_vec()),
+        )
+    }
+
+    /// [`pay`](Self::pay) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn pay_async(
+        &self,
+        outputs: &[Output],
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<Vec<Output>, ::mp_ipc::Error>>
+           + Send
+           + 'static {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Ledger", "pay"),
+            Self::build_pay(outputs.to_vec()),
+        )
+    }
+
+    fn build_pay(
+        outputs: Vec<Output>,
+    ) -> impl FnOnce(
+        &crate::ledger_capnp::ledger::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<Vec<Output>>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "pay");
+        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.pay_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            (|| -> ::mp_ipc::capnp::Result<()> {
+                {
+                    let mut l0 = p
+                        .reborrow()
+                        .init_outputs(::mp_ipc::codegen_support::list_len(
+                            SITE,
+                            "outputs",
+                            outputs.len(),
+                        )?);
+                    for (i0, x0) in (0u32..).zip(outputs.iter()) {
+                        x0.mp_write(SITE, Some(setup.conn()), l0.reborrow().get(i0))?;
+                    }
+                }
+                Ok(())
+            })()
+            .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
+            let conn = setup.conn().clone();
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
+                r.get_result()?
+                    .iter()
+                    .map(|x0| -> ::mp_ipc::capnp::Result<_> {
+                        Output::mp_read(SITE, Some(&conn), x0)
+                    })
+                    .collect::<::std::result::Result<Vec<_>, _>>()
+            }))
+        }
+    }
+
+    /// Calls `Ledger.describe`.
+    ///
+    /// A generic union: an account's description, or an error.
+    ///
+    /// Runs on the server thread mapped to this thread; callbacks it makes run
+    /// on this thread while it waits.
+    pub fn describe(
+        &self,
+        name: &str,
+    ) -> ::std::result::Result<super::shared_mp::Expected<String, RpcError>, ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Ledger", "describe"),
+            Self::build_describe(name.to_owned()),
+        )
+    }
+
+    /// [`describe`](Self::describe) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn describe_async(
+        &self,
+        name: &str,
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<
+            super::shared_mp::Expected<String, RpcError>,
+            ::mp_ipc::Error,
+        >,
+    > + Send
+           + 'static {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Ledger", "describe"),
+            Self::build_describe(name.to_owned()),
+        )
+    }
+
+    fn build_describe(
+        name: String,
+    ) -> impl FnOnce(
+        &crate::ledger_capnp::ledger::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::CallFuture<super::shared_mp::Expected<String, RpcError>>,
+        ::mp_ipc::Error,
+    > + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "describe");
+        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.describe_request();
+            let mut p = req.get();
+            setup.context()?.fill(p.reborrow().init_context());
+            p.set_name(name.as_str());
+            let conn = setup.conn().clone();
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
+                Ok({
+                    let g0 = r.get_result()?;
+                    match ::mp_ipc::codegen_support::union_member(SITE, "result", g0.which())? {
+                        crate::shared_capnp::expected::Which::Value(x1) => {
+                            super::shared_mp::Expected::Value(::mp_ipc::codegen_support::text(
+                                SITE, "value", x1,
+                            )?)
+                        }
+                        crate::shared_capnp::expected::Which::Error(x1) => {
+                            super::shared_mp::Expected::Error(RpcError::mp_read(
+                                SITE,
+                                Some(&conn),
+                                x1?,
+                            )?)
+                        }
+                    }
+                })
+            }))
+        }
+    }
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
@@ -1967,6 +2391,15 @@ impl Ledger for LedgerClient {
         r_: i32,
     ) -> ::std::result::Result<i32, String> {
         LedgerClient::weigh(self, p_, conn_, cap_, req_, imp_, r_).map_err(|e| e.to_string())
+    }
+    fn pay(&self, outputs: Vec<Output>) -> ::std::result::Result<Vec<Output>, String> {
+        LedgerClient::pay(self, &outputs).map_err(|e| e.to_string())
+    }
+    fn describe(
+        &self,
+        name: String,
+    ) -> ::std::result::Result<super::shared_mp::Expected<String, RpcError>, String> {
+        LedgerClient::describe(self, &name).map_err(|e| e.to_string())
     }
 }
 
@@ -2611,6 +3044,78 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
                 .map_err(::mp_ipc::capnp::Error::failed)?;
             let mut r = results.get();
             r.set_result(value);
+            Ok(())
+        }
+    }
+
+    fn pay(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::ledger::PayParams,
+        mut results: crate::ledger_capnp::ledger::PayResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "pay");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let outputs = p
+                .get_outputs()?
+                .iter()
+                .map(|x0| -> ::mp_ipc::capnp::Result<_> { Output::mp_read(SITE, Some(&conn), x0) })
+                .collect::<::std::result::Result<Vec<_>, _>>()?;
+            let _keep_outputs = outputs.clone();
+            let imp = self.imp.get(SITE)?;
+            let value = conn
+                .dispatch(SITE, ctx, move || imp.pay(outputs))
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            {
+                let mut l0 = r
+                    .reborrow()
+                    .init_result(::mp_ipc::codegen_support::list_len(
+                        SITE,
+                        "result",
+                        value.len(),
+                    )?);
+                for (i0, x0) in (0u32..).zip(value.iter()) {
+                    x0.mp_write(SITE, Some(&conn), l0.reborrow().get(i0))?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn describe(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::ledger::DescribeParams,
+        mut results: crate::ledger_capnp::ledger::DescribeResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "describe");
+        async move {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let name = ::mp_ipc::codegen_support::text(SITE, "name", p.get_name())?;
+            let imp = self.imp.get(SITE)?;
+            let value = conn
+                .dispatch(SITE, ctx, move || imp.describe(name))
+                .await?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            let mut r = results.get();
+            {
+                let mut g0 = r.reborrow().init_result();
+                match &value {
+                    super::shared_mp::Expected::Value(x1) => {
+                        g0.set_value(x1.as_str())?;
+                    }
+                    super::shared_mp::Expected::Error(x1) => {
+                        x1.mp_write(SITE, Some(&conn), g0.reborrow().init_error())?;
+                    }
+                }
+            }
             Ok(())
         }
     }

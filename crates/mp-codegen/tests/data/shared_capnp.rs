@@ -1452,3 +1452,308 @@ pub mod global_args {
         pub(crate) const TYPE_ID: u64 = 0xe311_fbd9_e3fe_74e7;
     }
 }
+
+pub mod expected { /* Value,Error */
+    pub use self::Which::{Value,Error};
+
+    #[derive(Copy, Clone)]
+    pub struct Owned<Value,Error> {
+        _phantom: ::core::marker::PhantomData<(Value,Error)>
+    }
+    impl <Value,Error> ::capnp::introspect::Introspect for Owned <Value,Error> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  { fn introspect() -> ::capnp::introspect::Type { ::capnp::introspect::TypeVariant::Struct(::capnp::introspect::RawBrandedStructSchema { generic: &_private::RAW_SCHEMA, field_types: _private::get_field_types::<Value,Error>, annotation_types: _private::get_annotation_types::<Value,Error>, type_id: ::core::any::TypeId::of::<Owned<Value,Error>>() }).into() } }
+    impl <Value,Error> ::capnp::traits::Owned for Owned <Value,Error> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  { type Reader<'a> = Reader<'a, Value,Error>; type Builder<'a> = Builder<'a, Value,Error>; }
+    impl <Value,Error> ::capnp::traits::OwnedStruct for Owned <Value,Error> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  { type Reader<'a> = Reader<'a, Value,Error>; type Builder<'a> = Builder<'a, Value,Error>; }
+    impl <Value,Error> ::capnp::traits::Pipelined for Owned<Value,Error> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  { type Pipeline = Pipeline<Value,Error>; }
+
+    pub struct Reader<'a,Value,Error> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  {
+        reader: ::capnp::private::layout::StructReader<'a>,
+        _phantom: ::core::marker::PhantomData<(Value,Error)>
+    }
+    impl <Value,Error> ::core::marker::Copy for Reader<'_,Value,Error> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  {}
+    impl <Value,Error> ::core::clone::Clone for Reader<'_,Value,Error> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  {
+        fn clone(&self) -> Self { *self }
+    }
+
+    impl <Value,Error> ::capnp::traits::HasTypeId for Reader<'_,Value,Error> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  {
+        const TYPE_ID: u64 = _private::TYPE_ID;
+    }
+    impl <'a,Value,Error> ::core::convert::From<::capnp::private::layout::StructReader<'a>> for Reader<'a,Value,Error> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  {
+        fn from(reader: ::capnp::private::layout::StructReader<'a>) -> Self {
+            Self { reader, _phantom: ::core::marker::PhantomData, }
+        }
+    }
+
+    impl <'a,Value,Error> ::core::convert::From<Reader<'a,Value,Error>> for ::capnp::dynamic_value::Reader<'a> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  {
+        fn from(reader: Reader<'a,Value,Error>) -> Self {
+            Self::Struct(::capnp::dynamic_struct::Reader::new(reader.reader, ::capnp::schema::StructSchema::new(::capnp::introspect::RawBrandedStructSchema { generic: &_private::RAW_SCHEMA, field_types: _private::get_field_types::<Value,Error>, annotation_types: _private::get_annotation_types::<Value,Error>, type_id: ::core::any::TypeId::of::<Owned<Value,Error>>()})))
+        }
+    }
+
+    impl <Value,Error> ::core::fmt::Debug for Reader<'_,Value,Error> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::result::Result<(), ::core::fmt::Error> {
+            core::fmt::Debug::fmt(&::core::convert::Into::<::capnp::dynamic_value::Reader<'_>>::into(*self), f)
+        }
+    }
+
+    impl <'a,Value,Error> ::capnp::traits::FromPointerReader<'a> for Reader<'a,Value,Error> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  {
+        fn get_from_pointer(reader: &::capnp::private::layout::PointerReader<'a>, default: ::core::option::Option<&'a [::capnp::Word]>) -> ::capnp::Result<Self> {
+            ::core::result::Result::Ok(reader.get_struct(default)?.into())
+        }
+    }
+
+    impl <'a,Value,Error> ::capnp::traits::IntoInternalStructReader<'a> for Reader<'a,Value,Error> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  {
+        fn into_internal_struct_reader(self) -> ::capnp::private::layout::StructReader<'a> {
+            self.reader
+        }
+    }
+
+    impl <'a,Value,Error> ::capnp::traits::Imbue<'a> for Reader<'a,Value,Error> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  {
+        fn imbue(&mut self, cap_table: &'a ::capnp::private::layout::CapTable) {
+            self.reader.imbue(::capnp::private::layout::CapTableReader::from_ref(cap_table))
+        }
+    }
+
+    impl <'a,Value,Error> Reader<'a,Value,Error> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  {
+        pub fn reborrow(&self) -> Reader<'_,Value,Error> {
+            Self { .. *self }
+        }
+
+        pub fn total_size(&self) -> ::capnp::Result<::capnp::MessageSize> {
+            self.reader.total_size()
+        }
+        #[inline]
+        pub fn has_value(&self) -> bool {
+            if self.reader.get_data_field::<u16>(0) != 0 { return false; }
+            !self.reader.get_pointer_field(0).is_null()
+        }
+        #[inline]
+        pub fn has_error(&self) -> bool {
+            if self.reader.get_data_field::<u16>(0) != 1 { return false; }
+            !self.reader.get_pointer_field(0).is_null()
+        }
+        #[inline]
+        pub fn which(self) -> ::core::result::Result<WhichReader<'a,Value,Error>, ::capnp::NotInSchema> {
+            match self.reader.get_data_field::<u16>(0) {
+                0 => {
+                    ::core::result::Result::Ok(Value(
+                        ::capnp::traits::FromPointerReader::get_from_pointer(&self.reader.get_pointer_field(0), ::core::option::Option::None)
+                    ))
+                }
+                1 => {
+                    ::core::result::Result::Ok(Error(
+                        ::capnp::traits::FromPointerReader::get_from_pointer(&self.reader.get_pointer_field(0), ::core::option::Option::None)
+                    ))
+                }
+                x => ::core::result::Result::Err(::capnp::NotInSchema(x))
+            }
+        }
+    }
+
+    pub struct Builder<'a,Value,Error> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  {
+        builder: ::capnp::private::layout::StructBuilder<'a>,
+        _phantom: ::core::marker::PhantomData<(Value,Error)>
+    }
+    impl <Value,Error> ::capnp::traits::HasStructSize for Builder<'_,Value,Error> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  {
+        const STRUCT_SIZE: ::capnp::private::layout::StructSize = ::capnp::private::layout::StructSize { data: 1, pointers: 1 };
+    }
+    impl <Value,Error> ::capnp::traits::HasTypeId for Builder<'_,Value,Error> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  {
+        const TYPE_ID: u64 = _private::TYPE_ID;
+    }
+    impl <'a,Value,Error> ::core::convert::From<::capnp::private::layout::StructBuilder<'a>> for Builder<'a,Value,Error> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  {
+        fn from(builder: ::capnp::private::layout::StructBuilder<'a>) -> Self {
+            Self { builder, _phantom: ::core::marker::PhantomData, }
+        }
+    }
+
+    impl <'a,Value,Error> ::core::convert::From<Builder<'a,Value,Error>> for ::capnp::dynamic_value::Builder<'a> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  {
+        fn from(builder: Builder<'a,Value,Error>) -> Self {
+            Self::Struct(::capnp::dynamic_struct::Builder::new(builder.builder, ::capnp::schema::StructSchema::new(::capnp::introspect::RawBrandedStructSchema { generic: &_private::RAW_SCHEMA, field_types: _private::get_field_types::<Value,Error>, annotation_types: _private::get_annotation_types::<Value,Error>, type_id: ::core::any::TypeId::of::<Owned<Value,Error>>()})))
+        }
+    }
+
+    impl <'a,Value,Error> ::capnp::traits::ImbueMut<'a> for Builder<'a,Value,Error> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  {
+        fn imbue_mut(&mut self, cap_table: &'a mut ::capnp::private::layout::CapTable) {
+            self.builder.imbue(::capnp::private::layout::CapTableBuilder::from_ref(cap_table))
+        }
+    }
+
+    impl <'a,Value,Error> ::capnp::traits::FromPointerBuilder<'a> for Builder<'a,Value,Error> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  {
+        fn init_pointer(builder: ::capnp::private::layout::PointerBuilder<'a>, _size: u32) -> Self {
+            builder.init_struct(<Self as ::capnp::traits::HasStructSize>::STRUCT_SIZE).into()
+        }
+        fn get_from_pointer(builder: ::capnp::private::layout::PointerBuilder<'a>, default: ::core::option::Option<&'a [::capnp::Word]>) -> ::capnp::Result<Self> {
+            ::core::result::Result::Ok(builder.get_struct(<Self as ::capnp::traits::HasStructSize>::STRUCT_SIZE, default)?.into())
+        }
+    }
+
+    impl <Value,Error> ::capnp::traits::SetterInput<Owned<Value,Error>> for Reader<'_,Value,Error> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  {
+        fn set_pointer_builder(mut pointer: ::capnp::private::layout::PointerBuilder<'_>, value: Self, canonicalize: bool) -> ::capnp::Result<()> { pointer.set_struct(&value.reader, canonicalize) }
+    }
+
+    impl <'a,Value,Error> Builder<'a,Value,Error> where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  {
+        pub fn into_reader(self) -> Reader<'a,Value,Error> {
+            self.builder.into_reader().into()
+        }
+        pub fn reborrow(&mut self) -> Builder<'_,Value,Error> {
+            Builder { builder: self.builder.reborrow(), ..*self }
+        }
+        pub fn reborrow_as_reader(&self) -> Reader<'_,Value,Error> {
+            self.builder.as_reader().into()
+        }
+
+        pub fn total_size(&self) -> ::capnp::Result<::capnp::MessageSize> {
+            self.builder.as_reader().total_size()
+        }
+        #[inline]
+        pub fn initn_value(self, length: u32) -> <Value as ::capnp::traits::Owned>::Builder<'a> {
+            self.builder.set_data_field::<u16>(0, 0);
+            ::capnp::any_pointer::Builder::new(self.builder.get_pointer_field(0)).initn_as(length)
+        }
+        #[inline]
+        pub fn set_value(&mut self, value: impl ::capnp::traits::SetterInput<Value>) -> ::capnp::Result<()> {
+            self.builder.set_data_field::<u16>(0, 0);
+            ::capnp::traits::SetterInput::set_pointer_builder(self.builder.reborrow().get_pointer_field(0), value, false)
+        }
+        #[inline]
+        pub fn init_value(self, ) -> <Value as ::capnp::traits::Owned>::Builder<'a> {
+            self.builder.set_data_field::<u16>(0, 0);
+            ::capnp::any_pointer::Builder::new(self.builder.get_pointer_field(0)).init_as()
+        }
+        #[inline]
+        pub fn has_value(&self) -> bool {
+            if self.builder.get_data_field::<u16>(0) != 0 { return false; }
+            !self.builder.is_pointer_field_null(0)
+        }
+        #[inline]
+        pub fn initn_error(self, length: u32) -> <Error as ::capnp::traits::Owned>::Builder<'a> {
+            self.builder.set_data_field::<u16>(0, 1);
+            ::capnp::any_pointer::Builder::new(self.builder.get_pointer_field(0)).initn_as(length)
+        }
+        #[inline]
+        pub fn set_error(&mut self, value: impl ::capnp::traits::SetterInput<Error>) -> ::capnp::Result<()> {
+            self.builder.set_data_field::<u16>(0, 1);
+            ::capnp::traits::SetterInput::set_pointer_builder(self.builder.reborrow().get_pointer_field(0), value, false)
+        }
+        #[inline]
+        pub fn init_error(self, ) -> <Error as ::capnp::traits::Owned>::Builder<'a> {
+            self.builder.set_data_field::<u16>(0, 1);
+            ::capnp::any_pointer::Builder::new(self.builder.get_pointer_field(0)).init_as()
+        }
+        #[inline]
+        pub fn has_error(&self) -> bool {
+            if self.builder.get_data_field::<u16>(0) != 1 { return false; }
+            !self.builder.is_pointer_field_null(0)
+        }
+        #[inline]
+        pub fn which(self) -> ::core::result::Result<WhichBuilder<'a,Value,Error>, ::capnp::NotInSchema> {
+            match self.builder.get_data_field::<u16>(0) {
+                0 => {
+                    ::core::result::Result::Ok(Value(
+                        ::capnp::traits::FromPointerBuilder::get_from_pointer(self.builder.get_pointer_field(0), ::core::option::Option::None)
+                    ))
+                }
+                1 => {
+                    ::core::result::Result::Ok(Error(
+                        ::capnp::traits::FromPointerBuilder::get_from_pointer(self.builder.get_pointer_field(0), ::core::option::Option::None)
+                    ))
+                }
+                x => ::core::result::Result::Err(::capnp::NotInSchema(x))
+            }
+        }
+    }
+
+    pub struct Pipeline<Value,Error> {
+        _typeless: ::capnp::any_pointer::Pipeline,
+        _phantom: ::core::marker::PhantomData<(Value,Error)>
+    }
+    impl<Value,Error> ::capnp::capability::FromTypelessPipeline for Pipeline<Value,Error> {
+        fn new(typeless: ::capnp::any_pointer::Pipeline) -> Self {
+            Self { _typeless: typeless, _phantom: ::core::marker::PhantomData, }
+        }
+    }
+    impl<Value,Error> Pipeline<Value,Error> where Value: ::capnp::traits::Pipelined, <Value as ::capnp::traits::Pipelined>::Pipeline: ::capnp::capability::FromTypelessPipeline, Error: ::capnp::traits::Pipelined, <Error as ::capnp::traits::Pipelined>::Pipeline: ::capnp::capability::FromTypelessPipeline  {
+    }
+    mod _private {
+        pub(crate) static ENCODED_NODE: [::capnp::Word; 52] = [
+            ::capnp::word(0, 0, 0, 0, 5, 0, 6, 0),
+            ::capnp::word(146, 209, 103, 182, 143, 161, 218, 237),
+            ::capnp::word(13, 0, 0, 0, 1, 0, 1, 0),
+            ::capnp::word(85, 19, 242, 208, 184, 166, 226, 196),
+            ::capnp::word(1, 0, 7, 0, 0, 0, 2, 0),
+            ::capnp::word(0, 0, 0, 0, 1, 0, 0, 0),
+            ::capnp::word(21, 0, 0, 0, 178, 0, 0, 0),
+            ::capnp::word(29, 0, 0, 0, 7, 0, 0, 0),
+            ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(25, 0, 0, 0, 119, 0, 0, 0),
+            ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(141, 0, 0, 0, 23, 0, 0, 0),
+            ::capnp::word(115, 104, 97, 114, 101, 100, 46, 99),
+            ::capnp::word(97, 112, 110, 112, 58, 69, 120, 112),
+            ::capnp::word(101, 99, 116, 101, 100, 0, 0, 0),
+            ::capnp::word(0, 0, 0, 0, 1, 0, 1, 0),
+            ::capnp::word(8, 0, 0, 0, 3, 0, 4, 0),
+            ::capnp::word(0, 0, 255, 255, 0, 0, 0, 0),
+            ::capnp::word(0, 0, 1, 0, 0, 0, 0, 0),
+            ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(41, 0, 0, 0, 50, 0, 0, 0),
+            ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(36, 0, 0, 0, 3, 0, 1, 0),
+            ::capnp::word(48, 0, 0, 0, 2, 0, 1, 0),
+            ::capnp::word(1, 0, 254, 255, 0, 0, 0, 0),
+            ::capnp::word(0, 0, 1, 0, 1, 0, 0, 0),
+            ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(45, 0, 0, 0, 50, 0, 0, 0),
+            ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(40, 0, 0, 0, 3, 0, 1, 0),
+            ::capnp::word(52, 0, 0, 0, 2, 0, 1, 0),
+            ::capnp::word(118, 97, 108, 117, 101, 0, 0, 0),
+            ::capnp::word(18, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(1, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(146, 209, 103, 182, 143, 161, 218, 237),
+            ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(18, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(101, 114, 114, 111, 114, 0, 0, 0),
+            ::capnp::word(18, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(1, 0, 1, 0, 0, 0, 0, 0),
+            ::capnp::word(146, 209, 103, 182, 143, 161, 218, 237),
+            ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(18, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(8, 0, 0, 0, 0, 0, 1, 0),
+            ::capnp::word(5, 0, 0, 0, 50, 0, 0, 0),
+            ::capnp::word(5, 0, 0, 0, 50, 0, 0, 0),
+            ::capnp::word(86, 97, 108, 117, 101, 0, 0, 0),
+            ::capnp::word(69, 114, 114, 111, 114, 0, 0, 0),
+        ];
+        pub(crate) fn get_field_types<Value,Error>(index: u16) -> ::capnp::introspect::Type where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  {
+            match index {
+                0 => <Value as ::capnp::introspect::Introspect>::introspect(),
+                1 => <Error as ::capnp::introspect::Introspect>::introspect(),
+                _ => ::capnp::introspect::panic_invalid_field_index(index),
+            }
+        }
+        pub(crate) fn get_annotation_types<Value,Error>(child_index: Option<u16>, index: u32) -> ::capnp::introspect::Type where Value: ::capnp::traits::Owned + 'static, Error: ::capnp::traits::Owned + 'static  {
+            ::capnp::introspect::panic_invalid_annotation_indices(child_index, index)
+        }
+        pub(crate) static ARENA: ::capnp::private::arena::GeneratedCodeArena = ::capnp::private::arena::GeneratedCodeArena::new(&ENCODED_NODE);
+        pub(crate) static RAW_SCHEMA: ::capnp::introspect::RawStructSchema = ::capnp::introspect::RawStructSchema::new(
+            &ARENA,
+            NONUNION_MEMBERS,
+            MEMBERS_BY_DISCRIMINANT,
+            MEMBERS_BY_NAME
+        );
+        pub(crate) static NONUNION_MEMBERS : &[u16] = &[];
+        pub(crate) static MEMBERS_BY_DISCRIMINANT : &[u16] = &[0,1];
+        pub(crate) static MEMBERS_BY_NAME : &[u16] = &[1,0];
+        pub(crate) const TYPE_ID: u64 = 0xedda_a18f_b667_d192;
+    }
+    pub enum Which<A0,A1> {
+        Value(A0),
+        Error(A1),
+    }
+    pub type WhichReader<'a,Value,Error> = Which<::capnp::Result<<Value as ::capnp::traits::Owned>::Reader<'a>>,::capnp::Result<<Error as ::capnp::traits::Owned>::Reader<'a>>>;
+    pub type WhichBuilder<'a,Value,Error> = Which<::capnp::Result<<Value as ::capnp::traits::Owned>::Builder<'a>>,::capnp::Result<<Error as ::capnp::traits::Owned>::Builder<'a>>>;
+}

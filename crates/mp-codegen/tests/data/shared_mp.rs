@@ -34,6 +34,15 @@ pub struct Result<Value> {
     pub error: String,
 }
 
+/// A value or an error, as a union (Bitcoin Core's `Expected`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expected<Value, Error> {
+    /// `value`.
+    Value(Value),
+    /// `error`.
+    Error(Error),
+}
+
 /// A recursive struct with an optional field and C++ field names.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Block {

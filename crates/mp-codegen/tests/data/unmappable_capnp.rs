@@ -228,63 +228,68 @@ pub mod point {
     }
 }
 
-pub mod shape {
+pub mod shape { /* Label */
     pub use self::Which::{Dot,Radius};
 
     #[derive(Copy, Clone)]
-    pub struct Owned(());
-    impl ::capnp::introspect::Introspect for Owned { fn introspect() -> ::capnp::introspect::Type { ::capnp::introspect::TypeVariant::Struct(::capnp::introspect::RawBrandedStructSchema { generic: &_private::RAW_SCHEMA, field_types: _private::get_field_types, annotation_types: _private::get_annotation_types, type_id: ::core::any::TypeId::of::<Owned>() }).into() } }
-    impl ::capnp::traits::Owned for Owned { type Reader<'a> = Reader<'a>; type Builder<'a> = Builder<'a>; }
-    impl ::capnp::traits::OwnedStruct for Owned { type Reader<'a> = Reader<'a>; type Builder<'a> = Builder<'a>; }
-    impl ::capnp::traits::Pipelined for Owned { type Pipeline = Pipeline; }
+    pub struct Owned<Label> {
+        _phantom: ::core::marker::PhantomData<Label>
+    }
+    impl <Label> ::capnp::introspect::Introspect for Owned <Label> where Label: ::capnp::traits::Owned + 'static  { fn introspect() -> ::capnp::introspect::Type { ::capnp::introspect::TypeVariant::Struct(::capnp::introspect::RawBrandedStructSchema { generic: &_private::RAW_SCHEMA, field_types: _private::get_field_types::<Label>, annotation_types: _private::get_annotation_types::<Label>, type_id: ::core::any::TypeId::of::<Owned<Label>>() }).into() } }
+    impl <Label> ::capnp::traits::Owned for Owned <Label> where Label: ::capnp::traits::Owned + 'static  { type Reader<'a> = Reader<'a, Label>; type Builder<'a> = Builder<'a, Label>; }
+    impl <Label> ::capnp::traits::OwnedStruct for Owned <Label> where Label: ::capnp::traits::Owned + 'static  { type Reader<'a> = Reader<'a, Label>; type Builder<'a> = Builder<'a, Label>; }
+    impl <Label> ::capnp::traits::Pipelined for Owned<Label> where Label: ::capnp::traits::Owned + 'static  { type Pipeline = Pipeline<Label>; }
 
-    pub struct Reader<'a> { reader: ::capnp::private::layout::StructReader<'a> }
-    impl <> ::core::marker::Copy for Reader<'_,>  {}
-    impl <> ::core::clone::Clone for Reader<'_,>  {
+    pub struct Reader<'a,Label> where Label: ::capnp::traits::Owned + 'static  {
+        reader: ::capnp::private::layout::StructReader<'a>,
+        _phantom: ::core::marker::PhantomData<Label>
+    }
+    impl <Label> ::core::marker::Copy for Reader<'_,Label> where Label: ::capnp::traits::Owned + 'static  {}
+    impl <Label> ::core::clone::Clone for Reader<'_,Label> where Label: ::capnp::traits::Owned + 'static  {
         fn clone(&self) -> Self { *self }
     }
 
-    impl <> ::capnp::traits::HasTypeId for Reader<'_,>  {
+    impl <Label> ::capnp::traits::HasTypeId for Reader<'_,Label> where Label: ::capnp::traits::Owned + 'static  {
         const TYPE_ID: u64 = _private::TYPE_ID;
     }
-    impl <'a,> ::core::convert::From<::capnp::private::layout::StructReader<'a>> for Reader<'a,>  {
+    impl <'a,Label> ::core::convert::From<::capnp::private::layout::StructReader<'a>> for Reader<'a,Label> where Label: ::capnp::traits::Owned + 'static  {
         fn from(reader: ::capnp::private::layout::StructReader<'a>) -> Self {
-            Self { reader,  }
+            Self { reader, _phantom: ::core::marker::PhantomData, }
         }
     }
 
-    impl <'a,> ::core::convert::From<Reader<'a,>> for ::capnp::dynamic_value::Reader<'a>  {
-        fn from(reader: Reader<'a,>) -> Self {
-            Self::Struct(::capnp::dynamic_struct::Reader::new(reader.reader, ::capnp::schema::StructSchema::new(::capnp::introspect::RawBrandedStructSchema { generic: &_private::RAW_SCHEMA, field_types: _private::get_field_types::<>, annotation_types: _private::get_annotation_types::<>, type_id: ::core::any::TypeId::of::<Owned<>>()})))
+    impl <'a,Label> ::core::convert::From<Reader<'a,Label>> for ::capnp::dynamic_value::Reader<'a> where Label: ::capnp::traits::Owned + 'static  {
+        fn from(reader: Reader<'a,Label>) -> Self {
+            Self::Struct(::capnp::dynamic_struct::Reader::new(reader.reader, ::capnp::schema::StructSchema::new(::capnp::introspect::RawBrandedStructSchema { generic: &_private::RAW_SCHEMA, field_types: _private::get_field_types::<Label>, annotation_types: _private::get_annotation_types::<Label>, type_id: ::core::any::TypeId::of::<Owned<Label>>()})))
         }
     }
 
-    impl <> ::core::fmt::Debug for Reader<'_,>  {
+    impl <Label> ::core::fmt::Debug for Reader<'_,Label> where Label: ::capnp::traits::Owned + 'static  {
         fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::result::Result<(), ::core::fmt::Error> {
             core::fmt::Debug::fmt(&::core::convert::Into::<::capnp::dynamic_value::Reader<'_>>::into(*self), f)
         }
     }
 
-    impl <'a,> ::capnp::traits::FromPointerReader<'a> for Reader<'a,>  {
+    impl <'a,Label> ::capnp::traits::FromPointerReader<'a> for Reader<'a,Label> where Label: ::capnp::traits::Owned + 'static  {
         fn get_from_pointer(reader: &::capnp::private::layout::PointerReader<'a>, default: ::core::option::Option<&'a [::capnp::Word]>) -> ::capnp::Result<Self> {
             ::core::result::Result::Ok(reader.get_struct(default)?.into())
         }
     }
 
-    impl <'a,> ::capnp::traits::IntoInternalStructReader<'a> for Reader<'a,>  {
+    impl <'a,Label> ::capnp::traits::IntoInternalStructReader<'a> for Reader<'a,Label> where Label: ::capnp::traits::Owned + 'static  {
         fn into_internal_struct_reader(self) -> ::capnp::private::layout::StructReader<'a> {
             self.reader
         }
     }
 
-    impl <'a,> ::capnp::traits::Imbue<'a> for Reader<'a,>  {
+    impl <'a,Label> ::capnp::traits::Imbue<'a> for Reader<'a,Label> where Label: ::capnp::traits::Owned + 'static  {
         fn imbue(&mut self, cap_table: &'a ::capnp::private::layout::CapTable) {
             self.reader.imbue(::capnp::private::layout::CapTableReader::from_ref(cap_table))
         }
     }
 
-    impl <'a,> Reader<'a,>  {
-        pub fn reborrow(&self) -> Reader<'_,> {
+    impl <'a,Label> Reader<'a,Label> where Label: ::capnp::traits::Owned + 'static  {
+        pub fn reborrow(&self) -> Reader<'_,Label> {
             Self { .. *self }
         }
 
@@ -292,16 +297,24 @@ pub mod shape {
             self.reader.total_size()
         }
         #[inline]
+        pub fn get_label(self) -> ::capnp::Result<<Label as ::capnp::traits::Owned>::Reader<'a>> {
+            ::capnp::traits::FromPointerReader::get_from_pointer(&self.reader.get_pointer_field(0), ::core::option::Option::None)
+        }
+        #[inline]
+        pub fn has_label(&self) -> bool {
+            !self.reader.get_pointer_field(0).is_null()
+        }
+        #[inline]
         pub fn has_dot(&self) -> bool {
             if self.reader.get_data_field::<u16>(0) != 0 { return false; }
-            !self.reader.get_pointer_field(0).is_null()
+            !self.reader.get_pointer_field(1).is_null()
         }
         #[inline]
         pub fn which(self) -> ::core::result::Result<WhichReader<'a,>, ::capnp::NotInSchema> {
             match self.reader.get_data_field::<u16>(0) {
                 0 => {
                     ::core::result::Result::Ok(Dot(
-                        ::capnp::traits::FromPointerReader::get_from_pointer(&self.reader.get_pointer_field(0), ::core::option::Option::None)
+                        ::capnp::traits::FromPointerReader::get_from_pointer(&self.reader.get_pointer_field(1), ::core::option::Option::None)
                     ))
                 }
                 1 => {
@@ -314,32 +327,35 @@ pub mod shape {
         }
     }
 
-    pub struct Builder<'a> { builder: ::capnp::private::layout::StructBuilder<'a> }
-    impl <> ::capnp::traits::HasStructSize for Builder<'_,>  {
-        const STRUCT_SIZE: ::capnp::private::layout::StructSize = ::capnp::private::layout::StructSize { data: 2, pointers: 1 };
+    pub struct Builder<'a,Label> where Label: ::capnp::traits::Owned + 'static  {
+        builder: ::capnp::private::layout::StructBuilder<'a>,
+        _phantom: ::core::marker::PhantomData<Label>
     }
-    impl <> ::capnp::traits::HasTypeId for Builder<'_,>  {
+    impl <Label> ::capnp::traits::HasStructSize for Builder<'_,Label> where Label: ::capnp::traits::Owned + 'static  {
+        const STRUCT_SIZE: ::capnp::private::layout::StructSize = ::capnp::private::layout::StructSize { data: 2, pointers: 2 };
+    }
+    impl <Label> ::capnp::traits::HasTypeId for Builder<'_,Label> where Label: ::capnp::traits::Owned + 'static  {
         const TYPE_ID: u64 = _private::TYPE_ID;
     }
-    impl <'a,> ::core::convert::From<::capnp::private::layout::StructBuilder<'a>> for Builder<'a,>  {
+    impl <'a,Label> ::core::convert::From<::capnp::private::layout::StructBuilder<'a>> for Builder<'a,Label> where Label: ::capnp::traits::Owned + 'static  {
         fn from(builder: ::capnp::private::layout::StructBuilder<'a>) -> Self {
-            Self { builder,  }
+            Self { builder, _phantom: ::core::marker::PhantomData, }
         }
     }
 
-    impl <'a,> ::core::convert::From<Builder<'a,>> for ::capnp::dynamic_value::Builder<'a>  {
-        fn from(builder: Builder<'a,>) -> Self {
-            Self::Struct(::capnp::dynamic_struct::Builder::new(builder.builder, ::capnp::schema::StructSchema::new(::capnp::introspect::RawBrandedStructSchema { generic: &_private::RAW_SCHEMA, field_types: _private::get_field_types::<>, annotation_types: _private::get_annotation_types::<>, type_id: ::core::any::TypeId::of::<Owned<>>()})))
+    impl <'a,Label> ::core::convert::From<Builder<'a,Label>> for ::capnp::dynamic_value::Builder<'a> where Label: ::capnp::traits::Owned + 'static  {
+        fn from(builder: Builder<'a,Label>) -> Self {
+            Self::Struct(::capnp::dynamic_struct::Builder::new(builder.builder, ::capnp::schema::StructSchema::new(::capnp::introspect::RawBrandedStructSchema { generic: &_private::RAW_SCHEMA, field_types: _private::get_field_types::<Label>, annotation_types: _private::get_annotation_types::<Label>, type_id: ::core::any::TypeId::of::<Owned<Label>>()})))
         }
     }
 
-    impl <'a,> ::capnp::traits::ImbueMut<'a> for Builder<'a,>  {
+    impl <'a,Label> ::capnp::traits::ImbueMut<'a> for Builder<'a,Label> where Label: ::capnp::traits::Owned + 'static  {
         fn imbue_mut(&mut self, cap_table: &'a mut ::capnp::private::layout::CapTable) {
             self.builder.imbue(::capnp::private::layout::CapTableBuilder::from_ref(cap_table))
         }
     }
 
-    impl <'a,> ::capnp::traits::FromPointerBuilder<'a> for Builder<'a,>  {
+    impl <'a,Label> ::capnp::traits::FromPointerBuilder<'a> for Builder<'a,Label> where Label: ::capnp::traits::Owned + 'static  {
         fn init_pointer(builder: ::capnp::private::layout::PointerBuilder<'a>, _size: u32) -> Self {
             builder.init_struct(<Self as ::capnp::traits::HasStructSize>::STRUCT_SIZE).into()
         }
@@ -348,18 +364,18 @@ pub mod shape {
         }
     }
 
-    impl <> ::capnp::traits::SetterInput<Owned<>> for Reader<'_,>  {
+    impl <Label> ::capnp::traits::SetterInput<Owned<Label>> for Reader<'_,Label> where Label: ::capnp::traits::Owned + 'static  {
         fn set_pointer_builder(mut pointer: ::capnp::private::layout::PointerBuilder<'_>, value: Self, canonicalize: bool) -> ::capnp::Result<()> { pointer.set_struct(&value.reader, canonicalize) }
     }
 
-    impl <'a,> Builder<'a,>  {
-        pub fn into_reader(self) -> Reader<'a,> {
+    impl <'a,Label> Builder<'a,Label> where Label: ::capnp::traits::Owned + 'static  {
+        pub fn into_reader(self) -> Reader<'a,Label> {
             self.builder.into_reader().into()
         }
-        pub fn reborrow(&mut self) -> Builder<'_,> {
-            Builder { builder: self.builder.reborrow() }
+        pub fn reborrow(&mut self) -> Builder<'_,Label> {
+            Builder { builder: self.builder.reborrow(), ..*self }
         }
-        pub fn reborrow_as_reader(&self) -> Reader<'_,> {
+        pub fn reborrow_as_reader(&self) -> Reader<'_,Label> {
             self.builder.as_reader().into()
         }
 
@@ -367,19 +383,39 @@ pub mod shape {
             self.builder.as_reader().total_size()
         }
         #[inline]
+        pub fn get_label(self) -> ::capnp::Result<<Label as ::capnp::traits::Owned>::Builder<'a>> {
+            ::capnp::traits::FromPointerBuilder::get_from_pointer(self.builder.get_pointer_field(0), ::core::option::Option::None)
+        }
+        #[inline]
+        pub fn initn_label(self, length: u32) -> <Label as ::capnp::traits::Owned>::Builder<'a> {
+            ::capnp::any_pointer::Builder::new(self.builder.get_pointer_field(0)).initn_as(length)
+        }
+        #[inline]
+        pub fn set_label(&mut self, value: impl ::capnp::traits::SetterInput<Label>) -> ::capnp::Result<()> {
+            ::capnp::traits::SetterInput::set_pointer_builder(self.builder.reborrow().get_pointer_field(0), value, false)
+        }
+        #[inline]
+        pub fn init_label(self, ) -> <Label as ::capnp::traits::Owned>::Builder<'a> {
+            ::capnp::any_pointer::Builder::new(self.builder.get_pointer_field(0)).init_as()
+        }
+        #[inline]
+        pub fn has_label(&self) -> bool {
+            !self.builder.is_pointer_field_null(0)
+        }
+        #[inline]
         pub fn set_dot(&mut self, value: crate::unmappable_capnp::point::Reader<'_>) -> ::capnp::Result<()> {
             self.builder.set_data_field::<u16>(0, 0);
-            ::capnp::traits::SetterInput::set_pointer_builder(self.builder.reborrow().get_pointer_field(0), value, false)
+            ::capnp::traits::SetterInput::set_pointer_builder(self.builder.reborrow().get_pointer_field(1), value, false)
         }
         #[inline]
         pub fn init_dot(self, ) -> crate::unmappable_capnp::point::Builder<'a> {
             self.builder.set_data_field::<u16>(0, 0);
-            ::capnp::traits::FromPointerBuilder::init_pointer(self.builder.get_pointer_field(0), 0)
+            ::capnp::traits::FromPointerBuilder::init_pointer(self.builder.get_pointer_field(1), 0)
         }
         #[inline]
         pub fn has_dot(&self) -> bool {
             if self.builder.get_data_field::<u16>(0) != 0 { return false; }
-            !self.builder.is_pointer_field_null(0)
+            !self.builder.is_pointer_field_null(1)
         }
         #[inline]
         pub fn set_radius(&mut self, value: f64)  {
@@ -391,7 +427,7 @@ pub mod shape {
             match self.builder.get_data_field::<u16>(0) {
                 0 => {
                     ::core::result::Result::Ok(Dot(
-                        ::capnp::traits::FromPointerBuilder::get_from_pointer(self.builder.get_pointer_field(0), ::core::option::Option::None)
+                        ::capnp::traits::FromPointerBuilder::get_from_pointer(self.builder.get_pointer_field(1), ::core::option::Option::None)
                     ))
                 }
                 1 => {
@@ -404,47 +440,68 @@ pub mod shape {
         }
     }
 
-    pub struct Pipeline { _typeless: ::capnp::any_pointer::Pipeline }
-    impl ::capnp::capability::FromTypelessPipeline for Pipeline {
+    pub struct Pipeline<Label> {
+        _typeless: ::capnp::any_pointer::Pipeline,
+        _phantom: ::core::marker::PhantomData<Label>
+    }
+    impl<Label> ::capnp::capability::FromTypelessPipeline for Pipeline<Label> {
         fn new(typeless: ::capnp::any_pointer::Pipeline) -> Self {
-            Self { _typeless: typeless,  }
+            Self { _typeless: typeless, _phantom: ::core::marker::PhantomData, }
         }
     }
-    impl Pipeline  {
+    impl<Label> Pipeline<Label> where Label: ::capnp::traits::Pipelined, <Label as ::capnp::traits::Pipelined>::Pipeline: ::capnp::capability::FromTypelessPipeline  {
+        pub fn get_label(&self) -> <Label as ::capnp::traits::Pipelined>::Pipeline {
+            ::capnp::capability::FromTypelessPipeline::new(self._typeless.get_pointer_field(0))
+        }
     }
     mod _private {
-        pub(crate) static ENCODED_NODE: [::capnp::Word; 47] = [
+        pub(crate) static ENCODED_NODE: [::capnp::Word; 65] = [
             ::capnp::word(0, 0, 0, 0, 5, 0, 6, 0),
             ::capnp::word(170, 42, 73, 119, 195, 45, 41, 217),
             ::capnp::word(17, 0, 0, 0, 1, 0, 2, 0),
             ::capnp::word(17, 6, 245, 180, 194, 211, 167, 225),
-            ::capnp::word(1, 0, 7, 0, 0, 0, 2, 0),
-            ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(2, 0, 7, 0, 0, 0, 2, 0),
+            ::capnp::word(0, 0, 0, 0, 1, 0, 0, 0),
             ::capnp::word(21, 0, 0, 0, 186, 0, 0, 0),
             ::capnp::word(29, 0, 0, 0, 7, 0, 0, 0),
             ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
-            ::capnp::word(25, 0, 0, 0, 119, 0, 0, 0),
+            ::capnp::word(25, 0, 0, 0, 175, 0, 0, 0),
             ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
-            ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(201, 0, 0, 0, 15, 0, 0, 0),
             ::capnp::word(117, 110, 109, 97, 112, 112, 97, 98),
             ::capnp::word(108, 101, 46, 99, 97, 112, 110, 112),
             ::capnp::word(58, 83, 104, 97, 112, 101, 0, 0),
             ::capnp::word(0, 0, 0, 0, 1, 0, 1, 0),
-            ::capnp::word(8, 0, 0, 0, 3, 0, 4, 0),
-            ::capnp::word(0, 0, 255, 255, 0, 0, 0, 0),
+            ::capnp::word(12, 0, 0, 0, 3, 0, 4, 0),
+            ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
             ::capnp::word(0, 0, 1, 0, 0, 0, 0, 0),
             ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
-            ::capnp::word(41, 0, 0, 0, 34, 0, 0, 0),
+            ::capnp::word(69, 0, 0, 0, 50, 0, 0, 0),
             ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
-            ::capnp::word(36, 0, 0, 0, 3, 0, 1, 0),
-            ::capnp::word(48, 0, 0, 0, 2, 0, 1, 0),
-            ::capnp::word(1, 0, 254, 255, 1, 0, 0, 0),
+            ::capnp::word(64, 0, 0, 0, 3, 0, 1, 0),
+            ::capnp::word(76, 0, 0, 0, 2, 0, 1, 0),
+            ::capnp::word(1, 0, 255, 255, 1, 0, 0, 0),
             ::capnp::word(0, 0, 1, 0, 1, 0, 0, 0),
             ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
-            ::capnp::word(45, 0, 0, 0, 58, 0, 0, 0),
+            ::capnp::word(73, 0, 0, 0, 34, 0, 0, 0),
             ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
-            ::capnp::word(40, 0, 0, 0, 3, 0, 1, 0),
-            ::capnp::word(52, 0, 0, 0, 2, 0, 1, 0),
+            ::capnp::word(68, 0, 0, 0, 3, 0, 1, 0),
+            ::capnp::word(80, 0, 0, 0, 2, 0, 1, 0),
+            ::capnp::word(2, 0, 254, 255, 1, 0, 0, 0),
+            ::capnp::word(0, 0, 1, 0, 2, 0, 0, 0),
+            ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(77, 0, 0, 0, 58, 0, 0, 0),
+            ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(72, 0, 0, 0, 3, 0, 1, 0),
+            ::capnp::word(84, 0, 0, 0, 2, 0, 1, 0),
+            ::capnp::word(108, 97, 98, 101, 108, 0, 0, 0),
+            ::capnp::word(18, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(1, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(170, 42, 73, 119, 195, 45, 41, 217),
+            ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(18, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
             ::capnp::word(100, 111, 116, 0, 0, 0, 0, 0),
             ::capnp::word(16, 0, 0, 0, 0, 0, 0, 0),
             ::capnp::word(209, 18, 91, 144, 7, 96, 43, 192),
@@ -461,15 +518,19 @@ pub mod shape {
             ::capnp::word(11, 0, 0, 0, 0, 0, 0, 0),
             ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
             ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+            ::capnp::word(4, 0, 0, 0, 0, 0, 1, 0),
+            ::capnp::word(1, 0, 0, 0, 50, 0, 0, 0),
+            ::capnp::word(76, 97, 98, 101, 108, 0, 0, 0),
         ];
-        pub(crate) fn get_field_types(index: u16) -> ::capnp::introspect::Type {
+        pub(crate) fn get_field_types<Label>(index: u16) -> ::capnp::introspect::Type where Label: ::capnp::traits::Owned + 'static  {
             match index {
-                0 => <crate::unmappable_capnp::point::Owned as ::capnp::introspect::Introspect>::introspect(),
-                1 => <f64 as ::capnp::introspect::Introspect>::introspect(),
+                0 => <Label as ::capnp::introspect::Introspect>::introspect(),
+                1 => <crate::unmappable_capnp::point::Owned as ::capnp::introspect::Introspect>::introspect(),
+                2 => <f64 as ::capnp::introspect::Introspect>::introspect(),
                 _ => ::capnp::introspect::panic_invalid_field_index(index),
             }
         }
-        pub(crate) fn get_annotation_types(child_index: Option<u16>, index: u32) -> ::capnp::introspect::Type {
+        pub(crate) fn get_annotation_types<Label>(child_index: Option<u16>, index: u32) -> ::capnp::introspect::Type where Label: ::capnp::traits::Owned + 'static  {
             ::capnp::introspect::panic_invalid_annotation_indices(child_index, index)
         }
         pub(crate) static ARENA: ::capnp::private::arena::GeneratedCodeArena = ::capnp::private::arena::GeneratedCodeArena::new(&ENCODED_NODE);
@@ -479,9 +540,9 @@ pub mod shape {
             MEMBERS_BY_DISCRIMINANT,
             MEMBERS_BY_NAME
         );
-        pub(crate) static NONUNION_MEMBERS : &[u16] = &[];
-        pub(crate) static MEMBERS_BY_DISCRIMINANT : &[u16] = &[0,1];
-        pub(crate) static MEMBERS_BY_NAME : &[u16] = &[0,1];
+        pub(crate) static NONUNION_MEMBERS : &[u16] = &[0];
+        pub(crate) static MEMBERS_BY_DISCRIMINANT : &[u16] = &[1,2];
+        pub(crate) static MEMBERS_BY_NAME : &[u16] = &[1,0,2];
         pub(crate) const TYPE_ID: u64 = 0xd929_2dc3_7749_2aaa;
     }
     pub enum Which<A0> {
@@ -948,7 +1009,7 @@ pub mod plotter {
                 !self.reader.get_pointer_field(0).is_null()
             }
             #[inline]
-            pub fn get_where(self) -> ::capnp::Result<crate::unmappable_capnp::shape::Reader<'a>> {
+            pub fn get_where(self) -> ::capnp::Result<crate::unmappable_capnp::shape::Reader<'a,::capnp::text::Owned>> {
                 ::capnp::traits::FromPointerReader::get_from_pointer(&self.reader.get_pointer_field(1), ::core::option::Option::None)
             }
             #[inline]
@@ -1026,15 +1087,15 @@ pub mod plotter {
                 !self.builder.is_pointer_field_null(0)
             }
             #[inline]
-            pub fn get_where(self) -> ::capnp::Result<crate::unmappable_capnp::shape::Builder<'a>> {
+            pub fn get_where(self) -> ::capnp::Result<crate::unmappable_capnp::shape::Builder<'a,::capnp::text::Owned>> {
                 ::capnp::traits::FromPointerBuilder::get_from_pointer(self.builder.get_pointer_field(1), ::core::option::Option::None)
             }
             #[inline]
-            pub fn set_where(&mut self, value: crate::unmappable_capnp::shape::Reader<'_>) -> ::capnp::Result<()> {
+            pub fn set_where(&mut self, value: crate::unmappable_capnp::shape::Reader<'_,::capnp::text::Owned>) -> ::capnp::Result<()> {
                 ::capnp::traits::SetterInput::set_pointer_builder(self.builder.reborrow().get_pointer_field(1), value, false)
             }
             #[inline]
-            pub fn init_where(self, ) -> crate::unmappable_capnp::shape::Builder<'a> {
+            pub fn init_where(self, ) -> crate::unmappable_capnp::shape::Builder<'a,::capnp::text::Owned> {
                 ::capnp::traits::FromPointerBuilder::init_pointer(self.builder.get_pointer_field(1), 0)
             }
             #[inline]
@@ -1053,12 +1114,12 @@ pub mod plotter {
             pub fn get_context(&self) -> ::mp_ipc::proxy_capnp::context::Pipeline {
                 ::capnp::capability::FromTypelessPipeline::new(self._typeless.get_pointer_field(0))
             }
-            pub fn get_where(&self) -> crate::unmappable_capnp::shape::Pipeline {
+            pub fn get_where(&self) -> crate::unmappable_capnp::shape::Pipeline<::capnp::text::Owned> {
                 ::capnp::capability::FromTypelessPipeline::new(self._typeless.get_pointer_field(1))
             }
         }
         mod _private {
-            pub(crate) static ENCODED_NODE: [::capnp::Word; 48] = [
+            pub(crate) static ENCODED_NODE: [::capnp::Word; 60] = [
                 ::capnp::word(0, 0, 0, 0, 5, 0, 6, 0),
                 ::capnp::word(79, 145, 246, 69, 86, 5, 141, 222),
                 ::capnp::word(25, 0, 0, 0, 1, 0, 0, 0),
@@ -1090,7 +1151,7 @@ pub mod plotter {
                 ::capnp::word(45, 0, 0, 0, 50, 0, 0, 0),
                 ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
                 ::capnp::word(40, 0, 0, 0, 3, 0, 1, 0),
-                ::capnp::word(52, 0, 0, 0, 2, 0, 1, 0),
+                ::capnp::word(100, 0, 0, 0, 2, 0, 1, 0),
                 ::capnp::word(99, 111, 110, 116, 101, 120, 116, 0),
                 ::capnp::word(16, 0, 0, 0, 0, 0, 0, 0),
                 ::capnp::word(198, 34, 11, 93, 100, 230, 68, 156),
@@ -1103,6 +1164,18 @@ pub mod plotter {
                 ::capnp::word(16, 0, 0, 0, 0, 0, 0, 0),
                 ::capnp::word(170, 42, 73, 119, 195, 45, 41, 217),
                 ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+                ::capnp::word(0, 0, 0, 0, 0, 0, 1, 0),
+                ::capnp::word(1, 0, 0, 0, 31, 0, 0, 0),
+                ::capnp::word(4, 0, 0, 0, 2, 0, 1, 0),
+                ::capnp::word(170, 42, 73, 119, 195, 45, 41, 217),
+                ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+                ::capnp::word(1, 0, 0, 0, 23, 0, 0, 0),
+                ::capnp::word(4, 0, 0, 0, 1, 0, 1, 0),
+                ::capnp::word(1, 0, 0, 0, 0, 0, 0, 0),
+                ::capnp::word(0, 0, 0, 0, 3, 0, 1, 0),
+                ::capnp::word(12, 0, 0, 0, 0, 0, 0, 0),
+                ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+                ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
                 ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
                 ::capnp::word(16, 0, 0, 0, 0, 0, 0, 0),
                 ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
@@ -1111,7 +1184,7 @@ pub mod plotter {
             pub(crate) fn get_field_types(index: u16) -> ::capnp::introspect::Type {
                 match index {
                     0 => <::mp_ipc::proxy_capnp::context::Owned as ::capnp::introspect::Introspect>::introspect(),
-                    1 => <crate::unmappable_capnp::shape::Owned as ::capnp::introspect::Introspect>::introspect(),
+                    1 => <crate::unmappable_capnp::shape::Owned<::capnp::text::Owned> as ::capnp::introspect::Introspect>::introspect(),
                     _ => ::capnp::introspect::panic_invalid_field_index(index),
                 }
             }

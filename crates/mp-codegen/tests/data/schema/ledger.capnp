@@ -90,6 +90,41 @@ interface Ledger {
     weigh @18 (context :Proxy.Context, p :Int32, conn :Int32, cap :Int32, req :Int32, imp :Int32, r :Int32) -> (result :Int32);
     # Parameters named like the generated code's locals: p + 2 conn + 3 cap
     # + 4 req + 5 imp + 6 r.
+
+    pay @19 (context :Proxy.Context, outputs :List(Output)) -> (result :List(Output));
+    # Unions and groups: the outputs in reverse order, each holder's
+    # destination replaced by the holder's name.
+
+    describe @20 (context :Proxy.Context, name :Text) -> (result :Shared.Expected(Text, RpcError));
+    # A generic union: an account's description, or an error.
+}
+
+struct Destination {
+    # All one union: a Rust enum.
+    union {
+        address @0 :Text;
+        script @1 :Data;
+        holder @2 :Account;
+        burn @3 :Void;
+    }
+}
+
+struct Output {
+    amount @0 :Int64;
+    union {
+        # Beside other fields: the struct's `which`.
+        to @1 :Destination;
+        change @2 :Void;
+    }
+    label :group {
+        text @3 :Text;
+        color @4 :UInt8 = 7;
+    }
+    spend :union {
+        # A named union: an enum of its own.
+        now @5 :Void;
+        after @6 :Int32;
+    }
 }
 
 interface Handler {

@@ -37,3 +37,11 @@ struct GlobalArgs $Proxy.count(0) {
     # Stands for no native argument wherever it is passed.
     settings @0 :Text;
 }
+
+struct Expected(Value, Error) {
+    # A value or an error, as a union (Bitcoin Core's `Expected`).
+    union {
+        value @0 :Value;
+        error @1 :Error;
+    }
+}

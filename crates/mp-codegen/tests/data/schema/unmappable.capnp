@@ -10,10 +10,12 @@ struct Point {
     y @1 :Int32;
 }
 
-struct Shape {
+struct Shape(Label) {
+    # A union beside other fields in a generic struct.
+    label @0 :Label;
     union {
-        dot @0 :Point;
-        radius @1 :Float64;
+        dot @1 :Point;
+        radius @2 :Float64;
     }
 }
 
@@ -23,7 +25,7 @@ enum Color {
 }
 
 interface Plotter {
-    plot @0 (context :Proxy.Context, where :Shape) -> ();
+    plot @0 (context :Proxy.Context, where :Shape(Text)) -> ();
     pick @1 (grids :AnyPointer) -> ();
     tryIt @2 (context :Proxy.Context) -> (error :Int32 $Proxy.exception("std::exception"));
     plotAll @3 (sinks :List(Sink)) -> ();
