@@ -18,25 +18,47 @@
 //!   params on the event loop, runs the method on the thread the call's
 //!   Context names (or on the loop), writes the results.
 //!
-//! Type mapping of this step: `Bool`, integers, floats; top-level enums ↔
-//! capnpc's Rust enums; `Text` ↔ `String`
-//! (`&str` into clients); `Data` ↔ `Vec<u8>`; `List` of those, of structs
-//! and of enums ↔ `Vec<T>`; `$Proxy.count(0)` parameters and `$Proxy.skip`
-//! struct fields are implicit (left out of the Rust API); a parameter that
-//! is also a result of the same name and type is in/out (`&mut T`);
-//! interfaces as parameters (`Arc<dyn Foo>` into a client, `FooClient` into
-//! an implementation) and results (the reverse); one result
-//! is returned as is, several as a generated `FooMethodResults` struct,
-//! `result` + `hasResult :Bool` as `Option<T>`; a Text result marked
-//! `$Proxy.exception` carries the implementation's `Err` (the call succeeds
-//! on the wire; the client returns `Error::Remote`);
-//! top-level structs (no unions or groups) ↔ generated Rust structs whose
-//! `Default` holds the schema's defaults and whose field names come from
-//! `$Proxy.name` or the schema name in snake case;
-//! `construct(threadMap) -> (threadMap)` is the thread-map exchange, done by
-//! `FooServer` itself and by `FooClient::connect`. Anything else is refused
-//! with [`Error::Unsupported`], naming file, interface, method and field —
-//! every such member of the request at once.
+//! The type mapping (the crate's README has it as a table):
+//!
+//! - scalars ↔ `bool`, integers, floats; `Text` ↔ `String` (`&str` into
+//!   clients); `Data` ↔ `Vec<u8>`; `List(T)` ↔ `Vec<T>` of any mapped `T`;
+//!   enums ↔ capnpc's enums.
+//! - structs ↔ generated structs (`Default` = the schema's defaults, field
+//!   names from `$Proxy.name` or the schema's in snake case); a struct that
+//!   is all one union ↔ an enum; a union beside other fields ↔ the struct's
+//!   `which: {Struct}Which`; groups and named unions ↔ `{Struct}{Group}`
+//!   types of their own; generic structs ↔ generic Rust structs (or enums),
+//!   read and written where they are used; a field of the struct's own type
+//!   ↔ `Option<Box<T>>`; `foo` + `hasFoo :Bool` ↔ `Option<T>`.
+//! - interfaces as parameters ↔ `Arc<dyn Foo>` into a client, `FooClient`
+//!   into an implementation (results the other way); inside structs, lists,
+//!   generics or among several results ↔ `Arc<dyn Foo>` both ways (clients
+//!   implement their interface's trait); `Derived extends(Base)` ↔
+//!   `trait Derived: Base`, with `DerivedClient` carrying and implementing
+//!   both and `DerivedServer` serving both.
+//! - one result is returned as is, several as `FooMethodResults`,
+//!   `result` + `hasResult` as `Option<T>`; a parameter that is also a
+//!   result of the same name and type is in/out (`&mut T`).
+//! - one Text `$Proxy.exception` result ↔ the trait's `String` error;
+//!   several, or struct-typed ones ↔ a generated `FooMethodError` enum with
+//!   a variant per result and `Failed(String)`.
+//! - implicit, not in the Rust API: `Void` parameters and fields,
+//!   `$Proxy.count(0)` members and struct types, `$Proxy.skip` fields, the
+//!   `Proxy.Context` parameter, a `Proxy.ThreadMap` parameter (filled by the
+//!   generated code); `construct(threadMap) -> (threadMap)` is the
+//!   thread-map exchange, done by `FooServer` and `FooClient::connect`.
+//! - `destroy(context)`: called when a client's last handle drops; the
+//!   server drops its implementation on the thread the call runs on, before
+//!   replying, as libmultiprocess does, and answers later calls with an
+//!   error.
+//!
+//! Names: `Foo`'s client and server are `FooProxyClient` / `FooProxyServer`
+//! when the file has an interface named `FooClient` or `FooServer`; a
+//! derived name (`foo_async`, `build_foo`) that a declared method takes gets
+//! a trailing `_`, as do Rust keywords and parameters named like the
+//! generated bodies' locals. Anything else (`AnyPointer`, streaming, nested
+//! declarations, ...) is refused with [`Error::Unsupported`], naming file,
+//! interface, method and field — every such member of the request at once.
 //!
 //! Or, with [`Options::skip_unsupported`] ([`Builder::skip_unsupported`],
 //! `--skip-unsupported`), left out while everything else is generated: a
@@ -49,8 +71,9 @@
 //! generated (the methods using it are left out, the struct named in their
 //! reason); an interface whose every method is left out is still generated,
 //! with no methods, so the interfaces that pass or return it compile; an
-//! interface that cannot be mapped as a whole (generic, `extends`, a
-//! generated name taken) is not generated, nor are the methods using it.
+//! interface that cannot be mapped as a whole (a generic interface, a base
+//! that is not generated, a generated name taken) is not generated, nor are
+//! the methods using it.
 //! [`generate`] returns what was left out in [`Generated::skipped`];
 //! [`Builder::run`] prints one `cargo:warning=` line per left-out member
 //! from a build script ([`skipped_members`]), the binary prints them to
@@ -222,8 +245,9 @@ pub struct Options {
     /// struct or interface that cannot be) is left out of the trait and the
     /// client, and the server adapter answers it with capnp's
     /// "unimplemented" error naming `Interface.method` and the reason; an
-    /// interface that cannot be mapped at all (generic, `extends`) is not
-    /// generated, nor is a struct that cannot be mapped. An interface whose
+    /// interface that cannot be mapped at all (a generic interface, a base
+    /// that is not generated) is not generated, nor is a struct that cannot
+    /// be mapped. An interface whose
     /// every method is left out is still generated. What was left out is
     /// listed in [`Generated::skipped`]. Off: any such member makes
     /// [`generate`] fail with [`Error::Unsupported`] listing them all.
