@@ -6,9 +6,13 @@
 //! calls — and wire compatibility with the foundation's hand-written adapter
 //! (`tests/support/hand_calc`) in both directions.
 
+#[path = "support/watchdog.rs"]
+mod watchdog;
+use watchdog::watchdog_for;
+
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread::ThreadId;
 use std::time::Duration;
 
@@ -25,25 +29,6 @@ use mp_calc::calc_mp::{
     CalcInit, CalcInitClient, CalcInitServer, Calculator, CalculatorClient,
     CalculatorWhereAmIResults, Callback, CallbackClient, Counter,
 };
-
-/// Runs `body` on its own thread; panics if it does not finish within `limit`.
-fn watchdog<T: Send + 'static>(limit: Duration, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let runner = std::thread::Builder::new()
-        .name("test-body".into())
-        .spawn(move || {
-            let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)));
-        })
-        .expect("spawn test body");
-    match rx.recv_timeout(limit) {
-        Ok(Ok(value)) => {
-            let _ = runner.join();
-            value
-        }
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("watchdog: test did not finish within {limit:?}"),
-    }
-}
 
 /// Counts the `destroy` calls of the counters it makes.
 struct Init(Arc<AtomicUsize>);
@@ -178,7 +163,7 @@ fn loops() -> (EventLoop, EventLoop) {
 
 #[test]
 fn mapped_and_loop_calls() {
-    watchdog(Duration::from_secs(30), || {
+    watchdog_for(Duration::from_secs(30), || {
         let (s, c) = loops();
         let (_server, init) = generated_pair(&s, &c);
         let calc = init.make_calculator().unwrap();
@@ -205,7 +190,7 @@ fn mapped_and_loop_calls() {
 
 #[test]
 fn failures_and_panics_come_back_as_errors() {
-    watchdog(Duration::from_secs(30), || {
+    watchdog_for(Duration::from_secs(30), || {
         let (s, c) = loops();
         let (_server, init) = generated_pair(&s, &c);
         let calc = init.make_calculator().unwrap();
@@ -231,7 +216,7 @@ fn failures_and_panics_come_back_as_errors() {
 
 #[test]
 fn callbacks_run_on_the_waiting_client_thread_nested() {
-    watchdog(Duration::from_secs(30), || {
+    watchdog_for(Duration::from_secs(30), || {
         let (s, c) = loops();
         let (_server, init) = generated_pair(&s, &c);
         let calc = init.make_calculator().unwrap();
@@ -247,7 +232,7 @@ fn callbacks_run_on_the_waiting_client_thread_nested() {
 
 #[test]
 fn returned_objects_have_their_own_methods() {
-    watchdog(Duration::from_secs(30), || {
+    watchdog_for(Duration::from_secs(30), || {
         let (s, c) = loops();
         let (_server, init) = generated_pair(&s, &c);
         let calc = init.make_calculator().unwrap();
@@ -275,7 +260,7 @@ fn returned_objects_have_their_own_methods() {
 
 #[test]
 fn async_calls() {
-    watchdog(Duration::from_secs(30), || {
+    watchdog_for(Duration::from_secs(30), || {
         let (s, c) = loops();
         let (_server, init) = generated_pair(&s, &c);
         let calc = futures::executor::block_on(init.make_calculator_async()).unwrap();
@@ -293,7 +278,7 @@ fn async_calls() {
 
 #[test]
 fn calls_after_the_server_is_gone_fail_with_disconnect() {
-    watchdog(Duration::from_secs(30), || {
+    watchdog_for(Duration::from_secs(30), || {
         let (s, c) = loops();
         let (server, init) = generated_pair(&s, &c);
         let calc = init.make_calculator().unwrap();
@@ -309,7 +294,7 @@ fn calls_after_the_server_is_gone_fail_with_disconnect() {
 /// The generated client talks to the hand-written server.
 #[test]
 fn generated_client_against_hand_written_server() {
-    watchdog(Duration::from_secs(30), || {
+    watchdog_for(Duration::from_secs(30), || {
         let (s, c) = loops();
         let (a, b) = UnixStream::pair().unwrap();
         let _server = support::hand_calc::serve(&s, a).unwrap();
@@ -332,7 +317,7 @@ fn generated_client_against_hand_written_server() {
 /// The hand-written client talks to the generated server.
 #[test]
 fn hand_written_client_against_generated_server() {
-    watchdog(Duration::from_secs(30), || {
+    watchdog_for(Duration::from_secs(30), || {
         let (s, c) = loops();
         let (a, b) = UnixStream::pair().unwrap();
         let _server = Connection::builder(&s)
@@ -354,7 +339,7 @@ fn hand_written_client_against_generated_server() {
 /// after an explicit `destroy`.
 #[test]
 fn dropping_the_last_handle_calls_destroy_once() {
-    watchdog(Duration::from_secs(30), || {
+    watchdog_for(Duration::from_secs(30), || {
         let (s, c) = loops();
         let (_server, init, destroyed) = counting_pair(&s, &c);
         let calc = init.make_calculator().unwrap();

@@ -6,10 +6,13 @@
 //! default where the client did not send it, and a method the peer lacks
 //! is an "unimplemented" error naming `Interface.method`.
 
+#[path = "support/watchdog.rs"]
+mod watchdog;
+use watchdog::watchdog;
+
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use mp_ipc::{Connection, Error, EventLoop, Side};
 
@@ -83,18 +86,6 @@ impl blocks_v2_mp::BlockSink for NewSink {
 
     fn tip_height(&self) -> Result<i32, String> {
         Ok(self.accepted.load(Ordering::SeqCst))
-    }
-}
-
-fn watchdog(body: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(Ok(())) => {}
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("watchdog: test did not finish in 30 s"),
     }
 }
 

@@ -7,6 +7,10 @@
 //! passed outside `construct`. A generated client calls a generated server
 //! over a socket pair, one method per construct.
 
+#[path = "support/watchdog.rs"]
+mod watchdog;
+use watchdog::watchdog;
+
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -391,18 +395,6 @@ impl WalletLoader for Loader {
 
     fn wallets(&self) -> Result<Vec<Arc<dyn Account>>, String> {
         Ok(self.accounts.clone())
-    }
-}
-
-fn watchdog(body: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(Ok(())) => {}
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("watchdog: test did not finish in 30 s"),
     }
 }
 

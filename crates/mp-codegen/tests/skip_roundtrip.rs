@@ -5,10 +5,13 @@
 //! capnp's "unimplemented" error naming `Interface.method` and the reason —
 //! never silence or a hang.
 
+#[path = "support/watchdog.rs"]
+mod watchdog;
+use watchdog::watchdog;
+
 use std::future::Future;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
-use std::time::Duration;
 
 use mp_ipc::{capnp, CallSite, Connection, EventLoop, Side};
 
@@ -33,18 +36,6 @@ struct Sum;
 impl Plotter for Sum {
     fn ok(&self, n: i32, at: Point) -> Result<i32, String> {
         Ok(n + at.x + at.y)
-    }
-}
-
-fn watchdog<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(Ok(v)) => v,
-        Ok(Err(p)) => std::panic::resume_unwind(p),
-        Err(_) => panic!("watchdog: test did not finish in 30 s"),
     }
 }
 

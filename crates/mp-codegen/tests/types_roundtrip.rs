@@ -5,6 +5,10 @@
 //! code for the schema is checked in beside it (`tests/data/types_capnp.rs`,
 //! kept in step by the golden tests).
 
+#[path = "support/watchdog.rs"]
+mod watchdog;
+use watchdog::watchdog;
+
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -175,18 +179,6 @@ fn pair(server_loop: &EventLoop, client_loop: &EventLoop) -> (Connection, TypesC
         .open(b, Side::Client)
         .unwrap();
     (server, TypesClient::connect(&conn).unwrap())
-}
-
-fn watchdog<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(Ok(v)) => v,
-        Ok(Err(p)) => std::panic::resume_unwind(p),
-        Err(_) => panic!("watchdog: test did not finish in 30 s"),
-    }
 }
 
 fn loops() -> (EventLoop, EventLoop) {
