@@ -1436,6 +1436,8 @@ fn emit_client_method(
         .chain(&m.errors)
         .chain(m.params.iter().filter(|p| p.inout))
         .any(|f| needs_conn(&f.ty));
+    // A thread-map result is stored on the connection when the reply comes.
+    let reply_conn = reply_conn || m.thread_map_result.is_some();
     let uses_setup =
         m.context.is_some() || m.params.iter().any(|p| needs_conn(&p.ty)) || reply_conn;
     let setup = if uses_setup { "setup" } else { "_setup" };
@@ -1523,10 +1525,14 @@ fn emit_client_method(
             format!("{{\nlet value: ::mp_ipc::capnp::Result<_> = {{ {body} }};\nOk((value?, ({reads})))\n}}")
         }
     };
+    let prelude = match &m.thread_map_result {
+        Some(tm) => format!("conn.set_peer_thread_map(r.get_{tm}()?);\n"),
+        None => String::new(),
+    };
     // A `$Proxy.exception` field set by the server is the call's error.
     let closure = match &m.exception {
         Some(e) => format!(
-            "|r| {{\nif r.has_{acc}() {{\nreturn Err(::mp_ipc::capnp::Error::failed({SUPPORT}::text(SITE, {f}, r.get_{acc}())?));\n}}\n{body}\n}}",
+            "|r| {{\n{prelude}if r.has_{acc}() {{\nreturn Err(::mp_ipc::capnp::Error::failed({SUPPORT}::text(SITE, {f}, r.get_{acc}())?));\n}}\n{body}\n}}",
             acc = e.accessor,
             f = lit(&e.schema)
         ),
@@ -1551,8 +1557,9 @@ fn emit_client_method(
                 _ if body.starts_with('{') => format!("({body}).map(Ok)"),
                 _ => format!("{body}.map(Ok)"),
             };
-            format!("|r| {{\n{checks}{body}\n}}")
+            format!("|r| {{\n{prelude}{checks}{body}\n}}")
         }
+        None if !prelude.is_empty() => format!("|r| {{\n{prelude}{body}\n}}"),
         None if m.results.is_empty() && inouts.is_empty() => format!("|_| {body}"),
         None => format!("|r| {body}"),
     };
@@ -1687,6 +1694,7 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
         !m.results.is_empty()
             || m.exception.is_some()
             || !m.errors.is_empty()
+            || m.thread_map_result.is_some()
             || m.params.iter().any(|p| p.inout),
     );
     out.push_str(&site(iface, m));
@@ -1707,6 +1715,10 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
             body,
             "if p.has_{tm}() {{\nconn.set_peer_thread_map(p.get_{tm}()?);\n}}"
         );
+    }
+    if let Some(tm) = &m.thread_map_result {
+        // This side's thread map, for the calls the peer makes.
+        let _ = writeln!(body, "results.get().set_{tm}(conn.thread_map_client());");
     }
     let cx = Cx {
         site: "SITE",

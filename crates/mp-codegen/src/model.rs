@@ -280,6 +280,9 @@ pub(crate) struct Method {
     /// `construct`: clients send this side's thread map in it, servers
     /// take the peer's from it.
     pub thread_map: Option<String>,
+    /// The accessor stem of a `Proxy.ThreadMap` result: servers send their
+    /// thread map in it, clients take the peer's from it.
+    pub thread_map_result: Option<String>,
     /// The parameters the user sees.
     pub params: Vec<Field>,
     /// The results.
@@ -995,6 +998,7 @@ fn read_method(
             capnp_alias: names::capitalize_first(name),
             context: None,
             thread_map: None,
+            thread_map_result: None,
             params: Vec::new(),
             results: Vec::new(),
             doc,
@@ -1038,8 +1042,17 @@ fn read_method(
     }
     let mut mapped_results = Vec::new();
     let mut exceptions = Vec::new();
+    let mut thread_map_result = None;
     for f in &results {
         let fname = text(f.get_name()).map_err(fail)?;
+        if field_type_interface(*f) == Some(THREAD_MAP_ID) {
+            if thread_map_result.is_some() {
+                problems.push((Some(fname), "a second `Proxy.ThreadMap` result".into()));
+            } else {
+                thread_map_result = Some(names::snake(&fname));
+            }
+            continue;
+        }
         if has_annotation(*f, PROXY_EXCEPTION_ID) {
             // The server's error travels in this field instead of failing the call.
             match map_field(ctx, file_id, *f, &fname, &Env::new(), 0) {
@@ -1118,6 +1131,7 @@ fn read_method(
         capnp_alias: names::capitalize_first(name),
         context,
         thread_map,
+        thread_map_result,
         params: mapped_params,
         results: mapped_results,
         doc,
@@ -1517,7 +1531,7 @@ fn map_type(
             let id = i.get_type_id();
             if id == THREAD_MAP_ID {
                 return Err(
-                    "`Proxy.ThreadMap` is only supported in `construct(threadMap) -> (threadMap)`"
+                    "`Proxy.ThreadMap` is only supported as a method's parameter or result (the thread-map exchange)"
                         .into(),
                 );
             }

@@ -256,6 +256,10 @@ impl Ledger for Books {
         }))
     }
 
+    fn init_thread_map(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     fn weigh(
         &self,
         p: i32,
@@ -907,5 +911,45 @@ fn a_generic_union_is_a_generic_enum() {
                 message: "no account carol".into(),
             })
         );
+    });
+}
+
+#[test]
+fn a_thread_map_exchanged_by_a_method_other_than_construct() {
+    watchdog(|| {
+        let server_loop = EventLoop::new("server-loop").unwrap();
+        let client_loop = EventLoop::new("client-loop").unwrap();
+        let (a, b) = UnixStream::pair().unwrap();
+        let _server = Connection::builder(&server_loop)
+            .serve(|conn| {
+                LedgerServer::bootstrap(
+                    conn,
+                    Arc::new(Books {
+                        accounts: Vec::new(),
+                        chain: Arc::new(Registry::default()),
+                    }),
+                )
+            })
+            .open(a, Side::Server)
+            .unwrap();
+        let conn = Connection::builder(&client_loop)
+            .open(b, Side::Client)
+            .unwrap();
+        // The bootstrap object taken as is: no `construct`, no thread maps.
+        let ledger =
+            LedgerClient::from_remote(conn.bootstrap::<ledger_capnp::ledger::Client>().unwrap());
+        let before = ledger.ping().unwrap_err().to_string();
+        assert!(before.contains("ThreadMap"), "{before}");
+        ledger.init_thread_map().unwrap();
+        // Now calls map to server threads, and callbacks come back here.
+        assert!(ledger.ping().unwrap());
+        let mine: Arc<dyn Account> = Arc::new(Mine {
+            name: "m".into(),
+            balance: 4,
+            thread: std::thread::current().id(),
+        });
+        assert_eq!(ledger.settle(&[mine]).unwrap(), 4);
+        drop(ledger);
+        conn.close();
     });
 }

@@ -928,6 +928,9 @@ pub trait Ledger: Send + Sync + 'static {
         &self,
         name: String,
     ) -> ::std::result::Result<super::shared_mp::Expected<String, RpcError>, String>;
+    /// The thread-map exchange under another name (a thread map as a
+    /// parameter and as a result), for a client that did not `construct`.
+    fn init_thread_map(&self) -> ::std::result::Result<(), String>;
 }
 
 /// The results of `Ledger.walk`.
@@ -2269,6 +2272,50 @@ impl LedgerClient {
             }))
         }
     }
+
+    /// Calls `Ledger.initThreadMap`.
+    ///
+    /// The thread-map exchange under another name (a thread map as a
+    /// parameter and as a result), for a client that did not `construct`.
+    ///
+    /// Runs on the server's event loop.
+    pub fn init_thread_map(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        self.remote.call(
+            ::mp_ipc::CallSite::new("Ledger", "initThreadMap"),
+            Self::build_init_thread_map(),
+        )
+    }
+
+    /// [`init_thread_map`](Self::init_thread_map) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    pub fn init_thread_map_async(
+        &self,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::Error>> + Send + 'static
+    {
+        self.remote.call_async(
+            ::mp_ipc::CallSite::new("Ledger", "initThreadMap"),
+            Self::build_init_thread_map(),
+        )
+    }
+
+    fn build_init_thread_map() -> impl FnOnce(
+        &crate::ledger_capnp::ledger::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
+           + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "initThreadMap");
+        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.init_thread_map_request();
+            let mut p = req.get();
+            p.set_thread_map(setup.conn().thread_map_client());
+            let conn = setup.conn().clone();
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
+                conn.set_peer_thread_map(r.get_thread_map()?);
+                Ok(())
+            }))
+        }
+    }
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
@@ -2400,6 +2447,9 @@ impl Ledger for LedgerClient {
         name: String,
     ) -> ::std::result::Result<super::shared_mp::Expected<String, RpcError>, String> {
         LedgerClient::describe(self, &name).map_err(|e| e.to_string())
+    }
+    fn init_thread_map(&self) -> ::std::result::Result<(), String> {
+        LedgerClient::init_thread_map(self).map_err(|e| e.to_string())
     }
 }
 
@@ -3118,6 +3168,28 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             }
             Ok(())
         }
+    }
+
+    fn init_thread_map(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::ledger::InitThreadMapParams,
+        mut results: crate::ledger_capnp::ledger::InitThreadMapResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "initThreadMap");
+        let result = (|| {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            if p.has_thread_map() {
+                conn.set_peer_thread_map(p.get_thread_map()?);
+            }
+            results.get().set_thread_map(conn.thread_map_client());
+            let imp = self.imp.get(SITE)?;
+            conn.run_on_loop(SITE, || imp.init_thread_map())?
+                .map_err(::mp_ipc::capnp::Error::failed)?;
+            Ok(())
+        })();
+        ::std::future::ready(result)
     }
 }
 

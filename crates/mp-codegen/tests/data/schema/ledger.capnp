@@ -97,6 +97,10 @@ interface Ledger {
 
     describe @20 (context :Proxy.Context, name :Text) -> (result :Shared.Expected(Text, RpcError));
     # A generic union: an account's description, or an error.
+
+    initThreadMap @21 (threadMap :Proxy.ThreadMap) -> (threadMap :Proxy.ThreadMap);
+    # The thread-map exchange under another name (a thread map as a
+    # parameter and as a result), for a client that did not `construct`.
 }
 
 struct Destination {
