@@ -69,9 +69,16 @@ fn doc(out: &mut String, doc: Option<&str>, fallback: &str) {
 }
 
 /// Schemas may have long parameter lists; clippy's limit is 7.
-fn many_args(out: &mut String, m: &Method) {
+/// The clippy lints a method's generated functions allow: many parameters
+/// (the schema has them), and a large error enum (a struct-typed
+/// `$Proxy.exception` such as libmultiprocess's `FooStruct`, which the
+/// generated API carries by value rather than boxing by its size).
+fn method_lints(out: &mut String, m: &Method) {
     if m.params.len() >= 7 {
         out.push_str("#[allow(clippy::too_many_arguments)]\n");
+    }
+    if !m.errors.is_empty() {
+        out.push_str("#[allow(clippy::result_large_err)]\n");
     }
 }
 
@@ -921,7 +928,7 @@ fn emit_trait(out: &mut String, iface: &Interface) {
                 format!(", {}: {amp}{}", p.ident, field_owned(p))
             })
             .collect();
-        many_args(out, m);
+        method_lints(out, m);
         if m.schema == "destroy" && m.params.is_empty() && m.results.is_empty() {
             // Releasing the capability frees the object anyway; `destroy` is
             // only a hook for implementations that want to act on it.
@@ -1184,7 +1191,7 @@ fn emit_client_impl(out: &mut String, iface: &Interface, client: &str) {
             },
             _ => String::new(),
         };
-        many_args(out, m);
+        method_lints(out, m);
         let _ = writeln!(
             out,
             "fn {id}(&self{params}) -> ::std::result::Result<{ret}, {err}> {{\n\
@@ -1357,7 +1364,7 @@ fn emit_client_method(
     }
     out.push_str("///\n");
     let _ = writeln!(out, "/// {where_runs}");
-    many_args(out, m);
+    method_lints(out, m);
     if inouts.is_empty() {
         let _ = writeln!(
             out,
@@ -1392,7 +1399,7 @@ fn emit_client_method(
          /// awaited on any runtime; callbacks during it run on a worker of this side's.",
         id = m.ident,
     );
-    many_args(out, m);
+    method_lints(out, m);
     if inouts.is_empty() {
         let call = format!(
             "self.remote.call_async(::mp_ipc::CallSite::new({}, {}), Self::{}({args}))",
@@ -1441,7 +1448,7 @@ fn emit_client_method(
     let uses_setup =
         m.context.is_some() || m.params.iter().any(|p| needs_conn(&p.ty)) || reply_conn;
     let setup = if uses_setup { "setup" } else { "_setup" };
-    many_args(out, m);
+    method_lints(out, m);
     if !inouts.is_empty() {
         out.push_str("#[allow(clippy::type_complexity)]\n");
     }
@@ -1659,6 +1666,9 @@ fn emit_server_left_out(out: &mut String, iface: &Interface, l: &LeftOut, module
 }
 
 fn server_sig(out: &mut String, m: &Method, module: &str, params_used: bool, results_used: bool) {
+    if !m.errors.is_empty() {
+        out.push_str("#[allow(clippy::result_large_err)]\n");
+    }
     let _ = writeln!(
         out,
         "fn {f}(self: ::std::rc::Rc<Self>, {pp}params: {module}::{a}Params, {rr}results: {module}::{a}Results) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static {{",

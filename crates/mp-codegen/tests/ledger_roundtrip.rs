@@ -46,8 +46,9 @@ mod shared_mp {
 use ledger_mp::{
     Account, Chain, ChainClient, ChainClientClient, ChainFindBlockResults, ChainProxyClient,
     Destination, FoundBlockParam, FoundBlockResult, Handler, Ledger, LedgerCallError, LedgerClient,
-    LedgerServer, LedgerWalkResults, Migration, Notifications, NotificationsClient, Output,
-    OutputLabel, OutputSpend, OutputWhich, RpcError, WalletLoader,
+    LedgerRejectError, LedgerServer, LedgerWalkResults, Migration, Notifications,
+    NotificationsClient, Output, OutputLabel, OutputSpend, OutputWhich, Rejection, RpcError,
+    WalletLoader,
 };
 use shared_mp::{Block, Expected, Pair, PairInt64};
 
@@ -258,6 +259,15 @@ impl Ledger for Books {
 
     fn init_thread_map(&self) -> Result<(), String> {
         Ok(())
+    }
+
+    fn reject(&self, tip: Block, reason: String) -> Result<(), LedgerRejectError> {
+        Err(LedgerRejectError::Error(Rejection {
+            hashes: vec![tip.hash.clone()],
+            notes: vec![format!("height {:?}", tip.height)],
+            reason,
+            tip,
+        }))
     }
 
     fn weigh(
@@ -624,6 +634,25 @@ fn each_exception_result_is_a_variant_the_caller_can_match() {
             help,
             Err(LedgerCallError::HelpResult("call <command>".into()))
         );
+    });
+}
+
+#[test]
+fn a_large_struct_thrown_alone_comes_back_whole() {
+    with_ledger(|ledger| {
+        let tip = block(4, Some(block(5, None)));
+        let expected = Rejection {
+            reason: "stale".into(),
+            tip: tip.clone(),
+            hashes: vec![tip.hash.clone()],
+            notes: vec!["height Some(4)".into()],
+        };
+        assert_eq!(
+            ledger.reject(&tip, "stale"),
+            Err(LedgerRejectError::Error(expected.clone()))
+        );
+        let rejected = futures::executor::block_on(ledger.reject_async(&tip, "stale"));
+        assert_eq!(rejected, Err(LedgerRejectError::Error(expected)));
     });
 }
 

@@ -145,6 +145,88 @@ impl RpcError {
     }
 }
 
+/// An exception struct too large for clippy's `result_large_err` (as
+/// libmultiprocess's `FooStruct`), thrown whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// `reason`.
+    pub reason: String,
+    /// `tip`.
+    pub tip: super::shared_mp::Block,
+    /// `hashes`.
+    pub hashes: Vec<Vec<u8>>,
+    /// `notes`.
+    pub notes: Vec<String>,
+}
+
+impl Default for Rejection {
+    /// The schema's default values.
+    fn default() -> Self {
+        Rejection {
+            reason: Default::default(),
+            tip: Default::default(),
+            hashes: Default::default(),
+            notes: Default::default(),
+        }
+    }
+}
+
+impl Rejection {
+    /// Reads one from capnp (for the generated adapters); objects in it
+    /// are wrapped on `conn`.
+    #[doc(hidden)]
+    pub fn mp_read(
+        site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        r: crate::ledger_capnp::rejection::Reader<'_>,
+    ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
+        Ok(Rejection {
+            reason: ::mp_ipc::codegen_support::text(site, "reason", r.get_reason())?,
+            tip: super::shared_mp::Block::mp_read(site, conn, r.get_tip()?)?,
+            hashes: ::mp_ipc::codegen_support::data_list(r.get_hashes())?,
+            notes: ::mp_ipc::codegen_support::text_list(site, "notes", r.get_notes())?,
+        })
+    }
+
+    /// Writes it to capnp (for the generated adapters); objects in it are
+    /// exported on `conn`.
+    #[doc(hidden)]
+    pub fn mp_write(
+        &self,
+        site: ::mp_ipc::CallSite,
+        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        mut b: crate::ledger_capnp::rejection::Builder<'_>,
+    ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
+        let _ = (site, conn);
+        b.set_reason(self.reason.as_str());
+        self.tip.mp_write(site, conn, b.reborrow().init_tip())?;
+        {
+            let mut l0 = b
+                .reborrow()
+                .init_hashes(::mp_ipc::codegen_support::list_len(
+                    site,
+                    "hashes",
+                    self.hashes.len(),
+                )?);
+            for (i0, x0) in (0u32..).zip(self.hashes.iter()) {
+                l0.set(i0, x0.as_slice());
+            }
+        }
+        {
+            let mut l0 = b.reborrow().init_notes(::mp_ipc::codegen_support::list_len(
+                site,
+                "notes",
+                self.notes.len(),
+            )?);
+            for (i0, x0) in (0u32..).zip(self.notes.iter()) {
+                l0.set(i0, x0.as_str());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// All one union: a Rust enum.
 #[derive(Clone)]
 pub enum Destination {
@@ -896,6 +978,7 @@ pub trait Ledger: Send + Sync + 'static {
     /// Several `$Proxy.exception` results, one a struct (Bitcoin Core's
     /// `ActorCallback.call`): "ok" answers, "rpc", "type", "help" and "fail"
     /// raise each, anything else fails the call.
+    #[allow(clippy::result_large_err)]
     fn call(&self, command: String) -> ::std::result::Result<String, LedgerCallError>;
     /// `Ledger.chain`.
     fn chain(&self) -> ::std::result::Result<::std::sync::Arc<dyn Chain>, String>;
@@ -931,6 +1014,15 @@ pub trait Ledger: Send + Sync + 'static {
     /// The thread-map exchange under another name (a thread map as a
     /// parameter and as a result), for a client that did not `construct`.
     fn init_thread_map(&self) -> ::std::result::Result<(), String>;
+    /// A struct as the only, `$Proxy.exception`, result, on the event loop
+    /// (libmultiprocess's `FooInterface.raise`): always fails with a
+    /// rejection carrying the tip and the reason.
+    #[allow(clippy::result_large_err)]
+    fn reject(
+        &self,
+        tip: super::shared_mp::Block,
+        reason: String,
+    ) -> ::std::result::Result<(), LedgerRejectError>;
 }
 
 /// The results of `Ledger.walk`.
@@ -982,6 +1074,40 @@ impl From<::mp_ipc::Error> for LedgerCallError {
 impl From<String> for LedgerCallError {
     fn from(message: String) -> Self {
         LedgerCallError::Failed(message)
+    }
+}
+
+/// The errors of `Ledger.reject`: each `$Proxy.exception` result is a variant
+/// (the server returns one to set that result; the client gets the one
+/// the server set), and `Failed` is a call that failed without one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LedgerRejectError {
+    /// `error` was set.
+    Error(Rejection),
+    /// The call failed: the implementation's own error, or the connection's.
+    Failed(String),
+}
+
+impl ::std::fmt::Display for LedgerRejectError {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match self {
+            LedgerRejectError::Error(v) => write!(f, "Ledger.reject error: {v:?}"),
+            LedgerRejectError::Failed(message) => f.write_str(message),
+        }
+    }
+}
+
+impl ::std::error::Error for LedgerRejectError {}
+
+impl From<::mp_ipc::Error> for LedgerRejectError {
+    fn from(e: ::mp_ipc::Error) -> Self {
+        LedgerRejectError::Failed(e.to_string())
+    }
+}
+
+impl From<String> for LedgerRejectError {
+    fn from(message: String) -> Self {
+        LedgerRejectError::Failed(message)
     }
 }
 
@@ -1759,6 +1885,7 @@ impl LedgerClient {
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
     /// on this thread while it waits.
+    #[allow(clippy::result_large_err)]
     pub fn call(&self, command: &str) -> ::std::result::Result<String, LedgerCallError> {
         self.remote
             .call(
@@ -1770,6 +1897,7 @@ impl LedgerClient {
 
     /// [`call`](Self::call) from async code: the future is `Send` and may be
     /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    #[allow(clippy::result_large_err)]
     pub fn call_async(
         &self,
         command: &str,
@@ -1783,6 +1911,7 @@ impl LedgerClient {
         async move { call.await.unwrap_or_else(|e| Err(e.into())) }
     }
 
+    #[allow(clippy::result_large_err)]
     fn build_call(
         command: String,
     ) -> impl FnOnce(
@@ -2316,6 +2445,79 @@ impl LedgerClient {
             }))
         }
     }
+
+    /// Calls `Ledger.reject`.
+    ///
+    /// A struct as the only, `$Proxy.exception`, result, on the event loop
+    /// (libmultiprocess's `FooInterface.raise`): always fails with a
+    /// rejection carrying the tip and the reason.
+    ///
+    /// Runs on the server's event loop.
+    #[allow(clippy::result_large_err)]
+    pub fn reject(
+        &self,
+        tip: &super::shared_mp::Block,
+        reason: &str,
+    ) -> ::std::result::Result<(), LedgerRejectError> {
+        self.remote
+            .call(
+                ::mp_ipc::CallSite::new("Ledger", "reject"),
+                Self::build_reject(tip.clone(), reason.to_owned()),
+            )
+            .unwrap_or_else(|e| Err(e.into()))
+    }
+
+    /// [`reject`](Self::reject) from async code: the future is `Send` and may be
+    /// awaited on any runtime; callbacks during it run on a worker of this side's.
+    #[allow(clippy::result_large_err)]
+    pub fn reject_async(
+        &self,
+        tip: &super::shared_mp::Block,
+        reason: &str,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), LedgerRejectError>> + Send + 'static
+    {
+        let call = self.remote.call_async(
+            ::mp_ipc::CallSite::new("Ledger", "reject"),
+            Self::build_reject(tip.clone(), reason.to_owned()),
+        );
+        async move { call.await.unwrap_or_else(|e| Err(e.into())) }
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn build_reject(
+        tip: super::shared_mp::Block,
+        reason: String,
+    ) -> impl FnOnce(
+        &crate::ledger_capnp::ledger::Client,
+        &::mp_ipc::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::CallFuture<::std::result::Result<(), LedgerRejectError>>,
+        ::mp_ipc::Error,
+    > + Send
+           + 'static {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "reject");
+        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+            let mut req = cap.reject_request();
+            let mut p = req.get();
+            (|| -> ::mp_ipc::capnp::Result<()> {
+                tip.mp_write(SITE, Some(setup.conn()), p.reborrow().init_tip())?;
+                p.set_reason(reason.as_str());
+                Ok(())
+            })()
+            .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
+            let conn = setup.conn().clone();
+            Ok(::mp_ipc::send_request(SITE, req, move |r| {
+                if r.has_error() {
+                    return Ok(Err(LedgerRejectError::Error(Rejection::mp_read(
+                        SITE,
+                        Some(&conn),
+                        r.get_error()?,
+                    )?)));
+                }
+                Ok(Ok(()))
+            }))
+        }
+    }
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
@@ -2402,6 +2604,7 @@ impl Ledger for LedgerClient {
     fn attach(&self, label: String) -> ::std::result::Result<String, String> {
         LedgerClient::attach(self, &label).map_err(|e| e.to_string())
     }
+    #[allow(clippy::result_large_err)]
     fn call(&self, command: String) -> ::std::result::Result<String, LedgerCallError> {
         LedgerClient::call(self, &command)
     }
@@ -2450,6 +2653,14 @@ impl Ledger for LedgerClient {
     }
     fn init_thread_map(&self) -> ::std::result::Result<(), String> {
         LedgerClient::init_thread_map(self).map_err(|e| e.to_string())
+    }
+    #[allow(clippy::result_large_err)]
+    fn reject(
+        &self,
+        tip: super::shared_mp::Block,
+        reason: String,
+    ) -> ::std::result::Result<(), LedgerRejectError> {
+        LedgerClient::reject(self, &tip, &reason)
     }
 }
 
@@ -2906,6 +3117,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
         }
     }
 
+    #[allow(clippy::result_large_err)]
     fn call(
         self: ::std::rc::Rc<Self>,
         params: crate::ledger_capnp::ledger::CallParams,
@@ -3187,6 +3399,36 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let imp = self.imp.get(SITE)?;
             conn.run_on_loop(SITE, || imp.init_thread_map())?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
+            Ok(())
+        })();
+        ::std::future::ready(result)
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn reject(
+        self: ::std::rc::Rc<Self>,
+        params: crate::ledger_capnp::ledger::RejectParams,
+        mut results: crate::ledger_capnp::ledger::RejectResults,
+    ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
+    {
+        const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "reject");
+        let result = (|| {
+            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let p = params.get()?;
+            let tip = super::shared_mp::Block::mp_read(SITE, Some(&conn), p.get_tip()?)?;
+            let reason = ::mp_ipc::codegen_support::text(SITE, "reason", p.get_reason())?;
+            let imp = self.imp.get(SITE)?;
+            let outcome = conn.run_on_loop(SITE, || imp.reject(tip, reason))?;
+            let mut r = results.get();
+            match outcome {
+                Ok(()) => {}
+                Err(LedgerRejectError::Error(x)) => {
+                    x.mp_write(SITE, Some(&conn), r.reborrow().init_error())?;
+                }
+                Err(LedgerRejectError::Failed(message)) => {
+                    return Err(::mp_ipc::capnp::Error::failed(message))
+                }
+            }
             Ok(())
         })();
         ::std::future::ready(result)

@@ -29,6 +29,15 @@ struct RpcError {
     message @1 :Text;
 }
 
+struct Rejection {
+    # An exception struct too large for clippy's `result_large_err` (as
+    # libmultiprocess's `FooStruct`), thrown whole.
+    reason @0 :Text;
+    tip @1 :Shared.Block;
+    hashes @2 :List(Data);
+    notes @3 :List(Text);
+}
+
 interface Ledger {
     construct @0 (threadMap :Proxy.ThreadMap) -> (threadMap :Proxy.ThreadMap);
 
@@ -101,6 +110,11 @@ interface Ledger {
     initThreadMap @21 (threadMap :Proxy.ThreadMap) -> (threadMap :Proxy.ThreadMap);
     # The thread-map exchange under another name (a thread map as a
     # parameter and as a result), for a client that did not `construct`.
+
+    reject @22 (tip :Shared.Block, reason :Text) -> (error :Rejection $Proxy.exception("Rejection"));
+    # A struct as the only, `$Proxy.exception`, result, on the event loop
+    # (libmultiprocess's `FooInterface.raise`): always fails with a
+    # rejection carrying the tip and the reason.
 }
 
 struct Destination {
