@@ -35,6 +35,7 @@ use mp_thread::Waiter;
 use parking_lot::Mutex;
 
 use crate::agent::{Agent, AgentSlot, PanicReaction};
+use crate::contain::contain;
 use crate::core::{AgentCore, FinishQueued};
 use crate::disp::Binder;
 use crate::env::{EnvInner, Environment};
@@ -43,6 +44,9 @@ use crate::mbox::DirectMbox;
 use mp_thread::panic_message;
 
 static NEXT_COOP: AtomicU64 = AtomicU64::new(1);
+
+/// The deregistration thread's role, in logs.
+const DEREG: &str = "deregistration";
 
 /// Identifies a cooperation within the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -257,16 +261,19 @@ impl CoopBuilder {
 }
 
 /// Registers `builder`: every agent bound, or none. On failure every
-/// agent's state (and what was buffered for it) is dropped here, and its
-/// mbox refuses later messages.
+/// agent's state (and what was buffered for it), the binders and the
+/// notificators are dropped on the deregistration thread (here if this is
+/// it, or if it is gone) before the error returns, and the agents' mboxes
+/// refuse later messages.
 pub(crate) fn register(builder: CoopBuilder) -> Result<CoopHandle, Error> {
-    let cores: Vec<Arc<AgentCore>> = builder.agents.iter().map(|(c, _)| c.clone()).collect();
-    match try_register(builder) {
+    let env = builder.env.inner.clone();
+    let mut spill = Spill::default();
+    match try_register(builder, &mut spill) {
         Ok(handle) => {
-            // 6. Every temporary of this thread is gone (`cores` last); now
+            // 6. Every temporary of this thread is gone (`spill` last); now
             // release the registration guard on the deregistration thread:
             // only then can the final step run.
-            drop(cores);
+            drop(spill);
             let guard = handle.coop.clone();
             if handle.dereg.post(move || release(guard)).is_err() {
                 tracing::error!(coop = ?handle.id, "deregistration thread is gone");
@@ -274,22 +281,57 @@ pub(crate) fn register(builder: CoopBuilder) -> Result<CoopHandle, Error> {
             Ok(handle)
         }
         Err(e) => {
-            for core in &cores {
-                drop(core.discard());
-            }
+            let discarded: Vec<_> = spill.cores.iter().map(|core| core.discard()).collect();
+            drop_on_dereg(&env, (discarded, spill));
             Err(e)
         }
     }
 }
 
-fn try_register(builder: CoopBuilder) -> Result<CoopHandle, Error> {
+/// What a registration holds of its builder while it runs: clones of the
+/// agents' cores and of the binders (so no drop inside it is the last),
+/// and the notificators until the cooperation takes them.
+#[derive(Default)]
+struct Spill {
+    cores: Vec<Arc<AgentCore>>,
+    binders: Vec<Arc<dyn Binder>>,
+    notificators: Vec<DeregNotificator>,
+}
+
+/// Drops `value` on the deregistration thread and waits until it is gone;
+/// on that thread already, or once it has closed, drops it here. A panic
+/// in a `Drop` is logged, not passed on.
+fn drop_on_dereg<T: Send + 'static>(env: &EnvInner, value: T) {
+    const WHAT: &str = "dropping the agents of a failed registration";
+    if std::thread::current().id() == env.dereg_thread() {
+        contain(DEREG, WHAT, || drop(value));
+        return;
+    }
+    let (done, gone) = std::sync::mpsc::sync_channel::<()>(1);
+    let posted = env.dereg_waiter.post_with(value, move |value| {
+        contain(DEREG, WHAT, || drop(value));
+        let _ = done.send(());
+    });
+    match posted {
+        // An error means the job was dropped unrun, with the value in it.
+        Ok(()) => drop(gone.recv()),
+        Err(value) => {
+            contain("registering", WHAT, || drop(value));
+        }
+    }
+}
+
+fn try_register(builder: CoopBuilder, spill: &mut Spill) -> Result<CoopHandle, Error> {
     let CoopBuilder {
         env,
         coop,
-        binder: _,
+        binder,
         agents,
         notificators,
     } = builder;
+    spill.cores = agents.iter().map(|(core, _)| core.clone()).collect();
+    spill.binders.extend(binder);
+    spill.notificators = notificators;
     // Resolve binders.
     let mut resolved: Vec<(Arc<AgentCore>, Arc<dyn Binder>)> = Vec::with_capacity(agents.len());
     for (core, binder) in agents {
@@ -297,6 +339,7 @@ fn try_register(builder: CoopBuilder) -> Result<CoopHandle, Error> {
             Some(b) => b,
             None => env.default_binder()?,
         };
+        spill.binders.push(binder.clone());
         resolved.push((core, binder));
     }
     let undo_preallocation = |done: &[(Arc<AgentCore>, Arc<dyn Binder>)]| {
@@ -354,7 +397,7 @@ fn try_register(builder: CoopBuilder) -> Result<CoopHandle, Error> {
             })
             .collect();
         st.pending = resolved.len() + 1;
-        st.notificators = notificators;
+        st.notificators = std::mem::take(&mut spill.notificators);
         st.status = Status::Registered;
     }
     let id = coop.id;
@@ -363,9 +406,16 @@ fn try_register(builder: CoopBuilder) -> Result<CoopHandle, Error> {
     if let Err((e, coop)) = link(&env, coop) {
         unsubscribe(&resolved);
         undo_preallocation(&resolved);
-        // Take the entries back so they die with the builder's parts here.
-        let entries = std::mem::take(&mut coop.state.lock().agents);
-        drop(entries);
+        // Take the entries and notificators back: they go with the spill.
+        let (entries, notificators) = {
+            let mut st = coop.state.lock();
+            (
+                std::mem::take(&mut st.agents),
+                std::mem::take(&mut st.notificators),
+            )
+        };
+        spill.binders.extend(entries.into_iter().map(|e| e.binder));
+        spill.notificators = notificators;
         return Err(e);
     }
     // 5. Bind (cannot fail): each agent's start demand is queued.
@@ -514,16 +564,25 @@ fn final_step(coop: &Arc<CoopInner>) {
     // Agents first: state (with handlers), event queue (the dispatcher
     // handle behind it), undelivered demands; then unbind and drop the binders (and with them dispatchers
     // whose last user this was, closing their workers).
+    // User code (an agent's or a message's `Drop`, a binder) is contained:
+    // a panic in it is logged, and the final step goes on, so the
+    // cooperation is always counted out.
     for entry in &entries {
         let payload = entry.core.take_payload();
-        drop(payload);
-        entry.binder.unbind(entry.core.info());
+        contain(DEREG, "dropping an agent in its final step", || {
+            drop(payload)
+        });
+        contain(DEREG, "unbinding an agent", || {
+            entry.binder.unbind(entry.core.info())
+        });
         let subs = std::mem::take(&mut *entry.core.subscriptions.lock());
         for (mbox, ty) in subs {
             drop(mbox.unsubscribe(ty, entry.core.id));
         }
     }
-    drop(entries);
+    for entry in entries {
+        contain(DEREG, "dropping a binder in a final step", || drop(entry));
+    }
     let env = coop.env.upgrade();
     // Unlink.
     let mut parent_ready = None;
@@ -549,9 +608,9 @@ fn final_step(coop: &Arc<CoopInner>) {
     if let Some(env) = &env {
         let handle = Environment { inner: env.clone() };
         for notify in notificators {
-            if let Err(p) = catch_unwind(AssertUnwindSafe(|| notify(&handle, coop.id, reason))) {
-                tracing::error!(coop = ?coop.id, panic = %panic_message(&*p), "deregistration notificator panicked");
-            }
+            contain(DEREG, "running a deregistration notificator", || {
+                notify(&handle, coop.id, reason)
+            });
         }
     }
     // Counted out only now: when the count reaches zero everything above

@@ -67,6 +67,11 @@ pub(crate) struct EnvInner {
 }
 
 impl EnvInner {
+    /// The deregistration thread's id.
+    pub(crate) fn dereg_thread(&self) -> ThreadId {
+        self.dereg_thread
+    }
+
     /// A cooperation's final step is done (deregistration thread).
     pub(crate) fn coop_gone(self: &Arc<Self>) {
         let autostop = {
@@ -397,7 +402,10 @@ impl Environment {
     }
 
     /// Delivers `msg` to `to` after `delay` (on the environment's timer
-    /// thread). The message is moved to the receiver when it fires.
+    /// thread). The message is moved to the receiver when it fires. Any
+    /// delay is accepted: one past the clock's range (`Duration::MAX`)
+    /// never comes, and the message waits until cancelled or the
+    /// environment stops.
     pub fn send_delayed<M, T>(&self, to: &T, msg: M, delay: Duration) -> TimerHandle
     where
         M: Send + 'static,
@@ -417,7 +425,9 @@ impl Environment {
     }
 
     /// Delivers a clone of `msg` to `to` after `delay`, then every `period`,
-    /// until cancelled or the environment stops.
+    /// until cancelled or the environment stops. A zero `period` delivers
+    /// once (as [`send_delayed`](Self::send_delayed)); a period past the
+    /// clock's range delivers once and then stays armed, never due.
     pub fn send_periodic<M, T>(
         &self,
         to: &T,

@@ -16,6 +16,7 @@
 //! | `mbox` | [`Mbox`] (MPMC) and [`DirectMbox`] (MPSC) | 3 |
 //! | `mchain` | [`Mchain`]s (CSP channels): overflow reactions, close, [`receive`], [`select`] | 3, 6, 7 |
 //! | `timer` | delayed and periodic messages, the timer thread | 1, 3 |
+//! | `contain` | user code on the environment's threads: a panic is logged, the thread goes on | 1 |
 //! | `disp` | [`Binder`], [`EventQueue`], [`Priority`], [`OneThreadDispatcher`], [`ActiveObjDispatcher`], [`ActiveGroupDispatcher`] | 1 |
 //! | `worker_queue` | the single-threaded dispatchers' demand queue: batches, same-thread sends, busy-waiting | 1, 3, 7 |
 //! | `pool` | [`ThreadPoolDispatcher`], [`AdvThreadPoolDispatcher`] | 1, 3 |
@@ -28,7 +29,13 @@
 //! drop), the timer thread, and the dispatchers' workers. `launch` stops
 //! them in SObjectizer's order — stop guards, cooperations (count reaches
 //! zero), deregistration thread, timer thread, default dispatcher — and
-//! waits on each thread's handle before it returns.
+//! waits on each thread's handle before it returns. User code run on the
+//! deregistration and timer threads (an agent's or a message's `Drop`, a
+//! binder's `unbind`, a notificator, a timer's delivery) is contained: a
+//! panic in it is logged through `tracing` and the thread goes on, so no
+//! panic keeps a cooperation counted or `launch` from returning. Any
+//! `Duration` is a valid delay or period (see
+//! [`Environment::send_periodic`]).
 //!
 //! The threads of the single-threaded dispatchers (one thread, active
 //! object and group, a priority's dedicated thread) and the
@@ -118,6 +125,7 @@
 //! ```
 
 mod agent;
+mod contain;
 mod coop;
 mod core;
 mod disp;

@@ -14,7 +14,15 @@
 //! delivered (or was delivering) its last message. A periodic timer being
 //! fired while it is cancelled is not re-armed.
 //!
-//! Lock order: the timer state is never held while a message is delivered.
+//! Any `Duration` is accepted: a delay or period too long to add to the
+//! clock leaves the timer armed and never due (it fires never again, and
+//! cancelling it still returns `true`); a zero period makes a periodic
+//! timer one-shot, as in SObjectizer. The timer thread survives a panic in
+//! a delivery or in the `Drop` of a message it holds: it is logged, and
+//! every other timer keeps its schedule.
+//!
+//! Lock order: the timer state is never held while a message is delivered
+//! or dropped.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -24,6 +32,7 @@ use std::time::{Duration, Instant};
 use mp_thread::{Reaper, ThreadHandle};
 use parking_lot::{Condvar, Mutex};
 
+use crate::contain::contain;
 use crate::mbox::{DirectMbox, Mbox};
 
 /// Where a timer delivers: an agent's direct mbox (any `Send` message) or
@@ -46,6 +55,9 @@ impl<M: Clone + Send + 'static> Target<M> for Mbox {
 }
 
 type Fire = Box<dyn FnMut() + Send>;
+
+/// The timer thread's role, in logs.
+const TIMER: &str = "timer";
 
 struct Entry {
     fire: Fire,
@@ -140,10 +152,17 @@ impl Timers {
                 timers: Weak::new(),
             };
         }
-        let at = Instant::now() + delay;
+        // A zero period is SObjectizer's one-shot.
+        let period = period.filter(|p| !p.is_zero());
         st.entries.insert(id, Entry { fire, period });
-        st.queue.push(Reverse((at, id)));
-        let earliest = st.queue.peek().is_some_and(|Reverse((_, top))| *top == id);
+        // Past the clock's range: armed, never due.
+        let earliest = match Instant::now().checked_add(delay) {
+            Some(at) => {
+                st.queue.push(Reverse((at, id)));
+                st.queue.peek().is_some_and(|Reverse((_, top))| *top == id)
+            }
+            None => false,
+        };
         drop(st);
         if earliest {
             self.cv.notify_all();
@@ -189,18 +208,20 @@ impl Timers {
                 cancelled: false,
             });
             drop(st);
-            (entry.fire)();
+            contain(TIMER, "delivering a timer's message", || (entry.fire)());
             st = self.state.lock();
             let cancelled = st.firing.take().is_some_and(|f| f.cancelled);
             match entry.period {
                 Some(period) if !cancelled && !st.closed => {
                     st.entries.insert(id, entry);
-                    st.queue
-                        .push(Reverse((at + period.max(Duration::from_micros(1)), id)));
+                    // Past the clock's range: armed, never due again.
+                    if let Some(next) = at.checked_add(period) {
+                        st.queue.push(Reverse((next, id)));
+                    }
                 }
                 _ => {
                     drop(st);
-                    drop(entry);
+                    contain(TIMER, "dropping a timer's message", || drop(entry));
                     st = self.state.lock();
                 }
             }
@@ -208,6 +229,8 @@ impl Timers {
         let leftovers = std::mem::take(&mut st.entries);
         st.queue.clear();
         drop(st);
-        drop(leftovers);
+        for (_, entry) in leftovers {
+            contain(TIMER, "dropping an unfired timer's message", || drop(entry));
+        }
     }
 }

@@ -175,3 +175,56 @@ fn environment_reaction_stops_everything() {
         assert_eq!(finished.load(Ordering::SeqCst), 1);
     });
 }
+
+/// An agent whose `Drop` panics (it runs in the final step, on the
+/// deregistration thread); counts the drops of its neighbours.
+struct DropsBadly;
+
+impl Agent for DropsBadly {}
+
+impl Drop for DropsBadly {
+    fn drop(&mut self) {
+        panic!("an agent's Drop panicked");
+    }
+}
+
+/// Counts its drops.
+struct Counted(Arc<AtomicUsize>);
+
+impl Agent for Counted {}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn an_agent_whose_drop_panics_still_lets_its_cooperation_go_and_launch_return() {
+    watchdog(Duration::from_secs(30), || {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let d = dropped.clone();
+        let report = launch(move |env| {
+            let mut coop = env.make_coop();
+            coop.add_agent(Counted(d.clone()));
+            coop.add_agent(DropsBadly);
+            coop.add_agent(Counted(d.clone()));
+            let reasons = reasons_of(&mut coop);
+            let handle = env.register_coop(coop).unwrap();
+            // Deregistered on purpose: its final step runs while the
+            // environment goes on.
+            handle.deregister(DeregReason::Normal);
+            assert_eq!(next_reason(&reasons), DeregReason::Normal);
+            assert_eq!(d.load(Ordering::SeqCst), 2, "the neighbours were dropped");
+            assert_eq!(env.coop_count(), 0);
+            // And once more at shutdown.
+            let mut coop = env.make_coop();
+            coop.add_agent(DropsBadly);
+            env.register_coop(coop).unwrap();
+            env.stop();
+        })
+        .unwrap();
+        assert!(report.threads.iter().all(|t| t.panic.is_none()));
+        assert_eq!(dropped.load(Ordering::SeqCst), 2);
+    });
+}

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::watchdog;
+use common::{watchdog, DropLog};
 use mp_agents::{
     launch, ActiveObjDispatcher, Agent, AgentInfo, Binder, Context, Define, DeregReason, Error,
     EventQueue, Mbox,
@@ -19,6 +19,8 @@ use mp_agents::{
 struct Counts {
     started: AtomicUsize,
     dropped: AtomicUsize,
+    /// Where the agents were dropped.
+    drop_log: DropLog,
     preallocated: AtomicUsize,
     undone: AtomicUsize,
 }
@@ -48,6 +50,7 @@ impl Agent for Probe {
 impl Drop for Probe {
     fn drop(&mut self) {
         self.counts.dropped.fetch_add(1, Ordering::SeqCst);
+        self.counts.drop_log.record();
     }
 }
 
@@ -85,6 +88,7 @@ fn a_binder_failing_half_way_undoes_the_rest() {
         let counts = Arc::new(Counts::default());
         let c = counts.clone();
         launch(move |env| {
+            c.drop_log.dereg.set(env.dereg_thread_id()).unwrap();
             let active = ActiveObjDispatcher::new(env, "half");
             let news = env.named_mbox("news");
             let binder: Arc<dyn Binder> = Arc::new(Flaky {
@@ -115,6 +119,10 @@ fn a_binder_failing_half_way_undoes_the_rest() {
                 "threads of the undone agents still there"
             );
             assert_eq!(c.dropped.load(Ordering::SeqCst), 5);
+            // On the deregistration thread, as in a final step, before
+            // `register_coop` returned.
+            assert_eq!(c.drop_log.on_dereg.load(Ordering::SeqCst), 5);
+            assert_eq!(c.drop_log.elsewhere.load(Ordering::SeqCst), 0);
             assert_eq!(c.started.load(Ordering::SeqCst), 0);
             assert_eq!(news.subscriber_count(), 0);
             assert_eq!(env.coop_count(), 0);

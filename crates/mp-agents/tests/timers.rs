@@ -203,3 +203,126 @@ fn timers_armed_at_shutdown_are_dropped_before_launch_returns() {
         assert_eq!(drops.load(Ordering::SeqCst), 2);
     });
 }
+
+/// Forwards each `Tick` to a channel.
+struct Forward(mpsc::Sender<usize>);
+
+impl Agent for Forward {
+    fn define(&mut self, def: &mut Define<'_, Self>) {
+        def.subscribe_self(|me: &mut Forward, _: &Context<'_>, Tick(n)| {
+            let _ = me.0.send(n);
+        });
+    }
+}
+
+/// A registered [`Forward`]'s mbox and the channel it forwards to.
+fn forwarder(env: &mp_agents::Environment) -> (mp_agents::DirectMbox, mpsc::Receiver<usize>) {
+    let (tx, rx) = mpsc::channel();
+    let mut coop = env.make_coop();
+    let mbox = coop.add_agent(Forward(tx));
+    env.register_coop(coop).unwrap();
+    (mbox, rx)
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[test]
+fn a_period_past_the_clock_delivers_once_and_the_timer_thread_goes_on() {
+    watchdog(Duration::from_secs(30), || {
+        launch(|env| {
+            let (mbox, rx) = forwarder(env);
+            let periodic = env.send_periodic(&mbox, Tick(1), Duration::ZERO, Duration::MAX);
+            assert_eq!(rx.recv_timeout(WAIT).unwrap(), 1);
+            // Later timers still fire: the thread survived the re-arm.
+            env.send_delayed(&mbox, Tick(2), Duration::from_millis(1));
+            assert_eq!(rx.recv_timeout(WAIT).unwrap(), 2);
+            // Armed, never due, still cancellable.
+            assert_eq!(env.timer_count(), 1);
+            assert!(periodic.cancel());
+            assert_eq!(env.timer_count(), 0);
+            env.stop();
+        })
+        .unwrap();
+    });
+}
+
+#[test]
+fn a_zero_period_is_one_shot() {
+    watchdog(Duration::from_secs(30), || {
+        launch(|env| {
+            let (mbox, rx) = forwarder(env);
+            let once = env.send_periodic(&mbox, Tick(1), Duration::ZERO, Duration::ZERO);
+            assert_eq!(rx.recv_timeout(WAIT).unwrap(), 1);
+            // Delivered and not re-armed: nothing left to cancel, and a
+            // later timer comes next.
+            env.send_delayed(&mbox, Tick(2), Duration::from_millis(1));
+            assert_eq!(rx.recv_timeout(WAIT).unwrap(), 2);
+            assert_eq!(env.timer_count(), 0);
+            assert!(!once.cancel());
+            env.stop();
+        })
+        .unwrap();
+    });
+}
+
+#[test]
+fn a_delay_past_the_clock_is_armed_never_due_and_cancellable() {
+    watchdog(Duration::from_secs(30), || {
+        launch(|env| {
+            let (mbox, rx) = forwarder(env);
+            let never = env.send_delayed(&mbox, Tick(1), Duration::MAX);
+            let far = env.send_delayed(&mbox, Tick(2), Duration::MAX / 2);
+            env.send_delayed(&mbox, Tick(3), Duration::from_millis(1));
+            assert_eq!(rx.recv_timeout(WAIT).unwrap(), 3);
+            assert_eq!(env.timer_count(), 2);
+            assert!(never.cancel());
+            assert!(far.cancel());
+            env.stop();
+        })
+        .unwrap();
+    });
+}
+
+/// An agent whose registration fails.
+struct Refuses;
+
+impl Agent for Refuses {
+    fn define(&mut self, _def: &mut Define<'_, Self>) {
+        panic!("refusing to define");
+    }
+}
+
+/// A message whose `Drop` panics.
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("a message's Drop panicked");
+    }
+}
+
+#[test]
+fn a_message_drop_panicking_on_the_timer_thread_loses_no_other_timer() {
+    watchdog(Duration::from_secs(30), || {
+        let report = launch(|env| {
+            let (mbox, rx) = forwarder(env);
+            // An mbox whose agent's registration failed: a message to it is
+            // dropped on delivery, on the timer thread.
+            let mut refused = env.make_coop();
+            let dead = refused.add_agent(Refuses);
+            assert!(env.register_coop(refused).is_err());
+            env.send_delayed(&dead, Bomb, Duration::ZERO);
+            env.send_delayed(&mbox, Tick(1), Duration::from_millis(5));
+            assert_eq!(rx.recv_timeout(WAIT).unwrap(), 1);
+            // One left armed at shutdown is dropped there, also contained.
+            env.send_delayed(&dead, Bomb, Duration::from_secs(3600));
+            env.stop();
+        })
+        .unwrap();
+        assert!(
+            report.threads.iter().all(|t| t.panic.is_none()),
+            "{:?}",
+            report.threads
+        );
+    });
+}
