@@ -402,11 +402,22 @@ impl Environment {
     }
 
     /// Delivers `msg` to `to` after `delay` (on the environment's timer
-    /// thread). The message is moved to the receiver when it fires. Any
+    /// thread), fire and forget (SObjectizer's `send_delayed`); see
+    /// [`schedule_delayed`](Self::schedule_delayed) for one that can be
+    /// cancelled. The message is moved to the receiver when it fires. Any
     /// delay is accepted: one past the clock's range (`Duration::MAX`)
-    /// never comes, and the message waits until cancelled or the
-    /// environment stops.
-    pub fn send_delayed<M, T>(&self, to: &T, msg: M, delay: Duration) -> TimerHandle
+    /// never comes, and the message waits until the environment stops.
+    pub fn send_delayed<M, T>(&self, to: &T, msg: M, delay: Duration)
+    where
+        M: Send + 'static,
+        T: Target<M> + Clone,
+    {
+        self.schedule_delayed(to, msg, delay).detach();
+    }
+
+    /// [`send_delayed`](Self::send_delayed) with a handle: the message is
+    /// not delivered if the handle is cancelled, or dropped, first.
+    pub fn schedule_delayed<M, T>(&self, to: &T, msg: M, delay: Duration) -> TimerHandle
     where
         M: Send + 'static,
         T: Target<M> + Clone,
@@ -424,10 +435,11 @@ impl Environment {
         )
     }
 
-    /// Delivers a clone of `msg` to `to` after `delay`, then every `period`,
-    /// until cancelled or the environment stops. A zero `period` delivers
-    /// once (as [`send_delayed`](Self::send_delayed)); a period past the
-    /// clock's range delivers once and then stays armed, never due.
+    /// Delivers a clone of `msg` to `to` after `delay`, then every
+    /// `period`, until the handle is cancelled or dropped (or, once
+    /// [`detach`](TimerHandle::detach)ed, until the environment stops). A
+    /// zero `period` delivers once; a period past the clock's range
+    /// delivers once and then stays armed, never due.
     pub fn send_periodic<M, T>(
         &self,
         to: &T,

@@ -12,7 +12,8 @@
 //! Cancellation is exact: [`TimerHandle::cancel`] returns `true` only if
 //! the timer will never deliver again, and `false` only if it had already
 //! delivered (or was delivering) its last message. A periodic timer being
-//! fired while it is cancelled is not re-armed.
+//! fired while it is cancelled is not re-armed. Dropping a handle cancels
+//! (SObjectizer's `timer_id`); `detach` keeps the timer without it.
 //!
 //! Any `Duration` is accepted: a delay or period too long to add to the
 //! clock leaves the timer armed and never due (it fires never again, and
@@ -86,8 +87,14 @@ pub(crate) struct Timers {
     cv: Condvar,
 }
 
-/// A handle to a delayed or periodic message. Dropping it does not cancel.
-#[derive(Clone, Debug)]
+/// A handle to a scheduled delayed or periodic message
+/// ([`Environment::schedule_delayed`](crate::Environment::schedule_delayed),
+/// [`Environment::send_periodic`](crate::Environment::send_periodic)), as
+/// SObjectizer's `timer_id`: **dropping it cancels the timer**;
+/// [`detach`](Self::detach) lets the timer run on without a handle (a
+/// periodic one then until the environment stops).
+#[derive(Debug)]
+#[must_use = "dropping a TimerHandle cancels its timer; keep it, or call .detach()"]
 pub struct TimerHandle {
     id: u64,
     timers: Weak<Timers>,
@@ -97,7 +104,7 @@ impl TimerHandle {
     /// Cancels the timer: `true` if it will deliver nothing more (for a
     /// periodic timer being fired right now: nothing after the delivery in
     /// progress), `false` if its only message was already delivered or is
-    /// being delivered.
+    /// being delivered (or the timer was cancelled before).
     pub fn cancel(&self) -> bool {
         let Some(timers) = self.timers.upgrade() else {
             return false;
@@ -107,7 +114,7 @@ impl TimerHandle {
             match st.entries.remove(&self.id) {
                 Some(entry) => (Some(entry), true),
                 None => match &mut st.firing {
-                    Some(firing) if firing.id == self.id => {
+                    Some(firing) if firing.id == self.id && !firing.cancelled => {
                         firing.cancelled = true;
                         (None, firing.periodic)
                     }
@@ -118,6 +125,19 @@ impl TimerHandle {
         // A message cancelled in time is dropped here, never delivered.
         drop(removed);
         answer
+    }
+
+    /// Lets the timer go on without this handle: it fires as scheduled
+    /// and can no longer be cancelled (a periodic timer then runs until
+    /// the environment stops).
+    pub fn detach(mut self) {
+        self.timers = Weak::new();
+    }
+}
+
+impl Drop for TimerHandle {
+    fn drop(&mut self) {
+        self.cancel();
     }
 }
 

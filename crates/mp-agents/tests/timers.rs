@@ -136,7 +136,7 @@ fn cancel_racing_delivery_is_exact() {
             let mut delivered = 0;
             for n in 0..ROUNDS {
                 let timer =
-                    env.send_delayed(&mbox, Tick(n), Duration::from_micros((n % 40) as u64));
+                    env.schedule_delayed(&mbox, Tick(n), Duration::from_micros((n % 40) as u64));
                 // Cancel at varying moments around the delivery.
                 let wait = Instant::now() + Duration::from_micros((n % 120) as u64);
                 while Instant::now() < wait {
@@ -270,8 +270,8 @@ fn a_delay_past_the_clock_is_armed_never_due_and_cancellable() {
     watchdog(Duration::from_secs(30), || {
         launch(|env| {
             let (mbox, rx) = forwarder(env);
-            let never = env.send_delayed(&mbox, Tick(1), Duration::MAX);
-            let far = env.send_delayed(&mbox, Tick(2), Duration::MAX / 2);
+            let never = env.schedule_delayed(&mbox, Tick(1), Duration::MAX);
+            let far = env.schedule_delayed(&mbox, Tick(2), Duration::MAX / 2);
             env.send_delayed(&mbox, Tick(3), Duration::from_millis(1));
             assert_eq!(rx.recv_timeout(WAIT).unwrap(), 3);
             assert_eq!(env.timer_count(), 2);
@@ -324,5 +324,41 @@ fn a_message_drop_panicking_on_the_timer_thread_loses_no_other_timer() {
             "{:?}",
             report.threads
         );
+    });
+}
+
+#[test]
+fn dropping_a_handle_cancels_and_a_detached_timer_fires() {
+    watchdog(Duration::from_secs(30), || {
+        launch(|env| {
+            let (mbox, rx) = forwarder(env);
+            // Dropped at once: never delivered.
+            drop(env.schedule_delayed(&mbox, Tick(1), Duration::from_millis(1)));
+            drop(env.send_periodic(
+                &mbox,
+                Tick(2),
+                Duration::from_millis(1),
+                Duration::from_millis(1),
+            ));
+            assert_eq!(env.timer_count(), 0);
+            // Detached: delivered without a handle.
+            env.schedule_delayed(&mbox, Tick(3), Duration::from_millis(2))
+                .detach();
+            env.send_delayed(&mbox, Tick(4), Duration::from_millis(3));
+            let mut got = vec![
+                rx.recv_timeout(WAIT).unwrap(),
+                rx.recv_timeout(WAIT).unwrap(),
+            ];
+            got.sort();
+            assert_eq!(got, [3, 4]);
+            // A detached periodic timer runs until the environment stops.
+            env.send_periodic(&mbox, Tick(5), Duration::ZERO, Duration::from_millis(1))
+                .detach();
+            assert_eq!(rx.recv_timeout(WAIT).unwrap(), 5);
+            assert_eq!(rx.recv_timeout(WAIT).unwrap(), 5);
+            assert_eq!(env.timer_count(), 1);
+            env.stop();
+        })
+        .unwrap();
     });
 }
