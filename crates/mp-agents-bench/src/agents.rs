@@ -9,8 +9,8 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Sender};
 use mp_agents::{
-    launch, ActiveObjDispatcher, Agent, Binder, Context, Define, DeregReason, DirectMbox,
-    Environment, OneThreadDispatcher,
+    launch_with, ActiveObjDispatcher, Agent, Binder, Context, Define, DeregReason, DirectMbox,
+    Environment, OneThreadDispatcher, Params,
 };
 
 use crate::Threads;
@@ -31,7 +31,13 @@ impl Env {
     {
         let (tx, rx) = bounded(1);
         let thread = std::thread::spawn(move || {
-            launch(move |env| {
+            // Driven from outside (cooperations registered after `init`
+            // returns): it runs, even empty, until dropped.
+            let params = Params {
+                autoshutdown: false,
+                ..Params::default()
+            };
+            launch_with(params, move |env| {
                 let made = init(env);
                 tx.send((env.clone(), made)).unwrap();
             })

@@ -113,11 +113,16 @@ impl EnvInner {
 }
 
 /// Options for [`launch_with`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Params {
     /// Stop the environment when its last cooperation is gone (checked
-    /// first when `init` returns). Off by default: the environment runs
-    /// until [`Environment::stop`].
+    /// first when `init` returns, so an `init` that registers nothing
+    /// stops it at once). **On by default**, as in SObjectizer: an
+    /// environment with no cooperation left has no agent that could ever
+    /// act again, and SObjectizer programs (its hello world: an agent that
+    /// deregisters its cooperation) end that way. Turn it off for an
+    /// environment that waits, empty, for cooperations registered later
+    /// from outside (it then runs until [`Environment::stop`]).
     pub autoshutdown: bool,
     /// The reaction to a panicking agent when the agent and its
     /// cooperations all say `Inherit`. Unset (or `Inherit`), it is
@@ -139,6 +144,16 @@ pub struct Params {
     /// burst. `None` means [`DEFAULT_BUSY_WAIT`]; `Some(Duration::ZERO)`
     /// sleeps at once.
     pub busy_wait: Option<Duration>,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            autoshutdown: true,
+            panic_reaction: None,
+            busy_wait: None,
+        }
+    }
 }
 
 /// The default of [`Params::busy_wait`]: about two wake-ups of a sleeping
@@ -196,7 +211,9 @@ pub struct Report {
 }
 
 /// Starts an environment, runs `init` on the calling thread, then blocks
-/// until [`Environment::stop`] is called and the shutdown has completed:
+/// until [`Environment::stop`] is called — or, with
+/// [`Params::autoshutdown`] (the default), its last cooperation is gone —
+/// and the shutdown has completed:
 /// every cooperation deregistered, every agent's state dropped, every
 /// thread the environment started joined. A panic in `init` stops the
 /// environment and is resumed once it is down.

@@ -102,3 +102,47 @@ fn autoshutdown_when_the_last_cooperation_goes() {
         launch_with(params, |_| {}).unwrap();
     });
 }
+
+#[test]
+fn by_default_the_environment_stops_when_its_last_cooperation_goes() {
+    // SObjectizer's hello world: an agent that deregisters its own
+    // cooperation, and nothing calls `stop`.
+    watchdog(Duration::from_secs(30), || {
+        let report = launch(|env| {
+            let mut coop = env.make_coop();
+            coop.add_agent(Quitter);
+            env.register_coop(coop).unwrap();
+        })
+        .unwrap();
+        assert!(!report.threads.is_empty());
+        // An `init` that registers nothing stops it at once.
+        launch(|_| {}).unwrap();
+    });
+}
+
+#[test]
+fn without_autoshutdown_an_empty_environment_waits_for_cooperations_from_outside() {
+    watchdog(Duration::from_secs(30), || {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let outside = std::thread::spawn(move || {
+            let env: mp_agents::Environment = rx.recv().unwrap();
+            // Registered after `init` returned, with nothing registered.
+            let (done_tx, done_rx) = std::sync::mpsc::channel();
+            let mut coop = env.make_coop();
+            coop.add_agent(Quitter);
+            coop.on_deregistered(move |_, _, _| {
+                let _ = done_tx.send(());
+            });
+            env.register_coop(coop).unwrap();
+            done_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            assert!(!env.is_stopping());
+            env.stop();
+        });
+        let params = Params {
+            autoshutdown: false,
+            ..Params::default()
+        };
+        launch_with(params, move |env| tx.send(env.clone()).unwrap()).unwrap();
+        outside.join().unwrap();
+    });
+}
