@@ -19,12 +19,14 @@
 
 use std::any::TypeId;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::coop::{CoopHandle, DeregReason};
 use crate::core::{AgentCore, Payload, SharedHandlers};
 use crate::disp::Priority;
 use crate::env::Environment;
 use crate::mbox::{DirectMbox, Mbox, MboxId};
+use crate::request::RequestId;
 use crate::state::{Machine, StateView};
 use crate::{AgentId, CoopId};
 
@@ -135,6 +137,20 @@ impl Context<'_> {
     pub fn deregister_coop(&self, reason: DeregReason) {
         self.coop().deregister(reason);
     }
+
+    /// Sends `query` to `to` as a [`Request`](crate::Request) without
+    /// waiting: its outcome comes back to this agent's direct mbox as an
+    /// [`Answer<R>`](crate::Answer) carrying the returned id — the reply,
+    /// or why there is none (after `timeout` at the latest). Subscribe a
+    /// handler for `Answer<R>`.
+    pub fn request<Q, R>(&self, to: &DirectMbox, query: Q, timeout: Duration) -> RequestId
+    where
+        Q: Send + 'static,
+        R: Send + 'static,
+    {
+        self.env()
+            .request::<Q, R, DirectMbox>(to, query, timeout, &self.direct_mbox())
+    }
 }
 
 /// Collects an agent's subscriptions during its `define` hook: handlers
@@ -216,6 +232,34 @@ impl<A: Agent> Define<'_, A> {
         F: Fn(&Context<'_>, M) + Send + Sync + 'static,
     {
         self.insert_thread_safe(mbox.id(), handler);
+        self.add_subscription(mbox, TypeId::of::<M>());
+        self
+    }
+
+    /// Handles messages of type `M` sent to the agent's direct mbox that no
+    /// handler of its current state takes (SObjectizer's dead-letter
+    /// handler): without one they are dropped. A message a state
+    /// suppresses is not a dead letter. A second one for the type replaces
+    /// the first.
+    pub fn subscribe_dead_letter_self<M, F>(&mut self, handler: F) -> &mut Self
+    where
+        M: Send + 'static,
+        F: FnMut(&mut A, &Context<'_>, M) + Send + 'static,
+    {
+        self.machine
+            .insert_dead_letter(self.core.direct_id, handler);
+        self
+    }
+
+    /// The dead-letter handler for messages of type `M` sent to `mbox`
+    /// (see [`subscribe_dead_letter_self`](Self::subscribe_dead_letter_self));
+    /// it subscribes the agent to them there.
+    pub fn subscribe_dead_letter<M, F>(&mut self, mbox: &Mbox, handler: F) -> &mut Self
+    where
+        M: Clone + Send + 'static,
+        F: FnMut(&mut A, &Context<'_>, M) + Send + 'static,
+    {
+        self.machine.insert_dead_letter(mbox.id(), handler);
         self.add_subscription(mbox, TypeId::of::<M>());
         self
     }

@@ -38,6 +38,7 @@ use crate::agent::{Agent, AgentSlot, PanicReaction};
 use crate::contain::contain;
 use crate::core::{AgentCore, FinishQueued};
 use crate::disp::Binder;
+use crate::dropped::{drop_as, DropReason};
 use crate::env::{EnvInner, Environment};
 use crate::error::Error;
 use crate::mbox::DirectMbox;
@@ -303,20 +304,21 @@ struct Spill {
 /// in a `Drop` is logged, not passed on.
 fn drop_on_dereg<T: Send + 'static>(env: &EnvInner, value: T) {
     const WHAT: &str = "dropping the agents of a failed registration";
+    let gone = |value| drop_as(DropReason::ReceiverGone, value);
     if std::thread::current().id() == env.dereg_thread() {
-        contain(DEREG, WHAT, || drop(value));
+        contain(DEREG, WHAT, || gone(value));
         return;
     }
-    let (done, gone) = std::sync::mpsc::sync_channel::<()>(1);
+    let (done, dropped) = std::sync::mpsc::sync_channel::<()>(1);
     let posted = env.dereg_waiter.post_with(value, move |value| {
-        contain(DEREG, WHAT, || drop(value));
+        contain(DEREG, WHAT, || gone(value));
         let _ = done.send(());
     });
     match posted {
         // An error means the job was dropped unrun, with the value in it.
-        Ok(()) => drop(gone.recv()),
+        Ok(()) => drop(dropped.recv()),
         Err(value) => {
-            contain("registering", WHAT, || drop(value));
+            contain("registering", WHAT, || gone(value));
         }
     }
 }
@@ -570,7 +572,7 @@ fn final_step(coop: &Arc<CoopInner>) {
     for entry in &entries {
         let payload = entry.core.take_payload();
         contain(DEREG, "dropping an agent in its final step", || {
-            drop(payload)
+            drop_as(DropReason::ReceiverGone, payload)
         });
         contain(DEREG, "unbinding an agent", || {
             entry.binder.unbind(entry.core.info())

@@ -55,6 +55,7 @@ use crate::agent::{Context, ErasedAgent, PanicReaction, SharedHandler};
 use crate::coop::CoopInner;
 use crate::coop::DeregReason;
 use crate::disp::{EventQueue, Priority};
+use crate::dropped::{drop_as, DropReason};
 use crate::env::EnvInner;
 use crate::filter::Filter;
 use crate::limits::{Admit, Limit, Ticket};
@@ -278,7 +279,9 @@ impl AgentCore {
             }
         };
         // Dropped outside the lock, never having reached the agent.
-        drop(refused);
+        if let Some(payload) = refused {
+            drop_as(DropReason::ReceiverGone, payload);
+        }
     }
 
     /// Declares a limit (from `define`, before the agent is bound).
@@ -438,6 +441,9 @@ impl AgentCore {
     {
         let mut slot = self.agent.lock();
         let Some(agent) = slot.as_mut() else {
+            drop(slot);
+            // Its receiver is gone: what `f` carries goes with it.
+            drop_as(DropReason::ReceiverGone, f);
             return;
         };
         let ctx = Context::new(self);
@@ -455,6 +461,8 @@ impl AgentCore {
         let table = self.thread_safe.read_recursive();
         let Some(handler) = table.get(&(mbox, ty)) else {
             // Gone with the agent: the payload dies here, with its receiver.
+            drop(table);
+            drop_as(DropReason::ReceiverGone, payload);
             return;
         };
         let ctx = Context::new(self);

@@ -24,8 +24,9 @@ use crate::agent::PanicReaction;
 use crate::coop::{CoopBuilder, CoopHandle, CoopId, CoopInner};
 use crate::disp::{Binder, OneThreadDispatcher};
 use crate::error::Error;
-use crate::mbox::Mbox;
+use crate::mbox::{DirectMbox, Mbox};
 use crate::mchain::MchainRegistry;
+use crate::request::{Answer, RequestId};
 use crate::timer::{Target, TimerHandle, Timers};
 use crate::worker_queue::WorkerQueue;
 use std::time::Duration;
@@ -474,6 +475,27 @@ impl Environment {
             Some(period),
             Box::new(move || to.deliver(msg.clone())),
         )
+    }
+
+    /// Sends `query` to `to` as a [`Request`](crate::Request) without
+    /// waiting; its outcome is delivered to `reply_to` (an agent's mbox, an
+    /// mchain) as an [`Answer<R>`](crate::Answer) carrying the returned
+    /// id: the reply, or why there is none — at the latest a timeout after
+    /// `timeout` (any `Duration`; one past the clock's range never comes).
+    /// [`ask`](crate::ask) is the blocking form.
+    pub fn request<Q, R, T>(
+        &self,
+        to: &DirectMbox,
+        query: Q,
+        timeout: Duration,
+        reply_to: &T,
+    ) -> RequestId
+    where
+        Q: Send + 'static,
+        R: Send + 'static,
+        T: Target<Answer<R>> + Clone,
+    {
+        crate::request::request(&self.inner.timers, to, query, timeout, reply_to)
     }
 
     /// Timers armed on the timer thread and not yet fired (delayed and

@@ -16,6 +16,8 @@
 //! | `mbox` | [`Mbox`] (MPMC) and [`DirectMbox`] (MPSC) | 3 |
 //! | `mchain` | [`Mchain`]s (CSP channels): overflow reactions, close, [`receive`], [`select`] | 3, 6, 7 |
 //! | `timer` | delayed and periodic messages, the timer thread | 1, 3 |
+//! | `request` | request/reply: [`Request`], [`ask`], [`Answer`], [`AskError`] | 3 |
+//! | `dropped` | why an undelivered message is dropped, for a request's [`Replier`] | 3 |
 //! | `contain` | user code on the environment's threads: a panic is logged, the thread goes on | 1 |
 //! | `disp` | [`Binder`], [`EventQueue`], [`Priority`], [`OneThreadDispatcher`], [`ActiveObjDispatcher`], [`ActiveGroupDispatcher`] | 1 |
 //! | `worker_queue` | the single-threaded dispatchers' demand queue: batches, same-thread sends, busy-waiting | 1, 3, 7 |
@@ -129,6 +131,7 @@ mod contain;
 mod coop;
 mod core;
 mod disp;
+mod dropped;
 mod env;
 mod error;
 mod filter;
@@ -137,6 +140,7 @@ mod mbox;
 mod mchain;
 mod pool;
 mod prio;
+mod request;
 mod state;
 mod timer;
 mod worker_queue;
@@ -160,6 +164,7 @@ pub use mchain::{
 };
 pub use pool::{AdvThreadPoolDispatcher, Fifo, PoolParams, ThreadPoolDispatcher};
 pub use prio::{PrioDedicatedThreadsDispatcher, PrioOneThreadDispatcher, Quotas};
+pub use request::{ask, Answer, AskError, Replier, Request, RequestId};
 pub use state::{History, InState, State};
 pub use timer::{Target, TimerHandle};
 

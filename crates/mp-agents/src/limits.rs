@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use crate::agent::{Agent, Define};
 use crate::core::Payload;
+use crate::dropped::{drop_as, DropReason};
 use crate::timer::Target;
 use crate::AgentId;
 
@@ -105,7 +106,7 @@ impl<M: Send + 'static> Reaction for LimitOverflow<M> {
         match self {
             LimitOverflow::Drop => {
                 tracing::debug!(?agent, message = type_name, "message limit: dropped");
-                drop(msg);
+                drop_as(DropReason::Limit, msg);
             }
             LimitOverflow::Abort => {
                 eprintln!(
@@ -131,6 +132,7 @@ fn nested(agent: AgentId, type_name: &str, send: impl FnOnce()) {
             message = type_name,
             "message limit: redirect loop; dropped"
         );
+        drop_as(DropReason::Limit, send);
     } else {
         send();
     }

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use crate::agent::{Agent, Context, Define};
 use crate::core::{AgentCore, Payload};
+use crate::dropped::{drop_as, DropReason};
 use crate::mbox::{Mbox, MboxId};
 use crate::timer::TimerHandle;
 use crate::AgentId;
@@ -268,6 +269,8 @@ pub(crate) struct Machine<A> {
     handlers: HashMap<(MboxId, TypeId), StateHandlers<A>>,
     /// Per type, transfers, switches and suppressions with their states.
     specials: HashMap<TypeId, Vec<(u32, Special)>>,
+    /// Per (mbox, type), the handler of what no state handles.
+    dead_letters: HashMap<(MboxId, TypeId), Handler<A>>,
     on_enter: HashMap<u32, Hook<A>>,
     on_exit: HashMap<u32, Hook<A>>,
     start_in: u32,
@@ -288,6 +291,7 @@ impl<A: Agent> Machine<A> {
             tree: StateTree::new(AgentId(0)),
             handlers: HashMap::default(),
             specials: HashMap::default(),
+            dead_letters: HashMap::default(),
             on_enter: HashMap::default(),
             on_exit: HashMap::default(),
             start_in: 0,
@@ -333,6 +337,48 @@ impl<A: Agent> Machine<A> {
                 list.push((state, erased));
                 false
             }
+        }
+    }
+
+    /// Sets the dead-letter handler for `M` from `mbox` (replacing one).
+    pub(crate) fn insert_dead_letter<M, F>(&mut self, mbox: MboxId, mut handler: F)
+    where
+        M: Send + 'static,
+        F: FnMut(&mut A, &Context<'_>, M) + Send + 'static,
+    {
+        let erased: Handler<A> = Box::new(move |agent, ctx, payload| {
+            if let Ok(msg) = payload.downcast::<M>() {
+                handler(agent, ctx, *msg);
+            }
+        });
+        let old = self.dead_letters.insert((mbox, TypeId::of::<M>()), erased);
+        drop(old);
+    }
+
+    /// A message no state handles: to its dead-letter handler, or dropped
+    /// (a request in it answers "no handler").
+    #[cold]
+    #[inline(never)]
+    fn unhandled(
+        &mut self,
+        agent: &mut A,
+        core: &Arc<AgentCore>,
+        mbox: MboxId,
+        ty: TypeId,
+        payload: Payload,
+    ) {
+        let Machine {
+            tree,
+            dead_letters,
+            current,
+            ..
+        } = self;
+        let Some(handler) = dead_letters.get_mut(&(mbox, ty)) else {
+            drop_as(DropReason::NoHandler, payload);
+            return;
+        };
+        if let Some(target) = run_handler(handler, agent, core, tree, *current, payload) {
+            self.switch(agent, core, target);
         }
     }
 
@@ -412,10 +458,10 @@ impl<A: Agent> Machine<A> {
             ..
         } = self;
         let Some(list) = handlers.get_mut(&(mbox, ty)) else {
-            return; // nobody handles it: dropped by its receiver
+            return self.unhandled(agent, core, mbox, ty, payload);
         };
         let Some(Found::Handler(at)) = find(tree, *current, Some(&*list), None) else {
-            return;
+            return self.unhandled(agent, core, mbox, ty, payload);
         };
         if let Some(target) = run_handler(&mut list[at].1, agent, core, tree, *current, payload) {
             self.switch(agent, core, target);
@@ -450,7 +496,7 @@ impl<A: Agent> Machine<A> {
             let handlers = handlers.get_mut(&(mbox, ty));
             let found = find(tree, *current, handlers.as_deref(), specials.get(&ty));
             match found {
-                None => return, // nobody handles it here: dropped by its receiver
+                None => return self.unhandled(agent, core, mbox, ty, payload),
                 Some(Found::Special(Special::Suppress)) => return,
                 Some(Found::Special(Special::JustSwitch(target))) => {
                     self.switch(agent, core, target);
