@@ -290,6 +290,45 @@ impl AgentCore {
         drop(old);
     }
 
+    /// Subscribes the agent to `ty` at `mbox` at run time, once (the
+    /// agent's worker; deregistration unsubscribes it with the rest).
+    pub(crate) fn subscribe_mpmc(self: &Arc<Self>, mbox: &Mbox, ty: TypeId) {
+        {
+            let mut subs = self.subscriptions.lock();
+            if subs.iter().any(|(m, t)| m.id() == mbox.id() && *t == ty) {
+                return;
+            }
+            subs.push((mbox.clone(), ty));
+        }
+        mbox.subscribe(ty, self.clone());
+    }
+
+    /// Removes the agent's subscription to `ty` at `mbox`, if any.
+    pub(crate) fn unsubscribe_mpmc(&self, mbox: &Mbox, ty: TypeId) {
+        let removed = {
+            let mut subs = self.subscriptions.lock();
+            let at = subs
+                .iter()
+                .position(|(m, t)| m.id() == mbox.id() && *t == ty);
+            at.map(|at| subs.swap_remove(at))
+        };
+        if let Some((mbox, ty)) = removed {
+            drop(mbox.unsubscribe(ty, self.id));
+        }
+    }
+
+    /// Deactivation: every MPMC subscription and thread-safe handler goes
+    /// (dropped outside the locks).
+    pub(crate) fn drop_subscriptions(&self) {
+        let subs = std::mem::take(&mut *self.subscriptions.lock());
+        for (mbox, ty) in subs {
+            drop(mbox.unsubscribe(ty, self.id));
+        }
+        self.has_thread_safe.store(false, Ordering::Release);
+        let table = std::mem::take(&mut *self.thread_safe.write());
+        drop(table);
+    }
+
     /// Pushes `demand` to the bound event queue (called with the queue
     /// locked).
     fn post(self: &Arc<Self>, q: &Queue, demand: Demand) -> bool {

@@ -20,6 +20,24 @@ pub enum Error {
     #[error("an agent's define hook panicked: {0}")]
     DefinePanicked(String),
 
+    /// Subscriptions were changed from outside the agent's own handlers
+    /// and hooks (a thread-safe handler has no access to them).
+    #[error("subscriptions can change only from the agent's own handlers and hooks (not from a thread-safe handler)")]
+    NotInAgentHandler,
+
+    /// A run-time subscription named another agent type than the agent's.
+    #[error("a handler for agent type {given} subscribed by an agent of type {actual}")]
+    WrongAgentType {
+        /// The type the handler takes.
+        given: &'static str,
+        /// The agent's type.
+        actual: &'static str,
+    },
+
+    /// A [`State`](crate::State) of another agent was given.
+    #[error("a State of another agent")]
+    ForeignState,
+
     /// The threading layer failed (a thread could not start, ...).
     #[error(transparent)]
     Thread(#[from] mp_thread::Error),

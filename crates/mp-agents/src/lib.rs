@@ -16,6 +16,7 @@
 //! | `mbox` | [`Mbox`] (MPMC) and [`DirectMbox`] (MPSC) | 3 |
 //! | `mchain` | [`Mchain`]s (CSP channels): overflow reactions, close, [`receive`], [`select`] | 3, 6, 7 |
 //! | `timer` | delayed and periodic messages, the timer thread | 1, 3 |
+//! | `subscriptions` | run-time subscribe, unsubscribe and deactivate from an agent's handlers | 3 |
 //! | `request` | request/reply: [`Request`], [`ask`], [`Answer`], [`AskError`] | 3 |
 //! | `dropped` | why an undelivered message is dropped, for a request's [`Replier`] | 3 |
 //! | `contain` | user code on the environment's threads: a panic is logged, the thread goes on | 1 |
@@ -142,6 +143,7 @@ mod pool;
 mod prio;
 mod request;
 mod state;
+mod subscriptions;
 mod timer;
 mod worker_queue;
 

@@ -20,8 +20,8 @@
 //! finish (its cooperation's deregistration), after which a late delivery
 //! is refused by the agent's queue.
 
-use std::any::TypeId;
-use std::cell::Cell;
+use std::any::{Any, TypeId};
+use std::cell::{Cell, RefCell};
 // Keys are our own ids and `TypeId`s (already hashes), never peer input:
 // Fx hashing is safe and much cheaper than SipHash on the per-message lookup.
 use rustc_hash::FxHashMap as HashMap;
@@ -159,18 +159,66 @@ pub(crate) struct StateView<'a> {
     tree: Option<&'a StateTree>,
     current: u32,
     pending: Cell<Option<u32>>,
+    /// The agent's type, where subscriptions can change (a machine's own
+    /// handlers and hooks).
+    pub(crate) agent_type: Option<(TypeId, &'static str)>,
+    /// Subscription changes asked for, applied when the handler returns.
+    pub(crate) ops: RefCell<Vec<Op>>,
 }
 
-impl StateView<'_> {
-    /// For contexts made outside a machine (panic handling): the default
-    /// state, and no switch can be asked for.
+impl<'a> StateView<'a> {
+    /// For contexts made outside a machine (panic handling, thread-safe
+    /// handlers): the default state; no switch and no change of
+    /// subscriptions can be asked for.
     pub(crate) fn none() -> StateView<'static> {
         StateView {
             tree: None,
             current: 0,
             pending: Cell::new(None),
+            agent_type: None,
+            ops: RefCell::default(),
         }
     }
+
+    fn of<A: 'static>(tree: &'a StateTree, current: u32) -> StateView<'a> {
+        StateView {
+            tree: Some(tree),
+            current,
+            pending: Cell::new(None),
+            agent_type: Some((TypeId::of::<A>(), std::any::type_name::<A>())),
+            ops: RefCell::default(),
+        }
+    }
+
+    /// The index of `state`, if it is one of this agent's.
+    pub(crate) fn index(&self, agent: AgentId, state: &State) -> Option<u32> {
+        (state.agent == agent && self.tree.is_some()).then_some(state.index)
+    }
+}
+
+/// Inserts a handler into a `Machine<A>` given as `Any`.
+pub(crate) type InsertFn = Box<dyn FnOnce(&mut dyn Any) + Send>;
+
+/// A change of subscriptions asked for from a handler or hook at run time
+/// ([`Context::subscribe_self`] and the rest), applied when it returns.
+pub(crate) enum Op {
+    /// Inserts a handler into the agent's `Machine<A>` (given as `Any`);
+    /// subscribes to the MPMC mbox and type if it is one.
+    Insert {
+        insert: InsertFn,
+        mpmc: Option<(Mbox, TypeId)>,
+    },
+    /// Removes the handlers of `ty` from `mbox` (in `state`, or in every
+    /// state); the MPMC subscription goes with the last of them.
+    Remove {
+        mbox: MboxId,
+        ty: TypeId,
+        state: Option<u32>,
+        mpmc: Option<Mbox>,
+    },
+    /// Drops every subscription; nothing is handled until the agent's
+    /// finish.
+    Deactivate,
 }
 
 impl Context<'_> {
@@ -218,22 +266,20 @@ type Hook<A> = Box<dyn FnMut(&mut A, &Context<'_>) + Send>;
 
 /// Runs an on-enter or on-exit hook of state `s`; returns the change of
 /// state it asked for, if any.
-fn run_hook<A>(
+fn run_hook<A: 'static>(
     hook: &mut Hook<A>,
     agent: &mut A,
     core: &Arc<AgentCore>,
     tree: &StateTree,
     s: u32,
+    ops: &mut Vec<Op>,
 ) -> Option<u32> {
     let ctx = Context {
         core,
-        states: StateView {
-            tree: Some(tree),
-            current: s,
-            pending: Cell::new(None),
-        },
+        states: StateView::of::<A>(tree, s),
     };
     hook(agent, &ctx);
+    ops.append(&mut ctx.states.ops.take());
     ctx.states.pending.take()
 }
 /// The handlers of one (mbox, type), each with its state.
@@ -271,6 +317,11 @@ pub(crate) struct Machine<A> {
     specials: HashMap<TypeId, Vec<(u32, Special)>>,
     /// Per (mbox, type), the handler of what no state handles.
     dead_letters: HashMap<(MboxId, TypeId), Handler<A>>,
+    /// Subscription changes asked for by the handlers and hooks run since
+    /// the last [`flush_ops`](Self::flush_ops).
+    ops: Vec<Op>,
+    /// [`Context::deactivate`]d: no handler, no state change.
+    deactivated: bool,
     on_enter: HashMap<u32, Hook<A>>,
     on_exit: HashMap<u32, Hook<A>>,
     start_in: u32,
@@ -292,6 +343,8 @@ impl<A: Agent> Machine<A> {
             handlers: HashMap::default(),
             specials: HashMap::default(),
             dead_letters: HashMap::default(),
+            ops: Vec::new(),
+            deactivated: false,
             on_enter: HashMap::default(),
             on_exit: HashMap::default(),
             start_in: 0,
@@ -374,12 +427,20 @@ impl<A: Agent> Machine<A> {
             ..
         } = self;
         let Some(handler) = dead_letters.get_mut(&(mbox, ty)) else {
-            drop_as(DropReason::NoHandler, payload);
+            let reason = if self.deactivated {
+                DropReason::ReceiverGone
+            } else {
+                DropReason::NoHandler
+            };
+            drop_as(reason, payload);
             return;
         };
-        if let Some(target) = run_handler(handler, agent, core, tree, *current, payload) {
+        if let Some(target) =
+            run_handler(handler, agent, core, tree, *current, payload, &mut self.ops)
+        {
             self.switch(agent, core, target);
         }
+        self.flush_ops(core);
     }
 
     fn insert_special(&mut self, state: u32, ty: TypeId, special: Special) {
@@ -393,11 +454,61 @@ impl<A: Agent> Machine<A> {
     fn context<'a>(&'a self, core: &'a Arc<AgentCore>, current: u32) -> Context<'a> {
         Context {
             core,
-            states: StateView {
-                tree: Some(&self.tree),
-                current,
-                pending: Cell::new(None),
-            },
+            states: StateView::of::<A>(&self.tree, current),
+        }
+    }
+
+    /// Applies the subscription changes asked for so far (those asked for
+    /// by what they run too).
+    pub(crate) fn flush_ops(&mut self, core: &Arc<AgentCore>) {
+        while !self.ops.is_empty() {
+            for op in std::mem::take(&mut self.ops) {
+                self.apply(core, op);
+            }
+        }
+    }
+
+    #[cold]
+    fn apply(&mut self, core: &Arc<AgentCore>, op: Op) {
+        if self.deactivated {
+            return;
+        }
+        match op {
+            Op::Insert { insert, mpmc } => {
+                insert(self as &mut dyn Any);
+                if let Some((mbox, ty)) = mpmc {
+                    core.subscribe_mpmc(&mbox, ty);
+                }
+            }
+            Op::Remove {
+                mbox,
+                ty,
+                state,
+                mpmc,
+            } => {
+                if let Some(list) = self.handlers.get_mut(&(mbox, ty)) {
+                    list.retain(|(s, _)| state.is_some_and(|state| *s != state));
+                    if list.is_empty() {
+                        self.handlers.remove(&(mbox, ty));
+                    }
+                }
+                let still = self.handlers.contains_key(&(mbox, ty))
+                    || self.dead_letters.contains_key(&(mbox, ty));
+                if let (false, Some(mbox)) = (still, mpmc) {
+                    core.unsubscribe_mpmc(&mbox, ty);
+                }
+            }
+            Op::Deactivate => {
+                self.deactivated = true;
+                let handlers = std::mem::take(&mut self.handlers);
+                let dead_letters = std::mem::take(&mut self.dead_letters);
+                self.specials.clear();
+                for (_, (_, timer)) in self.armed.drain() {
+                    timer.cancel();
+                }
+                drop((handlers, dead_letters));
+                core.drop_subscriptions();
+            }
         }
     }
 
@@ -412,9 +523,11 @@ impl<A: Agent> Machine<A> {
         let ctx = self.context(core, self.current);
         hook(agent, &ctx);
         let pending = ctx.states.pending.take();
+        self.ops.append(&mut ctx.states.ops.take());
         if let Some(target) = pending {
             self.switch(agent, core, target);
         }
+        self.flush_ops(core);
     }
 
     /// Before `start`: enters the initial state (on-enter hooks from the
@@ -426,6 +539,7 @@ impl<A: Agent> Machine<A> {
         if let Some(target) = pending {
             self.switch(agent, core, target);
         }
+        self.flush_ops(core);
     }
 
     /// After `finish`: cancels every time limit; no switch happens later.
@@ -449,7 +563,9 @@ impl<A: Agent> Machine<A> {
         payload: Payload,
     ) {
         if ty == TypeId::of::<TimeLimitFired>() || !self.specials.is_empty() {
-            return self.dispatch_special(agent, core, mbox, ty, payload);
+            self.dispatch_special(agent, core, mbox, ty, payload);
+            self.flush_ops(core);
+            return;
         }
         let Machine {
             tree,
@@ -463,8 +579,14 @@ impl<A: Agent> Machine<A> {
         let Some(Found::Handler(at)) = find(tree, *current, Some(&*list), None) else {
             return self.unhandled(agent, core, mbox, ty, payload);
         };
-        if let Some(target) = run_handler(&mut list[at].1, agent, core, tree, *current, payload) {
+        let ops = &mut self.ops;
+        if let Some(target) =
+            run_handler(&mut list[at].1, agent, core, tree, *current, payload, ops)
+        {
             self.switch(agent, core, target);
+        }
+        if !self.ops.is_empty() {
+            self.flush_ops(core);
         }
     }
 
@@ -511,7 +633,9 @@ impl<A: Agent> Machine<A> {
                         unreachable!("found in it");
                     };
                     let handler = &mut list[at].1;
-                    if let Some(target) = run_handler(handler, agent, core, tree, *current, payload)
+                    let ops = &mut self.ops;
+                    if let Some(target) =
+                        run_handler(handler, agent, core, tree, *current, payload, ops)
                     {
                         self.switch(agent, core, target);
                     }
@@ -560,7 +684,7 @@ impl<A: Agent> Machine<A> {
             let Some(target) = next.take() else {
                 return;
             };
-            if self.finished {
+            if self.finished || self.deactivated {
                 return;
             }
             next = self.transition(agent, core, target);
@@ -597,7 +721,8 @@ impl<A: Agent> Machine<A> {
                 timer.cancel();
             }
             if let Some(hook) = self.on_exit.get_mut(&s) {
-                pending = run_hook(hook, agent, core, &self.tree, s).or(pending);
+                pending =
+                    run_hook::<A>(hook, agent, core, &self.tree, s, &mut self.ops).or(pending);
             }
         }
         self.current = new_leaf;
@@ -612,7 +737,8 @@ impl<A: Agent> Machine<A> {
                 self.arm(core, s, limit);
             }
             if let Some(hook) = self.on_enter.get_mut(&s) {
-                pending = run_hook(hook, agent, core, &self.tree, s).or(pending);
+                pending =
+                    run_hook::<A>(hook, agent, core, &self.tree, s, &mut self.ops).or(pending);
             }
         }
         pending
@@ -646,23 +772,24 @@ impl<A: Agent> Machine<A> {
 
 /// Runs one handler; returns the switch it asked for.
 #[inline]
-fn run_handler<A>(
+fn run_handler<A: 'static>(
     handler: &mut Handler<A>,
     agent: &mut A,
     core: &Arc<AgentCore>,
     tree: &StateTree,
     current: u32,
     payload: Payload,
+    ops: &mut Vec<Op>,
 ) -> Option<u32> {
     let ctx = Context {
         core,
-        states: StateView {
-            tree: Some(tree),
-            current,
-            pending: Cell::new(None),
-        },
+        states: StateView::of::<A>(tree, current),
     };
     handler(agent, &ctx, payload);
+    let asked = ctx.states.ops.take();
+    if !asked.is_empty() {
+        ops.extend(asked);
+    }
     ctx.states.pending.take()
 }
 
