@@ -38,6 +38,10 @@ pub(crate) struct EnvState {
     stop_requested: bool,
     /// Stop guards not yet removed.
     guards: usize,
+    /// The callbacks of guards not yet removed, by guard id, until stop is
+    /// requested (then they are taken and called).
+    guard_callbacks: HashMap<u64, StopCallback>,
+    next_guard: u64,
     /// Stop when the count of cooperations drops to zero (after `init`).
     autoshutdown: bool,
     /// Set by `launch` when it takes the thread list: no thread may start.
@@ -161,12 +165,17 @@ impl Default for Params {
 /// thread on a 2-vCPU VM.
 pub const DEFAULT_BUSY_WAIT: Duration = Duration::from_micros(50);
 
+/// Called once when the environment's stop is requested, for a guard
+/// added with [`Environment::add_stop_guard_with`].
+type StopCallback = Box<dyn FnOnce() + Send>;
+
 /// Delays the shutdown of an environment until it is removed (dropped or
 /// [`remove`](StopGuard::remove)d): for agents that need to finish
 /// something before their cooperations are deregistered.
 #[derive(Debug)]
 pub struct StopGuard {
     env: Weak<EnvInner>,
+    id: u64,
 }
 
 impl StopGuard {
@@ -177,7 +186,13 @@ impl StopGuard {
 impl Drop for StopGuard {
     fn drop(&mut self) {
         if let Some(env) = self.env.upgrade() {
-            env.state.lock().guards -= 1;
+            let callback = {
+                let mut st = env.state.lock();
+                st.guards -= 1;
+                st.guard_callbacks.remove(&self.id)
+            };
+            // Removed before the stop: never called.
+            drop(callback);
             env.maybe_begin_shutdown();
         }
     }
@@ -264,6 +279,8 @@ where
                 stopping: false,
                 stop_requested: false,
                 guards: 0,
+                guard_callbacks: HashMap::new(),
+                next_guard: 0,
                 autoshutdown: false,
                 closed: false,
                 root: HashMap::new(),
@@ -360,20 +377,63 @@ impl Environment {
     /// when all are gone. Its mchains are closed, retaining their contents,
     /// when the shutdown begins. Idempotent; returns at once.
     pub fn stop(&self) {
-        self.inner.state.lock().stop_requested = true;
+        let callbacks = {
+            let mut st = self.inner.state.lock();
+            st.stop_requested = true;
+            std::mem::take(&mut st.guard_callbacks)
+        };
+        // Each guard's callback once, on this thread, outside the lock.
+        for (_, callback) in callbacks {
+            crate::contain::contain("stopping", "running a stop guard's callback", callback);
+        }
         self.inner.maybe_begin_shutdown();
     }
 
     /// Adds a stop guard; refused once the shutdown has begun.
     pub fn add_stop_guard(&self) -> Result<StopGuard, Error> {
-        let mut st = self.inner.state.lock();
-        if st.stopping {
-            return Err(Error::Stopped);
+        self.add_guard(None)
+    }
+
+    /// Adds a stop guard whose `on_stop` is called once, on the thread
+    /// that calls [`stop`](Self::stop), when the stop is requested
+    /// (SObjectizer's `stop_guard_t::stop`): tell whoever holds the guard
+    /// to finish up and remove it. Called at once (on this thread) if the
+    /// stop was requested already; never if the guard is removed first.
+    /// Refused once the shutdown has begun.
+    pub fn add_stop_guard_with<F>(&self, on_stop: F) -> Result<StopGuard, Error>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.add_guard(Some(Box::new(on_stop)))
+    }
+
+    fn add_guard(&self, on_stop: Option<StopCallback>) -> Result<StopGuard, Error> {
+        let (guard, late) = {
+            let mut st = self.inner.state.lock();
+            if st.stopping {
+                return Err(Error::Stopped);
+            }
+            st.guards += 1;
+            let id = st.next_guard;
+            st.next_guard += 1;
+            let late = match on_stop {
+                Some(callback) if st.stop_requested => Some(callback),
+                Some(callback) => {
+                    st.guard_callbacks.insert(id, callback);
+                    None
+                }
+                None => None,
+            };
+            let guard = StopGuard {
+                env: Arc::downgrade(&self.inner),
+                id,
+            };
+            (guard, late)
+        };
+        if let Some(callback) = late {
+            crate::contain::contain("stopping", "running a stop guard's callback", callback);
         }
-        st.guards += 1;
-        Ok(StopGuard {
-            env: Arc::downgrade(&self.inner),
-        })
+        Ok(guard)
     }
 
     /// True once [`stop`](Self::stop) was called (the shutdown may still

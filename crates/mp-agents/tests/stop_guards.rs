@@ -146,3 +146,69 @@ fn without_autoshutdown_an_empty_environment_waits_for_cooperations_from_outside
         outside.join().unwrap();
     });
 }
+
+/// Holds a stop guard until told the stop was asked for; logs the order.
+struct Careful {
+    guard: Option<mp_agents::StopGuard>,
+    log: Arc<parking_lot::Mutex<Vec<&'static str>>>,
+}
+
+struct WrapUp;
+
+impl Agent for Careful {
+    fn define(&mut self, def: &mut mp_agents::Define<'_, Self>) {
+        def.subscribe_self(|me: &mut Careful, _: &Context<'_>, SetGuard(guard)| {
+            me.guard = Some(guard);
+        });
+        def.subscribe_self(|me: &mut Careful, _: &Context<'_>, WrapUp| {
+            me.log.lock().push("wrapped up");
+            me.guard.take();
+        });
+    }
+
+    fn finish(&mut self, _ctx: &Context<'_>) {
+        self.log.lock().push("finish");
+    }
+}
+
+#[test]
+fn a_stop_guard_callback_tells_its_holder_to_finish_up() {
+    watchdog(Duration::from_secs(30), || {
+        let log = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let l = log.clone();
+        let called = Arc::new(AtomicUsize::new(0));
+        let c = called.clone();
+        launch(move |env| {
+            let mut coop = env.make_coop();
+            let careful = coop.add_agent(Careful {
+                guard: None,
+                log: l.clone(),
+            });
+            env.register_coop(coop).unwrap();
+            let to = careful.clone();
+            let guard = env.add_stop_guard_with(move || to.send(WrapUp)).unwrap();
+            careful.send(SetGuard(guard));
+            // Removed before the stop: never called.
+            let c2 = c.clone();
+            drop(env.add_stop_guard_with(move || {
+                c2.fetch_add(1, Ordering::SeqCst);
+            }));
+            env.stop();
+            // Added while the stop waits for the first guard: called at once.
+            let c3 = c.clone();
+            let late = env
+                .add_stop_guard_with(move || {
+                    c3.fetch_add(10, Ordering::SeqCst);
+                })
+                .unwrap();
+            assert_eq!(c.load(Ordering::SeqCst), 10);
+            drop(late);
+        })
+        .unwrap();
+        assert_eq!(*log.lock(), ["wrapped up", "finish"]);
+        assert_eq!(called.load(Ordering::SeqCst), 10);
+    });
+}
+
+/// Hands the agent its guard.
+struct SetGuard(mp_agents::StopGuard);
