@@ -452,6 +452,21 @@ impl Environment {
         self.inner.state.lock().live_coops
     }
 
+    /// True on one of the threads this environment started (its
+    /// deregistration, timer and reaper threads, its dispatchers' workers).
+    pub fn owns_current_thread(&self) -> bool {
+        let me = std::thread::current().id();
+        if me == self.inner.dereg_thread || me == self.inner.reaper.thread_id() {
+            return true;
+        }
+        self.inner
+            .state
+            .lock()
+            .threads
+            .iter()
+            .any(|(handle, _)| handle.id() == me)
+    }
+
     /// The deregistration thread's id.
     pub fn dereg_thread_id(&self) -> ThreadId {
         self.inner.dereg_thread

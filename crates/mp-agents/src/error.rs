@@ -38,6 +38,15 @@ pub enum Error {
     #[error("a State of another agent")]
     ForeignState,
 
+    /// The `init` of an environment started in the background panicked.
+    #[error("the environment's init panicked: {0}")]
+    InitPanicked(String),
+
+    /// A wait that would wait for the calling thread itself (joining an
+    /// environment from one of its own threads).
+    #[error("refused on one of the environment's own threads: it would wait for itself")]
+    OwnThread,
+
     /// The threading layer failed (a thread could not start, ...).
     #[error(transparent)]
     Thread(#[from] mp_thread::Error),

@@ -19,6 +19,7 @@
 //! | `subscriptions` | run-time subscribe, unsubscribe and deactivate from an agent's handlers | 3 |
 //! | `request` | request/reply: [`Request`], [`ask`], [`Answer`], [`AskError`] | 3 |
 //! | `dropped` | why an undelivered message is dropped, for a request's [`Replier`] | 3 |
+//! | `wrapped` | [`WrappedEnv`]: an environment on a thread of its own | 1 |
 //! | `contain` | user code on the environment's threads: a panic is logged, the thread goes on | 1 |
 //! | `disp` | [`Binder`], [`EventQueue`], [`Priority`], [`OneThreadDispatcher`], [`ActiveObjDispatcher`], [`ActiveGroupDispatcher`] | 1 |
 //! | `worker_queue` | the single-threaded dispatchers' demand queue: batches, same-thread sends, busy-waiting | 1, 3, 7 |
@@ -146,6 +147,7 @@ mod state;
 mod subscriptions;
 mod timer;
 mod worker_queue;
+mod wrapped;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -169,6 +171,7 @@ pub use prio::{PrioDedicatedThreadsDispatcher, PrioOneThreadDispatcher, Quotas};
 pub use request::{ask, Answer, AskError, Replier, Request, RequestId};
 pub use state::{History, InState, State};
 pub use timer::{Target, TimerHandle};
+pub use wrapped::WrappedEnv;
 
 static NEXT_AGENT: AtomicU64 = AtomicU64::new(1);
 
