@@ -52,6 +52,13 @@ pub trait Agent: Send + Sized + 'static {
         PanicReaction::Inherit
     }
 
+    /// The agent's name in logs, errors and stats, read once when it is
+    /// added to a cooperation. `None` (the default) names it by its type
+    /// and id (`Pinger#12`).
+    fn name(&self) -> Option<String> {
+        None
+    }
+
     /// The agent's priority, read once when it is added to a cooperation;
     /// the priority dispatchers order demands by it
     /// ([`PrioOneThreadDispatcher`](crate::PrioOneThreadDispatcher),
@@ -103,6 +110,11 @@ impl Context<'_> {
     /// The agent's id.
     pub fn agent_id(&self) -> AgentId {
         self.core.id
+    }
+
+    /// The agent's name ([`Agent::name`], or its type and id).
+    pub fn agent_name(&self) -> std::borrow::Cow<'_, str> {
+        self.core.name()
     }
 
     /// The environment the agent lives in.

@@ -247,6 +247,7 @@ impl CoopBuilder {
 
     fn push<A: Agent>(&mut self, agent: A, binder: Option<Arc<dyn Binder>>) -> DirectMbox {
         let priority = agent.priority();
+        let name = (agent.name(), std::any::type_name::<A>());
         let core = Arc::new(AgentCore::new(
             Arc::downgrade(&self.env.inner),
             Arc::downgrade(&self.coop),
@@ -255,6 +256,7 @@ impl CoopBuilder {
             self.coop.alive.clone(),
             self.env.inner.dereg_waiter.clone(),
             Box::new(AgentSlot::new(agent)),
+            name,
         ));
         self.agents.push((core.clone(), binder));
         DirectMbox { core }

@@ -41,6 +41,7 @@
 //! [`Define::subscribe_self_thread_safe`]: crate::Define::subscribe_self_thread_safe
 
 use std::any::{Any, TypeId};
+use std::borrow::Cow;
 // Keys are our own ids and `TypeId`s (already hashes), never peer input:
 // Fx hashing is safe and much cheaper than SipHash on the per-message lookup.
 use rustc_hash::FxHashMap as HashMap;
@@ -131,6 +132,10 @@ pub(crate) enum FinishQueued {
 
 pub(crate) struct AgentCore {
     pub(crate) id: AgentId,
+    /// The name the agent gave ([`Agent::name`](crate::Agent::name)).
+    given_name: Option<Box<str>>,
+    /// The agent's type, for a name when it gave none.
+    type_name: &'static str,
     pub(crate) direct_id: MboxId,
     pub(crate) env: Weak<EnvInner>,
     pub(crate) coop: Weak<CoopInner>,
@@ -168,9 +173,12 @@ impl AgentCore {
         coop_alive: Arc<AtomicBool>,
         dereg: Waiter,
         agent: Box<dyn ErasedAgent>,
+        name: (Option<String>, &'static str),
     ) -> AgentCore {
         AgentCore {
             id: AgentId::fresh(),
+            given_name: name.0.map(String::into_boxed_str),
+            type_name: name.1,
             direct_id: MboxId::fresh(),
             env,
             coop,
@@ -194,6 +202,18 @@ impl AgentCore {
             thread_safe: RwLock::default(),
             subscriptions: Mutex::default(),
             filters: Mutex::default(),
+        }
+    }
+
+    /// The agent's name: the one it gave, or its type's (without the
+    /// module path) and its id.
+    pub(crate) fn name(&self) -> Cow<'_, str> {
+        match &self.given_name {
+            Some(name) => Cow::Borrowed(name),
+            None => {
+                let short = self.type_name.rsplit("::").next().unwrap_or(self.type_name);
+                Cow::Owned(format!("{short}#{}", self.id.0))
+            }
         }
     }
 
@@ -347,7 +367,7 @@ impl AgentCore {
         match queue.push(exec) {
             Ok(()) => true,
             Err(exec) => {
-                tracing::error!(agent = ?self.id, "agent's dispatcher refused a demand");
+                tracing::error!(agent = %self.name(), "agent's dispatcher refused a demand");
                 // It holds only a core handle and a demand: harmless to
                 // drop here (the lock guards no drop that joins).
                 drop(exec);
@@ -467,7 +487,7 @@ impl AgentCore {
                 // Hand-off to the deregistration thread: a `Weak`, moved.
                 let coop = self.coop.clone();
                 if self.dereg.post(move || crate::coop::release(coop)).is_err() {
-                    tracing::error!(agent = ?self.id, "deregistration thread is gone");
+                    tracing::error!(agent = %self.name(), "deregistration thread is gone");
                 }
             }
         }
@@ -525,7 +545,7 @@ impl AgentCore {
             reaction = *self.coop_reaction.lock();
         }
         let message = panic_message(p);
-        tracing::error!(agent = ?self.id, hook = what, panic = %message, ?reaction, "agent panicked");
+        tracing::error!(agent = %self.name(), hook = what, panic = %message, ?reaction, "agent panicked");
         match reaction {
             PanicReaction::Abort => {
                 eprintln!(

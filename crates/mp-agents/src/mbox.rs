@@ -197,6 +197,12 @@ impl DirectMbox {
         self.core.id
     }
 
+    /// The name of the agent this mbox belongs to ([`Agent::name`](crate::Agent::name),
+    /// or its type and id).
+    pub fn agent_name(&self) -> std::borrow::Cow<'_, str> {
+        self.core.name()
+    }
+
     /// Moves `msg` into the agent's queue. Before the agent is bound it
     /// waits in the agent's buffer; once the agent has started finishing it
     /// is refused and dropped here (it was never visible to the agent).

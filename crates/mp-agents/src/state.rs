@@ -643,7 +643,7 @@ impl<A: Agent> Machine<A> {
                 }
             }
         }
-        tracing::error!(agent = ?core.id, "transfer_to_state loop; message dropped");
+        tracing::error!(agent = %core.name(), "transfer_to_state loop; message dropped");
     }
 
     fn time_limit_fired(&mut self, agent: &mut A, core: &Arc<AgentCore>, fired: TimeLimitFired) {
@@ -689,7 +689,7 @@ impl<A: Agent> Machine<A> {
             }
             next = self.transition(agent, core, target);
         }
-        tracing::error!(agent = ?core.id, "state switch loop in on_enter/on_exit hooks; stopped");
+        tracing::error!(agent = %core.name(), "state switch loop in on_enter/on_exit hooks; stopped");
     }
 
     /// One switch: exits, then enters. Returns the switch a hook asked for.

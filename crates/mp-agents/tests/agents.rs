@@ -230,3 +230,46 @@ fn active_groups_share_a_thread_per_group() {
         assert_ne!(a[0], b[0]);
     });
 }
+
+/// Named, or not.
+struct Named(Option<&'static str>);
+
+impl Agent for Named {
+    fn name(&self) -> Option<String> {
+        self.0.map(str::to_string)
+    }
+
+    fn define(&mut self, def: &mut mp_agents::Define<'_, Self>) {
+        def.subscribe_self(
+            |_: &mut Named, ctx: &Context<'_>, req: mp_agents::Request<(), String>| {
+                req.reply(ctx.agent_name().into_owned());
+            },
+        );
+    }
+}
+
+#[test]
+fn an_agent_is_named_by_itself_or_by_its_type_and_id() {
+    watchdog(Duration::from_secs(30), || {
+        launch(|env| {
+            let mut coop = env.make_coop();
+            let pinger = coop.add_agent(Named(Some("pinger")));
+            let anonymous = coop.add_agent(Named(None));
+            env.register_coop(coop).unwrap();
+            let long = Duration::from_secs(10);
+            assert_eq!(
+                mp_agents::ask::<_, String>(&pinger, (), long).unwrap(),
+                "pinger"
+            );
+            assert_eq!(pinger.agent_name(), "pinger");
+            let expected = format!("Named#{}", anonymous.agent().0);
+            assert_eq!(
+                mp_agents::ask::<_, String>(&anonymous, (), long).unwrap(),
+                expected
+            );
+            assert_eq!(anonymous.agent_name(), expected);
+            env.stop();
+        })
+        .unwrap();
+    });
+}
