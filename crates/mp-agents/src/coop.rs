@@ -36,7 +36,7 @@ use parking_lot::Mutex;
 
 use crate::agent::{Agent, AgentSlot, PanicReaction};
 use crate::contain::contain;
-use crate::core::{AgentCore, FinishQueued};
+use crate::core::{AgentCore, FinishQueued, NewAgent};
 use crate::disp::Binder;
 use crate::dropped::{drop_as, DropReason};
 use crate::env::{EnvInner, Environment};
@@ -246,17 +246,19 @@ impl CoopBuilder {
     }
 
     fn push<A: Agent>(&mut self, agent: A, binder: Option<Arc<dyn Binder>>) -> DirectMbox {
-        let priority = agent.priority();
-        let name = (agent.name(), std::any::type_name::<A>());
+        let new = NewAgent {
+            priority: agent.priority(),
+            name: agent.name(),
+            type_name: std::any::type_name::<A>(),
+            slot: Box::new(AgentSlot::new(agent)),
+        };
         let core = Arc::new(AgentCore::new(
             Arc::downgrade(&self.env.inner),
             Arc::downgrade(&self.coop),
             self.coop.id,
-            priority,
             self.coop.alive.clone(),
             self.env.inner.dereg_waiter.clone(),
-            Box::new(AgentSlot::new(agent)),
-            name,
+            new,
         ));
         self.agents.push((core.clone(), binder));
         DirectMbox { core }

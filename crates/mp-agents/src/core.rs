@@ -164,21 +164,34 @@ pub(crate) struct AgentCore {
     pub(crate) filters: Mutex<HashMap<(MboxId, TypeId), Filter>>,
 }
 
+/// An agent being added to a cooperation: its box, and what is read of
+/// it once.
+pub(crate) struct NewAgent {
+    pub(crate) slot: Box<dyn ErasedAgent>,
+    pub(crate) priority: Priority,
+    pub(crate) name: Option<String>,
+    pub(crate) type_name: &'static str,
+}
+
 impl AgentCore {
     pub(crate) fn new(
         env: Weak<EnvInner>,
         coop: Weak<CoopInner>,
         coop_id: CoopId,
-        priority: Priority,
         coop_alive: Arc<AtomicBool>,
         dereg: Waiter,
-        agent: Box<dyn ErasedAgent>,
-        name: (Option<String>, &'static str),
+        agent: NewAgent,
     ) -> AgentCore {
+        let NewAgent {
+            slot,
+            priority,
+            name,
+            type_name,
+        } = agent;
         AgentCore {
             id: AgentId::fresh(),
-            given_name: name.0.map(String::into_boxed_str),
-            type_name: name.1,
+            given_name: name.map(String::into_boxed_str),
+            type_name,
             direct_id: MboxId::fresh(),
             env,
             coop,
@@ -197,7 +210,7 @@ impl AgentCore {
             })),
             same_thread: AtomicBool::new(false),
             same_thread_key: AtomicUsize::new(0),
-            agent: AgentSlotLock::new(Some(agent)),
+            agent: AgentSlotLock::new(Some(slot)),
             has_thread_safe: AtomicBool::new(false),
             thread_safe: RwLock::default(),
             subscriptions: Mutex::default(),
