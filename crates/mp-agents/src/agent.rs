@@ -26,8 +26,9 @@ use crate::core::{AgentCore, Payload, SharedHandlers};
 use crate::disp::Priority;
 use crate::env::Environment;
 use crate::mbox::{DirectMbox, Mbox, MboxId};
-use crate::request::RequestId;
+use crate::request::{Request, RequestId};
 use crate::state::{Machine, StateView};
+use crate::timer::Target;
 use crate::{AgentId, CoopId};
 
 /// An agent: state plus handlers, run on the worker of its dispatcher.
@@ -155,13 +156,14 @@ impl Context<'_> {
     /// [`Answer<R>`](crate::Answer) carrying the returned id — the reply,
     /// or why there is none (after `timeout` at the latest). Subscribe a
     /// handler for `Answer<R>`.
-    pub fn request<Q, R>(&self, to: &DirectMbox, query: Q, timeout: Duration) -> RequestId
+    pub fn request<Q, R, To>(&self, to: &To, query: Q, timeout: Duration) -> RequestId
     where
         Q: Send + 'static,
         R: Send + 'static,
+        To: Target<Request<Q, R>>,
     {
         self.env()
-            .request::<Q, R, DirectMbox>(to, query, timeout, &self.direct_mbox())
+            .request::<Q, R, To, DirectMbox>(to, query, timeout, &self.direct_mbox())
     }
 }
 

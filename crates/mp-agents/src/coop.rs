@@ -376,13 +376,6 @@ fn try_register(builder: CoopBuilder, spill: &mut Spill) -> Result<CoopHandle, E
             }
         }
     }
-    // 3. Subscribe to MPMC mboxes (messages wait in each agent's buffer).
-    for ((core, _), subs) in resolved.iter().zip(&subscriptions) {
-        for (mbox, ty) in subs {
-            mbox.subscribe(*ty, core.clone());
-        }
-        core.subscriptions.lock().extend(subs.iter().cloned());
-    }
     let unsubscribe = |resolved: &[(Arc<AgentCore>, Arc<dyn Binder>)]| {
         for (core, _) in resolved {
             let subs = std::mem::take(&mut *core.subscriptions.lock());
@@ -391,6 +384,21 @@ fn try_register(builder: CoopBuilder, spill: &mut Spill) -> Result<CoopHandle, E
             }
         }
     };
+    // 3. Subscribe to MPMC mboxes (messages wait in each agent's buffer);
+    // a unique-subscribers mbox taken already undoes the registration.
+    for ((core, _), subs) in resolved.iter().zip(&subscriptions) {
+        for (mbox, ty) in subs {
+            if !mbox.subscribe(*ty, core.clone()) {
+                unsubscribe(&resolved);
+                undo_preallocation(&resolved);
+                return Err(Error::UniqueMboxTaken {
+                    mbox: mbox.describe(),
+                    agent: core.name().into_owned(),
+                });
+            }
+            core.subscriptions.lock().push((mbox.clone(), *ty));
+        }
+    }
     drop(subscriptions);
     // 4. Fill in and link to the parent (or the root).
     {

@@ -333,7 +333,16 @@ impl AgentCore {
             }
             subs.push((mbox.clone(), ty));
         }
-        mbox.subscribe(ty, self.clone());
+        if !mbox.subscribe(ty, self.clone()) {
+            self.subscriptions
+                .lock()
+                .retain(|(m, t)| !(m.id() == mbox.id() && *t == ty));
+            tracing::error!(
+                agent = %self.name(),
+                mbox = %mbox.describe(),
+                "a unique-subscribers mbox has a subscriber for this type already; not subscribed"
+            );
+        }
     }
 
     /// Removes the agent's subscription to `ty` at `mbox`, if any.

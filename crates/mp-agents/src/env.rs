@@ -24,9 +24,9 @@ use crate::agent::PanicReaction;
 use crate::coop::{CoopBuilder, CoopHandle, CoopId, CoopInner};
 use crate::disp::{Binder, OneThreadDispatcher};
 use crate::error::Error;
-use crate::mbox::{DirectMbox, Mbox};
+use crate::mbox::Mbox;
 use crate::mchain::MchainRegistry;
-use crate::request::{Answer, RequestId};
+use crate::request::{Answer, Request, RequestId};
 use crate::timer::{Target, TimerHandle, Timers};
 use crate::worker_queue::WorkerQueue;
 use std::time::Duration;
@@ -552,15 +552,15 @@ impl Environment {
         )
     }
 
-    /// Sends `query` to `to` as a [`Request`](crate::Request) without
+    /// Sends `query` to `to` (see [`ask`](crate::ask)) as a [`Request`] without
     /// waiting; its outcome is delivered to `reply_to` (an agent's mbox, an
     /// mchain) as an [`Answer<R>`](crate::Answer) carrying the returned
     /// id: the reply, or why there is none — at the latest a timeout after
     /// `timeout` (any `Duration`; one past the clock's range never comes).
     /// [`ask`](crate::ask) is the blocking form.
-    pub fn request<Q, R, T>(
+    pub fn request<Q, R, To, T>(
         &self,
-        to: &DirectMbox,
+        to: &To,
         query: Q,
         timeout: Duration,
         reply_to: &T,
@@ -568,6 +568,7 @@ impl Environment {
     where
         Q: Send + 'static,
         R: Send + 'static,
+        To: Target<Request<Q, R>>,
         T: Target<Answer<R>> + Clone,
     {
         crate::request::request(&self.inner.timers, to, query, timeout, reply_to)
@@ -583,6 +584,14 @@ impl Environment {
     /// A new anonymous MPMC mbox.
     pub fn create_mbox(&self) -> Mbox {
         Mbox::new(None)
+    }
+
+    /// A new anonymous unique-subscribers mbox: at most one subscriber per
+    /// message type, messages moved to it (no `Clone` needed).
+    pub fn create_unique_mbox(&self) -> crate::UniqueMbox {
+        crate::UniqueMbox {
+            mbox: Mbox::new_unique(None),
+        }
     }
 
     /// The MPMC mbox called `name`, made on first use.

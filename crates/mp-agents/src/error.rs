@@ -47,6 +47,15 @@ pub enum Error {
     #[error("refused on one of the environment's own threads: it would wait for itself")]
     OwnThread,
 
+    /// A unique-subscribers mbox has an agent subscribed to a type already.
+    #[error("unique-subscribers mbox {mbox} has a subscriber already for a type agent {agent} subscribes to")]
+    UniqueMboxTaken {
+        /// The mbox's name or id.
+        mbox: String,
+        /// The agent refused.
+        agent: String,
+    },
+
     /// The threading layer failed (a thread could not start, ...).
     #[error(transparent)]
     Thread(#[from] mp_thread::Error),

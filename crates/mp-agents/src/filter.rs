@@ -41,7 +41,7 @@ impl<A: Agent> Define<'_, A> {
     }
 }
 
-fn erase<M: 'static>(filter: impl Fn(&M) -> bool + Send + Sync + 'static) -> Filter {
+pub(crate) fn erase<M: 'static>(filter: impl Fn(&M) -> bool + Send + Sync + 'static) -> Filter {
     Arc::new(move |msg: &dyn Any| msg.downcast_ref::<M>().is_some_and(&filter))
 }
 

@@ -19,6 +19,8 @@
 //! | `subscriptions` | run-time subscribe, unsubscribe and deactivate from an agent's handlers | 3 |
 //! | `request` | request/reply: [`Request`], [`ask`], [`Answer`], [`AskError`] | 3 |
 //! | `dropped` | why an undelivered message is dropped, for a request's [`Replier`] | 3 |
+//! | `sink` | [`SinkBinding`]: an mbox's messages bound to another mbox or an mchain, filtered or transformed | 3 |
+//! | `unique_mbox` | [`UniqueMbox`]: one subscriber per type, messages moved (not cloned) | 3 |
 //! | `wrapped` | [`WrappedEnv`]: an environment on a thread of its own | 1 |
 //! | `contain` | user code on the environment's threads: a panic is logged, the thread goes on | 1 |
 //! | `disp` | [`Binder`], [`EventQueue`], [`Priority`], [`OneThreadDispatcher`], [`ActiveObjDispatcher`], [`ActiveGroupDispatcher`] | 1 |
@@ -143,9 +145,11 @@ mod mchain;
 mod pool;
 mod prio;
 mod request;
+mod sink;
 mod state;
 mod subscriptions;
 mod timer;
+mod unique_mbox;
 mod worker_queue;
 mod wrapped;
 
@@ -169,8 +173,10 @@ pub use mchain::{
 pub use pool::{AdvThreadPoolDispatcher, Fifo, PoolParams, ThreadPoolDispatcher};
 pub use prio::{PrioDedicatedThreadsDispatcher, PrioOneThreadDispatcher, Quotas};
 pub use request::{ask, Answer, AskError, Replier, Request, RequestId};
+pub use sink::SinkBinding;
 pub use state::{History, InState, State};
 pub use timer::{Target, TimerHandle};
+pub use unique_mbox::UniqueMbox;
 pub use wrapped::WrappedEnv;
 
 static NEXT_AGENT: AtomicU64 = AtomicU64::new(1);

@@ -22,20 +22,52 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::core::AgentCore;
+use crate::core::{AgentCore, Payload};
 use crate::filter::Filter;
 use crate::AgentId;
 
 type Subscribers = Arc<Vec<Subscriber>>;
 
-/// One agent's subscription to one type here, with its delivery filter.
+/// One subscription to one type here — an agent's, or a sink's (see the
+/// `sink` module) — with its delivery filter.
 #[derive(Clone)]
 pub(crate) struct Subscriber {
-    core: Arc<AgentCore>,
+    receiver: Receiver,
     filter: Option<Filter>,
 }
 
+#[derive(Clone)]
+enum Receiver {
+    Agent(Arc<AgentCore>),
+    Sink { id: u64, sink: Arc<dyn ErasedSink> },
+}
+
+/// Where a sink binding delivers: takes each message of its type sent to
+/// the mbox, on the sender's thread, with no mbox lock held.
+pub(crate) trait ErasedSink: Send + Sync {
+    /// Takes one message (of the bound type).
+    fn accept(&self, payload: Payload);
+}
+
+impl Subscriber {
+    fn deliver(&self, mbox: MboxId, ty: TypeId, payload: Payload) {
+        match &self.receiver {
+            Receiver::Agent(core) => core.push_message(mbox, ty, payload),
+            Receiver::Sink { sink, .. } => sink.accept(payload),
+        }
+    }
+
+    fn is_agent(&self, agent: AgentId) -> bool {
+        matches!(&self.receiver, Receiver::Agent(core) if core.id == agent)
+    }
+
+    fn is_sink(&self, id: u64) -> bool {
+        matches!(&self.receiver, Receiver::Sink { id: i, .. } if *i == id)
+    }
+}
+
 static NEXT_MBOX: AtomicU64 = AtomicU64::new(1);
+static NEXT_SINK: AtomicU64 = AtomicU64::new(1);
 
 /// Identifies an mbox (direct or MPMC) within the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -57,6 +89,9 @@ pub struct Mbox {
 struct MboxInner {
     id: MboxId,
     name: Option<String>,
+    /// At most one agent subscriber per type (a
+    /// [`UniqueMbox`](crate::UniqueMbox)'s).
+    unique: bool,
     /// Per type, a list that a send copies out (an `Arc`) and a change
     /// copies only while a send holds it (`Arc::make_mut`).
     subscribers: RwLock<HashMap<TypeId, Subscribers>>,
@@ -73,12 +108,40 @@ impl std::fmt::Debug for Mbox {
 
 impl Mbox {
     pub(crate) fn new(name: Option<String>) -> Mbox {
+        Mbox::with_mode(name, false)
+    }
+
+    /// The mbox inside a [`UniqueMbox`](crate::UniqueMbox).
+    pub(crate) fn new_unique(name: Option<String>) -> Mbox {
+        Mbox::with_mode(name, true)
+    }
+
+    fn with_mode(name: Option<String>, unique: bool) -> Mbox {
         Mbox {
             inner: Arc::new(MboxInner {
                 id: MboxId::fresh(),
                 name,
+                unique,
                 subscribers: RwLock::default(),
             }),
+        }
+    }
+
+    /// Moves `msg` to the one agent subscribed to `M` (a unique-subscribers
+    /// mbox's send: no clone); with none, it is dropped here (a request in
+    /// it answers "no handler").
+    pub(crate) fn send_unique<M: Send + 'static>(&self, msg: M) {
+        let ty = TypeId::of::<M>();
+        let list = self.inner.subscribers.read().get(&ty).cloned();
+        let taker = list.as_ref().and_then(|l| {
+            l.iter().find(|s| match &s.filter {
+                Some(filter) => filter(&msg as &dyn Any),
+                None => true,
+            })
+        });
+        match taker {
+            Some(sub) => sub.deliver(self.inner.id, ty, Box::new(msg)),
+            None => crate::dropped::drop_as(crate::dropped::DropReason::NoHandler, msg),
         }
     }
 
@@ -117,17 +180,17 @@ impl Mbox {
             };
             if wanted {
                 if let Some(prev) = taker.replace(sub) {
-                    prev.core
-                        .push_message(self.inner.id, ty, Box::new(msg.clone()));
+                    prev.deliver(self.inner.id, ty, Box::new(msg.clone()));
                 }
             }
         }
         if let Some(last) = taker {
-            last.core.push_message(self.inner.id, ty, Box::new(msg));
+            last.deliver(self.inner.id, ty, Box::new(msg));
         }
     }
 
-    /// Number of (agent, message type) subscriptions currently here.
+    /// Number of subscriptions (an agent's or a sink's, per message type)
+    /// currently here.
     pub fn subscriber_count(&self) -> usize {
         self.inner
             .subscribers
@@ -137,10 +200,53 @@ impl Mbox {
             .sum()
     }
 
-    pub(crate) fn subscribe(&self, ty: TypeId, core: Arc<AgentCore>) {
+    /// Subscribes `core` to `ty`; refused (`false`) on a unique-subscribers
+    /// mbox that has an agent subscribed to `ty` already.
+    pub(crate) fn subscribe(&self, ty: TypeId, core: Arc<AgentCore>) -> bool {
         let mut subscribers = self.inner.subscribers.write();
+        let list = subscribers.entry(ty).or_default();
+        if self.inner.unique
+            && list
+                .iter()
+                .any(|s| matches!(s.receiver, Receiver::Agent(_)))
+        {
+            return false;
+        }
         let filter = core.filters.lock().get(&(self.inner.id, ty)).cloned();
-        Arc::make_mut(subscribers.entry(ty).or_default()).push(Subscriber { core, filter });
+        Arc::make_mut(list).push(Subscriber {
+            receiver: Receiver::Agent(core),
+            filter,
+        });
+        true
+    }
+
+    /// For errors: the mbox's name, or its id.
+    pub(crate) fn describe(&self) -> String {
+        match &self.inner.name {
+            Some(name) => format!("`{name}`"),
+            None => format!("#{}", self.inner.id.0),
+        }
+    }
+
+    /// Adds a sink for `ty`; returns its id (to remove it).
+    pub(crate) fn add_sink(
+        &self,
+        ty: TypeId,
+        sink: Arc<dyn ErasedSink>,
+        filter: Option<Filter>,
+    ) -> u64 {
+        let id = NEXT_SINK.fetch_add(1, Ordering::Relaxed);
+        let mut subscribers = self.inner.subscribers.write();
+        Arc::make_mut(subscribers.entry(ty).or_default()).push(Subscriber {
+            receiver: Receiver::Sink { id, sink },
+            filter,
+        });
+        id
+    }
+
+    /// Removes sink `id` for `ty`; returned to be dropped outside the lock.
+    pub(crate) fn remove_sink(&self, ty: TypeId, id: u64) -> Option<Subscriber> {
+        self.remove_where(ty, |s| s.is_sink(id))
     }
 
     /// Replaces the filter of `agent`'s subscription to `ty` (if it is
@@ -153,16 +259,20 @@ impl Mbox {
     ) -> Option<Filter> {
         let mut subscribers = self.inner.subscribers.write();
         let list = subscribers.get_mut(&ty)?;
-        let at = list.iter().position(|s| s.core.id == agent)?;
+        let at = list.iter().position(|s| s.is_agent(agent))?;
         std::mem::replace(&mut Arc::make_mut(list)[at].filter, filter)
     }
 
     /// Removes `agent`'s subscription to `ty`; the removed one (handle and
     /// filter) is returned so the caller drops it outside the lock.
     pub(crate) fn unsubscribe(&self, ty: TypeId, agent: AgentId) -> Option<Subscriber> {
+        self.remove_where(ty, |s| s.is_agent(agent))
+    }
+
+    fn remove_where(&self, ty: TypeId, which: impl Fn(&Subscriber) -> bool) -> Option<Subscriber> {
         let mut subscribers = self.inner.subscribers.write();
         let list = subscribers.get_mut(&ty)?;
-        let at = list.iter().position(|s| s.core.id == agent)?;
+        let at = list.iter().position(which)?;
         let removed = Arc::make_mut(list).remove(at);
         if list.is_empty() {
             subscribers.remove(&ty);

@@ -62,13 +62,16 @@ pub use receive::{
     ReceiveStatus, SelectFrom,
 };
 
-/// Delayed and periodic messages to a chain. The timer thread never waits
-/// on a full chain: the overflow reaction applies at once, and a message
-/// refused (full with [`Overflow::Fail`], or closed) is dropped.
+/// Messages delivered to a chain by timers, sinks and requests. The
+/// deliverer (the timer thread, a sender) never waits on a full chain: the
+/// overflow reaction applies at once, and a message refused (full with
+/// [`Overflow::Fail`], or closed) is dropped.
 impl<M: Send + 'static> Target<M> for Mchain {
     fn deliver(&self, msg: M) {
         if let Err(e) = self.inner.send(msg, false) {
-            tracing::debug!(error = %e, "timer message refused by an mchain");
+            tracing::debug!(error = %e, "message refused by an mchain");
+            // A request in it answers "receiver gone".
+            crate::dropped::drop_as(crate::dropped::DropReason::ReceiverGone, e);
         }
     }
 }

@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::dropped::{self, DropReason};
-use crate::mbox::DirectMbox;
 use crate::timer::{Target, TimerHandle, Timers};
 
 /// Why a request got no reply.
@@ -226,21 +225,24 @@ impl<R> Sink<R> {
     }
 }
 
-/// Sends `query` to `to` and blocks until the reply comes, or `timeout`
+/// Sends `query` to `to` (an agent's [`DirectMbox`](crate::DirectMbox), a
+/// [`UniqueMbox`](crate::UniqueMbox), an [`Mchain`](crate::Mchain)) and
+/// blocks until the reply comes, or `timeout`
 /// passes (any `Duration`; `Duration::MAX` waits for the outcome however
 /// long it takes).
 ///
 /// Call it from a thread that is not the receiver's dispatcher thread: a
 /// handler asking an agent of its own thread waits for itself until the
 /// timeout. From a handler, use [`Context::request`](crate::Context::request).
-pub fn ask<Q, R>(to: &DirectMbox, query: Q, timeout: Duration) -> Result<R, AskError>
+pub fn ask<Q, R, T>(to: &T, query: Q, timeout: Duration) -> Result<R, AskError>
 where
     Q: Send + 'static,
     R: Send + 'static,
+    T: Target<Request<Q, R>>,
 {
     let request = std::any::type_name::<Q>();
     let sink = Sink::new(request, Slot::Waiting);
-    to.send(Request {
+    to.deliver(Request {
         query,
         replier: Replier {
             sink: Some(sink.clone()),
@@ -275,9 +277,9 @@ where
 
 /// Sends `query` to `to`; its outcome comes to `reply_to` as an
 /// [`Answer`] (the timeout through `timers`).
-pub(crate) fn request<Q, R, T>(
+pub(crate) fn request<Q, R, To, T>(
     timers: &Arc<Timers>,
-    to: &DirectMbox,
+    to: &To,
     query: Q,
     timeout: Duration,
     reply_to: &T,
@@ -285,6 +287,7 @@ pub(crate) fn request<Q, R, T>(
 where
     Q: Send + 'static,
     R: Send + 'static,
+    To: Target<Request<Q, R>>,
     T: Target<Answer<R>> + Clone,
 {
     let id = RequestId(NEXT_REQUEST.fetch_add(1, Ordering::Relaxed));
@@ -321,7 +324,7 @@ where
         }
     };
     drop(stray);
-    to.send(Request {
+    to.deliver(Request {
         query,
         replier: Replier { sink: Some(sink) },
     });

@@ -36,8 +36,10 @@ use parking_lot::{Condvar, Mutex};
 use crate::contain::contain;
 use crate::mbox::{DirectMbox, Mbox};
 
-/// Where a timer delivers: an agent's direct mbox (any `Send` message) or
-/// an MPMC mbox (`Clone` messages).
+/// Where a timer, a message sink or a request delivers: an agent's
+/// [`DirectMbox`] and a [`UniqueMbox`](crate::UniqueMbox) (any `Send`
+/// message), an MPMC [`Mbox`] (`Clone` messages), an
+/// [`Mchain`](crate::Mchain).
 pub trait Target<M>: Send + Sync + 'static {
     /// Sends `msg` here.
     fn deliver(&self, msg: M);

@@ -258,13 +258,13 @@ fn an_agent_is_named_by_itself_or_by_its_type_and_id() {
             env.register_coop(coop).unwrap();
             let long = Duration::from_secs(10);
             assert_eq!(
-                mp_agents::ask::<_, String>(&pinger, (), long).unwrap(),
+                mp_agents::ask::<_, String, _>(&pinger, (), long).unwrap(),
                 "pinger"
             );
             assert_eq!(pinger.agent_name(), "pinger");
             let expected = format!("Named#{}", anonymous.agent().0);
             assert_eq!(
-                mp_agents::ask::<_, String>(&anonymous, (), long).unwrap(),
+                mp_agents::ask::<_, String, _>(&anonymous, (), long).unwrap(),
                 expected
             );
             assert_eq!(anonymous.agent_name(), expected);

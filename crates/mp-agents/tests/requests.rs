@@ -65,19 +65,19 @@ fn a_blocking_ask_gets_the_reply() {
     watchdog(LONG, || {
         launch(|env| {
             let adder = adder(env);
-            assert_eq!(ask::<_, i64>(&adder, Add(2, 3), LONG), Ok(5));
+            assert_eq!(ask::<_, i64, _>(&adder, Add(2, 3), LONG), Ok(5));
             // From other threads at once.
             let askers: Vec<_> = (0..4)
                 .map(|i| {
                     let adder = adder.clone();
-                    std::thread::spawn(move || ask::<_, i64>(&adder, Add(i, 100), LONG))
+                    std::thread::spawn(move || ask::<_, i64, _>(&adder, Add(i, 100), LONG))
                 })
                 .collect();
             for (i, asker) in askers.into_iter().enumerate() {
                 assert_eq!(asker.join().unwrap(), Ok(i as i64 + 100));
             }
             // No deadline at all.
-            assert_eq!(ask::<_, i64>(&adder, Add(1, 1), Duration::MAX), Ok(2));
+            assert_eq!(ask::<_, i64, _>(&adder, Add(1, 1), Duration::MAX), Ok(2));
             env.stop();
         })
         .unwrap();
@@ -90,7 +90,7 @@ fn each_failure_of_a_request_is_told_apart() {
         launch(|env| {
             let adder = adder(env);
             let short = Duration::from_millis(20);
-            let err = ask::<_, i64>(&adder, Keep, short).unwrap_err();
+            let err = ask::<_, i64, _>(&adder, Keep, short).unwrap_err();
             assert!(
                 matches!(err, AskError::Timeout { after, .. } if after == short),
                 "{err}"
@@ -99,13 +99,13 @@ fn each_failure_of_a_request_is_told_apart() {
             // The late replies go nowhere (asserted by the agent).
             adder.send(Release(1));
             assert_eq!(
-                ask::<_, i64>(&adder, Forget, LONG),
+                ask::<_, i64, _>(&adder, Forget, LONG),
                 Err(AskError::Unanswered {
                     request: std::any::type_name::<Forget>()
                 })
             );
             // A request type the agent has no handler for.
-            let err = ask::<_, String>(&adder, Add(1, 2), LONG).unwrap_err();
+            let err = ask::<_, String, _>(&adder, Add(1, 2), LONG).unwrap_err();
             assert!(matches!(err, AskError::NoHandler { .. }), "{err}");
             // An agent whose cooperation is gone.
             let mut coop = env.make_coop();
@@ -115,7 +115,7 @@ fn each_failure_of_a_request_is_told_apart() {
             while handle.is_alive() {
                 std::thread::sleep(Duration::from_millis(1));
             }
-            let err = ask::<_, i64>(&gone, Add(1, 2), LONG).unwrap_err();
+            let err = ask::<_, i64, _>(&gone, Add(1, 2), LONG).unwrap_err();
             assert!(matches!(err, AskError::ReceiverGone { .. }), "{err}");
             env.stop();
         })
@@ -159,9 +159,9 @@ fn a_request_over_the_receivers_limit_is_refused_at_once() {
             is_busy.recv_timeout(LONG).unwrap();
             // One queued (the limit): sent before `request` returns.
             let chain = env.create_mchain(MchainParams::unbounded());
-            env.request::<_, i64, _>(&busy, Add(1, 2), LONG, &chain);
+            env.request::<_, i64, _, _>(&busy, Add(1, 2), LONG, &chain);
             // One more is refused at once.
-            let err = ask::<_, i64>(&busy, Add(3, 4), LONG).unwrap_err();
+            let err = ask::<_, i64, _>(&busy, Add(3, 4), LONG).unwrap_err();
             assert!(matches!(err, AskError::LimitReached { .. }), "{err}");
             drop(closed);
             let mut first = None;
@@ -193,8 +193,8 @@ impl Agent for Asker {
             // Queued behind this handler, before either answer can be: it
             // runs in between, so this thread was not blocked waiting.
             ctx.direct_mbox().send(Tick);
-            let sum = ctx.request::<_, i64>(&me.adder, Add(20, 22), timeout);
-            let kept = ctx.request::<_, i64>(&me.adder, Keep, timeout);
+            let sum = ctx.request::<_, i64, _>(&me.adder, Add(20, 22), timeout);
+            let kept = ctx.request::<_, i64, _>(&me.adder, Keep, timeout);
             assert_ne!(sum, kept);
         });
         def.subscribe_self(|me: &mut Asker, _: &Context<'_>, Tick| me.ticks += 1);
@@ -236,7 +236,7 @@ fn a_request_from_outside_can_be_answered_into_an_mchain() {
         launch(|env| {
             let adder = adder(env);
             let chain = env.create_mchain(MchainParams::unbounded());
-            let id = env.request::<_, i64, _>(&adder, Add(5, 6), LONG, &chain);
+            let id = env.request::<_, i64, _, _>(&adder, Add(5, 6), LONG, &chain);
             let mut got = None;
             mp_agents::receive(
                 mp_agents::from(&chain).handle_n(1).empty_timeout(LONG),
@@ -296,7 +296,7 @@ fn dead_letter_handlers_get_what_no_state_handles() {
             });
             env.register_coop(coop).unwrap();
             sleeper.send(Ping(1));
-            assert_eq!(ask::<_, i64>(&sleeper, Add(1, 1), LONG), Ok(-1));
+            assert_eq!(ask::<_, i64, _>(&sleeper, Add(1, 1), LONG), Ok(-1));
             sleeper.send(Wake);
             sleeper.send(Ping(2));
             assert_eq!(seen.recv_timeout(LONG).unwrap(), "dead ping 1");

@@ -97,7 +97,7 @@ struct Other;
 impl Agent for Other {}
 
 fn seen(listener: &DirectMbox) -> Vec<String> {
-    ask::<_, Vec<String>>(listener, Seen, LONG).unwrap()
+    ask::<_, Vec<String>, _>(listener, Seen, LONG).unwrap()
 }
 
 #[test]
@@ -145,7 +145,7 @@ fn subscriptions_made_and_dropped_at_run_time() {
             );
 
             assert_eq!(
-                ask::<_, String>(&listener, Probe, LONG).unwrap(),
+                ask::<_, String, _>(&listener, Probe, LONG).unwrap(),
                 Error::WrongAgentType {
                     given: std::any::type_name::<Other>(),
                     actual: std::any::type_name::<Listener>(),
@@ -156,7 +156,7 @@ fn subscriptions_made_and_dropped_at_run_time() {
             listener.send(Listen);
             listener.send(Deactivate);
             assert_eq!(
-                ask::<_, Vec<String>>(&listener, Seen, LONG),
+                ask::<_, Vec<String>, _>(&listener, Seen, LONG),
                 Err(AskError::ReceiverGone {
                     request: std::any::type_name::<Seen>()
                 })

@@ -45,7 +45,7 @@ fn started_used_from_outside_stopped_and_joined() {
         });
         env.register_coop(coop).unwrap();
         assert_eq!(
-            ask::<_, String>(&echo, "hi".to_string(), LONG).unwrap(),
+            ask::<_, String, _>(&echo, "hi".to_string(), LONG).unwrap(),
             "hi"
         );
         let report = wrapped.stop_then_join().unwrap();
