@@ -29,7 +29,7 @@ use crate::timer::{Target, TimerHandle, Timers};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AskError {
     /// No reply within the timeout.
-    #[error("request {request}: no reply within {after:?}")]
+    #[error("request `{request}`: no reply within {after:?}")]
     Timeout {
         /// The query's type.
         request: &'static str,
@@ -37,25 +37,25 @@ pub enum AskError {
         after: Duration,
     },
     /// The receiver has no handler for the request in its current state.
-    #[error("request {request}: the receiver has no handler for it in its current state")]
+    #[error("request `{request}`: the receiver has no handler for it in its current state")]
     NoHandler {
         /// The query's type.
         request: &'static str,
     },
     /// The receiver is gone (deregistered, finishing, or never registered).
-    #[error("request {request}: the receiver is gone")]
+    #[error("request `{request}`: the receiver is gone")]
     ReceiverGone {
         /// The query's type.
         request: &'static str,
     },
     /// The receiver's message limit for requests of this type refused it.
-    #[error("request {request}: refused by the receiver's message limit")]
+    #[error("request `{request}`: refused by the receiver's message limit")]
     LimitReached {
         /// The query's type.
         request: &'static str,
     },
     /// The request reached a handler, which let it go without replying.
-    #[error("request {request}: dropped by its handler without a reply")]
+    #[error("request `{request}`: dropped by its handler without a reply")]
     Unanswered {
         /// The query's type.
         request: &'static str,
