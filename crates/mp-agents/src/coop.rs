@@ -250,6 +250,7 @@ impl CoopBuilder {
             priority: agent.priority(),
             name: agent.name(),
             type_name: std::any::type_name::<A>(),
+            agent_type: std::any::TypeId::of::<A>(),
             slot: Box::new(AgentSlot::new(agent)),
         };
         let core = Arc::new(AgentCore::new(

@@ -135,7 +135,9 @@ pub(crate) struct AgentCore {
     /// The name the agent gave ([`Agent::name`](crate::Agent::name)).
     given_name: Option<Box<str>>,
     /// The agent's type, for a name when it gave none.
-    type_name: &'static str,
+    pub(crate) type_name: &'static str,
+    /// The agent's type (run-time subscriptions check handlers against it).
+    pub(crate) agent_type: TypeId,
     pub(crate) direct_id: MboxId,
     pub(crate) env: Weak<EnvInner>,
     pub(crate) coop: Weak<CoopInner>,
@@ -171,6 +173,7 @@ pub(crate) struct NewAgent {
     pub(crate) priority: Priority,
     pub(crate) name: Option<String>,
     pub(crate) type_name: &'static str,
+    pub(crate) agent_type: TypeId,
 }
 
 impl AgentCore {
@@ -187,11 +190,13 @@ impl AgentCore {
             priority,
             name,
             type_name,
+            agent_type,
         } = agent;
         AgentCore {
             id: AgentId::fresh(),
             given_name: name.map(String::into_boxed_str),
             type_name,
+            agent_type,
             direct_id: MboxId::fresh(),
             env,
             coop,

@@ -159,11 +159,9 @@ pub(crate) struct StateView<'a> {
     tree: Option<&'a StateTree>,
     current: u32,
     pending: Cell<Option<u32>>,
-    /// The agent's type, where subscriptions can change (a machine's own
-    /// handlers and hooks).
-    pub(crate) agent_type: Option<(TypeId, &'static str)>,
-    /// Subscription changes asked for, applied when the handler returns.
-    pub(crate) ops: RefCell<Vec<Op>>,
+    /// Where subscription changes asked for go (the machine's list,
+    /// applied when the handler returns); none outside a machine.
+    pub(crate) ops: Option<&'a RefCell<Vec<Op>>>,
 }
 
 impl<'a> StateView<'a> {
@@ -175,18 +173,16 @@ impl<'a> StateView<'a> {
             tree: None,
             current: 0,
             pending: Cell::new(None),
-            agent_type: None,
-            ops: RefCell::default(),
+            ops: None,
         }
     }
 
-    fn of<A: 'static>(tree: &'a StateTree, current: u32) -> StateView<'a> {
+    fn of(tree: &'a StateTree, current: u32, ops: &'a RefCell<Vec<Op>>) -> StateView<'a> {
         StateView {
             tree: Some(tree),
             current,
             pending: Cell::new(None),
-            agent_type: Some((TypeId::of::<A>(), std::any::type_name::<A>())),
-            ops: RefCell::default(),
+            ops: Some(ops),
         }
     }
 
@@ -272,14 +268,13 @@ fn run_hook<A: 'static>(
     core: &Arc<AgentCore>,
     tree: &StateTree,
     s: u32,
-    ops: &mut Vec<Op>,
+    ops: &RefCell<Vec<Op>>,
 ) -> Option<u32> {
     let ctx = Context {
         core,
-        states: StateView::of::<A>(tree, s),
+        states: StateView::of(tree, s, ops),
     };
     hook(agent, &ctx);
-    ops.append(&mut ctx.states.ops.take());
     ctx.states.pending.take()
 }
 /// The handlers of one (mbox, type), each with its state.
@@ -319,7 +314,7 @@ pub(crate) struct Machine<A> {
     dead_letters: HashMap<(MboxId, TypeId), Handler<A>>,
     /// Subscription changes asked for by the handlers and hooks run since
     /// the last [`flush_ops`](Self::flush_ops).
-    ops: Vec<Op>,
+    ops: RefCell<Vec<Op>>,
     /// [`Context::deactivate`]d: no handler, no state change.
     deactivated: bool,
     on_enter: HashMap<u32, Hook<A>>,
@@ -343,7 +338,7 @@ impl<A: Agent> Machine<A> {
             handlers: HashMap::default(),
             specials: HashMap::default(),
             dead_letters: HashMap::default(),
-            ops: Vec::new(),
+            ops: RefCell::default(),
             deactivated: false,
             on_enter: HashMap::default(),
             on_exit: HashMap::default(),
@@ -435,8 +430,7 @@ impl<A: Agent> Machine<A> {
             drop_as(reason, payload);
             return;
         };
-        if let Some(target) =
-            run_handler(handler, agent, core, tree, *current, payload, &mut self.ops)
+        if let Some(target) = run_handler(handler, agent, core, tree, *current, payload, &self.ops)
         {
             self.switch(agent, core, target);
         }
@@ -454,15 +448,15 @@ impl<A: Agent> Machine<A> {
     fn context<'a>(&'a self, core: &'a Arc<AgentCore>, current: u32) -> Context<'a> {
         Context {
             core,
-            states: StateView::of::<A>(&self.tree, current),
+            states: StateView::of(&self.tree, current, &self.ops),
         }
     }
 
     /// Applies the subscription changes asked for so far (those asked for
     /// by what they run too).
     pub(crate) fn flush_ops(&mut self, core: &Arc<AgentCore>) {
-        while !self.ops.is_empty() {
-            for op in std::mem::take(&mut self.ops) {
+        while !self.ops.get_mut().is_empty() {
+            for op in std::mem::take(self.ops.get_mut()) {
                 self.apply(core, op);
             }
         }
@@ -523,7 +517,6 @@ impl<A: Agent> Machine<A> {
         let ctx = self.context(core, self.current);
         hook(agent, &ctx);
         let pending = ctx.states.pending.take();
-        self.ops.append(&mut ctx.states.ops.take());
         if let Some(target) = pending {
             self.switch(agent, core, target);
         }
@@ -579,13 +572,13 @@ impl<A: Agent> Machine<A> {
         let Some(Found::Handler(at)) = find(tree, *current, Some(&*list), None) else {
             return self.unhandled(agent, core, mbox, ty, payload);
         };
-        let ops = &mut self.ops;
+        let ops = &self.ops;
         if let Some(target) =
             run_handler(&mut list[at].1, agent, core, tree, *current, payload, ops)
         {
             self.switch(agent, core, target);
         }
-        if !self.ops.is_empty() {
+        if !self.ops.get_mut().is_empty() {
             self.flush_ops(core);
         }
     }
@@ -633,7 +626,7 @@ impl<A: Agent> Machine<A> {
                         unreachable!("found in it");
                     };
                     let handler = &mut list[at].1;
-                    let ops = &mut self.ops;
+                    let ops = &self.ops;
                     if let Some(target) =
                         run_handler(handler, agent, core, tree, *current, payload, ops)
                     {
@@ -721,8 +714,7 @@ impl<A: Agent> Machine<A> {
                 timer.cancel();
             }
             if let Some(hook) = self.on_exit.get_mut(&s) {
-                pending =
-                    run_hook::<A>(hook, agent, core, &self.tree, s, &mut self.ops).or(pending);
+                pending = run_hook::<A>(hook, agent, core, &self.tree, s, &self.ops).or(pending);
             }
         }
         self.current = new_leaf;
@@ -737,8 +729,7 @@ impl<A: Agent> Machine<A> {
                 self.arm(core, s, limit);
             }
             if let Some(hook) = self.on_enter.get_mut(&s) {
-                pending =
-                    run_hook::<A>(hook, agent, core, &self.tree, s, &mut self.ops).or(pending);
+                pending = run_hook::<A>(hook, agent, core, &self.tree, s, &self.ops).or(pending);
             }
         }
         pending
@@ -779,17 +770,13 @@ fn run_handler<A: 'static>(
     tree: &StateTree,
     current: u32,
     payload: Payload,
-    ops: &mut Vec<Op>,
+    ops: &RefCell<Vec<Op>>,
 ) -> Option<u32> {
     let ctx = Context {
         core,
-        states: StateView::of::<A>(tree, current),
+        states: StateView::of(tree, current, ops),
     };
     handler(agent, &ctx, payload);
-    let asked = ctx.states.ops.take();
-    if !asked.is_empty() {
-        ops.extend(asked);
-    }
     ctx.states.pending.take()
 }
 

@@ -112,15 +112,14 @@ impl Context<'_> {
         M: Send + 'static,
         F: FnMut(&mut A, &Context<'_>, M) + Send + 'static,
     {
-        match self.states.agent_type {
-            None => return Err(Error::NotInAgentHandler),
-            Some((ty, actual)) if ty != TypeId::of::<A>() => {
-                return Err(Error::WrongAgentType {
-                    given: std::any::type_name::<A>(),
-                    actual,
-                })
-            }
-            Some(_) => {}
+        if self.states.ops.is_none() {
+            return Err(Error::NotInAgentHandler);
+        }
+        if self.core.agent_type != TypeId::of::<A>() {
+            return Err(Error::WrongAgentType {
+                given: std::any::type_name::<A>(),
+                actual: self.core.type_name,
+            });
         }
         self.asked(Op::Insert {
             insert: Box::new(move |machine| {
@@ -147,7 +146,7 @@ impl Context<'_> {
     }
 
     fn own_state(&self, state: &State) -> Result<u32, Error> {
-        if self.states.agent_type.is_none() {
+        if self.states.ops.is_none() {
             return Err(Error::NotInAgentHandler);
         }
         self.states
@@ -156,10 +155,10 @@ impl Context<'_> {
     }
 
     fn asked(&self, op: Op) -> Result<(), Error> {
-        if self.states.agent_type.is_none() {
+        let Some(ops) = self.states.ops else {
             return Err(Error::NotInAgentHandler);
-        }
-        self.states.ops.borrow_mut().push(op);
+        };
+        ops.borrow_mut().push(op);
         Ok(())
     }
 }
