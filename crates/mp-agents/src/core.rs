@@ -80,7 +80,7 @@ pub(crate) type AgentSlotLock =
 /// for every demand, made the line bounce twice more per message between
 /// two threads (+10% two-thread ping-pong once apart).
 #[repr(align(128))]
-struct Padded<T>(T);
+pub(crate) struct Padded<T>(T);
 
 impl<T> std::ops::Deref for Padded<T> {
     type Target = T;
@@ -156,7 +156,9 @@ pub(crate) struct AgentCore {
     same_thread: AtomicBool,
     /// That key (written before `same_thread` is set).
     same_thread_key: AtomicUsize,
-    pub(crate) agent: AgentSlotLock,
+    /// On lines of its own too: the receiving thread takes it for every
+    /// demand, while senders read the fields around it.
+    pub(crate) agent: Padded<AgentSlotLock>,
     /// Set once `define` subscribed a thread-safe handler (spares the
     /// lookup in `thread_safe` for every other agent's messages).
     has_thread_safe: AtomicBool,
@@ -215,7 +217,7 @@ impl AgentCore {
             })),
             same_thread: AtomicBool::new(false),
             same_thread_key: AtomicUsize::new(0),
-            agent: AgentSlotLock::new(Some(slot)),
+            agent: Padded(AgentSlotLock::new(Some(slot))),
             has_thread_safe: AtomicBool::new(false),
             thread_safe: RwLock::default(),
             subscriptions: Mutex::default(),
