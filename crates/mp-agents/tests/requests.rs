@@ -17,6 +17,8 @@ use mp_agents::{
 use parking_lot::Mutex;
 
 const LONG: Duration = Duration::from_secs(10);
+/// The limit on a whole test body.
+const WATCHDOG: Duration = Duration::from_secs(60);
 
 /// `Add(a, b)` answered with `a + b`; `Keep` requests are kept unanswered
 /// (to answer later on `Release`); `Forget` requests are dropped.
@@ -62,7 +64,7 @@ fn adder(env: &mp_agents::Environment) -> DirectMbox {
 
 #[test]
 fn a_blocking_ask_gets_the_reply() {
-    watchdog(LONG, || {
+    watchdog(WATCHDOG, || {
         launch(|env| {
             let adder = adder(env);
             assert_eq!(ask::<_, i64, _>(&adder, Add(2, 3), LONG), Ok(5));
@@ -86,7 +88,7 @@ fn a_blocking_ask_gets_the_reply() {
 
 #[test]
 fn each_failure_of_a_request_is_told_apart() {
-    watchdog(LONG, || {
+    watchdog(WATCHDOG, || {
         launch(|env| {
             let adder = adder(env);
             let short = Duration::from_millis(20);
@@ -147,7 +149,7 @@ impl Agent for Busy {
 
 #[test]
 fn a_request_over_the_receivers_limit_is_refused_at_once() {
-    watchdog(LONG, || {
+    watchdog(WATCHDOG, || {
         launch(|env| {
             let gate = Arc::new(Mutex::new(()));
             let closed = gate.lock();
@@ -206,7 +208,7 @@ impl Agent for Asker {
 
 #[test]
 fn a_request_from_a_handler_comes_back_as_a_message() {
-    watchdog(LONG, || {
+    watchdog(WATCHDOG, || {
         launch(|env| {
             let adder = adder(env);
             let (tx, answers) = mpsc::channel();
@@ -232,7 +234,7 @@ fn a_request_from_a_handler_comes_back_as_a_message() {
 
 #[test]
 fn a_request_from_outside_can_be_answered_into_an_mchain() {
-    watchdog(LONG, || {
+    watchdog(WATCHDOG, || {
         launch(|env| {
             let adder = adder(env);
             let chain = env.create_mchain(MchainParams::unbounded());
@@ -286,7 +288,7 @@ impl Agent for Sleeper {
 
 #[test]
 fn dead_letter_handlers_get_what_no_state_handles() {
-    watchdog(LONG, || {
+    watchdog(WATCHDOG, || {
         launch(|env| {
             let (tx, seen) = mpsc::channel();
             let mut coop = env.make_coop();

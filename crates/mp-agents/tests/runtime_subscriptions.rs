@@ -14,6 +14,8 @@ use mp_agents::{
 };
 
 const LONG: Duration = Duration::from_secs(10);
+/// The limit on a whole test body.
+const WATCHDOG: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 struct News(u32);
@@ -102,7 +104,7 @@ fn seen(listener: &DirectMbox) -> Vec<String> {
 
 #[test]
 fn subscriptions_made_and_dropped_at_run_time() {
-    watchdog(LONG, || {
+    watchdog(WATCHDOG, || {
         let finished = Arc::new(AtomicBool::new(false));
         let f = finished.clone();
         launch(move |env| {
@@ -189,7 +191,7 @@ impl Agent for Shared {
 
 #[test]
 fn a_thread_safe_handler_cannot_change_subscriptions() {
-    watchdog(LONG, || {
+    watchdog(WATCHDOG, || {
         launch(|env| {
             let (tx, rx) = mpsc::channel();
             let mut coop = env.make_coop();

@@ -16,6 +16,8 @@ use mp_agents::{
 };
 
 const LONG: Duration = Duration::from_secs(10);
+/// The limit on a whole test body.
+const WATCHDOG: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Debug, PartialEq)]
 struct Reading(i32);
@@ -33,7 +35,7 @@ fn drain<M: Send + 'static>(chain: &Mchain) -> Vec<M> {
 
 #[test]
 fn an_mbox_bound_to_chains_filtered_transformed_and_unbound() {
-    watchdog(LONG, || {
+    watchdog(WATCHDOG, || {
         launch(|env| {
             let readings = env.create_mbox();
             let all = env.create_mchain(MchainParams::unbounded());
@@ -81,7 +83,7 @@ impl Agent for Relay {
 
 #[test]
 fn a_sink_delivers_to_an_agent_and_a_loop_of_sinks_is_cut() {
-    watchdog(LONG, || {
+    watchdog(WATCHDOG, || {
         launch(|env| {
             let (tx, rx) = mpsc::channel();
             let mut coop = env.make_coop();
@@ -136,7 +138,7 @@ impl Agent for Service {
 
 #[test]
 fn a_unique_mbox_moves_messages_to_its_one_subscriber() {
-    watchdog(LONG, || {
+    watchdog(WATCHDOG, || {
         launch(|env| {
             let jobs = env.create_unique_mbox();
             // Nobody yet: a request answers "no handler".

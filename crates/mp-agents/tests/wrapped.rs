@@ -14,6 +14,8 @@ use mp_agents::{ask, Agent, Context, Define, Error, Params, Request, WrappedEnv}
 use parking_lot::Mutex;
 
 const LONG: Duration = Duration::from_secs(10);
+/// The limit on a whole test body.
+const WATCHDOG: Duration = Duration::from_secs(60);
 
 struct Echo {
     finished: Arc<AtomicBool>,
@@ -35,7 +37,7 @@ impl Agent for Echo {
 
 #[test]
 fn started_used_from_outside_stopped_and_joined() {
-    watchdog(LONG, || {
+    watchdog(WATCHDOG, || {
         let mut wrapped = WrappedEnv::start().unwrap();
         let finished = Arc::new(AtomicBool::new(false));
         let env = wrapped.env();
@@ -57,7 +59,7 @@ fn started_used_from_outside_stopped_and_joined() {
 
 #[test]
 fn dropping_it_stops_the_environment_and_waits() {
-    watchdog(LONG, || {
+    watchdog(WATCHDOG, || {
         let finished = Arc::new(AtomicBool::new(false));
         let f = finished.clone();
         let wrapped = WrappedEnv::start_with(
@@ -79,7 +81,7 @@ fn dropping_it_stops_the_environment_and_waits() {
 
 #[test]
 fn a_panicking_init_is_an_error() {
-    watchdog(LONG, || {
+    watchdog(WATCHDOG, || {
         let err =
             WrappedEnv::start_with(Params::default(), |_| panic!("no init today")).unwrap_err();
         assert!(
@@ -112,7 +114,7 @@ impl Agent for Holder {
 
 #[test]
 fn a_handle_held_by_its_own_agent_neither_waits_for_itself_nor_hangs() {
-    watchdog(LONG, || {
+    watchdog(WATCHDOG, || {
         let wrapped = WrappedEnv::start().unwrap();
         let env = wrapped.env().clone();
         let (tx, joined) = mpsc::channel();
