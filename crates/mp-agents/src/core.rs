@@ -61,6 +61,7 @@ use crate::env::EnvInner;
 use crate::filter::Filter;
 use crate::limits::{Admit, Limit, Ticket};
 use crate::mbox::{Mbox, MboxId};
+use crate::trace;
 use crate::{AgentId, CoopId};
 use mp_thread::panic_message;
 
@@ -237,6 +238,15 @@ impl AgentCore {
         }
     }
 
+    /// One delivery step of this agent's, for delivery tracing (call only
+    /// when [`trace::on`]).
+    #[cold]
+    pub(crate) fn trace(&self, step: trace::Step, mbox: MboxId, ty: TypeId, what: &'static str) {
+        if let Some(filter) = trace::filter_of(self.env.as_ptr() as usize) {
+            trace::emit(&filter, step, Some(&self.name()), mbox, ty, what);
+        }
+    }
+
     /// What binders are told about this agent.
     pub(crate) fn info(&self) -> crate::disp::AgentInfo {
         crate::disp::AgentInfo {
@@ -281,7 +291,12 @@ impl AgentCore {
                 match crate::worker_queue::push_local(key, demand, || {
                     self.same_thread.load(Ordering::Acquire)
                 }) {
-                    Ok(()) => return,
+                    Ok(()) => {
+                        if trace::on() {
+                            self.trace(trace::Step::Send, mbox, ty, "queued");
+                        }
+                        return;
+                    }
                     Err(back) => match back.demand {
                         Demand::Message { payload: p, .. } => payload = p,
                         Demand::Start | Demand::Finish => unreachable!("made as a message"),
@@ -299,6 +314,14 @@ impl AgentCore {
                     Some(Admit::Counted(ticket)) => Some(ticket),
                     Some(Admit::Overflow(reaction)) => {
                         drop(q);
+                        if trace::on() {
+                            self.trace(
+                                trace::Step::Send,
+                                mbox,
+                                ty,
+                                "over its message limit: the limit's reaction applies",
+                            );
+                        }
                         // No lock held: the reaction may send on.
                         reaction.overflow(self.id, payload);
                         return;
@@ -318,6 +341,13 @@ impl AgentCore {
                 None
             }
         };
+        if trace::on() {
+            let what = match refused {
+                Some(_) => "dropped: the receiver is gone or finishing",
+                None => "queued",
+            };
+            self.trace(trace::Step::Send, mbox, ty, what);
+        }
         // Dropped outside the lock, never having reached the agent.
         if let Some(payload) = refused {
             drop_as(DropReason::ReceiverGone, payload);
@@ -505,6 +535,9 @@ impl AgentCore {
             } => {
                 // Out of the queue: its slot is free for the next one.
                 drop(ticket);
+                if trace::on() {
+                    return self.run_traced(mbox, ty, payload, thread_safe);
+                }
                 if thread_safe {
                     self.run_thread_safe(mbox, ty, payload);
                     return;
@@ -521,6 +554,28 @@ impl AgentCore {
             }
         }
         // `self` (a shell once the final step ran) is dropped here.
+    }
+
+    /// A message demand while delivery tracing is on: what the handler
+    /// sends is traced as sent by this agent.
+    #[cold]
+    fn run_traced(self: &Arc<Self>, mbox: MboxId, ty: TypeId, payload: Payload, thread_safe: bool) {
+        trace::as_current(
+            || self.name().into_owned(),
+            || {
+                if thread_safe {
+                    self.trace(
+                        trace::Step::Receive,
+                        mbox,
+                        ty,
+                        "handled by a thread-safe handler",
+                    );
+                    self.run_thread_safe(mbox, ty, payload);
+                } else {
+                    self.with_agent("handler", move |a, ctx| a.handle(ctx, mbox, ty, payload));
+                }
+            },
+        );
     }
 
     fn with_agent<F>(self: &Arc<Self>, what: &str, f: F)

@@ -28,6 +28,7 @@ use crate::mbox::Mbox;
 use crate::mchain::MchainRegistry;
 use crate::request::{Answer, Request, RequestId};
 use crate::timer::{Target, TimerHandle, Timers};
+use crate::trace::DeliveryFilter;
 use crate::worker_queue::WorkerQueue;
 use std::time::Duration;
 
@@ -149,6 +150,9 @@ pub struct Params {
     /// burst. `None` means [`DEFAULT_BUSY_WAIT`]; `Some(Duration::ZERO)`
     /// sleeps at once.
     pub busy_wait: Option<Duration>,
+    /// Traces the deliveries this filter selects from the start (see
+    /// [`Environment::set_delivery_tracing`]); `None` (the default): off.
+    pub delivery_tracing: Option<DeliveryFilter>,
 }
 
 impl Default for Params {
@@ -157,6 +161,7 @@ impl Default for Params {
             autoshutdown: true,
             panic_reaction: None,
             busy_wait: None,
+            delivery_tracing: None,
         }
     }
 }
@@ -297,6 +302,7 @@ where
             mchains: Mutex::default(),
         }),
     };
+    env.set_delivery_tracing(params.delivery_tracing.clone());
     let outcome = catch_unwind(AssertUnwindSafe(|| init(&env)));
     if outcome.is_err() {
         env.stop();
@@ -354,6 +360,7 @@ where
             Err(e) => failure = Some(e),
         }
     }
+    env.set_delivery_tracing(None);
     drop(env);
     if let Err(e) = reaper.shutdown() {
         failure.get_or_insert(e);
@@ -387,6 +394,15 @@ impl Environment {
             crate::contain::contain("stopping", "running a stop guard's callback", callback);
         }
         self.inner.maybe_begin_shutdown();
+    }
+
+    /// Traces the deliveries `filter` selects — who sent which message to
+    /// whom, which handler took it, or why it was dropped — as `tracing`
+    /// events (target `mp_agents::delivery`, level `TRACE`: enable them in
+    /// the subscriber, e.g. `RUST_LOG=mp_agents::delivery=trace`); `None`
+    /// turns it off. Off, it costs one relaxed atomic load per delivery.
+    pub fn set_delivery_tracing(&self, filter: Option<DeliveryFilter>) {
+        crate::trace::set(Arc::as_ptr(&self.inner) as usize, filter);
     }
 
     /// Adds a stop guard; refused once the shutdown has begun.

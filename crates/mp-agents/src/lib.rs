@@ -21,6 +21,7 @@
 //! | `dropped` | why an undelivered message is dropped, for a request's [`Replier`] | 3 |
 //! | `sink` | [`SinkBinding`]: an mbox's messages bound to another mbox or an mchain, filtered or transformed | 3 |
 //! | `unique_mbox` | [`UniqueMbox`]: one subscriber per type, messages moved (not cloned) | 3 |
+//! | `trace` | delivery tracing through `tracing`, selected by a [`DeliveryFilter`]; off at one atomic load | — |
 //! | `wrapped` | [`WrappedEnv`]: an environment on a thread of its own | 1 |
 //! | `contain` | user code on the environment's threads: a panic is logged, the thread goes on | 1 |
 //! | `disp` | [`Binder`], [`EventQueue`], [`Priority`], [`OneThreadDispatcher`], [`ActiveObjDispatcher`], [`ActiveGroupDispatcher`] | 1 |
@@ -149,6 +150,7 @@ mod sink;
 mod state;
 mod subscriptions;
 mod timer;
+mod trace;
 mod unique_mbox;
 mod worker_queue;
 mod wrapped;
@@ -176,6 +178,7 @@ pub use request::{ask, Answer, AskError, Replier, Request, RequestId};
 pub use sink::SinkBinding;
 pub use state::{History, InState, State};
 pub use timer::{Target, TimerHandle};
+pub use trace::DeliveryFilter;
 pub use unique_mbox::UniqueMbox;
 pub use wrapped::WrappedEnv;
 

@@ -57,6 +57,12 @@ impl Subscriber {
         }
     }
 
+    fn trace(&self, mbox: MboxId, ty: TypeId, what: &'static str) {
+        if let Receiver::Agent(core) = &self.receiver {
+            core.trace(crate::trace::Step::Send, mbox, ty, what);
+        }
+    }
+
     fn is_agent(&self, agent: AgentId) -> bool {
         matches!(&self.receiver, Receiver::Agent(core) if core.id == agent)
     }
@@ -131,6 +137,7 @@ impl Mbox {
     /// mbox's send: no clone); with none, it is dropped here (a request in
     /// it answers "no handler").
     pub(crate) fn send_unique<M: Send + 'static>(&self, msg: M) {
+        crate::trace::note::<M>();
         let ty = TypeId::of::<M>();
         let list = self.inner.subscribers.read().get(&ty).cloned();
         let taker = list.as_ref().and_then(|l| {
@@ -141,7 +148,10 @@ impl Mbox {
         });
         match taker {
             Some(sub) => sub.deliver(self.inner.id, ty, Box::new(msg)),
-            None => crate::dropped::drop_as(crate::dropped::DropReason::NoHandler, msg),
+            None => {
+                self.trace_unreceived(ty);
+                crate::dropped::drop_as(crate::dropped::DropReason::NoHandler, msg)
+            }
         }
     }
 
@@ -160,16 +170,18 @@ impl Mbox {
     /// last such subscriber and cloned for the others; with none it is
     /// dropped here, never having been visible to anyone.
     pub fn send<M: Clone + Send + 'static>(&self, msg: M) {
+        crate::trace::note::<M>();
         let list = self
             .inner
             .subscribers
             .read()
             .get(&TypeId::of::<M>())
             .cloned();
+        let ty = TypeId::of::<M>();
         let Some(list) = list else {
+            self.trace_unreceived(ty);
             return;
         };
-        let ty = TypeId::of::<M>();
         // Each taker gets a clone once the next taker is known; the last
         // one gets the original.
         let mut taker: Option<&Subscriber> = None;
@@ -178,6 +190,13 @@ impl Mbox {
                 Some(filter) => filter(&msg as &dyn Any),
                 None => true,
             };
+            if !wanted && crate::trace::on() {
+                sub.trace(
+                    self.inner.id,
+                    ty,
+                    "filtered out by the subscriber's delivery filter",
+                );
+            }
             if wanted {
                 if let Some(prev) = taker.replace(sub) {
                     prev.deliver(self.inner.id, ty, Box::new(msg.clone()));
@@ -218,6 +237,16 @@ impl Mbox {
             filter,
         });
         true
+    }
+
+    /// Delivery tracing: a message no one here takes.
+    fn trace_unreceived(&self, ty: TypeId) {
+        if !crate::trace::on() {
+            return;
+        }
+        // No agent to reach the environment through: every environment
+        // tracing sees it (an mbox belongs to none).
+        crate::trace::emit_unreceived(self.inner.id, ty);
     }
 
     /// For errors: the mbox's name, or its id.
@@ -317,6 +346,7 @@ impl DirectMbox {
     /// waits in the agent's buffer; once the agent has started finishing it
     /// is refused and dropped here (it was never visible to the agent).
     pub fn send<M: Send + 'static>(&self, msg: M) {
+        crate::trace::note::<M>();
         self.core
             .push_message(self.core.direct_id, TypeId::of::<M>(), Box::new(msg));
     }

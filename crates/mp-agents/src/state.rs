@@ -33,6 +33,7 @@ use crate::core::{AgentCore, Payload};
 use crate::dropped::{drop_as, DropReason};
 use crate::mbox::{Mbox, MboxId};
 use crate::timer::TimerHandle;
+use crate::trace;
 use crate::AgentId;
 
 /// Bound on chained switches (a hook asking for another switch, a
@@ -422,14 +423,31 @@ impl<A: Agent> Machine<A> {
             ..
         } = self;
         let Some(handler) = dead_letters.get_mut(&(mbox, ty)) else {
-            let reason = if self.deactivated {
-                DropReason::ReceiverGone
+            let (reason, what) = if self.deactivated {
+                (
+                    DropReason::ReceiverGone,
+                    "dropped: the agent is deactivated",
+                )
             } else {
-                DropReason::NoHandler
+                (
+                    DropReason::NoHandler,
+                    "dropped: no handler in the current state",
+                )
             };
+            if trace::on() {
+                core.trace(trace::Step::Receive, mbox, ty, what);
+            }
             drop_as(reason, payload);
             return;
         };
+        if trace::on() {
+            core.trace(
+                trace::Step::Receive,
+                mbox,
+                ty,
+                "handled by the dead-letter handler",
+            );
+        }
         if let Some(target) = run_handler(handler, agent, core, tree, *current, payload, &self.ops)
         {
             self.switch(agent, core, target);
@@ -572,6 +590,9 @@ impl<A: Agent> Machine<A> {
         let Some(Found::Handler(at)) = find(tree, *current, Some(&*list), None) else {
             return self.unhandled(agent, core, mbox, ty, payload);
         };
+        if trace::on() {
+            core.trace(trace::Step::Receive, mbox, ty, "handled");
+        }
         let ops = &self.ops;
         if let Some(target) =
             run_handler(&mut list[at].1, agent, core, tree, *current, payload, ops)
@@ -612,7 +633,17 @@ impl<A: Agent> Machine<A> {
             let found = find(tree, *current, handlers.as_deref(), specials.get(&ty));
             match found {
                 None => return self.unhandled(agent, core, mbox, ty, payload),
-                Some(Found::Special(Special::Suppress)) => return,
+                Some(Found::Special(Special::Suppress)) => {
+                    if trace::on() {
+                        core.trace(
+                            trace::Step::Receive,
+                            mbox,
+                            ty,
+                            "suppressed in the current state",
+                        );
+                    }
+                    return;
+                }
                 Some(Found::Special(Special::JustSwitch(target))) => {
                     self.switch(agent, core, target);
                     return;
@@ -625,6 +656,9 @@ impl<A: Agent> Machine<A> {
                     let Some(list) = handlers else {
                         unreachable!("found in it");
                     };
+                    if trace::on() {
+                        core.trace(trace::Step::Receive, mbox, ty, "handled");
+                    }
                     let handler = &mut list[at].1;
                     let ops = &self.ops;
                     if let Some(target) =
