@@ -302,7 +302,9 @@ where
             mchains: Mutex::default(),
         }),
     };
-    env.set_delivery_tracing(params.delivery_tracing.clone());
+    if let Some(filter) = &params.delivery_tracing {
+        env.set_delivery_tracing(Some(filter.clone()));
+    }
     let outcome = catch_unwind(AssertUnwindSafe(|| init(&env)));
     if outcome.is_err() {
         env.stop();

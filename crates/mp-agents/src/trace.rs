@@ -14,11 +14,11 @@
 
 use std::any::TypeId;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{const_rwlock, RwLock};
 
 use crate::mbox::MboxId;
 
@@ -29,10 +29,11 @@ static TRACING: AtomicUsize = AtomicUsize::new(0);
 type EnvFilter = (usize, Arc<DeliveryFilter>);
 
 /// Each tracing environment's filter, by the environment's address.
-static FILTERS: LazyLock<RwLock<Vec<EnvFilter>>> = LazyLock::new(Default::default);
+/// (Built in a const: no lazy initialiser runs on the first sender.)
+static FILTERS: RwLock<Vec<EnvFilter>> = const_rwlock(Vec::new());
 
 /// Message type names seen at send sites while tracing is on.
-static NAMES: LazyLock<RwLock<HashMap<TypeId, &'static str>>> = LazyLock::new(Default::default);
+static NAMES: RwLock<BTreeMap<TypeId, &'static str>> = const_rwlock(BTreeMap::new());
 
 thread_local! {
     /// The agent whose demand runs on this thread (while tracing is on).
