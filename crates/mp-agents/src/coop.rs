@@ -418,7 +418,7 @@ fn try_register(builder: CoopBuilder, spill: &mut Spill) -> Result<CoopHandle, E
     let id = coop.id;
     let alive = coop.alive.clone();
     let weak = Arc::downgrade(&coop);
-    if let Err((e, coop)) = link(&env, coop) {
+    if let Err((e, coop)) = link(&env, coop, resolved.len()) {
         unsubscribe(&resolved);
         undo_preallocation(&resolved);
         // Take the entries and notificators back: they go with the spill.
@@ -454,10 +454,14 @@ fn try_register(builder: CoopBuilder, spill: &mut Spill) -> Result<CoopHandle, E
     })
 }
 
-/// Puts `coop` into its parent's child map (or the root map). On failure
-/// the cooperation comes back with the error.
+/// Puts `coop`, of `agents` agents, into its parent's child map (or the
+/// root map). On failure the cooperation comes back with the error.
 #[allow(clippy::result_large_err)]
-fn link(env: &Environment, coop: Arc<CoopInner>) -> Result<(), (Error, Arc<CoopInner>)> {
+fn link(
+    env: &Environment,
+    coop: Arc<CoopInner>,
+    agents: usize,
+) -> Result<(), (Error, Arc<CoopInner>)> {
     match &coop.parent {
         None => {
             let mut st = env.inner.state.lock();
@@ -471,6 +475,7 @@ fn link(env: &Environment, coop: Arc<CoopInner>) -> Result<(), (Error, Arc<CoopI
             }
             drop(reaction);
             st.live_coops += 1;
+            st.live_agents += agents;
             st.root.insert(coop.id, coop);
             Ok(())
         }
@@ -488,7 +493,11 @@ fn link(env: &Environment, coop: Arc<CoopInner>) -> Result<(), (Error, Arc<CoopI
                         *reaction = *parent.reaction.lock();
                     }
                     drop(reaction);
-                    env.inner.state.lock().live_coops += 1;
+                    {
+                        let mut st = env.inner.state.lock();
+                        st.live_coops += 1;
+                        st.live_agents += agents;
+                    }
                     pst.children.insert(coop.id, coop);
                     None
                 }
@@ -576,6 +585,7 @@ fn final_step(coop: &Arc<CoopInner>) {
             st.reason,
         )
     };
+    let agents = entries.len();
     // Agents first: state (with handlers), event queue (the dispatcher
     // handle behind it), undelivered demands; then unbind and drop the binders (and with them dispatchers
     // whose last user this was, closing their workers).
@@ -631,7 +641,7 @@ fn final_step(coop: &Arc<CoopInner>) {
     // Counted out only now: when the count reaches zero everything above
     // has been dropped.
     if let Some(env) = &env {
-        env.coop_gone();
+        env.coop_gone(agents);
     }
     drop(removed);
     if let Some(parent) = parent_ready {

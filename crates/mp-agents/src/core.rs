@@ -81,7 +81,7 @@ pub(crate) type AgentSlotLock =
 /// for every demand, made the line bounce twice more per message between
 /// two threads (+10% two-thread ping-pong once apart).
 #[repr(align(128))]
-pub(crate) struct Padded<T>(T);
+pub(crate) struct Padded<T>(pub(crate) T);
 
 impl<T> std::ops::Deref for Padded<T> {
     type Target = T;

@@ -13,8 +13,12 @@
 //! reaper joins the threads (invariant 1). Because the final step of a
 //! cooperation runs on the deregistration thread, that last drop happens
 //! there, never on one of the dispatcher's own workers.
+//!
+//! Every dispatcher is a [`StatsSource`] of its environment (held weakly:
+//! being observed never keeps it alive), named `disp/<kind>/<name>`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use mp_thread::{ThreadHandle, Worker};
@@ -23,6 +27,7 @@ use parking_lot::Mutex;
 use crate::core::ExecDemand;
 use crate::env::{EnvInner, Environment};
 use crate::error::Error;
+use crate::stats::{Quantity, StatsSource};
 use crate::worker_queue::WorkerQueue;
 use crate::{AgentId, CoopId};
 
@@ -141,6 +146,21 @@ pub struct OneThreadDispatcher {
 
 struct OneThreadInner {
     queue: Arc<WorkerQueue>,
+    name: String,
+    /// Agents bound (for the stats).
+    bound: AtomicUsize,
+}
+
+/// Makes `source` one of `env`'s stats sources.
+pub(crate) fn add_source<S: StatsSource>(env: &Environment, source: &Arc<S>) {
+    let weak: Weak<S> = Arc::downgrade(source);
+    env.inner.stats.registry.add(weak);
+}
+
+/// A queue whose [`SharedQueueBinder`] counts the agents bound to it.
+pub(crate) trait CountsBound: EventQueue {
+    /// Agents bound now.
+    fn bound(&self) -> &AtomicUsize;
 }
 
 impl std::fmt::Debug for OneThreadDispatcher {
@@ -154,11 +174,13 @@ impl std::fmt::Debug for OneThreadDispatcher {
 impl OneThreadDispatcher {
     /// Starts the dispatcher's thread, called `name`.
     pub fn new(env: &Environment, name: &str) -> Result<OneThreadDispatcher, Error> {
-        Ok(OneThreadDispatcher {
-            inner: Arc::new(OneThreadInner {
-                queue: env.spawn_worker_queue(name)?,
-            }),
-        })
+        let inner = Arc::new(OneThreadInner {
+            queue: env.spawn_worker_queue(name)?,
+            name: name.to_string(),
+            bound: AtomicUsize::new(0),
+        });
+        add_source(env, &inner);
+        Ok(OneThreadDispatcher { inner })
     }
 
     /// A binder that puts agents on this dispatcher's thread.
@@ -180,17 +202,32 @@ impl Binder for OneThreadInner {
     fn undo_preallocation(&self, _agent: AgentInfo) {}
 
     fn bind(&self, _agent: AgentInfo) -> Arc<dyn EventQueue> {
+        self.bound.fetch_add(1, Ordering::Relaxed);
         self.queue.clone()
     }
 
-    fn unbind(&self, _agent: AgentInfo) {}
+    fn unbind(&self, _agent: AgentInfo) {
+        self.bound.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl StatsSource for OneThreadInner {
+    fn report(&self, out: &mut Vec<Quantity>) {
+        let prefix = format!("disp/ot/{}", self.name);
+        out.push(Quantity::new(
+            prefix.clone(),
+            "agent.count",
+            self.bound.load(Ordering::Relaxed),
+        ));
+        out.push(Quantity::new(prefix, "demands.count", self.queue.pending()));
+    }
 }
 
 /// Binds every agent to one queue the dispatcher shares among them (it
 /// keeps nothing per agent): the pools and prio_one_thread.
-pub(crate) struct SharedQueueBinder<Q: EventQueue>(pub(crate) Arc<Q>);
+pub(crate) struct SharedQueueBinder<Q: CountsBound>(pub(crate) Arc<Q>);
 
-impl<Q: EventQueue> Binder for SharedQueueBinder<Q> {
+impl<Q: CountsBound> Binder for SharedQueueBinder<Q> {
     fn preallocate(&self, _agent: AgentInfo) -> Result<(), Error> {
         Ok(())
     }
@@ -198,10 +235,13 @@ impl<Q: EventQueue> Binder for SharedQueueBinder<Q> {
     fn undo_preallocation(&self, _agent: AgentInfo) {}
 
     fn bind(&self, _agent: AgentInfo) -> Arc<dyn EventQueue> {
+        self.0.bound().fetch_add(1, Ordering::Relaxed);
         self.0.clone()
     }
 
-    fn unbind(&self, _agent: AgentInfo) {}
+    fn unbind(&self, _agent: AgentInfo) {
+        self.0.bound().fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A worker thread per agent ("active object").
@@ -228,13 +268,13 @@ impl ActiveObjDispatcher {
     /// A dispatcher whose threads are called `name-<agent>`; they start as
     /// agents are registered and stop as they are deregistered.
     pub fn new(env: &Environment, name: &str) -> ActiveObjDispatcher {
-        ActiveObjDispatcher {
-            inner: Arc::new(ActiveObjInner {
-                env: Arc::downgrade(&env.inner),
-                name: name.to_string(),
-                workers: Mutex::default(),
-            }),
-        }
+        let inner = Arc::new(ActiveObjInner {
+            env: Arc::downgrade(&env.inner),
+            name: name.to_string(),
+            workers: Mutex::default(),
+        });
+        add_source(env, &inner);
+        ActiveObjDispatcher { inner }
     }
 
     /// A binder that gives each agent its own thread.
@@ -276,6 +316,17 @@ impl Binder for ActiveObjInner {
     }
 }
 
+impl StatsSource for ActiveObjInner {
+    fn report(&self, out: &mut Vec<Quantity>) {
+        let queues: Vec<Arc<WorkerQueue>> = self.workers.lock().values().cloned().collect();
+        let prefix = format!("disp/ao/{}", self.name);
+        let demands = queues.iter().map(|q| q.pending()).sum();
+        out.push(Quantity::new(prefix.clone(), "agent.count", queues.len()));
+        out.push(Quantity::new(prefix.clone(), "thread.count", queues.len()));
+        out.push(Quantity::new(prefix, "demands.count", demands));
+    }
+}
+
 /// A worker thread per named group of agents ("active group"): agents
 /// bound with the same group name share a thread, which starts with the
 /// group's first agent and stops when its last agent is unbound.
@@ -304,14 +355,14 @@ impl std::fmt::Debug for ActiveGroupDispatcher {
 impl ActiveGroupDispatcher {
     /// A dispatcher whose group threads are called `name-<group>`.
     pub fn new(env: &Environment, name: &str) -> ActiveGroupDispatcher {
-        ActiveGroupDispatcher {
-            inner: Arc::new(ActiveGroupInner {
-                env: Arc::downgrade(&env.inner),
-                name: name.to_string(),
-                groups: Mutex::default(),
-                members: Mutex::default(),
-            }),
-        }
+        let inner = Arc::new(ActiveGroupInner {
+            env: Arc::downgrade(&env.inner),
+            name: name.to_string(),
+            groups: Mutex::default(),
+            members: Mutex::default(),
+        });
+        add_source(env, &inner);
+        ActiveGroupDispatcher { inner }
     }
 
     /// A binder that puts agents on the thread of `group`.
@@ -340,6 +391,29 @@ impl ActiveGroupInner {
             groups.remove(&group).map(|(queue, _)| queue)
         } else {
             None
+        }
+    }
+}
+
+impl StatsSource for ActiveGroupInner {
+    fn report(&self, out: &mut Vec<Quantity>) {
+        let mut groups: Vec<(String, Arc<WorkerQueue>, usize)> = self
+            .groups
+            .lock()
+            .iter()
+            .map(|(name, (queue, count))| (name.clone(), queue.clone(), *count))
+            .collect();
+        groups.sort_by(|a, b| a.0.cmp(&b.0));
+        let prefix = format!("disp/ag/{}", self.name);
+        let agents = groups.iter().map(|g| g.2).sum();
+        let demands = groups.iter().map(|g| g.1.pending()).sum();
+        out.push(Quantity::new(prefix.clone(), "agent.count", agents));
+        out.push(Quantity::new(prefix.clone(), "thread.count", groups.len()));
+        out.push(Quantity::new(prefix.clone(), "demands.count", demands));
+        for (group, queue, count) in groups {
+            let prefix = format!("{prefix}/{group}");
+            out.push(Quantity::new(prefix.clone(), "agent.count", count));
+            out.push(Quantity::new(prefix, "demands.count", queue.pending()));
         }
     }
 }

@@ -27,6 +27,8 @@ use crate::error::Error;
 use crate::mbox::Mbox;
 use crate::mchain::MchainRegistry;
 use crate::request::{Answer, Request, RequestId};
+use crate::stats::Quantity;
+use crate::stats_controller::{StatsController, StatsState};
 use crate::timer::{Target, TimerHandle, Timers};
 use crate::trace::DeliveryFilter;
 use crate::worker_queue::WorkerQueue;
@@ -49,6 +51,8 @@ pub(crate) struct EnvState {
     closed: bool,
     pub(crate) root: HashMap<CoopId, Arc<CoopInner>>,
     pub(crate) live_coops: usize,
+    /// Agents of the cooperations counted in `live_coops`.
+    pub(crate) live_agents: usize,
     named: HashMap<String, Mbox>,
     /// Every thread started: its handle, and its mailbox if it is a worker.
     threads: Vec<(ThreadHandle, Option<Waiter>)>,
@@ -70,19 +74,42 @@ pub(crate) struct EnvInner {
     default_disp: Mutex<Option<OneThreadDispatcher>>,
     /// Chains made here; closed when the shutdown begins.
     pub(crate) mchains: Mutex<MchainRegistry>,
+    /// Data sources and the periodic distribution.
+    pub(crate) stats: StatsState,
 }
 
 impl EnvInner {
+    /// The environment's own figures (see [`StatsController`]), each lock
+    /// taken in turn, none while another is held.
+    pub(crate) fn own_stats(&self) -> Vec<Quantity> {
+        let (coops, agents, named) = {
+            let st = self.state.lock();
+            (st.live_coops, st.live_agents, st.named.len())
+        };
+        let (single_shot, periodic) = self.timers.counts();
+        let chains = self.mchains.lock().live();
+        vec![
+            Quantity::new("coop_repository", "coop.reg.count", coops),
+            Quantity::new("coop_repository", "agent.count", agents),
+            Quantity::new("mbox_repository", "named_mbox.count", named),
+            Quantity::new("timer_thread", "single_shot.count", single_shot),
+            Quantity::new("timer_thread", "periodic.count", periodic),
+            Quantity::new("mchain_repository", "mchain.count", chains),
+        ]
+    }
+
     /// The deregistration thread's id.
     pub(crate) fn dereg_thread(&self) -> ThreadId {
         self.dereg_thread
     }
 
-    /// A cooperation's final step is done (deregistration thread).
-    pub(crate) fn coop_gone(self: &Arc<Self>) {
+    /// A cooperation of `agents` agents finished its final step
+    /// (deregistration thread).
+    pub(crate) fn coop_gone(self: &Arc<Self>, agents: usize) {
         let autostop = {
             let mut st = self.state.lock();
             st.live_coops -= 1;
+            st.live_agents -= agents;
             if st.live_coops == 0 {
                 self.cv.notify_all();
             }
@@ -290,6 +317,7 @@ where
                 closed: false,
                 root: HashMap::new(),
                 live_coops: 0,
+                live_agents: 0,
                 named: HashMap::new(),
                 threads: vec![
                     (dereg.thread_handle(), Some(dereg.waiter().clone())),
@@ -300,6 +328,7 @@ where
             cv: Condvar::new(),
             default_disp: Mutex::new(None),
             mchains: Mutex::default(),
+            stats: StatsState::new(),
         }),
     };
     if let Some(filter) = &params.delivery_tracing {
@@ -610,6 +639,12 @@ impl Environment {
         crate::UniqueMbox {
             mbox: Mbox::new_unique(None),
         }
+    }
+
+    /// The environment's run-time stats: turn periodic distribution on,
+    /// read a snapshot, add a data source.
+    pub fn stats_controller(&self) -> StatsController<'_> {
+        StatsController::new(self)
     }
 
     /// The MPMC mbox called `name`, made on first use.

@@ -56,6 +56,11 @@ pub enum Error {
         agent: String,
     },
 
+    /// A stats distribution period of zero
+    /// ([`StatsController::set_distribution_period`](crate::StatsController::set_distribution_period)).
+    #[error("a stats distribution period must be longer than zero")]
+    ZeroDistributionPeriod,
+
     /// The threading layer failed (a thread could not start, ...).
     #[error(transparent)]
     Thread(#[from] mp_thread::Error),

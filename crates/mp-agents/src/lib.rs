@@ -28,6 +28,35 @@
 //! | `worker_queue` | the single-threaded dispatchers' demand queue: batches, same-thread sends, busy-waiting | 1, 3, 7 |
 //! | `pool` | [`ThreadPoolDispatcher`], [`AdvThreadPoolDispatcher`] | 1, 3 |
 //! | `prio` | [`PrioOneThreadDispatcher`], [`PrioDedicatedThreadsDispatcher`] | 1, 3 |
+//! | `stats` | run-time stats: [`Quantity`], the distribution markers, the [`StatsSource`] contract, the registry of sources (held weakly) | 1 |
+//! | `stats_controller` | [`StatsController`]: snapshots and periodic distribution to the stats mbox | 1 |
+//!
+//! ## Invariants
+//!
+//! The numbers in the table above and in each module's comment are the
+//! framework's design invariants; those mp-agents keeps are:
+//!
+//! 1. **No thread joins itself, and no `Drop` blocks on the thread running
+//!    it.** Every thread an environment starts is joined by its private
+//!    reaper; dropping the last handle of a worker anywhere — on that
+//!    worker included — only closes its mailbox. A cooperation's final
+//!    step (dropping its agents, binders and the dispatchers they were the
+//!    last users of) runs on the environment's deregistration thread.
+//! 3. **A payload's last owner is its receiver.** A send moves the message
+//!    into the receiver's queue and keeps no copy; a message never
+//!    delivered is dropped where it was queued (an agent's queue, a timer,
+//!    a chain), never by a sender that still borrows it.
+//! 5. **No thread-local state is reachable from another thread.** What a
+//!    thread keeps for itself (the queue its drain runs, the agent whose
+//!    handler runs, a limit's recursion depth) is read and written by that
+//!    thread only.
+//! 6. **A written lock order, and as few locks as can serve.** See "Lock
+//!    order" below; the same-thread send and the mchains' wake-ups have
+//!    loom models.
+//! 7. **Every blocking wait ends.** A receive, a select, a blocked send to
+//!    a full chain, an `ask`: each has a timeout or ends when the
+//!    environment shuts down; busy-waiting is bounded by
+//!    [`Params::busy_wait`].
 //!
 //! ## Threads of an environment
 //!
@@ -148,6 +177,8 @@ mod prio;
 mod request;
 mod sink;
 mod state;
+mod stats;
+mod stats_controller;
 mod subscriptions;
 mod timer;
 mod trace;
@@ -177,6 +208,8 @@ pub use prio::{PrioDedicatedThreadsDispatcher, PrioOneThreadDispatcher, Quotas};
 pub use request::{ask, Answer, AskError, Replier, Request, RequestId};
 pub use sink::SinkBinding;
 pub use state::{History, InState, State};
+pub use stats::{DistributionFinished, DistributionStarted, Quantity, StatsSource};
+pub use stats_controller::{StatsController, DEFAULT_DISTRIBUTION_PERIOD};
 pub use timer::{Target, TimerHandle};
 pub use trace::DeliveryFilter;
 pub use unique_mbox::UniqueMbox;

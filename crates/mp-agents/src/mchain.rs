@@ -86,6 +86,11 @@ pub(crate) struct MchainRegistry {
 }
 
 impl MchainRegistry {
+    /// Chains made here and still alive (none once closed).
+    pub(crate) fn live(&self) -> usize {
+        self.chains.iter().filter(|w| w.strong_count() > 0).count()
+    }
+
     /// Closes every chain (retaining contents) and every later one made.
     /// Called when the environment's shutdown begins.
     pub(crate) fn close_all(registry: &Mutex<MchainRegistry>) {

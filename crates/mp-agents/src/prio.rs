@@ -21,15 +21,19 @@
 //! state, when a dedicated thread starts).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use mp_thread::{ThreadHandle, Worker};
 use parking_lot::Mutex;
 
 use crate::core::ExecDemand;
-use crate::disp::{AgentInfo, Binder, EventQueue, Priority, SharedQueueBinder};
+use crate::disp::{
+    add_source, AgentInfo, Binder, CountsBound, EventQueue, Priority, SharedQueueBinder,
+};
 use crate::env::{EnvInner, Environment};
 use crate::error::Error;
+use crate::stats::{Quantity, StatsSource};
 use crate::worker_queue::WorkerQueue;
 
 /// Demands a drain job runs before it comes back as a new job.
@@ -80,6 +84,9 @@ pub struct PrioOneThreadDispatcher {
 struct OneInner {
     worker: Worker,
     queues: Arc<PrioQueues>,
+    name: String,
+    /// Agents bound (for the stats).
+    bound: AtomicUsize,
 }
 
 struct PrioQueues {
@@ -122,20 +129,22 @@ impl PrioOneThreadDispatcher {
     }
 
     fn start(env: &Environment, name: &str, policy: Policy) -> Result<Self, Error> {
-        Ok(PrioOneThreadDispatcher {
-            inner: Arc::new(OneInner {
-                worker: env.spawn_worker(name)?,
-                queues: Arc::new(PrioQueues {
-                    policy,
-                    state: Mutex::new(PrioState {
-                        queues: Default::default(),
-                        scheduled: false,
-                        current: Priority::COUNT - 1,
-                        taken: 0,
-                    }),
+        let inner = Arc::new(OneInner {
+            worker: env.spawn_worker(name)?,
+            name: name.to_string(),
+            bound: AtomicUsize::new(0),
+            queues: Arc::new(PrioQueues {
+                policy,
+                state: Mutex::new(PrioState {
+                    queues: Default::default(),
+                    scheduled: false,
+                    current: Priority::COUNT - 1,
+                    taken: 0,
                 }),
             }),
-        })
+        });
+        add_source(env, &inner);
+        Ok(PrioOneThreadDispatcher { inner })
     }
 
     /// A binder that puts agents on this dispatcher's thread.
@@ -169,6 +178,40 @@ impl EventQueue for OneInner {
                 let demand = st.queues[p].pop_back().expect("just pushed");
                 Err(demand)
             }
+        }
+    }
+}
+
+impl CountsBound for OneInner {
+    fn bound(&self) -> &AtomicUsize {
+        &self.bound
+    }
+}
+
+impl StatsSource for OneInner {
+    fn report(&self, out: &mut Vec<Quantity>) {
+        let lengths: Vec<usize> = self
+            .queues
+            .state
+            .lock()
+            .queues
+            .iter()
+            .map(VecDeque::len)
+            .collect();
+        let prefix = format!("disp/prio_ot/{}", self.name);
+        let agents = self.bound.load(Ordering::Relaxed);
+        out.push(Quantity::new(prefix.clone(), "agent.count", agents));
+        out.push(Quantity::new(
+            prefix.clone(),
+            "demands.count",
+            lengths.iter().sum(),
+        ));
+        for (p, len) in lengths.into_iter().enumerate() {
+            out.push(Quantity::new(
+                format!("{prefix}/p{p}"),
+                "demands.count",
+                len,
+            ));
         }
     }
 }
@@ -254,13 +297,13 @@ impl std::fmt::Debug for PrioDedicatedThreadsDispatcher {
 impl PrioDedicatedThreadsDispatcher {
     /// A dispatcher whose threads are called `name-p<priority>`.
     pub fn new(env: &Environment, name: &str) -> PrioDedicatedThreadsDispatcher {
-        PrioDedicatedThreadsDispatcher {
-            inner: Arc::new(DedicatedInner {
-                env: Arc::downgrade(&env.inner),
-                name: name.to_string(),
-                slots: Mutex::default(),
-            }),
-        }
+        let inner = Arc::new(DedicatedInner {
+            env: Arc::downgrade(&env.inner),
+            name: name.to_string(),
+            slots: Mutex::default(),
+        });
+        add_source(env, &inner);
+        PrioDedicatedThreadsDispatcher { inner }
     }
 
     /// A binder that puts each agent on the thread of its priority.
@@ -293,6 +336,29 @@ impl DedicatedInner {
             slot.take().map(|(queue, _)| queue)
         } else {
             None
+        }
+    }
+}
+
+impl StatsSource for DedicatedInner {
+    fn report(&self, out: &mut Vec<Quantity>) {
+        let slots: Vec<(usize, Arc<WorkerQueue>, usize)> = self
+            .slots
+            .lock()
+            .iter()
+            .enumerate()
+            .filter_map(|(p, slot)| slot.as_ref().map(|(q, n)| (p, q.clone(), *n)))
+            .collect();
+        let prefix = format!("disp/prio_dt/{}", self.name);
+        let agents = slots.iter().map(|s| s.2).sum();
+        let demands = slots.iter().map(|s| s.1.pending()).sum();
+        out.push(Quantity::new(prefix.clone(), "agent.count", agents));
+        out.push(Quantity::new(prefix.clone(), "thread.count", slots.len()));
+        out.push(Quantity::new(prefix.clone(), "demands.count", demands));
+        for (p, queue, count) in slots {
+            let prefix = format!("{prefix}/p{p}");
+            out.push(Quantity::new(prefix.clone(), "agent.count", count));
+            out.push(Quantity::new(prefix, "demands.count", queue.pending()));
         }
     }
 }

@@ -200,6 +200,19 @@ impl Timers {
         self.state.lock().entries.len()
     }
 
+    /// Timers armed now: (single-shot, periodic).
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let st = self.state.lock();
+        let periodic = st.entries.values().filter(|e| e.period.is_some()).count();
+        let firing_periodic = st
+            .firing
+            .as_ref()
+            .is_some_and(|f| f.periodic && !f.cancelled);
+        let firing_single = st.firing.as_ref().is_some_and(|f| !f.periodic);
+        let single = st.entries.len() - periodic + usize::from(firing_single);
+        (single, periodic + usize::from(firing_periodic))
+    }
+
     /// Stops the timer thread (it drops the timers still armed).
     pub(crate) fn close(&self) {
         self.state.lock().closed = true;

@@ -47,7 +47,7 @@ use std::time::Duration;
 use mp_thread::{ThreadHandle, Waiter, Worker};
 use parking_lot::Mutex;
 
-use crate::core::ExecDemand;
+use crate::core::{ExecDemand, Padded};
 use crate::disp::EventQueue;
 
 /// Demands a drain job runs before it comes back as a new job.
@@ -64,6 +64,10 @@ struct Demands {
     /// Pushes to the shared FIFO so far: each one's sequence number. Set
     /// under the lock; a polling drain and local pushes read it without.
     pushes: AtomicU64,
+    /// The number of the last shared demand the drain started (for the
+    /// stats: `pushes - started` wait). Written by the drain alone, on a
+    /// line of its own so the pushers' lines stay untouched.
+    started: Padded<AtomicU64>,
     busy_wait: Duration,
 }
 
@@ -85,6 +89,7 @@ impl WorkerQueue {
             demands: Arc::new(Demands {
                 state: Mutex::default(),
                 pushes: AtomicU64::new(0),
+                started: Padded(AtomicU64::new(0)),
                 busy_wait,
             }),
         }
@@ -97,6 +102,15 @@ impl WorkerQueue {
 
     pub(crate) fn worker(&self) -> &Worker {
         &self.worker
+    }
+
+    /// Demands pushed from other threads and not started yet, those of a
+    /// batch the drain has taken included (for the stats; a running
+    /// handler's sends to its own thread are not counted).
+    pub(crate) fn pending(&self) -> usize {
+        let pushed = self.demands.pushes.load(Ordering::Acquire);
+        let started = self.demands.started.load(Ordering::Relaxed);
+        usize::try_from(pushed.saturating_sub(started)).unwrap_or(usize::MAX)
     }
 }
 
@@ -361,7 +375,16 @@ impl Demands {
                 let next = match local {
                     LocalFront::Ready(demand) => Some(demand),
                     LocalFront::Empty | LocalFront::Later => {
-                        batch.pop_front().map(|(_, demand)| demand)
+                        batch.pop_front().map(|(seq, demand)| {
+                            // Local demands handed back on a yield come
+                            // through the FIFO with older numbers: the
+                            // mark only moves forward (one writer, so no
+                            // read-modify-write is needed).
+                            if seq > me.started.load(Ordering::Relaxed) {
+                                me.started.store(seq, Ordering::Relaxed);
+                            }
+                            demand
+                        })
                     }
                 };
                 if let Some(demand) = next {

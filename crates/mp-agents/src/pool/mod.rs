@@ -33,6 +33,7 @@
 mod sched;
 mod sync;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use mp_thread::{ThreadHandle, Waiter, Worker};
@@ -40,9 +41,10 @@ use mp_thread::{ThreadHandle, Waiter, Worker};
 use self::sched::{Sched, Task};
 
 use crate::core::ExecDemand;
-use crate::disp::{Binder, EventQueue, SharedQueueBinder};
+use crate::disp::{add_source, Binder, CountsBound, EventQueue, SharedQueueBinder};
 use crate::env::Environment;
 use crate::error::Error;
+use crate::stats::{Quantity, StatsSource};
 use crate::{AgentId, CoopId};
 
 /// Which demands of a pool keep their order (SObjectizer's `fifo_t`).
@@ -167,6 +169,10 @@ pool_api!(AdvThreadPoolDispatcher, true);
 struct PoolInner {
     workers: Vec<Worker>,
     shared: Arc<Shared>,
+    /// `tp` or `atp` (the stats' prefix).
+    kind: &'static str,
+    /// Agents bound (for the stats).
+    bound: AtomicUsize,
 }
 
 impl PoolInner {
@@ -189,7 +195,14 @@ impl PoolInner {
             mailboxes: workers.iter().map(|w| w.waiter().clone()).collect(),
             sched: Sched::new(adv, params.max_demands_at_once, threads),
         });
-        Ok(Arc::new(PoolInner { workers, shared }))
+        let inner = Arc::new(PoolInner {
+            workers,
+            shared,
+            kind: if adv { "atp" } else { "tp" },
+            bound: AtomicUsize::new(0),
+        });
+        add_source(env, &inner);
+        Ok(inner)
     }
 }
 
@@ -197,6 +210,30 @@ impl EventQueue for PoolInner {
     fn push(&self, demand: ExecDemand) -> Result<(), ExecDemand> {
         self.shared.push(demand);
         Ok(())
+    }
+}
+
+impl CountsBound for PoolInner {
+    fn bound(&self) -> &AtomicUsize {
+        &self.bound
+    }
+}
+
+impl StatsSource for PoolInner {
+    fn report(&self, out: &mut Vec<Quantity>) {
+        let prefix = format!("disp/{}/{}", self.kind, self.shared.name);
+        let agents = self.bound.load(Ordering::Relaxed);
+        out.push(Quantity::new(prefix.clone(), "agent.count", agents));
+        out.push(Quantity::new(
+            prefix.clone(),
+            "thread.count",
+            self.workers.len(),
+        ));
+        out.push(Quantity::new(
+            prefix,
+            "demands.count",
+            self.shared.sched.queued(),
+        ));
     }
 }
 

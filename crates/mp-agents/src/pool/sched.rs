@@ -105,6 +105,16 @@ impl<K: Copy + Eq + Hash, D: Task> Sched<K, D> {
         }
     }
 
+    /// Tasks queued and not started, over every queue (for the stats).
+    pub(crate) fn queued(&self) -> usize {
+        self.state
+            .lock()
+            .queues
+            .values()
+            .map(|q| q.tasks.len())
+            .sum()
+    }
+
     /// Queues `task` on `key`'s queue; `wake(w)` gives idle worker `w` a
     /// job that calls [`work`](Self::work) (false if it cannot: the
     /// worker is then forgotten; a busy worker drains the ready list

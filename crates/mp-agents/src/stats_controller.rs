@@ -1,0 +1,205 @@
+//! The environment's [`StatsController`]: reads every data source (the
+//! environment's own figures, then each registered [`StatsSource`]) on
+//! request, or periodically into the stats mbox.
+//!
+//! A periodic distribution is a timer of the environment's timer thread
+//! (so it stops with the environment, invariant 1): its closure holds the
+//! environment weakly and sends, with no lock held, `DistributionStarted`,
+//! every quantity, then `DistributionFinished` to the stats mbox. The stats
+//! mbox is an ordinary MPMC [`Mbox`]: subscribe an agent to
+//! [`Quantity`] (and the two markers) on it.
+//!
+//! Lock order: the controller's own state is held only to arm or cancel
+//! the timer, never while sources are read or quantities sent.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::env::{EnvInner, Environment};
+use crate::error::Error;
+use crate::mbox::Mbox;
+use crate::stats::{DistributionFinished, DistributionStarted, Quantity, Registry, StatsSource};
+use crate::timer::TimerHandle;
+
+/// How often a periodic distribution runs unless set otherwise (as in
+/// SObjectizer).
+pub const DEFAULT_DISTRIBUTION_PERIOD: Duration = Duration::from_secs(2);
+
+/// What an environment keeps for its stats.
+pub(crate) struct StatsState {
+    pub(crate) registry: Registry,
+    mbox: Mbox,
+    distribution: Mutex<Distribution>,
+}
+
+struct Distribution {
+    period: Duration,
+    /// The periodic timer while distribution is on (dropping it cancels).
+    timer: Option<TimerHandle>,
+}
+
+impl StatsState {
+    pub(crate) fn new() -> StatsState {
+        StatsState {
+            registry: Registry::default(),
+            mbox: Mbox::new(Some("mp-agents-stats".to_string())),
+            distribution: Mutex::new(Distribution {
+                period: DEFAULT_DISTRIBUTION_PERIOD,
+                timer: None,
+            }),
+        }
+    }
+}
+
+/// The run-time stats of one environment
+/// ([`Environment::stats_controller`]): SObjectizer's `stats_controller`.
+///
+/// Off by default: nothing is read and nothing sent until
+/// [`turn_on`](Self::turn_on). Each distribution sends, to
+/// [`mbox`](Self::mbox), a [`DistributionStarted`], one [`Quantity`] per
+/// figure, and a [`DistributionFinished`]. The figures:
+///
+/// | prefix | suffix | what |
+/// |---|---|---|
+/// | `coop_repository` | `coop.reg.count` | cooperations registered and not yet finalised |
+/// | `coop_repository` | `agent.count` | their agents |
+/// | `mbox_repository` | `named_mbox.count` | named mboxes made so far |
+/// | `timer_thread` | `single_shot.count`, `periodic.count` | timers armed (the distribution's own periodic timer included) |
+/// | `mchain_repository` | `mchain.count` | chains made here and still alive (none once the shutdown began) |
+/// | `disp/<kind>/<name>` | `agent.count` | agents bound to the dispatcher |
+/// | `disp/<kind>/<name>` | `demands.count` | demands queued for its threads |
+/// | `disp/<kind>/<name>` | `thread.count` | its threads (dispatchers whose threads come and go) |
+///
+/// `<kind>` is `ot` (one thread), `ao` (active object), `ag` (active
+/// group; each group also as `disp/ag/<name>/<group>`), `tp`, `atp`
+/// (thread pools), `prio_ot` and `prio_dt` (priority dispatchers; each
+/// priority also as `.../p<N>`). `<name>` is the name the dispatcher was
+/// made with (the default dispatcher's is `mp-agents-default`): give
+/// dispatchers distinct names to tell them apart.
+///
+/// A figure is a value read at one moment. `demands.count` counts demands
+/// queued and not started (on the single-threaded dispatchers: those sent
+/// from other threads; a handler's sends to an agent of its own thread
+/// are not counted). A distribution is read and sent from the
+/// environment's timer thread.
+pub struct StatsController<'a> {
+    env: &'a Environment,
+}
+
+impl std::fmt::Debug for StatsController<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsController")
+            .field("on", &self.is_on())
+            .field("period", &self.distribution_period())
+            .finish()
+    }
+}
+
+impl<'a> StatsController<'a> {
+    pub(crate) fn new(env: &'a Environment) -> StatsController<'a> {
+        StatsController { env }
+    }
+
+    fn state(&self) -> &'a StatsState {
+        &self.env.inner.stats
+    }
+
+    /// The MPMC mbox distributions are sent to.
+    pub fn mbox(&self) -> Mbox {
+        self.state().mbox.clone()
+    }
+
+    /// Starts periodic distribution (the first one period from now); does
+    /// nothing if it is on already. Refused once the shutdown has begun.
+    pub fn turn_on(&self) -> Result<(), Error> {
+        if self.env.is_stopping() {
+            return Err(Error::Stopped);
+        }
+        let mut dist = self.state().distribution.lock();
+        if dist.timer.is_none() {
+            dist.timer = Some(arm(&self.env.inner, dist.period));
+        }
+        Ok(())
+    }
+
+    /// Stops periodic distribution (a distribution being sent right now
+    /// still finishes).
+    pub fn turn_off(&self) {
+        let timer = self.state().distribution.lock().timer.take();
+        drop(timer);
+    }
+
+    /// Whether periodic distribution is on.
+    pub fn is_on(&self) -> bool {
+        self.state().distribution.lock().timer.is_some()
+    }
+
+    /// Sets the time between distributions (re-arming the timer if
+    /// distribution is on). A zero period is refused.
+    pub fn set_distribution_period(&self, period: Duration) -> Result<(), Error> {
+        if period.is_zero() {
+            return Err(Error::ZeroDistributionPeriod);
+        }
+        let mut dist = self.state().distribution.lock();
+        dist.period = period;
+        if dist.timer.is_some() {
+            let old = dist.timer.replace(arm(&self.env.inner, period));
+            drop(dist);
+            drop(old);
+        }
+        Ok(())
+    }
+
+    /// The time between distributions.
+    pub fn distribution_period(&self) -> Duration {
+        self.state().distribution.lock().period
+    }
+
+    /// Every figure now, read on this thread (distribution need not be
+    /// on): the environment's own first, then each source's in the order
+    /// they were made.
+    pub fn snapshot(&self) -> Vec<Quantity> {
+        snapshot(self.env)
+    }
+
+    /// Adds a data source of your own (a dispatcher you wrote, ...). It is
+    /// held weakly: it reports as long as something else keeps it alive.
+    pub fn add_source(&self, source: Weak<dyn StatsSource>) {
+        self.state().registry.add(source);
+    }
+}
+
+/// A periodic timer that distributes the stats of `env`.
+fn arm(env: &Arc<EnvInner>, period: Duration) -> TimerHandle {
+    let weak = Arc::downgrade(env);
+    env.timers.add(
+        period,
+        Some(period),
+        Box::new(move || {
+            if let Some(env) = Environment::from_weak(&weak) {
+                distribute(&env);
+            }
+        }),
+    )
+}
+
+/// One distribution: the markers around every quantity, to the mbox.
+fn distribute(env: &Environment) {
+    let quantities = snapshot(env);
+    let mbox = env.inner.stats.mbox.clone();
+    mbox.send(DistributionStarted);
+    for quantity in quantities {
+        mbox.send(quantity);
+    }
+    mbox.send(DistributionFinished);
+}
+
+fn snapshot(env: &Environment) -> Vec<Quantity> {
+    let mut out = env.inner.own_stats();
+    for source in env.inner.stats.registry.live() {
+        source.report(&mut out);
+    }
+    out
+}
