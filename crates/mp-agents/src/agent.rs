@@ -21,15 +21,15 @@ use std::any::TypeId;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::coop::{CoopHandle, DeregReason};
+use crate::coop::CoopHandle;
 use crate::core::{AgentCore, Payload, SharedHandlers};
-use crate::disp::Priority;
+
 use crate::env::Environment;
-use crate::mbox::{DirectMbox, Mbox, MboxId};
+use crate::ids::{AgentId, CoopId, DeregReason, MboxId, PanicReaction, Priority};
+use crate::mbox::{DirectMbox, Mbox};
 use crate::request::{Request, RequestId};
 use crate::state::{Machine, StateView};
-use crate::timer::Target;
-use crate::{AgentId, CoopId};
+use crate::target::Target;
 
 /// An agent: state plus handlers, run on the worker of its dispatcher.
 ///
@@ -68,22 +68,6 @@ pub trait Agent: Send + Sized + 'static {
     fn priority(&self) -> Priority {
         Priority::P0
     }
-}
-
-/// What happens when an agent's handler or hook panics. The panic itself
-/// is always caught on the agent's worker; the worker goes on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PanicReaction {
-    /// Abort the process.
-    Abort,
-    /// Stop the environment.
-    ShutdownEnvironment,
-    /// Deregister the agent's cooperation (reason [`DeregReason::Panic`]).
-    DeregisterCoop,
-    /// Log it and go on.
-    Ignore,
-    /// Ask the next level: agent → cooperation → parent → environment.
-    Inherit,
 }
 
 /// A thread-safe handler, type-erased: shared by every thread that runs it.

@@ -28,45 +28,25 @@
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use mp_thread::Waiter;
 use parking_lot::Mutex;
 
-use crate::agent::{Agent, AgentSlot, PanicReaction};
+use crate::agent::{Agent, AgentSlot};
 use crate::contain::contain;
 use crate::core::{AgentCore, FinishQueued, NewAgent};
 use crate::disp::Binder;
 use crate::dropped::{drop_as, DropReason};
 use crate::env::{EnvInner, Environment};
 use crate::error::Error;
+use crate::ids::{CoopId, DeregReason, PanicReaction};
 use crate::mbox::DirectMbox;
 use mp_thread::panic_message;
 
-static NEXT_COOP: AtomicU64 = AtomicU64::new(1);
-
 /// The deregistration thread's role, in logs.
 const DEREG: &str = "deregistration";
-
-/// Identifies a cooperation within the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CoopId(pub(crate) u64);
-
-/// Why a cooperation was deregistered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeregReason {
-    /// Deregistered on purpose (by an agent or a user).
-    Normal,
-    /// The environment is stopping.
-    Shutdown,
-    /// Its parent was deregistered.
-    ParentDeregistration,
-    /// An agent panicked and its reaction was to deregister the cooperation.
-    Panic,
-    /// A user-defined reason.
-    User(u32),
-}
 
 /// Called on the deregistration thread once a cooperation is gone.
 pub type DeregNotificator = Box<dyn FnOnce(&Environment, CoopId, DeregReason) + Send>;
@@ -177,7 +157,7 @@ impl std::fmt::Debug for CoopBuilder {
 impl CoopBuilder {
     pub(crate) fn new(env: Environment, parent: Option<&CoopHandle>) -> CoopBuilder {
         let coop = Arc::new(CoopInner {
-            id: CoopId(NEXT_COOP.fetch_add(1, Ordering::Relaxed)),
+            id: CoopId::fresh(),
             alive: Arc::new(AtomicBool::new(true)),
             reaction: Mutex::new(PanicReaction::Inherit),
             env: Arc::downgrade(&env.inner),

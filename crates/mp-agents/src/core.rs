@@ -52,17 +52,18 @@ use std::sync::{Arc, Weak};
 use mp_thread::Waiter;
 use parking_lot::{Mutex, RwLock};
 
-use crate::agent::{Context, ErasedAgent, PanicReaction, SharedHandler};
+use crate::agent::{Context, ErasedAgent, SharedHandler};
 use crate::coop::CoopInner;
-use crate::coop::DeregReason;
-use crate::disp::{EventQueue, Priority};
+
+use crate::disp::EventQueue;
 use crate::dropped::{drop_as, DropReason};
 use crate::env::EnvInner;
 use crate::filter::Filter;
 use crate::limits::{Admit, Limit, Ticket};
-use crate::mbox::{Mbox, MboxId};
+use crate::mbox::Mbox;
 use crate::trace;
-use crate::{AgentId, CoopId};
+
+use crate::ids::{AgentId, CoopId, DeregReason, MboxId, PanicReaction, Priority};
 use mp_thread::panic_message;
 
 /// The lock around an agent's state. Every demand takes it on the thread
@@ -248,8 +249,8 @@ impl AgentCore {
     }
 
     /// What binders are told about this agent.
-    pub(crate) fn info(&self) -> crate::disp::AgentInfo {
-        crate::disp::AgentInfo {
+    pub(crate) fn info(&self) -> crate::ids::AgentInfo {
+        crate::ids::AgentInfo {
             id: self.id,
             coop: self.coop_id,
             priority: self.priority,

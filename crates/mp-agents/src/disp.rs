@@ -27,66 +27,9 @@ use parking_lot::Mutex;
 use crate::core::ExecDemand;
 use crate::env::{EnvInner, Environment};
 use crate::error::Error;
+use crate::ids::{AgentId, AgentInfo};
 use crate::stats::{Quantity, StatsSource};
 use crate::worker_queue::WorkerQueue;
-use crate::{AgentId, CoopId};
-
-/// An agent's priority: `P0` (lowest) to `P7` (highest), as in
-/// SObjectizer. Only the priority dispatchers look at it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Priority(u8);
-
-impl Priority {
-    /// The lowest priority (the default).
-    pub const P0: Priority = Priority(0);
-    /// Priority 1.
-    pub const P1: Priority = Priority(1);
-    /// Priority 2.
-    pub const P2: Priority = Priority(2);
-    /// Priority 3.
-    pub const P3: Priority = Priority(3);
-    /// Priority 4.
-    pub const P4: Priority = Priority(4);
-    /// Priority 5.
-    pub const P5: Priority = Priority(5);
-    /// Priority 6.
-    pub const P6: Priority = Priority(6);
-    /// The highest priority.
-    pub const P7: Priority = Priority(7);
-    /// How many priorities there are.
-    pub const COUNT: usize = 8;
-
-    /// Priority `n`, or `None` if `n` is not below [`Priority::COUNT`].
-    pub const fn new(n: u8) -> Option<Priority> {
-        if (n as usize) < Priority::COUNT {
-            Some(Priority(n))
-        } else {
-            None
-        }
-    }
-
-    /// Its number, `0..8`.
-    pub const fn index(self) -> usize {
-        self.0 as usize
-    }
-
-    /// Every priority, lowest first.
-    pub fn all() -> impl DoubleEndedIterator<Item = Priority> {
-        (0..Priority::COUNT as u8).map(Priority)
-    }
-}
-
-/// What a binder is told about the agent it binds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct AgentInfo {
-    /// The agent.
-    pub id: AgentId,
-    /// Its cooperation.
-    pub coop: CoopId,
-    /// Its priority ([`Agent::priority`](crate::Agent::priority)).
-    pub priority: Priority,
-}
 
 /// Where a bound agent's demands go (SObjectizer's `event_queue_t`): the
 /// agent's core pushes each demand — start, every message, finish, in that

@@ -169,6 +169,7 @@ mod dropped;
 mod env;
 mod error;
 mod filter;
+mod ids;
 mod limits;
 mod mbox;
 mod mchain;
@@ -180,25 +181,24 @@ mod state;
 mod stats;
 mod stats_controller;
 mod subscriptions;
+mod target;
 mod timer;
 mod trace;
 mod unique_mbox;
 mod worker_queue;
 mod wrapped;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-pub use agent::{Agent, Context, Define, PanicReaction};
-pub use coop::{CoopBuilder, CoopHandle, CoopId, DeregNotificator, DeregReason};
+pub use agent::{Agent, Context, Define};
+pub use coop::{CoopBuilder, CoopHandle, DeregNotificator};
 pub use core::ExecDemand;
 pub use disp::{
-    ActiveGroupDispatcher, ActiveObjDispatcher, AgentInfo, Binder, EventQueue, OneThreadDispatcher,
-    Priority,
+    ActiveGroupDispatcher, ActiveObjDispatcher, Binder, EventQueue, OneThreadDispatcher,
 };
 pub use env::{launch, launch_with, Environment, Params, Report, StopGuard, DEFAULT_BUSY_WAIT};
 pub use error::Error;
+pub use ids::{AgentId, AgentInfo, CoopId, DeregReason, MboxId, PanicReaction, Priority};
 pub use limits::LimitOverflow;
-pub use mbox::{DirectMbox, Mbox, MboxId};
+pub use mbox::{DirectMbox, Mbox};
 pub use mchain::{
     case, from, from_all, receive, select, Case, CloseMode, Handlers, Mchain, MchainParams,
     Overflow, ReceiveFrom, ReceiveResult, ReceiveStatus, SelectFrom, SendError, Sent,
@@ -210,19 +210,8 @@ pub use sink::SinkBinding;
 pub use state::{History, InState, State};
 pub use stats::{DistributionFinished, DistributionStarted, Quantity, StatsSource};
 pub use stats_controller::{StatsController, DEFAULT_DISTRIBUTION_PERIOD};
-pub use timer::{Target, TimerHandle};
+pub use target::Target;
+pub use timer::TimerHandle;
 pub use trace::DeliveryFilter;
 pub use unique_mbox::UniqueMbox;
 pub use wrapped::WrappedEnv;
-
-static NEXT_AGENT: AtomicU64 = AtomicU64::new(1);
-
-/// Identifies an agent within the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AgentId(pub u64);
-
-impl AgentId {
-    pub(crate) fn fresh() -> AgentId {
-        AgentId(NEXT_AGENT.fetch_add(1, Ordering::Relaxed))
-    }
-}

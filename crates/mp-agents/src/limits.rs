@@ -24,8 +24,8 @@ use std::sync::Arc;
 use crate::agent::{Agent, Define};
 use crate::core::Payload;
 use crate::dropped::{drop_as, DropReason};
-use crate::timer::Target;
-use crate::AgentId;
+use crate::ids::AgentId;
+use crate::target::Target;
 
 /// Bound on overflow reactions nested on one thread (a redirect whose
 /// target overflows and redirects in turn): a loop is cut, the message

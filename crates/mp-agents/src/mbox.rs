@@ -24,7 +24,8 @@ use parking_lot::RwLock;
 
 use crate::core::{AgentCore, Payload};
 use crate::filter::Filter;
-use crate::AgentId;
+use crate::ids::{AgentId, MboxId};
+use crate::target::Target;
 
 type Subscribers = Arc<Vec<Subscriber>>;
 
@@ -72,18 +73,7 @@ impl Subscriber {
     }
 }
 
-static NEXT_MBOX: AtomicU64 = AtomicU64::new(1);
 static NEXT_SINK: AtomicU64 = AtomicU64::new(1);
-
-/// Identifies an mbox (direct or MPMC) within the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MboxId(pub(crate) u64);
-
-impl MboxId {
-    pub(crate) fn fresh() -> MboxId {
-        MboxId(NEXT_MBOX.fetch_add(1, Ordering::Relaxed))
-    }
-}
 
 /// A multi-producer multi-consumer mbox: every agent subscribed to a
 /// message type gets each message of that type sent here.
@@ -349,5 +339,17 @@ impl DirectMbox {
         crate::trace::note::<M>();
         self.core
             .push_message(self.core.direct_id, TypeId::of::<M>(), Box::new(msg));
+    }
+}
+
+impl<M: Send + 'static> Target<M> for DirectMbox {
+    fn deliver(&self, msg: M) {
+        self.send(msg);
+    }
+}
+
+impl<M: Clone + Send + 'static> Target<M> for Mbox {
+    fn deliver(&self, msg: M) {
+        self.send(msg);
     }
 }

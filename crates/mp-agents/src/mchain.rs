@@ -49,7 +49,7 @@ use std::sync::{Arc, Weak};
 use parking_lot::Mutex;
 
 use crate::env::Environment;
-use crate::timer::Target;
+use crate::target::Target;
 
 mod chain;
 mod receive;

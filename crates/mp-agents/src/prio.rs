@@ -28,11 +28,10 @@ use mp_thread::{ThreadHandle, Worker};
 use parking_lot::Mutex;
 
 use crate::core::ExecDemand;
-use crate::disp::{
-    add_source, AgentInfo, Binder, CountsBound, EventQueue, Priority, SharedQueueBinder,
-};
+use crate::disp::{add_source, Binder, CountsBound, EventQueue, SharedQueueBinder};
 use crate::env::{EnvInner, Environment};
 use crate::error::Error;
+use crate::ids::{AgentInfo, Priority};
 use crate::stats::{Quantity, StatsSource};
 use crate::worker_queue::WorkerQueue;
 

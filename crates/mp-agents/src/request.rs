@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::dropped::{self, DropReason};
-use crate::timer::{Target, TimerHandle, Timers};
+use crate::target::Target;
+use crate::timer::{TimerHandle, Timers};
 
 /// Why a request got no reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crate::core::Payload;
 use crate::filter::erase;
 use crate::mbox::{ErasedSink, Mbox};
-use crate::timer::Target;
+use crate::target::Target;
 
 /// Sinks nested on one thread (a sink delivering to an mbox with a sink).
 const MAX_NESTED: usize = 16;

@@ -31,10 +31,10 @@ use std::time::Duration;
 use crate::agent::{Agent, Context, Define};
 use crate::core::{AgentCore, Payload};
 use crate::dropped::{drop_as, DropReason};
-use crate::mbox::{Mbox, MboxId};
+use crate::ids::{AgentId, MboxId};
+use crate::mbox::Mbox;
 use crate::timer::TimerHandle;
 use crate::trace;
-use crate::AgentId;
 
 /// Bound on chained switches (a hook asking for another switch, a
 /// `transfer_to_state` landing on another transfer): a loop is a bug,

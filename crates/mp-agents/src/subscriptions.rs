@@ -14,7 +14,8 @@ use std::any::TypeId;
 
 use crate::agent::{Agent, Context};
 use crate::error::Error;
-use crate::mbox::{Mbox, MboxId};
+use crate::ids::MboxId;
+use crate::mbox::Mbox;
 use crate::state::{Machine, Op, State};
 
 impl Context<'_> {

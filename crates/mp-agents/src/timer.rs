@@ -34,28 +34,6 @@ use mp_thread::{Reaper, ThreadHandle};
 use parking_lot::{Condvar, Mutex};
 
 use crate::contain::contain;
-use crate::mbox::{DirectMbox, Mbox};
-
-/// Where a timer, a message sink or a request delivers: an agent's
-/// [`DirectMbox`] and a [`UniqueMbox`](crate::UniqueMbox) (any `Send`
-/// message), an MPMC [`Mbox`] (`Clone` messages), an
-/// [`Mchain`](crate::Mchain).
-pub trait Target<M>: Send + Sync + 'static {
-    /// Sends `msg` here.
-    fn deliver(&self, msg: M);
-}
-
-impl<M: Send + 'static> Target<M> for DirectMbox {
-    fn deliver(&self, msg: M) {
-        self.send(msg);
-    }
-}
-
-impl<M: Clone + Send + 'static> Target<M> for Mbox {
-    fn deliver(&self, msg: M) {
-        self.send(msg);
-    }
-}
 
 type Fire = Box<dyn FnMut() + Send>;
 

@@ -18,9 +18,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::ids::MboxId;
 use parking_lot::{const_rwlock, RwLock};
-
-use crate::mbox::MboxId;
 
 /// Environments with delivery tracing on.
 static TRACING: AtomicUsize = AtomicUsize::new(0);

@@ -11,8 +11,9 @@
 use std::any::TypeId;
 
 use crate::agent::{Agent, Context, Define};
-use crate::mbox::{Mbox, MboxId};
-use crate::timer::Target;
+use crate::ids::MboxId;
+use crate::mbox::Mbox;
+use crate::target::Target;
 
 /// A shared mbox with at most one subscriber per message type; see the
 /// module docs. Make one with

@@ -44,8 +44,8 @@ use crate::core::ExecDemand;
 use crate::disp::{add_source, Binder, CountsBound, EventQueue, SharedQueueBinder};
 use crate::env::Environment;
 use crate::error::Error;
+use crate::ids::{AgentId, CoopId};
 use crate::stats::{Quantity, StatsSource};
-use crate::{AgentId, CoopId};
 
 /// Which demands of a pool keep their order (SObjectizer's `fifo_t`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
