@@ -22,10 +22,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::coop::CoopHandle;
-use crate::core::{AgentCore, Payload, SharedHandlers};
+use crate::core::{AgentCore, SharedHandlers};
 
 use crate::env::Environment;
-use crate::ids::{AgentId, CoopId, DeregReason, MboxId, PanicReaction, Priority};
+use crate::filter::{erase, Filter};
+use crate::ids::{AgentId, CoopId, DeregReason, MboxId, PanicReaction, Payload, Priority};
+use crate::limits::{Limit, LimitOverflow};
 use crate::mbox::{DirectMbox, Mbox};
 use crate::request::{Request, RequestId};
 use crate::state::{Machine, StateView};
@@ -351,5 +353,79 @@ impl<A: Agent> ErasedAgent for AgentSlot<A> {
     fn handle(&mut self, ctx: &Context<'_>, mbox: MboxId, ty: TypeId, payload: Payload) {
         self.machine
             .dispatch(&mut self.agent, ctx.core, mbox, ty, payload);
+    }
+}
+
+// Message limits (see `limits`) and delivery filters (see `filter`).
+
+impl<A: Agent> Define<'_, A> {
+    /// At most `max` messages of type `M` (from any mbox) wait in this
+    /// agent's queue; one more gets `overflow`, on the sender's thread. A
+    /// message counts from the moment it is queued until it is taken out
+    /// to be handled (or dropped unhandled). Types without a limit are not
+    /// limited, whether or not others are; a second limit for a type
+    /// replaces the first. Messages sent before registration are not
+    /// counted.
+    pub fn limit<M: Send + 'static>(
+        &mut self,
+        max: usize,
+        overflow: LimitOverflow<M>,
+    ) -> &mut Self {
+        self.core
+            .add_limit(TypeId::of::<M>(), Limit::new(max, overflow));
+        self
+    }
+}
+
+impl<A: Agent> Define<'_, A> {
+    /// Delivers a message of type `M` sent to `mbox` to this agent only if
+    /// `filter` returns true for it. The filter runs on the sender's thread
+    /// (inside [`Mbox::send`]; a panic there is the sender's), before the
+    /// message is cloned for this agent; it applies in every state. A
+    /// second filter for the same mbox and type replaces the first.
+    pub fn set_delivery_filter<M, F>(&mut self, mbox: &Mbox, filter: F) -> &mut Self
+    where
+        M: Clone + Send + 'static,
+        F: Fn(&M) -> bool + Send + Sync + 'static,
+    {
+        let old = self
+            .core
+            .filters
+            .lock()
+            .insert((mbox.id(), TypeId::of::<M>()), erase(filter));
+        drop(old);
+        self
+    }
+}
+
+impl Context<'_> {
+    /// Sets or replaces, from a running agent, its delivery filter for
+    /// messages of type `M` sent to `mbox` (see
+    /// [`Define::set_delivery_filter`]). Sends that begin after this
+    /// returns see the new filter; one in flight may still use the old.
+    pub fn set_delivery_filter<M, F>(&self, mbox: &Mbox, filter: F)
+    where
+        M: Clone + Send + 'static,
+        F: Fn(&M) -> bool + Send + Sync + 'static,
+    {
+        self.replace_filter(mbox, TypeId::of::<M>(), Some(erase(filter)));
+    }
+
+    /// Removes the agent's delivery filter for `M` at `mbox`: it gets every
+    /// such message again (in the states that handle it).
+    pub fn drop_delivery_filter<M: 'static>(&self, mbox: &Mbox) {
+        self.replace_filter(mbox, TypeId::of::<M>(), None);
+    }
+
+    fn replace_filter(&self, mbox: &Mbox, ty: TypeId, filter: Option<Filter>) {
+        let key = (mbox.id(), ty);
+        // Not nested: subscribing takes the mbox's lock, then this one.
+        let old = match &filter {
+            Some(f) => self.core.filters.lock().insert(key, f.clone()),
+            None => self.core.filters.lock().remove(&key),
+        };
+        let replaced = mbox.replace_filter(ty, self.core.id, filter);
+        // Old filters die here, on the agent's worker, outside every lock.
+        drop((old, replaced));
     }
 }

@@ -63,7 +63,7 @@ use crate::limits::{Admit, Limit, Ticket};
 use crate::mbox::Mbox;
 use crate::trace;
 
-use crate::ids::{AgentId, CoopId, DeregReason, MboxId, PanicReaction, Priority};
+use crate::ids::{AgentId, CoopId, DeregReason, MboxId, PanicReaction, Payload, Priority};
 use mp_thread::panic_message;
 
 /// The lock around an agent's state. Every demand takes it on the thread
@@ -90,9 +90,6 @@ impl<T> std::ops::Deref for Padded<T> {
         &self.0
     }
 }
-
-/// A message on its way to an agent.
-pub(crate) type Payload = Box<dyn Any + Send>;
 
 /// One unit of work for an agent.
 pub(crate) enum Demand {

@@ -16,15 +16,12 @@
 //! of their subscribers). The final step takes an agent's reactions out,
 //! so a redirect to another agent never keeps that agent's core alive.
 
-use std::any::TypeId;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::agent::{Agent, Define};
-use crate::core::Payload;
 use crate::dropped::{drop_as, DropReason};
-use crate::ids::AgentId;
+use crate::ids::{AgentId, Payload};
 use crate::target::Target;
 
 /// Bound on overflow reactions nested on one thread (a redirect whose
@@ -155,6 +152,15 @@ pub(crate) enum Admit {
 }
 
 impl Limit {
+    /// At most `max` messages; one more gets `overflow`.
+    pub(crate) fn new<M: Send + 'static>(max: usize, overflow: LimitOverflow<M>) -> Limit {
+        Limit {
+            max,
+            count: Arc::default(),
+            reaction: Arc::new(overflow),
+        }
+    }
+
     pub(crate) fn admit(&self) -> Admit {
         if self.count.fetch_add(1, Ordering::AcqRel) < self.max {
             Admit::Counted(Ticket(self.count.clone()))
@@ -162,31 +168,6 @@ impl Limit {
             self.count.fetch_sub(1, Ordering::AcqRel);
             Admit::Overflow(self.reaction.clone())
         }
-    }
-}
-
-impl<A: Agent> Define<'_, A> {
-    /// At most `max` messages of type `M` (from any mbox) wait in this
-    /// agent's queue; one more gets `overflow`, on the sender's thread. A
-    /// message counts from the moment it is queued until it is taken out
-    /// to be handled (or dropped unhandled). Types without a limit are not
-    /// limited, whether or not others are; a second limit for a type
-    /// replaces the first. Messages sent before registration are not
-    /// counted.
-    pub fn limit<M: Send + 'static>(
-        &mut self,
-        max: usize,
-        overflow: LimitOverflow<M>,
-    ) -> &mut Self {
-        self.core.add_limit(
-            TypeId::of::<M>(),
-            Limit {
-                max,
-                count: Arc::default(),
-                reaction: Arc::new(overflow),
-            },
-        );
-        self
     }
 }
 

@@ -22,9 +22,9 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::core::{AgentCore, Payload};
+use crate::core::AgentCore;
 use crate::filter::Filter;
-use crate::ids::{AgentId, MboxId};
+use crate::ids::{AgentId, MboxId, Payload};
 use crate::target::Target;
 
 type Subscribers = Arc<Vec<Subscriber>>;

@@ -15,8 +15,8 @@ use std::cell::Cell;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::core::Payload;
 use crate::filter::erase;
+use crate::ids::Payload;
 use crate::mbox::{ErasedSink, Mbox};
 use crate::target::Target;
 

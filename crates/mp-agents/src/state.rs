@@ -29,9 +29,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::agent::{Agent, Context, Define};
-use crate::core::{AgentCore, Payload};
+use crate::core::AgentCore;
 use crate::dropped::{drop_as, DropReason};
-use crate::ids::{AgentId, MboxId};
+use crate::ids::{AgentId, MboxId, Payload};
 use crate::mbox::Mbox;
 use crate::timer::TimerHandle;
 use crate::trace;
