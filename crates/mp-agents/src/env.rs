@@ -25,10 +25,10 @@ use crate::disp::{Binder, OneThreadDispatcher};
 use crate::error::Error;
 use crate::ids::{CoopId, PanicReaction};
 use crate::mbox::Mbox;
-use crate::mchain::MchainRegistry;
+use crate::mchain::{Mchain, MchainParams, MchainRegistry};
 use crate::request::{Answer, Request, RequestId};
 use crate::stats::Quantity;
-use crate::stats_controller::{StatsController, StatsState};
+use crate::stats_controller::{StatsController, StatsHost, StatsState};
 use crate::target::Target;
 use crate::timer::{TimerHandle, Timers};
 use crate::trace::DeliveryFilter;
@@ -77,6 +77,24 @@ pub(crate) struct EnvInner {
     pub(crate) mchains: Mutex<MchainRegistry>,
     /// Data sources and the periodic distribution.
     pub(crate) stats: StatsState,
+}
+
+impl StatsHost for EnvInner {
+    fn stats(&self) -> &StatsState {
+        &self.stats
+    }
+
+    fn own_stats(&self) -> Vec<Quantity> {
+        EnvInner::own_stats(self)
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.state.lock().stopping
+    }
+
+    fn timers(&self) -> &Arc<Timers> {
+        &self.timers
+    }
 }
 
 impl EnvInner {
@@ -629,6 +647,15 @@ impl Environment {
         self.inner.timers.armed()
     }
 
+    /// Makes a message chain. The environment closes it (retaining its
+    /// contents, see [`CloseMode::RetainContent`]) when its shutdown
+    /// begins, so no receiver or sender stays blocked on it; a chain made
+    /// after that is closed from the start. The chain itself may outlive
+    /// the environment.
+    pub fn create_mchain(&self, params: MchainParams) -> Mchain {
+        self.inner.mchains.lock().make(params)
+    }
+
     /// A new anonymous MPMC mbox.
     pub fn create_mbox(&self) -> Mbox {
         Mbox::new(None)
@@ -645,7 +672,8 @@ impl Environment {
     /// The environment's run-time stats: turn periodic distribution on,
     /// read a snapshot, add a data source.
     pub fn stats_controller(&self) -> StatsController<'_> {
-        StatsController::new(self)
+        let weak: Weak<EnvInner> = Arc::downgrade(&self.inner);
+        StatsController::new(&*self.inner, weak)
     }
 
     /// The MPMC mbox called `name`, made on first use.

@@ -48,7 +48,6 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
-use crate::env::Environment;
 use crate::target::Target;
 
 mod chain;
@@ -86,6 +85,20 @@ pub(crate) struct MchainRegistry {
 }
 
 impl MchainRegistry {
+    /// A new chain of this environment (closed from the start once the
+    /// shutdown began), remembered so the shutdown can close it.
+    pub(crate) fn make(&mut self, params: MchainParams) -> Mchain {
+        let chain = Mchain::new(params, self.closed);
+        if !self.closed {
+            if self.chains.len() >= self.prune_at {
+                self.chains.retain(|w| w.strong_count() > 0);
+                self.prune_at = (2 * self.chains.len()).max(16);
+            }
+            self.chains.push(Arc::downgrade(&chain.inner));
+        }
+        chain
+    }
+
     /// Chains made here and still alive (none once closed).
     pub(crate) fn live(&self) -> usize {
         self.chains.iter().filter(|w| w.strong_count() > 0).count()
@@ -102,25 +115,5 @@ impl MchainRegistry {
         for chain in chains.iter().filter_map(Weak::upgrade) {
             Mchain { inner: chain }.close(CloseMode::RetainContent);
         }
-    }
-}
-
-impl Environment {
-    /// Makes a message chain. The environment closes it (retaining its
-    /// contents, see [`CloseMode::RetainContent`]) when its shutdown
-    /// begins, so no receiver or sender stays blocked on it; a chain made
-    /// after that is closed from the start. The chain itself may outlive
-    /// the environment.
-    pub fn create_mchain(&self, params: MchainParams) -> Mchain {
-        let mut reg = self.inner.mchains.lock();
-        let chain = Mchain::new(params, reg.closed);
-        if !reg.closed {
-            if reg.chains.len() >= reg.prune_at {
-                reg.chains.retain(|w| w.strong_count() > 0);
-                reg.prune_at = (2 * reg.chains.len()).max(16);
-            }
-            reg.chains.push(Arc::downgrade(&chain.inner));
-        }
-        chain
     }
 }

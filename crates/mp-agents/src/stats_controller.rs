@@ -17,15 +17,27 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::env::{EnvInner, Environment};
 use crate::error::Error;
 use crate::mbox::Mbox;
 use crate::stats::{DistributionFinished, DistributionStarted, Quantity, Registry, StatsSource};
-use crate::timer::TimerHandle;
+use crate::timer::{TimerHandle, Timers};
 
 /// How often a periodic distribution runs unless set otherwise (as in
 /// SObjectizer).
 pub const DEFAULT_DISTRIBUTION_PERIOD: Duration = Duration::from_secs(2);
+
+/// What the controller needs of its environment (the environment
+/// implements it; the controller sits below it in the crate's stack).
+pub(crate) trait StatsHost: Send + Sync + 'static {
+    /// The environment's stats state.
+    fn stats(&self) -> &StatsState;
+    /// The environment's own figures.
+    fn own_stats(&self) -> Vec<Quantity>;
+    /// True once its shutdown has begun.
+    fn is_stopping(&self) -> bool;
+    /// Its timer thread.
+    fn timers(&self) -> &Arc<Timers>;
+}
 
 /// What an environment keeps for its stats.
 pub(crate) struct StatsState {
@@ -85,7 +97,10 @@ impl StatsState {
 /// are not counted). A distribution is read and sent from the
 /// environment's timer thread.
 pub struct StatsController<'a> {
-    env: &'a Environment,
+    host: &'a dyn StatsHost,
+    /// The same host, for the periodic timer (which must not keep the
+    /// environment alive).
+    weak: Weak<dyn StatsHost>,
 }
 
 impl std::fmt::Debug for StatsController<'_> {
@@ -98,12 +113,12 @@ impl std::fmt::Debug for StatsController<'_> {
 }
 
 impl<'a> StatsController<'a> {
-    pub(crate) fn new(env: &'a Environment) -> StatsController<'a> {
-        StatsController { env }
+    pub(crate) fn new(host: &'a dyn StatsHost, weak: Weak<dyn StatsHost>) -> StatsController<'a> {
+        StatsController { host, weak }
     }
 
     fn state(&self) -> &'a StatsState {
-        &self.env.inner.stats
+        self.host.stats()
     }
 
     /// The MPMC mbox distributions are sent to.
@@ -114,12 +129,12 @@ impl<'a> StatsController<'a> {
     /// Starts periodic distribution (the first one period from now); does
     /// nothing if it is on already. Refused once the shutdown has begun.
     pub fn turn_on(&self) -> Result<(), Error> {
-        if self.env.is_stopping() {
+        if self.host.is_stopping() {
             return Err(Error::Stopped);
         }
         let mut dist = self.state().distribution.lock();
         if dist.timer.is_none() {
-            dist.timer = Some(arm(&self.env.inner, dist.period));
+            dist.timer = Some(arm(self.host, &self.weak, dist.period));
         }
         Ok(())
     }
@@ -145,7 +160,7 @@ impl<'a> StatsController<'a> {
         let mut dist = self.state().distribution.lock();
         dist.period = period;
         if dist.timer.is_some() {
-            let old = dist.timer.replace(arm(&self.env.inner, period));
+            let old = dist.timer.replace(arm(self.host, &self.weak, period));
             drop(dist);
             drop(old);
         }
@@ -161,7 +176,7 @@ impl<'a> StatsController<'a> {
     /// on): the environment's own first, then each source's in the order
     /// they were made.
     pub fn snapshot(&self) -> Vec<Quantity> {
-        snapshot(self.env)
+        snapshot(self.host)
     }
 
     /// Adds a data source of your own (a dispatcher you wrote, ...). It is
@@ -171,24 +186,24 @@ impl<'a> StatsController<'a> {
     }
 }
 
-/// A periodic timer that distributes the stats of `env`.
-fn arm(env: &Arc<EnvInner>, period: Duration) -> TimerHandle {
-    let weak = Arc::downgrade(env);
-    env.timers.add(
+/// A periodic timer that distributes the stats of `host` (`weak`).
+fn arm(host: &dyn StatsHost, weak: &Weak<dyn StatsHost>, period: Duration) -> TimerHandle {
+    let weak = weak.clone();
+    host.timers().add(
         period,
         Some(period),
         Box::new(move || {
-            if let Some(env) = Environment::from_weak(&weak) {
-                distribute(&env);
+            if let Some(host) = weak.upgrade() {
+                distribute(&*host);
             }
         }),
     )
 }
 
 /// One distribution: the markers around every quantity, to the mbox.
-fn distribute(env: &Environment) {
-    let quantities = snapshot(env);
-    let mbox = env.inner.stats.mbox.clone();
+fn distribute(host: &dyn StatsHost) {
+    let quantities = snapshot(host);
+    let mbox = host.stats().mbox.clone();
     mbox.send(DistributionStarted);
     for quantity in quantities {
         mbox.send(quantity);
@@ -196,9 +211,9 @@ fn distribute(env: &Environment) {
     mbox.send(DistributionFinished);
 }
 
-fn snapshot(env: &Environment) -> Vec<Quantity> {
-    let mut out = env.inner.own_stats();
-    for source in env.inner.stats.registry.live() {
+fn snapshot(host: &dyn StatsHost) -> Vec<Quantity> {
+    let mut out = host.own_stats();
+    for source in host.stats().registry.live() {
         source.report(&mut out);
     }
     out
