@@ -35,9 +35,9 @@ use mp_thread::Waiter;
 use parking_lot::Mutex;
 
 use crate::agent::{Agent, AgentSlot};
+use crate::binder::Binder;
 use crate::contain::contain;
 use crate::core::{AgentCore, FinishQueued, NewAgent};
-use crate::disp::Binder;
 use crate::dropped::{drop_as, DropReason};
 use crate::env::{EnvInner, Environment};
 use crate::error::Error;

@@ -55,15 +55,17 @@ use parking_lot::{Mutex, RwLock};
 use crate::agent::{Context, ErasedAgent, SharedHandler};
 use crate::coop::CoopInner;
 
-use crate::disp::EventQueue;
+use crate::demand::{Demand, DemandTarget, EventQueue, ExecDemand, Padded};
 use crate::dropped::{drop_as, DropReason};
 use crate::env::EnvInner;
 use crate::filter::Filter;
-use crate::limits::{Admit, Limit, Ticket};
+use crate::limits::{Admit, Limit};
 use crate::mbox::Mbox;
 use crate::trace;
 
-use crate::ids::{AgentId, CoopId, DeregReason, MboxId, PanicReaction, Payload, Priority};
+use crate::ids::{
+    AgentId, AgentInfo, CoopId, DeregReason, MboxId, PanicReaction, Payload, Priority,
+};
 use mp_thread::panic_message;
 
 /// The lock around an agent's state. Every demand takes it on the thread
@@ -75,34 +77,6 @@ use mp_thread::panic_message;
 /// message in one-thread ping-pong.
 pub(crate) type AgentSlotLock =
     spin::mutex::SpinMutex<Option<Box<dyn ErasedAgent>>, spin::relax::Yield>;
-
-/// Keeps a field on cache lines of its own (two: the adjacent-line
-/// prefetcher pulls pairs). The agent's queue lock is taken by its senders;
-/// sharing a line with the `Arc` counts, which the receiving thread changes
-/// for every demand, made the line bounce twice more per message between
-/// two threads (+10% two-thread ping-pong once apart).
-#[repr(align(128))]
-pub(crate) struct Padded<T>(pub(crate) T);
-
-impl<T> std::ops::Deref for Padded<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
-/// One unit of work for an agent.
-pub(crate) enum Demand {
-    Start,
-    Message {
-        mbox: MboxId,
-        ty: TypeId,
-        payload: Payload,
-        /// Its slot under the agent's limit for `ty`, if it has one.
-        ticket: Option<Ticket>,
-    },
-    Finish,
-}
 
 /// Thread-safe handlers of an agent, by (mbox, message type).
 pub(crate) type SharedHandlers = HashMap<(MboxId, TypeId), SharedHandler>;
@@ -277,7 +251,7 @@ impl AgentCore {
             let key = self.same_thread_key.load(Ordering::Relaxed);
             if crate::worker_queue::draining(key) {
                 let demand = ExecDemand {
-                    core: self.clone(),
+                    target: self.clone(),
                     demand: Demand::Message {
                         mbox,
                         ty,
@@ -417,7 +391,7 @@ impl AgentCore {
             Demand::Start | Demand::Finish => false,
         };
         let exec = ExecDemand {
-            core: self.clone(),
+            target: self.clone(),
             demand,
             thread_safe,
         };
@@ -653,65 +627,12 @@ pub(crate) type Payloads = (
     HashMap<TypeId, Limit>,
 );
 
-/// One demand for one agent, ready to run: what a dispatcher queues and
-/// runs ([`EventQueue::push`] hands it over).
-///
-/// It owns the demand's payload (invariant 3: the sender kept no copy) and
-/// a handle to the agent's runtime core. [`run`](Self::run) consumes it on
-/// the calling thread; dropping it unrun drops the message, never having
-/// been visible to the agent.
-pub struct ExecDemand {
-    core: Arc<AgentCore>,
-    demand: Demand,
-    thread_safe: bool,
-}
-
-impl std::fmt::Debug for ExecDemand {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = match &self.demand {
-            Demand::Start => "start",
-            Demand::Message { .. } => "message",
-            Demand::Finish => "finish",
-        };
-        f.debug_struct("ExecDemand")
-            .field("agent", &self.core.id)
-            .field("kind", &kind)
-            .field("thread_safe", &self.thread_safe)
-            .finish()
-    }
-}
-
-impl ExecDemand {
-    /// The agent the demand is for.
-    pub fn agent(&self) -> AgentId {
-        self.core.id
+impl DemandTarget for AgentCore {
+    fn run(self: Arc<Self>, demand: Demand, thread_safe: bool) {
+        AgentCore::run(self, demand, thread_safe);
     }
 
-    /// The agent's cooperation.
-    pub fn coop(&self) -> CoopId {
-        self.core.coop_id
-    }
-
-    /// The agent's priority.
-    pub fn priority(&self) -> Priority {
-        self.core.priority
-    }
-
-    /// True if the demand goes to a handler subscribed as thread-safe: it
-    /// may run in parallel with other thread-safe demands of the same
-    /// agent. Start, finish and every other handler must run alone.
-    pub fn is_thread_safe(&self) -> bool {
-        self.thread_safe
-    }
-
-    /// Runs the demand on the calling thread: the agent's hook or handler,
-    /// with panics caught and answered by the agent's panic reaction.
-    pub fn run(self) {
-        let ExecDemand {
-            core,
-            demand,
-            thread_safe,
-        } = self;
-        core.run(demand, thread_safe);
+    fn info(&self) -> AgentInfo {
+        AgentCore::info(self)
     }
 }

@@ -21,65 +21,16 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
-use mp_thread::{ThreadHandle, Worker};
+use mp_thread::ThreadHandle;
 use parking_lot::Mutex;
 
-use crate::core::ExecDemand;
+use crate::binder::Binder;
+use crate::demand::EventQueue;
 use crate::env::{EnvInner, Environment};
 use crate::error::Error;
 use crate::ids::{AgentId, AgentInfo};
 use crate::stats::{Quantity, StatsSource};
 use crate::worker_queue::WorkerQueue;
-
-/// Where a bound agent's demands go (SObjectizer's `event_queue_t`): the
-/// agent's core pushes each demand — start, every message, finish, in that
-/// order — and the dispatcher runs it with [`ExecDemand::run`] on one of
-/// its threads, the demands of one agent in the order pushed (only
-/// [thread-safe](ExecDemand::is_thread_safe) ones may overlap).
-///
-/// The core holds the queue from `bind` until its cooperation's final step
-/// drops it on the deregistration thread; a queue must not block in `push`
-/// (it is called with the agent's queue lock held) nor run the demand
-/// there.
-pub trait EventQueue: Send + Sync + 'static {
-    /// Queues `demand`; hands it back if the dispatcher no longer takes
-    /// work (the caller drops it).
-    fn push(&self, demand: ExecDemand) -> Result<(), ExecDemand>;
-
-    /// mp-agents' own single-threaded queues name themselves here so a
-    /// handler sending to an agent of the queue its thread is running can
-    /// skip the agent's lock; any other queue keeps the default and gets
-    /// every demand through [`push`](Self::push).
-    #[doc(hidden)]
-    fn same_thread_key(&self) -> Option<usize> {
-        None
-    }
-}
-
-/// Each demand becomes a job in the worker's mailbox, run in FIFO order.
-impl EventQueue for Worker {
-    fn push(&self, demand: ExecDemand) -> Result<(), ExecDemand> {
-        // The demand is moved into the job and consumed by `run` there; a
-        // closed mailbox gives it back untouched.
-        self.post_with(demand, ExecDemand::run)
-    }
-}
-
-/// How a cooperation puts its agents on threads (SObjectizer's
-/// `disp_binder`). Registration calls `preallocate` for every agent first
-/// (may fail; then `undo_preallocation` for those done), then `bind` for
-/// each (cannot fail); the final step calls `unbind`.
-pub trait Binder: Send + Sync + 'static {
-    /// Reserves what `agent` needs (a thread, a slot).
-    fn preallocate(&self, agent: AgentInfo) -> Result<(), Error>;
-    /// Gives back what `preallocate` reserved; registration failed.
-    fn undo_preallocation(&self, agent: AgentInfo);
-    /// The event queue `agent`'s demands go to (after a successful
-    /// `preallocate`).
-    fn bind(&self, agent: AgentInfo) -> Arc<dyn EventQueue>;
-    /// Forgets `agent` (final step, on the deregistration thread).
-    fn unbind(&self, agent: AgentInfo);
-}
 
 /// All its agents on one worker thread.
 #[derive(Clone)]

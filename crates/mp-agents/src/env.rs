@@ -20,8 +20,9 @@ use std::thread::ThreadId;
 use mp_thread::{ExitStatus, Reaper, ThreadHandle, Waiter, Worker};
 use parking_lot::{Condvar, Mutex};
 
+use crate::binder::Binder;
 use crate::coop::{CoopBuilder, CoopHandle, CoopInner};
-use crate::disp::{Binder, OneThreadDispatcher};
+use crate::disp::OneThreadDispatcher;
 use crate::error::Error;
 use crate::ids::{CoopId, PanicReaction};
 use crate::mbox::Mbox;
@@ -648,7 +649,7 @@ impl Environment {
     }
 
     /// Makes a message chain. The environment closes it (retaining its
-    /// contents, see [`CloseMode::RetainContent`]) when its shutdown
+    /// contents, see [`CloseMode::RetainContent`](crate::CloseMode::RetainContent)) when its shutdown
     /// begins, so no receiver or sender stays blocked on it; a chain made
     /// after that is closed from the start. The chain itself may outlive
     /// the environment.

@@ -161,9 +161,11 @@
 //! ```
 
 mod agent;
+mod binder;
 mod contain;
 mod coop;
 mod core;
+mod demand;
 mod disp;
 mod dropped;
 mod env;
@@ -189,11 +191,10 @@ mod worker_queue;
 mod wrapped;
 
 pub use agent::{Agent, Context, Define};
+pub use binder::Binder;
 pub use coop::{CoopBuilder, CoopHandle, DeregNotificator};
-pub use core::ExecDemand;
-pub use disp::{
-    ActiveGroupDispatcher, ActiveObjDispatcher, Binder, EventQueue, OneThreadDispatcher,
-};
+pub use demand::{EventQueue, ExecDemand};
+pub use disp::{ActiveGroupDispatcher, ActiveObjDispatcher, OneThreadDispatcher};
 pub use env::{launch, launch_with, Environment, Params, Report, StopGuard, DEFAULT_BUSY_WAIT};
 pub use error::Error;
 pub use ids::{AgentId, AgentInfo, CoopId, DeregReason, MboxId, PanicReaction, Priority};

@@ -27,8 +27,10 @@ use std::sync::{Arc, Weak};
 use mp_thread::{ThreadHandle, Worker};
 use parking_lot::Mutex;
 
-use crate::core::ExecDemand;
-use crate::disp::{add_source, Binder, CountsBound, EventQueue, SharedQueueBinder};
+use crate::binder::Binder;
+use crate::demand::EventQueue;
+use crate::demand::ExecDemand;
+use crate::disp::{add_source, CountsBound, SharedQueueBinder};
 use crate::env::{EnvInner, Environment};
 use crate::error::Error;
 use crate::ids::{AgentInfo, Priority};

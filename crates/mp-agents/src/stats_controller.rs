@@ -66,7 +66,7 @@ impl StatsState {
 }
 
 /// The run-time stats of one environment
-/// ([`Environment::stats_controller`]): SObjectizer's `stats_controller`.
+/// ([`Environment::stats_controller`](crate::Environment::stats_controller)): SObjectizer's `stats_controller`.
 ///
 /// Off by default: nothing is read and nothing sent until
 /// [`turn_on`](Self::turn_on). Each distribution sends, to

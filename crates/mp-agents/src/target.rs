@@ -3,8 +3,8 @@
 //! beside its own definition (mboxes, unique mboxes, chains).
 
 /// Where a timer, a message sink or a request delivers: an agent's
-/// [`DirectMbox`] and a [`UniqueMbox`](crate::UniqueMbox) (any `Send`
-/// message), an MPMC [`Mbox`] (`Clone` messages), an
+/// [`DirectMbox`](crate::DirectMbox) and a [`UniqueMbox`](crate::UniqueMbox) (any `Send`
+/// message), an MPMC [`Mbox`](crate::Mbox) (`Clone` messages), an
 /// [`Mchain`](crate::Mchain).
 pub trait Target<M>: Send + Sync + 'static {
     /// Sends `msg` here.

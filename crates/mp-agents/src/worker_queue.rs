@@ -47,8 +47,7 @@ use std::time::Duration;
 use mp_thread::{ThreadHandle, Waiter, Worker};
 use parking_lot::Mutex;
 
-use crate::core::{ExecDemand, Padded};
-use crate::disp::EventQueue;
+use crate::demand::{EventQueue, ExecDemand, Padded};
 
 /// Demands a drain job runs before it comes back as a new job.
 const YIELD_EVERY: usize = 256;
