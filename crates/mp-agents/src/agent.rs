@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::coop::CoopHandle;
-use crate::core::{AgentCore, SharedHandlers};
+use crate::core::{AgentCore, ErasedAgent, SharedHandler, SharedHandlers};
 
 use crate::env::Environment;
 use crate::filter::{erase, Filter};
@@ -72,9 +72,6 @@ pub trait Agent: Send + Sized + 'static {
     }
 }
 
-/// A thread-safe handler, type-erased: shared by every thread that runs it.
-pub(crate) type SharedHandler = Box<dyn Fn(&Context<'_>, Payload) + Send + Sync>;
-
 /// What an agent can do while it runs: reach its environment, its own
 /// mbox, its cooperation, its states.
 pub struct Context<'a> {
@@ -106,8 +103,7 @@ impl Context<'_> {
 
     /// The environment the agent lives in.
     pub fn env(&self) -> Environment {
-        Environment::from_weak(&self.core.env)
-            .expect("an agent runs only while its environment is alive")
+        Environment::of_core(self.core).expect("an agent runs only while its environment is alive")
     }
 
     /// The agent's own mbox.
@@ -270,9 +266,9 @@ impl<A: Agent> Define<'_, A> {
         M: Send + 'static,
         F: Fn(&Context<'_>, M) + Send + Sync + 'static,
     {
-        let erased: SharedHandler = Box::new(move |ctx, payload| {
+        let erased: SharedHandler = Box::new(move |core, payload| {
             if let Ok(msg) = payload.downcast::<M>() {
-                handler(ctx, *msg);
+                handler(&Context::new(core), *msg);
             }
         });
         let old = self.thread_safe.insert((mbox, TypeId::of::<M>()), erased);
@@ -291,16 +287,6 @@ impl<A: Agent> Define<'_, A> {
     }
 }
 
-/// The core's view of an agent, whatever its type.
-pub(crate) trait ErasedAgent: Send {
-    /// Runs `define`; returns the MPMC subscriptions it asked for.
-    fn define(&mut self, core: &Arc<AgentCore>, env: Environment) -> Vec<(Mbox, TypeId)>;
-    fn start(&mut self, ctx: &Context<'_>);
-    fn finish(&mut self, ctx: &Context<'_>);
-    fn handle(&mut self, ctx: &Context<'_>, mbox: MboxId, ty: TypeId, payload: Payload);
-    fn panic_reaction(&self) -> PanicReaction;
-}
-
 /// An agent's state with its handlers.
 pub(crate) struct AgentSlot<A: Agent> {
     agent: A,
@@ -316,7 +302,25 @@ impl<A: Agent> AgentSlot<A> {
     }
 }
 
-impl<A: Agent> ErasedAgent for AgentSlot<A> {
+/// Runs `define` of the agent in `slot` (an `AgentSlot<A>`); returns the
+/// MPMC subscriptions it asked for.
+pub(crate) type DefineFn =
+    fn(&mut dyn ErasedAgent, &Arc<AgentCore>, Environment) -> Vec<(Mbox, TypeId)>;
+
+/// The [`DefineFn`] of agents of type `A`.
+pub(crate) fn define_slot<A: Agent>(
+    slot: &mut dyn ErasedAgent,
+    core: &Arc<AgentCore>,
+    env: Environment,
+) -> Vec<(Mbox, TypeId)> {
+    let slot = slot
+        .as_any_mut()
+        .downcast_mut::<AgentSlot<A>>()
+        .expect("a define function is paired with its own agent type");
+    slot.define(core, env)
+}
+
+impl<A: Agent> AgentSlot<A> {
     fn define(&mut self, core: &Arc<AgentCore>, env: Environment) -> Vec<(Mbox, TypeId)> {
         let mut subscriptions = Vec::new();
         let mut thread_safe = SharedHandlers::default();
@@ -333,26 +337,32 @@ impl<A: Agent> ErasedAgent for AgentSlot<A> {
         core.set_thread_safe(thread_safe);
         subscriptions
     }
+}
 
-    fn start(&mut self, ctx: &Context<'_>) {
-        self.machine.enter_initial(&mut self.agent, ctx.core);
+impl<A: Agent> ErasedAgent for AgentSlot<A> {
+    fn start(&mut self, core: &Arc<AgentCore>) {
+        self.machine.enter_initial(&mut self.agent, core);
         self.machine
-            .run_hook(&mut self.agent, ctx.core, |a, ctx| a.start(ctx));
+            .run_hook(&mut self.agent, core, |a, ctx| a.start(ctx));
     }
 
-    fn finish(&mut self, ctx: &Context<'_>) {
+    fn finish(&mut self, core: &Arc<AgentCore>) {
         self.machine.finish();
         self.machine
-            .run_hook(&mut self.agent, ctx.core, |a, ctx| a.finish(ctx));
+            .run_hook(&mut self.agent, core, |a, ctx| a.finish(ctx));
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 
     fn panic_reaction(&self) -> PanicReaction {
         self.agent.panic_reaction()
     }
 
-    fn handle(&mut self, ctx: &Context<'_>, mbox: MboxId, ty: TypeId, payload: Payload) {
+    fn handle(&mut self, core: &Arc<AgentCore>, mbox: MboxId, ty: TypeId, payload: Payload) {
         self.machine
-            .dispatch(&mut self.agent, ctx.core, mbox, ty, payload);
+            .dispatch(&mut self.agent, core, mbox, ty, payload);
     }
 }
 

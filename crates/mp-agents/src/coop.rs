@@ -26,6 +26,7 @@
 //! Lock order: a cooperation's state, then the environment's state. Two
 //! cooperations' locks are never held at once.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,10 +35,10 @@ use std::sync::{Arc, Weak};
 use mp_thread::Waiter;
 use parking_lot::Mutex;
 
-use crate::agent::{Agent, AgentSlot};
+use crate::agent::{define_slot, Agent, AgentSlot, DefineFn};
 use crate::binder::Binder;
 use crate::contain::contain;
-use crate::core::{AgentCore, FinishQueued, NewAgent};
+use crate::core::{AgentCore, CoopLink, FinishQueued, NewAgent};
 use crate::dropped::{drop_as, DropReason};
 use crate::env::{EnvInner, Environment};
 use crate::error::Error;
@@ -98,7 +99,7 @@ pub(crate) struct CoopInner {
 pub struct CoopHandle {
     pub(crate) id: CoopId,
     pub(crate) alive: Arc<AtomicBool>,
-    pub(crate) coop: Weak<CoopInner>,
+    pub(crate) coop: Weak<dyn CoopLink>,
     pub(crate) dereg: Waiter,
 }
 
@@ -126,7 +127,7 @@ impl CoopHandle {
         let coop = self.coop.clone();
         let _ = self.dereg.post(move || {
             if let Some(coop) = coop.upgrade() {
-                deregister(&coop, reason);
+                coop.deregister(reason);
             }
         });
     }
@@ -143,7 +144,9 @@ pub struct CoopBuilder {
 }
 
 /// An agent added to a builder, with its binder if one was chosen.
-type Unresolved = (Arc<AgentCore>, Option<Arc<dyn Binder>>);
+/// An agent added, its binder if it has its own, and how to run its
+/// `define`.
+type Unresolved = (Arc<AgentCore>, Option<Arc<dyn Binder>>, DefineFn);
 
 impl std::fmt::Debug for CoopBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -161,7 +164,7 @@ impl CoopBuilder {
             alive: Arc::new(AtomicBool::new(true)),
             reaction: Mutex::new(PanicReaction::Inherit),
             env: Arc::downgrade(&env.inner),
-            parent: parent.map(|p| p.coop.clone()),
+            parent: parent.map(CoopHandle::inner),
             state: Mutex::new(CoopState {
                 status: Status::Registering,
                 reason: DeregReason::Normal,
@@ -233,15 +236,17 @@ impl CoopBuilder {
             agent_type: std::any::TypeId::of::<A>(),
             slot: Box::new(AgentSlot::new(agent)),
         };
+        let env: Weak<EnvInner> = Arc::downgrade(&self.env.inner);
+        let coop: Weak<CoopInner> = Arc::downgrade(&self.coop);
         let core = Arc::new(AgentCore::new(
-            Arc::downgrade(&self.env.inner),
-            Arc::downgrade(&self.coop),
+            env,
+            coop,
             self.coop.id,
             self.coop.alive.clone(),
             self.env.inner.dereg_waiter.clone(),
             new,
         ));
-        self.agents.push((core.clone(), binder));
+        self.agents.push((core.clone(), binder, define_slot::<A>));
         DirectMbox { core }
     }
 }
@@ -261,7 +266,12 @@ pub(crate) fn register(builder: CoopBuilder) -> Result<CoopHandle, Error> {
             // only then can the final step run.
             drop(spill);
             let guard = handle.coop.clone();
-            if handle.dereg.post(move || release(guard)).is_err() {
+            let released = move || {
+                if let Some(coop) = guard.upgrade() {
+                    coop.release();
+                }
+            };
+            if handle.dereg.post(released).is_err() {
                 tracing::error!(coop = ?handle.id, "deregistration thread is gone");
             }
             Ok(handle)
@@ -316,12 +326,14 @@ fn try_register(builder: CoopBuilder, spill: &mut Spill) -> Result<CoopHandle, E
         agents,
         notificators,
     } = builder;
-    spill.cores = agents.iter().map(|(core, _)| core.clone()).collect();
+    spill.cores = agents.iter().map(|(core, _, _)| core.clone()).collect();
     spill.binders.extend(binder);
     spill.notificators = notificators;
     // Resolve binders.
     let mut resolved: Vec<(Arc<AgentCore>, Arc<dyn Binder>)> = Vec::with_capacity(agents.len());
-    for (core, binder) in agents {
+    let mut defines: Vec<DefineFn> = Vec::with_capacity(agents.len());
+    for (core, binder, define) in agents {
+        defines.push(define);
         let binder = match binder {
             Some(b) => b,
             None => env.default_binder()?,
@@ -343,11 +355,11 @@ fn try_register(builder: CoopBuilder, spill: &mut Spill) -> Result<CoopHandle, E
     }
     // 2. Define (a panic undoes everything).
     let mut subscriptions = Vec::with_capacity(resolved.len());
-    for (core, _) in &resolved {
+    for ((core, _), define) in resolved.iter().zip(defines) {
         let defined = catch_unwind(AssertUnwindSafe(|| {
             let mut slot = core.agent.lock();
             let agent = slot.as_mut().expect("an unregistered agent has its state");
-            agent.define(core, env.clone())
+            define(&mut **agent, core, env.clone())
         }));
         match defined {
             Ok(subs) => subscriptions.push(subs),
@@ -361,7 +373,7 @@ fn try_register(builder: CoopBuilder, spill: &mut Spill) -> Result<CoopHandle, E
         for (core, _) in resolved {
             let subs = std::mem::take(&mut *core.subscriptions.lock());
             for (mbox, ty) in subs {
-                drop(mbox.unsubscribe(ty, core.id));
+                mbox.unsubscribe(ty, core.id);
             }
         }
     };
@@ -377,7 +389,9 @@ fn try_register(builder: CoopBuilder, spill: &mut Spill) -> Result<CoopHandle, E
                     agent: core.name().into_owned(),
                 });
             }
-            core.subscriptions.lock().push((mbox.clone(), *ty));
+            core.subscriptions
+                .lock()
+                .push((Box::new(mbox.clone()), *ty));
         }
     }
     drop(subscriptions);
@@ -496,17 +510,40 @@ fn link(
 
 /// Deregistration thread: one agent finished, or the registration guard
 /// was released.
-pub(crate) fn release(coop: Weak<CoopInner>) {
-    let Some(coop) = coop.upgrade() else {
-        return;
-    };
+fn release(coop: &Arc<CoopInner>) {
     let finalize = {
         let mut st = coop.state.lock();
         st.pending -= 1;
         st.status == Status::FinishingAgents && st.pending == 0
     };
     if finalize {
-        final_step(&coop);
+        final_step(coop);
+    }
+}
+
+impl CoopLink for CoopInner {
+    fn release(self: Arc<Self>) {
+        release(&self);
+    }
+
+    fn deregister(self: Arc<Self>, reason: DeregReason) {
+        deregister(&self, reason);
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+impl CoopHandle {
+    /// The cooperation itself (a dead `Weak` if it is gone: a child made
+    /// with it is then refused, its parent being gone).
+    fn inner(&self) -> Weak<CoopInner> {
+        self.coop
+            .upgrade()
+            .and_then(|coop| coop.as_any().downcast::<CoopInner>().ok())
+            .map(|coop| Arc::downgrade(&coop))
+            .unwrap_or_default()
     }
 }
 
@@ -582,7 +619,7 @@ fn final_step(coop: &Arc<CoopInner>) {
         });
         let subs = std::mem::take(&mut *entry.core.subscriptions.lock());
         for (mbox, ty) in subs {
-            drop(mbox.unsubscribe(ty, entry.core.id));
+            mbox.unsubscribe(ty, entry.core.id);
         }
     }
     for entry in entries {

@@ -2,6 +2,11 @@
 //! its dispatcher's [`EventQueue`]), its state, its subscriptions — and
 //! [`ExecDemand`], the unit of work a dispatcher runs.
 //!
+//! The core sits below the mboxes, agents, cooperations and the
+//! environment in the crate's stack: it reaches them only through the
+//! traits it defines ([`ErasedAgent`], `EnvLink`, `CoopLink`,
+//! `MpmcSubscription`), which they implement.
+//!
 //! Invariants kept here:
 //! - 1: the core holds its dispatcher's event queue (and through it the
 //!   dispatcher's `Worker` handles) only until the cooperation's final step
@@ -52,15 +57,11 @@ use std::sync::{Arc, Weak};
 use mp_thread::Waiter;
 use parking_lot::{Mutex, RwLock};
 
-use crate::agent::{Context, ErasedAgent, SharedHandler};
-use crate::coop::CoopInner;
-
 use crate::demand::{Demand, DemandTarget, EventQueue, ExecDemand, Padded};
 use crate::dropped::{drop_as, DropReason};
-use crate::env::EnvInner;
 use crate::filter::Filter;
 use crate::limits::{Admit, Limit};
-use crate::mbox::Mbox;
+use crate::timer::Timers;
 use crate::trace;
 
 use crate::ids::{
@@ -77,6 +78,56 @@ use mp_thread::panic_message;
 /// message in one-thread ping-pong.
 pub(crate) type AgentSlotLock =
     spin::mutex::SpinMutex<Option<Box<dyn ErasedAgent>>, spin::relax::Yield>;
+
+/// The core's view of an agent, whatever its type (an `AgentSlot` of the
+/// agents layer implements it).
+pub(crate) trait ErasedAgent: Send {
+    /// The agent's start hook (after entering its initial state).
+    fn start(&mut self, core: &Arc<AgentCore>);
+    /// The agent's finish hook.
+    fn finish(&mut self, core: &Arc<AgentCore>);
+    /// Dispatches one message in the agent's current state.
+    fn handle(&mut self, core: &Arc<AgentCore>, mbox: MboxId, ty: TypeId, payload: Payload);
+    /// The agent's own panic reaction.
+    fn panic_reaction(&self) -> PanicReaction;
+    /// The agent as `Any` (its `define` runs through its concrete type).
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+/// A thread-safe handler, type-erased: shared by every thread that runs it.
+pub(crate) type SharedHandler = Box<dyn Fn(&Arc<AgentCore>, Payload) + Send + Sync>;
+
+/// What a core needs of its environment (the environment implements it;
+/// it sits above the core in the crate's stack).
+pub(crate) trait EnvLink: Send + Sync + 'static {
+    /// Stops the environment (an agent's panic reaction).
+    fn stop(self: Arc<Self>);
+    /// The environment's timer thread (state time limits).
+    fn timers(&self) -> &Arc<Timers>;
+    /// The environment itself, for the layers that know its type.
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+/// What a core needs of its cooperation (the cooperation implements it).
+pub(crate) trait CoopLink: Send + Sync + 'static {
+    /// Deregistration thread: one agent finished, or the registration
+    /// guard was released.
+    fn release(self: Arc<Self>);
+    /// Deregistration thread: deregisters the cooperation.
+    fn deregister(self: Arc<Self>, reason: DeregReason);
+    /// The cooperation itself, for the layers that know its type.
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+/// An MPMC mbox a core is subscribed to (the mbox layer implements it):
+/// enough to take the subscription back.
+pub(crate) trait MpmcSubscription: Send + Sync {
+    /// The mbox's id.
+    fn mbox_id(&self) -> MboxId;
+    /// Removes `agent`'s subscription to `ty` (dropped outside the mbox's
+    /// lock).
+    fn unsubscribe(&self, ty: TypeId, agent: AgentId);
+}
 
 /// Thread-safe handlers of an agent, by (mbox, message type).
 pub(crate) type SharedHandlers = HashMap<(MboxId, TypeId), SharedHandler>;
@@ -112,8 +163,8 @@ pub(crate) struct AgentCore {
     /// The agent's type (run-time subscriptions check handlers against it).
     pub(crate) agent_type: TypeId,
     pub(crate) direct_id: MboxId,
-    pub(crate) env: Weak<EnvInner>,
-    pub(crate) coop: Weak<CoopInner>,
+    pub(crate) env: Weak<dyn EnvLink>,
+    pub(crate) coop: Weak<dyn CoopLink>,
     pub(crate) coop_id: CoopId,
     pub(crate) priority: Priority,
     pub(crate) coop_alive: Arc<AtomicBool>,
@@ -136,7 +187,7 @@ pub(crate) struct AgentCore {
     /// lookup in `thread_safe` for every other agent's messages).
     has_thread_safe: AtomicBool,
     thread_safe: RwLock<SharedHandlers>,
-    pub(crate) subscriptions: Mutex<Vec<(Mbox, TypeId)>>,
+    pub(crate) subscriptions: Mutex<Vec<(Box<dyn MpmcSubscription>, TypeId)>>,
     /// Delivery filters by (MPMC mbox, type), from `define`.
     pub(crate) filters: Mutex<HashMap<(MboxId, TypeId), Filter>>,
 }
@@ -153,8 +204,8 @@ pub(crate) struct NewAgent {
 
 impl AgentCore {
     pub(crate) fn new(
-        env: Weak<EnvInner>,
-        coop: Weak<CoopInner>,
+        env: Weak<dyn EnvLink>,
+        coop: Weak<dyn CoopLink>,
         coop_id: CoopId,
         coop_alive: Arc<AtomicBool>,
         dereg: Waiter,
@@ -214,7 +265,7 @@ impl AgentCore {
     /// when [`trace::on`]).
     #[cold]
     pub(crate) fn trace(&self, step: trace::Step, mbox: MboxId, ty: TypeId, what: &'static str) {
-        if let Some(filter) = trace::filter_of(self.env.as_ptr() as usize) {
+        if let Some(filter) = trace::filter_of(self.env.as_ptr() as *const () as usize) {
             trace::emit(&filter, step, Some(&self.name()), mbox, ty, what);
         }
     }
@@ -332,40 +383,15 @@ impl AgentCore {
         drop(old);
     }
 
-    /// Subscribes the agent to `ty` at `mbox` at run time, once (the
-    /// agent's worker; deregistration unsubscribes it with the rest).
-    pub(crate) fn subscribe_mpmc(self: &Arc<Self>, mbox: &Mbox, ty: TypeId) {
-        {
-            let mut subs = self.subscriptions.lock();
-            if subs.iter().any(|(m, t)| m.id() == mbox.id() && *t == ty) {
-                return;
+    /// Asks the deregistration thread to deregister the agent's
+    /// cooperation (asynchronous).
+    pub(crate) fn deregister_coop(&self, reason: DeregReason) {
+        let coop = self.coop.clone();
+        let _ = self.dereg.post(move || {
+            if let Some(coop) = coop.upgrade() {
+                coop.deregister(reason);
             }
-            subs.push((mbox.clone(), ty));
-        }
-        if !mbox.subscribe(ty, self.clone()) {
-            self.subscriptions
-                .lock()
-                .retain(|(m, t)| !(m.id() == mbox.id() && *t == ty));
-            tracing::error!(
-                agent = %self.name(),
-                mbox = %mbox.describe(),
-                "a unique-subscribers mbox has a subscriber for this type already; not subscribed"
-            );
-        }
-    }
-
-    /// Removes the agent's subscription to `ty` at `mbox`, if any.
-    pub(crate) fn unsubscribe_mpmc(&self, mbox: &Mbox, ty: TypeId) {
-        let removed = {
-            let mut subs = self.subscriptions.lock();
-            let at = subs
-                .iter()
-                .position(|(m, t)| m.id() == mbox.id() && *t == ty);
-            at.map(|at| subs.swap_remove(at))
-        };
-        if let Some((mbox, ty)) = removed {
-            drop(mbox.unsubscribe(ty, self.id));
-        }
+        });
     }
 
     /// Deactivation: every MPMC subscription and thread-safe handler goes
@@ -373,7 +399,7 @@ impl AgentCore {
     pub(crate) fn drop_subscriptions(&self) {
         let subs = std::mem::take(&mut *self.subscriptions.lock());
         for (mbox, ty) in subs {
-            drop(mbox.unsubscribe(ty, self.id));
+            mbox.unsubscribe(ty, self.id);
         }
         self.has_thread_safe.store(false, Ordering::Release);
         let table = std::mem::take(&mut *self.thread_safe.write());
@@ -498,7 +524,7 @@ impl AgentCore {
     /// Runs one demand on the calling thread (a dispatcher's worker).
     fn run(self: Arc<Self>, demand: Demand, thread_safe: bool) {
         match demand {
-            Demand::Start => self.with_agent("start", |a, ctx| a.start(ctx)),
+            Demand::Start => self.with_agent("start", |a, core| a.start(core)),
             Demand::Message {
                 mbox,
                 ty,
@@ -514,13 +540,18 @@ impl AgentCore {
                     self.run_thread_safe(mbox, ty, payload);
                     return;
                 }
-                self.with_agent("handler", move |a, ctx| a.handle(ctx, mbox, ty, payload))
+                self.with_agent("handler", move |a, core| a.handle(core, mbox, ty, payload))
             }
             Demand::Finish => {
-                self.with_agent("finish", |a, ctx| a.finish(ctx));
+                self.with_agent("finish", |a, core| a.finish(core));
                 // Hand-off to the deregistration thread: a `Weak`, moved.
                 let coop = self.coop.clone();
-                if self.dereg.post(move || crate::coop::release(coop)).is_err() {
+                let release = move || {
+                    if let Some(coop) = coop.upgrade() {
+                        coop.release();
+                    }
+                };
+                if self.dereg.post(release).is_err() {
                     tracing::error!(agent = %self.name(), "deregistration thread is gone");
                 }
             }
@@ -544,7 +575,7 @@ impl AgentCore {
                     );
                     self.run_thread_safe(mbox, ty, payload);
                 } else {
-                    self.with_agent("handler", move |a, ctx| a.handle(ctx, mbox, ty, payload));
+                    self.with_agent("handler", move |a, core| a.handle(core, mbox, ty, payload));
                 }
             },
         );
@@ -552,7 +583,7 @@ impl AgentCore {
 
     fn with_agent<F>(self: &Arc<Self>, what: &str, f: F)
     where
-        F: FnOnce(&mut dyn ErasedAgent, &Context<'_>),
+        F: FnOnce(&mut dyn ErasedAgent, &Arc<AgentCore>),
     {
         let mut slot = self.agent.lock();
         let Some(agent) = slot.as_mut() else {
@@ -561,8 +592,7 @@ impl AgentCore {
             drop_as(DropReason::ReceiverGone, f);
             return;
         };
-        let ctx = Context::new(self);
-        let Err(p) = catch_unwind(AssertUnwindSafe(|| f(&mut **agent, &ctx))) else {
+        let Err(p) = catch_unwind(AssertUnwindSafe(|| f(&mut **agent, self))) else {
             return;
         };
         let reaction = agent.panic_reaction();
@@ -580,8 +610,7 @@ impl AgentCore {
             drop_as(DropReason::ReceiverGone, payload);
             return;
         };
-        let ctx = Context::new(self);
-        let Err(p) = catch_unwind(AssertUnwindSafe(|| handler(&ctx, payload))) else {
+        let Err(p) = catch_unwind(AssertUnwindSafe(|| handler(self, payload))) else {
             return;
         };
         drop(table);
@@ -595,7 +624,6 @@ impl AgentCore {
     /// Applies the panic reaction of this agent (resolved through its
     /// cooperation if it says `Inherit`).
     fn react_to_panic(self: &Arc<Self>, what: &str, p: &(dyn Any + Send), reaction: PanicReaction) {
-        let ctx = Context::new(self);
         let mut reaction = reaction;
         if reaction == PanicReaction::Inherit {
             reaction = *self.coop_reaction.lock();
@@ -610,8 +638,12 @@ impl AgentCore {
                 );
                 std::process::abort();
             }
-            PanicReaction::ShutdownEnvironment => ctx.env().stop(),
-            PanicReaction::DeregisterCoop => ctx.deregister_coop(DeregReason::Panic),
+            PanicReaction::ShutdownEnvironment => {
+                if let Some(env) = self.env.upgrade() {
+                    env.stop();
+                }
+            }
+            PanicReaction::DeregisterCoop => self.deregister_coop(DeregReason::Panic),
             PanicReaction::Ignore | PanicReaction::Inherit => {}
         }
     }

@@ -12,6 +12,7 @@
 //!
 //! Lock order: a cooperation's state before `EnvInner::state`.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
@@ -22,6 +23,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::binder::Binder;
 use crate::coop::{CoopBuilder, CoopHandle, CoopInner};
+use crate::core::{AgentCore, EnvLink};
 use crate::disp::OneThreadDispatcher;
 use crate::error::Error;
 use crate::ids::{CoopId, PanicReaction};
@@ -78,6 +80,20 @@ pub(crate) struct EnvInner {
     pub(crate) mchains: Mutex<MchainRegistry>,
     /// Data sources and the periodic distribution.
     pub(crate) stats: StatsState,
+}
+
+impl EnvLink for EnvInner {
+    fn stop(self: Arc<Self>) {
+        Environment { inner: self }.stop();
+    }
+
+    fn timers(&self) -> &Arc<Timers> {
+        &self.timers
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
 }
 
 impl StatsHost for EnvInner {
@@ -426,6 +442,12 @@ where
 }
 
 impl Environment {
+    /// The environment of `core`'s agent, while it is alive.
+    pub(crate) fn of_core(core: &AgentCore) -> Option<Environment> {
+        let inner = core.env.upgrade()?.as_any().downcast::<EnvInner>().ok()?;
+        Some(Environment { inner })
+    }
+
     pub(crate) fn from_weak(weak: &Weak<EnvInner>) -> Option<Environment> {
         weak.upgrade().map(|inner| Environment { inner })
     }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::core::AgentCore;
+use crate::core::{AgentCore, MpmcSubscription};
 use crate::filter::Filter;
 use crate::ids::{AgentId, MboxId, Payload};
 use crate::target::Target;
@@ -351,5 +351,58 @@ impl<M: Send + 'static> Target<M> for DirectMbox {
 impl<M: Clone + Send + 'static> Target<M> for Mbox {
     fn deliver(&self, msg: M) {
         self.send(msg);
+    }
+}
+
+/// How a core keeps its MPMC subscriptions (it sits below the mboxes).
+impl MpmcSubscription for Mbox {
+    fn mbox_id(&self) -> MboxId {
+        self.id()
+    }
+
+    fn unsubscribe(&self, ty: TypeId, agent: AgentId) {
+        drop(Mbox::unsubscribe(self, ty, agent));
+    }
+}
+
+/// Run-time subscriptions of an agent to MPMC mboxes.
+impl AgentCore {
+    /// Subscribes the agent to `ty` at `mbox` at run time, once (the
+    /// agent's worker; deregistration unsubscribes it with the rest).
+    pub(crate) fn subscribe_mpmc(self: &Arc<Self>, mbox: &Mbox, ty: TypeId) {
+        {
+            let mut subs = self.subscriptions.lock();
+            if subs
+                .iter()
+                .any(|(m, t)| m.mbox_id() == mbox.id() && *t == ty)
+            {
+                return;
+            }
+            subs.push((Box::new(mbox.clone()), ty));
+        }
+        if !mbox.subscribe(ty, self.clone()) {
+            self.subscriptions
+                .lock()
+                .retain(|(m, t)| !(m.mbox_id() == mbox.id() && *t == ty));
+            tracing::error!(
+                agent = %self.name(),
+                mbox = %mbox.describe(),
+                "a unique-subscribers mbox has a subscriber for this type already; not subscribed"
+            );
+        }
+    }
+
+    /// Removes the agent's subscription to `ty` at `mbox`, if any.
+    pub(crate) fn unsubscribe_mpmc(&self, mbox: &Mbox, ty: TypeId) {
+        let removed = {
+            let mut subs = self.subscriptions.lock();
+            let at = subs
+                .iter()
+                .position(|(m, t)| m.mbox_id() == mbox.id() && *t == ty);
+            at.map(|at| subs.swap_remove(at))
+        };
+        if let Some((mbox, ty)) = removed {
+            mbox.unsubscribe(ty, self.id);
+        }
     }
 }

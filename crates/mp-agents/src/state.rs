@@ -778,7 +778,7 @@ impl<A: Agent> Machine<A> {
         let weak = Arc::downgrade(core);
         let direct = core.direct_id;
         let mut msg = Some(TimeLimitFired { state, epoch });
-        let timer = env.timers.add(
+        let timer = env.timers().add(
             limit,
             None,
             Box::new(move || {
