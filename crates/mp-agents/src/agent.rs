@@ -21,8 +21,9 @@ use std::any::TypeId;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::coop::CoopHandle;
-use crate::core::{AgentCore, ErasedAgent, SharedHandler, SharedHandlers};
+use crate::binder::Binder;
+use crate::coop::{CoopBuilder, CoopHandle};
+use crate::core::{AgentCore, ErasedAgent, NewAgent, SharedHandler, SharedHandlers};
 
 use crate::env::Environment;
 use crate::filter::{erase, Filter};
@@ -302,12 +303,8 @@ impl<A: Agent> AgentSlot<A> {
     }
 }
 
-/// Runs `define` of the agent in `slot` (an `AgentSlot<A>`); returns the
-/// MPMC subscriptions it asked for.
-pub(crate) type DefineFn =
-    fn(&mut dyn ErasedAgent, &Arc<AgentCore>, Environment) -> Vec<(Mbox, TypeId)>;
-
-/// The [`DefineFn`] of agents of type `A`.
+/// The `DefineFn` of agents of type `A`: runs `define` of the agent in
+/// `slot` (an `AgentSlot<A>`); returns the MPMC subscriptions it asked for.
 pub(crate) fn define_slot<A: Agent>(
     slot: &mut dyn ErasedAgent,
     core: &Arc<AgentCore>,
@@ -438,4 +435,35 @@ impl Context<'_> {
         // Old filters die here, on the agent's worker, outside every lock.
         drop((old, replaced));
     }
+}
+
+/// Adding agents to a cooperation (the generic part: the cooperation
+/// keeps them type-erased).
+impl CoopBuilder {
+    /// Adds an agent bound by the cooperation's binder; returns its mbox
+    /// (messages sent before registration wait in the agent's buffer).
+    pub fn add_agent<A: Agent>(&mut self, agent: A) -> DirectMbox {
+        let binder = self.binder.clone();
+        push(self, agent, binder)
+    }
+
+    /// Adds an agent bound by `binder`.
+    pub fn add_agent_with_binder<A: Agent>(
+        &mut self,
+        agent: A,
+        binder: Arc<dyn Binder>,
+    ) -> DirectMbox {
+        push(self, agent, Some(binder))
+    }
+}
+
+fn push<A: Agent>(coop: &mut CoopBuilder, agent: A, binder: Option<Arc<dyn Binder>>) -> DirectMbox {
+    let new = NewAgent {
+        priority: agent.priority(),
+        name: agent.name(),
+        type_name: std::any::type_name::<A>(),
+        agent_type: TypeId::of::<A>(),
+        slot: Box::new(AgentSlot::new(agent)),
+    };
+    coop.push(new, binder, define_slot::<A>)
 }

@@ -26,7 +26,7 @@
 //! Lock order: a cooperation's state, then the environment's state. Two
 //! cooperations' locks are never held at once.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,15 +35,14 @@ use std::sync::{Arc, Weak};
 use mp_thread::Waiter;
 use parking_lot::Mutex;
 
-use crate::agent::{define_slot, Agent, AgentSlot, DefineFn};
 use crate::binder::Binder;
 use crate::contain::contain;
-use crate::core::{AgentCore, CoopLink, FinishQueued, NewAgent};
+use crate::core::{AgentCore, CoopLink, ErasedAgent, FinishQueued, NewAgent};
 use crate::dropped::{drop_as, DropReason};
 use crate::env::{EnvInner, Environment};
 use crate::error::Error;
 use crate::ids::{CoopId, DeregReason, PanicReaction};
-use crate::mbox::DirectMbox;
+use crate::mbox::{DirectMbox, Mbox};
 use mp_thread::panic_message;
 
 /// The deregistration thread's role, in logs.
@@ -138,12 +137,18 @@ impl CoopHandle {
 pub struct CoopBuilder {
     env: Environment,
     coop: Arc<CoopInner>,
-    binder: Option<Arc<dyn Binder>>,
+    pub(crate) binder: Option<Arc<dyn Binder>>,
     agents: Vec<Unresolved>,
     notificators: Vec<DeregNotificator>,
 }
 
 /// An agent added to a builder, with its binder if one was chosen.
+/// Runs the `define` of the agent in a slot (through its concrete type,
+/// which the agents layer knows); returns the MPMC subscriptions it asked
+/// for.
+pub(crate) type DefineFn =
+    fn(&mut dyn ErasedAgent, &Arc<AgentCore>, Environment) -> Vec<(Mbox, TypeId)>;
+
 /// An agent added, its binder if it has its own, and how to run its
 /// `define`.
 type Unresolved = (Arc<AgentCore>, Option<Arc<dyn Binder>>, DefineFn);
@@ -195,22 +200,6 @@ impl CoopBuilder {
         self
     }
 
-    /// Adds an agent bound by the cooperation's binder; returns its mbox
-    /// (messages sent before registration wait in the agent's buffer).
-    pub fn add_agent<A: Agent>(&mut self, agent: A) -> DirectMbox {
-        let binder = self.binder.clone();
-        self.push(agent, binder)
-    }
-
-    /// Adds an agent bound by `binder`.
-    pub fn add_agent_with_binder<A: Agent>(
-        &mut self,
-        agent: A,
-        binder: Arc<dyn Binder>,
-    ) -> DirectMbox {
-        self.push(agent, Some(binder))
-    }
-
     /// What to do when one of its agents panics (for agents whose own
     /// reaction is `Inherit`); `Inherit` (the default) asks the parent, or
     /// the environment's [`Params::panic_reaction`](crate::Params).
@@ -228,14 +217,14 @@ impl CoopBuilder {
         self
     }
 
-    fn push<A: Agent>(&mut self, agent: A, binder: Option<Arc<dyn Binder>>) -> DirectMbox {
-        let new = NewAgent {
-            priority: agent.priority(),
-            name: agent.name(),
-            type_name: std::any::type_name::<A>(),
-            agent_type: std::any::TypeId::of::<A>(),
-            slot: Box::new(AgentSlot::new(agent)),
-        };
+    /// Adds an agent (made generic-free by the agents layer): its core is
+    /// made here; `define` runs at registration.
+    pub(crate) fn push(
+        &mut self,
+        new: NewAgent,
+        binder: Option<Arc<dyn Binder>>,
+        define: DefineFn,
+    ) -> DirectMbox {
         let env: Weak<EnvInner> = Arc::downgrade(&self.env.inner);
         let coop: Weak<CoopInner> = Arc::downgrade(&self.coop);
         let core = Arc::new(AgentCore::new(
@@ -246,7 +235,7 @@ impl CoopBuilder {
             self.env.inner.dereg_waiter.clone(),
             new,
         ));
-        self.agents.push((core.clone(), binder, define_slot::<A>));
+        self.agents.push((core.clone(), binder, define));
         DirectMbox { core }
     }
 }
@@ -628,7 +617,7 @@ fn final_step(coop: &Arc<CoopInner>) {
     let env = coop.env.upgrade();
     // Unlink.
     let mut parent_ready = None;
-    let removed = match &coop.parent {
+    let removed: Option<Arc<dyn CoopLink>> = match &coop.parent {
         Some(parent) => parent.upgrade().and_then(|parent| {
             let (removed, ready) = {
                 let mut pst = parent.state.lock();
@@ -639,7 +628,7 @@ fn final_step(coop: &Arc<CoopInner>) {
             if ready {
                 parent_ready = Some(parent);
             }
-            removed
+            removed.map(|c| c as Arc<dyn CoopLink>)
         }),
         None => env
             .as_ref()
@@ -666,10 +655,22 @@ fn final_step(coop: &Arc<CoopInner>) {
     }
 }
 
-/// Deregistration thread: deregisters every root cooperation.
-pub(crate) fn shutdown_all(env: &EnvInner) {
-    let roots: Vec<Arc<CoopInner>> = env.state.lock().root.values().cloned().collect();
-    for coop in &roots {
-        deregister(coop, DeregReason::Shutdown);
+/// Making and registering cooperations.
+impl Environment {
+    /// A new root cooperation to fill and register.
+    pub fn make_coop(&self) -> CoopBuilder {
+        CoopBuilder::new(self.clone(), None)
+    }
+
+    /// A new child cooperation of `parent`; it is deregistered (and gone)
+    /// before its parent.
+    pub fn make_child_coop(&self, parent: &CoopHandle) -> CoopBuilder {
+        CoopBuilder::new(self.clone(), Some(parent))
+    }
+
+    /// Registers a cooperation: all its agents bound and started, or (on
+    /// error) none, with everything already done undone.
+    pub fn register_coop(&self, coop: CoopBuilder) -> Result<CoopHandle, Error> {
+        register(coop)
     }
 }

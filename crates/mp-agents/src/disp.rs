@@ -352,3 +352,22 @@ impl Binder for GroupBinder {
         drop(self.disp.leave(agent.id));
     }
 }
+
+/// The environment's default dispatcher.
+impl Environment {
+    /// The binder of the environment's default one-thread dispatcher
+    /// (started on first use).
+    pub fn default_binder(&self) -> Result<Arc<dyn Binder>, Error> {
+        let mut slot = self.inner.default_disp.lock();
+        if let Some(binder) = slot.as_ref() {
+            return Ok(binder.clone());
+        }
+        if self.is_stopping() {
+            return Err(Error::Stopped);
+        }
+        let disp = OneThreadDispatcher::new(self, "mp-agents-default")?;
+        let binder = disp.binder();
+        *slot = Some(binder.clone());
+        Ok(binder)
+    }
+}

@@ -22,11 +22,9 @@ use mp_thread::{ExitStatus, Reaper, ThreadHandle, Waiter, Worker};
 use parking_lot::{Condvar, Mutex};
 
 use crate::binder::Binder;
-use crate::coop::{CoopBuilder, CoopHandle, CoopInner};
-use crate::core::{AgentCore, EnvLink};
-use crate::disp::OneThreadDispatcher;
+use crate::core::{AgentCore, CoopLink, EnvLink};
 use crate::error::Error;
-use crate::ids::{CoopId, PanicReaction};
+use crate::ids::{CoopId, DeregReason, PanicReaction};
 use crate::mbox::Mbox;
 use crate::mchain::{Mchain, MchainParams, MchainRegistry};
 use crate::request::{Answer, Request, RequestId};
@@ -53,7 +51,7 @@ pub(crate) struct EnvState {
     autoshutdown: bool,
     /// Set by `launch` when it takes the thread list: no thread may start.
     closed: bool,
-    pub(crate) root: HashMap<CoopId, Arc<CoopInner>>,
+    pub(crate) root: HashMap<CoopId, Arc<dyn CoopLink>>,
     pub(crate) live_coops: usize,
     /// Agents of the cooperations counted in `live_coops`.
     pub(crate) live_agents: usize,
@@ -75,7 +73,8 @@ pub(crate) struct EnvInner {
     dereg_thread: ThreadId,
     pub(crate) state: Mutex<EnvState>,
     cv: Condvar,
-    default_disp: Mutex<Option<OneThreadDispatcher>>,
+    /// The default dispatcher, held through its binder (`disp` makes it).
+    pub(crate) default_disp: Mutex<Option<Arc<dyn Binder>>>,
     /// Chains made here; closed when the shutdown begins.
     pub(crate) mchains: Mutex<MchainRegistry>,
     /// Data sources and the periodic distribution.
@@ -175,7 +174,12 @@ impl EnvInner {
         let weak = Arc::downgrade(self);
         let _ = self.dereg_waiter.post(move || {
             if let Some(env) = weak.upgrade() {
-                crate::coop::shutdown_all(&env);
+                // Deregistration thread: every root cooperation goes.
+                let roots: Vec<Arc<dyn CoopLink>> =
+                    env.state.lock().root.values().cloned().collect();
+                for coop in roots {
+                    coop.deregister(DeregReason::Shutdown);
+                }
             }
         });
     }
@@ -566,23 +570,6 @@ impl Environment {
         self.inner.reaper.thread_id()
     }
 
-    /// A new root cooperation to fill and register.
-    pub fn make_coop(&self) -> CoopBuilder {
-        CoopBuilder::new(self.clone(), None)
-    }
-
-    /// A new child cooperation of `parent`; it is deregistered (and gone)
-    /// before its parent.
-    pub fn make_child_coop(&self, parent: &CoopHandle) -> CoopBuilder {
-        CoopBuilder::new(self.clone(), Some(parent))
-    }
-
-    /// Registers a cooperation: all its agents bound and started, or (on
-    /// error) none, with everything already done undone.
-    pub fn register_coop(&self, coop: CoopBuilder) -> Result<CoopHandle, Error> {
-        crate::coop::register(coop)
-    }
-
     /// Delivers `msg` to `to` after `delay` (on the environment's timer
     /// thread), fire and forget (SObjectizer's `send_delayed`); see
     /// [`schedule_delayed`](Self::schedule_delayed) for one that can be
@@ -708,22 +695,6 @@ impl Environment {
             .entry(name.to_string())
             .or_insert_with(|| Mbox::new(Some(name.to_string())))
             .clone()
-    }
-
-    /// The binder of the environment's default one-thread dispatcher
-    /// (started on first use).
-    pub fn default_binder(&self) -> Result<Arc<dyn Binder>, Error> {
-        let mut slot = self.inner.default_disp.lock();
-        if let Some(disp) = slot.as_ref() {
-            return Ok(disp.binder());
-        }
-        if self.is_stopping() {
-            return Err(Error::Stopped);
-        }
-        let disp = OneThreadDispatcher::new(self, "mp-agents-default")?;
-        let binder = disp.binder();
-        *slot = Some(disp);
-        Ok(binder)
     }
 
     /// [`Params::busy_wait`] of this environment, resolved.
