@@ -31,7 +31,7 @@ use crate::ids::{AgentId, CoopId, DeregReason, MboxId, PanicReaction, Payload, P
 use crate::limits::{Limit, LimitOverflow};
 use crate::mbox::{DirectMbox, Mbox};
 use crate::request::{Request, RequestId};
-use crate::state::{Machine, StateView};
+use crate::state::{Context, InState, Machine, State};
 use crate::target::Target;
 
 /// An agent: state plus handlers, run on the worker of its dispatcher.
@@ -70,24 +70,6 @@ pub trait Agent: Send + Sized + 'static {
     /// the others ignore it. [`Priority::P0`] (the lowest) by default.
     fn priority(&self) -> Priority {
         Priority::P0
-    }
-}
-
-/// What an agent can do while it runs: reach its environment, its own
-/// mbox, its cooperation, its states.
-pub struct Context<'a> {
-    pub(crate) core: &'a Arc<AgentCore>,
-    pub(crate) states: StateView<'a>,
-}
-
-impl<'a> Context<'a> {
-    /// A context that knows nothing of the agent's states (the core's,
-    /// around the agent's box; the box makes its own for the agent).
-    pub(crate) fn new(core: &'a Arc<AgentCore>) -> Context<'a> {
-        Context {
-            core,
-            states: StateView::none(),
-        }
     }
 }
 
@@ -278,13 +260,7 @@ impl<A: Agent> Define<'_, A> {
 
     /// Subscribes the agent to `ty` at `mbox` (once, whatever the states).
     pub(crate) fn add_subscription(&mut self, mbox: &Mbox, ty: TypeId) {
-        let known = self
-            .subscriptions
-            .iter()
-            .any(|(m, t)| m.id() == mbox.id() && *t == ty);
-        if !known {
-            self.subscriptions.push((mbox.clone(), ty));
-        }
+        crate::state::add_subscription(self.subscriptions, mbox, ty);
     }
 }
 
@@ -466,4 +442,55 @@ fn push<A: Agent>(coop: &mut CoopBuilder, agent: A, binder: Option<Arc<dyn Binde
         slot: Box::new(AgentSlot::new(agent)),
     };
     coop.push(new, binder, define_slot::<A>)
+}
+
+/// States (see `state`).
+impl<A: Agent> Define<'_, A> {
+    /// A new top-level state called `name`.
+    pub fn state(&mut self, name: &str) -> State {
+        self.machine.new_state(name, None, false)
+    }
+
+    /// A new substate of `parent` called `name`. A state with substates
+    /// needs exactly one initial substate (see
+    /// [`initial_substate`](Self::initial_substate)); registration fails
+    /// otherwise.
+    pub fn substate(&mut self, parent: &State, name: &str) -> State {
+        let parent = self.machine.index_of(parent);
+        self.machine.new_state(name, Some(parent), false)
+    }
+
+    /// A new substate of `parent`, entered when the agent switches to
+    /// `parent` itself (and `parent` has no history to go back to).
+    pub fn initial_substate(&mut self, parent: &State, name: &str) -> State {
+        let parent = self.machine.index_of(parent);
+        self.machine.new_state(name, Some(parent), true)
+    }
+
+    /// The default state: the one subscriptions made without a state
+    /// ([`subscribe_self`](Self::subscribe_self), [`subscribe`](Self::subscribe))
+    /// belong to, and the one the agent starts in unless
+    /// [`start_in`](Self::start_in) says otherwise. It is a top-level state
+    /// like the others: its handlers do not apply in other states.
+    pub fn default_state(&self) -> State {
+        self.machine.handle(0)
+    }
+
+    /// The agent starts in `state`: it is entered (on-enter hooks run, time
+    /// limits armed) on the agent's worker just before [`Agent::start`].
+    pub fn start_in(&mut self, state: &State) -> &mut Self {
+        self.machine.start_in(state);
+        self
+    }
+
+    /// Configures `state`: its handlers, hooks, time limit and history.
+    pub fn in_state<'d>(&'d mut self, state: &State) -> InState<'d, A> {
+        let state = self.machine.index_of(state);
+        InState {
+            machine: &mut *self.machine,
+            direct: self.core.direct_id,
+            subscriptions: &mut *self.subscriptions,
+            state,
+        }
+    }
 }

@@ -190,7 +190,7 @@ mod unique_mbox;
 mod worker_queue;
 mod wrapped;
 
-pub use agent::{Agent, Context, Define};
+pub use agent::{Agent, Define};
 pub use binder::Binder;
 pub use coop::{CoopBuilder, CoopHandle, DeregNotificator};
 pub use demand::{EventQueue, ExecDemand};
@@ -208,7 +208,7 @@ pub use pool::{AdvThreadPoolDispatcher, Fifo, PoolParams, ThreadPoolDispatcher};
 pub use prio::{PrioDedicatedThreadsDispatcher, PrioOneThreadDispatcher, Quotas};
 pub use request::{ask, Answer, AskError, Replier, Request, RequestId};
 pub use sink::SinkBinding;
-pub use state::{History, InState, State};
+pub use state::{Context, History, InState, State};
 pub use stats::{DistributionFinished, DistributionStarted, Quantity, StatsSource};
 pub use stats_controller::{StatsController, DEFAULT_DISTRIBUTION_PERIOD};
 pub use target::Target;

@@ -28,7 +28,6 @@ use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::agent::{Agent, Context, Define};
 use crate::core::AgentCore;
 use crate::dropped::{drop_as, DropReason};
 use crate::ids::{AgentId, MboxId, Payload};
@@ -41,8 +40,8 @@ use crate::trace;
 /// reported and cut rather than spinning the worker.
 const MAX_CHAIN: usize = 32;
 
-/// One of an agent's states, made in [`Agent::define`] by
-/// [`Define::state`] or [`Define::substate`]. A small `Copy` handle: keep
+/// One of an agent's states, made in [`Agent::define`](crate::Agent::define) by
+/// [`Define::state`](crate::Define::state) or [`Define::substate`](crate::Define::substate). A small `Copy` handle: keep
 /// it in the agent to switch to it later. It belongs to the agent that
 /// made it; using it with another agent panics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,6 +149,25 @@ impl StateTree {
                 "state `{}` has substates but no initial substate",
                 node.name
             );
+        }
+    }
+}
+
+/// What an agent can do while it runs (its methods are defined beside
+/// what they reach: the agents, states and subscriptions layers): reach its environment, its own
+/// mbox, its cooperation, its states.
+pub struct Context<'a> {
+    pub(crate) core: &'a Arc<AgentCore>,
+    pub(crate) states: StateView<'a>,
+}
+
+impl<'a> Context<'a> {
+    /// A context that knows nothing of the agent's states (the core's,
+    /// around the agent's box; the box makes its own for the agent).
+    pub(crate) fn new(core: &'a Arc<AgentCore>) -> Context<'a> {
+        Context {
+            core,
+            states: StateView::none(),
         }
     }
 }
@@ -332,7 +350,7 @@ pub(crate) struct Machine<A> {
     finished: bool,
 }
 
-impl<A: Agent> Machine<A> {
+impl<A: 'static> Machine<A> {
     pub(crate) fn new() -> Machine<A> {
         Machine {
             tree: StateTree::new(AgentId(0)),
@@ -354,6 +372,49 @@ impl<A: Agent> Machine<A> {
     }
 
     /// Before `define`: the agent the states will belong to.
+    /// A new state called `name` (a substate of `parent`; its initial one
+    /// if `initial`).
+    pub(crate) fn new_state(&mut self, name: &str, parent: Option<u32>, initial: bool) -> State {
+        let tree = &mut self.tree;
+        let index = u32::try_from(tree.nodes.len()).expect("too many states");
+        if let Some(p) = parent {
+            let node = &mut tree.nodes[p as usize];
+            node.has_children = true;
+            if initial {
+                assert!(
+                    node.initial.is_none(),
+                    "state `{}` has two initial substates",
+                    node.name
+                );
+                node.initial = Some(index);
+            }
+        }
+        tree.nodes.push(Node {
+            name: name.to_string(),
+            parent,
+            initial: None,
+            has_children: false,
+            history: History::None,
+            time_limit: None,
+        });
+        tree.handle(index)
+    }
+
+    /// The index of `state` in this agent's tree.
+    pub(crate) fn index_of(&self, state: &State) -> u32 {
+        self.tree.index_of(state)
+    }
+
+    /// The handle of state `index`.
+    pub(crate) fn handle(&self, index: u32) -> State {
+        self.tree.handle(index)
+    }
+
+    /// The agent starts in `state`.
+    pub(crate) fn start_in(&mut self, state: &State) {
+        self.start_in = self.tree.index_of(state);
+    }
+
     pub(crate) fn owned_by(&mut self, agent: AgentId) {
         self.tree.agent = agent;
     }
@@ -845,89 +906,22 @@ impl<A> Drop for Machine<A> {
     }
 }
 
-/// Configures one state of an agent: made by [`Define::in_state`].
+/// Configures one state of an agent: made by [`Define::in_state`](crate::Define::in_state).
 /// Handlers subscribed here run when the agent is in this state or in one
 /// of its substates that does not react to the same message itself.
-pub struct InState<'d, 'a, A: Agent> {
-    def: &'d mut Define<'a, A>,
-    state: u32,
+pub struct InState<'d, A: 'static> {
+    pub(crate) machine: &'d mut Machine<A>,
+    /// The agent's own mbox.
+    pub(crate) direct: MboxId,
+    /// The `define` hook's MPMC subscriptions.
+    pub(crate) subscriptions: &'d mut Vec<(Mbox, TypeId)>,
+    pub(crate) state: u32,
 }
 
-impl<'a, A: Agent> Define<'a, A> {
-    /// A new top-level state called `name`.
-    pub fn state(&mut self, name: &str) -> State {
-        self.new_state(name, None, false)
-    }
-
-    /// A new substate of `parent` called `name`. A state with substates
-    /// needs exactly one initial substate (see
-    /// [`initial_substate`](Self::initial_substate)); registration fails
-    /// otherwise.
-    pub fn substate(&mut self, parent: &State, name: &str) -> State {
-        let parent = self.machine.tree.index_of(parent);
-        self.new_state(name, Some(parent), false)
-    }
-
-    /// A new substate of `parent`, entered when the agent switches to
-    /// `parent` itself (and `parent` has no history to go back to).
-    pub fn initial_substate(&mut self, parent: &State, name: &str) -> State {
-        let parent = self.machine.tree.index_of(parent);
-        self.new_state(name, Some(parent), true)
-    }
-
-    /// The default state: the one subscriptions made without a state
-    /// ([`subscribe_self`](Self::subscribe_self), [`subscribe`](Self::subscribe))
-    /// belong to, and the one the agent starts in unless
-    /// [`start_in`](Self::start_in) says otherwise. It is a top-level state
-    /// like the others: its handlers do not apply in other states.
-    pub fn default_state(&self) -> State {
-        self.machine.tree.handle(0)
-    }
-
-    /// The agent starts in `state`: it is entered (on-enter hooks run, time
-    /// limits armed) on the agent's worker just before [`Agent::start`].
-    pub fn start_in(&mut self, state: &State) -> &mut Self {
-        self.machine.start_in = self.machine.tree.index_of(state);
-        self
-    }
-
-    /// Configures `state`: its handlers, hooks, time limit and history.
-    pub fn in_state<'d>(&'d mut self, state: &State) -> InState<'d, 'a, A> {
-        let state = self.machine.tree.index_of(state);
-        InState { def: self, state }
-    }
-
-    fn new_state(&mut self, name: &str, parent: Option<u32>, initial: bool) -> State {
-        let tree = &mut self.machine.tree;
-        let index = u32::try_from(tree.nodes.len()).expect("too many states");
-        if let Some(p) = parent {
-            let node = &mut tree.nodes[p as usize];
-            node.has_children = true;
-            if initial {
-                assert!(
-                    node.initial.is_none(),
-                    "state `{}` has two initial substates",
-                    node.name
-                );
-                node.initial = Some(index);
-            }
-        }
-        tree.nodes.push(Node {
-            name: name.to_string(),
-            parent,
-            initial: None,
-            has_children: false,
-            history: History::None,
-            time_limit: None,
-        });
-        tree.handle(index)
-    }
-}
-
-impl<A: Agent> InState<'_, '_, A> {
+impl<A: 'static> InState<'_, A> {
     /// The state being configured.
     pub fn state(&self) -> State {
-        self.def.machine.tree.handle(self.state)
+        self.machine.tree.handle(self.state)
     }
 
     /// Handles `M` sent to the agent's direct mbox while in this state.
@@ -936,8 +930,8 @@ impl<A: Agent> InState<'_, '_, A> {
         M: Send + 'static,
         F: FnMut(&mut A, &Context<'_>, M) + Send + 'static,
     {
-        let direct = self.def.core.direct_id;
-        self.def.machine.insert_handler(self.state, direct, handler);
+        let direct = self.direct;
+        self.machine.insert_handler(self.state, direct, handler);
         self
     }
 
@@ -947,10 +941,8 @@ impl<A: Agent> InState<'_, '_, A> {
         M: Clone + Send + 'static,
         F: FnMut(&mut A, &Context<'_>, M) + Send + 'static,
     {
-        self.def
-            .machine
-            .insert_handler(self.state, mbox.id(), handler);
-        self.def.add_subscription(mbox, TypeId::of::<M>());
+        self.machine.insert_handler(self.state, mbox.id(), handler);
+        add_subscription(self.subscriptions, mbox, TypeId::of::<M>());
         self
     }
 
@@ -960,17 +952,17 @@ impl<A: Agent> InState<'_, '_, A> {
     where
         F: FnMut(&mut A, &Context<'_>) + Send + 'static,
     {
-        self.def.machine.on_enter.insert(self.state, Box::new(hook));
+        self.machine.on_enter.insert(self.state, Box::new(hook));
         self
     }
 
     /// Runs `hook` whenever the agent leaves this state (not when it
-    /// finishes: [`Agent::finish`] runs in whatever state it is in).
+    /// finishes: [`Agent::finish`](crate::Agent::finish) runs in whatever state it is in).
     pub fn on_exit<F>(&mut self, hook: F) -> &mut Self
     where
         F: FnMut(&mut A, &Context<'_>) + Send + 'static,
     {
-        self.def.machine.on_exit.insert(self.state, Box::new(hook));
+        self.machine.on_exit.insert(self.state, Box::new(hook));
         self
     }
 
@@ -979,14 +971,14 @@ impl<A: Agent> InState<'_, '_, A> {
     /// timer is cancelled when the state is left and when the agent
     /// finishes (its cooperation is deregistered).
     pub fn time_limit(&mut self, limit: Duration, target: &State) -> &mut Self {
-        let target = self.def.machine.tree.index_of(target);
-        self.def.machine.tree.nodes[self.state as usize].time_limit = Some((limit, target));
+        let target = self.machine.tree.index_of(target);
+        self.machine.tree.nodes[self.state as usize].time_limit = Some((limit, target));
         self
     }
 
     /// What this (composite) state remembers when left.
     pub fn history(&mut self, history: History) -> &mut Self {
-        self.def.machine.tree.nodes[self.state as usize].history = history;
+        self.machine.tree.nodes[self.state as usize].history = history;
         self
     }
 
@@ -994,7 +986,7 @@ impl<A: Agent> InState<'_, '_, A> {
     /// to `target` and the message is handled there, as if it had arrived
     /// in `target` (SObjectizer's `transfer_to_state`).
     pub fn transfer_to_state<M: Send + 'static>(&mut self, target: &State) -> &mut Self {
-        let target = self.def.machine.tree.index_of(target);
+        let target = self.machine.tree.index_of(target);
         self.special::<M>(Special::Transfer(target))
     }
 
@@ -1002,7 +994,7 @@ impl<A: Agent> InState<'_, '_, A> {
     /// to `target`; the message itself is consumed by the switch
     /// (SObjectizer's `just_switch_to`).
     pub fn just_switch_to<M: Send + 'static>(&mut self, target: &State) -> &mut Self {
-        let target = self.def.machine.tree.index_of(target);
+        let target = self.machine.tree.index_of(target);
         self.special::<M>(Special::JustSwitch(target))
     }
 
@@ -1013,9 +1005,19 @@ impl<A: Agent> InState<'_, '_, A> {
     }
 
     fn special<M: 'static>(&mut self, special: Special) -> &mut Self {
-        self.def
-            .machine
+        self.machine
             .insert_special(self.state, TypeId::of::<M>(), special);
         self
+    }
+}
+
+/// Adds a subscription of the agent to `ty` at `mbox` (once, whatever the
+/// states).
+pub(crate) fn add_subscription(subscriptions: &mut Vec<(Mbox, TypeId)>, mbox: &Mbox, ty: TypeId) {
+    let known = subscriptions
+        .iter()
+        .any(|(m, t)| m.id() == mbox.id() && *t == ty);
+    if !known {
+        subscriptions.push((mbox.clone(), ty));
     }
 }

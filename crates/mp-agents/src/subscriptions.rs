@@ -12,10 +12,11 @@
 
 use std::any::TypeId;
 
-use crate::agent::{Agent, Context};
+use crate::agent::Agent;
 use crate::error::Error;
 use crate::ids::MboxId;
 use crate::mbox::Mbox;
+use crate::state::Context;
 use crate::state::{Machine, Op, State};
 
 impl Context<'_> {

@@ -10,9 +10,10 @@
 
 use std::any::TypeId;
 
-use crate::agent::{Agent, Context, Define};
+use crate::agent::{Agent, Define};
 use crate::ids::MboxId;
 use crate::mbox::Mbox;
+use crate::state::Context;
 use crate::target::Target;
 
 /// A shared mbox with at most one subscriber per message type; see the
