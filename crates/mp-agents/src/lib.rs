@@ -4,32 +4,41 @@
 //! [`launch`], [`Agent`]s grouped in cooperations, bound to dispatchers
 //! that own [`mp_thread::Worker`] threads, talking through mboxes.
 //!
+//! The modules form a one-way stack (a test, `tests/layers.rs`, fails on
+//! any import circle); each uses only modules on the rows above it. A lower
+//! module reaches an upper one only through a trait it defines itself
+//! (the core's `ErasedAgent`, `EnvLink`, `CoopLink`, `MpmcSubscription`;
+//! [`Binder`], [`EventQueue`], [`Target`], [`StatsSource`]).
+//!
 //! | module | owns | invariant |
 //! |---|---|---|
-//! | `env` | [`launch`], the environment, its reaper and deregistration thread, stop guards | 1 |
-//! | `coop` | cooperations: registration, staged deregistration, final step | 1, 3 |
-//! | `core` | an agent's queue, state and subscriptions | 1, 3 |
-//! | `agent` | the [`Agent`] trait, [`Define`], [`Context`] | — |
-//! | `state` | agent [`State`]s: hierarchy, hooks, time limits, history, per-state dispatch | 1 |
-//! | `filter` | delivery filters on MPMC subscriptions ([`Define::set_delivery_filter`]) | 1 |
-//! | `limits` | message limits per agent and type, [`LimitOverflow`] reactions | 3 |
-//! | `mbox` | [`Mbox`] (MPMC) and [`DirectMbox`] (MPSC) | 3 |
-//! | `mchain` | [`Mchain`]s (CSP channels): overflow reactions, close, [`receive`], [`select`] | 3, 6, 7 |
-//! | `timer` | delayed and periodic messages, the timer thread | 1, 3 |
-//! | `subscriptions` | run-time subscribe, unsubscribe and deactivate from an agent's handlers | 3 |
-//! | `request` | request/reply: [`Request`], [`ask`], [`Answer`], [`AskError`] | 3 |
-//! | `dropped` | why an undelivered message is dropped, for a request's [`Replier`] | 3 |
-//! | `sink` | [`SinkBinding`]: an mbox's messages bound to another mbox or an mchain, filtered or transformed | 3 |
-//! | `unique_mbox` | [`UniqueMbox`]: one subscriber per type, messages moved (not cloned) | 3 |
-//! | `trace` | delivery tracing through `tracing`, selected by a [`DeliveryFilter`]; off at one atomic load | — |
-//! | `wrapped` | [`WrappedEnv`]: an environment on a thread of its own | 1 |
+//! | `ids` | [`AgentId`], [`CoopId`], [`MboxId`], [`Priority`], [`AgentInfo`], [`DeregReason`], [`PanicReaction`], the type-erased payload | — |
 //! | `contain` | user code on the environment's threads: a panic is logged, the thread goes on | 1 |
-//! | `disp` | [`Binder`], [`EventQueue`], [`Priority`], [`OneThreadDispatcher`], [`ActiveObjDispatcher`], [`ActiveGroupDispatcher`] | 1 |
-//! | `worker_queue` | the single-threaded dispatchers' demand queue: batches, same-thread sends, busy-waiting | 1, 3, 7 |
-//! | `pool` | [`ThreadPoolDispatcher`], [`AdvThreadPoolDispatcher`] | 1, 3 |
-//! | `prio` | [`PrioOneThreadDispatcher`], [`PrioDedicatedThreadsDispatcher`] | 1, 3 |
+//! | `dropped` | why an undelivered message is dropped, for a request's [`Replier`] | 3 |
+//! | `error` | [`Error`] | — |
+//! | `target` | [`Target`]: where a timer, a sink or a request delivers | — |
 //! | `stats` | run-time stats: [`Quantity`], the distribution markers, the [`StatsSource`] contract, the registry of sources (held weakly) | 1 |
+//! | `filter` | the delivery filter type | 1 |
+//! | `trace` | delivery tracing through `tracing`, selected by a [`DeliveryFilter`]; off at one atomic load | — |
+//! | `timer` | delayed and periodic messages, the timer thread | 1, 3 |
+//! | `limits` | message limits per agent and type, [`LimitOverflow`] reactions | 3 |
+//! | `request` | request/reply: [`Request`], [`ask`], [`Answer`], [`AskError`] | 3 |
+//! | `mchain` | [`Mchain`]s (CSP channels): overflow reactions, close, [`receive`], [`select`] | 3, 6, 7 |
+//! | `demand` | [`ExecDemand`] (reaching its agent through a trait object), [`EventQueue`] | 3 |
+//! | `binder` | the [`Binder`] contract | — |
+//! | `worker_queue` | the single-threaded dispatchers' demand queue: batches, same-thread sends, busy-waiting | 1, 3, 7 |
+//! | `core` | an agent's runtime core: its queue, its state's lock, its subscriptions | 1, 3 |
+//! | `mbox` | [`Mbox`] (MPMC) and [`DirectMbox`] (MPSC) | 3 |
+//! | `sink` | [`SinkBinding`]: an mbox's messages bound to another mbox or an mchain, filtered or transformed | 3 |
+//! | `state` | agent [`State`]s: hierarchy, hooks, time limits, history, per-state dispatch; the [`Context`] handlers run with | 1 |
 //! | `stats_controller` | [`StatsController`]: snapshots and periodic distribution to the stats mbox | 1 |
+//! | `env` | [`launch`], the environment, its reaper and deregistration thread, stop guards | 1 |
+//! | `wrapped` | [`WrappedEnv`]: an environment on a thread of its own | 1 |
+//! | `disp` | the dispatchers, a file or folder per kind: [`OneThreadDispatcher`] (and the default one), [`ActiveObjDispatcher`], [`ActiveGroupDispatcher`], [`ThreadPoolDispatcher`], [`AdvThreadPoolDispatcher`], [`PrioOneThreadDispatcher`], [`PrioDedicatedThreadsDispatcher`] | 1, 3 |
+//! | `coop` | cooperations: registration, staged deregistration, final step | 1, 3 |
+//! | `agent` | the [`Agent`] trait, [`Define`], what a [`Context`] can do | — |
+//! | `subscriptions` | run-time subscribe, unsubscribe and deactivate from an agent's handlers | 3 |
+//! | `unique_mbox` | [`UniqueMbox`]: one subscriber per type, messages moved (not cloned) | 3 |
 //!
 //! ## Invariants
 //!
@@ -175,8 +184,6 @@ mod ids;
 mod limits;
 mod mbox;
 mod mchain;
-mod pool;
-mod prio;
 mod request;
 mod sink;
 mod state;
@@ -194,7 +201,11 @@ pub use agent::{Agent, Define};
 pub use binder::Binder;
 pub use coop::{CoopBuilder, CoopHandle, DeregNotificator};
 pub use demand::{EventQueue, ExecDemand};
-pub use disp::{ActiveGroupDispatcher, ActiveObjDispatcher, OneThreadDispatcher};
+pub use disp::{
+    ActiveGroupDispatcher, ActiveObjDispatcher, AdvThreadPoolDispatcher, Fifo, OneThreadDispatcher,
+    PoolParams, PrioDedicatedThreadsDispatcher, PrioOneThreadDispatcher, Quotas,
+    ThreadPoolDispatcher,
+};
 pub use env::{launch, launch_with, Environment, Params, Report, StopGuard, DEFAULT_BUSY_WAIT};
 pub use error::Error;
 pub use ids::{AgentId, AgentInfo, CoopId, DeregReason, MboxId, PanicReaction, Priority};
@@ -204,8 +215,6 @@ pub use mchain::{
     case, from, from_all, receive, select, Case, CloseMode, Handlers, Mchain, MchainParams,
     Overflow, ReceiveFrom, ReceiveResult, ReceiveStatus, SelectFrom, SendError, Sent,
 };
-pub use pool::{AdvThreadPoolDispatcher, Fifo, PoolParams, ThreadPoolDispatcher};
-pub use prio::{PrioDedicatedThreadsDispatcher, PrioOneThreadDispatcher, Quotas};
 pub use request::{ask, Answer, AskError, Replier, Request, RequestId};
 pub use sink::SinkBinding;
 pub use state::{Context, History, InState, State};

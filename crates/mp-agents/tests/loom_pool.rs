@@ -4,7 +4,7 @@
 //! keep their order, a task that must run alone never overlaps another of
 //! its queue, and thread-safe tasks of one queue may overlap.
 //!
-//! The scheduler's own file (`src/pool/sched.rs`) is compiled here as it
+//! The scheduler's own file (`src/disp/thread_pool/sched.rs`) is compiled here as it
 //! is, over the `sync` module below (loom's `Mutex` behind the parking_lot
 //! API it uses), so these models check the shipped code. The workers are
 //! loom threads with a mailbox each, as the pool's `mp_thread::Worker`s
@@ -33,7 +33,7 @@ mod sync {
 
 mod common;
 
-#[path = "../src/pool/sched.rs"]
+#[path = "../src/disp/thread_pool/sched.rs"]
 mod sched;
 
 use std::time::Duration;

@@ -40,10 +40,10 @@ use mp_thread::{ThreadHandle, Waiter, Worker};
 
 use self::sched::{Sched, Task};
 
+use super::shared::{add_source, CountsBound, SharedQueueBinder};
 use crate::binder::Binder;
 use crate::demand::EventQueue;
 use crate::demand::ExecDemand;
-use crate::disp::{add_source, CountsBound, SharedQueueBinder};
 use crate::env::Environment;
 use crate::error::Error;
 use crate::ids::{AgentId, CoopId};
