@@ -89,7 +89,8 @@ pub(crate) struct CoopInner {
     /// Its own panic reaction; resolved (never `Inherit`) when linked.
     reaction: Mutex<PanicReaction>,
     env: Weak<EnvInner>,
-    parent: Option<Weak<CoopInner>>,
+    /// Its parent (a `CoopInner`, held as the handle that made it holds it).
+    parent: Option<Weak<dyn CoopLink>>,
     state: Mutex<CoopState>,
 }
 
@@ -169,7 +170,7 @@ impl CoopBuilder {
             alive: Arc::new(AtomicBool::new(true)),
             reaction: Mutex::new(PanicReaction::Inherit),
             env: Arc::downgrade(&env.inner),
-            parent: parent.map(CoopHandle::inner),
+            parent: parent.map(|p| p.coop.clone()),
             state: Mutex::new(CoopState {
                 status: Status::Registering,
                 reason: DeregReason::Normal,
@@ -463,7 +464,7 @@ fn link(
             Ok(())
         }
         Some(parent) => {
-            let Some(parent) = parent.upgrade() else {
+            let Some(parent) = parent.upgrade().and_then(downcast) else {
                 return Err((Error::ParentGone, coop));
             };
             let refused = {
@@ -524,16 +525,9 @@ impl CoopLink for CoopInner {
     }
 }
 
-impl CoopHandle {
-    /// The cooperation itself (a dead `Weak` if it is gone: a child made
-    /// with it is then refused, its parent being gone).
-    fn inner(&self) -> Weak<CoopInner> {
-        self.coop
-            .upgrade()
-            .and_then(|coop| coop.as_any().downcast::<CoopInner>().ok())
-            .map(|coop| Arc::downgrade(&coop))
-            .unwrap_or_default()
-    }
+/// The cooperation behind a link (every `CoopLink` is a `CoopInner`).
+fn downcast(link: Arc<dyn CoopLink>) -> Option<Arc<CoopInner>> {
+    link.as_any().downcast::<CoopInner>().ok()
 }
 
 /// Deregistration thread: starts deregistering `coop` (children first).
@@ -618,7 +612,7 @@ fn final_step(coop: &Arc<CoopInner>) {
     // Unlink.
     let mut parent_ready = None;
     let removed: Option<Arc<dyn CoopLink>> = match &coop.parent {
-        Some(parent) => parent.upgrade().and_then(|parent| {
+        Some(parent) => parent.upgrade().and_then(downcast).and_then(|parent| {
             let (removed, ready) = {
                 let mut pst = parent.state.lock();
                 let removed = pst.children.remove(&coop.id);
