@@ -113,7 +113,7 @@ impl Context<'_> {
 
     /// Asks for the agent's cooperation to be deregistered (asynchronous).
     pub fn deregister_coop(&self, reason: DeregReason) {
-        self.coop().deregister(reason);
+        self.core.deregister_coop(reason);
     }
 
     /// Sends `query` to `to` as a [`Request`](crate::Request) without

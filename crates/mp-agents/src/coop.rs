@@ -37,7 +37,9 @@ use parking_lot::Mutex;
 
 use crate::binder::Binder;
 use crate::contain::contain;
-use crate::core::{AgentCore, CoopLink, ErasedAgent, FinishQueued, NewAgent};
+use crate::core::{
+    request_deregistration, AgentCore, CoopLink, ErasedAgent, FinishQueued, NewAgent,
+};
 use crate::dropped::{drop_as, DropReason};
 use crate::env::{EnvInner, Environment};
 use crate::error::Error;
@@ -124,12 +126,7 @@ impl CoopHandle {
     /// Asks for the cooperation (and its children first) to be deregistered.
     /// Asynchronous; a no-op if it is already going or gone.
     pub fn deregister(&self, reason: DeregReason) {
-        let coop = self.coop.clone();
-        let _ = self.dereg.post(move || {
-            if let Some(coop) = coop.upgrade() {
-                coop.deregister(reason);
-            }
-        });
+        request_deregistration(&self.dereg, &self.coop, reason);
     }
 }
 

@@ -129,6 +129,22 @@ pub(crate) trait MpmcSubscription: Send + Sync {
     fn unsubscribe(&self, ty: TypeId, agent: AgentId);
 }
 
+/// Asks the deregistration thread (`dereg`) to deregister `coop`, if it is
+/// still there when the job runs (asynchronous; a no-op once it is going
+/// or gone). The one way agents, handles and panic reactions ask for it.
+pub(crate) fn request_deregistration(
+    dereg: &Waiter,
+    coop: &Weak<dyn CoopLink>,
+    reason: DeregReason,
+) {
+    let coop = coop.clone();
+    let _ = dereg.post(move || {
+        if let Some(coop) = coop.upgrade() {
+            coop.deregister(reason);
+        }
+    });
+}
+
 /// Thread-safe handlers of an agent, by (mbox, message type).
 pub(crate) type SharedHandlers = HashMap<(MboxId, TypeId), SharedHandler>;
 
@@ -386,12 +402,7 @@ impl AgentCore {
     /// Asks the deregistration thread to deregister the agent's
     /// cooperation (asynchronous).
     pub(crate) fn deregister_coop(&self, reason: DeregReason) {
-        let coop = self.coop.clone();
-        let _ = self.dereg.post(move || {
-            if let Some(coop) = coop.upgrade() {
-                coop.deregister(reason);
-            }
-        });
+        request_deregistration(&self.dereg, &self.coop, reason);
     }
 
     /// Deactivation: every MPMC subscription and thread-safe handler goes

@@ -1,7 +1,7 @@
 //! [`ActiveGroupDispatcher`]: a worker thread per named group of agents
 //! ("active group").
 
-use super::shared::add_source;
+use super::shared::{add_source, report_parts};
 use crate::binder::Binder;
 use crate::demand::EventQueue;
 use crate::env::{EnvInner, Environment};
@@ -82,24 +82,13 @@ impl ActiveGroupInner {
 
 impl StatsSource for ActiveGroupInner {
     fn report(&self, out: &mut Vec<Quantity>) {
-        let mut groups: Vec<(String, Arc<WorkerQueue>, usize)> = self
+        let groups = self
             .groups
             .lock()
             .iter()
             .map(|(name, (queue, count))| (name.clone(), queue.clone(), *count))
             .collect();
-        groups.sort_by(|a, b| a.0.cmp(&b.0));
-        let prefix = format!("disp/ag/{}", self.name);
-        let agents = groups.iter().map(|g| g.2).sum();
-        let demands = groups.iter().map(|g| g.1.pending()).sum();
-        out.push(Quantity::new(prefix.clone(), "agent.count", agents));
-        out.push(Quantity::new(prefix.clone(), "thread.count", groups.len()));
-        out.push(Quantity::new(prefix.clone(), "demands.count", demands));
-        for (group, queue, count) in groups {
-            let prefix = format!("{prefix}/{group}");
-            out.push(Quantity::new(prefix.clone(), "agent.count", count));
-            out.push(Quantity::new(prefix, "demands.count", queue.pending()));
-        }
+        report_parts(out, &format!("disp/ag/{}", self.name), groups);
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`ActiveObjDispatcher`]: a worker thread per agent ("active object"),
 //! started as it is registered and stopped as it is deregistered.
 
-use super::shared::add_source;
+use super::shared::{add_source, report};
 use crate::binder::Binder;
 use crate::demand::EventQueue;
 use crate::env::{EnvInner, Environment};
@@ -87,10 +87,12 @@ impl Binder for ActiveObjInner {
 impl StatsSource for ActiveObjInner {
     fn report(&self, out: &mut Vec<Quantity>) {
         let queues: Vec<Arc<WorkerQueue>> = self.workers.lock().values().cloned().collect();
-        let prefix = format!("disp/ao/{}", self.name);
         let demands = queues.iter().map(|q| q.pending()).sum();
-        out.push(Quantity::new(prefix.clone(), "agent.count", queues.len()));
-        out.push(Quantity::new(prefix.clone(), "thread.count", queues.len()));
-        out.push(Quantity::new(prefix, "demands.count", demands));
+        let figures = [
+            ("agent.count", queues.len()),
+            ("thread.count", queues.len()),
+            ("demands.count", demands),
+        ];
+        report(out, &format!("disp/ao/{}", self.name), &figures);
     }
 }

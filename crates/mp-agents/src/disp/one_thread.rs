@@ -1,7 +1,7 @@
 //! [`OneThreadDispatcher`]: all its agents on one worker thread; and the
 //! environment's default dispatcher, one of these.
 
-use super::shared::add_source;
+use super::shared::{add_source, report};
 use crate::binder::Binder;
 use crate::demand::EventQueue;
 use crate::env::Environment;
@@ -75,13 +75,11 @@ impl Binder for OneThreadInner {
 
 impl StatsSource for OneThreadInner {
     fn report(&self, out: &mut Vec<Quantity>) {
-        let prefix = format!("disp/ot/{}", self.name);
-        out.push(Quantity::new(
-            prefix.clone(),
-            "agent.count",
-            self.bound.load(Ordering::Relaxed),
-        ));
-        out.push(Quantity::new(prefix, "demands.count", self.queue.pending()));
+        let figures = [
+            ("agent.count", self.bound.load(Ordering::Relaxed)),
+            ("demands.count", self.queue.pending()),
+        ];
+        report(out, &format!("disp/ot/{}", self.name), &figures);
     }
 }
 

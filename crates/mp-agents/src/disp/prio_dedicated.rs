@@ -5,7 +5,7 @@
 //! that priority is unbound (in a final step, on the deregistration
 //! thread), and the environment's reaper joins it.
 
-use super::shared::add_source;
+use super::shared::{add_source, report_parts};
 use crate::binder::Binder;
 use crate::demand::EventQueue;
 use crate::env::{EnvInner, Environment};
@@ -92,24 +92,14 @@ impl DedicatedInner {
 
 impl StatsSource for DedicatedInner {
     fn report(&self, out: &mut Vec<Quantity>) {
-        let slots: Vec<(usize, Arc<WorkerQueue>, usize)> = self
+        let slots = self
             .slots
             .lock()
             .iter()
             .enumerate()
-            .filter_map(|(p, slot)| slot.as_ref().map(|(q, n)| (p, q.clone(), *n)))
+            .filter_map(|(p, slot)| slot.as_ref().map(|(q, n)| (format!("p{p}"), q.clone(), *n)))
             .collect();
-        let prefix = format!("disp/prio_dt/{}", self.name);
-        let agents = slots.iter().map(|s| s.2).sum();
-        let demands = slots.iter().map(|s| s.1.pending()).sum();
-        out.push(Quantity::new(prefix.clone(), "agent.count", agents));
-        out.push(Quantity::new(prefix.clone(), "thread.count", slots.len()));
-        out.push(Quantity::new(prefix.clone(), "demands.count", demands));
-        for (p, queue, count) in slots {
-            let prefix = format!("{prefix}/p{p}");
-            out.push(Quantity::new(prefix.clone(), "agent.count", count));
-            out.push(Quantity::new(prefix, "demands.count", queue.pending()));
-        }
+        report_parts(out, &format!("disp/prio_dt/{}", self.name), slots);
     }
 }
 

@@ -19,7 +19,7 @@
 //! lock (or slot lock), then the worker's mailbox (or the environment's
 //! state, when a dedicated thread starts).
 
-use super::shared::{add_source, CountsBound, SharedQueueBinder};
+use super::shared::{add_source, report, CountsBound, SharedQueueBinder};
 use crate::binder::Binder;
 use crate::demand::EventQueue;
 use crate::demand::ExecDemand;
@@ -196,19 +196,13 @@ impl StatsSource for OneInner {
             .map(VecDeque::len)
             .collect();
         let prefix = format!("disp/prio_ot/{}", self.name);
-        let agents = self.bound.load(Ordering::Relaxed);
-        out.push(Quantity::new(prefix.clone(), "agent.count", agents));
-        out.push(Quantity::new(
-            prefix.clone(),
-            "demands.count",
-            lengths.iter().sum(),
-        ));
+        let figures = [
+            ("agent.count", self.bound.load(Ordering::Relaxed)),
+            ("demands.count", lengths.iter().sum()),
+        ];
+        report(out, &prefix, &figures);
         for (p, len) in lengths.into_iter().enumerate() {
-            out.push(Quantity::new(
-                format!("{prefix}/p{p}"),
-                "demands.count",
-                len,
-            ));
+            report(out, &format!("{prefix}/p{p}"), &[("demands.count", len)]);
         }
     }
 }

@@ -8,9 +8,42 @@ use crate::demand::EventQueue;
 use crate::env::Environment;
 use crate::error::Error;
 use crate::ids::AgentInfo;
-use crate::stats::StatsSource;
+use crate::stats::{Quantity, StatsSource};
+use crate::worker_queue::WorkerQueue;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
+
+/// Appends `figures` (suffix, value) of the source `prefix` to `out`.
+pub(crate) fn report(out: &mut Vec<Quantity>, prefix: &str, figures: &[(&'static str, usize)]) {
+    out.extend(
+        figures
+            .iter()
+            .map(|&(suffix, value)| Quantity::new(prefix, suffix, value)),
+    );
+}
+
+/// The figures of a dispatcher whose threads serve parts (groups,
+/// priorities), each `(name, its queue, its agents)`: the totals under
+/// `prefix`, then each part under `prefix/name`, in name order.
+pub(crate) fn report_parts(
+    out: &mut Vec<Quantity>,
+    prefix: &str,
+    mut parts: Vec<(String, Arc<WorkerQueue>, usize)>,
+) {
+    parts.sort_by(|a, b| a.0.cmp(&b.0));
+    let agents = parts.iter().map(|p| p.2).sum();
+    let demands = parts.iter().map(|p| p.1.pending()).sum();
+    let totals = [
+        ("agent.count", agents),
+        ("thread.count", parts.len()),
+        ("demands.count", demands),
+    ];
+    report(out, prefix, &totals);
+    for (name, queue, count) in parts {
+        let figures = [("agent.count", count), ("demands.count", queue.pending())];
+        report(out, &format!("{prefix}/{name}"), &figures);
+    }
+}
 
 /// Makes `source` one of `env`'s stats sources.
 pub(crate) fn add_source<S: StatsSource>(env: &Environment, source: &Arc<S>) {

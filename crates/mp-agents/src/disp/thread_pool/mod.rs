@@ -40,7 +40,7 @@ use mp_thread::{ThreadHandle, Waiter, Worker};
 
 use self::sched::{Sched, Task};
 
-use super::shared::{add_source, CountsBound, SharedQueueBinder};
+use super::shared::{add_source, report, CountsBound, SharedQueueBinder};
 use crate::binder::Binder;
 use crate::demand::EventQueue;
 use crate::demand::ExecDemand;
@@ -223,19 +223,16 @@ impl CountsBound for PoolInner {
 
 impl StatsSource for PoolInner {
     fn report(&self, out: &mut Vec<Quantity>) {
-        let prefix = format!("disp/{}/{}", self.kind, self.shared.name);
-        let agents = self.bound.load(Ordering::Relaxed);
-        out.push(Quantity::new(prefix.clone(), "agent.count", agents));
-        out.push(Quantity::new(
-            prefix.clone(),
-            "thread.count",
-            self.workers.len(),
-        ));
-        out.push(Quantity::new(
-            prefix,
-            "demands.count",
-            self.shared.sched.queued(),
-        ));
+        let figures = [
+            ("agent.count", self.bound.load(Ordering::Relaxed)),
+            ("thread.count", self.workers.len()),
+            ("demands.count", self.shared.sched.queued()),
+        ];
+        report(
+            out,
+            &format!("disp/{}/{}", self.kind, self.shared.name),
+            &figures,
+        );
     }
 }
 
