@@ -27,7 +27,8 @@ use crate::core::{AgentCore, ErasedAgent, NewAgent, SharedHandler, SharedHandler
 
 use crate::env::Environment;
 use crate::filter::{erase, Filter};
-use crate::ids::{AgentId, CoopId, DeregReason, MboxId, PanicReaction, Payload, Priority};
+use crate::ids::{AgentId, CoopId, DeregReason, MboxId, PanicReaction, Priority};
+use crate::payload::Payload;
 use crate::limits::{Limit, LimitOverflow};
 use crate::mbox::{DirectMbox, Mbox};
 use crate::request::{Request, RequestId};
@@ -250,8 +251,8 @@ impl<A: Agent> Define<'_, A> {
         F: Fn(&Context<'_>, M) + Send + Sync + 'static,
     {
         let erased: SharedHandler = Box::new(move |core, payload| {
-            if let Ok(msg) = payload.downcast::<M>() {
-                handler(&Context::new(core), *msg);
+            if let Ok(msg) = payload.take::<M>() {
+                handler(&Context::new(core), msg);
             }
         });
         let old = self.thread_safe.insert((mbox, TypeId::of::<M>()), erased);

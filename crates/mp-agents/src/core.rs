@@ -61,11 +61,12 @@ use crate::demand::{Demand, DemandTarget, EventQueue, ExecDemand, Padded};
 use crate::dropped::{drop_as, DropReason};
 use crate::filter::Filter;
 use crate::limits::{Admit, Limit};
+use crate::payload::Payload;
 use crate::timer::Timers;
 use crate::trace;
 
 use crate::ids::{
-    AgentId, AgentInfo, CoopId, DeregReason, MboxId, PanicReaction, Payload, Priority,
+    AgentId, AgentInfo, CoopId, DeregReason, MboxId, PanicReaction, Priority,
 };
 use mp_thread::panic_message;
 

@@ -11,8 +11,9 @@
 use std::any::TypeId;
 use std::sync::Arc;
 
-use crate::ids::{AgentId, AgentInfo, CoopId, MboxId, Payload, Priority};
+use crate::ids::{AgentId, AgentInfo, CoopId, MboxId, Priority};
 use crate::limits::Ticket;
+use crate::payload::Payload;
 
 /// Keeps a field on cache lines of its own (two: the adjacent-line
 /// prefetcher pulls pairs). The agent's queue lock is taken by its senders;

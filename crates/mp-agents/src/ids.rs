@@ -3,7 +3,6 @@
 //! deregistered and what a panic does. At the bottom of the crate's
 //! stack: it imports nothing of the crate, and every layer may use it.
 
-use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static NEXT_COOP: AtomicU64 = AtomicU64::new(1);
@@ -128,6 +127,3 @@ pub enum PanicReaction {
     /// Ask the next level: agent → cooperation → parent → environment.
     Inherit,
 }
-
-/// A message on its way to an agent, type-erased.
-pub(crate) type Payload = Box<dyn Any + Send>;

@@ -184,6 +184,7 @@ mod ids;
 mod limits;
 mod mbox;
 mod mchain;
+mod payload;
 mod request;
 mod sink;
 mod state;

@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::dropped::{drop_as, DropReason};
-use crate::ids::{AgentId, Payload};
+use crate::ids::AgentId;
+use crate::payload::Payload;
 use crate::target::Target;
 
 /// Bound on overflow reactions nested on one thread (a redirect whose
@@ -95,10 +96,9 @@ pub(crate) trait Reaction: Send + Sync {
 
 impl<M: Send + 'static> Reaction for LimitOverflow<M> {
     fn overflow(&self, agent: AgentId, payload: Payload) {
-        let Ok(msg) = payload.downcast::<M>() else {
+        let Ok(msg) = payload.take::<M>() else {
             return;
         };
-        let msg = *msg;
         let type_name = std::any::type_name::<M>();
         match self {
             LimitOverflow::Drop => {

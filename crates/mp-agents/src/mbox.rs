@@ -24,7 +24,8 @@ use parking_lot::RwLock;
 
 use crate::core::{AgentCore, MpmcSubscription};
 use crate::filter::Filter;
-use crate::ids::{AgentId, MboxId, Payload};
+use crate::ids::{AgentId, MboxId};
+use crate::payload::Payload;
 use crate::target::Target;
 
 type Subscribers = Arc<Vec<Subscriber>>;
@@ -137,7 +138,7 @@ impl Mbox {
             })
         });
         match taker {
-            Some(sub) => sub.deliver(self.inner.id, ty, Box::new(msg)),
+            Some(sub) => sub.deliver(self.inner.id, ty, Payload::new(msg)),
             None => {
                 self.trace_unreceived(ty);
                 crate::dropped::drop_as(crate::dropped::DropReason::NoHandler, msg)
@@ -189,12 +190,12 @@ impl Mbox {
             }
             if wanted {
                 if let Some(prev) = taker.replace(sub) {
-                    prev.deliver(self.inner.id, ty, Box::new(msg.clone()));
+                    prev.deliver(self.inner.id, ty, Payload::new(msg.clone()));
                 }
             }
         }
         if let Some(last) = taker {
-            last.deliver(self.inner.id, ty, Box::new(msg));
+            last.deliver(self.inner.id, ty, Payload::new(msg));
         }
     }
 
@@ -338,7 +339,7 @@ impl DirectMbox {
     pub fn send<M: Send + 'static>(&self, msg: M) {
         crate::trace::note::<M>();
         self.core
-            .push_message(self.core.direct_id, TypeId::of::<M>(), Box::new(msg));
+            .push_message(self.core.direct_id, TypeId::of::<M>(), Payload::new(msg));
     }
 }
 

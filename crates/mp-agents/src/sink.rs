@@ -16,7 +16,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::filter::erase;
-use crate::ids::Payload;
+use crate::payload::Payload;
 use crate::mbox::{ErasedSink, Mbox};
 use crate::target::Target;
 
@@ -72,7 +72,7 @@ where
     F: Fn(M) -> Option<N> + Send + Sync + 'static,
 {
     fn accept(&self, payload: Payload) {
-        let Ok(msg) = payload.downcast::<M>() else {
+        let Ok(msg) = payload.take::<M>() else {
             return;
         };
         let depth = DEPTH.with(|d| {
@@ -94,7 +94,7 @@ where
             );
             return;
         }
-        if let Some(out) = (self.transform)(*msg) {
+        if let Some(out) = (self.transform)(msg) {
             self.to.deliver(out);
         }
     }

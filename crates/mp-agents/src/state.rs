@@ -30,7 +30,8 @@ use std::time::Duration;
 
 use crate::core::AgentCore;
 use crate::dropped::{drop_as, DropReason};
-use crate::ids::{AgentId, MboxId, Payload};
+use crate::ids::{AgentId, MboxId};
+use crate::payload::Payload;
 use crate::mbox::Mbox;
 use crate::timer::TimerHandle;
 use crate::trace;
@@ -433,8 +434,8 @@ impl<A: 'static> Machine<A> {
         F: FnMut(&mut A, &Context<'_>, M) + Send + 'static,
     {
         let erased: Handler<A> = Box::new(move |agent, ctx, payload| {
-            if let Ok(msg) = payload.downcast::<M>() {
-                handler(agent, ctx, *msg);
+            if let Ok(msg) = payload.take::<M>() {
+                handler(agent, ctx, msg);
             }
         });
         let list = self.handlers.entry((mbox, TypeId::of::<M>())).or_default();
@@ -457,8 +458,8 @@ impl<A: 'static> Machine<A> {
         F: FnMut(&mut A, &Context<'_>, M) + Send + 'static,
     {
         let erased: Handler<A> = Box::new(move |agent, ctx, payload| {
-            if let Ok(msg) = payload.downcast::<M>() {
-                handler(agent, ctx, *msg);
+            if let Ok(msg) = payload.take::<M>() {
+                handler(agent, ctx, msg);
             }
         });
         let old = self.dead_letters.insert((mbox, TypeId::of::<M>()), erased);
@@ -677,8 +678,8 @@ impl<A: 'static> Machine<A> {
         payload: Payload,
     ) {
         if ty == TypeId::of::<TimeLimitFired>() && mbox == core.direct_id {
-            if let Ok(fired) = payload.downcast::<TimeLimitFired>() {
-                self.time_limit_fired(agent, core, *fired);
+            if let Ok(fired) = payload.take::<TimeLimitFired>() {
+                self.time_limit_fired(agent, core, fired);
             }
             return;
         }
@@ -844,7 +845,7 @@ impl<A: 'static> Machine<A> {
             None,
             Box::new(move || {
                 if let (Some(core), Some(msg)) = (weak.upgrade(), msg.take()) {
-                    core.push_message(direct, TypeId::of::<TimeLimitFired>(), Box::new(msg));
+                    core.push_message(direct, TypeId::of::<TimeLimitFired>(), Payload::new(msg));
                 }
             }),
         );
