@@ -12,7 +12,8 @@
 //!
 //! | module | owns | invariant |
 //! |---|---|---|
-//! | `ids` | [`AgentId`], [`CoopId`], [`MboxId`], [`Priority`], [`AgentInfo`], [`DeregReason`], [`PanicReaction`], the type-erased payload | — |
+//! | `ids` | [`AgentId`], [`CoopId`], [`MboxId`], [`Priority`], [`AgentInfo`], [`DeregReason`], [`PanicReaction`] | — |
+//! | `payload` | a message on its way, its type erased, kept inline up to two words | 3 |
 //! | `contain` | user code on the environment's threads: a panic is logged, the thread goes on | 1 |
 //! | `dropped` | why an undelivered message is dropped, for a request's [`Replier`] | 3 |
 //! | `error` | [`Error`] | — |
