@@ -28,9 +28,9 @@ use crate::core::{AgentCore, ErasedAgent, NewAgent, SharedHandler, SharedHandler
 use crate::env::Environment;
 use crate::filter::{erase, Filter};
 use crate::ids::{AgentId, CoopId, DeregReason, MboxId, PanicReaction, Priority};
-use crate::payload::Payload;
 use crate::limits::{Limit, LimitOverflow};
 use crate::mbox::{DirectMbox, Mbox};
+use crate::payload::Payload;
 use crate::request::{Request, RequestId};
 use crate::state::{Context, InState, Machine, State};
 use crate::target::Target;

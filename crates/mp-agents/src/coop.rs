@@ -314,6 +314,7 @@ fn try_register(builder: CoopBuilder, spill: &mut Spill) -> Result<CoopHandle, E
         notificators,
     } = builder;
     spill.cores = agents.iter().map(|(core, _, _)| core.clone()).collect();
+    spill.binders.reserve_exact(agents.len() + 1);
     spill.binders.extend(binder);
     spill.notificators = notificators;
     // Resolve binders.

@@ -65,9 +65,7 @@ use crate::payload::Payload;
 use crate::timer::Timers;
 use crate::trace;
 
-use crate::ids::{
-    AgentId, AgentInfo, CoopId, DeregReason, MboxId, PanicReaction, Priority,
-};
+use crate::ids::{AgentId, AgentInfo, CoopId, DeregReason, MboxId, PanicReaction, Priority};
 use mp_thread::panic_message;
 
 /// The lock around an agent's state. Every demand takes it on the thread

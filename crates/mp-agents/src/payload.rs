@@ -70,9 +70,16 @@ mod tests {
         assert!(large.0.is_heap(), "a nine-word message goes to the heap");
 
         let small = small.take::<Counted<()>>().ok().expect("its own type");
-        let large = large.take::<Counted<[u64; 8]>>().ok().expect("its own type");
+        let large = large
+            .take::<Counted<[u64; 8]>>()
+            .ok()
+            .expect("its own type");
         assert_eq!(large.1, [7; 8]);
-        assert_eq!(drops.load(Ordering::SeqCst), 0, "taking moves, it drops nothing");
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            0,
+            "taking moves, it drops nothing"
+        );
         drop((small, large));
         assert_eq!(drops.load(Ordering::SeqCst), 2);
     }

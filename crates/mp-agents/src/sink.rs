@@ -16,8 +16,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::filter::erase;
-use crate::payload::Payload;
 use crate::mbox::{ErasedSink, Mbox};
+use crate::payload::Payload;
 use crate::target::Target;
 
 /// Sinks nested on one thread (a sink delivering to an mbox with a sink).

@@ -21,18 +21,20 @@
 //! is refused by the agent's queue.
 
 use std::any::{Any, TypeId};
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 // Keys are our own ids and `TypeId`s (already hashes), never peer input:
 // Fx hashing is safe and much cheaper than SipHash on the per-message lookup.
 use rustc_hash::FxHashMap as HashMap;
+use smallvec::{smallvec, SmallVec};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::core::AgentCore;
 use crate::dropped::{drop_as, DropReason};
 use crate::ids::{AgentId, MboxId};
-use crate::payload::Payload;
 use crate::mbox::Mbox;
+use crate::payload::Payload;
 use crate::timer::TimerHandle;
 use crate::trace;
 
@@ -66,7 +68,9 @@ pub enum History {
 }
 
 struct Node {
-    name: String,
+    /// `Cow`: the default state's name is static, so an agent without
+    /// states of its own allocates nothing for its tree.
+    name: Cow<'static, str>,
     parent: Option<u32>,
     initial: Option<u32>,
     has_children: bool,
@@ -74,18 +78,22 @@ struct Node {
     time_limit: Option<(Duration, u32)>,
 }
 
+/// A state and its ancestors, outermost first (inline up to 8 levels).
+type Path = SmallVec<[u32; 8]>;
+
 /// The shape of an agent's states: fixed once `define` has run.
 pub(crate) struct StateTree {
     agent: AgentId,
-    nodes: Vec<Node>,
+    /// Inline room for the default state: most agents define no other.
+    nodes: SmallVec<[Node; 1]>,
 }
 
 impl StateTree {
     fn new(agent: AgentId) -> StateTree {
         StateTree {
             agent,
-            nodes: vec![Node {
-                name: "<default>".into(),
+            nodes: smallvec![Node {
+                name: Cow::Borrowed("<default>"),
                 parent: None,
                 initial: None,
                 has_children: false,
@@ -115,8 +123,8 @@ impl StateTree {
     }
 
     /// `index` and its ancestors, outermost first.
-    fn path(&self, index: u32) -> Vec<u32> {
-        let mut path = vec![index];
+    fn path(&self, index: u32) -> Path {
+        let mut path: Path = smallvec![index];
         let mut at = index;
         while let Some(parent) = self.node(at).parent {
             path.push(parent);
@@ -391,7 +399,7 @@ impl<A: 'static> Machine<A> {
             }
         }
         tree.nodes.push(Node {
-            name: name.to_string(),
+            name: Cow::Owned(name.to_owned()),
             parent,
             initial: None,
             has_children: false,
@@ -618,8 +626,10 @@ impl<A: 'static> Machine<A> {
     /// After `finish`: cancels every time limit; no switch happens later.
     pub(crate) fn finish(&mut self) {
         self.finished = true;
-        for (_, (_, timer)) in self.armed.drain() {
-            timer.cancel();
+        if !self.armed.is_empty() {
+            for (_, (_, timer)) in self.armed.drain() {
+                timer.cancel();
+            }
         }
     }
 
