@@ -312,36 +312,57 @@ impl AgentCore {
     /// Queues a message unless the agent has started finishing; over the
     /// agent's limit for its type, the limit's reaction takes it instead.
     pub(crate) fn push_message(self: &Arc<Self>, mbox: MboxId, ty: TypeId, payload: Payload) {
-        let mut payload = payload;
-        if self.same_thread.load(Ordering::Acquire) {
-            let key = self.same_thread_key.load(Ordering::Relaxed);
-            if crate::worker_queue::draining(key) {
-                let demand = ExecDemand {
-                    target: self.clone(),
-                    demand: Demand::Message {
-                        mbox,
-                        ty,
-                        payload,
-                        ticket: None,
-                    },
-                    thread_safe: self.is_thread_safe(mbox, ty),
-                };
-                match crate::worker_queue::push_local(key, demand, || {
-                    self.same_thread.load(Ordering::Acquire)
-                }) {
-                    Ok(()) => {
-                        if trace::on() {
-                            self.trace(trace::Step::Send, mbox, ty, "queued");
-                        }
-                        return;
-                    }
-                    Err(back) => match back.demand {
-                        Demand::Message { payload: p, .. } => payload = p,
-                        Demand::Start | Demand::Finish => unreachable!("made as a message"),
-                    },
-                }
-            }
+        let payload = match self.push_same_thread(mbox, ty, payload) {
+            Ok(()) => return,
+            Err(payload) => payload,
+        };
+        self.push_shared(mbox, ty, payload);
+    }
+
+    /// A send from a handler running on the thread that drains this
+    /// agent's queue goes to that thread's local list, without the agent's
+    /// lock; anything else comes back for [`push_shared`](Self::push_shared).
+    #[inline]
+    fn push_same_thread(
+        self: &Arc<Self>,
+        mbox: MboxId,
+        ty: TypeId,
+        payload: Payload,
+    ) -> Result<(), Payload> {
+        if !self.same_thread.load(Ordering::Acquire) {
+            return Err(payload);
         }
+        let key = self.same_thread_key.load(Ordering::Relaxed);
+        if !crate::worker_queue::draining(key) {
+            return Err(payload);
+        }
+        let demand = ExecDemand {
+            target: self.clone(),
+            demand: Demand::Message {
+                mbox,
+                payload,
+                ticket: None,
+            },
+            thread_safe: self.is_thread_safe(mbox, ty),
+        };
+        match crate::worker_queue::push_local(key, demand, || {
+            self.same_thread.load(Ordering::Acquire)
+        }) {
+            Ok(()) => {
+                if trace::on() {
+                    self.trace(trace::Step::Send, mbox, ty, "queued");
+                }
+                Ok(())
+            }
+            Err(back) => match back.demand {
+                Demand::Message { payload, .. } => Err(payload),
+                Demand::Start | Demand::Finish => unreachable!("made as a message"),
+            },
+        }
+    }
+
+    /// A send through the agent's queue lock.
+    fn push_shared(self: &Arc<Self>, mbox: MboxId, ty: TypeId, payload: Payload) {
         let refused = {
             let mut q = self.queue.lock();
             if !q.accepting {
@@ -367,7 +388,6 @@ impl AgentCore {
                 };
                 let demand = Demand::Message {
                     mbox,
-                    ty,
                     payload,
                     ticket,
                 };
@@ -423,7 +443,9 @@ impl AgentCore {
             return false;
         };
         let thread_safe = match &demand {
-            Demand::Message { mbox, ty, .. } => self.is_thread_safe(*mbox, *ty),
+            Demand::Message { mbox, payload, .. } => {
+                self.is_thread_safe(*mbox, payload.message_type())
+            }
             Demand::Start | Demand::Finish => false,
         };
         let exec = ExecDemand {
@@ -537,10 +559,10 @@ impl AgentCore {
             Demand::Start => self.with_agent("start", |a, core| a.start(core)),
             Demand::Message {
                 mbox,
-                ty,
                 payload,
                 ticket,
             } => {
+                let ty = payload.message_type();
                 // Out of the queue: its slot is free for the next one.
                 drop(ticket);
                 if trace::on() {

@@ -8,7 +8,6 @@
 //! [`ExecDemand::run`] consumes it, and dropping it unrun drops the
 //! message, never having been visible to the agent.
 
-use std::any::TypeId;
 use std::sync::Arc;
 
 use crate::ids::{AgentId, AgentInfo, CoopId, MboxId, Priority};
@@ -35,7 +34,8 @@ pub(crate) enum Demand {
     Start,
     Message {
         mbox: MboxId,
-        ty: TypeId,
+        /// The message (its type is the payload's: not kept twice, as
+        /// every word of a demand is copied on its way).
         payload: Payload,
         /// Its slot under the agent's limit for `ty`, if it has one.
         ticket: Option<Ticket>,

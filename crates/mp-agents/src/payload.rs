@@ -12,7 +12,7 @@
 //! place; a larger one goes to the heap as before. `smallbox` does the
 //! storage; it is the one crate made for inline unsized boxes.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 
 use smallbox::space::S2;
 use smallbox::{smallbox, SmallBox};
@@ -27,6 +27,12 @@ impl Payload {
         // `smallbox!` is the crate's constructor for an unsized box on
         // stable Rust (it coerces the pointer it records to `dyn Any`).
         Payload(smallbox!(msg))
+    }
+
+    /// The message's type.
+    #[inline]
+    pub(crate) fn message_type(&self) -> TypeId {
+        (*self.0).type_id()
     }
 
     /// The message back as `M`, or the payload untouched if it is not one.
@@ -50,6 +56,7 @@ impl std::fmt::Debug for Payload {
 #[cfg(test)]
 mod tests {
     use super::Payload;
+    use std::any::TypeId;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
@@ -69,6 +76,8 @@ mod tests {
         let large = Payload::new(Counted(drops.clone(), [7u64; 8]));
         assert!(large.0.is_heap(), "a nine-word message goes to the heap");
 
+        assert_eq!(small.message_type(), TypeId::of::<Counted<()>>());
+        assert_eq!(large.message_type(), TypeId::of::<Counted<[u64; 8]>>());
         let small = small.take::<Counted<()>>().ok().expect("its own type");
         let large = large
             .take::<Counted<[u64; 8]>>()

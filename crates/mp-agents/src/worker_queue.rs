@@ -182,31 +182,32 @@ pub(crate) fn draining(key: usize) -> bool {
 /// (the flag `still_open` reads). If the sequence number read here counts
 /// that push, the closing happened before, and `still_open` says no; if
 /// not, this demand is numbered before the finish and runs first.
+#[inline]
 pub(crate) fn push_local(
     key: usize,
     demand: ExecDemand,
     still_open: impl Fn() -> bool,
 ) -> Result<(), ExecDemand> {
-    let mut slot = Some(demand);
-    let _ = DRAINING.try_with(|d| {
+    // The demand is moved once, into the list (no slot to take it from):
+    // each copy of it through the stack costs more than its words.
+    let Ok(()) = DRAINING.try_with(|_| ()) else {
+        return Err(demand);
+    };
+    DRAINING.with(|d| {
         let mut d = d.borrow_mut();
-        let Some(local) = d.as_mut() else {
-            return;
-        };
-        if Arc::as_ptr(&local.queue) as usize != key {
-            return;
-        }
-        let seq = local.queue.pushes.load(Ordering::Acquire);
-        if still_open() {
-            if let Some(demand) = slot.take() {
-                local.demands.push_back((seq, demand));
+        match d.as_mut() {
+            Some(local) if Arc::as_ptr(&local.queue) as usize == key => {
+                let seq = local.queue.pushes.load(Ordering::Acquire);
+                if still_open() {
+                    local.demands.push_back((seq, demand));
+                    Ok(())
+                } else {
+                    Err(demand)
+                }
             }
+            _ => Err(demand),
         }
-    });
-    match slot {
-        None => Ok(()),
-        Some(demand) => Err(demand),
-    }
+    })
 }
 
 /// What the front of this thread's local list holds for a drain.
@@ -372,7 +373,12 @@ impl Demands {
                 let local = pop_local_below(bound);
                 let local_waits = matches!(local, LocalFront::Later);
                 let next = match local {
-                    LocalFront::Ready(demand) => Some(demand),
+                    LocalFront::Ready(demand) => {
+                        // Run where it was taken: one copy fewer.
+                        demand.run();
+                        ran += 1;
+                        continue;
+                    }
                     LocalFront::Empty | LocalFront::Later => {
                         batch.pop_front().map(|(seq, demand)| {
                             // Local demands handed back on a yield come
