@@ -78,7 +78,7 @@ mod tests {
 
         assert_eq!(small.message_type(), TypeId::of::<Counted<()>>());
         assert_eq!(large.message_type(), TypeId::of::<Counted<[u64; 8]>>());
-        let small = small.take::<Counted<()>>().ok().expect("its own type");
+        let small = small.take::<Counted<()>>().expect("its own type");
         let large = large
             .take::<Counted<[u64; 8]>>()
             .ok()
