@@ -79,10 +79,7 @@ mod tests {
         assert_eq!(small.message_type(), TypeId::of::<Counted<()>>());
         assert_eq!(large.message_type(), TypeId::of::<Counted<[u64; 8]>>());
         let small = small.take::<Counted<()>>().expect("its own type");
-        let large = large
-            .take::<Counted<[u64; 8]>>()
-            .ok()
-            .expect("its own type");
+        let large = large.take::<Counted<[u64; 8]>>().expect("its own type");
         assert_eq!(large.1, [7; 8]);
         assert_eq!(
             drops.load(Ordering::SeqCst),
