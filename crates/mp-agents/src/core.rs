@@ -62,6 +62,7 @@ use crate::dropped::{drop_as, DropReason};
 use crate::filter::Filter;
 use crate::limits::{Admit, Limit};
 use crate::payload::Payload;
+use crate::push_order::Gate;
 use crate::timer::Timers;
 use crate::trace;
 
@@ -192,7 +193,7 @@ pub(crate) struct AgentCore {
     /// queue with a [`same_thread_key`](EventQueue::same_thread_key);
     /// cleared (under `queue`) before the finish demand is pushed. While
     /// set, a send from the thread draining that queue skips `queue`.
-    same_thread: AtomicBool,
+    same_thread: Gate,
     /// That key (written before `same_thread` is set).
     same_thread_key: AtomicUsize,
     /// On lines of its own too: the receiving thread takes it for every
@@ -254,7 +255,7 @@ impl AgentCore {
                 finishing: false,
                 limits: HashMap::default(),
             })),
-            same_thread: AtomicBool::new(false),
+            same_thread: Gate::new(),
             same_thread_key: AtomicUsize::new(0),
             agent: Padded(AgentSlotLock::new(Some(slot))),
             has_thread_safe: AtomicBool::new(false),
@@ -329,7 +330,7 @@ impl AgentCore {
         ty: TypeId,
         payload: Payload,
     ) -> Result<(), Payload> {
-        if !self.same_thread.load(Ordering::Acquire) {
+        if !self.same_thread.is_open() {
             return Err(payload);
         }
         let key = self.same_thread_key.load(Ordering::Relaxed);
@@ -345,9 +346,7 @@ impl AgentCore {
             },
             thread_safe: self.is_thread_safe(mbox, ty),
         };
-        match crate::worker_queue::push_local(key, demand, || {
-            self.same_thread.load(Ordering::Acquire)
-        }) {
+        match crate::worker_queue::push_local(key, demand, || self.same_thread.is_open()) {
             Ok(()) => {
                 if trace::on() {
                     self.trace(trace::Step::Send, mbox, ty, "queued");
@@ -479,7 +478,7 @@ impl AgentCore {
         if let Some(key) = q.worker.as_ref().and_then(|w| w.same_thread_key()) {
             if q.limits.is_empty() && q.accepting {
                 self.same_thread_key.store(key, Ordering::Relaxed);
-                self.same_thread.store(true, Ordering::Release);
+                self.same_thread.open();
             }
         }
     }
@@ -493,7 +492,7 @@ impl AgentCore {
         q.finishing = true;
         q.accepting = false;
         // Before the finish is pushed: see `worker_queue::push_local`.
-        self.same_thread.store(false, Ordering::Release);
+        self.same_thread.close();
         if !q.bound {
             q.pending.push(Demand::Finish);
             return FinishQueued::Queued;

@@ -13,6 +13,7 @@
 //! | module | owns | invariant |
 //! |---|---|---|
 //! | `ids` | [`AgentId`], [`CoopId`], [`MboxId`], [`Priority`], [`AgentInfo`], [`DeregReason`], [`PanicReaction`] | — |
+//! | `push_order` | how a same-thread send is numbered against other threads' pushes (an agent's gate, a queue's push count) | 6 |
 //! | `payload` | a message on its way, its type erased, kept inline up to two words | 3 |
 //! | `contain` | user code on the environment's threads: a panic is logged, the thread goes on | 1 |
 //! | `dropped` | why an undelivered message is dropped, for a request's [`Replier`] | 3 |
@@ -61,8 +62,9 @@
 //!    handler runs, a limit's recursion depth) is read and written by that
 //!    thread only.
 //! 6. **A written lock order, and as few locks as can serve.** See "Lock
-//!    order" below; the same-thread send and the mchains' wake-ups have
-//!    loom models.
+//!    order" below; the same-thread ordering, the mchains' wake-ups and
+//!    the thread pools' scheduler have loom models, which compile the
+//!    shipped files over mp-thread's sync facade.
 //! 7. **Every blocking wait ends.** A receive, a select, a blocked send to
 //!    a full chain, an `ask`: each has a timeout or ends when the
 //!    environment shuts down; busy-waiting is bounded by
@@ -186,6 +188,7 @@ mod limits;
 mod mbox;
 mod mchain;
 mod payload;
+mod push_order;
 mod request;
 mod sink;
 mod state;

@@ -52,7 +52,6 @@ use crate::target::Target;
 
 mod chain;
 mod receive;
-mod sync;
 
 pub(crate) use chain::{deadline, ChainInner, Msg, Pop};
 pub use chain::{CloseMode, Mchain, MchainParams, Overflow, SendError, Sent};

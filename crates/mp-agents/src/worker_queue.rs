@@ -48,6 +48,7 @@ use mp_thread::{ThreadHandle, Waiter, Worker};
 use parking_lot::Mutex;
 
 use crate::demand::{EventQueue, ExecDemand, Padded};
+use crate::push_order::PushCount;
 
 /// Demands a drain job runs before it comes back as a new job.
 const YIELD_EVERY: usize = 256;
@@ -62,7 +63,7 @@ struct Demands {
     state: Mutex<DemandsState>,
     /// Pushes to the shared FIFO so far: each one's sequence number. Set
     /// under the lock; a polling drain and local pushes read it without.
-    pushes: AtomicU64,
+    pushes: PushCount,
     /// The number of the last shared demand the drain started (for the
     /// stats: `pushes - started` wait). Written by the drain alone, on a
     /// line of its own so the pushers' lines stay untouched.
@@ -87,7 +88,7 @@ impl WorkerQueue {
             worker,
             demands: Arc::new(Demands {
                 state: Mutex::default(),
-                pushes: AtomicU64::new(0),
+                pushes: PushCount::new(),
                 started: Padded(AtomicU64::new(0)),
                 busy_wait,
             }),
@@ -107,7 +108,7 @@ impl WorkerQueue {
     /// batch the drain has taken included (for the stats; a running
     /// handler's sends to its own thread are not counted).
     pub(crate) fn pending(&self) -> usize {
-        let pushed = self.demands.pushes.load(Ordering::Acquire);
+        let pushed = self.demands.pushes.seen();
         let started = self.demands.started.load(Ordering::Relaxed);
         usize::try_from(pushed.saturating_sub(started)).unwrap_or(usize::MAX)
     }
@@ -138,10 +139,9 @@ impl EventQueue for WorkerQueue {
             }
             st.scheduled = true;
         }
-        // Only ever changed under the lock: no read-modify-write needed.
-        let seq = self.demands.pushes.load(Ordering::Relaxed) + 1;
-        st.fifo.push_back((seq, demand));
-        self.demands.pushes.store(seq, Ordering::Release);
+        self.demands
+            .pushes
+            .push_shared(|seq| st.fifo.push_back((seq, demand)));
         Ok(())
     }
 }
@@ -197,12 +197,12 @@ pub(crate) fn push_local(
         let mut d = d.borrow_mut();
         match d.as_mut() {
             Some(local) if Arc::as_ptr(&local.queue) as usize == key => {
-                let seq = local.queue.pushes.load(Ordering::Acquire);
-                if still_open() {
-                    local.demands.push_back((seq, demand));
-                    Ok(())
-                } else {
-                    Err(demand)
+                match local.queue.pushes.number_local(still_open) {
+                    Some(seq) => {
+                        local.demands.push_back((seq, demand));
+                        Ok(())
+                    }
+                    None => Err(demand),
                 }
             }
             _ => Err(demand),
@@ -354,7 +354,7 @@ impl Demands {
         loop {
             let installed = Installed::new(&me);
             // Every shared push numbered up to `taken` is in `batch` or run.
-            let mut taken = me.pushes.load(Ordering::Acquire);
+            let mut taken = me.pushes.seen();
             let mut ran = 0;
             loop {
                 // Yield only with the batch run and every local demand
@@ -398,7 +398,7 @@ impl Demands {
                     continue;
                 }
                 let mut st = me.state.lock();
-                taken = me.pushes.load(Ordering::Acquire);
+                taken = me.pushes.seen();
                 if !st.fifo.is_empty() {
                     // The FIFO keeps the (empty) buffer of the last batch,
                     // so neither side allocates once they have grown.
@@ -439,8 +439,6 @@ impl Demands {
 
     /// Polls for a push after `seen` for up to `busy_wait`; true if one came.
     fn poll(&self, seen: u64) -> bool {
-        mp_thread::poll_until(self.busy_wait, || {
-            self.pushes.load(Ordering::Acquire) != seen
-        })
+        mp_thread::poll_until(self.busy_wait, || self.pushes.seen() != seen)
     }
 }

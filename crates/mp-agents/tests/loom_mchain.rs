@@ -5,97 +5,18 @@
 //! close wakes every receiver, select and sender blocked on the chain.
 //!
 //! The chain's own files (`src/mchain/chain.rs`, `src/mchain/receive.rs`)
-//! are compiled here as they are, over the `sync` module below — loom's
-//! `Mutex` and `Condvar` behind the parking_lot API they use — so these
-//! models check the shipped code, not a copy. loom does not model time: a
-//! timed wait here is an untimed one, so the models use no timeouts.
+//! are compiled here as they are. Their locks come from mp-thread's sync
+//! facade (`mp_thread::sync`), which is loom's under `--cfg loom`, so
+//! these models check the shipped code, not a copy. loom does not model
+//! time: a timed wait is an untimed one, so the models use no timeouts.
 //!
 //! They are bounded (a few threads, one or two messages, a preemption
-//! bound), run with the ordinary `cargo test`, and each under a watchdog
-//! (loom itself reports a deadlock; the watchdog catches a livelock).
+//! bound) and each runs under a watchdog (loom itself reports a deadlock;
+//! the watchdog catches a livelock). Run them with
+//! `RUSTFLAGS="--cfg loom" cargo test -p mp-agents --release --test loom_mchain`.
 
+#![cfg(loom)]
 #![allow(dead_code, unreachable_pub)]
-
-mod sync {
-    //! loom's primitives with the slice of parking_lot's API the chain uses.
-
-    use std::ops::{Deref, DerefMut};
-    use std::time::Instant;
-
-    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
-
-    impl<T> Mutex<T> {
-        pub(crate) fn new(value: T) -> Self {
-            Mutex(loom::sync::Mutex::new(value))
-        }
-
-        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-            MutexGuard(Some(self.0.lock().unwrap()))
-        }
-    }
-
-    impl<T: Default> Default for Mutex<T> {
-        fn default() -> Self {
-            Mutex::new(T::default())
-        }
-    }
-
-    /// An `Option` so a wait can hand the guard to loom by value.
-    pub(crate) struct MutexGuard<'a, T>(Option<loom::sync::MutexGuard<'a, T>>);
-
-    impl<T> Deref for MutexGuard<'_, T> {
-        type Target = T;
-        fn deref(&self) -> &T {
-            self.0.as_ref().expect("guard present")
-        }
-    }
-
-    impl<T> DerefMut for MutexGuard<'_, T> {
-        fn deref_mut(&mut self) -> &mut T {
-            self.0.as_mut().expect("guard present")
-        }
-    }
-
-    pub(crate) struct WaitTimeoutResult;
-
-    impl WaitTimeoutResult {
-        /// loom never times out.
-        pub(crate) fn timed_out(&self) -> bool {
-            false
-        }
-    }
-
-    #[derive(Default)]
-    pub(crate) struct Condvar(loom::sync::Condvar);
-
-    impl Condvar {
-        pub(crate) fn new() -> Self {
-            Condvar(loom::sync::Condvar::new())
-        }
-
-        pub(crate) fn wait<T>(&self, guard: &mut MutexGuard<'_, T>) {
-            let inner = guard.0.take().expect("guard present");
-            guard.0 = Some(self.0.wait(inner).unwrap());
-        }
-
-        pub(crate) fn wait_until<T>(
-            &self,
-            guard: &mut MutexGuard<'_, T>,
-            _deadline: Instant,
-        ) -> WaitTimeoutResult {
-            self.wait(guard);
-            WaitTimeoutResult
-        }
-
-        pub(crate) fn notify_one(&self) {
-            self.0.notify_one();
-        }
-
-        pub(crate) fn notify_all(&self) {
-            self.0.notify_all();
-        }
-    }
-}
 
 mod common;
 

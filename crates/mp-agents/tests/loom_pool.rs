@@ -4,32 +4,18 @@
 //! keep their order, a task that must run alone never overlaps another of
 //! its queue, and thread-safe tasks of one queue may overlap.
 //!
-//! The scheduler's own file (`src/disp/thread_pool/sched.rs`) is compiled here as it
-//! is, over the `sync` module below (loom's `Mutex` behind the parking_lot
-//! API it uses), so these models check the shipped code. The workers are
-//! loom threads with a mailbox each, as the pool's `mp_thread::Worker`s
-//! are: a wake-up is a job in the worker's mailbox.
+//! The scheduler's own file (`src/disp/thread_pool/sched.rs`) is compiled
+//! here as it is; its lock is mp-thread's sync facade (`mp_thread::sync`),
+//! loom's under `--cfg loom`, so these models check the shipped code. The
+//! workers are loom threads with a mailbox each, as the pool's
+//! `mp_thread::Worker`s are: a wake-up is a job in the worker's mailbox.
 //!
-//! Bounded (two workers, two or three tasks, a preemption bound), run with
-//! the ordinary `cargo test`, each under a watchdog.
+//! Bounded (two workers, two or three tasks, a preemption bound), each
+//! under a watchdog. Run them with
+//! `RUSTFLAGS="--cfg loom" cargo test -p mp-agents --release --test loom_pool`.
 
+#![cfg(loom)]
 #![allow(dead_code, unreachable_pub)]
-
-mod sync {
-    //! loom's mutex with the slice of parking_lot's API the scheduler uses.
-
-    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
-
-    impl<T> Mutex<T> {
-        pub(crate) fn new(value: T) -> Self {
-            Mutex(loom::sync::Mutex::new(value))
-        }
-
-        pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
-            self.0.lock().unwrap()
-        }
-    }
-}
 
 mod common;
 

@@ -83,6 +83,13 @@ pub(crate) fn try_current_waiter() -> Option<Waiter> {
         .flatten()
 }
 
+/// Under loom a model thread's locals are never being destroyed while it
+/// runs: it always has its waiter.
+#[cfg(loom)]
+pub(crate) fn try_current_waiter() -> Option<Waiter> {
+    Some(current_waiter())
+}
+
 /// Makes `waiter` the calling thread's mailbox (a worker does this first).
 pub(crate) fn install(waiter: Waiter) {
     CURRENT.with(|slot| {

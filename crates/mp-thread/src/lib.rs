@@ -13,6 +13,11 @@
 //! | [`CallbackRegistry`] | callbacks owned by one thread | 4 |
 //! | [`poll_until`] | a bounded busy-wait before sleeping ([`Worker::spawn_busy_waiting`]) | 7 |
 //!
+//! [`sync`] is the synchronisation facade these protocols (and those of
+//! the crates above) are written over: parking_lot's locks and std's
+//! atomics, or loom's model-checked ones under `--cfg loom`, behind one
+//! API, so loom models compile the shipped code.
+//!
 //! ```
 //! use mp_thread::Worker;
 //!
@@ -29,14 +34,11 @@ mod current;
 mod error;
 mod poll;
 mod registry;
-mod sync;
+pub mod sync;
 mod waiter;
 
-#[cfg(not(loom))]
 mod reaper;
-#[cfg(not(loom))]
 mod thread_bound;
-#[cfg(not(loom))]
 mod worker;
 
 pub use error::{panic_message, Error};
@@ -44,11 +46,8 @@ pub use poll::poll_until;
 pub use registry::CallbackRegistry;
 pub use waiter::{Job, Reply, ReplySender, Waiter};
 
-#[cfg(not(loom))]
 pub use reaper::{ExitStatus, Reaper, ThreadHandle};
-#[cfg(not(loom))]
 pub use thread_bound::{Executor, ThreadBound};
-#[cfg(not(loom))]
 pub use worker::{Worker, WorkerBuilder};
 
 /// Loom-only hooks: lets model tests run a thread's mailbox on a loom thread.

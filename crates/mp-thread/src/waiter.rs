@@ -318,11 +318,12 @@ impl Waiter {
             spin_hint();
         }
         self.inner.spin.store(budget / 2, Ordering::Relaxed);
-        let st = self.inner.state.lock();
+        let mut st = self.inner.state.lock();
         if self.inner.signals.load(Ordering::Acquire) != seen {
             return st;
         }
-        self.inner.cv.wait(st)
+        self.inner.cv.wait(&mut st);
+        st
     }
 
     /// Runs jobs posted to this waiter until `done()` holds, `deadline`
@@ -356,7 +357,10 @@ impl Waiter {
                 continue;
             }
             match deadline {
-                None => drop(self.inner.cv.wait(st)),
+                None => {
+                    self.inner.cv.wait(&mut st);
+                    drop(st);
+                }
                 #[cfg(loom)]
                 Some(_) => unreachable!("loom models have no deadlines"),
                 #[cfg(not(loom))]
@@ -369,7 +373,8 @@ impl Waiter {
                             RunUntil::TimedOut
                         };
                     }
-                    drop(self.inner.cv.wait_until(st, deadline));
+                    let _ = self.inner.cv.wait_until(&mut st, deadline);
+                    drop(st);
                 }
             }
         }

@@ -4,9 +4,9 @@
 //! the environment's side (making chains, closing them at shutdown, timer
 //! delivery) in the parent module.
 //!
-//! Only `std`, `tracing` and the `sync` shim are used here (and in
-//! `receive`), so the loom model test (`tests/loom_mchain.rs`) compiles
-//! these two files as they are, over loom's primitives.
+//! Only `std`, `tracing` and mp-thread's sync facade are used here (and
+//! in `receive`), so the loom model test (`tests/loom_mchain.rs`) compiles
+//! these two files as they are; under `--cfg loom` the facade is loom's.
 //!
 //! Lock order: a chain's lock, then a select waker's lock; nothing else
 //! is locked, no handler runs and no message is dropped under it.
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::receive::Waker;
-use super::sync::{Condvar, Mutex};
+use mp_thread::sync::{Condvar, Mutex};
 
 /// A message in a chain: its type (for dispatch) and the boxed value.
 pub(crate) struct Msg {

@@ -41,7 +41,7 @@ use std::any::TypeId;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::sync::{Condvar, Mutex};
+use mp_thread::sync::{Condvar, Mutex};
 
 use super::{deadline, ChainInner, Mchain, Msg, Pop};
 

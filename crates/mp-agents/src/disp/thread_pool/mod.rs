@@ -31,7 +31,6 @@
 //! worker's mailbox. No lock of the pool is held while a demand runs.
 
 mod sched;
-mod sync;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -1,10 +1,11 @@
 //! The scheduling state machine of the thread pools, apart from demands,
 //! threads and mailboxes (so that `tests/loom_pool.rs` can model-check
-//! this very file over loom's primitives).
+//! this very file: its lock is mp-thread's sync facade, loom's under
+//! `--cfg loom`).
 //!
 //! Owns: the queues (one per key: a cooperation or an agent), the list of
 //! queues ready to run, the list of idle workers — all under one lock
-//! (`sync::Mutex`), which is never held while a demand runs.
+//! (`mp_thread::sync::Mutex`), which is never held while a demand runs.
 //!
 //! A queue is on the ready list iff its head can start and no worker keeps
 //! to it. Every change that can make a head startable — a push, a demand
@@ -19,7 +20,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
-use super::sync::Mutex;
+use mp_thread::sync::Mutex;
 
 /// A worker that has run this many demands in one job posts itself a new
 /// job and returns to its mailbox, so jobs posted there wait at most this
