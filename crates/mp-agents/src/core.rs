@@ -334,10 +334,7 @@ impl AgentCore {
             return Err(payload);
         }
         let key = self.same_thread_key.load(Ordering::Relaxed);
-        if !crate::worker_queue::draining(key) {
-            return Err(payload);
-        }
-        let demand = ExecDemand {
+        let made = |payload| ExecDemand {
             target: self.clone(),
             demand: Demand::Message {
                 mbox,
@@ -346,18 +343,11 @@ impl AgentCore {
             },
             thread_safe: self.is_thread_safe(mbox, ty),
         };
-        match crate::worker_queue::push_local(key, demand, || self.same_thread.is_open()) {
-            Ok(()) => {
-                if trace::on() {
-                    self.trace(trace::Step::Send, mbox, ty, "queued");
-                }
-                Ok(())
-            }
-            Err(back) => match back.demand {
-                Demand::Message { payload, .. } => Err(payload),
-                Demand::Start | Demand::Finish => unreachable!("made as a message"),
-            },
+        crate::worker_queue::push_local_with(key, payload, made, || self.same_thread.is_open())?;
+        if trace::on() {
+            self.trace(trace::Step::Send, mbox, ty, "queued");
         }
+        Ok(())
     }
 
     /// A send through the agent's queue lock.

@@ -159,18 +159,6 @@ struct Local {
     demands: VecDeque<Queued>,
 }
 
-/// True if the calling thread is draining the queue whose
-/// [`same_thread_key`](EventQueue::same_thread_key) is `key`.
-pub(crate) fn draining(key: usize) -> bool {
-    DRAINING
-        .try_with(|d| {
-            d.borrow()
-                .as_ref()
-                .is_some_and(|l| Arc::as_ptr(&l.queue) as usize == key)
-        })
-        .unwrap_or(false)
-}
-
 /// Pushes `demand` onto the local list of the queue keyed `key` if the
 /// calling thread is draining it and `still_open()` (checked after the
 /// sequence number is read) says the agent takes demands this way;
@@ -186,12 +174,24 @@ pub(crate) fn draining(key: usize) -> bool {
 pub(crate) fn push_local(
     key: usize,
     demand: ExecDemand,
-    still_open: impl Fn() -> bool,
+    still_open: impl FnOnce() -> bool,
 ) -> Result<(), ExecDemand> {
-    // The demand is moved once, into the list (no slot to take it from):
-    // each copy of it through the stack costs more than its words.
+    push_local_with(key, demand, |demand| demand, still_open)
+}
+
+/// As [`push_local`], with the demand made by `make` from `item` only once
+/// it is known to go on the list (one look at the thread's list, and the
+/// demand built where it is pushed); otherwise `item` comes back.
+#[inline]
+pub(crate) fn push_local_with<T>(
+    key: usize,
+    item: T,
+    make: impl FnOnce(T) -> ExecDemand,
+    still_open: impl FnOnce() -> bool,
+) -> Result<(), T> {
+    // While this thread's locals are being destroyed nothing drains here.
     let Ok(()) = DRAINING.try_with(|_| ()) else {
-        return Err(demand);
+        return Err(item);
     };
     DRAINING.with(|d| {
         let mut d = d.borrow_mut();
@@ -199,13 +199,13 @@ pub(crate) fn push_local(
             Some(local) if Arc::as_ptr(&local.queue) as usize == key => {
                 match local.queue.pushes.number_local(still_open) {
                     Some(seq) => {
-                        local.demands.push_back((seq, demand));
+                        local.demands.push_back((seq, make(item)));
                         Ok(())
                     }
-                    None => Err(demand),
+                    None => Err(item),
                 }
             }
-            _ => Err(demand),
+            _ => Err(item),
         }
     })
 }
