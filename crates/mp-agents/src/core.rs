@@ -313,41 +313,36 @@ impl AgentCore {
     /// Queues a message unless the agent has started finishing; over the
     /// agent's limit for its type, the limit's reaction takes it instead.
     pub(crate) fn push_message(self: &Arc<Self>, mbox: MboxId, ty: TypeId, payload: Payload) {
-        let payload = match self.push_same_thread(mbox, ty, payload) {
-            Ok(()) => return,
-            Err(payload) => payload,
-        };
+        // A send from a handler running on the thread that drains this
+        // agent's queue goes to that thread's local list, without the
+        // agent's lock. (Checked before the payload moves anywhere: a
+        // payload handed back and forth costs more than its words.)
+        if self.same_thread.is_open() {
+            let key = self.same_thread_key.load(Ordering::Relaxed);
+            if crate::worker_queue::is_draining(key) {
+                let made = |payload| ExecDemand {
+                    target: self.clone(),
+                    demand: Demand::Message {
+                        mbox,
+                        payload,
+                        ticket: None,
+                    },
+                    thread_safe: self.is_thread_safe(mbox, ty),
+                };
+                match crate::worker_queue::push_local_with(key, payload, made, || {
+                    self.same_thread.is_open()
+                }) {
+                    Ok(()) => {
+                        if trace::on() {
+                            self.trace(trace::Step::Send, mbox, ty, "queued");
+                        }
+                    }
+                    Err(payload) => self.push_shared(mbox, ty, payload),
+                }
+                return;
+            }
+        }
         self.push_shared(mbox, ty, payload);
-    }
-
-    /// A send from a handler running on the thread that drains this
-    /// agent's queue goes to that thread's local list, without the agent's
-    /// lock; anything else comes back for [`push_shared`](Self::push_shared).
-    #[inline]
-    fn push_same_thread(
-        self: &Arc<Self>,
-        mbox: MboxId,
-        ty: TypeId,
-        payload: Payload,
-    ) -> Result<(), Payload> {
-        if !self.same_thread.is_open() {
-            return Err(payload);
-        }
-        let key = self.same_thread_key.load(Ordering::Relaxed);
-        let made = |payload| ExecDemand {
-            target: self.clone(),
-            demand: Demand::Message {
-                mbox,
-                payload,
-                ticket: None,
-            },
-            thread_safe: self.is_thread_safe(mbox, ty),
-        };
-        crate::worker_queue::push_local_with(key, payload, made, || self.same_thread.is_open())?;
-        if trace::on() {
-            self.trace(trace::Step::Send, mbox, ty, "queued");
-        }
-        Ok(())
     }
 
     /// A send through the agent's queue lock.
@@ -433,7 +428,8 @@ impl AgentCore {
         };
         let thread_safe = match &demand {
             Demand::Message { mbox, payload, .. } => {
-                self.is_thread_safe(*mbox, payload.message_type())
+                self.has_thread_safe.load(Ordering::Acquire)
+                    && self.is_thread_safe(*mbox, payload.message_type())
             }
             Demand::Start | Demand::Finish => false,
         };

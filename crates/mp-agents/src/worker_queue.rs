@@ -38,7 +38,7 @@
 //! Lock order: an agent's queue lock, then the FIFO's lock, then the
 //! worker's mailbox (a push that schedules a drain).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -123,9 +123,17 @@ impl EventQueue for WorkerQueue {
         // A handler sending to an agent of the queue its own thread is
         // draining: no other thread can see that demand, so no lock.
         let key = Arc::as_ptr(&self.demands) as usize;
-        let Err(demand) = push_local(key, demand, || true) else {
-            return Ok(());
-        };
+        if is_draining(key) {
+            return push_local(key, demand, || true).or_else(|demand| self.push_shared(demand));
+        }
+        self.push_shared(demand)
+    }
+}
+
+impl WorkerQueue {
+    /// A push under the FIFO's lock, numbered.
+    #[inline]
+    fn push_shared(&self, demand: ExecDemand) -> Result<(), ExecDemand> {
         let mut st = self.demands.state.lock();
         if !st.scheduled {
             // Schedule first: a closed mailbox refuses the drain, and then
@@ -150,6 +158,20 @@ thread_local! {
     /// The queue whose drain runs on this thread, with the demands its
     /// handlers pushed to it since.
     static DRAINING: RefCell<Option<Local>> = const { RefCell::new(None) };
+
+    /// The key of the queue in `DRAINING` (0: none), kept apart so that a
+    /// push from a thread that drains nothing — every send from outside,
+    /// every send across threads — costs one plain thread-local read (no
+    /// destructor, so no state check and no borrow).
+    static DRAINING_KEY: Cell<usize> = const { Cell::new(0) };
+}
+
+/// True if the calling thread is draining the queue whose
+/// [`same_thread_key`](EventQueue::same_thread_key) is `key` (one plain
+/// thread-local read).
+#[inline]
+pub(crate) fn is_draining(key: usize) -> bool {
+    DRAINING_KEY.with(Cell::get) == key
 }
 
 struct Local {
@@ -189,10 +211,10 @@ pub(crate) fn push_local_with<T>(
     make: impl FnOnce(T) -> ExecDemand,
     still_open: impl FnOnce() -> bool,
 ) -> Result<(), T> {
-    // While this thread's locals are being destroyed nothing drains here.
-    let Ok(()) = DRAINING.try_with(|_| ()) else {
+    if !is_draining(key) {
         return Err(item);
-    };
+    }
+    // A drain is installed on this thread (so its locals are alive).
     DRAINING.with(|d| {
         let mut d = d.borrow_mut();
         match d.as_mut() {
@@ -255,6 +277,7 @@ impl<'a> Installed<'a> {
             demands: VecDeque::new(),
         };
         let prev = DRAINING.with(|d| d.replace(Some(local)));
+        DRAINING_KEY.with(|k| k.set(Arc::as_ptr(demands) as usize));
         Installed { demands, prev }
     }
 
@@ -321,7 +344,10 @@ fn requeue(fifo: &mut VecDeque<Queued>, local: VecDeque<Queued>) {
 impl Drop for Installed<'_> {
     fn drop(&mut self) {
         let local = take_local();
-        DRAINING.with(|d| *d.borrow_mut() = self.prev.take());
+        let prev = self.prev.take();
+        let prev_key = prev.as_ref().map_or(0, |l| Arc::as_ptr(&l.queue) as usize);
+        DRAINING.with(|d| *d.borrow_mut() = prev);
+        DRAINING_KEY.with(|k| k.set(prev_key));
         if local.is_empty() && !std::thread::panicking() {
             return;
         }
