@@ -13,8 +13,9 @@
 //! dispatcher whose last user was this cooperation closes its worker there.
 //! A registering thread hands its temporary references back before it
 //! releases its *registration guard*: until then the final step cannot run,
-//! so the registering thread never holds the last reference either (the
-//! seed 001 bug: a sender-side temporary outliving the hand-off).
+//! so the registering thread never holds the last reference either (a
+//! sender-side temporary outliving the hand-off made a SObjectizer worker
+//! join itself).
 //!
 //! Stages of deregistration: (1) the cooperation stops taking children and
 //! asks its children to deregister; (2) once the last child's final step

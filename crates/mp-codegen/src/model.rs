@@ -1,6 +1,6 @@
 //! Reading a capnp `CodeGeneratorRequest` into the generator's model: the
 //! interfaces of each requested file, their methods, and each parameter and
-//! result mapped to a Rust type. Everything this step cannot map is reported
+//! result mapped to a Rust type. Everything the generator cannot map is reported
 //! as an [`Unsupported`] naming the file, interface, method and field — the
 //! model never holds a guess: a method that cannot be mapped is kept only as
 //! a [`LeftOut`] (what the server adapter needs to refuse it), an interface
@@ -21,7 +21,7 @@ const THREAD_MAP_ID: u64 = 0xee5e_3717_9ad9_dc9d;
 const CONTEXT_ID: u64 = 0x9c44_e664_5d0b_22c6;
 /// `stream.capnp`'s `StreamResult` (streaming methods).
 const STREAM_RESULT_ID: u64 = 0x995f_9a33_77c0_b16e;
-/// Annotations of `proxy.capnp` this step does not implement yet.
+/// Annotations of `proxy.capnp` read here.
 const PROXY_COUNT_ID: u64 = 0xd026_82b3_19f6_9b38;
 const PROXY_EXCEPTION_ID: u64 = 0x996a_1832_0099_2f88;
 const PROXY_NAME_ID: u64 = 0xb594_888f_63f4_dbb9;

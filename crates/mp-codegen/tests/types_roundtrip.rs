@@ -1,4 +1,4 @@
-//! Round trips of every type mapping of this step through the code
+//! Round trips of every type mapping through the code
 //! generated for `tests/data/schema/types.capnp`: primitives, Text, Data,
 //! lists of them, several results (a struct), one result, none, a method
 //! on the event loop, and schema names that are Rust keywords. capnpc's

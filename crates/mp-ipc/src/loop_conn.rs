@@ -10,7 +10,9 @@
 //!   this one thread; a removal from elsewhere is a synchronous request to the
 //!   loop, so once it returns the callback can no longer run).
 //!
-//! This makes seed 000 impossible by construction: the "disconnect callback
+//! This makes libmultiprocess's teardown race (a connection's destructor
+//! and a thread's proxy destructor on two threads; `tests/seed_000.rs` in
+//! mp-calc replays it) impossible by construction: the "disconnect callback
 //! deletes the thread's client" and "the thread deletes its client" paths
 //! are both jobs on the loop thread, run one after the other, never at once.
 
