@@ -54,7 +54,7 @@ impl CalcInitClient {
                 })?;
             let mut req = init.construct_request();
             req.get().set_thread_map(conn.thread_map_client());
-            let reply = ::mp_ipc::send_request(SITE, req, |r| r.get_thread_map());
+            let reply = ::mp_ipc::codegen_support::send_request(SITE, req, |r| r.get_thread_map());
             Ok(Box::pin(async move {
                 let theirs = reply.await?;
                 conn.set_peer_thread_map(theirs);
@@ -90,22 +90,33 @@ impl CalcInitClient {
 
     fn build_make_calculator() -> impl FnOnce(
         &crate::calc_capnp::calc_init::Client,
-        &::mp_ipc::CallSetup,
-    )
-        -> ::std::result::Result<::mp_ipc::CallFuture<CalculatorClient>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<CalculatorClient>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("CalcInit", "makeCalculator");
-        move |cap: &crate::calc_capnp::calc_init::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::calc_capnp::calc_init::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.make_calculator_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                Ok(CalculatorClient::from_remote(
-                    ::mp_ipc::codegen_support::wrap(SITE, "result", Some(&conn), r.get_result()?)?,
-                ))
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    Ok(CalculatorClient::from_remote(
+                        ::mp_ipc::codegen_support::wrap(
+                            SITE,
+                            "result",
+                            Some(&conn),
+                            r.get_result()?,
+                        )?,
+                    ))
+                },
+            ))
         }
     }
 }
@@ -126,7 +137,7 @@ impl CalcInit for CalcInitClient {
 /// Context names (or on the loop if the method has no Context) and writes
 /// the reply back on the loop.
 pub struct CalcInitServer {
-    conn: ::mp_ipc::WeakLoopConnection,
+    conn: ::mp_ipc::codegen_support::WeakLoopConnection,
     imp: ::mp_ipc::codegen_support::Served<dyn CalcInit>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
@@ -134,7 +145,7 @@ pub struct CalcInitServer {
 impl CalcInitServer {
     /// A capability serving `imp` on `conn` (call on the event loop).
     pub fn client(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn CalcInit>,
     ) -> crate::calc_capnp::calc_init::Client {
         ::mp_ipc::capnp_rpc::new_client(CalcInitServer {
@@ -148,7 +159,7 @@ impl CalcInitServer {
     /// call or a reply: counted against `Limits::max_exported_objects`
     /// until the peer releases it, and refused past that limit.
     pub fn exported(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn CalcInit>,
     ) -> ::std::result::Result<crate::calc_capnp::calc_init::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("CalcInit")?;
@@ -162,7 +173,7 @@ impl CalcInitServer {
     /// [`client`](Self::client) as a bootstrap capability, for
     /// `ConnectionBuilder::serve`.
     pub fn bootstrap(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn CalcInit>,
     ) -> ::mp_ipc::capnp::capability::Client {
         Self::client(conn, imp).client
@@ -177,7 +188,7 @@ impl crate::calc_capnp::calc_init::Server for CalcInitServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         let result = (|| {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let theirs = params.get()?.get_thread_map()?;
             conn.set_peer_thread_map(theirs);
             results.get().set_thread_map(conn.thread_map_client());
@@ -194,9 +205,13 @@ impl crate::calc_capnp::calc_init::Server for CalcInitServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("CalcInit", "makeCalculator");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.make_calculator())
@@ -304,18 +319,23 @@ impl CalculatorClient {
         b: i64,
     ) -> impl FnOnce(
         &crate::calc_capnp::calculator::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<i64>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<i64>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "add");
-        move |cap: &crate::calc_capnp::calculator::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::calc_capnp::calculator::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.add_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_a(a);
             p.set_b(b);
-            Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
+                Ok(r.get_result())
+            }))
         }
     }
 
@@ -350,17 +370,22 @@ impl CalculatorClient {
         b: i64,
     ) -> impl FnOnce(
         &crate::calc_capnp::calculator::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<i64>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<i64>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "addOnLoop");
-        move |cap: &crate::calc_capnp::calculator::Client, _setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::calc_capnp::calculator::Client,
+              _setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.add_on_loop_request();
             let mut p = req.get();
             p.set_a(a);
             p.set_b(b);
-            Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
+                Ok(r.get_result())
+            }))
         }
     }
 
@@ -393,18 +418,19 @@ impl CalculatorClient {
 
     fn build_where_am_i() -> impl FnOnce(
         &crate::calc_capnp::calculator::Client,
-        &::mp_ipc::CallSetup,
+        &::mp_ipc::codegen_support::CallSetup,
     ) -> ::std::result::Result<
-        ::mp_ipc::CallFuture<CalculatorWhereAmIResults>,
+        ::mp_ipc::codegen_support::CallFuture<CalculatorWhereAmIResults>,
         ::mp_ipc::Error,
     > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "whereAmI");
-        move |cap: &crate::calc_capnp::calculator::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::calc_capnp::calculator::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.where_am_i_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 Ok(CalculatorWhereAmIResults {
                     thread_name: ::mp_ipc::codegen_support::text(
                         SITE,
@@ -454,12 +480,15 @@ impl CalculatorClient {
         callback: ::std::sync::Arc<dyn Callback>,
     ) -> impl FnOnce(
         &crate::calc_capnp::calculator::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<u32>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<u32>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "countdown");
-        move |cap: &crate::calc_capnp::calculator::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::calc_capnp::calculator::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.countdown_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
@@ -472,7 +501,9 @@ impl CalculatorClient {
                 Ok(())
             })()
             .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
-            Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
+                Ok(r.get_result())
+            }))
         }
     }
 
@@ -506,17 +537,22 @@ impl CalculatorClient {
         millis: u32,
     ) -> impl FnOnce(
         &crate::calc_capnp::calculator::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<()>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "sleep");
-        move |cap: &crate::calc_capnp::calculator::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::calc_capnp::calculator::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.sleep_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_millis(millis);
-            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |_| {
+                Ok(())
+            }))
         }
     }
 
@@ -550,17 +586,22 @@ impl CalculatorClient {
         message: String,
     ) -> impl FnOnce(
         &crate::calc_capnp::calculator::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<()>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "fail");
-        move |cap: &crate::calc_capnp::calculator::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::calc_capnp::calculator::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.fail_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_message(message.as_str());
-            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |_| {
+                Ok(())
+            }))
         }
     }
 
@@ -594,17 +635,22 @@ impl CalculatorClient {
         message: String,
     ) -> impl FnOnce(
         &crate::calc_capnp::calculator::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<()>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "panic");
-        move |cap: &crate::calc_capnp::calculator::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::calc_capnp::calculator::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.panic_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_message(message.as_str());
-            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |_| {
+                Ok(())
+            }))
         }
     }
 
@@ -642,26 +688,32 @@ impl CalculatorClient {
         start: i64,
     ) -> impl FnOnce(
         &crate::calc_capnp::calculator::Client,
-        &::mp_ipc::CallSetup,
-    )
-        -> ::std::result::Result<::mp_ipc::CallFuture<CounterClient>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<CounterClient>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "makeCounter");
-        move |cap: &crate::calc_capnp::calculator::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::calc_capnp::calculator::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.make_counter_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_start(start);
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                Ok(CounterClient::from_remote(::mp_ipc::codegen_support::wrap(
-                    SITE,
-                    "result",
-                    Some(&conn),
-                    r.get_result()?,
-                )?))
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    Ok(CounterClient::from_remote(::mp_ipc::codegen_support::wrap(
+                        SITE,
+                        "result",
+                        Some(&conn),
+                        r.get_result()?,
+                    )?))
+                },
+            ))
         }
     }
 }
@@ -711,7 +763,7 @@ impl Calculator for CalculatorClient {
 /// Context names (or on the loop if the method has no Context) and writes
 /// the reply back on the loop.
 pub struct CalculatorServer {
-    conn: ::mp_ipc::WeakLoopConnection,
+    conn: ::mp_ipc::codegen_support::WeakLoopConnection,
     imp: ::mp_ipc::codegen_support::Served<dyn Calculator>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
@@ -719,7 +771,7 @@ pub struct CalculatorServer {
 impl CalculatorServer {
     /// A capability serving `imp` on `conn` (call on the event loop).
     pub fn client(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Calculator>,
     ) -> crate::calc_capnp::calculator::Client {
         ::mp_ipc::capnp_rpc::new_client(CalculatorServer {
@@ -733,7 +785,7 @@ impl CalculatorServer {
     /// call or a reply: counted against `Limits::max_exported_objects`
     /// until the peer releases it, and refused past that limit.
     pub fn exported(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Calculator>,
     ) -> ::std::result::Result<crate::calc_capnp::calculator::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("Calculator")?;
@@ -747,7 +799,7 @@ impl CalculatorServer {
     /// [`client`](Self::client) as a bootstrap capability, for
     /// `ConnectionBuilder::serve`.
     pub fn bootstrap(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Calculator>,
     ) -> ::mp_ipc::capnp::capability::Client {
         Self::client(conn, imp).client
@@ -763,9 +815,13 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "add");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let a = p.get_a();
             let b = p.get_b();
             let imp = self.imp.get(SITE)?;
@@ -787,7 +843,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "addOnLoop");
         let result = (|| {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let a = p.get_a();
             let b = p.get_b();
@@ -810,9 +866,13 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "whereAmI");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.where_am_i())
@@ -833,9 +893,13 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "countdown");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let n = p.get_n();
             let callback = CallbackClient::from_remote(::mp_ipc::codegen_support::wrap(
                 SITE,
@@ -863,9 +927,13 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "sleep");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let millis = p.get_millis();
             let imp = self.imp.get(SITE)?;
             conn.dispatch(SITE, ctx, move || imp.sleep(millis))
@@ -883,9 +951,13 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "fail");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let message = ::mp_ipc::codegen_support::text(SITE, "message", p.get_message())?;
             let imp = self.imp.get(SITE)?;
             conn.dispatch(SITE, ctx, move || imp.fail(message))
@@ -903,9 +975,13 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "panic");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let message = ::mp_ipc::codegen_support::text(SITE, "message", p.get_message())?;
             let imp = self.imp.get(SITE)?;
             conn.dispatch(SITE, ctx, move || imp.panic(message))
@@ -923,9 +999,13 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Calculator", "makeCounter");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let start = p.get_start();
             let imp = self.imp.get(SITE)?;
             let value = conn
@@ -1003,17 +1083,22 @@ impl CallbackClient {
         n: u32,
     ) -> impl FnOnce(
         &crate::calc_capnp::callback::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<u32>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<u32>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Callback", "step");
-        move |cap: &crate::calc_capnp::callback::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::calc_capnp::callback::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.step_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_n(n);
-            Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
+                Ok(r.get_result())
+            }))
         }
     }
 }
@@ -1032,7 +1117,7 @@ impl Callback for CallbackClient {
 /// Context names (or on the loop if the method has no Context) and writes
 /// the reply back on the loop.
 pub struct CallbackServer {
-    conn: ::mp_ipc::WeakLoopConnection,
+    conn: ::mp_ipc::codegen_support::WeakLoopConnection,
     imp: ::mp_ipc::codegen_support::Served<dyn Callback>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
@@ -1040,7 +1125,7 @@ pub struct CallbackServer {
 impl CallbackServer {
     /// A capability serving `imp` on `conn` (call on the event loop).
     pub fn client(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Callback>,
     ) -> crate::calc_capnp::callback::Client {
         ::mp_ipc::capnp_rpc::new_client(CallbackServer {
@@ -1054,7 +1139,7 @@ impl CallbackServer {
     /// call or a reply: counted against `Limits::max_exported_objects`
     /// until the peer releases it, and refused past that limit.
     pub fn exported(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Callback>,
     ) -> ::std::result::Result<crate::calc_capnp::callback::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("Callback")?;
@@ -1068,7 +1153,7 @@ impl CallbackServer {
     /// [`client`](Self::client) as a bootstrap capability, for
     /// `ConnectionBuilder::serve`.
     pub fn bootstrap(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Callback>,
     ) -> ::mp_ipc::capnp::capability::Client {
         Self::client(conn, imp).client
@@ -1084,9 +1169,13 @@ impl crate::calc_capnp::callback::Server for CallbackServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Callback", "step");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let n = p.get_n();
             let imp = self.imp.get(SITE)?;
             let value = conn
@@ -1191,17 +1280,22 @@ impl CounterClient {
         delta: i64,
     ) -> impl FnOnce(
         &crate::calc_capnp::counter::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<i64>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<i64>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Counter", "add");
-        move |cap: &crate::calc_capnp::counter::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::calc_capnp::counter::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.add_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_delta(delta);
-            Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_value())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
+                Ok(r.get_value())
+            }))
         }
     }
 
@@ -1225,14 +1319,19 @@ impl CounterClient {
 
     fn build_get() -> impl FnOnce(
         &crate::calc_capnp::counter::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<i64>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<i64>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Counter", "get");
-        move |cap: &crate::calc_capnp::counter::Client, _setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::calc_capnp::counter::Client,
+              _setup: &::mp_ipc::codegen_support::CallSetup| {
             let req = cap.get_request();
-            Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_value())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
+                Ok(r.get_value())
+            }))
         }
     }
 
@@ -1263,16 +1362,21 @@ impl CounterClient {
 
     fn build_destroy() -> impl FnOnce(
         &crate::calc_capnp::counter::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<()>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Counter", "destroy");
-        move |cap: &crate::calc_capnp::counter::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::calc_capnp::counter::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.destroy_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |_| {
+                Ok(())
+            }))
         }
     }
 }
@@ -1297,7 +1401,7 @@ impl Counter for CounterClient {
 /// Context names (or on the loop if the method has no Context) and writes
 /// the reply back on the loop.
 pub struct CounterServer {
-    conn: ::mp_ipc::WeakLoopConnection,
+    conn: ::mp_ipc::codegen_support::WeakLoopConnection,
     imp: ::mp_ipc::codegen_support::Served<dyn Counter>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
@@ -1305,7 +1409,7 @@ pub struct CounterServer {
 impl CounterServer {
     /// A capability serving `imp` on `conn` (call on the event loop).
     pub fn client(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Counter>,
     ) -> crate::calc_capnp::counter::Client {
         ::mp_ipc::capnp_rpc::new_client(CounterServer {
@@ -1319,7 +1423,7 @@ impl CounterServer {
     /// call or a reply: counted against `Limits::max_exported_objects`
     /// until the peer releases it, and refused past that limit.
     pub fn exported(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Counter>,
     ) -> ::std::result::Result<crate::calc_capnp::counter::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("Counter")?;
@@ -1333,7 +1437,7 @@ impl CounterServer {
     /// [`client`](Self::client) as a bootstrap capability, for
     /// `ConnectionBuilder::serve`.
     pub fn bootstrap(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Counter>,
     ) -> ::mp_ipc::capnp::capability::Client {
         Self::client(conn, imp).client
@@ -1349,9 +1453,13 @@ impl crate::calc_capnp::counter::Server for CounterServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Counter", "add");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let delta = p.get_delta();
             let imp = self.imp.get(SITE)?;
             let value = conn
@@ -1372,7 +1480,7 @@ impl crate::calc_capnp::counter::Server for CounterServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Counter", "get");
         let result = (|| {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .run_on_loop(SITE, || imp.get())?
@@ -1392,9 +1500,13 @@ impl crate::calc_capnp::counter::Server for CounterServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Counter", "destroy");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.take(SITE)?;
             conn.dispatch(SITE, ctx, move || {
                 let outcome = imp.destroy();

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use common::{in_process, watchdog};
 use mp_calc::calc_capnp::calc_init;
-use mp_ipc::{bad_request, send_request, CallSite, DisconnectPhase, Error, EventLoop};
+use mp_ipc::codegen_support::send_request;
+use mp_ipc::{bad_request, CallSite, DisconnectPhase, Error, EventLoop};
 
 #[test]
 fn bootstrap_without_construct_gives_a_clear_error_for_mapped_calls() {

@@ -75,7 +75,7 @@ fn a_panic_while_building_a_request_on_the_loop_fails_only_that_call() {
         let site = mp_ipc::CallSite::new("Test", "panicking");
         let result: Result<(), mp_ipc::Error> = calc.connection().call(
             site,
-            |_setup| -> Result<mp_ipc::CallFuture<()>, mp_ipc::Error> {
+            |_setup| -> Result<mp_ipc::codegen_support::CallFuture<()>, mp_ipc::Error> {
                 panic!("request builder bug")
             },
         );

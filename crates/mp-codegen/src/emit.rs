@@ -701,7 +701,7 @@ fn emit_struct(out: &mut String, st: &StructDef, cm: &str) {
          /// Reads one from capnp (for the generated adapters); objects in it\n\
          /// are wrapped on `conn`.\n\
          #[doc(hidden)]\n\
-         pub fn mp_read(site: ::mp_ipc::CallSite, conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>, {r}: {module}::Reader<'_>) -> {RESULT}<Self, ::mp_ipc::capnp::Error> {{\n\
+         pub fn mp_read(site: ::mp_ipc::CallSite, conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>, {r}: {module}::Reader<'_>) -> {RESULT}<Self, ::mp_ipc::capnp::Error> {{\n\
          let _ = (site, conn);"
     );
     match &st.union {
@@ -738,7 +738,7 @@ fn emit_struct(out: &mut String, st: &StructDef, cm: &str) {
          /// Writes it to capnp (for the generated adapters); objects in it are\n\
          /// exported on `conn`.\n\
          #[doc(hidden)]\n\
-         pub fn mp_write(&self, site: ::mp_ipc::CallSite, conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>, {b}: {module}::Builder<'_>) -> {RESULT}<(), ::mp_ipc::capnp::Error> {{\n\
+         pub fn mp_write(&self, site: ::mp_ipc::CallSite, conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>, {b}: {module}::Builder<'_>) -> {RESULT}<(), ::mp_ipc::capnp::Error> {{\n\
          let _ = (site, conn);"
     );
     for f in &st.fields {
@@ -1223,7 +1223,7 @@ fn emit_connect(out: &mut String, iface: &Interface, m: &Method, cm: &str) {
          site: SITE,\nmessage: \"the peer offers no bootstrap object\".into(),\n}})?;\n\
          let mut req = init.{req}_request();\n\
          req.get().set_thread_map(conn.thread_map_client());\n\
-         let reply = ::mp_ipc::send_request(SITE, req, |r| r.get_thread_map());\n\
+         let reply = ::mp_ipc::codegen_support::send_request(SITE, req, |r| r.get_thread_map());\n\
          Ok(Box::pin(async move {{\nlet theirs = reply.await?;\nconn.set_peer_thread_map(theirs);\n\
          ::mp_ipc::Remote::new(&conn, init)\n}}))\n}})?;\n\
          Ok({name}::from_remote(remote))\n}}",
@@ -1454,9 +1454,9 @@ fn emit_client_method(
     }
     let _ = write!(
         out,
-        "fn {bn}({bp}) -> impl FnOnce(&{cap}, &::mp_ipc::CallSetup) -> ::std::result::Result<::mp_ipc::CallFuture<{build_ret}>, ::mp_ipc::Error> + Send + 'static {{\n\
+        "fn {bn}({bp}) -> impl FnOnce(&{cap}, &::mp_ipc::codegen_support::CallSetup) -> ::std::result::Result<::mp_ipc::codegen_support::CallFuture<{build_ret}>, ::mp_ipc::Error> + Send + 'static {{\n\
          {site}\
-         move |cap: &{cap}, {setup}: &::mp_ipc::CallSetup| {{\n",
+         move |cap: &{cap}, {setup}: &::mp_ipc::codegen_support::CallSetup| {{\n",
         bn = m.build_fn,
         bp = build_params.join(", "),
         site = site(iface, m),
@@ -1573,10 +1573,13 @@ fn emit_client_method(
     if reply_conn {
         let _ = writeln!(
             out,
-            "let conn = setup.conn().clone();\nOk(::mp_ipc::send_request(SITE, req, move {closure}))"
+            "let conn = setup.conn().clone();\nOk(::mp_ipc::codegen_support::send_request(SITE, req, move {closure}))"
         );
     } else {
-        let _ = writeln!(out, "Ok(::mp_ipc::send_request(SITE, req, {closure}))");
+        let _ = writeln!(
+            out,
+            "Ok(::mp_ipc::codegen_support::send_request(SITE, req, {closure}))"
+        );
     }
     out.push_str("}\n}\n");
 }
@@ -1603,20 +1606,20 @@ fn emit_server(out: &mut String, iface: &Interface, cm: &str) {
          /// Rust values on the event loop, runs the method on the thread the call's\n\
          /// Context names (or on the loop if the method has no Context) and writes\n\
          /// the reply back on the loop.\n\
-         {allow}pub struct {server} {{\nconn: ::mp_ipc::WeakLoopConnection,\nimp: ::mp_ipc::codegen_support::Served<dyn {name}>,\n_slot: Option<::mp_ipc::codegen_support::ExportSlot>,\n}}\n\n\
+         {allow}pub struct {server} {{\nconn: ::mp_ipc::codegen_support::WeakLoopConnection,\nimp: ::mp_ipc::codegen_support::Served<dyn {name}>,\n_slot: Option<::mp_ipc::codegen_support::ExportSlot>,\n}}\n\n\
          impl {server} {{\n\
          /// A capability serving `imp` on `conn` (call on the event loop).\n\
-         pub fn client(conn: &::std::rc::Rc<::mp_ipc::LoopConnection>, imp: ::std::sync::Arc<dyn {name}>) -> {module}::Client {{\n\
+         pub fn client(conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>, imp: ::std::sync::Arc<dyn {name}>) -> {module}::Client {{\n\
          ::mp_ipc::capnp_rpc::new_client({server} {{\nconn: ::std::rc::Rc::downgrade(conn),\nimp: ::mp_ipc::codegen_support::Served::new(imp),\n_slot: None,\n}})\n}}\n\n\
          /// [`client`](Self::client) for an object handed to the peer in a\n\
          /// call or a reply: counted against `Limits::max_exported_objects`\n\
          /// until the peer releases it, and refused past that limit.\n\
-         pub fn exported(conn: &::std::rc::Rc<::mp_ipc::LoopConnection>, imp: ::std::sync::Arc<dyn {name}>) -> ::std::result::Result<{module}::Client, ::mp_ipc::capnp::Error> {{\n\
+         pub fn exported(conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>, imp: ::std::sync::Arc<dyn {name}>) -> ::std::result::Result<{module}::Client, ::mp_ipc::capnp::Error> {{\n\
          let slot = conn.export_slot({iface_lit})?;\n\
          Ok(::mp_ipc::capnp_rpc::new_client({server} {{\nconn: ::std::rc::Rc::downgrade(conn),\nimp: ::mp_ipc::codegen_support::Served::new(imp),\n_slot: Some(slot),\n}}))\n}}\n\n\
          /// [`client`](Self::client) as a bootstrap capability, for\n\
          /// `ConnectionBuilder::serve`.\n\
-         pub fn bootstrap(conn: &::std::rc::Rc<::mp_ipc::LoopConnection>, imp: ::std::sync::Arc<dyn {name}>) -> ::mp_ipc::capnp::capability::Client {{\n\
+         pub fn bootstrap(conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>, imp: ::std::sync::Arc<dyn {name}>) -> ::mp_ipc::capnp::capability::Client {{\n\
          Self::client(conn, imp).client\n}}\n}}\n\n\
          impl {module}::Server for {server} {{"
     );
@@ -1683,7 +1686,7 @@ fn emit_server_construct(out: &mut String, m: &Method, module: &str) {
     server_sig(out, m, module, true, true);
     out.push_str(
         "let result = (|| {\n\
-         let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;\n\
+         let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;\n\
          let theirs = params.get()?.get_thread_map()?;\n\
          conn.set_peer_thread_map(theirs);\n\
          results.get().set_thread_map(conn.thread_map_client());\n\
@@ -1709,14 +1712,14 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
     );
     out.push_str(&site(iface, m));
     let mut body = String::new();
-    body.push_str("let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;\n");
+    body.push_str("let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;\n");
     if has_params {
         body.push_str("let p = params.get()?;\n");
     }
     if let Some(ctx) = &m.context {
         let _ = writeln!(
             body,
-            "let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_{ctx}(), p.get_{ctx}())?;"
+            "let ctx = ::mp_ipc::codegen_support::ServerContext::read(SITE, p.has_{ctx}(), p.get_{ctx}())?;"
         );
     }
     if let Some(tm) = &m.thread_map {

@@ -92,7 +92,9 @@ impl blocks_v2_mp::BlockSink for NewSink {
 /// Serves what `serve` makes on one end of a socket pair and hands the
 /// other end's connection to `body`.
 fn pair(
-    serve: impl Fn(&std::rc::Rc<mp_ipc::LoopConnection>) -> mp_ipc::capnp::capability::Client
+    serve: impl Fn(
+            &std::rc::Rc<mp_ipc::codegen_support::LoopConnection>,
+        ) -> mp_ipc::capnp::capability::Client
         + Send
         + 'static,
     body: impl FnOnce(&Connection) + Send + 'static,

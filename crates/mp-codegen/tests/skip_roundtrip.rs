@@ -142,7 +142,7 @@ fn a_left_out_method_is_answered_unimplemented_naming_it() {
             .remote()
             .call(CallSite::new("Plotter", "plot"), |cap, _setup| {
                 let req = cap.plot_request();
-                Ok(mp_ipc::send_request(
+                Ok(mp_ipc::codegen_support::send_request(
                     CallSite::new("Plotter", "plot"),
                     req,
                     |_| Ok(()),

@@ -10,8 +10,6 @@
 //! - [`EventLoop`]: the I/O thread.
 //! - [`Connection`]: a session with a peer (socketpair, inherited fd, path).
 //! - [`Remote`]: a thread-safe handle to an object in the peer.
-//! - [`LoopConnection`]: the loop-side view server adapters use to run
-//!   calls on the thread their `Context` names.
 //! - [`process`]: spawn a child with one end of a socketpair; serve on an
 //!   inherited fd.
 //! - [`proxy_capnp`]: libmultiprocess's `proxy.capnp` (`ThreadMap`,
@@ -27,7 +25,7 @@
 //!
 //! ## Locks (invariant 6)
 //!
-//! The loop-side state of every connection ([`LoopConnection`]: thread
+//! The loop-side state of every connection (`LoopConnection`: thread
 //! mappings, the Threads it handed out, disconnect callbacks) has no lock at
 //! all: only the loop thread touches it, and other threads reach it by
 //! posting jobs. The few locks mp-ipc has are leaves — no code holds one while
@@ -35,12 +33,17 @@
 //! listener's table of accepted connections. mp-thread's lock order (a
 //! waiter's queue before a reply slot) is written down in its `waiter` module.
 //!
-//! Interfaces are adapted to Rust by `mp-codegen` (its run-time helpers are
-//! in [`codegen_support`]); the `mp-calc` crate shows the generated code for
-//! a complete interface.
+//! Interfaces are adapted to Rust by `mp-codegen`. What its generated code
+//! calls — the call set-up and futures, the loop-side connection
+//! (`LoopConnection`, which server adapters use to run calls on the thread
+//! their `Context` names) and the call contexts — lives in the
+//! `codegen_support` module, plumbing kept apart from the API above and
+//! hidden from these docs. The `mp-calc` crate shows the generated code
+//! for a complete interface.
 
 mod budget;
 mod client;
+#[doc(hidden)]
 pub mod codegen_support;
 mod connection;
 mod error;
@@ -58,12 +61,11 @@ mod transport;
 pub mod proxy_capnp;
 
 pub use capnp_rpc::rpc_twoparty_capnp::Side;
-pub use client::{send_request, CallFuture, CallSetup, Remote};
+pub use client::Remote;
 pub use connection::{BootstrapFactory, Connection, ConnectionBuilder, DisconnectHook};
 pub use error::{bad_request, limit_reached, CallSite, DisconnectPhase, Error};
 pub use event_loop::EventLoop;
 pub use limits::{stack_size_for_nesting, Limits, ProcessLimits, STACK_PER_LEVEL};
-pub use loop_conn::{ClientContext, LoopConnection, ServerContext, WeakLoopConnection};
 pub use stats::ConnectionStats;
 
 /// Re-exported so adapters and generated code use the same versions.

@@ -56,7 +56,7 @@ impl BlockInitClient {
                 })?;
             let mut req = init.construct_request();
             req.get().set_thread_map(conn.thread_map_client());
-            let reply = ::mp_ipc::send_request(SITE, req, |r| r.get_thread_map());
+            let reply = ::mp_ipc::codegen_support::send_request(SITE, req, |r| r.get_thread_map());
             Ok(Box::pin(async move {
                 let theirs = reply.await?;
                 conn.set_peer_thread_map(theirs);
@@ -92,22 +92,33 @@ impl BlockInitClient {
 
     fn build_make_sink() -> impl FnOnce(
         &crate::blocks_v1_capnp::block_init::Client,
-        &::mp_ipc::CallSetup,
-    )
-        -> ::std::result::Result<::mp_ipc::CallFuture<BlockSinkClient>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<BlockSinkClient>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("BlockInit", "makeSink");
-        move |cap: &crate::blocks_v1_capnp::block_init::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::blocks_v1_capnp::block_init::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.make_sink_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                Ok(BlockSinkClient::from_remote(
-                    ::mp_ipc::codegen_support::wrap(SITE, "result", Some(&conn), r.get_result()?)?,
-                ))
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    Ok(BlockSinkClient::from_remote(
+                        ::mp_ipc::codegen_support::wrap(
+                            SITE,
+                            "result",
+                            Some(&conn),
+                            r.get_result()?,
+                        )?,
+                    ))
+                },
+            ))
         }
     }
 }
@@ -128,7 +139,7 @@ impl BlockInit for BlockInitClient {
 /// Context names (or on the loop if the method has no Context) and writes
 /// the reply back on the loop.
 pub struct BlockInitServer {
-    conn: ::mp_ipc::WeakLoopConnection,
+    conn: ::mp_ipc::codegen_support::WeakLoopConnection,
     imp: ::mp_ipc::codegen_support::Served<dyn BlockInit>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
@@ -136,7 +147,7 @@ pub struct BlockInitServer {
 impl BlockInitServer {
     /// A capability serving `imp` on `conn` (call on the event loop).
     pub fn client(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn BlockInit>,
     ) -> crate::blocks_v1_capnp::block_init::Client {
         ::mp_ipc::capnp_rpc::new_client(BlockInitServer {
@@ -150,7 +161,7 @@ impl BlockInitServer {
     /// call or a reply: counted against `Limits::max_exported_objects`
     /// until the peer releases it, and refused past that limit.
     pub fn exported(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn BlockInit>,
     ) -> ::std::result::Result<crate::blocks_v1_capnp::block_init::Client, ::mp_ipc::capnp::Error>
     {
@@ -165,7 +176,7 @@ impl BlockInitServer {
     /// [`client`](Self::client) as a bootstrap capability, for
     /// `ConnectionBuilder::serve`.
     pub fn bootstrap(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn BlockInit>,
     ) -> ::mp_ipc::capnp::capability::Client {
         Self::client(conn, imp).client
@@ -180,7 +191,7 @@ impl crate::blocks_v1_capnp::block_init::Server for BlockInitServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         let result = (|| {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let theirs = params.get()?.get_thread_map()?;
             conn.set_peer_thread_map(theirs);
             results.get().set_thread_map(conn.thread_map_client());
@@ -197,9 +208,13 @@ impl crate::blocks_v1_capnp::block_init::Server for BlockInitServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("BlockInit", "makeSink");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.make_sink())
@@ -280,17 +295,22 @@ impl BlockSinkClient {
         block: Vec<u8>,
     ) -> impl FnOnce(
         &crate::blocks_v1_capnp::block_sink::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<bool>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<bool>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("BlockSink", "submitBlock");
-        move |cap: &crate::blocks_v1_capnp::block_sink::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::blocks_v1_capnp::block_sink::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.submit_block_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_block(block.as_slice());
-            Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
+                Ok(r.get_result())
+            }))
         }
     }
 }
@@ -309,7 +329,7 @@ impl BlockSink for BlockSinkClient {
 /// Context names (or on the loop if the method has no Context) and writes
 /// the reply back on the loop.
 pub struct BlockSinkServer {
-    conn: ::mp_ipc::WeakLoopConnection,
+    conn: ::mp_ipc::codegen_support::WeakLoopConnection,
     imp: ::mp_ipc::codegen_support::Served<dyn BlockSink>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
@@ -317,7 +337,7 @@ pub struct BlockSinkServer {
 impl BlockSinkServer {
     /// A capability serving `imp` on `conn` (call on the event loop).
     pub fn client(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn BlockSink>,
     ) -> crate::blocks_v1_capnp::block_sink::Client {
         ::mp_ipc::capnp_rpc::new_client(BlockSinkServer {
@@ -331,7 +351,7 @@ impl BlockSinkServer {
     /// call or a reply: counted against `Limits::max_exported_objects`
     /// until the peer releases it, and refused past that limit.
     pub fn exported(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn BlockSink>,
     ) -> ::std::result::Result<crate::blocks_v1_capnp::block_sink::Client, ::mp_ipc::capnp::Error>
     {
@@ -346,7 +366,7 @@ impl BlockSinkServer {
     /// [`client`](Self::client) as a bootstrap capability, for
     /// `ConnectionBuilder::serve`.
     pub fn bootstrap(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn BlockSink>,
     ) -> ::mp_ipc::capnp::capability::Client {
         Self::client(conn, imp).client
@@ -362,9 +382,13 @@ impl crate::blocks_v1_capnp::block_sink::Server for BlockSinkServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("BlockSink", "submitBlock");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let block = p.get_block()?.to_vec();
             let imp = self.imp.get(SITE)?;
             let value = conn

@@ -67,7 +67,7 @@ impl HubClient {
                 })?;
             let mut req = init.construct_request();
             req.get().set_thread_map(conn.thread_map_client());
-            let reply = ::mp_ipc::send_request(SITE, req, |r| r.get_thread_map());
+            let reply = ::mp_ipc::codegen_support::send_request(SITE, req, |r| r.get_thread_map());
             Ok(Box::pin(async move {
                 let theirs = reply.await?;
                 conn.set_peer_thread_map(theirs);
@@ -106,23 +106,32 @@ impl HubClient {
 
     fn build_make_echo() -> impl FnOnce(
         &crate::hub_capnp::hub::Client,
-        &::mp_ipc::CallSetup,
+        &::mp_ipc::codegen_support::CallSetup,
     ) -> ::std::result::Result<
-        ::mp_ipc::CallFuture<super::remote_mp::EchoClient>,
+        ::mp_ipc::codegen_support::CallFuture<super::remote_mp::EchoClient>,
         ::mp_ipc::Error,
     > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Hub", "makeEcho");
-        move |cap: &crate::hub_capnp::hub::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::hub_capnp::hub::Client, setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.make_echo_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                Ok(super::remote_mp::EchoClient::from_remote(
-                    ::mp_ipc::codegen_support::wrap(SITE, "result", Some(&conn), r.get_result()?)?,
-                ))
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    Ok(super::remote_mp::EchoClient::from_remote(
+                        ::mp_ipc::codegen_support::wrap(
+                            SITE,
+                            "result",
+                            Some(&conn),
+                            r.get_result()?,
+                        )?,
+                    ))
+                },
+            ))
         }
     }
 
@@ -163,12 +172,14 @@ impl HubClient {
         text: String,
     ) -> impl FnOnce(
         &crate::hub_capnp::hub::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<String>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<String>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Hub", "relay");
-        move |cap: &crate::hub_capnp::hub::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::hub_capnp::hub::Client, setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.relay_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
@@ -181,7 +192,7 @@ impl HubClient {
                 Ok(())
             })()
             .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 ::mp_ipc::codegen_support::text(SITE, "result", r.get_result())
             }))
         }
@@ -222,33 +233,37 @@ impl HubClient {
         exists: bool,
     ) -> impl FnOnce(
         &crate::hub_capnp::hub::Client,
-        &::mp_ipc::CallSetup,
+        &::mp_ipc::codegen_support::CallSetup,
     ) -> ::std::result::Result<
-        ::mp_ipc::CallFuture<Option<super::remote_mp::EchoClient>>,
+        ::mp_ipc::codegen_support::CallFuture<Option<super::remote_mp::EchoClient>>,
         ::mp_ipc::Error,
     > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Hub", "findEcho");
-        move |cap: &crate::hub_capnp::hub::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::hub_capnp::hub::Client, setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.find_echo_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_exists(exists);
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                Ok(if r.get_has_result() {
-                    Some(super::remote_mp::EchoClient::from_remote(
-                        ::mp_ipc::codegen_support::wrap(
-                            SITE,
-                            "result",
-                            Some(&conn),
-                            r.get_result()?,
-                        )?,
-                    ))
-                } else {
-                    None
-                })
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    Ok(if r.get_has_result() {
+                        Some(super::remote_mp::EchoClient::from_remote(
+                            ::mp_ipc::codegen_support::wrap(
+                                SITE,
+                                "result",
+                                Some(&conn),
+                                r.get_result()?,
+                            )?,
+                        ))
+                    } else {
+                        None
+                    })
+                },
+            ))
         }
     }
 }
@@ -293,7 +308,7 @@ impl Hub for HubClient {
 /// Context names (or on the loop if the method has no Context) and writes
 /// the reply back on the loop.
 pub struct HubServer {
-    conn: ::mp_ipc::WeakLoopConnection,
+    conn: ::mp_ipc::codegen_support::WeakLoopConnection,
     imp: ::mp_ipc::codegen_support::Served<dyn Hub>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
@@ -301,7 +316,7 @@ pub struct HubServer {
 impl HubServer {
     /// A capability serving `imp` on `conn` (call on the event loop).
     pub fn client(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Hub>,
     ) -> crate::hub_capnp::hub::Client {
         ::mp_ipc::capnp_rpc::new_client(HubServer {
@@ -315,7 +330,7 @@ impl HubServer {
     /// call or a reply: counted against `Limits::max_exported_objects`
     /// until the peer releases it, and refused past that limit.
     pub fn exported(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Hub>,
     ) -> ::std::result::Result<crate::hub_capnp::hub::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("Hub")?;
@@ -329,7 +344,7 @@ impl HubServer {
     /// [`client`](Self::client) as a bootstrap capability, for
     /// `ConnectionBuilder::serve`.
     pub fn bootstrap(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Hub>,
     ) -> ::mp_ipc::capnp::capability::Client {
         Self::client(conn, imp).client
@@ -344,7 +359,7 @@ impl crate::hub_capnp::hub::Server for HubServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         let result = (|| {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let theirs = params.get()?.get_thread_map()?;
             conn.set_peer_thread_map(theirs);
             results.get().set_thread_map(conn.thread_map_client());
@@ -361,9 +376,13 @@ impl crate::hub_capnp::hub::Server for HubServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Hub", "makeEcho");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.make_echo())
@@ -386,9 +405,13 @@ impl crate::hub_capnp::hub::Server for HubServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Hub", "relay");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let echo = super::remote_mp::EchoClient::from_remote(::mp_ipc::codegen_support::wrap(
                 SITE,
                 "echo",
@@ -416,9 +439,13 @@ impl crate::hub_capnp::hub::Server for HubServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Hub", "findEcho");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let exists = p.get_exists();
             let imp = self.imp.get(SITE)?;
             let value = conn

@@ -34,7 +34,7 @@ impl Migration {
     #[doc(hidden)]
     pub fn mp_read(
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         r: crate::ledger_capnp::migration::Reader<'_>,
     ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -61,7 +61,7 @@ impl Migration {
     pub fn mp_write(
         &self,
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         mut b: crate::ledger_capnp::migration::Builder<'_>,
     ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -119,7 +119,7 @@ impl RpcError {
     #[doc(hidden)]
     pub fn mp_read(
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         r: crate::ledger_capnp::rpc_error::Reader<'_>,
     ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -135,7 +135,7 @@ impl RpcError {
     pub fn mp_write(
         &self,
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         mut b: crate::ledger_capnp::rpc_error::Builder<'_>,
     ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -177,7 +177,7 @@ impl Rejection {
     #[doc(hidden)]
     pub fn mp_read(
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         r: crate::ledger_capnp::rejection::Reader<'_>,
     ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -195,7 +195,7 @@ impl Rejection {
     pub fn mp_write(
         &self,
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         mut b: crate::ledger_capnp::rejection::Builder<'_>,
     ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -257,7 +257,7 @@ impl Destination {
     #[doc(hidden)]
     pub fn mp_read(
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         r: crate::ledger_capnp::destination::Reader<'_>,
     ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -285,7 +285,7 @@ impl Destination {
     pub fn mp_write(
         &self,
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         mut b: crate::ledger_capnp::destination::Builder<'_>,
     ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -356,7 +356,7 @@ impl Output {
     #[doc(hidden)]
     pub fn mp_read(
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         r: crate::ledger_capnp::output::Reader<'_>,
     ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -379,7 +379,7 @@ impl Output {
     pub fn mp_write(
         &self,
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         mut b: crate::ledger_capnp::output::Builder<'_>,
     ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -421,7 +421,7 @@ impl OutputLabel {
     #[doc(hidden)]
     pub fn mp_read(
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         r: crate::ledger_capnp::output::label::Reader<'_>,
     ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -437,7 +437,7 @@ impl OutputLabel {
     pub fn mp_write(
         &self,
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         mut b: crate::ledger_capnp::output::label::Builder<'_>,
     ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -469,7 +469,7 @@ impl OutputSpend {
     #[doc(hidden)]
     pub fn mp_read(
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         r: crate::ledger_capnp::output::spend::Reader<'_>,
     ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -487,7 +487,7 @@ impl OutputSpend {
     pub fn mp_write(
         &self,
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         mut b: crate::ledger_capnp::output::spend::Builder<'_>,
     ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -527,7 +527,7 @@ impl FoundBlockParam {
     #[doc(hidden)]
     pub fn mp_read(
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         r: crate::ledger_capnp::found_block_param::Reader<'_>,
     ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -543,7 +543,7 @@ impl FoundBlockParam {
     pub fn mp_write(
         &self,
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         mut b: crate::ledger_capnp::found_block_param::Builder<'_>,
     ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -581,7 +581,7 @@ impl FoundBlockResult {
     #[doc(hidden)]
     pub fn mp_read(
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         r: crate::ledger_capnp::found_block_result::Reader<'_>,
     ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -598,7 +598,7 @@ impl FoundBlockResult {
     pub fn mp_write(
         &self,
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         mut b: crate::ledger_capnp::found_block_result::Builder<'_>,
     ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -699,16 +699,21 @@ impl AccountClient {
 
     fn build_destroy() -> impl FnOnce(
         &crate::ledger_capnp::account::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<()>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Account", "destroy");
-        move |cap: &crate::ledger_capnp::account::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::account::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.destroy_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |_| {
+                Ok(())
+            }))
         }
     }
 
@@ -738,16 +743,19 @@ impl AccountClient {
 
     fn build_name() -> impl FnOnce(
         &crate::ledger_capnp::account::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<String>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<String>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Account", "name");
-        move |cap: &crate::ledger_capnp::account::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::account::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.name_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 ::mp_ipc::codegen_support::text(SITE, "result", r.get_result())
             }))
         }
@@ -778,16 +786,21 @@ impl AccountClient {
 
     fn build_balance() -> impl FnOnce(
         &crate::ledger_capnp::account::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<i64>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<i64>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Account", "balance");
-        move |cap: &crate::ledger_capnp::account::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::account::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.balance_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
+                Ok(r.get_result())
+            }))
         }
     }
 }
@@ -812,7 +825,7 @@ impl Account for AccountClient {
 /// Context names (or on the loop if the method has no Context) and writes
 /// the reply back on the loop.
 pub struct AccountServer {
-    conn: ::mp_ipc::WeakLoopConnection,
+    conn: ::mp_ipc::codegen_support::WeakLoopConnection,
     imp: ::mp_ipc::codegen_support::Served<dyn Account>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
@@ -820,7 +833,7 @@ pub struct AccountServer {
 impl AccountServer {
     /// A capability serving `imp` on `conn` (call on the event loop).
     pub fn client(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Account>,
     ) -> crate::ledger_capnp::account::Client {
         ::mp_ipc::capnp_rpc::new_client(AccountServer {
@@ -834,7 +847,7 @@ impl AccountServer {
     /// call or a reply: counted against `Limits::max_exported_objects`
     /// until the peer releases it, and refused past that limit.
     pub fn exported(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Account>,
     ) -> ::std::result::Result<crate::ledger_capnp::account::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("Account")?;
@@ -848,7 +861,7 @@ impl AccountServer {
     /// [`client`](Self::client) as a bootstrap capability, for
     /// `ConnectionBuilder::serve`.
     pub fn bootstrap(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Account>,
     ) -> ::mp_ipc::capnp::capability::Client {
         Self::client(conn, imp).client
@@ -864,9 +877,13 @@ impl crate::ledger_capnp::account::Server for AccountServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Account", "destroy");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.take(SITE)?;
             conn.dispatch(SITE, ctx, move || {
                 let outcome = imp.destroy();
@@ -887,9 +904,13 @@ impl crate::ledger_capnp::account::Server for AccountServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Account", "name");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.name())
@@ -909,9 +930,13 @@ impl crate::ledger_capnp::account::Server for AccountServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Account", "balance");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.balance())
@@ -1150,7 +1175,7 @@ impl LedgerClient {
                 })?;
             let mut req = init.construct_request();
             req.get().set_thread_map(conn.thread_map_client());
-            let reply = ::mp_ipc::send_request(SITE, req, |r| r.get_thread_map());
+            let reply = ::mp_ipc::codegen_support::send_request(SITE, req, |r| r.get_thread_map());
             Ok(Box::pin(async move {
                 let theirs = reply.await?;
                 conn.set_peer_thread_map(theirs);
@@ -1189,31 +1214,36 @@ impl LedgerClient {
 
     fn build_accounts() -> impl FnOnce(
         &crate::ledger_capnp::ledger::Client,
-        &::mp_ipc::CallSetup,
+        &::mp_ipc::codegen_support::CallSetup,
     ) -> ::std::result::Result<
-        ::mp_ipc::CallFuture<Vec<AccountClient>>,
+        ::mp_ipc::codegen_support::CallFuture<Vec<AccountClient>>,
         ::mp_ipc::Error,
     > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "accounts");
-        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::ledger::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.accounts_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                r.get_result()?
-                    .iter()
-                    .map(|x0| -> ::mp_ipc::capnp::Result<_> {
-                        Ok(AccountClient::from_remote(::mp_ipc::codegen_support::wrap(
-                            SITE,
-                            "result",
-                            Some(&conn),
-                            x0?,
-                        )?))
-                    })
-                    .collect::<::std::result::Result<Vec<_>, _>>()
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    r.get_result()?
+                        .iter()
+                        .map(|x0| -> ::mp_ipc::capnp::Result<_> {
+                            Ok(AccountClient::from_remote(::mp_ipc::codegen_support::wrap(
+                                SITE,
+                                "result",
+                                Some(&conn),
+                                x0?,
+                            )?))
+                        })
+                        .collect::<::std::result::Result<Vec<_>, _>>()
+                },
+            ))
         }
     }
 
@@ -1252,37 +1282,42 @@ impl LedgerClient {
         name: String,
     ) -> impl FnOnce(
         &crate::ledger_capnp::ledger::Client,
-        &::mp_ipc::CallSetup,
+        &::mp_ipc::codegen_support::CallSetup,
     ) -> ::std::result::Result<
-        ::mp_ipc::CallFuture<super::shared_mp::Result<AccountClient>>,
+        ::mp_ipc::codegen_support::CallFuture<super::shared_mp::Result<AccountClient>>,
         ::mp_ipc::Error,
     > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "open");
-        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::ledger::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.open_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_name(name.as_str());
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                Ok({
-                    let g0 = r.get_result()?;
-                    super::shared_mp::Result {
-                        value: if g0.get_has_value() {
-                            Some(AccountClient::from_remote(::mp_ipc::codegen_support::wrap(
-                                SITE,
-                                "value",
-                                Some(&conn),
-                                g0.get_value()?,
-                            )?))
-                        } else {
-                            None
-                        },
-                        error: ::mp_ipc::codegen_support::text(SITE, "error", g0.get_error())?,
-                    }
-                })
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    Ok({
+                        let g0 = r.get_result()?;
+                        super::shared_mp::Result {
+                            value: if g0.get_has_value() {
+                                Some(AccountClient::from_remote(::mp_ipc::codegen_support::wrap(
+                                    SITE,
+                                    "value",
+                                    Some(&conn),
+                                    g0.get_value()?,
+                                )?))
+                            } else {
+                                None
+                            },
+                            error: ::mp_ipc::codegen_support::text(SITE, "error", g0.get_error())?,
+                        }
+                    })
+                },
+            ))
         }
     }
 
@@ -1317,20 +1352,25 @@ impl LedgerClient {
         name: String,
     ) -> impl FnOnce(
         &crate::ledger_capnp::ledger::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<Migration>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<Migration>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "migrate");
-        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::ledger::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.migrate_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_name(name.as_str());
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                Migration::mp_read(SITE, Some(&conn), r.get_result()?)
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| Migration::mp_read(SITE, Some(&conn), r.get_result()?),
+            ))
         }
     }
 
@@ -1396,9 +1436,9 @@ impl LedgerClient {
         >,
     ) -> impl FnOnce(
         &crate::ledger_capnp::ledger::Client,
-        &::mp_ipc::CallSetup,
+        &::mp_ipc::codegen_support::CallSetup,
     ) -> ::std::result::Result<
-        ::mp_ipc::CallFuture<
+        ::mp_ipc::codegen_support::CallFuture<
             Vec<
                 super::shared_mp::Pair<
                     String,
@@ -1410,7 +1450,8 @@ impl LedgerClient {
     > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "history");
-        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::ledger::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.history_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
@@ -1453,7 +1494,7 @@ impl LedgerClient {
                 Ok(())
             })()
             .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 r.get_result()?
                     .iter()
                     .map(|x0| -> ::mp_ipc::capnp::Result<_> {
@@ -1525,13 +1566,15 @@ impl LedgerClient {
         rows: Vec<Vec<i32>>,
     ) -> impl FnOnce(
         &crate::ledger_capnp::ledger::Client,
-        &::mp_ipc::CallSetup,
-    )
-        -> ::std::result::Result<::mp_ipc::CallFuture<Vec<Vec<i32>>>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<Vec<Vec<i32>>>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "transpose");
-        move |cap: &crate::ledger_capnp::ledger::Client, _setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::ledger::Client,
+              _setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.transpose_request();
             let mut p = req.get();
             (|| -> ::mp_ipc::capnp::Result<()> {
@@ -1556,7 +1599,7 @@ impl LedgerClient {
                 Ok(())
             })()
             .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 r.get_result()?
                     .iter()
                     .map(|x0| -> ::mp_ipc::capnp::Result<_> { Ok(x0?.iter().collect::<Vec<_>>()) })
@@ -1599,13 +1642,15 @@ impl LedgerClient {
         tip: super::shared_mp::Block,
     ) -> impl FnOnce(
         &crate::ledger_capnp::ledger::Client,
-        &::mp_ipc::CallSetup,
-    )
-        -> ::std::result::Result<::mp_ipc::CallFuture<LedgerWalkResults>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<LedgerWalkResults>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "walk");
-        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::ledger::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.walk_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
@@ -1615,12 +1660,20 @@ impl LedgerClient {
             })()
             .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                Ok(LedgerWalkResults {
-                    result: super::shared_mp::Block::mp_read(SITE, Some(&conn), r.get_result()?)?,
-                    length: r.get_length(),
-                })
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    Ok(LedgerWalkResults {
+                        result: super::shared_mp::Block::mp_read(
+                            SITE,
+                            Some(&conn),
+                            r.get_result()?,
+                        )?,
+                        length: r.get_length(),
+                    })
+                },
+            ))
         }
     }
 
@@ -1651,16 +1704,21 @@ impl LedgerClient {
 
     fn build_ping() -> impl FnOnce(
         &crate::ledger_capnp::ledger::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<bool>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<bool>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "ping");
-        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::ledger::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.ping_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
+                Ok(r.get_result())
+            }))
         }
     }
 
@@ -1691,16 +1749,21 @@ impl LedgerClient {
 
     fn build_get_version_number() -> impl FnOnce(
         &crate::ledger_capnp::ledger::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<i32>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<i32>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "getVersion");
-        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::ledger::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.get_version_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
+                Ok(r.get_result())
+            }))
         }
     }
 
@@ -1737,12 +1800,15 @@ impl LedgerClient {
         accounts: Vec<::std::sync::Arc<dyn Account>>,
     ) -> impl FnOnce(
         &crate::ledger_capnp::ledger::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<i64>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<i64>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "settle");
-        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::ledger::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.settle_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
@@ -1774,7 +1840,9 @@ impl LedgerClient {
                 Ok(())
             })()
             .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
-            Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
+                Ok(r.get_result())
+            }))
         }
     }
 
@@ -1809,12 +1877,15 @@ impl LedgerClient {
         migration: Migration,
     ) -> impl FnOnce(
         &crate::ledger_capnp::ledger::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<String>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<String>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "store");
-        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::ledger::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.store_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
@@ -1823,7 +1894,7 @@ impl LedgerClient {
                 Ok(())
             })()
             .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 ::mp_ipc::codegen_support::text(SITE, "result", r.get_result())
             }))
         }
@@ -1860,18 +1931,21 @@ impl LedgerClient {
         label: String,
     ) -> impl FnOnce(
         &crate::ledger_capnp::ledger::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<String>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<String>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "attach");
-        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::ledger::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.attach_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_thread_map(setup.conn().thread_map_client());
             p.set_label(label.as_str());
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 ::mp_ipc::codegen_support::text(SITE, "result", r.get_result())
             }))
         }
@@ -1916,44 +1990,53 @@ impl LedgerClient {
         command: String,
     ) -> impl FnOnce(
         &crate::ledger_capnp::ledger::Client,
-        &::mp_ipc::CallSetup,
+        &::mp_ipc::codegen_support::CallSetup,
     ) -> ::std::result::Result<
-        ::mp_ipc::CallFuture<::std::result::Result<String, LedgerCallError>>,
+        ::mp_ipc::codegen_support::CallFuture<::std::result::Result<String, LedgerCallError>>,
         ::mp_ipc::Error,
     > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "call");
-        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::ledger::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.call_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_command(command.as_str());
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                if r.has_error() {
-                    return Ok(Err(LedgerCallError::Error(
-                        ::mp_ipc::codegen_support::text(SITE, "error", r.get_error())?,
-                    )));
-                }
-                if r.has_rpc_error() {
-                    return Ok(Err(LedgerCallError::RpcError(RpcError::mp_read(
-                        SITE,
-                        Some(&conn),
-                        r.get_rpc_error()?,
-                    )?)));
-                }
-                if r.has_type_error() {
-                    return Ok(Err(LedgerCallError::TypeError(
-                        ::mp_ipc::codegen_support::text(SITE, "typeError", r.get_type_error())?,
-                    )));
-                }
-                if r.has_help_result() {
-                    return Ok(Err(LedgerCallError::HelpResult(
-                        ::mp_ipc::codegen_support::text(SITE, "helpResult", r.get_help_result())?,
-                    )));
-                }
-                ::mp_ipc::codegen_support::text(SITE, "result", r.get_result()).map(Ok)
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    if r.has_error() {
+                        return Ok(Err(LedgerCallError::Error(
+                            ::mp_ipc::codegen_support::text(SITE, "error", r.get_error())?,
+                        )));
+                    }
+                    if r.has_rpc_error() {
+                        return Ok(Err(LedgerCallError::RpcError(RpcError::mp_read(
+                            SITE,
+                            Some(&conn),
+                            r.get_rpc_error()?,
+                        )?)));
+                    }
+                    if r.has_type_error() {
+                        return Ok(Err(LedgerCallError::TypeError(
+                            ::mp_ipc::codegen_support::text(SITE, "typeError", r.get_type_error())?,
+                        )));
+                    }
+                    if r.has_help_result() {
+                        return Ok(Err(LedgerCallError::HelpResult(
+                            ::mp_ipc::codegen_support::text(
+                                SITE,
+                                "helpResult",
+                                r.get_help_result(),
+                            )?,
+                        )));
+                    }
+                    ::mp_ipc::codegen_support::text(SITE, "result", r.get_result()).map(Ok)
+                },
+            ))
         }
     }
 
@@ -1983,22 +2066,33 @@ impl LedgerClient {
 
     fn build_chain() -> impl FnOnce(
         &crate::ledger_capnp::ledger::Client,
-        &::mp_ipc::CallSetup,
-    )
-        -> ::std::result::Result<::mp_ipc::CallFuture<ChainProxyClient>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<ChainProxyClient>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "chain");
-        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::ledger::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.chain_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                Ok(ChainProxyClient::from_remote(
-                    ::mp_ipc::codegen_support::wrap(SITE, "result", Some(&conn), r.get_result()?)?,
-                ))
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    Ok(ChainProxyClient::from_remote(
+                        ::mp_ipc::codegen_support::wrap(
+                            SITE,
+                            "result",
+                            Some(&conn),
+                            r.get_result()?,
+                        )?,
+                    ))
+                },
+            ))
         }
     }
 
@@ -2029,23 +2123,33 @@ impl LedgerClient {
 
     fn build_loader() -> impl FnOnce(
         &crate::ledger_capnp::ledger::Client,
-        &::mp_ipc::CallSetup,
+        &::mp_ipc::codegen_support::CallSetup,
     ) -> ::std::result::Result<
-        ::mp_ipc::CallFuture<WalletLoaderClient>,
+        ::mp_ipc::codegen_support::CallFuture<WalletLoaderClient>,
         ::mp_ipc::Error,
     > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "loader");
-        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::ledger::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.loader_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                Ok(WalletLoaderClient::from_remote(
-                    ::mp_ipc::codegen_support::wrap(SITE, "result", Some(&conn), r.get_result()?)?,
-                ))
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    Ok(WalletLoaderClient::from_remote(
+                        ::mp_ipc::codegen_support::wrap(
+                            SITE,
+                            "result",
+                            Some(&conn),
+                            r.get_result()?,
+                        )?,
+                    ))
+                },
+            ))
         }
     }
 
@@ -2084,12 +2188,15 @@ impl LedgerClient {
         client: ::std::sync::Arc<dyn ChainClient>,
     ) -> impl FnOnce(
         &crate::ledger_capnp::ledger::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<String>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<String>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "start");
-        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::ledger::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.start_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
@@ -2101,7 +2208,7 @@ impl LedgerClient {
                 Ok(())
             })()
             .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 ::mp_ipc::codegen_support::text(SITE, "result", r.get_result())
             }))
         }
@@ -2133,16 +2240,19 @@ impl LedgerClient {
 
     fn build_call_fn() -> impl FnOnce(
         &crate::ledger_capnp::ledger::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<String>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<String>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "callFn");
-        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::ledger::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.call_fn_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 ::mp_ipc::codegen_support::text(SITE, "result", r.get_result())
             }))
         }
@@ -2177,16 +2287,19 @@ impl LedgerClient {
 
     fn build_call_fn_async() -> impl FnOnce(
         &crate::ledger_capnp::ledger::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<String>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<String>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "callFnAsync");
-        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::ledger::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.call_fn_async_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 ::mp_ipc::codegen_support::text(SITE, "result", r.get_result())
             }))
         }
@@ -2241,12 +2354,15 @@ impl LedgerClient {
         r_: i32,
     ) -> impl FnOnce(
         &crate::ledger_capnp::ledger::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<i32>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<i32>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "weigh");
-        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::ledger::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.weigh_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
@@ -2256,7 +2372,9 @@ impl LedgerClient {
             p.set_req(req_);
             p.set_imp(imp_);
             p.set_r(r_);
-            Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
+                Ok(r.get_result())
+            }))
         }
     }
 
@@ -2292,12 +2410,15 @@ impl LedgerClient {
         outputs: Vec<Output>,
     ) -> impl FnOnce(
         &crate::ledger_capnp::ledger::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<Vec<Output>>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<Vec<Output>>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "pay");
-        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::ledger::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.pay_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
@@ -2318,14 +2439,18 @@ impl LedgerClient {
             })()
             .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                r.get_result()?
-                    .iter()
-                    .map(|x0| -> ::mp_ipc::capnp::Result<_> {
-                        Output::mp_read(SITE, Some(&conn), x0)
-                    })
-                    .collect::<::std::result::Result<Vec<_>, _>>()
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    r.get_result()?
+                        .iter()
+                        .map(|x0| -> ::mp_ipc::capnp::Result<_> {
+                            Output::mp_read(SITE, Some(&conn), x0)
+                        })
+                        .collect::<::std::result::Result<Vec<_>, _>>()
+                },
+            ))
         }
     }
 
@@ -2367,38 +2492,43 @@ impl LedgerClient {
         name: String,
     ) -> impl FnOnce(
         &crate::ledger_capnp::ledger::Client,
-        &::mp_ipc::CallSetup,
+        &::mp_ipc::codegen_support::CallSetup,
     ) -> ::std::result::Result<
-        ::mp_ipc::CallFuture<super::shared_mp::Expected<String, RpcError>>,
+        ::mp_ipc::codegen_support::CallFuture<super::shared_mp::Expected<String, RpcError>>,
         ::mp_ipc::Error,
     > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "describe");
-        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::ledger::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.describe_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_name(name.as_str());
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                Ok({
-                    let g0 = r.get_result()?;
-                    match ::mp_ipc::codegen_support::union_member(SITE, "result", g0.which())? {
-                        crate::shared_capnp::expected::Which::Value(x1) => {
-                            super::shared_mp::Expected::Value(::mp_ipc::codegen_support::text(
-                                SITE, "value", x1,
-                            )?)
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    Ok({
+                        let g0 = r.get_result()?;
+                        match ::mp_ipc::codegen_support::union_member(SITE, "result", g0.which())? {
+                            crate::shared_capnp::expected::Which::Value(x1) => {
+                                super::shared_mp::Expected::Value(::mp_ipc::codegen_support::text(
+                                    SITE, "value", x1,
+                                )?)
+                            }
+                            crate::shared_capnp::expected::Which::Error(x1) => {
+                                super::shared_mp::Expected::Error(RpcError::mp_read(
+                                    SITE,
+                                    Some(&conn),
+                                    x1?,
+                                )?)
+                            }
                         }
-                        crate::shared_capnp::expected::Which::Error(x1) => {
-                            super::shared_mp::Expected::Error(RpcError::mp_read(
-                                SITE,
-                                Some(&conn),
-                                x1?,
-                            )?)
-                        }
-                    }
-                })
-            }))
+                    })
+                },
+            ))
         }
     }
 
@@ -2429,20 +2559,27 @@ impl LedgerClient {
 
     fn build_init_thread_map() -> impl FnOnce(
         &crate::ledger_capnp::ledger::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<()>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "initThreadMap");
-        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::ledger::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.init_thread_map_request();
             let mut p = req.get();
             p.set_thread_map(setup.conn().thread_map_client());
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                conn.set_peer_thread_map(r.get_thread_map()?);
-                Ok(())
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    conn.set_peer_thread_map(r.get_thread_map()?);
+                    Ok(())
+                },
+            ))
         }
     }
 
@@ -2489,14 +2626,15 @@ impl LedgerClient {
         reason: String,
     ) -> impl FnOnce(
         &crate::ledger_capnp::ledger::Client,
-        &::mp_ipc::CallSetup,
+        &::mp_ipc::codegen_support::CallSetup,
     ) -> ::std::result::Result<
-        ::mp_ipc::CallFuture<::std::result::Result<(), LedgerRejectError>>,
+        ::mp_ipc::codegen_support::CallFuture<::std::result::Result<(), LedgerRejectError>>,
         ::mp_ipc::Error,
     > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "reject");
-        move |cap: &crate::ledger_capnp::ledger::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::ledger::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.reject_request();
             let mut p = req.get();
             (|| -> ::mp_ipc::capnp::Result<()> {
@@ -2506,16 +2644,20 @@ impl LedgerClient {
             })()
             .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                if r.has_error() {
-                    return Ok(Err(LedgerRejectError::Error(Rejection::mp_read(
-                        SITE,
-                        Some(&conn),
-                        r.get_error()?,
-                    )?)));
-                }
-                Ok(Ok(()))
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    if r.has_error() {
+                        return Ok(Err(LedgerRejectError::Error(Rejection::mp_read(
+                            SITE,
+                            Some(&conn),
+                            r.get_error()?,
+                        )?)));
+                    }
+                    Ok(Ok(()))
+                },
+            ))
         }
     }
 }
@@ -2669,7 +2811,7 @@ impl Ledger for LedgerClient {
 /// Context names (or on the loop if the method has no Context) and writes
 /// the reply back on the loop.
 pub struct LedgerServer {
-    conn: ::mp_ipc::WeakLoopConnection,
+    conn: ::mp_ipc::codegen_support::WeakLoopConnection,
     imp: ::mp_ipc::codegen_support::Served<dyn Ledger>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
@@ -2677,7 +2819,7 @@ pub struct LedgerServer {
 impl LedgerServer {
     /// A capability serving `imp` on `conn` (call on the event loop).
     pub fn client(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Ledger>,
     ) -> crate::ledger_capnp::ledger::Client {
         ::mp_ipc::capnp_rpc::new_client(LedgerServer {
@@ -2691,7 +2833,7 @@ impl LedgerServer {
     /// call or a reply: counted against `Limits::max_exported_objects`
     /// until the peer releases it, and refused past that limit.
     pub fn exported(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Ledger>,
     ) -> ::std::result::Result<crate::ledger_capnp::ledger::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("Ledger")?;
@@ -2705,7 +2847,7 @@ impl LedgerServer {
     /// [`client`](Self::client) as a bootstrap capability, for
     /// `ConnectionBuilder::serve`.
     pub fn bootstrap(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Ledger>,
     ) -> ::mp_ipc::capnp::capability::Client {
         Self::client(conn, imp).client
@@ -2720,7 +2862,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         let result = (|| {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let theirs = params.get()?.get_thread_map()?;
             conn.set_peer_thread_map(theirs);
             results.get().set_thread_map(conn.thread_map_client());
@@ -2737,9 +2879,13 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "accounts");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.accounts())
@@ -2778,9 +2924,13 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "open");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let name = ::mp_ipc::codegen_support::text(SITE, "name", p.get_name())?;
             let imp = self.imp.get(SITE)?;
             let value = conn
@@ -2811,9 +2961,13 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "migrate");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let name = ::mp_ipc::codegen_support::text(SITE, "name", p.get_name())?;
             let imp = self.imp.get(SITE)?;
             let value = conn
@@ -2834,9 +2988,13 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "history");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let entries = p
                 .get_entries()?
                 .iter()
@@ -2925,7 +3083,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "transpose");
         let result = (|| {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let rows = p
                 .get_rows()?
@@ -2970,9 +3128,13 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "walk");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let tip = super::shared_mp::Block::mp_read(SITE, Some(&conn), p.get_tip()?)?;
             let imp = self.imp.get(SITE)?;
             let value = conn
@@ -2996,9 +3158,13 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "ping");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.ping())
@@ -3018,9 +3184,13 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "getVersion");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.get_version_number())
@@ -3040,9 +3210,13 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "settle");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let accounts = p
                 .get_accounts()?
                 .iter()
@@ -3075,9 +3249,13 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "store");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let migration = Migration::mp_read(SITE, Some(&conn), p.get_migration()?)?;
             let _keep_migration = migration.clone();
             let imp = self.imp.get(SITE)?;
@@ -3099,9 +3277,13 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "attach");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             if p.has_thread_map() {
                 conn.set_peer_thread_map(p.get_thread_map()?);
             }
@@ -3126,9 +3308,13 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "call");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let command = ::mp_ipc::codegen_support::text(SITE, "command", p.get_command())?;
             let imp = self.imp.get(SITE)?;
             let outcome = conn.dispatch(SITE, ctx, move || imp.call(command)).await?;
@@ -3165,9 +3351,13 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "chain");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.chain())
@@ -3190,9 +3380,13 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "loader");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.loader())
@@ -3215,9 +3409,13 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "start");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let client = ChainClientClient::from_remote(::mp_ipc::codegen_support::wrap(
                 SITE,
                 "client",
@@ -3244,9 +3442,13 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "callFn");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.call_fn())
@@ -3266,9 +3468,13 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "callFnAsync");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.call_fn_async())
@@ -3288,9 +3494,13 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "weigh");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let p_ = p.get_p();
             let conn_ = p.get_conn();
             let cap_ = p.get_cap();
@@ -3318,9 +3528,13 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "pay");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let outputs = p
                 .get_outputs()?
                 .iter()
@@ -3357,9 +3571,13 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "describe");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let name = ::mp_ipc::codegen_support::text(SITE, "name", p.get_name())?;
             let imp = self.imp.get(SITE)?;
             let value = conn
@@ -3390,7 +3608,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "initThreadMap");
         let result = (|| {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             if p.has_thread_map() {
                 conn.set_peer_thread_map(p.get_thread_map()?);
@@ -3413,7 +3631,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "reject");
         let result = (|| {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let tip = super::shared_mp::Block::mp_read(SITE, Some(&conn), p.get_tip()?)?;
             let reason = ::mp_ipc::codegen_support::text(SITE, "reason", p.get_reason())?;
@@ -3523,16 +3741,21 @@ impl HandlerClient {
 
     fn build_destroy() -> impl FnOnce(
         &crate::ledger_capnp::handler::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<()>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Handler", "destroy");
-        move |cap: &crate::ledger_capnp::handler::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::handler::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.destroy_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |_| {
+                Ok(())
+            }))
         }
     }
 
@@ -3561,16 +3784,21 @@ impl HandlerClient {
 
     fn build_disconnect() -> impl FnOnce(
         &crate::ledger_capnp::handler::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<()>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Handler", "disconnect");
-        move |cap: &crate::ledger_capnp::handler::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::handler::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.disconnect_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |_| {
+                Ok(())
+            }))
         }
     }
 }
@@ -3592,7 +3820,7 @@ impl Handler for HandlerClient {
 /// Context names (or on the loop if the method has no Context) and writes
 /// the reply back on the loop.
 pub struct HandlerServer {
-    conn: ::mp_ipc::WeakLoopConnection,
+    conn: ::mp_ipc::codegen_support::WeakLoopConnection,
     imp: ::mp_ipc::codegen_support::Served<dyn Handler>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
@@ -3600,7 +3828,7 @@ pub struct HandlerServer {
 impl HandlerServer {
     /// A capability serving `imp` on `conn` (call on the event loop).
     pub fn client(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Handler>,
     ) -> crate::ledger_capnp::handler::Client {
         ::mp_ipc::capnp_rpc::new_client(HandlerServer {
@@ -3614,7 +3842,7 @@ impl HandlerServer {
     /// call or a reply: counted against `Limits::max_exported_objects`
     /// until the peer releases it, and refused past that limit.
     pub fn exported(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Handler>,
     ) -> ::std::result::Result<crate::ledger_capnp::handler::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("Handler")?;
@@ -3628,7 +3856,7 @@ impl HandlerServer {
     /// [`client`](Self::client) as a bootstrap capability, for
     /// `ConnectionBuilder::serve`.
     pub fn bootstrap(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Handler>,
     ) -> ::mp_ipc::capnp::capability::Client {
         Self::client(conn, imp).client
@@ -3644,9 +3872,13 @@ impl crate::ledger_capnp::handler::Server for HandlerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Handler", "destroy");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.take(SITE)?;
             conn.dispatch(SITE, ctx, move || {
                 let outcome = imp.destroy();
@@ -3667,9 +3899,13 @@ impl crate::ledger_capnp::handler::Server for HandlerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Handler", "disconnect");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.get(SITE)?;
             conn.dispatch(SITE, ctx, move || imp.disconnect())
                 .await?
@@ -3769,16 +4005,21 @@ impl NotificationsClient {
 
     fn build_destroy() -> impl FnOnce(
         &crate::ledger_capnp::notifications::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<()>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Notifications", "destroy");
-        move |cap: &crate::ledger_capnp::notifications::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::notifications::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.destroy_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |_| {
+                Ok(())
+            }))
         }
     }
 
@@ -3810,17 +4051,22 @@ impl NotificationsClient {
         height: i32,
     ) -> impl FnOnce(
         &crate::ledger_capnp::notifications::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<()>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Notifications", "blockConnected");
-        move |cap: &crate::ledger_capnp::notifications::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::notifications::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.block_connected_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_height(height);
-            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |_| {
+                Ok(())
+            }))
         }
     }
 }
@@ -3842,7 +4088,7 @@ impl Notifications for NotificationsClient {
 /// Context names (or on the loop if the method has no Context) and writes
 /// the reply back on the loop.
 pub struct NotificationsServer {
-    conn: ::mp_ipc::WeakLoopConnection,
+    conn: ::mp_ipc::codegen_support::WeakLoopConnection,
     imp: ::mp_ipc::codegen_support::Served<dyn Notifications>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
@@ -3850,7 +4096,7 @@ pub struct NotificationsServer {
 impl NotificationsServer {
     /// A capability serving `imp` on `conn` (call on the event loop).
     pub fn client(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Notifications>,
     ) -> crate::ledger_capnp::notifications::Client {
         ::mp_ipc::capnp_rpc::new_client(NotificationsServer {
@@ -3864,7 +4110,7 @@ impl NotificationsServer {
     /// call or a reply: counted against `Limits::max_exported_objects`
     /// until the peer releases it, and refused past that limit.
     pub fn exported(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Notifications>,
     ) -> ::std::result::Result<crate::ledger_capnp::notifications::Client, ::mp_ipc::capnp::Error>
     {
@@ -3879,7 +4125,7 @@ impl NotificationsServer {
     /// [`client`](Self::client) as a bootstrap capability, for
     /// `ConnectionBuilder::serve`.
     pub fn bootstrap(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Notifications>,
     ) -> ::mp_ipc::capnp::capability::Client {
         Self::client(conn, imp).client
@@ -3895,9 +4141,13 @@ impl crate::ledger_capnp::notifications::Server for NotificationsServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Notifications", "destroy");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.take(SITE)?;
             conn.dispatch(SITE, ctx, move || {
                 let outcome = imp.destroy();
@@ -3918,9 +4168,13 @@ impl crate::ledger_capnp::notifications::Server for NotificationsServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Notifications", "blockConnected");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let height = p.get_height();
             let imp = self.imp.get(SITE)?;
             conn.dispatch(SITE, ctx, move || imp.block_connected(height))
@@ -4041,16 +4295,21 @@ impl ChainProxyClient {
 
     fn build_destroy() -> impl FnOnce(
         &crate::ledger_capnp::chain::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<()>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "destroy");
-        move |cap: &crate::ledger_capnp::chain::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::chain::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.destroy_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |_| {
+                Ok(())
+            }))
         }
     }
 
@@ -4088,13 +4347,15 @@ impl ChainProxyClient {
         notifications: ::std::sync::Arc<dyn Notifications>,
     ) -> impl FnOnce(
         &crate::ledger_capnp::chain::Client,
-        &::mp_ipc::CallSetup,
-    )
-        -> ::std::result::Result<::mp_ipc::CallFuture<HandlerClient>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<HandlerClient>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "handleNotifications");
-        move |cap: &crate::ledger_capnp::chain::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::chain::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.handle_notifications_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
@@ -4107,14 +4368,18 @@ impl ChainProxyClient {
             })()
             .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                Ok(HandlerClient::from_remote(::mp_ipc::codegen_support::wrap(
-                    SITE,
-                    "result",
-                    Some(&conn),
-                    r.get_result()?,
-                )?))
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    Ok(HandlerClient::from_remote(::mp_ipc::codegen_support::wrap(
+                        SITE,
+                        "result",
+                        Some(&conn),
+                        r.get_result()?,
+                    )?))
+                },
+            ))
         }
     }
 
@@ -4148,17 +4413,22 @@ impl ChainProxyClient {
         height: i32,
     ) -> impl FnOnce(
         &crate::ledger_capnp::chain::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<i32>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<i32>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "notify");
-        move |cap: &crate::ledger_capnp::chain::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::chain::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.notify_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_height(height);
-            Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
+                Ok(r.get_result())
+            }))
         }
     }
 
@@ -4188,14 +4458,19 @@ impl ChainProxyClient {
 
     fn build_forget() -> impl FnOnce(
         &crate::ledger_capnp::chain::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<i32>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<i32>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "forget");
-        move |cap: &crate::ledger_capnp::chain::Client, _setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::chain::Client,
+              _setup: &::mp_ipc::codegen_support::CallSetup| {
             let req = cap.forget_request();
-            Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
+                Ok(r.get_result())
+            }))
         }
     }
 
@@ -4237,14 +4512,15 @@ impl ChainProxyClient {
         block: FoundBlockParam,
     ) -> impl FnOnce(
         &crate::ledger_capnp::chain::Client,
-        &::mp_ipc::CallSetup,
+        &::mp_ipc::codegen_support::CallSetup,
     ) -> ::std::result::Result<
-        ::mp_ipc::CallFuture<ChainFindBlockResults>,
+        ::mp_ipc::codegen_support::CallFuture<ChainFindBlockResults>,
         ::mp_ipc::Error,
     > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "findBlock");
-        move |cap: &crate::ledger_capnp::chain::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::chain::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.find_block_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
@@ -4255,12 +4531,16 @@ impl ChainProxyClient {
             })()
             .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                Ok(ChainFindBlockResults {
-                    block: FoundBlockResult::mp_read(SITE, Some(&conn), r.get_block()?)?,
-                    result: r.get_result(),
-                })
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    Ok(ChainFindBlockResults {
+                        block: FoundBlockResult::mp_read(SITE, Some(&conn), r.get_block()?)?,
+                        result: r.get_result(),
+                    })
+                },
+            ))
         }
     }
 }
@@ -4303,7 +4583,7 @@ impl Chain for ChainProxyClient {
 /// Context names (or on the loop if the method has no Context) and writes
 /// the reply back on the loop.
 pub struct ChainProxyServer {
-    conn: ::mp_ipc::WeakLoopConnection,
+    conn: ::mp_ipc::codegen_support::WeakLoopConnection,
     imp: ::mp_ipc::codegen_support::Served<dyn Chain>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
@@ -4311,7 +4591,7 @@ pub struct ChainProxyServer {
 impl ChainProxyServer {
     /// A capability serving `imp` on `conn` (call on the event loop).
     pub fn client(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Chain>,
     ) -> crate::ledger_capnp::chain::Client {
         ::mp_ipc::capnp_rpc::new_client(ChainProxyServer {
@@ -4325,7 +4605,7 @@ impl ChainProxyServer {
     /// call or a reply: counted against `Limits::max_exported_objects`
     /// until the peer releases it, and refused past that limit.
     pub fn exported(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Chain>,
     ) -> ::std::result::Result<crate::ledger_capnp::chain::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("Chain")?;
@@ -4339,7 +4619,7 @@ impl ChainProxyServer {
     /// [`client`](Self::client) as a bootstrap capability, for
     /// `ConnectionBuilder::serve`.
     pub fn bootstrap(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Chain>,
     ) -> ::mp_ipc::capnp::capability::Client {
         Self::client(conn, imp).client
@@ -4355,9 +4635,13 @@ impl crate::ledger_capnp::chain::Server for ChainProxyServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "destroy");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.take(SITE)?;
             conn.dispatch(SITE, ctx, move || {
                 let outcome = imp.destroy();
@@ -4378,9 +4662,13 @@ impl crate::ledger_capnp::chain::Server for ChainProxyServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "handleNotifications");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let notifications = NotificationsClient::from_remote(::mp_ipc::codegen_support::wrap(
                 SITE,
                 "notifications",
@@ -4410,9 +4698,13 @@ impl crate::ledger_capnp::chain::Server for ChainProxyServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "notify");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let height = p.get_height();
             let imp = self.imp.get(SITE)?;
             let value = conn
@@ -4433,7 +4725,7 @@ impl crate::ledger_capnp::chain::Server for ChainProxyServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "forget");
         let result = (|| {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .run_on_loop(SITE, || imp.forget())?
@@ -4453,9 +4745,13 @@ impl crate::ledger_capnp::chain::Server for ChainProxyServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "findBlock");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let hash = p.get_hash()?.to_vec();
             let block = FoundBlockParam::mp_read(SITE, Some(&conn), p.get_block()?)?;
             let imp = self.imp.get(SITE)?;
@@ -4564,16 +4860,21 @@ impl ChainClientClient {
 
     fn build_destroy() -> impl FnOnce(
         &crate::ledger_capnp::chain_client::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<()>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("ChainClient", "destroy");
-        move |cap: &crate::ledger_capnp::chain_client::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::chain_client::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.destroy_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |_| {
+                Ok(())
+            }))
         }
     }
 
@@ -4603,16 +4904,19 @@ impl ChainClientClient {
 
     fn build_load() -> impl FnOnce(
         &crate::ledger_capnp::chain_client::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<String>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<String>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("ChainClient", "load");
-        move |cap: &crate::ledger_capnp::chain_client::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::chain_client::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.load_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 ::mp_ipc::codegen_support::text(SITE, "result", r.get_result())
             }))
         }
@@ -4636,7 +4940,7 @@ impl ChainClient for ChainClientClient {
 /// Context names (or on the loop if the method has no Context) and writes
 /// the reply back on the loop.
 pub struct ChainClientServer {
-    conn: ::mp_ipc::WeakLoopConnection,
+    conn: ::mp_ipc::codegen_support::WeakLoopConnection,
     imp: ::mp_ipc::codegen_support::Served<dyn ChainClient>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
@@ -4644,7 +4948,7 @@ pub struct ChainClientServer {
 impl ChainClientServer {
     /// A capability serving `imp` on `conn` (call on the event loop).
     pub fn client(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn ChainClient>,
     ) -> crate::ledger_capnp::chain_client::Client {
         ::mp_ipc::capnp_rpc::new_client(ChainClientServer {
@@ -4658,7 +4962,7 @@ impl ChainClientServer {
     /// call or a reply: counted against `Limits::max_exported_objects`
     /// until the peer releases it, and refused past that limit.
     pub fn exported(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn ChainClient>,
     ) -> ::std::result::Result<crate::ledger_capnp::chain_client::Client, ::mp_ipc::capnp::Error>
     {
@@ -4673,7 +4977,7 @@ impl ChainClientServer {
     /// [`client`](Self::client) as a bootstrap capability, for
     /// `ConnectionBuilder::serve`.
     pub fn bootstrap(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn ChainClient>,
     ) -> ::mp_ipc::capnp::capability::Client {
         Self::client(conn, imp).client
@@ -4689,9 +4993,13 @@ impl crate::ledger_capnp::chain_client::Server for ChainClientServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("ChainClient", "destroy");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.take(SITE)?;
             conn.dispatch(SITE, ctx, move || {
                 let outcome = imp.destroy();
@@ -4712,9 +5020,13 @@ impl crate::ledger_capnp::chain_client::Server for ChainClientServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("ChainClient", "load");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.load())
@@ -4824,26 +5136,32 @@ impl WalletLoaderClient {
         name: String,
     ) -> impl FnOnce(
         &crate::ledger_capnp::wallet_loader::Client,
-        &::mp_ipc::CallSetup,
-    )
-        -> ::std::result::Result<::mp_ipc::CallFuture<AccountClient>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<AccountClient>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("WalletLoader", "createWallet");
-        move |cap: &crate::ledger_capnp::wallet_loader::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::wallet_loader::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.create_wallet_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_name(name.as_str());
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                Ok(AccountClient::from_remote(::mp_ipc::codegen_support::wrap(
-                    SITE,
-                    "result",
-                    Some(&conn),
-                    r.get_result()?,
-                )?))
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    Ok(AccountClient::from_remote(::mp_ipc::codegen_support::wrap(
+                        SITE,
+                        "result",
+                        Some(&conn),
+                        r.get_result()?,
+                    )?))
+                },
+            ))
         }
     }
 
@@ -4874,31 +5192,36 @@ impl WalletLoaderClient {
 
     fn build_wallets() -> impl FnOnce(
         &crate::ledger_capnp::wallet_loader::Client,
-        &::mp_ipc::CallSetup,
+        &::mp_ipc::codegen_support::CallSetup,
     ) -> ::std::result::Result<
-        ::mp_ipc::CallFuture<Vec<AccountClient>>,
+        ::mp_ipc::codegen_support::CallFuture<Vec<AccountClient>>,
         ::mp_ipc::Error,
     > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("WalletLoader", "wallets");
-        move |cap: &crate::ledger_capnp::wallet_loader::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::wallet_loader::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.wallets_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                r.get_result()?
-                    .iter()
-                    .map(|x0| -> ::mp_ipc::capnp::Result<_> {
-                        Ok(AccountClient::from_remote(::mp_ipc::codegen_support::wrap(
-                            SITE,
-                            "result",
-                            Some(&conn),
-                            x0?,
-                        )?))
-                    })
-                    .collect::<::std::result::Result<Vec<_>, _>>()
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    r.get_result()?
+                        .iter()
+                        .map(|x0| -> ::mp_ipc::capnp::Result<_> {
+                            Ok(AccountClient::from_remote(::mp_ipc::codegen_support::wrap(
+                                SITE,
+                                "result",
+                                Some(&conn),
+                                x0?,
+                            )?))
+                        })
+                        .collect::<::std::result::Result<Vec<_>, _>>()
+                },
+            ))
         }
     }
 
@@ -4929,19 +5252,24 @@ impl WalletLoaderClient {
 
     fn build_destroy() -> impl FnOnce(
         &crate::ledger_capnp::wallet_loader::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<()>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("ChainClient", "destroy");
-        move |cap: &crate::ledger_capnp::wallet_loader::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::wallet_loader::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = ::mp_ipc::capnp::capability::FromClientHook::cast_to::<
                 crate::ledger_capnp::chain_client::Client,
             >(cap.clone())
             .destroy_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |_| {
+                Ok(())
+            }))
         }
     }
 
@@ -4971,19 +5299,22 @@ impl WalletLoaderClient {
 
     fn build_load() -> impl FnOnce(
         &crate::ledger_capnp::wallet_loader::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<String>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<String>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("ChainClient", "load");
-        move |cap: &crate::ledger_capnp::wallet_loader::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::ledger_capnp::wallet_loader::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = ::mp_ipc::capnp::capability::FromClientHook::cast_to::<
                 crate::ledger_capnp::chain_client::Client,
             >(cap.clone())
             .load_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 ::mp_ipc::codegen_support::text(SITE, "result", r.get_result())
             }))
         }
@@ -5030,7 +5361,7 @@ impl ChainClient for WalletLoaderClient {
 /// Context names (or on the loop if the method has no Context) and writes
 /// the reply back on the loop.
 pub struct WalletLoaderServer {
-    conn: ::mp_ipc::WeakLoopConnection,
+    conn: ::mp_ipc::codegen_support::WeakLoopConnection,
     imp: ::mp_ipc::codegen_support::Served<dyn WalletLoader>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
@@ -5038,7 +5369,7 @@ pub struct WalletLoaderServer {
 impl WalletLoaderServer {
     /// A capability serving `imp` on `conn` (call on the event loop).
     pub fn client(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn WalletLoader>,
     ) -> crate::ledger_capnp::wallet_loader::Client {
         ::mp_ipc::capnp_rpc::new_client(WalletLoaderServer {
@@ -5052,7 +5383,7 @@ impl WalletLoaderServer {
     /// call or a reply: counted against `Limits::max_exported_objects`
     /// until the peer releases it, and refused past that limit.
     pub fn exported(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn WalletLoader>,
     ) -> ::std::result::Result<crate::ledger_capnp::wallet_loader::Client, ::mp_ipc::capnp::Error>
     {
@@ -5067,7 +5398,7 @@ impl WalletLoaderServer {
     /// [`client`](Self::client) as a bootstrap capability, for
     /// `ConnectionBuilder::serve`.
     pub fn bootstrap(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn WalletLoader>,
     ) -> ::mp_ipc::capnp::capability::Client {
         Self::client(conn, imp).client
@@ -5083,9 +5414,13 @@ impl crate::ledger_capnp::wallet_loader::Server for WalletLoaderServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("WalletLoader", "createWallet");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let name = ::mp_ipc::codegen_support::text(SITE, "name", p.get_name())?;
             let imp = self.imp.get(SITE)?;
             let value = conn
@@ -5109,9 +5444,13 @@ impl crate::ledger_capnp::wallet_loader::Server for WalletLoaderServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("WalletLoader", "wallets");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.wallets())
@@ -5152,9 +5491,13 @@ impl crate::ledger_capnp::chain_client::Server for WalletLoaderServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("ChainClient", "destroy");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.take(SITE)?;
             conn.dispatch(SITE, ctx, move || {
                 let outcome = imp.destroy();
@@ -5175,9 +5518,13 @@ impl crate::ledger_capnp::chain_client::Server for WalletLoaderServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("ChainClient", "load");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.load())

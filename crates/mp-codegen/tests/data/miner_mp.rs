@@ -31,7 +31,7 @@ impl Tip {
     #[doc(hidden)]
     pub fn mp_read(
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         r: crate::miner_capnp::tip::Reader<'_>,
     ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -47,7 +47,7 @@ impl Tip {
     pub fn mp_write(
         &self,
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         mut b: crate::miner_capnp::tip::Builder<'_>,
     ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -82,7 +82,7 @@ impl TemplateOptions {
     #[doc(hidden)]
     pub fn mp_read(
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         r: crate::miner_capnp::template_options::Reader<'_>,
     ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -98,7 +98,7 @@ impl TemplateOptions {
     pub fn mp_write(
         &self,
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         mut b: crate::miner_capnp::template_options::Builder<'_>,
     ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -156,7 +156,7 @@ impl MinerInitClient {
                 })?;
             let mut req = init.construct_request();
             req.get().set_thread_map(conn.thread_map_client());
-            let reply = ::mp_ipc::send_request(SITE, req, |r| r.get_thread_map());
+            let reply = ::mp_ipc::codegen_support::send_request(SITE, req, |r| r.get_thread_map());
             Ok(Box::pin(async move {
                 let theirs = reply.await?;
                 conn.set_peer_thread_map(theirs);
@@ -192,24 +192,31 @@ impl MinerInitClient {
 
     fn build_make_miner() -> impl FnOnce(
         &crate::miner_capnp::miner_init::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<MinerClient>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<MinerClient>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("MinerInit", "makeMiner");
-        move |cap: &crate::miner_capnp::miner_init::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::miner_capnp::miner_init::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.make_miner_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                Ok(MinerClient::from_remote(::mp_ipc::codegen_support::wrap(
-                    SITE,
-                    "result",
-                    Some(&conn),
-                    r.get_result()?,
-                )?))
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    Ok(MinerClient::from_remote(::mp_ipc::codegen_support::wrap(
+                        SITE,
+                        "result",
+                        Some(&conn),
+                        r.get_result()?,
+                    )?))
+                },
+            ))
         }
     }
 }
@@ -230,7 +237,7 @@ impl MinerInit for MinerInitClient {
 /// Context names (or on the loop if the method has no Context) and writes
 /// the reply back on the loop.
 pub struct MinerInitServer {
-    conn: ::mp_ipc::WeakLoopConnection,
+    conn: ::mp_ipc::codegen_support::WeakLoopConnection,
     imp: ::mp_ipc::codegen_support::Served<dyn MinerInit>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
@@ -238,7 +245,7 @@ pub struct MinerInitServer {
 impl MinerInitServer {
     /// A capability serving `imp` on `conn` (call on the event loop).
     pub fn client(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn MinerInit>,
     ) -> crate::miner_capnp::miner_init::Client {
         ::mp_ipc::capnp_rpc::new_client(MinerInitServer {
@@ -252,7 +259,7 @@ impl MinerInitServer {
     /// call or a reply: counted against `Limits::max_exported_objects`
     /// until the peer releases it, and refused past that limit.
     pub fn exported(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn MinerInit>,
     ) -> ::std::result::Result<crate::miner_capnp::miner_init::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("MinerInit")?;
@@ -266,7 +273,7 @@ impl MinerInitServer {
     /// [`client`](Self::client) as a bootstrap capability, for
     /// `ConnectionBuilder::serve`.
     pub fn bootstrap(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn MinerInit>,
     ) -> ::mp_ipc::capnp::capability::Client {
         Self::client(conn, imp).client
@@ -281,7 +288,7 @@ impl crate::miner_capnp::miner_init::Server for MinerInitServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         let result = (|| {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let theirs = params.get()?.get_thread_map()?;
             conn.set_peer_thread_map(theirs);
             results.get().set_thread_map(conn.thread_map_client());
@@ -298,9 +305,13 @@ impl crate::miner_capnp::miner_init::Server for MinerInitServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("MinerInit", "makeMiner");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.make_miner())
@@ -389,23 +400,30 @@ impl MinerClient {
 
     fn build_tip() -> impl FnOnce(
         &crate::miner_capnp::miner::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<Option<Tip>>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<Option<Tip>>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "tip");
-        move |cap: &crate::miner_capnp::miner::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::miner_capnp::miner::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.tip_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                Ok(if r.get_has_result() {
-                    Some(Tip::mp_read(SITE, Some(&conn), r.get_result()?)?)
-                } else {
-                    None
-                })
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    Ok(if r.get_has_result() {
+                        Some(Tip::mp_read(SITE, Some(&conn), r.get_result()?)?)
+                    } else {
+                        None
+                    })
+                },
+            ))
         }
     }
 
@@ -446,21 +464,26 @@ impl MinerClient {
         timeout: f64,
     ) -> impl FnOnce(
         &crate::miner_capnp::miner::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<Tip>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<Tip>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "waitTipChanged");
-        move |cap: &crate::miner_capnp::miner::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::miner_capnp::miner::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.wait_tip_changed_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_current_tip(current_tip.as_slice());
             p.set_timeout(timeout);
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                Tip::mp_read(SITE, Some(&conn), r.get_result()?)
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| Tip::mp_read(SITE, Some(&conn), r.get_result()?),
+            ))
         }
     }
 
@@ -490,14 +513,19 @@ impl MinerClient {
 
     fn build_interrupt() -> impl FnOnce(
         &crate::miner_capnp::miner::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<()>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "interrupt");
-        move |cap: &crate::miner_capnp::miner::Client, _setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::miner_capnp::miner::Client,
+              _setup: &::mp_ipc::codegen_support::CallSetup| {
             let req = cap.interrupt_request();
-            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |_| {
+                Ok(())
+            }))
         }
     }
 
@@ -527,14 +555,19 @@ impl MinerClient {
 
     fn build_advance() -> impl FnOnce(
         &crate::miner_capnp::miner::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<()>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "advance");
-        move |cap: &crate::miner_capnp::miner::Client, _setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::miner_capnp::miner::Client,
+              _setup: &::mp_ipc::codegen_support::CallSetup| {
             let req = cap.advance_request();
-            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |_| {
+                Ok(())
+            }))
         }
     }
 
@@ -570,13 +603,15 @@ impl MinerClient {
         options: TemplateOptions,
     ) -> impl FnOnce(
         &crate::miner_capnp::miner::Client,
-        &::mp_ipc::CallSetup,
-    )
-        -> ::std::result::Result<::mp_ipc::CallFuture<TemplateClient>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<TemplateClient>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "newTemplate");
-        move |cap: &crate::miner_capnp::miner::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::miner_capnp::miner::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.new_template_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
@@ -586,11 +621,20 @@ impl MinerClient {
             })()
             .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                Ok(TemplateClient::from_remote(
-                    ::mp_ipc::codegen_support::wrap(SITE, "result", Some(&conn), r.get_result()?)?,
-                ))
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    Ok(TemplateClient::from_remote(
+                        ::mp_ipc::codegen_support::wrap(
+                            SITE,
+                            "result",
+                            Some(&conn),
+                            r.get_result()?,
+                        )?,
+                    ))
+                },
+            ))
         }
     }
 }
@@ -630,7 +674,7 @@ impl Miner for MinerClient {
 /// Context names (or on the loop if the method has no Context) and writes
 /// the reply back on the loop.
 pub struct MinerServer {
-    conn: ::mp_ipc::WeakLoopConnection,
+    conn: ::mp_ipc::codegen_support::WeakLoopConnection,
     imp: ::mp_ipc::codegen_support::Served<dyn Miner>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
@@ -638,7 +682,7 @@ pub struct MinerServer {
 impl MinerServer {
     /// A capability serving `imp` on `conn` (call on the event loop).
     pub fn client(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Miner>,
     ) -> crate::miner_capnp::miner::Client {
         ::mp_ipc::capnp_rpc::new_client(MinerServer {
@@ -652,7 +696,7 @@ impl MinerServer {
     /// call or a reply: counted against `Limits::max_exported_objects`
     /// until the peer releases it, and refused past that limit.
     pub fn exported(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Miner>,
     ) -> ::std::result::Result<crate::miner_capnp::miner::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("Miner")?;
@@ -666,7 +710,7 @@ impl MinerServer {
     /// [`client`](Self::client) as a bootstrap capability, for
     /// `ConnectionBuilder::serve`.
     pub fn bootstrap(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Miner>,
     ) -> ::mp_ipc::capnp::capability::Client {
         Self::client(conn, imp).client
@@ -682,9 +726,13 @@ impl crate::miner_capnp::miner::Server for MinerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "tip");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.tip())
@@ -707,9 +755,13 @@ impl crate::miner_capnp::miner::Server for MinerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "waitTipChanged");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let current_tip = p.get_current_tip()?.to_vec();
             let timeout = p.get_timeout();
             let imp = self.imp.get(SITE)?;
@@ -733,7 +785,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "interrupt");
         let result = (|| {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let imp = self.imp.get(SITE)?;
             conn.run_on_loop(SITE, || imp.interrupt())?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
@@ -750,7 +802,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "advance");
         let result = (|| {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let imp = self.imp.get(SITE)?;
             conn.run_on_loop(SITE, || imp.advance())?
                 .map_err(::mp_ipc::capnp::Error::failed)?;
@@ -767,9 +819,13 @@ impl crate::miner_capnp::miner::Server for MinerServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "newTemplate");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let options = TemplateOptions::mp_read(SITE, Some(&conn), p.get_options()?)?;
             let imp = self.imp.get(SITE)?;
             let value = conn
@@ -891,16 +947,21 @@ impl TemplateClient {
 
     fn build_destroy() -> impl FnOnce(
         &crate::miner_capnp::template::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<()>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "destroy");
-        move |cap: &crate::miner_capnp::template::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::miner_capnp::template::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.destroy_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |_| {
+                Ok(())
+            }))
         }
     }
 
@@ -930,16 +991,19 @@ impl TemplateClient {
 
     fn build_header() -> impl FnOnce(
         &crate::miner_capnp::template::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<Vec<u8>>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<Vec<u8>>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "header");
-        move |cap: &crate::miner_capnp::template::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::miner_capnp::template::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.header_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 Ok(r.get_result()?.to_vec())
             }))
         }
@@ -971,16 +1035,19 @@ impl TemplateClient {
 
     fn build_fees() -> impl FnOnce(
         &crate::miner_capnp::template::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<Vec<i64>>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<Vec<i64>>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "fees");
-        move |cap: &crate::miner_capnp::template::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::miner_capnp::template::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.fees_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 Ok(r.get_result()?.iter().collect::<Vec<_>>())
             }))
         }
@@ -1022,20 +1089,21 @@ impl TemplateClient {
         coinbase: Vec<u8>,
     ) -> impl FnOnce(
         &crate::miner_capnp::template::Client,
-        &::mp_ipc::CallSetup,
+        &::mp_ipc::codegen_support::CallSetup,
     ) -> ::std::result::Result<
-        ::mp_ipc::CallFuture<TemplateSubmitResults>,
+        ::mp_ipc::codegen_support::CallFuture<TemplateSubmitResults>,
         ::mp_ipc::Error,
     > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "submit");
-        move |cap: &crate::miner_capnp::template::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::miner_capnp::template::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.submit_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_nonce(nonce);
             p.set_coinbase(coinbase.as_slice());
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 Ok(TemplateSubmitResults {
                     reason: ::mp_ipc::codegen_support::text(SITE, "reason", r.get_reason())?,
                     result: r.get_result(),
@@ -1072,7 +1140,7 @@ impl Template for TemplateClient {
 /// Context names (or on the loop if the method has no Context) and writes
 /// the reply back on the loop.
 pub struct TemplateServer {
-    conn: ::mp_ipc::WeakLoopConnection,
+    conn: ::mp_ipc::codegen_support::WeakLoopConnection,
     imp: ::mp_ipc::codegen_support::Served<dyn Template>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
@@ -1080,7 +1148,7 @@ pub struct TemplateServer {
 impl TemplateServer {
     /// A capability serving `imp` on `conn` (call on the event loop).
     pub fn client(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Template>,
     ) -> crate::miner_capnp::template::Client {
         ::mp_ipc::capnp_rpc::new_client(TemplateServer {
@@ -1094,7 +1162,7 @@ impl TemplateServer {
     /// call or a reply: counted against `Limits::max_exported_objects`
     /// until the peer releases it, and refused past that limit.
     pub fn exported(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Template>,
     ) -> ::std::result::Result<crate::miner_capnp::template::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("Template")?;
@@ -1108,7 +1176,7 @@ impl TemplateServer {
     /// [`client`](Self::client) as a bootstrap capability, for
     /// `ConnectionBuilder::serve`.
     pub fn bootstrap(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Template>,
     ) -> ::mp_ipc::capnp::capability::Client {
         Self::client(conn, imp).client
@@ -1124,9 +1192,13 @@ impl crate::miner_capnp::template::Server for TemplateServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "destroy");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.take(SITE)?;
             conn.dispatch(SITE, ctx, move || {
                 let outcome = imp.destroy();
@@ -1147,9 +1219,13 @@ impl crate::miner_capnp::template::Server for TemplateServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "header");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.header())
@@ -1169,9 +1245,13 @@ impl crate::miner_capnp::template::Server for TemplateServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "fees");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .dispatch(SITE, ctx, move || imp.fees())
@@ -1191,9 +1271,13 @@ impl crate::miner_capnp::template::Server for TemplateServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "submit");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let nonce = p.get_nonce();
             let coinbase = p.get_coinbase()?.to_vec();
             let imp = self.imp.get(SITE)?;

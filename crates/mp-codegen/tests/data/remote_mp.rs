@@ -98,17 +98,20 @@ impl EchoClient {
         text: String,
     ) -> impl FnOnce(
         &crate::remote_capnp::echo::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<String>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<String>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Echo", "echo");
-        move |cap: &crate::remote_capnp::echo::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::remote_capnp::echo::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.echo_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_text(text.as_str());
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 ::mp_ipc::codegen_support::text(SITE, "result", r.get_result())
             }))
         }
@@ -141,16 +144,21 @@ impl EchoClient {
 
     fn build_destroy() -> impl FnOnce(
         &crate::remote_capnp::echo::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<()>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Echo", "destroy");
-        move |cap: &crate::remote_capnp::echo::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::remote_capnp::echo::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.destroy_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |_| {
+                Ok(())
+            }))
         }
     }
 }
@@ -172,7 +180,7 @@ impl Echo for EchoClient {
 /// Context names (or on the loop if the method has no Context) and writes
 /// the reply back on the loop.
 pub struct EchoServer {
-    conn: ::mp_ipc::WeakLoopConnection,
+    conn: ::mp_ipc::codegen_support::WeakLoopConnection,
     imp: ::mp_ipc::codegen_support::Served<dyn Echo>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
@@ -180,7 +188,7 @@ pub struct EchoServer {
 impl EchoServer {
     /// A capability serving `imp` on `conn` (call on the event loop).
     pub fn client(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Echo>,
     ) -> crate::remote_capnp::echo::Client {
         ::mp_ipc::capnp_rpc::new_client(EchoServer {
@@ -194,7 +202,7 @@ impl EchoServer {
     /// call or a reply: counted against `Limits::max_exported_objects`
     /// until the peer releases it, and refused past that limit.
     pub fn exported(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Echo>,
     ) -> ::std::result::Result<crate::remote_capnp::echo::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("Echo")?;
@@ -208,7 +216,7 @@ impl EchoServer {
     /// [`client`](Self::client) as a bootstrap capability, for
     /// `ConnectionBuilder::serve`.
     pub fn bootstrap(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Echo>,
     ) -> ::mp_ipc::capnp::capability::Client {
         Self::client(conn, imp).client
@@ -224,9 +232,13 @@ impl crate::remote_capnp::echo::Server for EchoServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Echo", "echo");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let text = ::mp_ipc::codegen_support::text(SITE, "text", p.get_text())?;
             let imp = self.imp.get(SITE)?;
             let value = conn
@@ -247,9 +259,13 @@ impl crate::remote_capnp::echo::Server for EchoServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Echo", "destroy");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.take(SITE)?;
             conn.dispatch(SITE, ctx, move || {
                 let outcome = imp.destroy();

@@ -77,7 +77,7 @@ impl Block {
     #[doc(hidden)]
     pub fn mp_read(
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         r: crate::shared_capnp::block::Reader<'_>,
     ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -104,7 +104,7 @@ impl Block {
     pub fn mp_write(
         &self,
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         mut b: crate::shared_capnp::block::Builder<'_>,
     ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -144,7 +144,7 @@ impl GlobalArgs {
     #[doc(hidden)]
     pub fn mp_read(
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         r: crate::shared_capnp::global_args::Reader<'_>,
     ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -159,7 +159,7 @@ impl GlobalArgs {
     pub fn mp_write(
         &self,
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         mut b: crate::shared_capnp::global_args::Builder<'_>,
     ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
         let _ = (site, conn);

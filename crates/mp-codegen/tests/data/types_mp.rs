@@ -55,7 +55,7 @@ impl Options {
     #[doc(hidden)]
     pub fn mp_read(
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         r: crate::types_capnp::options::Reader<'_>,
     ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -89,7 +89,7 @@ impl Options {
     pub fn mp_write(
         &self,
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         mut b: crate::types_capnp::options::Builder<'_>,
     ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -163,7 +163,7 @@ impl BlockRef {
     #[doc(hidden)]
     pub fn mp_read(
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         r: crate::types_capnp::block_ref::Reader<'_>,
     ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -179,7 +179,7 @@ impl BlockRef {
     pub fn mp_write(
         &self,
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         mut b: crate::types_capnp::block_ref::Builder<'_>,
     ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -323,7 +323,7 @@ impl TypesClient {
                 })?;
             let mut req = init.construct_request();
             req.get().set_thread_map(conn.thread_map_client());
-            let reply = ::mp_ipc::send_request(SITE, req, |r| r.get_thread_map());
+            let reply = ::mp_ipc::codegen_support::send_request(SITE, req, |r| r.get_thread_map());
             Ok(Box::pin(async move {
                 let theirs = reply.await?;
                 conn.set_peer_thread_map(theirs);
@@ -461,14 +461,18 @@ impl TypesClient {
         f64: f64,
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
-        &::mp_ipc::CallSetup,
+        &::mp_ipc::codegen_support::CallSetup,
     ) -> ::std::result::Result<
-        ::mp_ipc::CallFuture<((), (bool, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64))>,
+        ::mp_ipc::codegen_support::CallFuture<(
+            (),
+            (bool, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64),
+        )>,
         ::mp_ipc::Error,
     > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "echoPrimitives");
-        move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::types_capnp::types::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.echo_primitives_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
@@ -483,7 +487,7 @@ impl TypesClient {
             p.set_u64(u64);
             p.set_f32(f32);
             p.set_f64(f64);
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 Ok((
                     (),
                     (
@@ -553,20 +557,21 @@ impl TypesClient {
         data: Vec<u8>,
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
-        &::mp_ipc::CallSetup,
+        &::mp_ipc::codegen_support::CallSetup,
     ) -> ::std::result::Result<
-        ::mp_ipc::CallFuture<((), (String, Vec<u8>))>,
+        ::mp_ipc::codegen_support::CallFuture<((), (String, Vec<u8>))>,
         ::mp_ipc::Error,
     > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "echoText");
-        move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::types_capnp::types::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.echo_text_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_text(text.as_str());
             p.set_data(data.as_slice());
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 Ok((
                     (),
                     (
@@ -655,9 +660,9 @@ impl TypesClient {
         doubles: Vec<f64>,
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
-        &::mp_ipc::CallSetup,
+        &::mp_ipc::codegen_support::CallSetup,
     ) -> ::std::result::Result<
-        ::mp_ipc::CallFuture<(
+        ::mp_ipc::codegen_support::CallFuture<(
             (),
             (Vec<i32>, Vec<bool>, Vec<String>, Vec<Vec<u8>>, Vec<f64>),
         )>,
@@ -665,7 +670,8 @@ impl TypesClient {
     > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "echoLists");
-        move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::types_capnp::types::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.echo_lists_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
@@ -696,7 +702,7 @@ impl TypesClient {
                 Ok(())
             })()
             .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 Ok((
                     (),
                     (
@@ -741,12 +747,15 @@ impl TypesClient {
         parts: Vec<String>,
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<String>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<String>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "concat");
-        move |cap: &crate::types_capnp::types::Client, _setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::types_capnp::types::Client,
+              _setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.concat_request();
             let mut p = req.get();
             (|| -> ::mp_ipc::capnp::Result<()> {
@@ -763,7 +772,7 @@ impl TypesClient {
                 Ok(())
             })()
             .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 ::mp_ipc::codegen_support::text(SITE, "result", r.get_result())
             }))
         }
@@ -790,16 +799,21 @@ impl TypesClient {
 
     fn build_ping() -> impl FnOnce(
         &crate::types_capnp::types::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<()>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "ping");
-        move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::types_capnp::types::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.ping_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
-            Ok(::mp_ipc::send_request(SITE, req, |_| Ok(())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |_| {
+                Ok(())
+            }))
         }
     }
 
@@ -833,17 +847,22 @@ impl TypesClient {
         match_: u8,
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<u8>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<u8>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "type");
-        move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::types_capnp::types::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.type_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_match(match_);
-            Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
+                Ok(r.get_result())
+            }))
         }
     }
 
@@ -878,12 +897,15 @@ impl TypesClient {
         options: Options,
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<Options>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<Options>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "configure");
-        move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::types_capnp::types::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.configure_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
@@ -893,9 +915,11 @@ impl TypesClient {
             })()
             .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                Options::mp_read(SITE, Some(&conn), r.get_result()?)
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| Options::mp_read(SITE, Some(&conn), r.get_result()?),
+            ))
         }
     }
 
@@ -932,13 +956,15 @@ impl TypesClient {
         options: Options,
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
-        &::mp_ipc::CallSetup,
-    )
-        -> ::std::result::Result<::mp_ipc::CallFuture<TypesTipOfResults>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<TypesTipOfResults>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "tipOf");
-        move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::types_capnp::types::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.tip_of_request();
             let mut p = req.get();
             (|| -> ::mp_ipc::capnp::Result<()> {
@@ -947,12 +973,16 @@ impl TypesClient {
             })()
             .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                Ok(TypesTipOfResults {
-                    hash: r.get_hash()?.to_vec(),
-                    tip: BlockRef::mp_read(SITE, Some(&conn), r.get_tip()?)?,
-                })
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    Ok(TypesTipOfResults {
+                        hash: r.get_hash()?.to_vec(),
+                        tip: BlockRef::mp_read(SITE, Some(&conn), r.get_tip()?)?,
+                    })
+                },
+            ))
         }
     }
 
@@ -990,25 +1020,31 @@ impl TypesClient {
         height: i32,
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
-        &::mp_ipc::CallSetup,
-    )
-        -> ::std::result::Result<::mp_ipc::CallFuture<Option<BlockRef>>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<Option<BlockRef>>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "findTip");
-        move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::types_capnp::types::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.find_tip_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_height(height);
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                Ok(if r.get_has_result() {
-                    Some(BlockRef::mp_read(SITE, Some(&conn), r.get_result()?)?)
-                } else {
-                    None
-                })
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    Ok(if r.get_has_result() {
+                        Some(BlockRef::mp_read(SITE, Some(&conn), r.get_result()?)?)
+                    } else {
+                        None
+                    })
+                },
+            ))
         }
     }
 
@@ -1047,19 +1083,20 @@ impl TypesClient {
         color: crate::types_capnp::Color,
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
-        &::mp_ipc::CallSetup,
+        &::mp_ipc::codegen_support::CallSetup,
     ) -> ::std::result::Result<
-        ::mp_ipc::CallFuture<crate::types_capnp::Color>,
+        ::mp_ipc::codegen_support::CallFuture<crate::types_capnp::Color>,
         ::mp_ipc::Error,
     > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "paint");
-        move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::types_capnp::types::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.paint_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_color(color);
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 ::mp_ipc::codegen_support::enum_value(SITE, "result", r.get_result())
             }))
         }
@@ -1101,18 +1138,20 @@ impl TypesClient {
         b: crate::types_capnp::Color,
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
-        &::mp_ipc::CallSetup,
-    )
-        -> ::std::result::Result<::mp_ipc::CallFuture<TypesMixResults>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<TypesMixResults>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "mix");
-        move |cap: &crate::types_capnp::types::Client, _setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::types_capnp::types::Client,
+              _setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.mix_request();
             let mut p = req.get();
             p.set_a(a);
             p.set_b(b);
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 Ok(TypesMixResults {
                     color: ::mp_ipc::codegen_support::enum_value(SITE, "color", r.get_color())?,
                     same: r.get_same(),
@@ -1151,17 +1190,20 @@ impl TypesClient {
         n: i32,
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<i32>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<i32>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "check");
-        move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::types_capnp::types::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.check_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_n(n);
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 if r.has_error() {
                     return Err(::mp_ipc::capnp::Error::failed(
                         ::mp_ipc::codegen_support::text(SITE, "error", r.get_error())?,
@@ -1201,16 +1243,19 @@ impl TypesClient {
         ok: bool,
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<()>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<()>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "validate");
-        move |cap: &crate::types_capnp::types::Client, _setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::types_capnp::types::Client,
+              _setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.validate_request();
             let mut p = req.get();
             p.set_ok(ok);
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 if r.has_error() {
                     return Err(::mp_ipc::capnp::Error::failed(
                         ::mp_ipc::codegen_support::text(SITE, "error", r.get_error())?,
@@ -1277,14 +1322,18 @@ impl TypesClient {
         colors: Vec<crate::types_capnp::Color>,
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
-        &::mp_ipc::CallSetup,
+        &::mp_ipc::codegen_support::CallSetup,
     ) -> ::std::result::Result<
-        ::mp_ipc::CallFuture<((), (Vec<BlockRef>, Vec<crate::types_capnp::Color>))>,
+        ::mp_ipc::codegen_support::CallFuture<(
+            (),
+            (Vec<BlockRef>, Vec<crate::types_capnp::Color>),
+        )>,
         ::mp_ipc::Error,
     > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "collect");
-        move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::types_capnp::types::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.collect_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
@@ -1315,25 +1364,29 @@ impl TypesClient {
             })()
             .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
             let conn = setup.conn().clone();
-            Ok(::mp_ipc::send_request(SITE, req, move |r| {
-                Ok((
-                    (),
-                    (
-                        r.get_tips()?
-                            .iter()
-                            .map(|x0| -> ::mp_ipc::capnp::Result<_> {
-                                BlockRef::mp_read(SITE, Some(&conn), x0)
-                            })
-                            .collect::<::std::result::Result<Vec<_>, _>>()?,
-                        r.get_colors()?
-                            .iter()
-                            .map(|x0| -> ::mp_ipc::capnp::Result<_> {
-                                ::mp_ipc::codegen_support::enum_value(SITE, "colors", x0)
-                            })
-                            .collect::<::std::result::Result<Vec<_>, _>>()?,
-                    ),
-                ))
-            }))
+            Ok(::mp_ipc::codegen_support::send_request(
+                SITE,
+                req,
+                move |r| {
+                    Ok((
+                        (),
+                        (
+                            r.get_tips()?
+                                .iter()
+                                .map(|x0| -> ::mp_ipc::capnp::Result<_> {
+                                    BlockRef::mp_read(SITE, Some(&conn), x0)
+                                })
+                                .collect::<::std::result::Result<Vec<_>, _>>()?,
+                            r.get_colors()?
+                                .iter()
+                                .map(|x0| -> ::mp_ipc::capnp::Result<_> {
+                                    ::mp_ipc::codegen_support::enum_value(SITE, "colors", x0)
+                                })
+                                .collect::<::std::result::Result<Vec<_>, _>>()?,
+                        ),
+                    ))
+                },
+            ))
         }
     }
 
@@ -1381,18 +1434,20 @@ impl TypesClient {
         value: String,
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
-        &::mp_ipc::CallSetup,
-    )
-        -> ::std::result::Result<::mp_ipc::CallFuture<(bool, (String,))>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<(bool, (String,))>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "bump");
-        move |cap: &crate::types_capnp::types::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::types_capnp::types::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.bump_request();
             let mut p = req.get();
             setup.context()?.fill(p.reborrow().init_context());
             p.set_value(value.as_str());
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 let value: ::mp_ipc::capnp::Result<_> = { Ok(r.get_result()) };
                 Ok((
                     value?,
@@ -1454,18 +1509,19 @@ impl TypesClient {
         value: String,
     ) -> impl FnOnce(
         &crate::types_capnp::types::Client,
-        &::mp_ipc::CallSetup,
+        &::mp_ipc::codegen_support::CallSetup,
     ) -> ::std::result::Result<
-        ::mp_ipc::CallFuture<(Option<i32>, (String,))>,
+        ::mp_ipc::codegen_support::CallFuture<(Option<i32>, (String,))>,
         ::mp_ipc::Error,
     > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "update");
-        move |cap: &crate::types_capnp::types::Client, _setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::types_capnp::types::Client,
+              _setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.update_request();
             let mut p = req.get();
             p.set_value(value.as_str());
-            Ok(::mp_ipc::send_request(SITE, req, |r| {
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
                 let value: ::mp_ipc::capnp::Result<_> = {
                     Ok(if r.get_has_result() {
                         Some(r.get_result())
@@ -1582,7 +1638,7 @@ impl Types for TypesClient {
 /// Context names (or on the loop if the method has no Context) and writes
 /// the reply back on the loop.
 pub struct TypesServer {
-    conn: ::mp_ipc::WeakLoopConnection,
+    conn: ::mp_ipc::codegen_support::WeakLoopConnection,
     imp: ::mp_ipc::codegen_support::Served<dyn Types>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
@@ -1590,7 +1646,7 @@ pub struct TypesServer {
 impl TypesServer {
     /// A capability serving `imp` on `conn` (call on the event loop).
     pub fn client(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Types>,
     ) -> crate::types_capnp::types::Client {
         ::mp_ipc::capnp_rpc::new_client(TypesServer {
@@ -1604,7 +1660,7 @@ impl TypesServer {
     /// call or a reply: counted against `Limits::max_exported_objects`
     /// until the peer releases it, and refused past that limit.
     pub fn exported(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Types>,
     ) -> ::std::result::Result<crate::types_capnp::types::Client, ::mp_ipc::capnp::Error> {
         let slot = conn.export_slot("Types")?;
@@ -1618,7 +1674,7 @@ impl TypesServer {
     /// [`client`](Self::client) as a bootstrap capability, for
     /// `ConnectionBuilder::serve`.
     pub fn bootstrap(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Types>,
     ) -> ::mp_ipc::capnp::capability::Client {
         Self::client(conn, imp).client
@@ -1633,7 +1689,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         let result = (|| {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let theirs = params.get()?.get_thread_map()?;
             conn.set_peer_thread_map(theirs);
             results.get().set_thread_map(conn.thread_map_client());
@@ -1650,9 +1706,13 @@ impl crate::types_capnp::types::Server for TypesServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "echoPrimitives");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let b = p.get_b();
             let i8 = p.get_i8();
             let i16 = p.get_i16();
@@ -1710,9 +1770,13 @@ impl crate::types_capnp::types::Server for TypesServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "echoText");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let text = ::mp_ipc::codegen_support::text(SITE, "text", p.get_text())?;
             let data = p.get_data()?.to_vec();
             let imp = self.imp.get(SITE)?;
@@ -1740,9 +1804,13 @@ impl crate::types_capnp::types::Server for TypesServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "echoLists");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let ints = p.get_ints()?.iter().collect::<Vec<_>>();
             let flags = p.get_flags()?.iter().collect::<Vec<_>>();
             let texts = ::mp_ipc::codegen_support::text_list(SITE, "texts", p.get_texts())?;
@@ -1797,7 +1865,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "concat");
         let result = (|| {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let parts = ::mp_ipc::codegen_support::text_list(SITE, "parts", p.get_parts())?;
             let imp = self.imp.get(SITE)?;
@@ -1819,9 +1887,13 @@ impl crate::types_capnp::types::Server for TypesServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "ping");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let imp = self.imp.get(SITE)?;
             conn.dispatch(SITE, ctx, move || imp.ping())
                 .await?
@@ -1838,9 +1910,13 @@ impl crate::types_capnp::types::Server for TypesServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "type");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let match_ = p.get_match();
             let imp = self.imp.get(SITE)?;
             let value = conn
@@ -1861,9 +1937,13 @@ impl crate::types_capnp::types::Server for TypesServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "configure");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let options = Options::mp_read(SITE, Some(&conn), p.get_options()?)?;
             let imp = self.imp.get(SITE)?;
             let value = conn
@@ -1884,7 +1964,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "tipOf");
         let result = (|| {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let options = Options::mp_read(SITE, Some(&conn), p.get_options()?)?;
             let imp = self.imp.get(SITE)?;
@@ -1909,9 +1989,13 @@ impl crate::types_capnp::types::Server for TypesServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "findTip");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let height = p.get_height();
             let imp = self.imp.get(SITE)?;
             let value = conn
@@ -1935,9 +2019,13 @@ impl crate::types_capnp::types::Server for TypesServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "paint");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let color = ::mp_ipc::codegen_support::enum_value(SITE, "color", p.get_color())?;
             let imp = self.imp.get(SITE)?;
             let value = conn
@@ -1958,7 +2046,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "mix");
         let result = (|| {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let a = ::mp_ipc::codegen_support::enum_value(SITE, "a", p.get_a())?;
             let b = ::mp_ipc::codegen_support::enum_value(SITE, "b", p.get_b())?;
@@ -1982,9 +2070,13 @@ impl crate::types_capnp::types::Server for TypesServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "check");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let n = p.get_n();
             let imp = self.imp.get(SITE)?;
             let outcome = conn.dispatch(SITE, ctx, move || imp.check(n)).await?;
@@ -2007,7 +2099,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "validate");
         let result = (|| {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ok = p.get_ok();
             let imp = self.imp.get(SITE)?;
@@ -2028,9 +2120,13 @@ impl crate::types_capnp::types::Server for TypesServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "collect");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let tips = p
                 .get_tips()?
                 .iter()
@@ -2090,9 +2186,13 @@ impl crate::types_capnp::types::Server for TypesServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "bump");
         async move {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
-            let ctx = ::mp_ipc::ServerContext::read(SITE, p.has_context(), p.get_context())?;
+            let ctx = ::mp_ipc::codegen_support::ServerContext::read(
+                SITE,
+                p.has_context(),
+                p.get_context(),
+            )?;
             let value = ::mp_ipc::codegen_support::text(SITE, "value", p.get_value())?;
             let imp = self.imp.get(SITE)?;
             let (value_, (value,)) = conn
@@ -2117,7 +2217,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "update");
         let result = (|| {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let value = ::mp_ipc::codegen_support::text(SITE, "value", p.get_value())?;
             let imp = self.imp.get(SITE)?;

@@ -31,7 +31,7 @@ impl Point {
     #[doc(hidden)]
     pub fn mp_read(
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         r: crate::unmappable_capnp::point::Reader<'_>,
     ) -> ::std::result::Result<Self, ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -47,7 +47,7 @@ impl Point {
     pub fn mp_write(
         &self,
         site: ::mp_ipc::CallSite,
-        conn: Option<&::std::rc::Rc<::mp_ipc::LoopConnection>>,
+        conn: Option<&::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>>,
         mut b: crate::unmappable_capnp::point::Builder<'_>,
     ) -> ::std::result::Result<(), ::mp_ipc::capnp::Error> {
         let _ = (site, conn);
@@ -126,12 +126,15 @@ impl PlotterClient {
         at: Point,
     ) -> impl FnOnce(
         &crate::unmappable_capnp::plotter::Client,
-        &::mp_ipc::CallSetup,
-    ) -> ::std::result::Result<::mp_ipc::CallFuture<i32>, ::mp_ipc::Error>
-           + Send
+        &::mp_ipc::codegen_support::CallSetup,
+    ) -> ::std::result::Result<
+        ::mp_ipc::codegen_support::CallFuture<i32>,
+        ::mp_ipc::Error,
+    > + Send
            + 'static {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Plotter", "ok");
-        move |cap: &crate::unmappable_capnp::plotter::Client, setup: &::mp_ipc::CallSetup| {
+        move |cap: &crate::unmappable_capnp::plotter::Client,
+              setup: &::mp_ipc::codegen_support::CallSetup| {
             let mut req = cap.ok_request();
             let mut p = req.get();
             (|| -> ::mp_ipc::capnp::Result<()> {
@@ -140,7 +143,9 @@ impl PlotterClient {
                 Ok(())
             })()
             .map_err(|e| ::mp_ipc::Error::from_capnp(SITE, e))?;
-            Ok(::mp_ipc::send_request(SITE, req, |r| Ok(r.get_result())))
+            Ok(::mp_ipc::codegen_support::send_request(SITE, req, |r| {
+                Ok(r.get_result())
+            }))
         }
     }
 }
@@ -159,7 +164,7 @@ impl Plotter for PlotterClient {
 /// Context names (or on the loop if the method has no Context) and writes
 /// the reply back on the loop.
 pub struct PlotterServer {
-    conn: ::mp_ipc::WeakLoopConnection,
+    conn: ::mp_ipc::codegen_support::WeakLoopConnection,
     imp: ::mp_ipc::codegen_support::Served<dyn Plotter>,
     _slot: Option<::mp_ipc::codegen_support::ExportSlot>,
 }
@@ -167,7 +172,7 @@ pub struct PlotterServer {
 impl PlotterServer {
     /// A capability serving `imp` on `conn` (call on the event loop).
     pub fn client(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Plotter>,
     ) -> crate::unmappable_capnp::plotter::Client {
         ::mp_ipc::capnp_rpc::new_client(PlotterServer {
@@ -181,7 +186,7 @@ impl PlotterServer {
     /// call or a reply: counted against `Limits::max_exported_objects`
     /// until the peer releases it, and refused past that limit.
     pub fn exported(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Plotter>,
     ) -> ::std::result::Result<crate::unmappable_capnp::plotter::Client, ::mp_ipc::capnp::Error>
     {
@@ -196,7 +201,7 @@ impl PlotterServer {
     /// [`client`](Self::client) as a bootstrap capability, for
     /// `ConnectionBuilder::serve`.
     pub fn bootstrap(
-        conn: &::std::rc::Rc<::mp_ipc::LoopConnection>,
+        conn: &::std::rc::Rc<::mp_ipc::codegen_support::LoopConnection>,
         imp: ::std::sync::Arc<dyn Plotter>,
     ) -> ::mp_ipc::capnp::capability::Client {
         Self::client(conn, imp).client
@@ -212,7 +217,7 @@ impl crate::unmappable_capnp::plotter::Server for PlotterServer {
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Plotter", "ok");
         let result = (|| {
-            let conn = ::mp_ipc::LoopConnection::upgrade(&self.conn)?;
+            let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let n = p.get_n();
             let at = Point::mp_read(SITE, Some(&conn), p.get_at()?)?;

@@ -6,9 +6,8 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use mp_ipc::{
-    send_request, CallSite, Error, LoopConnection, Remote, ServerContext, WeakLoopConnection,
-};
+use mp_ipc::codegen_support::{send_request, LoopConnection, ServerContext, WeakLoopConnection};
+use mp_ipc::{CallSite, Error, Remote};
 
 use super::service::{Callback, ThreadInfo};
 use crate::calc_capnp::{calc_init, calculator, callback, counter};

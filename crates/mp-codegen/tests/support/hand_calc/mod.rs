@@ -14,7 +14,8 @@ pub mod service;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
-use mp_ipc::{send_request, CallSite, Connection, Error, EventLoop, Remote, Side};
+use mp_ipc::codegen_support::send_request;
+use mp_ipc::{CallSite, Connection, Error, EventLoop, Remote, Side};
 
 use crate::calc_capnp::calc_init;
 pub use client::CalcInitClient;

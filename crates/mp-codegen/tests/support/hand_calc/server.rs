@@ -6,7 +6,8 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use mp_ipc::{CallSite, LoopConnection, Remote, ServerContext, WeakLoopConnection};
+use mp_ipc::codegen_support::{LoopConnection, ServerContext, WeakLoopConnection};
+use mp_ipc::{CallSite, Remote};
 
 use super::client::CallbackClient;
 use super::service::{CalcService, CounterService, ThreadInfo};
