@@ -79,6 +79,18 @@ pub struct Connection {
     pub(crate) shared: Arc<ConnShared>,
 }
 
+/// The thread-safe side, reached from the loop side.
+impl LoopConnection {
+    /// The thread-safe handle of this connection, while a user still holds one.
+    pub fn connection(&self) -> Option<Connection> {
+        let shared = self.shared.borrow().upgrade()?;
+        shared
+            .downcast::<ConnShared>()
+            .ok()
+            .map(Connection::from_shared)
+    }
+}
+
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
@@ -227,7 +239,8 @@ impl ConnectionBuilder {
                 status,
                 event_loop: loop_handle,
             });
-            *local.shared.borrow_mut() = Arc::downgrade(&shared);
+            let erased: Arc<dyn std::any::Any + Send + Sync> = shared.clone();
+            *local.shared.borrow_mut() = Arc::downgrade(&erased);
             Ok(Connection { shared })
         })?
     }

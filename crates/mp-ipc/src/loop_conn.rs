@@ -29,12 +29,13 @@ use capnp::capability::FromClientHook;
 use capnp_rpc::CapabilityServerSet;
 use mp_thread::{panic_message, CallbackRegistry, Executor, ThreadBound, Waiter, Worker};
 
-use crate::connection::{ConnShared, Connection};
 use crate::error::{bad_request, limit_reached, CallSite};
 use crate::limits::{stack_size_for_nesting, Limits, ThreadSlots};
 use crate::proxy_capnp::{context, thread, thread_map};
 use crate::stats::ConnectionStats;
-use crate::threads::{serving, serving_depth, ThreadMapServer, ThreadServer};
+use crate::threads::{
+    serving, serving_depth, QueueCount, ThreadMaker, ThreadMapServer, ThreadServer,
+};
 use crate::transport::TransportStats;
 
 /// Which client thread a mapping belongs to.
@@ -66,7 +67,10 @@ pub struct LoopConnection {
     pub(crate) id: u64,
     pub(crate) name: String,
     pub(crate) executor: Arc<dyn Executor>,
-    pub(crate) shared: RefCell<std::sync::Weak<ConnShared>>,
+    /// The thread-safe side of the connection (`connection::ConnShared`,
+    /// erased: this module sits below the one that defines it, which reads
+    /// it back in `LoopConnection::connection`).
+    pub(crate) shared: RefCell<std::sync::Weak<dyn std::any::Any + Send + Sync>>,
     pub(crate) peer_bootstrap: RefCell<Option<capnp::capability::Client>>,
     peer_thread_map: RefCell<Option<thread_map::Client>>,
     threads: RefCell<CapabilityServerSet<ThreadServer, thread::Client>>,
@@ -100,10 +104,20 @@ impl std::fmt::Debug for LoopConnection {
     }
 }
 
-/// A server thread's count of calls queued or running on it from one
-/// connection. Shared with the jobs on that thread, which give their place
-/// back when they have run or are dropped unrun.
-pub(crate) type QueueCount = Arc<AtomicUsize>;
+/// A `ThreadMap` served to the peer makes its threads here.
+impl ThreadMaker for LoopConnection {
+    fn max_name_bytes(&self) -> usize {
+        self.limits().max_name_bytes
+    }
+
+    fn make_thread(&self, name: &str) -> Result<thread::Client, capnp::Error> {
+        LoopConnection::make_thread(self, name)
+    }
+
+    fn make_pool(&self, count: u32) -> Result<(), capnp::Error> {
+        LoopConnection::make_pool(self, count)
+    }
+}
 
 /// Where an incoming call runs: the thread's mailbox and name, its count of
 /// queued calls, and the `Thread` server (named threads; not pool threads).
@@ -235,7 +249,7 @@ impl LoopConnection {
             id,
             name,
             executor,
-            shared: RefCell::new(std::sync::Weak::new()),
+            shared: RefCell::new(std::sync::Weak::<()>::new()),
             peer_bootstrap: RefCell::new(None),
             peer_thread_map: RefCell::new(None),
             threads: RefCell::new(CapabilityServerSet::new()),
@@ -266,11 +280,6 @@ impl LoopConnection {
         self.id
     }
 
-    /// The thread-safe handle of this connection, while a user still holds one.
-    pub fn connection(&self) -> Option<Connection> {
-        self.shared.borrow().upgrade().map(Connection::from_shared)
-    }
-
     /// True once the peer is gone or the connection was closed.
     pub fn is_disconnected(&self) -> bool {
         self.disconnected.get()
@@ -278,8 +287,9 @@ impl LoopConnection {
 
     /// A new `ThreadMap` capability for the peer, served by this connection.
     pub fn thread_map_client(self: &Rc<Self>) -> thread_map::Client {
+        let maker: Rc<dyn ThreadMaker> = self.clone();
         capnp_rpc::new_client(ThreadMapServer {
-            conn: Rc::downgrade(self),
+            conn: Rc::downgrade(&maker),
         })
     }
 

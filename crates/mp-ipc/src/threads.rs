@@ -20,8 +20,29 @@ use capnp::capability::Promise;
 use mp_thread::{ThreadBound, Waiter, Worker};
 
 use crate::error::bad_request;
-use crate::loop_conn::{LoopConnection, QueueCount};
 use crate::proxy_capnp::{thread, thread_map};
+
+/// A server thread's count of calls queued or running on it from one
+/// connection. Shared with the jobs on that thread, which give their place
+/// back when they have run or are dropped unrun; the connection bounds it.
+pub(crate) type QueueCount = Arc<std::sync::atomic::AtomicUsize>;
+
+/// What a `ThreadMap` served to a peer asks of its connection (the
+/// loop-side connection implements it; this module sits below it).
+pub(crate) trait ThreadMaker {
+    /// The longest thread name the peer may ask for, in bytes.
+    fn max_name_bytes(&self) -> usize;
+    /// A server thread called `name`, as a `Thread` capability.
+    fn make_thread(&self, name: &str) -> Result<thread::Client, capnp::Error>;
+    /// `count` pool threads for the peer's calls.
+    fn make_pool(&self, count: u32) -> Result<(), capnp::Error>;
+}
+
+/// The connection behind a served `ThreadMap`, or the disconnect error.
+fn maker(weak: &Weak<dyn ThreadMaker>) -> Result<Rc<dyn ThreadMaker>, capnp::Error> {
+    weak.upgrade()
+        .ok_or_else(|| capnp::Error::disconnected("connection closed".into()))
+}
 
 /// One `Thread` capability's server: a mailbox and, for threads this side
 /// started, the worker handle that keeps the thread alive.
@@ -109,7 +130,7 @@ impl thread::Server for ThreadServer {
 
 /// The `ThreadMap` a connection offers its peer.
 pub(crate) struct ThreadMapServer {
-    pub(crate) conn: Weak<LoopConnection>,
+    pub(crate) conn: Weak<dyn ThreadMaker>,
 }
 
 impl thread_map::Server for ThreadMapServer {
@@ -119,7 +140,7 @@ impl thread_map::Server for ThreadMapServer {
         mut results: thread_map::MakeThreadResults,
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
         let result = (|| {
-            let conn = LoopConnection::upgrade(&self.conn)?;
+            let conn = maker(&self.conn)?;
             let name = params.get()?.get_name()?.to_string().map_err(|e| {
                 bad_request(format!(
                     "ThreadMap.makeThread: thread name is not UTF-8: {e}"
@@ -134,7 +155,7 @@ impl thread_map::Server for ThreadMapServer {
             }
             // Stored and echoed by `Thread.getName`: a long one would let
             // the peer multiply its bytes in our replies.
-            let max = conn.limits().max_name_bytes;
+            let max = conn.max_name_bytes();
             if name.len() > max {
                 return Err(bad_request(format!(
                     "ThreadMap.makeThread: thread name of {} bytes is longer than {max} (Limits::max_name_bytes)",
@@ -154,7 +175,7 @@ impl thread_map::Server for ThreadMapServer {
         _results: thread_map::MakePoolResults,
     ) -> impl std::future::Future<Output = Result<(), capnp::Error>> + 'static {
         let result = (|| {
-            let conn = LoopConnection::upgrade(&self.conn)?;
+            let conn = maker(&self.conn)?;
             let count = params.get()?.get_count();
             conn.make_pool(count)
         })();

@@ -9,7 +9,35 @@
 
 use std::cell::RefCell;
 
-use crate::waiter::Waiter;
+use crate::error::Error;
+use crate::waiter::{Reply, Waiter};
+
+/// What a waiter knows of the thread it belongs to (defined here, beside
+/// the slot it reads, so `waiter` needs nothing from this module).
+impl Waiter {
+    /// The calling thread's waiter, made on first use. On a [`Worker`](crate::Worker)
+    /// this is the worker's mailbox. It closes when the thread exits.
+    pub fn current() -> Waiter {
+        current_waiter()
+    }
+
+    /// True if this is the calling thread's own waiter.
+    pub fn is_current(&self) -> bool {
+        is_current(self)
+    }
+
+    /// Blocks until `reply` is ready, running jobs posted to this waiter in
+    /// the meantime. Must be called on the owner thread (jobs run here).
+    ///
+    /// Returns [`Error::ReplyDropped`] if the sender was dropped unsent.
+    pub fn wait<T>(&self, reply: Reply<T>) -> Result<T, Error> {
+        debug_assert!(
+            may_wait_on(self),
+            "Waiter::wait called off its owner thread"
+        );
+        self.wait_as_owner(reply)
+    }
+}
 
 struct Slot(Option<Waiter>);
 

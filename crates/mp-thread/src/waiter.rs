@@ -123,12 +123,6 @@ impl Waiter {
         }
     }
 
-    /// The calling thread's waiter, made on first use. On a [`Worker`](crate::Worker)
-    /// this is the worker's mailbox. It closes when the thread exits.
-    pub fn current() -> Waiter {
-        crate::current::current_waiter()
-    }
-
     /// The name of the thread this waiter belongs to.
     pub fn name(&self) -> &str {
         &self.inner.name
@@ -149,11 +143,6 @@ impl Waiter {
     /// The number of jobs queued and not yet started.
     pub fn queued_jobs(&self) -> usize {
         self.inner.state.lock().queue.len()
-    }
-
-    /// True if this is the calling thread's own waiter.
-    pub fn is_current(&self) -> bool {
-        crate::current::is_current(self)
     }
 
     /// Queues `f` to run on the owner thread, in FIFO order with other posts.
@@ -239,15 +228,9 @@ impl Waiter {
         )
     }
 
-    /// Blocks until `reply` is ready, running jobs posted to this waiter in
-    /// the meantime. Must be called on the owner thread (jobs run here).
-    ///
-    /// Returns [`Error::ReplyDropped`] if the sender was dropped unsent.
-    pub fn wait<T>(&self, reply: Reply<T>) -> Result<T, Error> {
-        debug_assert!(
-            crate::current::may_wait_on(self),
-            "Waiter::wait called off its owner thread"
-        );
+    /// [`wait`](Self::wait) once the caller is known to be the owner (the
+    /// check lives with the thread's slot, in `current`).
+    pub(crate) fn wait_as_owner<T>(&self, reply: Reply<T>) -> Result<T, Error> {
         let mut st = self.inner.state.lock();
         loop {
             if let Some(ready) = reply.take() {
