@@ -123,6 +123,10 @@ impl EventQueue for WorkerQueue {
         // A handler sending to an agent of the queue its own thread is
         // draining: no other thread can see that demand, so no lock.
         let key = Arc::as_ptr(&self.demands) as usize;
+        // Checked here as well as in `push_local`: on the common path (a
+        // push from another thread) the demand then goes straight to the
+        // FIFO instead of into `push_local` and back out, a copy of it
+        // each way.
         if is_draining(key) {
             return push_local(key, demand, || true).or_else(|demand| self.push_shared(demand));
         }
@@ -466,5 +470,52 @@ impl Demands {
     /// Polls for a push after `seen` for up to `busy_wait`; true if one came.
     fn poll(&self, seen: u64) -> bool {
         mp_thread::poll_until(self.busy_wait, || self.pushes.seen() != seen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_draining, Installed, WorkerQueue};
+    use crate::demand::EventQueue;
+    use mp_thread::Worker;
+    use std::time::Duration;
+
+    /// The drained queue's key is kept apart from its list: it must follow
+    /// every install and every way out, nested drains included, or a send
+    /// would take (or miss) the same-thread way on the wrong queue.
+    #[test]
+    fn the_drained_key_follows_nested_drains_and_their_unwinding() {
+        let worker = Worker::spawn("wq-test").unwrap();
+        let (a, b) = (
+            WorkerQueue::new(worker.clone(), Duration::ZERO),
+            WorkerQueue::new(worker, Duration::ZERO),
+        );
+        let (ka, kb) = (a.same_thread_key().unwrap(), b.same_thread_key().unwrap());
+        assert!(!is_draining(ka) && !is_draining(kb));
+        {
+            let _outer = Installed::new(&a.demands);
+            assert!(is_draining(ka) && !is_draining(kb));
+            {
+                let _inner = Installed::new(&b.demands);
+                assert!(is_draining(kb) && !is_draining(ka));
+            }
+            assert!(
+                is_draining(ka) && !is_draining(kb),
+                "the outer drain is back"
+            );
+            let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _inner = Installed::new(&b.demands);
+                panic!("a drain unwinding");
+            }));
+            assert!(unwound.is_err());
+            assert!(
+                is_draining(ka) && !is_draining(kb),
+                "restored on unwinding too"
+            );
+        }
+        assert!(
+            !is_draining(ka) && !is_draining(kb),
+            "no drain left on the thread"
+        );
     }
 }
