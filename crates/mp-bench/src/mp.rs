@@ -73,7 +73,7 @@ impl MpCalc {
 pub struct NoopCallback;
 
 impl Callback for NoopCallback {
-    fn step(&self, n: u32) -> Result<u32, String> {
+    fn step(&self, n: u32) -> Result<u32, mp_ipc::Error> {
         Ok(n + 1)
     }
 }

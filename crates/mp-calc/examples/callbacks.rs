@@ -11,13 +11,13 @@ use mp_ipc::EventLoop;
 struct Countdown(CalculatorClient);
 
 impl Callback for Countdown {
-    fn step(&self, n: u32) -> Result<u32, String> {
+    fn step(&self, n: u32) -> Result<u32, mp_ipc::Error> {
         println!("  callback {n} runs on `{}`", thread_name());
         if n == 0 {
             return Ok(0);
         }
         let next = Arc::new(Countdown(self.0.clone()));
-        self.0.countdown(n - 1, next).map_err(|e| e.to_string())
+        self.0.countdown(n - 1, next)
     }
 }
 

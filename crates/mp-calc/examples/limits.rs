@@ -17,12 +17,12 @@ struct Deeper {
 }
 
 impl Callback for Deeper {
-    fn step(&self, n: u32) -> Result<u32, String> {
+    fn step(&self, n: u32) -> Result<u32, mp_ipc::Error> {
         if n == 0 {
             return Ok(0);
         }
         let me: Arc<dyn Callback> = self.me.get().and_then(Weak::upgrade).expect("alive");
-        self.calc.countdown(n - 1, me).map_err(|e| e.to_string())
+        self.calc.countdown(n - 1, me)
     }
 }
 

@@ -13,7 +13,9 @@
 /// mapped to the calling client thread; the others run on the event loop.
 pub trait CalcInit: Send + Sync + 'static {
     /// `CalcInit.makeCalculator`.
-    fn make_calculator(&self) -> ::std::result::Result<::std::sync::Arc<dyn Calculator>, String>;
+    fn make_calculator(
+        &self,
+    ) -> ::std::result::Result<::std::sync::Arc<dyn Calculator>, ::mp_ipc::Error>;
 }
 
 /// A `CalcInit` in the peer process: a thread-safe handle; clone it, send it,
@@ -122,13 +124,14 @@ impl CalcInitClient {
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
-/// peer (the sync methods, so not from the event loop), and its errors
-/// become the trait's `String` errors.
+/// peer (the sync methods, so not from the event loop), and their errors
+/// (a disconnect told apart from a remote failure) are the trait's.
 impl CalcInit for CalcInitClient {
-    fn make_calculator(&self) -> ::std::result::Result<::std::sync::Arc<dyn Calculator>, String> {
+    fn make_calculator(
+        &self,
+    ) -> ::std::result::Result<::std::sync::Arc<dyn Calculator>, ::mp_ipc::Error> {
         CalcInitClient::make_calculator(self)
             .map(|r| ::std::sync::Arc::new(r) as ::std::sync::Arc<dyn Calculator>)
-            .map_err(|e| e.to_string())
     }
 }
 
@@ -216,7 +219,7 @@ impl crate::calc_capnp::calc_init::Server for CalcInitServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.make_calculator())
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(CalculatorServer::exported(
                 ::mp_ipc::codegen_support::conn(SITE, "result", Some(&conn))?,
@@ -234,25 +237,29 @@ impl crate::calc_capnp::calc_init::Server for CalcInitServer {
 /// mapped to the calling client thread; the others run on the event loop.
 pub trait Calculator: Send + Sync + 'static {
     /// Runs on the caller's mapped server thread.
-    fn add(&self, a: i64, b: i64) -> ::std::result::Result<i64, String>;
+    fn add(&self, a: i64, b: i64) -> ::std::result::Result<i64, ::mp_ipc::Error>;
     /// No Context: runs on the server's event loop.
-    fn add_on_loop(&self, a: i64, b: i64) -> ::std::result::Result<i64, String>;
+    fn add_on_loop(&self, a: i64, b: i64) -> ::std::result::Result<i64, ::mp_ipc::Error>;
     /// Names the server thread the call ran on.
-    fn where_am_i(&self) -> ::std::result::Result<CalculatorWhereAmIResults, String>;
+    fn where_am_i(&self) -> ::std::result::Result<CalculatorWhereAmIResults, ::mp_ipc::Error>;
     /// Calls `callback.step(n)` and returns its result; the callback may call
     /// `countdown(n - 1)` back, nesting client -> server -> client -> ...
-    fn countdown(&self, n: u32, callback: CallbackClient) -> ::std::result::Result<u32, String>;
+    fn countdown(
+        &self,
+        n: u32,
+        callback: CallbackClient,
+    ) -> ::std::result::Result<u32, ::mp_ipc::Error>;
     /// Blocks the server thread (for disconnect tests).
-    fn sleep(&self, millis: u32) -> ::std::result::Result<(), String>;
+    fn sleep(&self, millis: u32) -> ::std::result::Result<(), ::mp_ipc::Error>;
     /// Fails with `message`.
-    fn fail(&self, message: String) -> ::std::result::Result<(), String>;
+    fn fail(&self, message: String) -> ::std::result::Result<(), ::mp_ipc::Error>;
     /// Panics with `message` on the server thread.
-    fn panic(&self, message: String) -> ::std::result::Result<(), String>;
+    fn panic(&self, message: String) -> ::std::result::Result<(), ::mp_ipc::Error>;
     /// Returns a new object with methods of its own.
     fn make_counter(
         &self,
         start: i64,
-    ) -> ::std::result::Result<::std::sync::Arc<dyn Counter>, String>;
+    ) -> ::std::result::Result<::std::sync::Arc<dyn Counter>, ::mp_ipc::Error>;
 }
 
 /// The results of `Calculator.whereAmI`.
@@ -719,42 +726,44 @@ impl CalculatorClient {
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
-/// peer (the sync methods, so not from the event loop), and its errors
-/// become the trait's `String` errors.
+/// peer (the sync methods, so not from the event loop), and their errors
+/// (a disconnect told apart from a remote failure) are the trait's.
 impl Calculator for CalculatorClient {
-    fn add(&self, a: i64, b: i64) -> ::std::result::Result<i64, String> {
-        CalculatorClient::add(self, a, b).map_err(|e| e.to_string())
+    fn add(&self, a: i64, b: i64) -> ::std::result::Result<i64, ::mp_ipc::Error> {
+        CalculatorClient::add(self, a, b)
     }
-    fn add_on_loop(&self, a: i64, b: i64) -> ::std::result::Result<i64, String> {
-        CalculatorClient::add_on_loop(self, a, b).map_err(|e| e.to_string())
+    fn add_on_loop(&self, a: i64, b: i64) -> ::std::result::Result<i64, ::mp_ipc::Error> {
+        CalculatorClient::add_on_loop(self, a, b)
     }
-    fn where_am_i(&self) -> ::std::result::Result<CalculatorWhereAmIResults, String> {
-        CalculatorClient::where_am_i(self).map_err(|e| e.to_string())
+    fn where_am_i(&self) -> ::std::result::Result<CalculatorWhereAmIResults, ::mp_ipc::Error> {
+        CalculatorClient::where_am_i(self)
     }
-    fn countdown(&self, n: u32, callback: CallbackClient) -> ::std::result::Result<u32, String> {
+    fn countdown(
+        &self,
+        n: u32,
+        callback: CallbackClient,
+    ) -> ::std::result::Result<u32, ::mp_ipc::Error> {
         CalculatorClient::countdown(
             self,
             n,
             ::std::sync::Arc::new(callback) as ::std::sync::Arc<dyn Callback>,
         )
-        .map_err(|e| e.to_string())
     }
-    fn sleep(&self, millis: u32) -> ::std::result::Result<(), String> {
-        CalculatorClient::sleep(self, millis).map_err(|e| e.to_string())
+    fn sleep(&self, millis: u32) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        CalculatorClient::sleep(self, millis)
     }
-    fn fail(&self, message: String) -> ::std::result::Result<(), String> {
-        CalculatorClient::fail(self, &message).map_err(|e| e.to_string())
+    fn fail(&self, message: String) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        CalculatorClient::fail(self, &message)
     }
-    fn panic(&self, message: String) -> ::std::result::Result<(), String> {
-        CalculatorClient::panic(self, &message).map_err(|e| e.to_string())
+    fn panic(&self, message: String) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        CalculatorClient::panic(self, &message)
     }
     fn make_counter(
         &self,
         start: i64,
-    ) -> ::std::result::Result<::std::sync::Arc<dyn Counter>, String> {
+    ) -> ::std::result::Result<::std::sync::Arc<dyn Counter>, ::mp_ipc::Error> {
         CalculatorClient::make_counter(self, start)
             .map(|r| ::std::sync::Arc::new(r) as ::std::sync::Arc<dyn Counter>)
-            .map_err(|e| e.to_string())
     }
 }
 
@@ -828,7 +837,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.add(a, b))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value);
             Ok(())
@@ -850,7 +859,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .run_on_loop(SITE, || imp.add_on_loop(a, b))?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value);
             Ok(())
@@ -877,7 +886,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.where_am_i())
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_thread_name(value.thread_name.as_str());
             r.set_thread_number(value.thread_number);
@@ -912,7 +921,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.countdown(n, callback))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value);
             Ok(())
@@ -938,7 +947,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
             let imp = self.imp.get(SITE)?;
             conn.dispatch(SITE, ctx, move || imp.sleep(millis))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
         }
     }
@@ -962,7 +971,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
             let imp = self.imp.get(SITE)?;
             conn.dispatch(SITE, ctx, move || imp.fail(message))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
         }
     }
@@ -986,7 +995,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
             let imp = self.imp.get(SITE)?;
             conn.dispatch(SITE, ctx, move || imp.panic(message))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
         }
     }
@@ -1011,7 +1020,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.make_counter(start))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(CounterServer::exported(
                 ::mp_ipc::codegen_support::conn(SITE, "result", Some(&conn))?,
@@ -1029,7 +1038,7 @@ impl crate::calc_capnp::calculator::Server for CalculatorServer {
 /// mapped to the calling client thread; the others run on the event loop.
 pub trait Callback: Send + Sync + 'static {
     /// `Callback.step`.
-    fn step(&self, n: u32) -> ::std::result::Result<u32, String>;
+    fn step(&self, n: u32) -> ::std::result::Result<u32, ::mp_ipc::Error>;
 }
 
 /// A `Callback` in the peer process: a thread-safe handle; clone it, send it,
@@ -1104,11 +1113,11 @@ impl CallbackClient {
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
-/// peer (the sync methods, so not from the event loop), and its errors
-/// become the trait's `String` errors.
+/// peer (the sync methods, so not from the event loop), and their errors
+/// (a disconnect told apart from a remote failure) are the trait's.
 impl Callback for CallbackClient {
-    fn step(&self, n: u32) -> ::std::result::Result<u32, String> {
-        CallbackClient::step(self, n).map_err(|e| e.to_string())
+    fn step(&self, n: u32) -> ::std::result::Result<u32, ::mp_ipc::Error> {
+        CallbackClient::step(self, n)
     }
 }
 
@@ -1181,7 +1190,7 @@ impl crate::calc_capnp::callback::Server for CallbackServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.step(n))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value);
             Ok(())
@@ -1196,13 +1205,13 @@ impl crate::calc_capnp::callback::Server for CallbackServer {
 /// mapped to the calling client thread; the others run on the event loop.
 pub trait Counter: Send + Sync + 'static {
     /// `Counter.add`.
-    fn add(&self, delta: i64) -> ::std::result::Result<i64, String>;
+    fn add(&self, delta: i64) -> ::std::result::Result<i64, ::mp_ipc::Error>;
     /// `Counter.get`.
-    fn get(&self) -> ::std::result::Result<i64, String>;
+    fn get(&self) -> ::std::result::Result<i64, ::mp_ipc::Error>;
     /// `Counter.destroy`.
     ///
     /// Called when the client lets the object go; does nothing unless overridden.
-    fn destroy(&self) -> ::std::result::Result<(), String> {
+    fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
         Ok(())
     }
 }
@@ -1382,17 +1391,17 @@ impl CounterClient {
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
-/// peer (the sync methods, so not from the event loop), and its errors
-/// become the trait's `String` errors.
+/// peer (the sync methods, so not from the event loop), and their errors
+/// (a disconnect told apart from a remote failure) are the trait's.
 impl Counter for CounterClient {
-    fn add(&self, delta: i64) -> ::std::result::Result<i64, String> {
-        CounterClient::add(self, delta).map_err(|e| e.to_string())
+    fn add(&self, delta: i64) -> ::std::result::Result<i64, ::mp_ipc::Error> {
+        CounterClient::add(self, delta)
     }
-    fn get(&self) -> ::std::result::Result<i64, String> {
-        CounterClient::get(self).map_err(|e| e.to_string())
+    fn get(&self) -> ::std::result::Result<i64, ::mp_ipc::Error> {
+        CounterClient::get(self)
     }
-    fn destroy(&self) -> ::std::result::Result<(), String> {
-        CounterClient::destroy(self).map_err(|e| e.to_string())
+    fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        CounterClient::destroy(self)
     }
 }
 
@@ -1465,7 +1474,7 @@ impl crate::calc_capnp::counter::Server for CounterServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.add(delta))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_value(value);
             Ok(())
@@ -1484,7 +1493,7 @@ impl crate::calc_capnp::counter::Server for CounterServer {
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .run_on_loop(SITE, || imp.get())?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_value(value);
             Ok(())
@@ -1514,7 +1523,7 @@ impl crate::calc_capnp::counter::Server for CounterServer {
                 outcome
             })
             .await?
-            .map_err(::mp_ipc::capnp::Error::failed)?;
+            .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
         }
     }

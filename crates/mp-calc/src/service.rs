@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use mp_ipc::Error;
 use parking_lot::Mutex;
 
 use crate::calc_mp::{CalcInit, Calculator, CalculatorWhereAmIResults, CallbackClient, Counter};
@@ -47,7 +48,7 @@ impl CalculatorWhereAmIResults {
 pub struct CalcInitService;
 
 impl CalcInit for CalcInitService {
-    fn make_calculator(&self) -> Result<Arc<dyn Calculator>, String> {
+    fn make_calculator(&self) -> Result<Arc<dyn Calculator>, Error> {
         Ok(Arc::new(CalcService))
     }
 }
@@ -57,39 +58,39 @@ impl CalcInit for CalcInitService {
 pub struct CalcService;
 
 impl Calculator for CalcService {
-    fn add(&self, a: i64, b: i64) -> Result<i64, String> {
+    fn add(&self, a: i64, b: i64) -> Result<i64, Error> {
         a.checked_add(b)
-            .ok_or_else(|| format!("{a} + {b} overflows a 64-bit integer"))
+            .ok_or_else(|| Error::failed(format!("{a} + {b} overflows a 64-bit integer")))
     }
 
-    fn add_on_loop(&self, a: i64, b: i64) -> Result<i64, String> {
+    fn add_on_loop(&self, a: i64, b: i64) -> Result<i64, Error> {
         self.add(a, b)
     }
 
-    fn where_am_i(&self) -> Result<ThreadInfo, String> {
+    fn where_am_i(&self) -> Result<ThreadInfo, Error> {
         Ok(ThreadInfo::here())
     }
 
-    fn countdown(&self, n: u32, callback: CallbackClient) -> Result<u32, String> {
+    fn countdown(&self, n: u32, callback: CallbackClient) -> Result<u32, Error> {
         // Runs on the server thread mapped to the caller, which serves the
         // callbacks coming back the other way while it waits.
-        callback.step(n).map_err(|e| e.to_string())
+        callback.step(n)
     }
 
-    fn sleep(&self, millis: u32) -> Result<(), String> {
+    fn sleep(&self, millis: u32) -> Result<(), Error> {
         std::thread::sleep(Duration::from_millis(u64::from(millis)));
         Ok(())
     }
 
-    fn fail(&self, message: String) -> Result<(), String> {
-        Err(message)
+    fn fail(&self, message: String) -> Result<(), Error> {
+        Err(Error::failed(message))
     }
 
-    fn panic(&self, message: String) -> Result<(), String> {
+    fn panic(&self, message: String) -> Result<(), Error> {
         panic!("{message}")
     }
 
-    fn make_counter(&self, start: i64) -> Result<Arc<dyn Counter>, String> {
+    fn make_counter(&self, start: i64) -> Result<Arc<dyn Counter>, Error> {
         Ok(Arc::new(CounterService::new(start)))
     }
 }
@@ -112,23 +113,23 @@ impl CounterService {
 }
 
 impl Counter for CounterService {
-    fn add(&self, delta: i64) -> Result<i64, String> {
+    fn add(&self, delta: i64) -> Result<i64, Error> {
         if *self.destroyed.lock() {
-            return Err("counter was destroyed".into());
+            return Err(Error::failed("counter was destroyed"));
         }
         let mut v = self.value.lock();
         *v = v
             .checked_add(delta)
-            .ok_or_else(|| format!("counter overflows adding {delta}"))?;
+            .ok_or_else(|| Error::failed(format!("counter overflows adding {delta}")))?;
         Ok(*v)
     }
 
-    fn get(&self) -> Result<i64, String> {
+    fn get(&self) -> Result<i64, Error> {
         Ok(*self.value.lock())
     }
 
     /// Marks the counter destroyed; later `add`s fail.
-    fn destroy(&self) -> Result<(), String> {
+    fn destroy(&self) -> Result<(), Error> {
         *self.destroyed.lock() = true;
         Ok(())
     }

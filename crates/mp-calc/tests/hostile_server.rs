@@ -215,7 +215,7 @@ struct Victim {
 }
 
 impl Callback for Victim {
-    fn step(&self, n: u32) -> Result<u32, String> {
+    fn step(&self, n: u32) -> Result<u32, mp_ipc::Error> {
         if !self.nest {
             if let Some(target) = self.wait_for_messages {
                 let conn = self.calc.get().unwrap().connection().clone();
@@ -229,11 +229,7 @@ impl Callback for Victim {
             return Ok(n);
         }
         let me = self.me.get().and_then(std::sync::Weak::upgrade).unwrap();
-        self.calc
-            .get()
-            .unwrap()
-            .countdown(n, me)
-            .map_err(|e| e.to_string())
+        self.calc.get().unwrap().countdown(n, me)
     }
 }
 

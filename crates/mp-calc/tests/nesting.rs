@@ -44,7 +44,7 @@ impl Deeper {
 }
 
 impl Callback for Deeper {
-    fn step(&self, n: u32) -> Result<u32, String> {
+    fn step(&self, n: u32) -> Result<u32, mp_ipc::Error> {
         let marker = 0u8;
         self.frames
             .lock()
@@ -53,10 +53,7 @@ impl Callback for Deeper {
         if n == 0 {
             return Ok(0);
         }
-        self.calc
-            .countdown(n - 1, self.me())
-            .map(|r| r + 1)
-            .map_err(|e| e.to_string())
+        self.calc.countdown(n - 1, self.me()).map(|r| r + 1)
     }
 }
 

@@ -16,7 +16,7 @@ use mp_ipc::{DisconnectPhase, Error, EventLoop};
 struct SleepInside(mp_calc::CalculatorClient);
 
 impl Callback for SleepInside {
-    fn step(&self, _n: u32) -> Result<u32, String> {
+    fn step(&self, _n: u32) -> Result<u32, mp_ipc::Error> {
         self.0.sleep(60_000).map_err(|e| e.to_string())?;
         Ok(0)
     }

@@ -33,7 +33,7 @@ struct Nest {
 }
 
 impl Callback for Nest {
-    fn step(&self, n: u32) -> Result<u32, String> {
+    fn step(&self, n: u32) -> Result<u32, mp_ipc::Error> {
         assert_eq!(std::thread::current().id(), self.home);
         if n == 0 {
             return Ok(100);

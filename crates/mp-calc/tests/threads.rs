@@ -21,7 +21,7 @@ struct Chain {
 }
 
 impl Callback for Chain {
-    fn step(&self, n: u32) -> Result<u32, String> {
+    fn step(&self, n: u32) -> Result<u32, mp_ipc::Error> {
         self.seen.lock().push((n, std::thread::current().id()));
         if n == 0 {
             return Ok(0);

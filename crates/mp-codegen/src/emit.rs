@@ -935,7 +935,7 @@ fn emit_trait(out: &mut String, iface: &Interface) {
             let _ = writeln!(
                 out,
                 "///\n/// Called when the client lets the object go; does nothing unless overridden.\n\
-                 fn {}(&self) -> ::std::result::Result<(), String> {{\nOk(())\n}}",
+                 fn {}(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {{\nOk(())\n}}",
                 m.ident
             );
             continue;
@@ -990,7 +990,7 @@ fn variant(f: &Field) -> String {
 /// The trait method's error type.
 fn trait_error(iface: &Interface, m: &Method) -> String {
     if m.errors.is_empty() {
-        "String".into()
+        "::mp_ipc::Error".into()
     } else {
         error_enum(iface, m)
     }
@@ -1006,7 +1006,7 @@ fn emit_error_enums(out: &mut String, iface: &Interface) {
             "/// The errors of `{i}.{ms}`: each `$Proxy.exception` result is a variant\n\
              /// (the server returns one to set that result; the client gets the one\n\
              /// the server set), and `Failed` is a call that failed without one.\n\
-             {allow}#[derive(Debug, Clone, PartialEq)]\npub enum {name} {{",
+             {allow}#[derive(Debug)]\npub enum {name} {{",
             i = iface.schema,
             ms = m.schema,
             allow = complexity_allow(&m.errors),
@@ -1022,8 +1022,9 @@ fn emit_error_enums(out: &mut String, iface: &Interface) {
         }
         let _ = writeln!(
             out,
-            "/// The call failed: the implementation's own error, or the connection's.\n\
-             Failed(String),\n}}\n\n\
+            "/// The call failed without one: the implementation's own failure, or\n\
+             /// the connection's (a disconnect is told apart from a remote failure).\n\
+             Failed(::mp_ipc::Error),\n}}\n\n\
              impl ::std::fmt::Display for {name} {{\n\
              fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {{\nmatch self {{"
         );
@@ -1040,12 +1041,16 @@ fn emit_error_enums(out: &mut String, iface: &Interface) {
         }
         let _ = writeln!(
             out,
-            "{name}::Failed(message) => f.write_str(message),\n}}\n}}\n}}\n\n\
-             impl ::std::error::Error for {name} {{}}\n\n\
+            "{name}::Failed(e) => ::std::fmt::Display::fmt(e, f),\n}}\n}}\n}}\n\n\
+             impl ::std::error::Error for {name} {{\n\
+             fn source(&self) -> ::std::option::Option<&(dyn ::std::error::Error + 'static)> {{\n\
+             match self {{\n{name}::Failed(e) => ::std::option::Option::Some(e),\n\
+             _ => ::std::option::Option::None,\n}}\n}}\n}}\n\n\
              impl From<::mp_ipc::Error> for {name} {{\n\
-             fn from(e: ::mp_ipc::Error) -> Self {{\n{name}::Failed(e.to_string())\n}}\n}}\n\n\
+             fn from(e: ::mp_ipc::Error) -> Self {{\n{name}::Failed(e)\n}}\n}}\n\n\
              impl From<String> for {name} {{\n\
-             fn from(message: String) -> Self {{\n{name}::Failed(message)\n}}\n}}\n"
+             /// An implementation's failure, as [`::mp_ipc::Error::failed`].\n\
+             fn from(message: String) -> Self {{\n{name}::Failed(::mp_ipc::Error::failed(message))\n}}\n}}\n"
         );
     }
 }
@@ -1148,8 +1153,8 @@ fn emit_client_impl(out: &mut String, iface: &Interface, client: &str) {
     let _ = writeln!(
         out,
         "/// A peer's object stands in for a local implementation: calls go to the\n\
-         /// peer (the sync methods, so not from the event loop), and its errors\n\
-         /// become the trait's `String` errors.\n\
+         /// peer (the sync methods, so not from the event loop), and their errors\n\
+         /// (a disconnect told apart from a remote failure) are the trait's.\n\
          {}impl {name} for {client} {{",
         iface_allow(iface)
     );
@@ -1195,15 +1200,10 @@ fn emit_client_impl(out: &mut String, iface: &Interface, client: &str) {
         let _ = writeln!(
             out,
             "fn {id}(&self{params}) -> ::std::result::Result<{ret}, {err}> {{\n\
-             {client}::{id}(self, {args}){convert}{map_err}\n}}",
+             {client}::{id}(self, {args}){convert}\n}}",
             id = m.ident,
             ret = trait_result(iface, m),
             err = trait_error(iface, m),
-            map_err = if m.errors.is_empty() {
-                ".map_err(|e| e.to_string())"
-            } else {
-                ""
-            },
             args = args.join(", "),
         );
     }
@@ -1794,10 +1794,13 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
     let (bind, fail) = match (&m.exception, m.results.is_empty() && inouts.is_empty()) {
         (Some(_), _) => ("let outcome = ".to_string(), ""),
         (None, _) if !m.errors.is_empty() => ("let outcome = ".to_string(), ""),
-        (None, true) => (String::new(), ".map_err(::mp_ipc::capnp::Error::failed)?"),
+        (None, true) => (
+            String::new(),
+            ".map_err(::mp_ipc::codegen_support::failure)?",
+        ),
         (None, false) => (
             format!("let {value_pat} = "),
-            ".map_err(::mp_ipc::capnp::Error::failed)?",
+            ".map_err(::mp_ipc::codegen_support::failure)?",
         ),
     };
     let _ = writeln!(
@@ -1830,7 +1833,7 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
         Some(e) if m.results.is_empty() && inouts.is_empty() => {
             let _ = writeln!(
                 body,
-                "if let Err(message) = outcome {{\nresults.get().set_{acc}(message.as_str());\n}}",
+                "if let Err(e) = outcome {{\nresults.get().set_{acc}(e.to_string().as_str());\n}}",
                 acc = e.accessor
             );
         }
@@ -1839,7 +1842,7 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
                 body,
                 "let mut r = results.get();\n\
                  match outcome {{\n\
-                 Err(message) => r.set_{acc}(message.as_str()),\n\
+                 Err(e) => r.set_{acc}(e.to_string().as_str()),\n\
                  Ok({value_pat}) => {{\n{writes}}}\n}}",
                 acc = e.accessor
             );
@@ -1868,7 +1871,7 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
                  match outcome {{\n\
                  Ok({ok_pat}) => {{\n{writes}}}\n\
                  {arms}\
-                 Err({e}::Failed(message)) => return Err(::mp_ipc::capnp::Error::failed(message)),\n}}"
+                 Err({e}::Failed(e)) => return Err({SUPPORT}::failure(e)),\n}}"
             );
         }
         None if !m.results.is_empty() || !inouts.is_empty() => {

@@ -34,7 +34,7 @@ use mp_calc::calc_mp::{
 struct Init(Arc<AtomicUsize>);
 
 impl CalcInit for Init {
-    fn make_calculator(&self) -> Result<Arc<dyn Calculator>, String> {
+    fn make_calculator(&self) -> Result<Arc<dyn Calculator>, mp_ipc::Error> {
         Ok(Arc::new(Calc(self.0.clone())))
     }
 }
@@ -42,40 +42,40 @@ impl CalcInit for Init {
 struct Calc(Arc<AtomicUsize>);
 
 impl Calculator for Calc {
-    fn add(&self, a: i64, b: i64) -> Result<i64, String> {
+    fn add(&self, a: i64, b: i64) -> Result<i64, mp_ipc::Error> {
         a.checked_add(b)
-            .ok_or_else(|| format!("{a} + {b} overflows"))
+            .ok_or_else(|| mp_ipc::Error::failed(format!("{a} + {b} overflows")))
     }
 
-    fn add_on_loop(&self, a: i64, b: i64) -> Result<i64, String> {
+    fn add_on_loop(&self, a: i64, b: i64) -> Result<i64, mp_ipc::Error> {
         self.add(a, b)
     }
 
-    fn where_am_i(&self) -> Result<CalculatorWhereAmIResults, String> {
+    fn where_am_i(&self) -> Result<CalculatorWhereAmIResults, mp_ipc::Error> {
         Ok(CalculatorWhereAmIResults {
             thread_name: std::thread::current().name().unwrap_or("?").to_string(),
             thread_number: 7,
         })
     }
 
-    fn countdown(&self, n: u32, callback: CallbackClient) -> Result<u32, String> {
-        callback.step(n).map_err(|e| e.to_string())
+    fn countdown(&self, n: u32, callback: CallbackClient) -> Result<u32, mp_ipc::Error> {
+        callback.step(n)
     }
 
-    fn sleep(&self, millis: u32) -> Result<(), String> {
+    fn sleep(&self, millis: u32) -> Result<(), mp_ipc::Error> {
         std::thread::sleep(Duration::from_millis(u64::from(millis)));
         Ok(())
     }
 
-    fn fail(&self, message: String) -> Result<(), String> {
-        Err(message)
+    fn fail(&self, message: String) -> Result<(), mp_ipc::Error> {
+        Err(message.into())
     }
 
-    fn panic(&self, message: String) -> Result<(), String> {
+    fn panic(&self, message: String) -> Result<(), mp_ipc::Error> {
         panic!("{message}")
     }
 
-    fn make_counter(&self, start: i64) -> Result<Arc<dyn Counter>, String> {
+    fn make_counter(&self, start: i64) -> Result<Arc<dyn Counter>, mp_ipc::Error> {
         Ok(Arc::new(CounterImp(AtomicI64::new(start), self.0.clone())))
     }
 }
@@ -83,15 +83,15 @@ impl Calculator for Calc {
 struct CounterImp(AtomicI64, Arc<AtomicUsize>);
 
 impl Counter for CounterImp {
-    fn add(&self, delta: i64) -> Result<i64, String> {
+    fn add(&self, delta: i64) -> Result<i64, mp_ipc::Error> {
         Ok(self.0.fetch_add(delta, Ordering::SeqCst) + delta)
     }
 
-    fn get(&self) -> Result<i64, String> {
+    fn get(&self) -> Result<i64, mp_ipc::Error> {
         Ok(self.0.load(Ordering::SeqCst))
     }
 
-    fn destroy(&self) -> Result<(), String> {
+    fn destroy(&self) -> Result<(), mp_ipc::Error> {
         self.1.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -105,7 +105,7 @@ struct Steps {
 }
 
 impl Callback for Steps {
-    fn step(&self, n: u32) -> Result<u32, String> {
+    fn step(&self, n: u32) -> Result<u32, mp_ipc::Error> {
         if std::thread::current().id() != self.home {
             return Err("callback ran on another thread".into());
         }

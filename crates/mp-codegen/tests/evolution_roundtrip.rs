@@ -42,7 +42,7 @@ mod blocks_v2_mp {
 struct OldInit;
 
 impl blocks_v1_mp::BlockInit for OldInit {
-    fn make_sink(&self) -> Result<Arc<dyn blocks_v1_mp::BlockSink>, String> {
+    fn make_sink(&self) -> Result<Arc<dyn blocks_v1_mp::BlockSink>, mp_ipc::Error> {
         Ok(Arc::new(OldSink))
     }
 }
@@ -51,7 +51,7 @@ impl blocks_v1_mp::BlockInit for OldInit {
 struct NewInit(Arc<NewSink>);
 
 impl blocks_v2_mp::BlockInit for NewInit {
-    fn make_sink(&self) -> Result<Arc<dyn blocks_v2_mp::BlockSink>, String> {
+    fn make_sink(&self) -> Result<Arc<dyn blocks_v2_mp::BlockSink>, mp_ipc::Error> {
         Ok(self.0.clone())
     }
 }
@@ -60,7 +60,7 @@ impl blocks_v2_mp::BlockInit for NewInit {
 struct OldSink;
 
 impl blocks_v1_mp::BlockSink for OldSink {
-    fn submit_block(&self, block: Vec<u8>) -> Result<bool, String> {
+    fn submit_block(&self, block: Vec<u8>) -> Result<bool, mp_ipc::Error> {
         Ok(!block.is_empty())
     }
 }
@@ -73,7 +73,7 @@ struct NewSink {
 }
 
 impl blocks_v2_mp::BlockSink for NewSink {
-    fn submit_block(&self, block: Vec<u8>, precious: bool) -> Result<bool, String> {
+    fn submit_block(&self, block: Vec<u8>, precious: bool) -> Result<bool, mp_ipc::Error> {
         if precious {
             self.precious.fetch_add(1, Ordering::SeqCst);
         }
@@ -84,7 +84,7 @@ impl blocks_v2_mp::BlockSink for NewSink {
         Ok(true)
     }
 
-    fn tip_height(&self) -> Result<i32, String> {
+    fn tip_height(&self) -> Result<i32, mp_ipc::Error> {
         Ok(self.accepted.load(Ordering::SeqCst))
     }
 }

@@ -40,15 +40,15 @@ use remote_mp::{Echo, EchoClient};
 struct HubImp;
 
 impl Hub for HubImp {
-    fn make_echo(&self) -> Result<Arc<dyn Echo>, String> {
+    fn make_echo(&self) -> Result<Arc<dyn Echo>, mp_ipc::Error> {
         Ok(Arc::new(Prefix("server")))
     }
 
-    fn relay(&self, echo: EchoClient, text: String) -> Result<String, String> {
-        echo.echo(&text).map_err(|e| e.to_string())
+    fn relay(&self, echo: EchoClient, text: String) -> Result<String, mp_ipc::Error> {
+        echo.echo(&text)
     }
 
-    fn find_echo(&self, exists: bool) -> Result<Option<Arc<dyn Echo>>, String> {
+    fn find_echo(&self, exists: bool) -> Result<Option<Arc<dyn Echo>>, mp_ipc::Error> {
         Ok(exists.then(|| Arc::new(Prefix("found")) as Arc<dyn Echo>))
     }
 }
@@ -56,11 +56,11 @@ impl Hub for HubImp {
 struct Prefix(&'static str);
 
 impl Echo for Prefix {
-    fn echo(&self, text: String) -> Result<String, String> {
+    fn echo(&self, text: String) -> Result<String, mp_ipc::Error> {
         Ok(format!("{}:{text}", self.0))
     }
 
-    fn destroy(&self) -> Result<(), String> {
+    fn destroy(&self) -> Result<(), mp_ipc::Error> {
         Ok(())
     }
 }
@@ -69,7 +69,7 @@ impl Echo for Prefix {
 struct OnThread(ThreadId);
 
 impl Echo for OnThread {
-    fn echo(&self, text: String) -> Result<String, String> {
+    fn echo(&self, text: String) -> Result<String, mp_ipc::Error> {
         if std::thread::current().id() == self.0 {
             Ok(format!("client:{text}"))
         } else {
@@ -77,7 +77,7 @@ impl Echo for OnThread {
         }
     }
 
-    fn destroy(&self) -> Result<(), String> {
+    fn destroy(&self) -> Result<(), mp_ipc::Error> {
         Ok(())
     }
 }

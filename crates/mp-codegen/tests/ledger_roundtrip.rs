@@ -60,15 +60,15 @@ struct Held {
 }
 
 impl Account for Held {
-    fn name(&self) -> Result<String, String> {
+    fn name(&self) -> Result<String, mp_ipc::Error> {
         Ok(self.name.into())
     }
 
-    fn balance(&self) -> Result<i64, String> {
+    fn balance(&self) -> Result<i64, mp_ipc::Error> {
         Ok(self.balance)
     }
 
-    fn destroy(&self) -> Result<(), String> {
+    fn destroy(&self) -> Result<(), mp_ipc::Error> {
         self.destroyed.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -83,19 +83,19 @@ struct Mine {
 }
 
 impl Account for Mine {
-    fn name(&self) -> Result<String, String> {
+    fn name(&self) -> Result<String, mp_ipc::Error> {
         self.on_thread()?;
         Ok(self.name.clone())
     }
 
-    fn balance(&self) -> Result<i64, String> {
+    fn balance(&self) -> Result<i64, mp_ipc::Error> {
         self.on_thread()?;
         Ok(self.balance)
     }
 }
 
 impl Mine {
-    fn on_thread(&self) -> Result<(), String> {
+    fn on_thread(&self) -> Result<(), mp_ipc::Error> {
         if std::thread::current().id() == self.thread {
             Ok(())
         } else {
@@ -112,11 +112,11 @@ struct Books {
 type History = Vec<Pair<String, Vec<Pair<Vec<u8>, PairInt64<String>>>>>;
 
 impl Ledger for Books {
-    fn accounts(&self) -> Result<Vec<Arc<dyn Account>>, String> {
+    fn accounts(&self) -> Result<Vec<Arc<dyn Account>>, mp_ipc::Error> {
         Ok(self.accounts.clone())
     }
 
-    fn open(&self, name: String) -> Result<shared_mp::Result<Arc<dyn Account>>, String> {
+    fn open(&self, name: String) -> Result<shared_mp::Result<Arc<dyn Account>>, mp_ipc::Error> {
         for account in &self.accounts {
             if account.name()? == name {
                 return Ok(shared_mp::Result {
@@ -131,7 +131,7 @@ impl Ledger for Books {
         })
     }
 
-    fn migrate(&self, name: String) -> Result<Migration, String> {
+    fn migrate(&self, name: String) -> Result<Migration, mp_ipc::Error> {
         let first = self.accounts.first().ok_or("no accounts")?.clone();
         Ok(Migration {
             account: first,
@@ -140,19 +140,19 @@ impl Ledger for Books {
         })
     }
 
-    fn history(&self, mut entries: History) -> Result<History, String> {
+    fn history(&self, mut entries: History) -> Result<History, mp_ipc::Error> {
         entries.reverse();
         Ok(entries)
     }
 
-    fn transpose(&self, rows: Vec<Vec<i32>>) -> Result<Vec<Vec<i32>>, String> {
+    fn transpose(&self, rows: Vec<Vec<i32>>) -> Result<Vec<Vec<i32>>, mp_ipc::Error> {
         let width = rows.iter().map(Vec::len).max().unwrap_or(0);
         Ok((0..width)
             .map(|c| rows.iter().filter_map(|r| r.get(c).copied()).collect())
             .collect())
     }
 
-    fn walk(&self, tip: Block) -> Result<LedgerWalkResults, String> {
+    fn walk(&self, tip: Block) -> Result<LedgerWalkResults, mp_ipc::Error> {
         // Reverse the chain: the last block becomes the head.
         let mut reversed: Option<Box<Block>> = None;
         let mut length = 0;
@@ -169,23 +169,20 @@ impl Ledger for Books {
         })
     }
 
-    fn ping(&self) -> Result<bool, String> {
+    fn ping(&self) -> Result<bool, mp_ipc::Error> {
         Ok(true)
     }
 
-    fn get_version_number(&self) -> Result<i32, String> {
+    fn get_version_number(&self) -> Result<i32, mp_ipc::Error> {
         Ok(7)
     }
 
-    fn settle(&self, accounts: Vec<ledger_mp::AccountClient>) -> Result<i64, String> {
-        accounts
-            .iter()
-            .map(|a| a.balance().map_err(|e| e.to_string()))
-            .sum()
+    fn settle(&self, accounts: Vec<ledger_mp::AccountClient>) -> Result<i64, mp_ipc::Error> {
+        accounts.iter().map(|a| a.balance()).sum()
     }
 
-    fn store(&self, migration: Migration) -> Result<String, String> {
-        let backups: Result<Vec<String>, String> =
+    fn store(&self, migration: Migration) -> Result<String, mp_ipc::Error> {
+        let backups: Result<Vec<String>, mp_ipc::Error> =
             migration.backups.iter().map(|b| b.name()).collect();
         Ok(format!(
             "{}: {} [{}]",
@@ -209,33 +206,33 @@ impl Ledger for Books {
         }
     }
 
-    fn attach(&self, label: String) -> Result<String, String> {
+    fn attach(&self, label: String) -> Result<String, mp_ipc::Error> {
         Ok(format!("attached {label}"))
     }
 
-    fn chain(&self) -> Result<Arc<dyn Chain>, String> {
+    fn chain(&self) -> Result<Arc<dyn Chain>, mp_ipc::Error> {
         Ok(self.chain.clone())
     }
 
-    fn loader(&self) -> Result<Arc<dyn WalletLoader>, String> {
+    fn loader(&self) -> Result<Arc<dyn WalletLoader>, mp_ipc::Error> {
         Ok(Arc::new(Loader {
             accounts: self.accounts.clone(),
         }))
     }
 
-    fn start(&self, client: ChainClientClient) -> Result<String, String> {
-        client.load().map_err(|e| e.to_string())
+    fn start(&self, client: ChainClientClient) -> Result<String, mp_ipc::Error> {
+        client.load()
     }
 
-    fn call_fn(&self) -> Result<String, String> {
+    fn call_fn(&self) -> Result<String, mp_ipc::Error> {
         Ok("callFn".into())
     }
 
-    fn call_fn_async(&self) -> Result<String, String> {
+    fn call_fn_async(&self) -> Result<String, mp_ipc::Error> {
         Ok("callFnAsync".into())
     }
 
-    fn pay(&self, mut outputs: Vec<Output>) -> Result<Vec<Output>, String> {
+    fn pay(&self, mut outputs: Vec<Output>) -> Result<Vec<Output>, mp_ipc::Error> {
         outputs.reverse();
         for output in &mut outputs {
             if let OutputWhich::To(Destination::Holder(holder)) = &output.which {
@@ -245,7 +242,7 @@ impl Ledger for Books {
         Ok(outputs)
     }
 
-    fn describe(&self, name: String) -> Result<Expected<String, RpcError>, String> {
+    fn describe(&self, name: String) -> Result<Expected<String, RpcError>, mp_ipc::Error> {
         for account in &self.accounts {
             if account.name()? == name {
                 return Ok(Expected::Value(format!("{name}: {}", account.balance()?)));
@@ -257,7 +254,7 @@ impl Ledger for Books {
         }))
     }
 
-    fn init_thread_map(&self) -> Result<(), String> {
+    fn init_thread_map(&self) -> Result<(), mp_ipc::Error> {
         Ok(())
     }
 
@@ -278,7 +275,7 @@ impl Ledger for Books {
         req: i32,
         imp: i32,
         r: i32,
-    ) -> Result<i32, String> {
+    ) -> Result<i32, mp_ipc::Error> {
         Ok(p + 2 * conn + 3 * cap + 4 * req + 5 * imp + 6 * r)
     }
 }
@@ -300,7 +297,7 @@ impl Chain for Registry {
     fn handle_notifications(
         &self,
         notifications: NotificationsClient,
-    ) -> Result<Arc<dyn Handler>, String> {
+    ) -> Result<Arc<dyn Handler>, mp_ipc::Error> {
         let id = self.callbacks.next.fetch_add(1, Ordering::SeqCst);
         self.callbacks.list.lock().push((id, notifications));
         Ok(Arc::new(Registration {
@@ -309,7 +306,7 @@ impl Chain for Registry {
         }))
     }
 
-    fn notify(&self, height: i32) -> Result<i32, String> {
+    fn notify(&self, height: i32) -> Result<i32, mp_ipc::Error> {
         let callbacks: Vec<NotificationsClient> = self
             .callbacks
             .list
@@ -325,7 +322,7 @@ impl Chain for Registry {
         Ok(callbacks.len() as i32)
     }
 
-    fn forget(&self) -> Result<i32, String> {
+    fn forget(&self) -> Result<i32, mp_ipc::Error> {
         // Runs on the event loop: the clients are dropped there.
         let gone = std::mem::take(&mut *self.callbacks.list.lock());
         Ok(gone.len() as i32)
@@ -335,7 +332,7 @@ impl Chain for Registry {
         &self,
         hash: Vec<u8>,
         block: FoundBlockParam,
-    ) -> Result<ChainFindBlockResults, String> {
+    ) -> Result<ChainFindBlockResults, mp_ipc::Error> {
         let found = !hash.is_empty();
         Ok(ChainFindBlockResults {
             block: FoundBlockResult {
@@ -360,7 +357,7 @@ struct Registration {
 }
 
 impl Handler for Registration {
-    fn disconnect(&self) -> Result<(), String> {
+    fn disconnect(&self) -> Result<(), mp_ipc::Error> {
         self.unregister();
         Ok(())
     }
@@ -393,13 +390,13 @@ struct Loader {
 }
 
 impl ChainClient for Loader {
-    fn load(&self) -> Result<String, String> {
+    fn load(&self) -> Result<String, mp_ipc::Error> {
         Ok(format!("loaded {} wallets", self.accounts.len()))
     }
 }
 
 impl WalletLoader for Loader {
-    fn create_wallet(&self, name: String) -> Result<Arc<dyn Account>, String> {
+    fn create_wallet(&self, name: String) -> Result<Arc<dyn Account>, mp_ipc::Error> {
         Ok(Arc::new(Mine {
             name,
             balance: 0,
@@ -407,7 +404,7 @@ impl WalletLoader for Loader {
         }))
     }
 
-    fn wallets(&self) -> Result<Vec<Arc<dyn Account>>, String> {
+    fn wallets(&self) -> Result<Vec<Arc<dyn Account>>, mp_ipc::Error> {
         Ok(self.accounts.clone())
     }
 }
@@ -600,40 +597,43 @@ fn void_implicit_and_renamed_members_and_a_thread_map_parameter() {
 fn each_exception_result_is_a_variant_the_caller_can_match() {
     with_ledger(|ledger| {
         assert_eq!(ledger.call("ok").unwrap(), "done");
-        assert_eq!(
-            ledger.call("rpc"),
-            Err(LedgerCallError::RpcError(RpcError {
-                code: -32601,
-                message: "no such method".into(),
-            }))
-        );
-        assert_eq!(
-            ledger.call("type"),
-            Err(LedgerCallError::TypeError("expected a number".into()))
-        );
-        assert_eq!(
-            ledger.call("help"),
-            Err(LedgerCallError::HelpResult("call <command>".into()))
-        );
-        assert_eq!(
-            ledger.call("fail"),
-            Err(LedgerCallError::Error("thrown".into()))
-        );
-        // An error that is none of them fails the call.
+        match ledger.call("rpc") {
+            Err(LedgerCallError::RpcError(e)) => assert_eq!(
+                e,
+                RpcError {
+                    code: -32601,
+                    message: "no such method".into(),
+                }
+            ),
+            other => panic!("expected an rpcError, got {other:?}"),
+        }
+        match ledger.call("type") {
+            Err(LedgerCallError::TypeError(e)) => assert_eq!(e, "expected a number"),
+            other => panic!("expected a typeError, got {other:?}"),
+        }
+        match ledger.call("help") {
+            Err(LedgerCallError::HelpResult(e)) => assert_eq!(e, "call <command>"),
+            other => panic!("expected a helpResult, got {other:?}"),
+        }
+        match ledger.call("fail") {
+            Err(LedgerCallError::Error(e)) => assert_eq!(e, "thrown"),
+            other => panic!("expected an error, got {other:?}"),
+        }
+        // An error that is none of them fails the call: a remote failure
+        // with the implementation's message, not a disconnect.
         match ledger.call("nope") {
-            Err(LedgerCallError::Failed(message)) => {
-                assert!(message.contains("unknown command nope"), "{message}")
+            Err(LedgerCallError::Failed(e @ mp_ipc::Error::Remote { .. })) => {
+                assert!(e.to_string().contains("unknown command nope"), "{e}")
             }
             other => panic!("expected a failed call, got {other:?}"),
         }
         let shown = ledger.call("type").unwrap_err().to_string();
         assert_eq!(shown, "Ledger.call typeError: expected a number");
         // The async form gives the same.
-        let help = futures::executor::block_on(ledger.call_async("help"));
-        assert_eq!(
-            help,
-            Err(LedgerCallError::HelpResult("call <command>".into()))
-        );
+        match futures::executor::block_on(ledger.call_async("help")) {
+            Err(LedgerCallError::HelpResult(e)) => assert_eq!(e, "call <command>"),
+            other => panic!("expected a helpResult, got {other:?}"),
+        }
     });
 }
 
@@ -647,12 +647,14 @@ fn a_large_struct_thrown_alone_comes_back_whole() {
             hashes: vec![tip.hash.clone()],
             notes: vec!["height Some(4)".into()],
         };
-        assert_eq!(
-            ledger.reject(&tip, "stale"),
-            Err(LedgerRejectError::Error(expected.clone()))
-        );
-        let rejected = futures::executor::block_on(ledger.reject_async(&tip, "stale"));
-        assert_eq!(rejected, Err(LedgerRejectError::Error(expected)));
+        match ledger.reject(&tip, "stale") {
+            Err(LedgerRejectError::Error(e)) => assert_eq!(e, expected),
+            other => panic!("expected an error result, got {:?}", other.err()),
+        }
+        match futures::executor::block_on(ledger.reject_async(&tip, "stale")) {
+            Err(LedgerRejectError::Error(e)) => assert_eq!(e, expected),
+            other => panic!("expected an error result, got {:?}", other.err()),
+        }
     });
 }
 
@@ -664,14 +666,14 @@ struct Seen {
 }
 
 impl Notifications for Seen {
-    fn block_connected(&self, height: i32) -> Result<(), String> {
+    fn block_connected(&self, height: i32) -> Result<(), mp_ipc::Error> {
         self.heights
             .lock()
             .push((height, std::thread::current().id()));
         Ok(())
     }
 
-    fn destroy(&self) -> Result<(), String> {
+    fn destroy(&self) -> Result<(), mp_ipc::Error> {
         let _ = self.destroyed.try_send(std::thread::current().id());
         Ok(())
     }
@@ -745,7 +747,7 @@ fn a_callback_dropped_on_the_event_loop_still_gets_its_destroy() {
 struct Mine2;
 
 impl ChainClient for Mine2 {
-    fn load(&self) -> Result<String, String> {
+    fn load(&self) -> Result<String, mp_ipc::Error> {
         Ok("mine loaded".into())
     }
 }

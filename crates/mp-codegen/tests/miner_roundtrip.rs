@@ -58,7 +58,7 @@ impl Node {
 struct Init(Arc<Node>);
 
 impl MinerInit for Init {
-    fn make_miner(&self) -> Result<Arc<dyn Miner>, String> {
+    fn make_miner(&self) -> Result<Arc<dyn Miner>, mp_ipc::Error> {
         Ok(Arc::new(NodeMiner(self.0.clone())))
     }
 }
@@ -66,12 +66,12 @@ impl MinerInit for Init {
 struct NodeMiner(Arc<Node>);
 
 impl Miner for NodeMiner {
-    fn tip(&self) -> Result<Option<Tip>, String> {
+    fn tip(&self) -> Result<Option<Tip>, mp_ipc::Error> {
         let chain = self.0.chain.lock();
         Ok((chain.height > 0).then(|| Node::tip_of(&chain)))
     }
 
-    fn wait_tip_changed(&self, current_tip: Vec<u8>, timeout: f64) -> Result<Tip, String> {
+    fn wait_tip_changed(&self, current_tip: Vec<u8>, timeout: f64) -> Result<Tip, mp_ipc::Error> {
         let deadline = Instant::now() + Duration::from_secs_f64(timeout.min(3600.0));
         let mut chain = self.0.chain.lock();
         chain.interrupted = false;
@@ -83,19 +83,19 @@ impl Miner for NodeMiner {
         Ok(Node::tip_of(&chain))
     }
 
-    fn interrupt(&self) -> Result<(), String> {
+    fn interrupt(&self) -> Result<(), mp_ipc::Error> {
         self.0.chain.lock().interrupted = true;
         self.0.changed.notify_all();
         Ok(())
     }
 
-    fn advance(&self) -> Result<(), String> {
+    fn advance(&self) -> Result<(), mp_ipc::Error> {
         self.0.chain.lock().height += 1;
         self.0.changed.notify_all();
         Ok(())
     }
 
-    fn new_template(&self, options: TemplateOptions) -> Result<Arc<dyn Template>, String> {
+    fn new_template(&self, options: TemplateOptions) -> Result<Arc<dyn Template>, mp_ipc::Error> {
         Ok(Arc::new(BlockTemplate {
             options,
             height: self.0.chain.lock().height + 1,
@@ -109,15 +109,15 @@ struct BlockTemplate {
 }
 
 impl Template for BlockTemplate {
-    fn destroy(&self) -> Result<(), String> {
+    fn destroy(&self) -> Result<(), mp_ipc::Error> {
         Ok(())
     }
 
-    fn header(&self) -> Result<Vec<u8>, String> {
+    fn header(&self) -> Result<Vec<u8>, mp_ipc::Error> {
         Ok(self.height.to_be_bytes().to_vec())
     }
 
-    fn fees(&self) -> Result<Vec<i64>, String> {
+    fn fees(&self) -> Result<Vec<i64>, mp_ipc::Error> {
         Ok(if self.options.use_mempool {
             vec![
                 100,
@@ -129,7 +129,11 @@ impl Template for BlockTemplate {
         })
     }
 
-    fn submit(&self, nonce: u32, coinbase: Vec<u8>) -> Result<TemplateSubmitResults, String> {
+    fn submit(
+        &self,
+        nonce: u32,
+        coinbase: Vec<u8>,
+    ) -> Result<TemplateSubmitResults, mp_ipc::Error> {
         Ok(if nonce % 2 == 0 && !coinbase.is_empty() {
             TemplateSubmitResults {
                 reason: String::new(),

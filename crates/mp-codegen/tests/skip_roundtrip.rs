@@ -34,7 +34,7 @@ use unmappable_mp::{Plotter, PlotterClient, PlotterServer, Point};
 struct Sum;
 
 impl Plotter for Sum {
-    fn ok(&self, n: i32, at: Point) -> Result<i32, String> {
+    fn ok(&self, n: i32, at: Point) -> Result<i32, mp_ipc::Error> {
         Ok(n + at.x + at.y)
     }
 }

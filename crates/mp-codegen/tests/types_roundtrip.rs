@@ -48,7 +48,7 @@ impl Types for Echo {
         u64: &mut u64,
         f32: &mut f32,
         f64: &mut f64,
-    ) -> Result<(), String> {
+    ) -> Result<(), mp_ipc::Error> {
         // In/out: each value comes back changed, so a test sees the write.
         *b = !*b;
         *i8 = i8.wrapping_add(1);
@@ -64,7 +64,7 @@ impl Types for Echo {
         Ok(())
     }
 
-    fn echo_text(&self, text: &mut String, data: &mut Vec<u8>) -> Result<(), String> {
+    fn echo_text(&self, text: &mut String, data: &mut Vec<u8>) -> Result<(), mp_ipc::Error> {
         text.push('!');
         data.reverse();
         Ok(())
@@ -77,7 +77,7 @@ impl Types for Echo {
         texts: &mut Vec<String>,
         blobs: &mut Vec<Vec<u8>>,
         doubles: &mut Vec<f64>,
-    ) -> Result<(), String> {
+    ) -> Result<(), mp_ipc::Error> {
         ints.reverse();
         flags.reverse();
         texts.reverse();
@@ -86,25 +86,25 @@ impl Types for Echo {
         Ok(())
     }
 
-    fn concat(&self, parts: Vec<String>) -> Result<String, String> {
+    fn concat(&self, parts: Vec<String>) -> Result<String, mp_ipc::Error> {
         Ok(parts.concat())
     }
 
-    fn ping(&self) -> Result<(), String> {
+    fn ping(&self) -> Result<(), mp_ipc::Error> {
         Ok(())
     }
 
-    fn type_(&self, match_: u8) -> Result<u8, String> {
+    fn type_(&self, match_: u8) -> Result<u8, mp_ipc::Error> {
         Ok(match_.wrapping_add(1))
     }
 
-    fn configure(&self, mut options: Options) -> Result<Options, String> {
+    fn configure(&self, mut options: Options) -> Result<Options, mp_ipc::Error> {
         options.label.push('!');
         options.tip.height += 1;
         Ok(options)
     }
 
-    fn paint(&self, color: Color) -> Result<Color, String> {
+    fn paint(&self, color: Color) -> Result<Color, mp_ipc::Error> {
         Ok(match color {
             Color::Red => Color::Green,
             Color::Green => Color::Blue,
@@ -112,22 +112,22 @@ impl Types for Echo {
         })
     }
 
-    fn mix(&self, a: Color, b: Color) -> Result<TypesMixResults, String> {
+    fn mix(&self, a: Color, b: Color) -> Result<TypesMixResults, mp_ipc::Error> {
         Ok(TypesMixResults {
             color: if a == b { a } else { Color::Blue },
             same: a == b,
         })
     }
 
-    fn check(&self, n: i32) -> Result<i32, String> {
+    fn check(&self, n: i32) -> Result<i32, mp_ipc::Error> {
         if n < 0 {
-            Err(format!("{n} is negative"))
+            Err(format!("{n} is negative").into())
         } else {
             Ok(n * 2)
         }
     }
 
-    fn validate(&self, ok: bool) -> Result<(), String> {
+    fn validate(&self, ok: bool) -> Result<(), mp_ipc::Error> {
         if ok {
             Ok(())
         } else {
@@ -135,32 +135,36 @@ impl Types for Echo {
         }
     }
 
-    fn collect(&self, tips: &mut Vec<BlockRef>, colors: &mut Vec<Color>) -> Result<(), String> {
+    fn collect(
+        &self,
+        tips: &mut Vec<BlockRef>,
+        colors: &mut Vec<Color>,
+    ) -> Result<(), mp_ipc::Error> {
         tips.sort_by_key(|t| std::cmp::Reverse(t.height));
         colors.reverse();
         Ok(())
     }
 
-    fn find_tip(&self, height: i32) -> Result<Option<BlockRef>, String> {
+    fn find_tip(&self, height: i32) -> Result<Option<BlockRef>, mp_ipc::Error> {
         Ok((height >= 0).then(|| BlockRef {
             hash: vec![1, 2, 3],
             height,
         }))
     }
 
-    fn bump(&self, value: &mut String) -> Result<bool, String> {
+    fn bump(&self, value: &mut String) -> Result<bool, mp_ipc::Error> {
         let was_empty = value.is_empty();
         value.push('!');
         Ok(was_empty)
     }
 
-    fn update(&self, value: &mut String) -> Result<Option<i32>, String> {
+    fn update(&self, value: &mut String) -> Result<Option<i32>, mp_ipc::Error> {
         let old = value.len();
         *value = value.to_uppercase();
         Ok((old > 0).then_some(old as i32))
     }
 
-    fn tip_of(&self, options: Options) -> Result<TypesTipOfResults, String> {
+    fn tip_of(&self, options: Options) -> Result<TypesTipOfResults, mp_ipc::Error> {
         Ok(TypesTipOfResults {
             hash: options.tip.hash.clone(),
             tip: options.tip,

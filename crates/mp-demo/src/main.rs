@@ -52,7 +52,7 @@ struct Trace {
 }
 
 impl Callback for Trace {
-    fn step(&self, n: u32) -> Result<u32, String> {
+    fn step(&self, n: u32) -> Result<u32, Error> {
         self.log
             .lock()
             .unwrap()
@@ -80,7 +80,7 @@ impl Callback for Trace {
 struct Quick;
 
 impl Callback for Quick {
-    fn step(&self, n: u32) -> Result<u32, String> {
+    fn step(&self, n: u32) -> Result<u32, Error> {
         Ok(n)
     }
 }

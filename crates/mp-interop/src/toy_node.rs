@@ -105,19 +105,19 @@ impl ToyNode {
 struct NodeInit(Arc<ToyNode>);
 
 impl Init for NodeInit {
-    fn make_echo(&self) -> Result<Arc<dyn Echo>, String> {
+    fn make_echo(&self) -> Result<Arc<dyn Echo>, mp_ipc::Error> {
         Ok(Arc::new(NodeEcho(self.0.clone())))
     }
 
-    fn make_mining_old2(&self) -> Result<(), String> {
+    fn make_mining_old2(&self) -> Result<(), mp_ipc::Error> {
         Err("makeMiningOld2 is no longer supported".into())
     }
 
-    fn make_mining(&self) -> Result<Arc<dyn Mining>, String> {
+    fn make_mining(&self) -> Result<Arc<dyn Mining>, mp_ipc::Error> {
         Ok(Arc::new(NodeMining(self.0.clone())))
     }
 
-    fn make_rpc(&self) -> Result<Arc<dyn Rpc>, String> {
+    fn make_rpc(&self) -> Result<Arc<dyn Rpc>, mp_ipc::Error> {
         Ok(Arc::new(NodeRpc(self.0.clone())))
     }
 }
@@ -125,12 +125,12 @@ impl Init for NodeInit {
 struct NodeEcho(Arc<ToyNode>);
 
 impl Echo for NodeEcho {
-    fn destroy(&self) -> Result<(), String> {
+    fn destroy(&self) -> Result<(), mp_ipc::Error> {
         self.0.echo_destroyed.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
-    fn echo(&self, echo: String) -> Result<String, String> {
+    fn echo(&self, echo: String) -> Result<String, mp_ipc::Error> {
         Ok(echo)
     }
 }
@@ -138,7 +138,12 @@ impl Echo for NodeEcho {
 struct NodeRpc(Arc<ToyNode>);
 
 impl Rpc for NodeRpc {
-    fn execute_rpc(&self, request: String, uri: String, user: String) -> Result<String, String> {
+    fn execute_rpc(
+        &self,
+        request: String,
+        uri: String,
+        user: String,
+    ) -> Result<String, mp_ipc::Error> {
         let name = std::thread::current().name().unwrap_or("?").to_string();
         self.0.rpc_threads.lock().push(name);
         Ok(format!("{user}@{uri}: {request}"))
@@ -148,20 +153,24 @@ impl Rpc for NodeRpc {
 struct NodeMining(Arc<ToyNode>);
 
 impl Mining for NodeMining {
-    fn is_test_chain(&self) -> Result<bool, String> {
+    fn is_test_chain(&self) -> Result<bool, mp_ipc::Error> {
         Ok(true)
     }
 
-    fn is_initial_block_download(&self) -> Result<bool, String> {
+    fn is_initial_block_download(&self) -> Result<bool, mp_ipc::Error> {
         Ok(self.0.chain.lock().height < 2)
     }
 
-    fn get_tip(&self) -> Result<Option<BlockRef>, String> {
+    fn get_tip(&self) -> Result<Option<BlockRef>, mp_ipc::Error> {
         let chain = self.0.chain.lock();
         Ok((chain.height > 0).then(|| ToyNode::tip(&chain)))
     }
 
-    fn wait_tip_changed(&self, current_tip: Vec<u8>, timeout: f64) -> Result<BlockRef, String> {
+    fn wait_tip_changed(
+        &self,
+        current_tip: Vec<u8>,
+        timeout: f64,
+    ) -> Result<BlockRef, mp_ipc::Error> {
         self.0
             .wait(timeout, |chain| ToyNode::tip(chain).hash != current_tip);
         Ok(ToyNode::tip(&self.0.chain.lock()))
@@ -171,7 +180,7 @@ impl Mining for NodeMining {
         &self,
         options: BlockCreateOptions,
         cooldown: bool,
-    ) -> Result<Option<Arc<dyn BlockTemplate>>, String> {
+    ) -> Result<Option<Arc<dyn BlockTemplate>>, mp_ipc::Error> {
         // With `cooldown`, wait for a tip above height 0 (as Bitcoin Core
         // waits out IBD); an interrupt ends the wait with no template.
         if cooldown && !self.0.wait(3600.0, |chain| chain.height > 0) {
@@ -189,7 +198,7 @@ impl Mining for NodeMining {
         &self,
         block: Vec<u8>,
         options: BlockCheckOptions,
-    ) -> Result<MiningCheckBlockResults, String> {
+    ) -> Result<MiningCheckBlockResults, mp_ipc::Error> {
         let valid = !options.check_pow || block.first() == Some(&0);
         Ok(MiningCheckBlockResults {
             reason: if valid { "" } else { "high-hash" }.into(),
@@ -198,12 +207,12 @@ impl Mining for NodeMining {
         })
     }
 
-    fn interrupt(&self) -> Result<(), String> {
+    fn interrupt(&self) -> Result<(), mp_ipc::Error> {
         self.0.interrupt();
         Ok(())
     }
 
-    fn submit_block(&self, block: Vec<u8>) -> Result<MiningSubmitBlockResults, String> {
+    fn submit_block(&self, block: Vec<u8>) -> Result<MiningSubmitBlockResults, mp_ipc::Error> {
         if block.is_empty() {
             return Ok(MiningSubmitBlockResults {
                 reason: "empty".into(),
@@ -219,7 +228,10 @@ impl Mining for NodeMining {
         })
     }
 
-    fn get_transactions_by_tx_id(&self, txids: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, String> {
+    fn get_transactions_by_tx_id(
+        &self,
+        txids: Vec<Vec<u8>>,
+    ) -> Result<Vec<Vec<u8>>, mp_ipc::Error> {
         // "Transactions" are their ids reversed; an unknown (empty) id gives
         // an empty entry, as Bitcoin Core does for a missing transaction.
         Ok(txids
@@ -231,7 +243,10 @@ impl Mining for NodeMining {
             .collect())
     }
 
-    fn get_transactions_by_witness_id(&self, wtxids: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, String> {
+    fn get_transactions_by_witness_id(
+        &self,
+        wtxids: Vec<Vec<u8>>,
+    ) -> Result<Vec<Vec<u8>>, mp_ipc::Error> {
         self.get_transactions_by_tx_id(wtxids)
     }
 }
@@ -243,20 +258,20 @@ struct Template {
 }
 
 impl BlockTemplate for Template {
-    fn destroy(&self) -> Result<(), String> {
+    fn destroy(&self) -> Result<(), mp_ipc::Error> {
         self.node.templates_destroyed.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
-    fn get_block_header(&self) -> Result<Vec<u8>, String> {
+    fn get_block_header(&self) -> Result<Vec<u8>, mp_ipc::Error> {
         Ok(self.height.to_le_bytes().to_vec())
     }
 
-    fn get_block(&self) -> Result<Vec<u8>, String> {
+    fn get_block(&self) -> Result<Vec<u8>, mp_ipc::Error> {
         Ok(vec![0xab; 200])
     }
 
-    fn get_tx_fees(&self) -> Result<Vec<i64>, String> {
+    fn get_tx_fees(&self) -> Result<Vec<i64>, mp_ipc::Error> {
         Ok(if self.options.use_mempool {
             // Bitcoin Core lists the coinbase first, with minus the total.
             vec![-1_250, 1_000, 250]
@@ -265,13 +280,13 @@ impl BlockTemplate for Template {
         })
     }
 
-    fn get_tx_sigops(&self) -> Result<Vec<i64>, String> {
+    fn get_tx_sigops(&self) -> Result<Vec<i64>, mp_ipc::Error> {
         Ok(vec![
             self.options.coinbase_output_max_additional_sigops as i64,
         ])
     }
 
-    fn get_coinbase_tx(&self) -> Result<CoinbaseTx, String> {
+    fn get_coinbase_tx(&self) -> Result<CoinbaseTx, mp_ipc::Error> {
         Ok(CoinbaseTx {
             version: 2,
             sequence: u32::MAX,
@@ -283,7 +298,7 @@ impl BlockTemplate for Template {
         })
     }
 
-    fn get_coinbase_merkle_path(&self) -> Result<Vec<Vec<u8>>, String> {
+    fn get_coinbase_merkle_path(&self) -> Result<Vec<Vec<u8>>, mp_ipc::Error> {
         Ok(vec![vec![1; 32], vec![2; 32]])
     }
 
@@ -293,14 +308,14 @@ impl BlockTemplate for Template {
         _timestamp: u32,
         _nonce: u32,
         _coinbase: Vec<u8>,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, mp_ipc::Error> {
         Err("submitSolutionOld7 is deprecated".into())
     }
 
     fn wait_next(
         &self,
         options: BlockWaitOptions,
-    ) -> Result<Option<Arc<dyn BlockTemplate>>, String> {
+    ) -> Result<Option<Arc<dyn BlockTemplate>>, mp_ipc::Error> {
         let height = self.height;
         if self
             .node
@@ -318,7 +333,7 @@ impl BlockTemplate for Template {
         }
     }
 
-    fn interrupt_wait(&self) -> Result<(), String> {
+    fn interrupt_wait(&self) -> Result<(), mp_ipc::Error> {
         self.node.interrupt();
         Ok(())
     }
@@ -329,7 +344,7 @@ impl BlockTemplate for Template {
         timestamp: u32,
         nonce: u32,
         coinbase: Vec<u8>,
-    ) -> Result<BlockTemplateSubmitSolutionResults, String> {
+    ) -> Result<BlockTemplateSubmitSolutionResults, mp_ipc::Error> {
         let ok = version >= 0x2000_0000 && timestamp > 0 && nonce % 2 == 0 && !coinbase.is_empty();
         if ok {
             self.node.advance();

@@ -151,6 +151,22 @@ pub fn wrap<C: Clone + 'static>(
     Ok(Remote::new(self::conn(site, field, conn)?, cap)?)
 }
 
+/// The wire error a server method's failure travels back as. A failure or
+/// a refusal of the implementation's own keeps its kind (the caller sees
+/// [`Error::Remote`], [`Error::BadRequest`] or [`Error::LimitReached`] with
+/// the same message). Anything else, a disconnect from another peer the
+/// implementation called included, is a failure of this call whose message
+/// names what broke, so the caller does not mistake it for a disconnect of
+/// its own connection.
+pub fn failure(e: Error) -> capnp::Error {
+    match e {
+        Error::Failed { message } => capnp::Error::failed(message),
+        Error::BadRequest { message, .. } => bad_request(message),
+        Error::LimitReached { message, .. } => crate::error::limit_reached(message),
+        other => capnp::Error::failed(other.to_string()),
+    }
+}
+
 /// Reads a Text field; invalid UTF-8 is a bad request naming the field.
 pub fn text(
     site: CallSite,

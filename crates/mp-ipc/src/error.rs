@@ -66,6 +66,17 @@ pub enum Error {
         message: String,
     },
 
+    /// An implementation of a generated trait failed, with `message`: what a
+    /// server method returns to fail a call. The server adapter sends
+    /// `message` to the caller, which sees it as [`Error::Remote`]. Made with
+    /// [`Error::failed`] or from a `String` or `&str` (so `?` works on a
+    /// `Result<_, String>` inside an implementation).
+    #[error("{message}")]
+    Failed {
+        /// What went wrong, for the caller.
+        message: String,
+    },
+
     /// A request or reply was malformed or not allowed (missing Context,
     /// a Thread this connection did not make, a value out of range, ...).
     #[error("{site}: bad request: {message}")]
@@ -121,6 +132,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// An implementation's failure: the caller sees [`Error::Remote`] with
+    /// `message`.
+    ///
+    /// ```
+    /// let e = mp_ipc::Error::failed("no such account");
+    /// assert_eq!(e.to_string(), "no such account");
+    /// ```
+    pub fn failed(message: impl Into<String>) -> Error {
+        Error::Failed {
+            message: message.into(),
+        }
+    }
+
     /// True for [`Error::Disconnected`].
     pub fn is_disconnected(&self) -> bool {
         matches!(self, Error::Disconnected { .. })
@@ -202,6 +226,20 @@ pub fn bad_request(message: impl fmt::Display) -> capnp::Error {
     capnp::Error::failed(format!("{BAD_REQUEST_TAG}{message}"))
 }
 
+impl From<String> for Error {
+    /// [`Error::failed`] with this message.
+    fn from(message: String) -> Error {
+        Error::Failed { message }
+    }
+}
+
+impl From<&str> for Error {
+    /// [`Error::failed`] with this message.
+    fn from(message: &str) -> Error {
+        Error::failed(message)
+    }
+}
+
 impl From<Error> for capnp::Error {
     /// How a local error travels back to a peer when a server adapter hits it
     /// (for example a disconnect while wrapping a capability it received).
@@ -210,6 +248,7 @@ impl From<Error> for capnp::Error {
             Error::Disconnected { .. } => capnp::Error::disconnected(e.to_string()),
             Error::BadRequest { message, .. } => bad_request(message),
             Error::LimitReached { message, .. } => limit_reached(message),
+            Error::Failed { message } => capnp::Error::failed(message),
             other => capnp::Error::failed(other.to_string()),
         }
     }

@@ -153,14 +153,13 @@ struct Counters {
 struct Nest(CalculatorClient);
 
 impl Callback for Nest {
-    fn step(&self, n: u32) -> Result<u32, String> {
+    fn step(&self, n: u32) -> Result<u32, mp_ipc::Error> {
         if n == 0 {
             return Ok(0);
         }
         self.0
             .countdown(n - 1, Arc::new(Nest(self.0.clone())))
             .map(|d| d + 1)
-            .map_err(|e| e.to_string())
     }
 }
 

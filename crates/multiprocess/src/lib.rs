@@ -49,7 +49,7 @@
 //! struct Report;
 //!
 //! impl Callback for Report {
-//!     fn step(&self, n: u32) -> Result<u32, String> {
+//!     fn step(&self, n: u32) -> Result<u32, multiprocess::Error> {
 //!         // The caller's own thread, blocked in `countdown`, runs this.
 //!         assert_eq!(thread_name(), "caller");
 //!         Ok(n * 10)

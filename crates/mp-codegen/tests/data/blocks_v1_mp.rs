@@ -13,7 +13,7 @@
 /// mapped to the calling client thread; the others run on the event loop.
 pub trait BlockInit: Send + Sync + 'static {
     /// `BlockInit.makeSink`.
-    fn make_sink(&self) -> ::std::result::Result<::std::sync::Arc<dyn BlockSink>, String>;
+    fn make_sink(&self) -> ::std::result::Result<::std::sync::Arc<dyn BlockSink>, ::mp_ipc::Error>;
 }
 
 /// A `BlockInit` in the peer process: a thread-safe handle; clone it, send it,
@@ -124,13 +124,12 @@ impl BlockInitClient {
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
-/// peer (the sync methods, so not from the event loop), and its errors
-/// become the trait's `String` errors.
+/// peer (the sync methods, so not from the event loop), and their errors
+/// (a disconnect told apart from a remote failure) are the trait's.
 impl BlockInit for BlockInitClient {
-    fn make_sink(&self) -> ::std::result::Result<::std::sync::Arc<dyn BlockSink>, String> {
+    fn make_sink(&self) -> ::std::result::Result<::std::sync::Arc<dyn BlockSink>, ::mp_ipc::Error> {
         BlockInitClient::make_sink(self)
             .map(|r| ::std::sync::Arc::new(r) as ::std::sync::Arc<dyn BlockSink>)
-            .map_err(|e| e.to_string())
     }
 }
 
@@ -219,7 +218,7 @@ impl crate::blocks_v1_capnp::block_init::Server for BlockInitServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.make_sink())
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(BlockSinkServer::exported(
                 ::mp_ipc::codegen_support::conn(SITE, "result", Some(&conn))?,
@@ -237,7 +236,7 @@ impl crate::blocks_v1_capnp::block_init::Server for BlockInitServer {
 /// mapped to the calling client thread; the others run on the event loop.
 pub trait BlockSink: Send + Sync + 'static {
     /// Accepts a non-empty block.
-    fn submit_block(&self, block: Vec<u8>) -> ::std::result::Result<bool, String>;
+    fn submit_block(&self, block: Vec<u8>) -> ::std::result::Result<bool, ::mp_ipc::Error>;
 }
 
 /// A `BlockSink` in the peer process: a thread-safe handle; clone it, send it,
@@ -316,11 +315,11 @@ impl BlockSinkClient {
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
-/// peer (the sync methods, so not from the event loop), and its errors
-/// become the trait's `String` errors.
+/// peer (the sync methods, so not from the event loop), and their errors
+/// (a disconnect told apart from a remote failure) are the trait's.
 impl BlockSink for BlockSinkClient {
-    fn submit_block(&self, block: Vec<u8>) -> ::std::result::Result<bool, String> {
-        BlockSinkClient::submit_block(self, &block).map_err(|e| e.to_string())
+    fn submit_block(&self, block: Vec<u8>) -> ::std::result::Result<bool, ::mp_ipc::Error> {
+        BlockSinkClient::submit_block(self, &block)
     }
 }
 
@@ -394,7 +393,7 @@ impl crate::blocks_v1_capnp::block_sink::Server for BlockSinkServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.submit_block(block))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value);
             Ok(())

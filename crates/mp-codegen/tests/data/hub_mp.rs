@@ -15,18 +15,18 @@ pub trait Hub: Send + Sync + 'static {
     /// `Hub.makeEcho`.
     fn make_echo(
         &self,
-    ) -> ::std::result::Result<::std::sync::Arc<dyn super::remote_mp::Echo>, String>;
+    ) -> ::std::result::Result<::std::sync::Arc<dyn super::remote_mp::Echo>, ::mp_ipc::Error>;
     /// Calls `echo.echo(text)` back on the client.
     fn relay(
         &self,
         echo: super::remote_mp::EchoClient,
         text: String,
-    ) -> ::std::result::Result<String, String>;
+    ) -> ::std::result::Result<String, ::mp_ipc::Error>;
     /// An optional interface result.
     fn find_echo(
         &self,
         exists: bool,
-    ) -> ::std::result::Result<Option<::std::sync::Arc<dyn super::remote_mp::Echo>>, String>;
+    ) -> ::std::result::Result<Option<::std::sync::Arc<dyn super::remote_mp::Echo>>, ::mp_ipc::Error>;
 }
 
 /// A `Hub` in the peer process: a thread-safe handle; clone it, send it,
@@ -269,37 +269,34 @@ impl HubClient {
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
-/// peer (the sync methods, so not from the event loop), and its errors
-/// become the trait's `String` errors.
+/// peer (the sync methods, so not from the event loop), and their errors
+/// (a disconnect told apart from a remote failure) are the trait's.
 impl Hub for HubClient {
     fn make_echo(
         &self,
-    ) -> ::std::result::Result<::std::sync::Arc<dyn super::remote_mp::Echo>, String> {
+    ) -> ::std::result::Result<::std::sync::Arc<dyn super::remote_mp::Echo>, ::mp_ipc::Error> {
         HubClient::make_echo(self)
             .map(|r| ::std::sync::Arc::new(r) as ::std::sync::Arc<dyn super::remote_mp::Echo>)
-            .map_err(|e| e.to_string())
     }
     fn relay(
         &self,
         echo: super::remote_mp::EchoClient,
         text: String,
-    ) -> ::std::result::Result<String, String> {
+    ) -> ::std::result::Result<String, ::mp_ipc::Error> {
         HubClient::relay(
             self,
             ::std::sync::Arc::new(echo) as ::std::sync::Arc<dyn super::remote_mp::Echo>,
             &text,
         )
-        .map_err(|e| e.to_string())
     }
     fn find_echo(
         &self,
         exists: bool,
-    ) -> ::std::result::Result<Option<::std::sync::Arc<dyn super::remote_mp::Echo>>, String> {
-        HubClient::find_echo(self, exists)
-            .map(|r| {
-                r.map(|x| ::std::sync::Arc::new(x) as ::std::sync::Arc<dyn super::remote_mp::Echo>)
-            })
-            .map_err(|e| e.to_string())
+    ) -> ::std::result::Result<Option<::std::sync::Arc<dyn super::remote_mp::Echo>>, ::mp_ipc::Error>
+    {
+        HubClient::find_echo(self, exists).map(|r| {
+            r.map(|x| ::std::sync::Arc::new(x) as ::std::sync::Arc<dyn super::remote_mp::Echo>)
+        })
     }
 }
 
@@ -387,7 +384,7 @@ impl crate::hub_capnp::hub::Server for HubServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.make_echo())
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(super::remote_mp::EchoServer::exported(
                 ::mp_ipc::codegen_support::conn(SITE, "result", Some(&conn))?,
@@ -424,7 +421,7 @@ impl crate::hub_capnp::hub::Server for HubServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.relay(echo, text))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value.as_str());
             Ok(())
@@ -451,7 +448,7 @@ impl crate::hub_capnp::hub::Server for HubServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.find_echo(exists))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_has_result(value.is_some());
             if let Some(x0) = value.as_ref() {

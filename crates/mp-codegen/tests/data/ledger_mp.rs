@@ -618,13 +618,13 @@ pub trait Account: Send + Sync + 'static {
     /// `Account.destroy`.
     ///
     /// Called when the client lets the object go; does nothing unless overridden.
-    fn destroy(&self) -> ::std::result::Result<(), String> {
+    fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
         Ok(())
     }
     /// `Account.name`.
-    fn name(&self) -> ::std::result::Result<String, String>;
+    fn name(&self) -> ::std::result::Result<String, ::mp_ipc::Error>;
     /// `Account.balance`.
-    fn balance(&self) -> ::std::result::Result<i64, String>;
+    fn balance(&self) -> ::std::result::Result<i64, ::mp_ipc::Error>;
 }
 
 /// A `Account` in the peer process: a thread-safe handle; clone it, send it,
@@ -806,17 +806,17 @@ impl AccountClient {
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
-/// peer (the sync methods, so not from the event loop), and its errors
-/// become the trait's `String` errors.
+/// peer (the sync methods, so not from the event loop), and their errors
+/// (a disconnect told apart from a remote failure) are the trait's.
 impl Account for AccountClient {
-    fn destroy(&self) -> ::std::result::Result<(), String> {
-        AccountClient::destroy(self).map_err(|e| e.to_string())
+    fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        AccountClient::destroy(self)
     }
-    fn name(&self) -> ::std::result::Result<String, String> {
-        AccountClient::name(self).map_err(|e| e.to_string())
+    fn name(&self) -> ::std::result::Result<String, ::mp_ipc::Error> {
+        AccountClient::name(self)
     }
-    fn balance(&self) -> ::std::result::Result<i64, String> {
-        AccountClient::balance(self).map_err(|e| e.to_string())
+    fn balance(&self) -> ::std::result::Result<i64, ::mp_ipc::Error> {
+        AccountClient::balance(self)
     }
 }
 
@@ -891,7 +891,7 @@ impl crate::ledger_capnp::account::Server for AccountServer {
                 outcome
             })
             .await?
-            .map_err(::mp_ipc::capnp::Error::failed)?;
+            .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
         }
     }
@@ -915,7 +915,7 @@ impl crate::ledger_capnp::account::Server for AccountServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.name())
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value.as_str());
             Ok(())
@@ -941,7 +941,7 @@ impl crate::ledger_capnp::account::Server for AccountServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.balance())
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value);
             Ok(())
@@ -957,14 +957,19 @@ impl crate::ledger_capnp::account::Server for AccountServer {
 #[allow(clippy::type_complexity)]
 pub trait Ledger: Send + Sync + 'static {
     /// A list of interfaces returned.
-    fn accounts(&self) -> ::std::result::Result<Vec<::std::sync::Arc<dyn Account>>, String>;
+    fn accounts(
+        &self,
+    ) -> ::std::result::Result<Vec<::std::sync::Arc<dyn Account>>, ::mp_ipc::Error>;
     /// An interface in a generic struct: the account, or an error for an unknown name.
     fn open(
         &self,
         name: String,
-    ) -> ::std::result::Result<super::shared_mp::Result<::std::sync::Arc<dyn Account>>, String>;
+    ) -> ::std::result::Result<
+        super::shared_mp::Result<::std::sync::Arc<dyn Account>>,
+        ::mp_ipc::Error,
+    >;
     /// An interface in a struct returned.
-    fn migrate(&self, name: String) -> ::std::result::Result<Migration, String>;
+    fn migrate(&self, name: String) -> ::std::result::Result<Migration, ::mp_ipc::Error>;
     /// Nested generic lists, echoed in reverse order.
     fn history(
         &self,
@@ -981,42 +986,45 @@ pub trait Ledger: Send + Sync + 'static {
                 Vec<super::shared_mp::Pair<Vec<u8>, super::shared_mp::PairInt64<String>>>,
             >,
         >,
-        String,
+        ::mp_ipc::Error,
     >;
     /// Lists of lists, on the event loop.
-    fn transpose(&self, rows: Vec<Vec<i32>>) -> ::std::result::Result<Vec<Vec<i32>>, String>;
+    fn transpose(
+        &self,
+        rows: Vec<Vec<i32>>,
+    ) -> ::std::result::Result<Vec<Vec<i32>>, ::mp_ipc::Error>;
     /// A recursive struct: the chain reversed, and its length.
     fn walk(
         &self,
         tip: super::shared_mp::Block,
-    ) -> ::std::result::Result<LedgerWalkResults, String>;
+    ) -> ::std::result::Result<LedgerWalkResults, ::mp_ipc::Error>;
     /// A `Void` parameter and an implicit one (its type is `$Proxy.count(0)`).
-    fn ping(&self) -> ::std::result::Result<bool, String>;
+    fn ping(&self) -> ::std::result::Result<bool, ::mp_ipc::Error>;
     /// `$Proxy.name` on a method: the Rust name is `get_version_number`.
-    fn get_version_number(&self) -> ::std::result::Result<i32, String>;
+    fn get_version_number(&self) -> ::std::result::Result<i32, ::mp_ipc::Error>;
     /// A list of interfaces passed: the sum of their balances, asked of the caller.
-    fn settle(&self, accounts: Vec<AccountClient>) -> ::std::result::Result<i64, String>;
+    fn settle(&self, accounts: Vec<AccountClient>) -> ::std::result::Result<i64, ::mp_ipc::Error>;
     /// An interface in a struct passed: the account's name, asked of the caller.
-    fn store(&self, migration: Migration) -> ::std::result::Result<String, String>;
+    fn store(&self, migration: Migration) -> ::std::result::Result<String, ::mp_ipc::Error>;
     /// A thread map passed outside `construct` (filled by the generated code).
-    fn attach(&self, label: String) -> ::std::result::Result<String, String>;
+    fn attach(&self, label: String) -> ::std::result::Result<String, ::mp_ipc::Error>;
     /// Several `$Proxy.exception` results, one a struct (Bitcoin Core's
     /// `ActorCallback.call`): "ok" answers, "rpc", "type", "help" and "fail"
     /// raise each, anything else fails the call.
     #[allow(clippy::result_large_err)]
     fn call(&self, command: String) -> ::std::result::Result<String, LedgerCallError>;
     /// `Ledger.chain`.
-    fn chain(&self) -> ::std::result::Result<::std::sync::Arc<dyn Chain>, String>;
+    fn chain(&self) -> ::std::result::Result<::std::sync::Arc<dyn Chain>, ::mp_ipc::Error>;
     /// `Ledger.loader`.
-    fn loader(&self) -> ::std::result::Result<::std::sync::Arc<dyn WalletLoader>, String>;
+    fn loader(&self) -> ::std::result::Result<::std::sync::Arc<dyn WalletLoader>, ::mp_ipc::Error>;
     /// A derived object passed where its base is wanted: loads it, returns
     /// what `load` said.
-    fn start(&self, client: ChainClientClient) -> ::std::result::Result<String, String>;
+    fn start(&self, client: ChainClientClient) -> ::std::result::Result<String, ::mp_ipc::Error>;
     /// `Ledger.callFn`.
-    fn call_fn(&self) -> ::std::result::Result<String, String>;
+    fn call_fn(&self) -> ::std::result::Result<String, ::mp_ipc::Error>;
     /// Names that collide with a generated one: `callFn`'s async variant
     /// would be `call_fn_async`, which `callFnAsync` declares.
-    fn call_fn_async(&self) -> ::std::result::Result<String, String>;
+    fn call_fn_async(&self) -> ::std::result::Result<String, ::mp_ipc::Error>;
     /// Parameters named like the generated code's locals: p + 2 conn + 3 cap
     /// + 4 req + 5 imp + 6 r.
     fn weigh(
@@ -1027,18 +1035,18 @@ pub trait Ledger: Send + Sync + 'static {
         req_: i32,
         imp_: i32,
         r_: i32,
-    ) -> ::std::result::Result<i32, String>;
+    ) -> ::std::result::Result<i32, ::mp_ipc::Error>;
     /// Unions and groups: the outputs in reverse order, each holder's
     /// destination replaced by the holder's name.
-    fn pay(&self, outputs: Vec<Output>) -> ::std::result::Result<Vec<Output>, String>;
+    fn pay(&self, outputs: Vec<Output>) -> ::std::result::Result<Vec<Output>, ::mp_ipc::Error>;
     /// A generic union: an account's description, or an error.
     fn describe(
         &self,
         name: String,
-    ) -> ::std::result::Result<super::shared_mp::Expected<String, RpcError>, String>;
+    ) -> ::std::result::Result<super::shared_mp::Expected<String, RpcError>, ::mp_ipc::Error>;
     /// The thread-map exchange under another name (a thread map as a
     /// parameter and as a result), for a client that did not `construct`.
-    fn init_thread_map(&self) -> ::std::result::Result<(), String>;
+    fn init_thread_map(&self) -> ::std::result::Result<(), ::mp_ipc::Error>;
     /// A struct as the only, `$Proxy.exception`, result, on the event loop
     /// (libmultiprocess's `FooInterface.raise`): always fails with a
     /// rejection carrying the tip and the reason.
@@ -1062,7 +1070,7 @@ pub struct LedgerWalkResults {
 /// The errors of `Ledger.call`: each `$Proxy.exception` result is a variant
 /// (the server returns one to set that result; the client gets the one
 /// the server set), and `Failed` is a call that failed without one.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum LedgerCallError {
     /// `error` was set.
     Error(String),
@@ -1072,8 +1080,9 @@ pub enum LedgerCallError {
     TypeError(String),
     /// `helpResult` was set.
     HelpResult(String),
-    /// The call failed: the implementation's own error, or the connection's.
-    Failed(String),
+    /// The call failed without one: the implementation's own failure, or
+    /// the connection's (a disconnect is told apart from a remote failure).
+    Failed(::mp_ipc::Error),
 }
 
 impl ::std::fmt::Display for LedgerCallError {
@@ -1083,56 +1092,73 @@ impl ::std::fmt::Display for LedgerCallError {
             LedgerCallError::RpcError(v) => write!(f, "Ledger.call rpcError: {v:?}"),
             LedgerCallError::TypeError(v) => write!(f, "Ledger.call typeError: {v}"),
             LedgerCallError::HelpResult(v) => write!(f, "Ledger.call helpResult: {v}"),
-            LedgerCallError::Failed(message) => f.write_str(message),
+            LedgerCallError::Failed(e) => ::std::fmt::Display::fmt(e, f),
         }
     }
 }
 
-impl ::std::error::Error for LedgerCallError {}
+impl ::std::error::Error for LedgerCallError {
+    fn source(&self) -> ::std::option::Option<&(dyn ::std::error::Error + 'static)> {
+        match self {
+            LedgerCallError::Failed(e) => ::std::option::Option::Some(e),
+            _ => ::std::option::Option::None,
+        }
+    }
+}
 
 impl From<::mp_ipc::Error> for LedgerCallError {
     fn from(e: ::mp_ipc::Error) -> Self {
-        LedgerCallError::Failed(e.to_string())
+        LedgerCallError::Failed(e)
     }
 }
 
 impl From<String> for LedgerCallError {
+    /// An implementation's failure, as [`::mp_ipc::Error::failed`].
     fn from(message: String) -> Self {
-        LedgerCallError::Failed(message)
+        LedgerCallError::Failed(::mp_ipc::Error::failed(message))
     }
 }
 
 /// The errors of `Ledger.reject`: each `$Proxy.exception` result is a variant
 /// (the server returns one to set that result; the client gets the one
 /// the server set), and `Failed` is a call that failed without one.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum LedgerRejectError {
     /// `error` was set.
     Error(Rejection),
-    /// The call failed: the implementation's own error, or the connection's.
-    Failed(String),
+    /// The call failed without one: the implementation's own failure, or
+    /// the connection's (a disconnect is told apart from a remote failure).
+    Failed(::mp_ipc::Error),
 }
 
 impl ::std::fmt::Display for LedgerRejectError {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match self {
             LedgerRejectError::Error(v) => write!(f, "Ledger.reject error: {v:?}"),
-            LedgerRejectError::Failed(message) => f.write_str(message),
+            LedgerRejectError::Failed(e) => ::std::fmt::Display::fmt(e, f),
         }
     }
 }
 
-impl ::std::error::Error for LedgerRejectError {}
+impl ::std::error::Error for LedgerRejectError {
+    fn source(&self) -> ::std::option::Option<&(dyn ::std::error::Error + 'static)> {
+        match self {
+            LedgerRejectError::Failed(e) => ::std::option::Option::Some(e),
+            _ => ::std::option::Option::None,
+        }
+    }
+}
 
 impl From<::mp_ipc::Error> for LedgerRejectError {
     fn from(e: ::mp_ipc::Error) -> Self {
-        LedgerRejectError::Failed(e.to_string())
+        LedgerRejectError::Failed(e)
     }
 }
 
 impl From<String> for LedgerRejectError {
+    /// An implementation's failure, as [`::mp_ipc::Error::failed`].
     fn from(message: String) -> Self {
-        LedgerRejectError::Failed(message)
+        LedgerRejectError::Failed(::mp_ipc::Error::failed(message))
     }
 }
 
@@ -2663,38 +2689,38 @@ impl LedgerClient {
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
-/// peer (the sync methods, so not from the event loop), and its errors
-/// become the trait's `String` errors.
+/// peer (the sync methods, so not from the event loop), and their errors
+/// (a disconnect told apart from a remote failure) are the trait's.
 #[allow(clippy::type_complexity)]
 impl Ledger for LedgerClient {
-    fn accounts(&self) -> ::std::result::Result<Vec<::std::sync::Arc<dyn Account>>, String> {
-        LedgerClient::accounts(self)
-            .map(|r| {
-                r.into_iter()
-                    .map(|x1| ::std::sync::Arc::new(x1) as ::std::sync::Arc<dyn Account>)
-                    .collect::<Vec<_>>()
-            })
-            .map_err(|e| e.to_string())
+    fn accounts(
+        &self,
+    ) -> ::std::result::Result<Vec<::std::sync::Arc<dyn Account>>, ::mp_ipc::Error> {
+        LedgerClient::accounts(self).map(|r| {
+            r.into_iter()
+                .map(|x1| ::std::sync::Arc::new(x1) as ::std::sync::Arc<dyn Account>)
+                .collect::<Vec<_>>()
+        })
     }
     fn open(
         &self,
         name: String,
-    ) -> ::std::result::Result<super::shared_mp::Result<::std::sync::Arc<dyn Account>>, String>
-    {
-        LedgerClient::open(self, &name)
-            .map(|r| {
-                let g1 = r;
-                super::shared_mp::Result {
-                    value: g1
-                        .value
-                        .map(|y1| ::std::sync::Arc::new(y1) as ::std::sync::Arc<dyn Account>),
-                    error: g1.error,
-                }
-            })
-            .map_err(|e| e.to_string())
+    ) -> ::std::result::Result<
+        super::shared_mp::Result<::std::sync::Arc<dyn Account>>,
+        ::mp_ipc::Error,
+    > {
+        LedgerClient::open(self, &name).map(|r| {
+            let g1 = r;
+            super::shared_mp::Result {
+                value: g1
+                    .value
+                    .map(|y1| ::std::sync::Arc::new(y1) as ::std::sync::Arc<dyn Account>),
+                error: g1.error,
+            }
+        })
     }
-    fn migrate(&self, name: String) -> ::std::result::Result<Migration, String> {
-        LedgerClient::migrate(self, &name).map_err(|e| e.to_string())
+    fn migrate(&self, name: String) -> ::std::result::Result<Migration, ::mp_ipc::Error> {
+        LedgerClient::migrate(self, &name)
     }
     fn history(
         &self,
@@ -2711,26 +2737,29 @@ impl Ledger for LedgerClient {
                 Vec<super::shared_mp::Pair<Vec<u8>, super::shared_mp::PairInt64<String>>>,
             >,
         >,
-        String,
+        ::mp_ipc::Error,
     > {
-        LedgerClient::history(self, &entries).map_err(|e| e.to_string())
+        LedgerClient::history(self, &entries)
     }
-    fn transpose(&self, rows: Vec<Vec<i32>>) -> ::std::result::Result<Vec<Vec<i32>>, String> {
-        LedgerClient::transpose(self, &rows).map_err(|e| e.to_string())
+    fn transpose(
+        &self,
+        rows: Vec<Vec<i32>>,
+    ) -> ::std::result::Result<Vec<Vec<i32>>, ::mp_ipc::Error> {
+        LedgerClient::transpose(self, &rows)
     }
     fn walk(
         &self,
         tip: super::shared_mp::Block,
-    ) -> ::std::result::Result<LedgerWalkResults, String> {
-        LedgerClient::walk(self, &tip).map_err(|e| e.to_string())
+    ) -> ::std::result::Result<LedgerWalkResults, ::mp_ipc::Error> {
+        LedgerClient::walk(self, &tip)
     }
-    fn ping(&self) -> ::std::result::Result<bool, String> {
-        LedgerClient::ping(self).map_err(|e| e.to_string())
+    fn ping(&self) -> ::std::result::Result<bool, ::mp_ipc::Error> {
+        LedgerClient::ping(self)
     }
-    fn get_version_number(&self) -> ::std::result::Result<i32, String> {
-        LedgerClient::get_version_number(self).map_err(|e| e.to_string())
+    fn get_version_number(&self) -> ::std::result::Result<i32, ::mp_ipc::Error> {
+        LedgerClient::get_version_number(self)
     }
-    fn settle(&self, accounts: Vec<AccountClient>) -> ::std::result::Result<i64, String> {
+    fn settle(&self, accounts: Vec<AccountClient>) -> ::std::result::Result<i64, ::mp_ipc::Error> {
         LedgerClient::settle(
             self,
             &accounts
@@ -2738,40 +2767,35 @@ impl Ledger for LedgerClient {
                 .map(|x1| ::std::sync::Arc::new(x1) as ::std::sync::Arc<dyn Account>)
                 .collect::<Vec<_>>(),
         )
-        .map_err(|e| e.to_string())
     }
-    fn store(&self, migration: Migration) -> ::std::result::Result<String, String> {
-        LedgerClient::store(self, &migration).map_err(|e| e.to_string())
+    fn store(&self, migration: Migration) -> ::std::result::Result<String, ::mp_ipc::Error> {
+        LedgerClient::store(self, &migration)
     }
-    fn attach(&self, label: String) -> ::std::result::Result<String, String> {
-        LedgerClient::attach(self, &label).map_err(|e| e.to_string())
+    fn attach(&self, label: String) -> ::std::result::Result<String, ::mp_ipc::Error> {
+        LedgerClient::attach(self, &label)
     }
     #[allow(clippy::result_large_err)]
     fn call(&self, command: String) -> ::std::result::Result<String, LedgerCallError> {
         LedgerClient::call(self, &command)
     }
-    fn chain(&self) -> ::std::result::Result<::std::sync::Arc<dyn Chain>, String> {
-        LedgerClient::chain(self)
-            .map(|r| ::std::sync::Arc::new(r) as ::std::sync::Arc<dyn Chain>)
-            .map_err(|e| e.to_string())
+    fn chain(&self) -> ::std::result::Result<::std::sync::Arc<dyn Chain>, ::mp_ipc::Error> {
+        LedgerClient::chain(self).map(|r| ::std::sync::Arc::new(r) as ::std::sync::Arc<dyn Chain>)
     }
-    fn loader(&self) -> ::std::result::Result<::std::sync::Arc<dyn WalletLoader>, String> {
+    fn loader(&self) -> ::std::result::Result<::std::sync::Arc<dyn WalletLoader>, ::mp_ipc::Error> {
         LedgerClient::loader(self)
             .map(|r| ::std::sync::Arc::new(r) as ::std::sync::Arc<dyn WalletLoader>)
-            .map_err(|e| e.to_string())
     }
-    fn start(&self, client: ChainClientClient) -> ::std::result::Result<String, String> {
+    fn start(&self, client: ChainClientClient) -> ::std::result::Result<String, ::mp_ipc::Error> {
         LedgerClient::start(
             self,
             ::std::sync::Arc::new(client) as ::std::sync::Arc<dyn ChainClient>,
         )
-        .map_err(|e| e.to_string())
     }
-    fn call_fn(&self) -> ::std::result::Result<String, String> {
-        LedgerClient::call_fn(self).map_err(|e| e.to_string())
+    fn call_fn(&self) -> ::std::result::Result<String, ::mp_ipc::Error> {
+        LedgerClient::call_fn(self)
     }
-    fn call_fn_async(&self) -> ::std::result::Result<String, String> {
-        LedgerClient::call_fn_async(self).map_err(|e| e.to_string())
+    fn call_fn_async(&self) -> ::std::result::Result<String, ::mp_ipc::Error> {
+        LedgerClient::call_fn_async(self)
     }
     fn weigh(
         &self,
@@ -2781,20 +2805,20 @@ impl Ledger for LedgerClient {
         req_: i32,
         imp_: i32,
         r_: i32,
-    ) -> ::std::result::Result<i32, String> {
-        LedgerClient::weigh(self, p_, conn_, cap_, req_, imp_, r_).map_err(|e| e.to_string())
+    ) -> ::std::result::Result<i32, ::mp_ipc::Error> {
+        LedgerClient::weigh(self, p_, conn_, cap_, req_, imp_, r_)
     }
-    fn pay(&self, outputs: Vec<Output>) -> ::std::result::Result<Vec<Output>, String> {
-        LedgerClient::pay(self, &outputs).map_err(|e| e.to_string())
+    fn pay(&self, outputs: Vec<Output>) -> ::std::result::Result<Vec<Output>, ::mp_ipc::Error> {
+        LedgerClient::pay(self, &outputs)
     }
     fn describe(
         &self,
         name: String,
-    ) -> ::std::result::Result<super::shared_mp::Expected<String, RpcError>, String> {
-        LedgerClient::describe(self, &name).map_err(|e| e.to_string())
+    ) -> ::std::result::Result<super::shared_mp::Expected<String, RpcError>, ::mp_ipc::Error> {
+        LedgerClient::describe(self, &name)
     }
-    fn init_thread_map(&self) -> ::std::result::Result<(), String> {
-        LedgerClient::init_thread_map(self).map_err(|e| e.to_string())
+    fn init_thread_map(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        LedgerClient::init_thread_map(self)
     }
     #[allow(clippy::result_large_err)]
     fn reject(
@@ -2890,7 +2914,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.accounts())
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             {
                 let mut l0 = r
@@ -2936,7 +2960,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.open(name))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             {
                 let mut g0 = r.reborrow().init_result();
@@ -2973,7 +2997,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.migrate(name))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             value.mp_write(SITE, Some(&conn), r.reborrow().init_result())?;
             Ok(())
@@ -3034,7 +3058,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.history(entries))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             {
                 let mut l0 = r
@@ -3093,7 +3117,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .run_on_loop(SITE, || imp.transpose(rows))?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             {
                 let mut l0 = r
@@ -3140,7 +3164,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.walk(tip))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             value
                 .result
@@ -3169,7 +3193,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.ping())
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value);
             Ok(())
@@ -3195,7 +3219,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.get_version_number())
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value);
             Ok(())
@@ -3234,7 +3258,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.settle(accounts))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value);
             Ok(())
@@ -3262,7 +3286,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.store(migration))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value.as_str());
             Ok(())
@@ -3292,7 +3316,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.attach(label))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value.as_str());
             Ok(())
@@ -3335,8 +3359,8 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
                 Err(LedgerCallError::HelpResult(x)) => {
                     r.set_help_result(x.as_str());
                 }
-                Err(LedgerCallError::Failed(message)) => {
-                    return Err(::mp_ipc::capnp::Error::failed(message))
+                Err(LedgerCallError::Failed(e)) => {
+                    return Err(::mp_ipc::codegen_support::failure(e))
                 }
             }
             Ok(())
@@ -3362,7 +3386,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.chain())
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(ChainProxyServer::exported(
                 ::mp_ipc::codegen_support::conn(SITE, "result", Some(&conn))?,
@@ -3391,7 +3415,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.loader())
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(WalletLoaderServer::exported(
                 ::mp_ipc::codegen_support::conn(SITE, "result", Some(&conn))?,
@@ -3427,7 +3451,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.start(client))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value.as_str());
             Ok(())
@@ -3453,7 +3477,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.call_fn())
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value.as_str());
             Ok(())
@@ -3479,7 +3503,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.call_fn_async())
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value.as_str());
             Ok(())
@@ -3513,7 +3537,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
                     imp.weigh(p_, conn_, cap_, req_, imp_, r_)
                 })
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value);
             Ok(())
@@ -3545,7 +3569,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.pay(outputs))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             {
                 let mut l0 = r
@@ -3583,7 +3607,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.describe(name))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             {
                 let mut g0 = r.reborrow().init_result();
@@ -3616,7 +3640,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             results.get().set_thread_map(conn.thread_map_client());
             let imp = self.imp.get(SITE)?;
             conn.run_on_loop(SITE, || imp.init_thread_map())?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
         })();
         ::std::future::ready(result)
@@ -3643,8 +3667,8 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
                 Err(LedgerRejectError::Error(x)) => {
                     x.mp_write(SITE, Some(&conn), r.reborrow().init_error())?;
                 }
-                Err(LedgerRejectError::Failed(message)) => {
-                    return Err(::mp_ipc::capnp::Error::failed(message))
+                Err(LedgerRejectError::Failed(e)) => {
+                    return Err(::mp_ipc::codegen_support::failure(e))
                 }
             }
             Ok(())
@@ -3662,11 +3686,11 @@ pub trait Handler: Send + Sync + 'static {
     /// `Handler.destroy`.
     ///
     /// Called when the client lets the object go; does nothing unless overridden.
-    fn destroy(&self) -> ::std::result::Result<(), String> {
+    fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
         Ok(())
     }
     /// `Handler.disconnect`.
-    fn disconnect(&self) -> ::std::result::Result<(), String>;
+    fn disconnect(&self) -> ::std::result::Result<(), ::mp_ipc::Error>;
 }
 
 /// A `Handler` in the peer process: a thread-safe handle; clone it, send it,
@@ -3804,14 +3828,14 @@ impl HandlerClient {
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
-/// peer (the sync methods, so not from the event loop), and its errors
-/// become the trait's `String` errors.
+/// peer (the sync methods, so not from the event loop), and their errors
+/// (a disconnect told apart from a remote failure) are the trait's.
 impl Handler for HandlerClient {
-    fn destroy(&self) -> ::std::result::Result<(), String> {
-        HandlerClient::destroy(self).map_err(|e| e.to_string())
+    fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        HandlerClient::destroy(self)
     }
-    fn disconnect(&self) -> ::std::result::Result<(), String> {
-        HandlerClient::disconnect(self).map_err(|e| e.to_string())
+    fn disconnect(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        HandlerClient::disconnect(self)
     }
 }
 
@@ -3886,7 +3910,7 @@ impl crate::ledger_capnp::handler::Server for HandlerServer {
                 outcome
             })
             .await?
-            .map_err(::mp_ipc::capnp::Error::failed)?;
+            .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
         }
     }
@@ -3909,7 +3933,7 @@ impl crate::ledger_capnp::handler::Server for HandlerServer {
             let imp = self.imp.get(SITE)?;
             conn.dispatch(SITE, ctx, move || imp.disconnect())
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
         }
     }
@@ -3924,11 +3948,11 @@ pub trait Notifications: Send + Sync + 'static {
     /// `Notifications.destroy`.
     ///
     /// Called when the client lets the object go; does nothing unless overridden.
-    fn destroy(&self) -> ::std::result::Result<(), String> {
+    fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
         Ok(())
     }
     /// `Notifications.blockConnected`.
-    fn block_connected(&self, height: i32) -> ::std::result::Result<(), String>;
+    fn block_connected(&self, height: i32) -> ::std::result::Result<(), ::mp_ipc::Error>;
 }
 
 /// A `Notifications` in the peer process: a thread-safe handle; clone it, send it,
@@ -4072,14 +4096,14 @@ impl NotificationsClient {
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
-/// peer (the sync methods, so not from the event loop), and its errors
-/// become the trait's `String` errors.
+/// peer (the sync methods, so not from the event loop), and their errors
+/// (a disconnect told apart from a remote failure) are the trait's.
 impl Notifications for NotificationsClient {
-    fn destroy(&self) -> ::std::result::Result<(), String> {
-        NotificationsClient::destroy(self).map_err(|e| e.to_string())
+    fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        NotificationsClient::destroy(self)
     }
-    fn block_connected(&self, height: i32) -> ::std::result::Result<(), String> {
-        NotificationsClient::block_connected(self, height).map_err(|e| e.to_string())
+    fn block_connected(&self, height: i32) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        NotificationsClient::block_connected(self, height)
     }
 }
 
@@ -4155,7 +4179,7 @@ impl crate::ledger_capnp::notifications::Server for NotificationsServer {
                 outcome
             })
             .await?
-            .map_err(::mp_ipc::capnp::Error::failed)?;
+            .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
         }
     }
@@ -4179,7 +4203,7 @@ impl crate::ledger_capnp::notifications::Server for NotificationsServer {
             let imp = self.imp.get(SITE)?;
             conn.dispatch(SITE, ctx, move || imp.block_connected(height))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
         }
     }
@@ -4194,24 +4218,24 @@ pub trait Chain: Send + Sync + 'static {
     /// `Chain.destroy`.
     ///
     /// Called when the client lets the object go; does nothing unless overridden.
-    fn destroy(&self) -> ::std::result::Result<(), String> {
+    fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
         Ok(())
     }
     /// Registers a callback, called until its handler is destroyed.
     fn handle_notifications(
         &self,
         notifications: NotificationsClient,
-    ) -> ::std::result::Result<::std::sync::Arc<dyn Handler>, String>;
+    ) -> ::std::result::Result<::std::sync::Arc<dyn Handler>, ::mp_ipc::Error>;
     /// Calls every registered callback; returns how many.
-    fn notify(&self, height: i32) -> ::std::result::Result<i32, String>;
+    fn notify(&self, height: i32) -> ::std::result::Result<i32, ::mp_ipc::Error>;
     /// On the event loop: drops every registered callback; returns how many.
-    fn forget(&self) -> ::std::result::Result<i32, String>;
+    fn forget(&self) -> ::std::result::Result<i32, ::mp_ipc::Error>;
     /// Blocks are found by a non-empty hash; its height is its length.
     fn find_block(
         &self,
         hash: Vec<u8>,
         block: FoundBlockParam,
-    ) -> ::std::result::Result<ChainFindBlockResults, String>;
+    ) -> ::std::result::Result<ChainFindBlockResults, ::mp_ipc::Error>;
 }
 
 /// The results of `Chain.findBlock`.
@@ -4546,35 +4570,34 @@ impl ChainProxyClient {
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
-/// peer (the sync methods, so not from the event loop), and its errors
-/// become the trait's `String` errors.
+/// peer (the sync methods, so not from the event loop), and their errors
+/// (a disconnect told apart from a remote failure) are the trait's.
 impl Chain for ChainProxyClient {
-    fn destroy(&self) -> ::std::result::Result<(), String> {
-        ChainProxyClient::destroy(self).map_err(|e| e.to_string())
+    fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        ChainProxyClient::destroy(self)
     }
     fn handle_notifications(
         &self,
         notifications: NotificationsClient,
-    ) -> ::std::result::Result<::std::sync::Arc<dyn Handler>, String> {
+    ) -> ::std::result::Result<::std::sync::Arc<dyn Handler>, ::mp_ipc::Error> {
         ChainProxyClient::handle_notifications(
             self,
             ::std::sync::Arc::new(notifications) as ::std::sync::Arc<dyn Notifications>,
         )
         .map(|r| ::std::sync::Arc::new(r) as ::std::sync::Arc<dyn Handler>)
-        .map_err(|e| e.to_string())
     }
-    fn notify(&self, height: i32) -> ::std::result::Result<i32, String> {
-        ChainProxyClient::notify(self, height).map_err(|e| e.to_string())
+    fn notify(&self, height: i32) -> ::std::result::Result<i32, ::mp_ipc::Error> {
+        ChainProxyClient::notify(self, height)
     }
-    fn forget(&self) -> ::std::result::Result<i32, String> {
-        ChainProxyClient::forget(self).map_err(|e| e.to_string())
+    fn forget(&self) -> ::std::result::Result<i32, ::mp_ipc::Error> {
+        ChainProxyClient::forget(self)
     }
     fn find_block(
         &self,
         hash: Vec<u8>,
         block: FoundBlockParam,
-    ) -> ::std::result::Result<ChainFindBlockResults, String> {
-        ChainProxyClient::find_block(self, &hash, &block).map_err(|e| e.to_string())
+    ) -> ::std::result::Result<ChainFindBlockResults, ::mp_ipc::Error> {
+        ChainProxyClient::find_block(self, &hash, &block)
     }
 }
 
@@ -4649,7 +4672,7 @@ impl crate::ledger_capnp::chain::Server for ChainProxyServer {
                 outcome
             })
             .await?
-            .map_err(::mp_ipc::capnp::Error::failed)?;
+            .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
         }
     }
@@ -4680,7 +4703,7 @@ impl crate::ledger_capnp::chain::Server for ChainProxyServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.handle_notifications(notifications))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(HandlerServer::exported(
                 ::mp_ipc::codegen_support::conn(SITE, "result", Some(&conn))?,
@@ -4710,7 +4733,7 @@ impl crate::ledger_capnp::chain::Server for ChainProxyServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.notify(height))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value);
             Ok(())
@@ -4729,7 +4752,7 @@ impl crate::ledger_capnp::chain::Server for ChainProxyServer {
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .run_on_loop(SITE, || imp.forget())?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value);
             Ok(())
@@ -4758,7 +4781,7 @@ impl crate::ledger_capnp::chain::Server for ChainProxyServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.find_block(hash, block))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             value
                 .block
@@ -4779,11 +4802,11 @@ pub trait ChainClient: Send + Sync + 'static {
     /// `ChainClient.destroy`.
     ///
     /// Called when the client lets the object go; does nothing unless overridden.
-    fn destroy(&self) -> ::std::result::Result<(), String> {
+    fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
         Ok(())
     }
     /// `ChainClient.load`.
-    fn load(&self) -> ::std::result::Result<String, String>;
+    fn load(&self) -> ::std::result::Result<String, ::mp_ipc::Error>;
 }
 
 /// A `ChainClient` in the peer process: a thread-safe handle; clone it, send it,
@@ -4924,14 +4947,14 @@ impl ChainClientClient {
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
-/// peer (the sync methods, so not from the event loop), and its errors
-/// become the trait's `String` errors.
+/// peer (the sync methods, so not from the event loop), and their errors
+/// (a disconnect told apart from a remote failure) are the trait's.
 impl ChainClient for ChainClientClient {
-    fn destroy(&self) -> ::std::result::Result<(), String> {
-        ChainClientClient::destroy(self).map_err(|e| e.to_string())
+    fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        ChainClientClient::destroy(self)
     }
-    fn load(&self) -> ::std::result::Result<String, String> {
-        ChainClientClient::load(self).map_err(|e| e.to_string())
+    fn load(&self) -> ::std::result::Result<String, ::mp_ipc::Error> {
+        ChainClientClient::load(self)
     }
 }
 
@@ -5007,7 +5030,7 @@ impl crate::ledger_capnp::chain_client::Server for ChainClientServer {
                 outcome
             })
             .await?
-            .map_err(::mp_ipc::capnp::Error::failed)?;
+            .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
         }
     }
@@ -5031,7 +5054,7 @@ impl crate::ledger_capnp::chain_client::Server for ChainClientServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.load())
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value.as_str());
             Ok(())
@@ -5052,9 +5075,10 @@ pub trait WalletLoader: ChainClient + Send + Sync + 'static {
     fn create_wallet(
         &self,
         name: String,
-    ) -> ::std::result::Result<::std::sync::Arc<dyn Account>, String>;
+    ) -> ::std::result::Result<::std::sync::Arc<dyn Account>, ::mp_ipc::Error>;
     /// `WalletLoader.wallets`.
-    fn wallets(&self) -> ::std::result::Result<Vec<::std::sync::Arc<dyn Account>>, String>;
+    fn wallets(&self)
+        -> ::std::result::Result<Vec<::std::sync::Arc<dyn Account>>, ::mp_ipc::Error>;
 }
 
 /// A `WalletLoader` in the peer process: a thread-safe handle; clone it, send it,
@@ -5322,37 +5346,36 @@ impl WalletLoaderClient {
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
-/// peer (the sync methods, so not from the event loop), and its errors
-/// become the trait's `String` errors.
+/// peer (the sync methods, so not from the event loop), and their errors
+/// (a disconnect told apart from a remote failure) are the trait's.
 impl WalletLoader for WalletLoaderClient {
     fn create_wallet(
         &self,
         name: String,
-    ) -> ::std::result::Result<::std::sync::Arc<dyn Account>, String> {
+    ) -> ::std::result::Result<::std::sync::Arc<dyn Account>, ::mp_ipc::Error> {
         WalletLoaderClient::create_wallet(self, &name)
             .map(|r| ::std::sync::Arc::new(r) as ::std::sync::Arc<dyn Account>)
-            .map_err(|e| e.to_string())
     }
-    fn wallets(&self) -> ::std::result::Result<Vec<::std::sync::Arc<dyn Account>>, String> {
-        WalletLoaderClient::wallets(self)
-            .map(|r| {
-                r.into_iter()
-                    .map(|x1| ::std::sync::Arc::new(x1) as ::std::sync::Arc<dyn Account>)
-                    .collect::<Vec<_>>()
-            })
-            .map_err(|e| e.to_string())
+    fn wallets(
+        &self,
+    ) -> ::std::result::Result<Vec<::std::sync::Arc<dyn Account>>, ::mp_ipc::Error> {
+        WalletLoaderClient::wallets(self).map(|r| {
+            r.into_iter()
+                .map(|x1| ::std::sync::Arc::new(x1) as ::std::sync::Arc<dyn Account>)
+                .collect::<Vec<_>>()
+        })
     }
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
-/// peer (the sync methods, so not from the event loop), and its errors
-/// become the trait's `String` errors.
+/// peer (the sync methods, so not from the event loop), and their errors
+/// (a disconnect told apart from a remote failure) are the trait's.
 impl ChainClient for WalletLoaderClient {
-    fn destroy(&self) -> ::std::result::Result<(), String> {
-        WalletLoaderClient::destroy(self).map_err(|e| e.to_string())
+    fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        WalletLoaderClient::destroy(self)
     }
-    fn load(&self) -> ::std::result::Result<String, String> {
-        WalletLoaderClient::load(self).map_err(|e| e.to_string())
+    fn load(&self) -> ::std::result::Result<String, ::mp_ipc::Error> {
+        WalletLoaderClient::load(self)
     }
 }
 
@@ -5426,7 +5449,7 @@ impl crate::ledger_capnp::wallet_loader::Server for WalletLoaderServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.create_wallet(name))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(AccountServer::exported(
                 ::mp_ipc::codegen_support::conn(SITE, "result", Some(&conn))?,
@@ -5455,7 +5478,7 @@ impl crate::ledger_capnp::wallet_loader::Server for WalletLoaderServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.wallets())
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             {
                 let mut l0 = r
@@ -5505,7 +5528,7 @@ impl crate::ledger_capnp::chain_client::Server for WalletLoaderServer {
                 outcome
             })
             .await?
-            .map_err(::mp_ipc::capnp::Error::failed)?;
+            .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
         }
     }
@@ -5529,7 +5552,7 @@ impl crate::ledger_capnp::chain_client::Server for WalletLoaderServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.load())
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value.as_str());
             Ok(())

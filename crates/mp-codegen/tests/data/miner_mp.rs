@@ -115,7 +115,7 @@ impl TemplateOptions {
 /// mapped to the calling client thread; the others run on the event loop.
 pub trait MinerInit: Send + Sync + 'static {
     /// `MinerInit.makeMiner`.
-    fn make_miner(&self) -> ::std::result::Result<::std::sync::Arc<dyn Miner>, String>;
+    fn make_miner(&self) -> ::std::result::Result<::std::sync::Arc<dyn Miner>, ::mp_ipc::Error>;
 }
 
 /// A `MinerInit` in the peer process: a thread-safe handle; clone it, send it,
@@ -222,13 +222,12 @@ impl MinerInitClient {
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
-/// peer (the sync methods, so not from the event loop), and its errors
-/// become the trait's `String` errors.
+/// peer (the sync methods, so not from the event loop), and their errors
+/// (a disconnect told apart from a remote failure) are the trait's.
 impl MinerInit for MinerInitClient {
-    fn make_miner(&self) -> ::std::result::Result<::std::sync::Arc<dyn Miner>, String> {
+    fn make_miner(&self) -> ::std::result::Result<::std::sync::Arc<dyn Miner>, ::mp_ipc::Error> {
         MinerInitClient::make_miner(self)
             .map(|r| ::std::sync::Arc::new(r) as ::std::sync::Arc<dyn Miner>)
-            .map_err(|e| e.to_string())
     }
 }
 
@@ -316,7 +315,7 @@ impl crate::miner_capnp::miner_init::Server for MinerInitServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.make_miner())
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(MinerServer::exported(
                 ::mp_ipc::codegen_support::conn(SITE, "result", Some(&conn))?,
@@ -334,23 +333,23 @@ impl crate::miner_capnp::miner_init::Server for MinerInitServer {
 /// mapped to the calling client thread; the others run on the event loop.
 pub trait Miner: Send + Sync + 'static {
     /// The current tip, if there is one.
-    fn tip(&self) -> ::std::result::Result<Option<Tip>, String>;
+    fn tip(&self) -> ::std::result::Result<Option<Tip>, ::mp_ipc::Error>;
     /// Blocks until the tip is not `currentTip`, `timeout` seconds pass, or
     /// `interrupt` is called; returns the tip then.
     fn wait_tip_changed(
         &self,
         current_tip: Vec<u8>,
         timeout: f64,
-    ) -> ::std::result::Result<Tip, String>;
+    ) -> ::std::result::Result<Tip, ::mp_ipc::Error>;
     /// Releases every blocked `waitTipChanged` (runs on the event loop).
-    fn interrupt(&self) -> ::std::result::Result<(), String>;
+    fn interrupt(&self) -> ::std::result::Result<(), ::mp_ipc::Error>;
     /// Moves the tip on by one block (runs on the event loop).
-    fn advance(&self) -> ::std::result::Result<(), String>;
+    fn advance(&self) -> ::std::result::Result<(), ::mp_ipc::Error>;
     /// `Miner.newTemplate`.
     fn new_template(
         &self,
         options: TemplateOptions,
-    ) -> ::std::result::Result<::std::sync::Arc<dyn Template>, String>;
+    ) -> ::std::result::Result<::std::sync::Arc<dyn Template>, ::mp_ipc::Error>;
 }
 
 /// A `Miner` in the peer process: a thread-safe handle; clone it, send it,
@@ -640,32 +639,31 @@ impl MinerClient {
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
-/// peer (the sync methods, so not from the event loop), and its errors
-/// become the trait's `String` errors.
+/// peer (the sync methods, so not from the event loop), and their errors
+/// (a disconnect told apart from a remote failure) are the trait's.
 impl Miner for MinerClient {
-    fn tip(&self) -> ::std::result::Result<Option<Tip>, String> {
-        MinerClient::tip(self).map_err(|e| e.to_string())
+    fn tip(&self) -> ::std::result::Result<Option<Tip>, ::mp_ipc::Error> {
+        MinerClient::tip(self)
     }
     fn wait_tip_changed(
         &self,
         current_tip: Vec<u8>,
         timeout: f64,
-    ) -> ::std::result::Result<Tip, String> {
-        MinerClient::wait_tip_changed(self, &current_tip, timeout).map_err(|e| e.to_string())
+    ) -> ::std::result::Result<Tip, ::mp_ipc::Error> {
+        MinerClient::wait_tip_changed(self, &current_tip, timeout)
     }
-    fn interrupt(&self) -> ::std::result::Result<(), String> {
-        MinerClient::interrupt(self).map_err(|e| e.to_string())
+    fn interrupt(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        MinerClient::interrupt(self)
     }
-    fn advance(&self) -> ::std::result::Result<(), String> {
-        MinerClient::advance(self).map_err(|e| e.to_string())
+    fn advance(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        MinerClient::advance(self)
     }
     fn new_template(
         &self,
         options: TemplateOptions,
-    ) -> ::std::result::Result<::std::sync::Arc<dyn Template>, String> {
+    ) -> ::std::result::Result<::std::sync::Arc<dyn Template>, ::mp_ipc::Error> {
         MinerClient::new_template(self, &options)
             .map(|r| ::std::sync::Arc::new(r) as ::std::sync::Arc<dyn Template>)
-            .map_err(|e| e.to_string())
     }
 }
 
@@ -737,7 +735,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.tip())
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_has_result(value.is_some());
             if let Some(x0) = value.as_ref() {
@@ -770,7 +768,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
                     imp.wait_tip_changed(current_tip, timeout)
                 })
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             value.mp_write(SITE, Some(&conn), r.reborrow().init_result())?;
             Ok(())
@@ -788,7 +786,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let imp = self.imp.get(SITE)?;
             conn.run_on_loop(SITE, || imp.interrupt())?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
         })();
         ::std::future::ready(result)
@@ -805,7 +803,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let imp = self.imp.get(SITE)?;
             conn.run_on_loop(SITE, || imp.advance())?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
         })();
         ::std::future::ready(result)
@@ -831,7 +829,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.new_template(options))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(TemplateServer::exported(
                 ::mp_ipc::codegen_support::conn(SITE, "result", Some(&conn))?,
@@ -851,19 +849,19 @@ pub trait Template: Send + Sync + 'static {
     /// `Template.destroy`.
     ///
     /// Called when the client lets the object go; does nothing unless overridden.
-    fn destroy(&self) -> ::std::result::Result<(), String> {
+    fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
         Ok(())
     }
     /// `Template.header`.
-    fn header(&self) -> ::std::result::Result<Vec<u8>, String>;
+    fn header(&self) -> ::std::result::Result<Vec<u8>, ::mp_ipc::Error>;
     /// `Template.fees`.
-    fn fees(&self) -> ::std::result::Result<Vec<i64>, String>;
+    fn fees(&self) -> ::std::result::Result<Vec<i64>, ::mp_ipc::Error>;
     /// `Template.submit`.
     fn submit(
         &self,
         nonce: u32,
         coinbase: Vec<u8>,
-    ) -> ::std::result::Result<TemplateSubmitResults, String>;
+    ) -> ::std::result::Result<TemplateSubmitResults, ::mp_ipc::Error>;
 }
 
 /// The results of `Template.submit`.
@@ -1114,24 +1112,24 @@ impl TemplateClient {
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
-/// peer (the sync methods, so not from the event loop), and its errors
-/// become the trait's `String` errors.
+/// peer (the sync methods, so not from the event loop), and their errors
+/// (a disconnect told apart from a remote failure) are the trait's.
 impl Template for TemplateClient {
-    fn destroy(&self) -> ::std::result::Result<(), String> {
-        TemplateClient::destroy(self).map_err(|e| e.to_string())
+    fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        TemplateClient::destroy(self)
     }
-    fn header(&self) -> ::std::result::Result<Vec<u8>, String> {
-        TemplateClient::header(self).map_err(|e| e.to_string())
+    fn header(&self) -> ::std::result::Result<Vec<u8>, ::mp_ipc::Error> {
+        TemplateClient::header(self)
     }
-    fn fees(&self) -> ::std::result::Result<Vec<i64>, String> {
-        TemplateClient::fees(self).map_err(|e| e.to_string())
+    fn fees(&self) -> ::std::result::Result<Vec<i64>, ::mp_ipc::Error> {
+        TemplateClient::fees(self)
     }
     fn submit(
         &self,
         nonce: u32,
         coinbase: Vec<u8>,
-    ) -> ::std::result::Result<TemplateSubmitResults, String> {
-        TemplateClient::submit(self, nonce, &coinbase).map_err(|e| e.to_string())
+    ) -> ::std::result::Result<TemplateSubmitResults, ::mp_ipc::Error> {
+        TemplateClient::submit(self, nonce, &coinbase)
     }
 }
 
@@ -1206,7 +1204,7 @@ impl crate::miner_capnp::template::Server for TemplateServer {
                 outcome
             })
             .await?
-            .map_err(::mp_ipc::capnp::Error::failed)?;
+            .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
         }
     }
@@ -1230,7 +1228,7 @@ impl crate::miner_capnp::template::Server for TemplateServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.header())
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value.as_slice());
             Ok(())
@@ -1256,7 +1254,7 @@ impl crate::miner_capnp::template::Server for TemplateServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.fees())
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value.as_slice())?;
             Ok(())
@@ -1284,7 +1282,7 @@ impl crate::miner_capnp::template::Server for TemplateServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.submit(nonce, coinbase))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_reason(value.reason.as_str());
             r.set_result(value.result);

@@ -13,11 +13,11 @@
 /// mapped to the calling client thread; the others run on the event loop.
 pub trait Echo: Send + Sync + 'static {
     /// Returns `text`.
-    fn echo(&self, text: String) -> ::std::result::Result<String, String>;
+    fn echo(&self, text: String) -> ::std::result::Result<String, ::mp_ipc::Error>;
     /// `Echo.destroy`.
     ///
     /// Called when the client lets the object go; does nothing unless overridden.
-    fn destroy(&self) -> ::std::result::Result<(), String> {
+    fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
         Ok(())
     }
 }
@@ -164,14 +164,14 @@ impl EchoClient {
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
-/// peer (the sync methods, so not from the event loop), and its errors
-/// become the trait's `String` errors.
+/// peer (the sync methods, so not from the event loop), and their errors
+/// (a disconnect told apart from a remote failure) are the trait's.
 impl Echo for EchoClient {
-    fn echo(&self, text: String) -> ::std::result::Result<String, String> {
-        EchoClient::echo(self, &text).map_err(|e| e.to_string())
+    fn echo(&self, text: String) -> ::std::result::Result<String, ::mp_ipc::Error> {
+        EchoClient::echo(self, &text)
     }
-    fn destroy(&self) -> ::std::result::Result<(), String> {
-        EchoClient::destroy(self).map_err(|e| e.to_string())
+    fn destroy(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        EchoClient::destroy(self)
     }
 }
 
@@ -244,7 +244,7 @@ impl crate::remote_capnp::echo::Server for EchoServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.echo(text))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value.as_str());
             Ok(())
@@ -273,7 +273,7 @@ impl crate::remote_capnp::echo::Server for EchoServer {
                 outcome
             })
             .await?
-            .map_err(::mp_ipc::capnp::Error::failed)?;
+            .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
         }
     }

@@ -210,10 +210,13 @@ pub trait Types: Send + Sync + 'static {
         u64: &mut u64,
         f32: &mut f32,
         f64: &mut f64,
-    ) -> ::std::result::Result<(), String>;
+    ) -> ::std::result::Result<(), ::mp_ipc::Error>;
     /// `Types.echoText`.
-    fn echo_text(&self, text: &mut String, data: &mut Vec<u8>)
-        -> ::std::result::Result<(), String>;
+    fn echo_text(
+        &self,
+        text: &mut String,
+        data: &mut Vec<u8>,
+    ) -> ::std::result::Result<(), ::mp_ipc::Error>;
     /// `Types.echoLists`.
     fn echo_lists(
         &self,
@@ -222,34 +225,35 @@ pub trait Types: Send + Sync + 'static {
         texts: &mut Vec<String>,
         blobs: &mut Vec<Vec<u8>>,
         doubles: &mut Vec<f64>,
-    ) -> ::std::result::Result<(), String>;
+    ) -> ::std::result::Result<(), ::mp_ipc::Error>;
     /// Runs on the event loop.
-    fn concat(&self, parts: Vec<String>) -> ::std::result::Result<String, String>;
+    fn concat(&self, parts: Vec<String>) -> ::std::result::Result<String, ::mp_ipc::Error>;
     /// `Types.ping`.
-    fn ping(&self) -> ::std::result::Result<(), String>;
+    fn ping(&self) -> ::std::result::Result<(), ::mp_ipc::Error>;
     /// Names that are Rust keywords.
-    fn type_(&self, match_: u8) -> ::std::result::Result<u8, String>;
+    fn type_(&self, match_: u8) -> ::std::result::Result<u8, ::mp_ipc::Error>;
     /// Structs in and out.
-    fn configure(&self, options: Options) -> ::std::result::Result<Options, String>;
+    fn configure(&self, options: Options) -> ::std::result::Result<Options, ::mp_ipc::Error>;
     /// A struct among several results, on the event loop.
-    fn tip_of(&self, options: Options) -> ::std::result::Result<TypesTipOfResults, String>;
+    fn tip_of(&self, options: Options)
+        -> ::std::result::Result<TypesTipOfResults, ::mp_ipc::Error>;
     /// `result` + `hasResult` is an Option: a tip for heights >= 0.
-    fn find_tip(&self, height: i32) -> ::std::result::Result<Option<BlockRef>, String>;
+    fn find_tip(&self, height: i32) -> ::std::result::Result<Option<BlockRef>, ::mp_ipc::Error>;
     /// Enums in and out: the next color.
     fn paint(
         &self,
         color: crate::types_capnp::Color,
-    ) -> ::std::result::Result<crate::types_capnp::Color, String>;
+    ) -> ::std::result::Result<crate::types_capnp::Color, ::mp_ipc::Error>;
     /// An enum among several results, on the event loop.
     fn mix(
         &self,
         a: crate::types_capnp::Color,
         b: crate::types_capnp::Color,
-    ) -> ::std::result::Result<TypesMixResults, String>;
+    ) -> ::std::result::Result<TypesMixResults, ::mp_ipc::Error>;
     /// Fails for negative `n`; the error travels in the `$Proxy.exception` field.
-    fn check(&self, n: i32) -> ::std::result::Result<i32, String>;
+    fn check(&self, n: i32) -> ::std::result::Result<i32, ::mp_ipc::Error>;
     /// The same without other results, on the event loop.
-    fn validate(&self, ok: bool) -> ::std::result::Result<(), String>;
+    fn validate(&self, ok: bool) -> ::std::result::Result<(), ::mp_ipc::Error>;
     /// Lists of structs and enums; `size` and `note` are implicit
     /// (`$Proxy.count(0)`): not in the Rust API. Returns the
     /// tips highest first and the colors reversed.
@@ -257,14 +261,14 @@ pub trait Types: Send + Sync + 'static {
         &self,
         tips: &mut Vec<BlockRef>,
         colors: &mut Vec<crate::types_capnp::Color>,
-    ) -> ::std::result::Result<(), String>;
+    ) -> ::std::result::Result<(), ::mp_ipc::Error>;
     /// An in/out parameter beside a result, named like the generated code's
     /// own locals: appends "!" and says whether it was empty.
-    fn bump(&self, value: &mut String) -> ::std::result::Result<bool, String>;
+    fn bump(&self, value: &mut String) -> ::std::result::Result<bool, ::mp_ipc::Error>;
     /// The same beside an optional result (Bitcoin Core's
     /// `SettingsUpdateCallback.call`), on the event loop: upper-cases it and
     /// returns its old length, none when it was empty.
-    fn update(&self, value: &mut String) -> ::std::result::Result<Option<i32>, String>;
+    fn update(&self, value: &mut String) -> ::std::result::Result<Option<i32>, ::mp_ipc::Error>;
 }
 
 /// The results of `Types.tipOf`.
@@ -1543,8 +1547,8 @@ impl TypesClient {
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
-/// peer (the sync methods, so not from the event loop), and its errors
-/// become the trait's `String` errors.
+/// peer (the sync methods, so not from the event loop), and their errors
+/// (a disconnect told apart from a remote failure) are the trait's.
 impl Types for TypesClient {
     #[allow(clippy::too_many_arguments)]
     fn echo_primitives(
@@ -1560,16 +1564,15 @@ impl Types for TypesClient {
         u64: &mut u64,
         f32: &mut f32,
         f64: &mut f64,
-    ) -> ::std::result::Result<(), String> {
+    ) -> ::std::result::Result<(), ::mp_ipc::Error> {
         TypesClient::echo_primitives(self, b, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64)
-            .map_err(|e| e.to_string())
     }
     fn echo_text(
         &self,
         text: &mut String,
         data: &mut Vec<u8>,
-    ) -> ::std::result::Result<(), String> {
-        TypesClient::echo_text(self, text, data).map_err(|e| e.to_string())
+    ) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        TypesClient::echo_text(self, text, data)
     }
     fn echo_lists(
         &self,
@@ -1578,58 +1581,61 @@ impl Types for TypesClient {
         texts: &mut Vec<String>,
         blobs: &mut Vec<Vec<u8>>,
         doubles: &mut Vec<f64>,
-    ) -> ::std::result::Result<(), String> {
-        TypesClient::echo_lists(self, ints, flags, texts, blobs, doubles).map_err(|e| e.to_string())
+    ) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        TypesClient::echo_lists(self, ints, flags, texts, blobs, doubles)
     }
-    fn concat(&self, parts: Vec<String>) -> ::std::result::Result<String, String> {
-        TypesClient::concat(self, &parts).map_err(|e| e.to_string())
+    fn concat(&self, parts: Vec<String>) -> ::std::result::Result<String, ::mp_ipc::Error> {
+        TypesClient::concat(self, &parts)
     }
-    fn ping(&self) -> ::std::result::Result<(), String> {
-        TypesClient::ping(self).map_err(|e| e.to_string())
+    fn ping(&self) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        TypesClient::ping(self)
     }
-    fn type_(&self, match_: u8) -> ::std::result::Result<u8, String> {
-        TypesClient::type_(self, match_).map_err(|e| e.to_string())
+    fn type_(&self, match_: u8) -> ::std::result::Result<u8, ::mp_ipc::Error> {
+        TypesClient::type_(self, match_)
     }
-    fn configure(&self, options: Options) -> ::std::result::Result<Options, String> {
-        TypesClient::configure(self, &options).map_err(|e| e.to_string())
+    fn configure(&self, options: Options) -> ::std::result::Result<Options, ::mp_ipc::Error> {
+        TypesClient::configure(self, &options)
     }
-    fn tip_of(&self, options: Options) -> ::std::result::Result<TypesTipOfResults, String> {
-        TypesClient::tip_of(self, &options).map_err(|e| e.to_string())
+    fn tip_of(
+        &self,
+        options: Options,
+    ) -> ::std::result::Result<TypesTipOfResults, ::mp_ipc::Error> {
+        TypesClient::tip_of(self, &options)
     }
-    fn find_tip(&self, height: i32) -> ::std::result::Result<Option<BlockRef>, String> {
-        TypesClient::find_tip(self, height).map_err(|e| e.to_string())
+    fn find_tip(&self, height: i32) -> ::std::result::Result<Option<BlockRef>, ::mp_ipc::Error> {
+        TypesClient::find_tip(self, height)
     }
     fn paint(
         &self,
         color: crate::types_capnp::Color,
-    ) -> ::std::result::Result<crate::types_capnp::Color, String> {
-        TypesClient::paint(self, color).map_err(|e| e.to_string())
+    ) -> ::std::result::Result<crate::types_capnp::Color, ::mp_ipc::Error> {
+        TypesClient::paint(self, color)
     }
     fn mix(
         &self,
         a: crate::types_capnp::Color,
         b: crate::types_capnp::Color,
-    ) -> ::std::result::Result<TypesMixResults, String> {
-        TypesClient::mix(self, a, b).map_err(|e| e.to_string())
+    ) -> ::std::result::Result<TypesMixResults, ::mp_ipc::Error> {
+        TypesClient::mix(self, a, b)
     }
-    fn check(&self, n: i32) -> ::std::result::Result<i32, String> {
-        TypesClient::check(self, n).map_err(|e| e.to_string())
+    fn check(&self, n: i32) -> ::std::result::Result<i32, ::mp_ipc::Error> {
+        TypesClient::check(self, n)
     }
-    fn validate(&self, ok: bool) -> ::std::result::Result<(), String> {
-        TypesClient::validate(self, ok).map_err(|e| e.to_string())
+    fn validate(&self, ok: bool) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        TypesClient::validate(self, ok)
     }
     fn collect(
         &self,
         tips: &mut Vec<BlockRef>,
         colors: &mut Vec<crate::types_capnp::Color>,
-    ) -> ::std::result::Result<(), String> {
-        TypesClient::collect(self, tips, colors).map_err(|e| e.to_string())
+    ) -> ::std::result::Result<(), ::mp_ipc::Error> {
+        TypesClient::collect(self, tips, colors)
     }
-    fn bump(&self, value: &mut String) -> ::std::result::Result<bool, String> {
-        TypesClient::bump(self, value).map_err(|e| e.to_string())
+    fn bump(&self, value: &mut String) -> ::std::result::Result<bool, ::mp_ipc::Error> {
+        TypesClient::bump(self, value)
     }
-    fn update(&self, value: &mut String) -> ::std::result::Result<Option<i32>, String> {
-        TypesClient::update(self, value).map_err(|e| e.to_string())
+    fn update(&self, value: &mut String) -> ::std::result::Result<Option<i32>, ::mp_ipc::Error> {
+        TypesClient::update(self, value)
     }
 }
 
@@ -1745,7 +1751,7 @@ impl crate::types_capnp::types::Server for TypesServer {
                     .map(|value| (value, (b, i8, i16, i32, i64, u8, u16, u32, u64, f32, f64)))
                 })
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_b(b);
             r.set_i8(i8);
@@ -1788,7 +1794,7 @@ impl crate::types_capnp::types::Server for TypesServer {
                         .map(|value| (value, (text, data)))
                 })
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_text(text.as_str());
             r.set_data(data.as_slice());
@@ -1828,7 +1834,7 @@ impl crate::types_capnp::types::Server for TypesServer {
                         .map(|value| (value, (ints, flags, texts, blobs, doubles)))
                 })
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_ints(ints.as_slice())?;
             r.set_flags(flags.as_slice())?;
@@ -1871,7 +1877,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .run_on_loop(SITE, || imp.concat(parts))?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value.as_str());
             Ok(())
@@ -1897,7 +1903,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             let imp = self.imp.get(SITE)?;
             conn.dispatch(SITE, ctx, move || imp.ping())
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
         }
     }
@@ -1922,7 +1928,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.type_(match_))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value);
             Ok(())
@@ -1949,7 +1955,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.configure(options))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             value.mp_write(SITE, Some(&conn), r.reborrow().init_result())?;
             Ok(())
@@ -1970,7 +1976,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .run_on_loop(SITE, || imp.tip_of(options))?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_hash(value.hash.as_slice());
             value
@@ -2001,7 +2007,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.find_tip(height))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_has_result(value.is_some());
             if let Some(x0) = value.as_ref() {
@@ -2031,7 +2037,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             let value = conn
                 .dispatch(SITE, ctx, move || imp.paint(color))
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value);
             Ok(())
@@ -2053,7 +2059,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .run_on_loop(SITE, || imp.mix(a, b))?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_color(value.color);
             r.set_same(value.same);
@@ -2082,7 +2088,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             let outcome = conn.dispatch(SITE, ctx, move || imp.check(n)).await?;
             let mut r = results.get();
             match outcome {
-                Err(message) => r.set_error(message.as_str()),
+                Err(e) => r.set_error(e.to_string().as_str()),
                 Ok(value) => {
                     r.set_result(value);
                 }
@@ -2104,8 +2110,8 @@ impl crate::types_capnp::types::Server for TypesServer {
             let ok = p.get_ok();
             let imp = self.imp.get(SITE)?;
             let outcome = conn.run_on_loop(SITE, || imp.validate(ok))?;
-            if let Err(message) = outcome {
-                results.get().set_error(message.as_str());
+            if let Err(e) = outcome {
+                results.get().set_error(e.to_string().as_str());
             }
             Ok(())
         })();
@@ -2150,7 +2156,7 @@ impl crate::types_capnp::types::Server for TypesServer {
                         .map(|value| (value, (tips, colors)))
                 })
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             {
                 let mut l0 = r.reborrow().init_tips(::mp_ipc::codegen_support::list_len(
@@ -2201,7 +2207,7 @@ impl crate::types_capnp::types::Server for TypesServer {
                     imp.bump(&mut value).map(|value_| (value_, (value,)))
                 })
                 .await?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value_);
             r.set_value(value.as_str());
@@ -2226,7 +2232,7 @@ impl crate::types_capnp::types::Server for TypesServer {
                     let mut value = value;
                     imp.update(&mut value).map(|value_| (value_, (value,)))
                 })?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_has_result(value_.is_some());
             if let Some(x0) = value_.as_ref() {

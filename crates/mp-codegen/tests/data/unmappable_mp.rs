@@ -71,7 +71,7 @@ impl Point {
 /// - `plotAll`: field `sinks`: struct unmappable.capnp:Plotter.Sink is not declared at the top level of a file (only top-level structs are supported yet)
 pub trait Plotter: Send + Sync + 'static {
     /// `Plotter.ok`.
-    fn ok(&self, n: i32, at: Point) -> ::std::result::Result<i32, String>;
+    fn ok(&self, n: i32, at: Point) -> ::std::result::Result<i32, ::mp_ipc::Error>;
 }
 
 /// A `Plotter` in the peer process: a thread-safe handle; clone it, send it,
@@ -151,11 +151,11 @@ impl PlotterClient {
 }
 
 /// A peer's object stands in for a local implementation: calls go to the
-/// peer (the sync methods, so not from the event loop), and its errors
-/// become the trait's `String` errors.
+/// peer (the sync methods, so not from the event loop), and their errors
+/// (a disconnect told apart from a remote failure) are the trait's.
 impl Plotter for PlotterClient {
-    fn ok(&self, n: i32, at: Point) -> ::std::result::Result<i32, String> {
-        PlotterClient::ok(self, n, &at).map_err(|e| e.to_string())
+    fn ok(&self, n: i32, at: Point) -> ::std::result::Result<i32, ::mp_ipc::Error> {
+        PlotterClient::ok(self, n, &at)
     }
 }
 
@@ -224,7 +224,7 @@ impl crate::unmappable_capnp::plotter::Server for PlotterServer {
             let imp = self.imp.get(SITE)?;
             let value = conn
                 .run_on_loop(SITE, || imp.ok(n, at))?
-                .map_err(::mp_ipc::capnp::Error::failed)?;
+                .map_err(::mp_ipc::codegen_support::failure)?;
             let mut r = results.get();
             r.set_result(value);
             Ok(())

@@ -42,7 +42,7 @@ pub struct CalcService;
 impl CalcService {
     /// `a + b`, failing on overflow.
     pub fn add(&self, a: i64, b: i64) -> Result<i64, String> {
-        mp_calc::Calculator::add(&mp_calc::CalcService, a, b)
+        mp_calc::Calculator::add(&mp_calc::CalcService, a, b).map_err(|e| e.to_string())
     }
 
     /// Calls back into the client once and returns what it answered.
