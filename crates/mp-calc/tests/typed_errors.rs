@@ -51,7 +51,9 @@ fn a_peers_object_behind_the_trait_still_tells_a_disconnect_apart() {
             other => panic!("expected a remote failure, got {other:?}"),
         }
         server.close();
-        assert!(init.connection().wait_disconnected_timeout(Duration::from_secs(30)));
+        assert!(init
+            .connection()
+            .wait_disconnected_timeout(Duration::from_secs(30)));
         match calc.add(2, 3) {
             Err(e @ Error::Disconnected { .. }) => assert!(e.is_disconnected()),
             other => panic!("expected a disconnect, got {other:?}"),
