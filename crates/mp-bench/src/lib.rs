@@ -22,7 +22,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mp_ipc::process::{spawn_process, ChildProcess};
+use mp_ipc::process::{spawn_with_ipc_fd, ChildProcess};
 
 /// The argument that selects the echo peer.
 pub const MODE_ECHO: &str = "echo";
@@ -37,7 +37,7 @@ pub const MODE_MP: &str = "mp-calc";
 pub fn spawn_peer(program: &Path, mode: &str) -> Result<(ChildProcess, UnixStream), mp_ipc::Error> {
     let mut command = Command::new(program);
     command.arg(mode);
-    spawn_process(command, |fd| vec!["--ipc-fd".into(), fd.to_string().into()])
+    spawn_with_ipc_fd(command)
 }
 
 /// Where `bench-peer` is for a binary built next to it (the `switches`

@@ -11,15 +11,7 @@ use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 /// Finds `--ipc-fd N` in `args` and takes the inherited socket.
 pub fn inherited_stream(args: &[String]) -> Result<UnixStream, mp_ipc::Error> {
-    let position = args.iter().position(|a| a == "--ipc-fd");
-    let value = position.and_then(|i| args.get(i + 1)).ok_or_else(|| {
-        crate::io_error(
-            "missing `--ipc-fd N`",
-            std::io::Error::from(std::io::ErrorKind::InvalidInput),
-        )
-    })?;
-    let fd = mp_ipc::process::parse_fd(value)?;
-    mp_ipc::process::stream_from_inherited_fd(fd)
+    mp_ipc::process::stream_from_args(args.iter().cloned())
 }
 
 /// Echoes every 8-byte message back until the parent closes the socket.

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use mp_ipc::process::{spawn_process, ChildProcess};
-use mp_ipc::{CallSite, Connection, Error, EventLoop, Side};
+use mp_ipc::process::{spawn_with_ipc_fd, stream_from_args, ChildProcess};
+use mp_ipc::{Connection, Error, EventLoop, Side};
 
 use crate::calc_mp::{CalcInitClient, CalcInitServer};
 use crate::service::CalcInitService;
@@ -45,9 +45,7 @@ pub fn spawn_and_connect(
     event_loop: &EventLoop,
     program: &Path,
 ) -> Result<(ChildProcess, CalcInitClient), Error> {
-    let (child, stream) = spawn_process(Command::new(program), |fd| {
-        vec!["--ipc-fd".into(), fd.to_string().into()]
-    })?;
+    let (child, stream) = spawn_with_ipc_fd(Command::new(program))?;
     let init = connect(event_loop, stream)?;
     Ok((child, init))
 }
@@ -55,19 +53,7 @@ pub fn spawn_and_connect(
 /// The child side: finds `--ipc-fd N` in `args`, serves a calculator on it
 /// and blocks until the parent disconnects.
 pub fn serve_inherited_fd(args: impl IntoIterator<Item = String>) -> Result<(), Error> {
-    let mut args = args.into_iter();
-    let mut fd = None;
-    while let Some(arg) = args.next() {
-        if arg == "--ipc-fd" {
-            let value = args.next().unwrap_or_default();
-            fd = Some(mp_ipc::process::parse_fd(&value)?);
-        }
-    }
-    let fd = fd.ok_or_else(|| Error::BadRequest {
-        site: CallSite::new("process", "serve"),
-        message: "missing `--ipc-fd N` argument".into(),
-    })?;
-    let stream = mp_ipc::process::stream_from_inherited_fd(fd)?;
+    let stream = stream_from_args(args)?;
     let event_loop = EventLoop::new("calc-loop")?;
     let conn = serve(&event_loop, stream)?;
     conn.wait_disconnected();

@@ -50,22 +50,57 @@ pub(crate) fn emit_file(file: &File, cm: &str) -> String {
     out.replace(crate::model::CAPNP_MODULE_MARKER, cm)
 }
 
+/// Writes a schema comment as rustdoc. The comment is plain text, not
+/// Markdown: what rustdoc would read as HTML (`<name>`), as a link
+/// (`[0]`) or a block quote is escaped outside `code spans`, and an
+/// indented run of lines is fenced as text, so rustdoc never takes it for
+/// a Rust doc test to compile.
 fn doc(out: &mut String, doc: Option<&str>, fallback: &str) {
-    match doc {
-        Some(d) => {
-            for line in d.lines() {
-                let line = line.strip_prefix(' ').unwrap_or(line);
-                if line.is_empty() {
-                    out.push_str("///\n");
-                } else {
-                    let _ = writeln!(out, "/// {line}");
-                }
-            }
+    let Some(d) = doc else {
+        let _ = writeln!(out, "/// {fallback}");
+        return;
+    };
+    let mut fenced = false;
+    for line in d.lines() {
+        let line = line.strip_prefix(' ').unwrap_or(line);
+        let indented = line.starts_with("    ") || line.starts_with('\t');
+        if indented && !fenced {
+            out.push_str("/// ```text\n");
+            fenced = true;
+        } else if fenced && !indented && !line.trim().is_empty() {
+            out.push_str("/// ```\n");
+            fenced = false;
         }
-        None => {
-            let _ = writeln!(out, "/// {fallback}");
+        if line.is_empty() {
+            out.push_str("///\n");
+        } else if fenced {
+            let _ = writeln!(out, "/// {line}");
+        } else {
+            let _ = writeln!(out, "/// {}", escape_markdown(line));
         }
     }
+    if fenced {
+        out.push_str("/// ```\n");
+    }
+}
+
+/// Backslash-escapes `<`, `[` and `]` outside backtick code spans, and a
+/// `>` that would start a block quote.
+fn escape_markdown(line: &str) -> String {
+    let mut escaped = String::with_capacity(line.len() + 1);
+    if line.starts_with('>') {
+        escaped.push('\\');
+    }
+    let mut in_code = false;
+    for c in line.chars() {
+        match c {
+            '`' => in_code = !in_code,
+            '<' | '[' | ']' if !in_code => escaped.push('\\'),
+            _ => {}
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 /// Schemas may have long parameter lists; clippy's limit is 7.
@@ -1889,5 +1924,44 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
             out,
             "let result = (|| {{\n{body}}})();\n::std::future::ready(result)\n}}"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::doc;
+
+    fn rendered(comment: &str) -> String {
+        let mut out = String::new();
+        doc(&mut out, Some(comment), "unused");
+        out
+    }
+
+    #[test]
+    fn a_schema_comment_is_text_for_rustdoc() {
+        assert_eq!(
+            rendered(" Says \"Hello, <name>!\" for `Vec<u8>` and [0]."),
+            "/// Says \"Hello, \\<name>!\" for `Vec<u8>` and \\[0\\].\n"
+        );
+        assert_eq!(rendered(">= 0 and a -> b"), "/// \\>= 0 and a -> b\n");
+    }
+
+    #[test]
+    fn an_indented_run_is_fenced_as_text_not_a_doc_test() {
+        assert_eq!(
+            rendered(" Example:\n     let x = <y>;\n\n     more\n Done."),
+            "/// Example:\n/// ```text\n///     let x = <y>;\n///\n///     more\n/// ```\n/// Done.\n"
+        );
+        assert_eq!(
+            rendered("     trailing"),
+            "/// ```text\n///     trailing\n/// ```\n"
+        );
+    }
+
+    #[test]
+    fn no_comment_gets_the_fallback() {
+        let mut out = String::new();
+        doc(&mut out, None, "`Foo.bar`.");
+        assert_eq!(out, "/// `Foo.bar`.\n");
     }
 }

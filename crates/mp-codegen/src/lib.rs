@@ -83,14 +83,16 @@
 //!
 //! ```no_run
 //! mp_codegen::Builder::new()
+//!     .mp_ipc() // `import "/mp/proxy.capnp"` from the mp-ipc dependency
 //!     .src_prefix("schema")
-//!     .import_path("../mp-ipc/schema")
 //!     .file("schema/calc.capnp")
-//!     .crate_provides("mp_ipc", [0xcc31_6e3f_71a0_40fb])
-//!     .output_path(std::env::var("OUT_DIR").unwrap())
-//!     .run()
+//!     .run() // into $OUT_DIR
 //!     .expect("mp-codegen");
+//! println!("cargo:rerun-if-changed=schema");
 //! ```
+//!
+//! ([`Builder::mp_ipc`] needs mp-ipc among the crate's `[dependencies]`:
+//! cargo then tells the build script where mp-ipc's schema directory is.)
 //!
 //! then `mod calc_capnp { include!(concat!(env!("OUT_DIR"), "/calc_capnp.rs")); }`
 //! and `mod calc_mp { include!(concat!(env!("OUT_DIR"), "/calc_mp.rs")); }` at
@@ -392,6 +394,14 @@ pub fn format_code(code: &str) -> Option<String> {
     String::from_utf8(output.stdout).ok()
 }
 
+/// The file id of mp-ipc's `proxy.capnp` (libmultiprocess's), whose
+/// capnpc code `mp_ipc::proxy_capnp` provides.
+pub const MP_IPC_PROXY_FILE_ID: u64 = 0xcc31_6e3f_71a0_40fb;
+
+/// The variable cargo sets to mp-ipc's schema directory for the build
+/// scripts of the crates that depend on it.
+const MP_IPC_SCHEMA_DIR_VAR: &str = "DEP_MP_IPC_SCHEMA_DIR";
+
 /// Runs `capnp compile` on schema files and writes capnpc's `*_capnp.rs`
 /// and mp-codegen's `*_mp.rs` for each; for `build.rs` files and the
 /// `mp-codegen` binary.
@@ -404,7 +414,9 @@ pub struct Builder {
     output_path: Option<PathBuf>,
     capnp_executable: PathBuf,
     request_file: Option<PathBuf>,
+    request_fallback: Option<PathBuf>,
     capture_request: Option<PathBuf>,
+    mp_ipc_schema: bool,
     capnp_code: bool,
     rustfmt: bool,
     nullable_results: Vec<(String, String)>,
@@ -438,7 +450,9 @@ impl Builder {
             output_path: None,
             capnp_executable: PathBuf::from("capnp"),
             request_file: None,
+            request_fallback: None,
             capture_request: None,
+            mp_ipc_schema: false,
             capnp_code: true,
             rustfmt: true,
             nullable_results: Vec::new(),
@@ -492,6 +506,31 @@ impl Builder {
     pub fn request_file(mut self, path: impl AsRef<Path>) -> Self {
         self.request_file = Some(path.as_ref().to_path_buf());
         self
+    }
+
+    /// Reads a `CodeGeneratorRequest` captured earlier (see
+    /// [`capture_request`](Self::capture_request)) only where `capnp` is not
+    /// installed; where it is, the schemas are compiled as usual. For a
+    /// crate that must build on machines without Cap'n Proto: check the
+    /// capture in beside the schema and test that it matches the schema
+    /// where `capnp` is installed (a capture does not change when the
+    /// schema does).
+    pub fn request_fallback(mut self, path: impl AsRef<Path>) -> Self {
+        self.request_fallback = Some(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Lets the schemas `import "/mp/proxy.capnp"` (libmultiprocess's
+    /// `Proxy` annotations, `Context`, `ThreadMap`) from the mp-ipc
+    /// dependency, and maps that file's types to `mp_ipc::proxy_capnp`.
+    ///
+    /// For the build script of a crate with mp-ipc among its
+    /// `[dependencies]`: cargo hands it mp-ipc's schema directory as
+    /// `DEP_MP_IPC_SCHEMA_DIR`. Without that variable, [`run`](Self::run)
+    /// fails and says so.
+    pub fn mp_ipc(mut self) -> Self {
+        self.mp_ipc_schema = true;
+        self.crate_provides("mp_ipc", [MP_IPC_PROXY_FILE_ID])
     }
 
     /// Also writes the `CodeGeneratorRequest` to `path`, to check it in and
@@ -554,6 +593,15 @@ impl Builder {
         }
         let mut cmd = Command::new(&self.capnp_executable);
         cmd.env_remove("PWD").arg("compile").arg("-o-");
+        if self.mp_ipc_schema {
+            let dir = std::env::var_os(MP_IPC_SCHEMA_DIR_VAR).ok_or_else(|| {
+                Error::Capnp(format!(
+                    "`Builder::mp_ipc` needs {MP_IPC_SCHEMA_DIR_VAR}, which cargo sets for the \
+                     build script of a crate that has mp-ipc among its [dependencies]"
+                ))
+            })?;
+            cmd.arg(format!("--import-path={}", Path::new(&dir).display()));
+        }
         for dir in &self.import_paths {
             cmd.arg(format!("--import-path={}", dir.display()));
         }
@@ -561,12 +609,25 @@ impl Builder {
             cmd.arg(format!("--src-prefix={}", dir.display()));
         }
         cmd.args(&self.files);
-        let output = cmd.output().map_err(|e| {
-            Error::Capnp(format!(
-                "could not run `{}` (is Cap'n Proto installed?): {e}",
-                self.capnp_executable.display()
-            ))
-        })?;
+        let output = match cmd.output() {
+            Ok(output) => output,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && self.request_fallback.is_some() =>
+            {
+                let path = self.request_fallback.as_ref().expect("checked");
+                return std::fs::read(path).map_err(io(format!(
+                    "`{}` is not installed; reading the captured request {}",
+                    self.capnp_executable.display(),
+                    path.display()
+                )));
+            }
+            Err(e) => {
+                return Err(Error::Capnp(format!(
+                    "could not run `{}` (is Cap'n Proto installed?): {e}",
+                    self.capnp_executable.display()
+                )))
+            }
+        };
         if !output.status.success() {
             return Err(Error::Capnp(format!(
                 "{}\n{}",

@@ -11,7 +11,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use mp_calc::{thread_name, CalcInitClient, CalculatorClient, Callback};
-use multiprocess::ipc::process::{spawn_process, ChildProcess};
+use multiprocess::ipc::process::{spawn_with_ipc_fd, ChildProcess};
 use multiprocess::{Error, EventLoop};
 
 const SERVE_FLAG: &str = "--serve-calculator";
@@ -39,8 +39,7 @@ fn spawn_child(event_loop: &EventLoop) -> Result<(ChildProcess, CalcInitClient),
     })?;
     let mut command = Command::new(exe);
     command.arg(SERVE_FLAG);
-    let (child, stream) =
-        spawn_process(command, |fd| vec!["--ipc-fd".into(), fd.to_string().into()])?;
+    let (child, stream) = spawn_with_ipc_fd(command)?;
     let init = mp_calc::connect_named(event_loop, stream, "demo")?;
     Ok((child, init))
 }

@@ -131,6 +131,52 @@ where
     ))
 }
 
+/// The flag that names the inherited socket on a child's command line,
+/// followed by its fd number: `--ipc-fd N`.
+pub const IPC_FD_FLAG: &str = "--ipc-fd";
+
+/// [`spawn_process`] with `--ipc-fd N` appended to the child's arguments;
+/// the child takes its end back with [`stream_from_args`].
+///
+/// ```no_run
+/// use std::process::Command;
+///
+/// let (mut child, stream) =
+///     mp_ipc::process::spawn_with_ipc_fd(Command::new("target/debug/my-server"))?;
+/// // ... open a Connection on `stream` ...
+/// # drop(stream);
+/// child.wait()?;
+/// # Ok::<(), mp_ipc::Error>(())
+/// ```
+pub fn spawn_with_ipc_fd(command: Command) -> Result<(ChildProcess, UnixStream), Error> {
+    spawn_process(command, |fd| {
+        vec![IPC_FD_FLAG.into(), fd.to_string().into()]
+    })
+}
+
+/// The child side of [`spawn_with_ipc_fd`]: finds `--ipc-fd N` among `args`
+/// (a process's arguments, e.g. `std::env::args()`) and takes that socket
+/// with [`stream_from_inherited_fd`]. Call it once.
+///
+/// A missing flag, a missing or malformed number, or an fd that is not an
+/// open socket is an [`Error::Io`] saying which.
+pub fn stream_from_args(args: impl IntoIterator<Item = String>) -> Result<UnixStream, Error> {
+    let mut args = args.into_iter();
+    let invalid =
+        |what: String| Error::io(what, std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    while let Some(arg) = args.next() {
+        if arg == IPC_FD_FLAG {
+            let value = args
+                .next()
+                .ok_or_else(|| invalid(format!("`{IPC_FD_FLAG}` is not followed by a number")))?;
+            return stream_from_inherited_fd(parse_fd(&value)?);
+        }
+    }
+    Err(invalid(format!(
+        "missing `{IPC_FD_FLAG} N` argument (this program is started by its parent process)"
+    )))
+}
+
 /// Parses an fd number given on the command line.
 pub fn parse_fd(arg: &str) -> Result<RawFd, Error> {
     arg.trim()

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use mp_calc::{CalcInitServer, CalcInitService};
 use mp_ipc::listener::Listener;
+use mp_ipc::process::IPC_FD_FLAG;
 use mp_ipc::EventLoop;
 
 /// The first argument that makes this program the calculator child.
@@ -31,7 +32,7 @@ pub fn serve(args: impl IntoIterator<Item = String>) -> Result<(), String> {
     let mut listen = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--ipc-fd" => {
+            IPC_FD_FLAG => {
                 let value = args.next().unwrap_or_default();
                 fd = Some(mp_ipc::process::parse_fd(&value).map_err(|e| e.to_string())?);
             }
@@ -42,7 +43,7 @@ pub fn serve(args: impl IntoIterator<Item = String>) -> Result<(), String> {
             other => return Err(format!("unknown child argument `{other}`")),
         }
     }
-    let fd = fd.ok_or("missing `--ipc-fd N` argument")?;
+    let fd = fd.ok_or(format!("missing `{IPC_FD_FLAG} N` argument"))?;
     let event_loop = EventLoop::new("calc-loop").map_err(|e| e.to_string())?;
     let service = Arc::new(CalcInitService);
     let _listener = match listen {

@@ -42,7 +42,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mp_calc::{CalculatorClient, Callback};
-use mp_ipc::process::{spawn_process, ChildProcess};
+use mp_ipc::process::{spawn_with_ipc_fd, ChildProcess};
 use mp_ipc::{Error, EventLoop};
 
 mod agents;
@@ -377,14 +377,13 @@ fn soak(options: &Options) -> i32 {
         if let Some(path) = &path {
             command.arg(LISTEN_FLAG).arg(path);
         }
-        let (mut child, stream) =
-            match spawn_process(command, |fd| vec!["--ipc-fd".into(), fd.to_string().into()]) {
-                Ok(pair) => pair,
-                Err(e) => {
-                    eprintln!("spawn failed: {e}");
-                    return 1;
-                }
-            };
+        let (mut child, stream) = match spawn_with_ipc_fd(command) {
+            Ok(pair) => pair,
+            Err(e) => {
+                eprintln!("spawn failed: {e}");
+                return 1;
+            }
+        };
         // Once this has been answered, the child's listening path (bound
         // first) accepts connections.
         let calc = match mp_calc::connect_named(&event_loop, stream, "soak")
