@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     // The same server loop and well-behaved client as rpc_messages.
     let world = mp_fuzz::rpc::world();
     let (ours, mut theirs) = UnixStream::pair().expect("socketpair");
-    let server = mp_calc::serve(world.server_loop(), ours).expect("serve");
+    let server = mp_test_calc::serve(world.server_loop(), ours).expect("serve");
     let _ = theirs.write_all(data);
     let _ = theirs.shutdown(Shutdown::Write);
     // Drain whatever the server answers so it never blocks on a full socket.

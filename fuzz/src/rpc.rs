@@ -31,7 +31,7 @@ use capnp::traits::{FromPointerBuilder, HasTypeId, ImbueMut};
 use capnp_rpc::rpc_capnp::{
     cap_descriptor, disembargo, message, message_target, payload, promised_answer, return_,
 };
-use mp_calc::calc_capnp::{calc_init, calculator, callback, counter};
+use mp_test_calc::calc_capnp::{calc_init, calculator, callback, counter};
 use mp_ipc::proxy_capnp::{thread, thread_map};
 use mp_ipc::{Connection, EventLoop};
 
@@ -81,8 +81,8 @@ pub fn world() -> &'static World {
         let server_loop = EventLoop::new("fuzz-server").expect("server loop");
         let client_loop = EventLoop::new("fuzz-client").expect("client loop");
         let (a, b) = UnixStream::pair().expect("socketpair");
-        let probe_server = mp_calc::serve(&server_loop, a).expect("serve probe");
-        let calc = mp_calc::connect(&client_loop, b)
+        let probe_server = mp_test_calc::serve(&server_loop, a).expect("serve probe");
+        let calc = mp_test_calc::connect(&client_loop, b)
             .and_then(|init| init.make_calculator())
             .expect("probe client");
         let probe = Box::new(move || calc.add(2, 2));
@@ -614,7 +614,7 @@ fn thread_count() -> usize {
 pub fn run(ops: &[Op]) -> Summary {
     let world = world();
     let (ours, theirs) = UnixStream::pair().expect("socketpair");
-    let server = mp_calc::serve(&world.server_loop, ours).expect("serve");
+    let server = mp_test_calc::serve(&world.server_loop, ours).expect("serve");
     let mut peer = Peer {
         stream: Some(theirs),
         questions: Vec::new(),
@@ -649,8 +649,8 @@ pub fn run(ops: &[Op]) -> Summary {
     }
     if n.is_multiple_of(256) {
         let (a, b) = UnixStream::pair().expect("socketpair");
-        let fresh_server = mp_calc::serve(&world.server_loop, a).expect("serve");
-        let init = mp_calc::connect(&world.client_loop, b).expect("a fresh client connects");
+        let fresh_server = mp_test_calc::serve(&world.server_loop, a).expect("serve");
+        let init = mp_test_calc::connect(&world.client_loop, b).expect("a fresh client connects");
         let calc = init.make_calculator().expect("makeCalculator");
         assert_eq!(calc.add(40, 2).expect("a fresh connection is served"), 42);
         let conn = init.connection().clone();

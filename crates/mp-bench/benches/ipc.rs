@@ -51,7 +51,7 @@ fn sequential(c: &mut Criterion) {
     });
     drop(raw);
 
-    let mp = MpCalc::spawn(peer).expect("spawning the mp-calc peer");
+    let mp = MpCalc::spawn(peer).expect("spawning the mp-test-calc peer");
     let calc = mp.calc();
     assert_eq!(calc.add(2, 3).expect("mapped call"), 5);
     assert_eq!(calc.add_on_loop(2, 3).expect("plain call"), 5);
@@ -83,7 +83,7 @@ fn pipelined(c: &mut Criterion) {
     let mut group = c.benchmark_group(PIPE_GROUP);
     group.throughput(Throughput::Elements(BATCH));
 
-    let mp = MpCalc::spawn(peer).expect("spawning the mp-calc peer");
+    let mp = MpCalc::spawn(peer).expect("spawning the mp-test-calc peer");
     mp.pipelined(IN_FLIGHT as u64, IN_FLIGHT)
         .expect("first async calls");
     group.bench_function(PIPE_MP, |b| {

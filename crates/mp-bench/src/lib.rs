@@ -1,13 +1,13 @@
 //! # mp-bench
 //!
-//! Criterion benchmarks of `mp-ipc` (through the `mp-calc` test interface)
+//! Criterion benchmarks of `mp-ipc` (through the `mp-test-calc` test interface)
 //! against two baselines measured in the same run: a bare Unix-socketpair
 //! ping-pong between two processes, and raw `capnp-rpc` calls between two
 //! processes with no mp-ipc in the way. See `README.md` and `benches/ipc.rs`.
 //!
 //! This library holds what both the benchmark and its helper binaries need:
 //! - [`peer`]: the child side (`bench-peer`): echo peer, raw capnp-rpc
-//!   calculator, mp-calc server.
+//!   calculator, mp-test-calc server.
 //! - [`pingpong`], [`raw`], [`mp`]: the parent side of each kind of session.
 //! - [`switches`]: per-thread context-switch counts read from `/proc`, for
 //!   finding out which threads wake up per call.
@@ -28,8 +28,8 @@ use mp_ipc::process::{spawn_with_ipc_fd, ChildProcess};
 pub const MODE_ECHO: &str = "echo";
 /// The argument that selects the raw capnp-rpc calculator.
 pub const MODE_RAW: &str = "raw-calc";
-/// The argument that selects the mp-calc server.
-pub const MODE_MP: &str = "mp-calc";
+/// The argument that selects the mp-test-calc server.
+pub const MODE_MP: &str = "mp-test-calc";
 
 /// Spawns `program` (the `bench-peer` binary) as `program MODE --ipc-fd N`,
 /// with one end of a fresh socketpair as fd `N`; returns the child (killed

@@ -1,15 +1,15 @@
-//! The system under test: an mp-calc calculator in a child process, called
+//! The system under test: an mp-test-calc calculator in a child process, called
 //! through mp-ipc (client event loop thread, per-thread server threads).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
-use mp_calc::{CalcInitClient, CalculatorClient, Callback};
 use mp_ipc::process::ChildProcess;
 use mp_ipc::{Error, EventLoop};
+use mp_test_calc::{CalcInitClient, CalculatorClient, Callback};
 
-/// A connected mp-calc session with a child process.
+/// A connected mp-test-calc session with a child process.
 pub struct MpCalc {
     // Field order is drop order: the handles close the connection, then the
     // child is killed and reaped, then the loop goes.
@@ -20,12 +20,12 @@ pub struct MpCalc {
 }
 
 impl MpCalc {
-    /// Starts an event loop, spawns the `mp-calc` peer, connects
+    /// Starts an event loop, spawns the `mp-test-calc` peer, connects
     /// (`CalcInit.construct`) and makes a calculator.
     pub fn spawn(program: &Path) -> Result<MpCalc, Error> {
         let event_loop = EventLoop::new("bench-loop")?;
         let (child, stream) = crate::spawn_peer(program, crate::MODE_MP)?;
-        let init = mp_calc::connect(&event_loop, stream)?;
+        let init = mp_test_calc::connect(&event_loop, stream)?;
         let calc = init.make_calculator()?;
         Ok(MpCalc {
             calc,

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use capnp_rpc::rpc_twoparty_capnp::Side;
 use capnp_rpc::{twoparty, RpcSystem};
-use mp_calc::calc_capnp::{calc_init, calculator};
+use mp_test_calc::calc_capnp::{calc_init, calculator};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 /// Finds `--ipc-fd N` in `args` and takes the inherited socket.
@@ -89,8 +89,8 @@ pub fn serve_raw_calc(stream: UnixStream) -> std::io::Result<()> {
     })
 }
 
-/// Serves an mp-calc calculator (mp-ipc event loop, mapped server threads)
+/// Serves an mp-test-calc calculator (mp-ipc event loop, mapped server threads)
 /// until the parent disconnects.
-pub fn serve_mp_calc(args: Vec<String>) -> Result<(), mp_ipc::Error> {
-    mp_calc::serve_inherited_fd(args)
+pub fn serve_mp_test_calc(args: Vec<String>) -> Result<(), mp_ipc::Error> {
+    mp_test_calc::serve_inherited_fd(args)
 }

@@ -1,7 +1,7 @@
 //! Generated adapter vs the foundation's hand-written one for the same
 //! methods, in one criterion run: `Calculator.add` (mapped to this thread's
 //! server thread) and `Calculator.addOnLoop` (on the server's loop), each
-//! through mp-calc's generated client and server and through the
+//! through mp-test-calc's generated client and server and through the
 //! hand-written pair (`tests/support/hand_calc`), both in-process over a
 //! socketpair with two event loops, serving the same `CalcService` logic.
 
@@ -15,7 +15,7 @@ use mp_ipc::EventLoop;
 
 /// capnpc's types, where the hand-written adapter expects them.
 mod calc_capnp {
-    pub use mp_calc::calc_capnp::*;
+    pub use mp_test_calc::calc_capnp::*;
 }
 
 #[path = "../tests/support/mod.rs"]
@@ -29,8 +29,8 @@ fn bench(c: &mut Criterion) {
         EventLoop::new("hand-client").unwrap(),
     ];
     let (a, b) = UnixStream::pair().unwrap();
-    let _gen_server = mp_calc::serve(&loops[0], a).unwrap();
-    let generated = mp_calc::connect(&loops[1], b)
+    let _gen_server = mp_test_calc::serve(&loops[0], a).unwrap();
+    let generated = mp_test_calc::connect(&loops[1], b)
         .unwrap()
         .make_calculator()
         .unwrap();

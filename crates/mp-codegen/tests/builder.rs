@@ -148,9 +148,9 @@ fn builder_compiles_the_schemas_with_capnp() {
     let ipc_schema = root.join("crates/mp-ipc/schema");
     let out = temp("builder");
     let written = mp_codegen::Builder::new()
-        .src_prefix(root.join("crates/mp-calc/schema"))
+        .src_prefix(root.join("fixtures/calc/schema"))
         .import_path(&ipc_schema)
-        .file(root.join("crates/mp-calc/schema/calc.capnp"))
+        .file(root.join("fixtures/calc/schema/calc.capnp"))
         .crate_provides("mp_ipc", [0xcc31_6e3f_71a0_40fb])
         .output_path(&out)
         .run()
@@ -158,9 +158,9 @@ fn builder_compiles_the_schemas_with_capnp() {
     assert_eq!(written, [out.join("calc_mp.rs")]);
     assert_same(
         &out.join("calc_mp.rs"),
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../mp-calc/src/calc_mp.rs"),
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/calc/src/calc_mp.rs"),
     );
-    // capnpc's half is mp-calc's checked-in file.
+    // capnpc's half is mp-test-calc's checked-in file.
     let strip = |s: String| {
         s.lines()
             .filter(|l| !l.starts_with("// capnp") || !l.contains("version"))
@@ -169,7 +169,7 @@ fn builder_compiles_the_schemas_with_capnp() {
     };
     assert_eq!(
         strip(std::fs::read_to_string(out.join("calc_capnp.rs")).unwrap()),
-        strip(std::fs::read_to_string(root.join("crates/mp-calc/src/calc_capnp.rs")).unwrap())
+        strip(std::fs::read_to_string(root.join("fixtures/calc/src/calc_capnp.rs")).unwrap())
     );
 
     let schema = data().join("schema");

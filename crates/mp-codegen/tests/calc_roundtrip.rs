@@ -1,5 +1,5 @@
-//! Round trips through the code generated for mp-calc's `calc.capnp`
-//! (mp-calc's checked-in `calc_mp`, which the golden test holds to this
+//! Round trips through the code generated for mp-test-calc's `calc.capnp`
+//! (mp-test-calc's checked-in `calc_mp`, which the golden test holds to this
 //! generator's output), in one process over a socketpair with two event loops: mapped
 //! calls, loop calls, callbacks onto the waiting client thread (nested),
 //! a returned object with its own methods, failures and panics, async
@@ -20,12 +20,12 @@ use mp_ipc::{Connection, Error, EventLoop, Side};
 
 /// capnpc's types, where the hand-written adapter expects them.
 mod calc_capnp {
-    pub use mp_calc::calc_capnp::*;
+    pub use mp_test_calc::calc_capnp::*;
 }
 
 mod support;
 
-use mp_calc::calc_mp::{
+use mp_test_calc::calc_mp::{
     CalcInit, CalcInitClient, CalcInitServer, Calculator, CalculatorClient,
     CalculatorWhereAmIResults, Callback, CallbackClient, Counter,
 };

@@ -87,11 +87,11 @@ fn check_capnpc(request: &str, outputs: &[&str]) {
     let _ = std::fs::remove_dir_all(&out);
 }
 
-/// mp-calc's checked-in `calc_mp.rs` is this generator's output.
+/// mp-test-calc's checked-in `calc_mp.rs` is this generator's output.
 #[test]
 fn calc_matches_golden() {
-    let mp_calc_src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mp-calc/src");
-    check_in(&mp_calc_src, "calc", &["calc_mp.rs"]);
+    let mp_test_calc_src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/calc/src");
+    check_in(&mp_test_calc_src, "calc", &["calc_mp.rs"]);
 }
 
 #[test]

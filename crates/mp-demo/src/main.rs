@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use mp_calc::{thread_name, CalcInitClient, CalculatorClient, Callback};
+use mp_test_calc::{thread_name, CalcInitClient, CalculatorClient, Callback};
 use multiprocess::ipc::process::{spawn_with_ipc_fd, ChildProcess};
 use multiprocess::{Error, EventLoop};
 
@@ -20,7 +20,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some(SERVE_FLAG) {
         // The child: serve until the parent goes away.
-        if let Err(e) = mp_calc::serve_inherited_fd(args.into_iter().skip(1)) {
+        if let Err(e) = mp_test_calc::serve_inherited_fd(args.into_iter().skip(1)) {
             eprintln!("mp-demo child: {e}");
             std::process::exit(1);
         }
@@ -40,7 +40,7 @@ fn spawn_child(event_loop: &EventLoop) -> Result<(ChildProcess, CalcInitClient),
     let mut command = Command::new(exe);
     command.arg(SERVE_FLAG);
     let (child, stream) = spawn_with_ipc_fd(command)?;
-    let init = mp_calc::connect_named(event_loop, stream, "demo")?;
+    let init = mp_test_calc::connect_named(event_loop, stream, "demo")?;
     Ok((child, init))
 }
 

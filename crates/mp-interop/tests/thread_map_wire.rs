@@ -207,8 +207,8 @@ struct UnusedThreadMap;
 impl thread_map::Server for UnusedThreadMap {}
 
 /// Context-carrying calls: their client sends their generated `Context`
-/// (holding a `Thread` our server made) to our `mp-calc` server, and the
-/// call runs on that thread. mp-calc's methods have no types in
+/// (holding a `Thread` our server made) to our `mp-test-calc` server, and the
+/// call runs on that thread. mp-test-calc's methods have no types in
 /// `bitcoin-capnp-types`, so their side makes untyped calls with our
 /// interface ids, building params and reading results with their generated
 /// structs of the same layout (`Init.construct`: one capability pointer;
@@ -219,8 +219,8 @@ fn their_context_runs_our_call_on_their_named_thread() {
     with_watchdog(|| {
         use bitcoin_capnp_types::{echo_capnp::echo, init_capnp::init};
         use capnp_025::{any_pointer, capability::Client as TheirClient};
-        use mp_calc::calc_capnp::{calc_init, calculator};
         use mp_ipc::capnp::traits::HasTypeId as OurHasTypeId;
+        use mp_test_calc::calc_capnp::{calc_init, calculator};
 
         const CALC_INIT: u64 = <calc_init::Client as OurHasTypeId>::TYPE_ID;
         const CALCULATOR: u64 = <calculator::Client as OurHasTypeId>::TYPE_ID;
@@ -231,7 +231,7 @@ fn their_context_runs_our_call_on_their_named_thread() {
 
         let event_loop = mp_ipc::EventLoop::new("interop-calc").expect("event loop");
         let (ours, theirs) = UnixStream::pair().expect("socket pair");
-        let conn = mp_calc::serve(&event_loop, ours).expect("our calc server");
+        let conn = mp_test_calc::serve(&event_loop, ours).expect("our calc server");
 
         let where_am_i = std::thread::Builder::new()
             .name("their-client".into())

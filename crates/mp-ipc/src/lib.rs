@@ -38,7 +38,7 @@
 //! (`LoopConnection`, which server adapters use to run calls on the thread
 //! their `Context` names) and the call contexts — lives in the
 //! `codegen_support` module, plumbing kept apart from the API above and
-//! hidden from these docs. The `mp-calc` crate shows the generated code
+//! hidden from these docs. The `mp-test-calc` crate shows the generated code
 //! for a complete interface.
 
 mod budget;

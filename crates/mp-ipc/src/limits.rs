@@ -245,7 +245,7 @@ impl ProcessLimits {
 /// per-level budget. A level is one incoming call run on the thread while
 /// it waits in an outgoing one (the call's job, the method, the outgoing
 /// call's wait): measured at about 5.3 KiB in debug builds and 1.5 KiB in
-/// release builds on x86-64 (`cargo test [--release] -p mp-calc --test
+/// release builds on x86-64 (`cargo test [--release] -p mp-test-calc --test
 /// nesting -- --nocapture` prints it, and fails if a level ever outgrows
 /// the budget), so the 16 KiB budget leaves a margin of 3× in debug builds
 /// and 10× in release builds, for the server method's own frames. Pages are committed

@@ -11,8 +11,8 @@
 //!   loop, so once it returns the callback can no longer run).
 //!
 //! This makes libmultiprocess's teardown race (a connection's destructor
-//! and a thread's proxy destructor on two threads; `tests/seed_000.rs` in
-//! mp-calc replays it) impossible by construction: the "disconnect callback
+//! and a thread's proxy destructor on two threads; `tests/disconnect_races.rs` in
+//! mp-test-calc replays it) impossible by construction: the "disconnect callback
 //! deletes the thread's client" and "the thread deletes its client" paths
 //! are both jobs on the loop thread, run one after the other, never at once.
 

@@ -14,10 +14,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use mp_calc::{CalcInitServer, CalcInitService};
 use mp_ipc::listener::Listener;
 use mp_ipc::process::IPC_FD_FLAG;
 use mp_ipc::EventLoop;
+use mp_test_calc::{CalcInitServer, CalcInitService};
 
 /// The first argument that makes this program the calculator child.
 pub const SERVE_FLAG: &str = "--serve-calculator";
@@ -59,7 +59,7 @@ pub fn serve(args: impl IntoIterator<Item = String>) -> Result<(), String> {
         None => None,
     };
     let stream = mp_ipc::process::stream_from_inherited_fd(fd).map_err(|e| e.to_string())?;
-    let conn = mp_calc::serve(&event_loop, stream).map_err(|e| e.to_string())?;
+    let conn = mp_test_calc::serve(&event_loop, stream).map_err(|e| e.to_string())?;
     conn.wait_disconnected();
     Ok(())
 }

@@ -24,10 +24,10 @@ use std::time::Duration;
 
 use capnp_rpc::rpc_twoparty_capnp::Side;
 use capnp_rpc::{twoparty, RpcSystem};
-use mp_calc::calc_capnp::{calc_init, calculator, callback};
 use mp_ipc::listener::ListenOptions;
 use mp_ipc::proxy_capnp::{thread, thread_map};
 use mp_ipc::{CallSite, Error, Limits};
+use mp_test_calc::calc_capnp::{calc_init, calculator, callback};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 

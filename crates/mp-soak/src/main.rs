@@ -41,9 +41,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mp_calc::{CalculatorClient, Callback};
 use mp_ipc::process::{spawn_with_ipc_fd, ChildProcess};
 use mp_ipc::{Error, EventLoop};
+use mp_test_calc::{CalculatorClient, Callback};
 
 mod agents;
 mod child;
@@ -386,7 +386,7 @@ fn soak(options: &Options) -> i32 {
         };
         // Once this has been answered, the child's listening path (bound
         // first) accepts connections.
-        let calc = match mp_calc::connect_named(&event_loop, stream, "soak")
+        let calc = match mp_test_calc::connect_named(&event_loop, stream, "soak")
             .and_then(|init| init.make_calculator())
         {
             Ok(calc) => calc,

@@ -32,42 +32,61 @@
 //!
 //! ## A call with a callback
 //!
-//! The `mp-calc` test interface, served and called over a socketpair. The
-//! two event loops stand for two processes; across processes the code is
-//! the same, with the server in a child (`mp_calc::spawn_and_connect`, or
-//! `cargo run --release -p mp-demo` for the tour). The server's
-//! `countdown(n, callback)` calls `callback.step(n)` and answers with its
-//! result; the callback runs on the thread that made the call, while that
-//! thread waits for the reply.
+//! The interface of `examples/hello` (the crate to copy to start a project:
+//! its own schema, `build.rs`, a server and a client process), served and
+//! called over a socketpair. The two event loops stand for two processes;
+//! across processes the code is the same, with the server in a child
+//! (`examples/hello`'s `hello-client` spawns `hello-server`). The server's
+//! `greet_all(names, audience)` calls `audience.hear(greeting)` back for
+//! each name; each callback runs on the thread that made the call, while
+//! that thread waits for the reply.
 //!
 //! ```
-//! use std::sync::Arc;
+//! use std::sync::{Arc, Mutex};
 //!
-//! use mp_calc::{thread_name, Callback};
-//! use multiprocess::EventLoop;
+//! use hello::{thread_name, Audience, HelloInitClient, HelloInitServer, HelloService};
+//! use multiprocess::ipc::{Connection, Side};
+//! use multiprocess::{Error, EventLoop};
 //!
-//! struct Report;
+//! /// Records each greeting it hears, and on which thread.
+//! #[derive(Default)]
+//! struct Heard(Mutex<Vec<(String, String)>>);
 //!
-//! impl Callback for Report {
-//!     fn step(&self, n: u32) -> Result<u32, multiprocess::Error> {
-//!         // The caller's own thread, blocked in `countdown`, runs this.
-//!         assert_eq!(thread_name(), "caller");
-//!         Ok(n * 10)
+//! impl Audience for Heard {
+//!     fn hear(&self, greeting: String) -> Result<bool, Error> {
+//!         self.0.lock().unwrap().push((thread_name(), greeting));
+//!         Ok(true) // go on
 //!     }
 //! }
 //!
+//! // The server side: serve HelloInit on one end.
 //! let (server_end, client_end) = std::os::unix::net::UnixStream::pair()?;
 //! let server_loop = EventLoop::new("server-loop")?;
-//! let _server = mp_calc::serve(&server_loop, server_end)?;
-//! let client_loop = EventLoop::new("client-loop")?;
-//! let calc = mp_calc::connect(&client_loop, client_end)?.make_calculator()?;
+//! let service = Arc::new(HelloService);
+//! let _server = Connection::builder(&server_loop)
+//!     .serve(move |conn| HelloInitServer::bootstrap(conn, service.clone()))
+//!     .open(server_end, Side::Server)?;
 //!
+//! // The client side: connect (exchanging thread maps), get a greeter.
+//! let client_loop = EventLoop::new("client-loop")?;
+//! let connection = Connection::builder(&client_loop).open(client_end, Side::Client)?;
+//! let greeter = HelloInitClient::connect(&connection)?.make_greeter("en")?;
+//!
+//! let heard = Arc::new(Heard::default());
+//! let audience = heard.clone();
 //! let caller = std::thread::Builder::new().name("caller".into());
-//! let answer = caller
-//!     .spawn(move || calc.countdown(3, Arc::new(Report)))?
+//! let greeted = caller
+//!     .spawn(move || greeter.greet_all(&["Ada".into(), "Grace".into()], audience))?
 //!     .join()
 //!     .expect("the caller thread")?;
-//! assert_eq!(answer, 30); // the callback's answer, through the server
+//! assert_eq!(greeted, 2);
+//! assert_eq!(
+//!     *heard.0.lock().unwrap(),
+//!     [
+//!         ("caller".to_string(), "Hello, Ada!".to_string()),
+//!         ("caller".to_string(), "Hello, Grace!".to_string()),
+//!     ]
+//! );
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -1,6 +1,6 @@
 //! The child process of the benchmarks: `bench-peer MODE --ipc-fd N`, where
 //! MODE is `echo` (socketpair echo), `raw-calc` (a raw capnp-rpc
-//! calculator) or `mp-calc` (an mp-ipc calculator).
+//! calculator) or `mp-test-calc` (an mp-ipc calculator).
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -12,7 +12,7 @@ fn main() {
         mp_bench::MODE_RAW => mp_bench::peer::inherited_stream(&args)
             .map_err(|e| e.to_string())
             .and_then(|s| mp_bench::peer::serve_raw_calc(s).map_err(|e| e.to_string())),
-        mp_bench::MODE_MP => mp_bench::peer::serve_mp_calc(args).map_err(|e| e.to_string()),
+        mp_bench::MODE_MP => mp_bench::peer::serve_mp_test_calc(args).map_err(|e| e.to_string()),
         other => Err(format!(
             "unknown mode `{other}`; expected {}, {} or {}",
             mp_bench::MODE_ECHO,

@@ -1,5 +1,5 @@
-//! The foundation's hand-written adapter for `calc.capnp` (mp-calc served
-//! and called it before mp-codegen existed; mp-calc now uses generated
+//! The foundation's hand-written adapter for `calc.capnp` (mp-test-calc served
+//! and called it before mp-codegen existed; mp-test-calc now uses generated
 //! code). Kept as the baseline the generated code is held to: the
 //! `generated_vs_hand` benchmark measures both on the same methods, and
 //! `calc_roundtrip.rs` drives each against the other over the wire. The

@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 
 use super::client::CallbackClient;
 
-use mp_calc::{thread_name, thread_number};
+use mp_test_calc::{thread_name, thread_number};
 
 /// Where a call ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub struct CalcService;
 impl CalcService {
     /// `a + b`, failing on overflow.
     pub fn add(&self, a: i64, b: i64) -> Result<i64, String> {
-        mp_calc::Calculator::add(&mp_calc::CalcService, a, b).map_err(|e| e.to_string())
+        mp_test_calc::Calculator::add(&mp_test_calc::CalcService, a, b).map_err(|e| e.to_string())
     }
 
     /// Calls back into the client once and returns what it answered.
