@@ -11,14 +11,16 @@
 //!   invariant 2 holds for them too) and returns; the reaper joins it.
 //! - 2: the executor handed to `ThreadBound` values holds only a *weak*
 //!   sender, so loop-bound values never keep their own loop alive.
-//! - 7: `sync` waits through the caller's `Waiter`; a job discarded because
-//!   the loop stopped drops its reply sender and wakes the caller.
+//! - 7: `sync` waits through the caller's `Waiter` (mp-thread's
+//!   `sync_call`, shared with `Worker::sync`); a job discarded because the
+//!   loop stopped drops its reply sender and wakes the caller, and a panic
+//!   in the job comes back as a panic error, not as a stopped loop.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::thread::ThreadId;
 
-use mp_thread::{Executor, Job, Reaper, ThreadHandle, Waiter};
+use mp_thread::{sync_call, Executor, Job, Reaper, ThreadHandle};
 use tokio::sync::mpsc;
 
 use crate::error::Error;
@@ -111,24 +113,38 @@ impl EventLoop {
     }
 
     /// Runs `f` on the loop thread and returns its result; inline when called
-    /// on the loop. The caller's [`Waiter`] keeps running posted jobs while
-    /// it waits.
+    /// on the loop. The caller's [`Waiter`](mp_thread::Waiter) keeps running
+    /// posted jobs while it waits (mp-thread's [`sync_call`], the protocol
+    /// of `Worker::sync`). A panic in `f` comes back as
+    /// [`mp_thread::Error::Panicked`] and the loop goes on; a loop that has
+    /// stopped gives [`mp_thread::Error::Closed`].
+    ///
+    /// ```
+    /// use mp_ipc::{Error, EventLoop};
+    ///
+    /// let event_loop = EventLoop::new("loop")?;
+    /// assert_eq!(event_loop.sync(|| 2 + 2)?, 4);
+    /// let panicked = event_loop.sync(|| -> u32 { panic!("a bug") });
+    /// assert!(matches!(
+    ///     panicked,
+    ///     Err(Error::Thread(mp_thread::Error::Panicked { ref message, .. })) if message == "a bug"
+    /// ));
+    /// assert_eq!(event_loop.sync(|| 1)?, 1); // the loop goes on
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn sync<R, F>(&self, f: F) -> Result<R, Error>
     where
         R: Send + 'static,
         F: FnOnce() -> R + Send + 'static,
     {
-        if self.is_current() {
-            return Ok(f());
-        }
-        let me = Waiter::current();
-        let (tx, rx) = me.reply_channel::<R>();
-        self.post(move || {
-            let value = f();
-            tx.send(value);
-        })?;
-        me.wait(rx)
-            .map_err(|_| mp_thread::Error::Closed(self.shared.name.clone()).into())
+        let jobs = &self.shared.jobs;
+        sync_call(
+            &self.shared.name,
+            self.is_current(),
+            |job| jobs.send(job).map_err(|e| e.0),
+            f,
+        )
+        .map_err(Error::from)
     }
 
     /// Spawns a `!Send` future on the loop. Must be called on the loop thread.

@@ -12,6 +12,7 @@
 //! | [`ThreadBound`] | a value used and dropped only on its home thread | 2 |
 //! | [`CallbackRegistry`] | callbacks owned by one thread | 4 |
 //! | [`poll_until`] | a bounded busy-wait before sleeping ([`Worker::spawn_busy_waiting`]) | 7 |
+//! | [`sync_call`] | run a closure on another thread and wait for it: `Worker::sync`'s protocol, for any mailbox | 3, 7 |
 //!
 //! [`sync`] is the synchronisation facade these protocols (and those of
 //! the crates above) are written over: parking_lot's locks and std's
@@ -30,6 +31,7 @@
 //! exited.wait().unwrap();
 //! ```
 
+mod call;
 mod current;
 mod error;
 mod poll;
@@ -41,6 +43,7 @@ mod reaper;
 mod thread_bound;
 mod worker;
 
+pub use call::sync_call;
 pub use error::{panic_message, Error};
 pub use poll::poll_until;
 pub use registry::CallbackRegistry;

@@ -9,10 +9,9 @@
 //! call and so dropped before the reply is sent; the caller never sees the
 //! result while the job still holds anything it captured.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::thread::ThreadId;
 
-use crate::error::{panic_message, Error};
+use crate::error::Error;
 use crate::reaper::{Reaper, ThreadHandle};
 use crate::sync::Arc;
 use crate::waiter::{Job, Waiter};
@@ -150,28 +149,7 @@ impl Worker {
         R: Send + 'static,
         F: FnOnce() -> R + Send + 'static,
     {
-        if self.is_current() {
-            return catch_unwind(AssertUnwindSafe(f)).map_err(|p| Error::Panicked {
-                thread: self.name().to_string(),
-                message: panic_message(&*p),
-            });
-        }
-        let me = Waiter::current();
-        let (tx, rx) = me.reply_channel::<Result<R, String>>();
-        self.post(move || {
-            // `f` is consumed here, so its captures die before `send`.
-            let result = catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_message(&*p));
-            tx.send(result);
-        })?;
-        match me.wait(rx) {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(message)) => Err(Error::Panicked {
-                thread: self.name().to_string(),
-                message,
-            }),
-            Err(Error::ReplyDropped(_)) => Err(Error::Closed(self.name().to_string())),
-            Err(other) => Err(other),
-        }
+        crate::call::sync_call(self.name(), self.is_current(), |job| self.post_job(job), f)
     }
 
     /// Closes the mailbox now (as dropping the last handle would): queued
