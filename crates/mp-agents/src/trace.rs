@@ -34,10 +34,10 @@ static FILTERS: RwLock<Vec<EnvFilter>> = const_rwlock(Vec::new());
 /// Message type names seen at send sites while tracing is on.
 static NAMES: RwLock<BTreeMap<TypeId, &'static str>> = const_rwlock(BTreeMap::new());
 
-thread_local! {
-    /// The agent whose demand runs on this thread (while tracing is on).
-    static CURRENT: RefCell<Option<String>> = const { RefCell::new(None) };
-}
+/// The agent whose demand runs on this thread (while tracing is on): its
+/// slot of the thread's context (`mp_thread::context`).
+#[derive(Default)]
+struct Current(RefCell<Option<String>>);
 
 /// Which deliveries are traced: every criterion set must match (none set:
 /// all of them).
@@ -159,10 +159,11 @@ pub(crate) fn as_current<R>(agent: impl FnOnce() -> String, f: impl FnOnce() -> 
     impl Drop for Restore {
         fn drop(&mut self) {
             let outer = self.0.take();
-            CURRENT.with(|c| *c.borrow_mut() = outer);
+            mp_thread::context::with(|c: &Current| *c.0.borrow_mut() = outer);
         }
     }
-    let _restore = Restore(CURRENT.with(|c| c.borrow_mut().replace(agent())));
+    let outer = mp_thread::context::with(|c: &Current| c.0.borrow_mut().replace(agent()));
+    let _restore = Restore(outer.flatten());
     f()
 }
 
@@ -196,11 +197,9 @@ pub(crate) fn emit(
         .unwrap_or("<type not seen at a send>");
     let to = agent.unwrap_or("-");
     if step == Step::Send {
-        CURRENT.with(|from| {
-            let from = from.borrow();
-            let from = from.as_deref().unwrap_or("-");
-            tracing::trace!(target: "mp_agents::delivery", what, msg_type, to, mbox = mbox.0, from);
-        });
+        let from = mp_thread::context::with(|c: &Current| c.0.borrow().clone()).flatten();
+        let from = from.as_deref().unwrap_or("-");
+        tracing::trace!(target: "mp_agents::delivery", what, msg_type, to, mbox = mbox.0, from);
     } else {
         tracing::trace!(target: "mp_agents::delivery", what, msg_type, to, mbox = mbox.0);
     }

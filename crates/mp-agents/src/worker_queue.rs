@@ -158,6 +158,13 @@ impl WorkerQueue {
     }
 }
 
+// The one per-thread state of the workspace kept out of the thread's
+// context (`mp_thread::context`), for speed: every send reads it. A plain
+// `Cell` thread-local is read in about 0.5 ns, a context slot in about 9 ns
+// (a borrow, a lookup by type, a shared handle; release build, 2-vCPU
+// x86-64), against some 60 ns for a whole one-thread send and handling.
+// Invariant 5 holds all the same: both are private to this module and
+// read and written by their own thread only.
 thread_local! {
     /// The queue whose drain runs on this thread, with the demands its
     /// handlers pushed to it since.

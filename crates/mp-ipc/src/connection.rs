@@ -403,25 +403,28 @@ impl DisconnectHook {
     }
 }
 
-std::thread_local! {
-    static THREAD_EXIT: RefCell<ExitNotice> = RefCell::new(ExitNotice {
-        thread: std::thread::current().id(),
-        conns: Vec::new(),
-    });
-}
-
 /// Tells each connection a thread used that the thread is gone, so its
 /// mapping (and the peer's server thread) is released. Posts only: a thread
-/// exit never waits on the loop.
+/// exit never waits on the loop. Its slot of the thread's context
+/// (`mp_thread::context`), dropped when the thread exits.
 struct ExitNotice {
     thread: std::thread::ThreadId,
-    conns: Vec<(u64, Weak<ConnShared>)>,
+    conns: RefCell<Vec<(u64, Weak<ConnShared>)>>,
+}
+
+impl Default for ExitNotice {
+    fn default() -> Self {
+        ExitNotice {
+            thread: std::thread::current().id(),
+            conns: RefCell::new(Vec::new()),
+        }
+    }
 }
 
 impl Drop for ExitNotice {
     fn drop(&mut self) {
         let key = ClientKey::Thread(self.thread);
-        for (_, weak) in self.conns.drain(..) {
+        for (_, weak) in self.conns.get_mut().drain(..) {
             if let Some(shared) = weak.upgrade() {
                 let home = shared.clone();
                 let _ = shared.event_loop.post(move || {
@@ -436,12 +439,12 @@ impl Drop for ExitNotice {
 
 /// Records that the calling thread has a mapping on `conn`.
 pub(crate) fn note_thread_uses(shared: &Arc<ConnShared>) {
-    let _ = THREAD_EXIT.try_with(|notice| {
-        let mut notice = notice.borrow_mut();
-        if notice.conns.iter().any(|(id, _)| *id == shared.id) {
+    mp_thread::context::with(|notice: &ExitNotice| {
+        let mut conns = notice.conns.borrow_mut();
+        if conns.iter().any(|(id, _)| *id == shared.id) {
             return;
         }
-        notice.conns.retain(|(_, w)| w.strong_count() > 0);
-        notice.conns.push((shared.id, Arc::downgrade(shared)));
+        conns.retain(|(_, w)| w.strong_count() > 0);
+        conns.push((shared.id, Arc::downgrade(shared)));
     });
 }

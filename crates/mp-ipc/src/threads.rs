@@ -187,22 +187,26 @@ impl thread_map::Server for ThreadMapServer {
 /// the call it runs. Loop-bound capability, so it travels as a `ThreadBound`.
 pub(crate) type CallbackThread = Arc<ThreadBound<thread::Client>>;
 
-std::thread_local! {
-    static SERVING: RefCell<Vec<(u64, Option<CallbackThread>)>> = const { RefCell::new(Vec::new()) };
-}
+/// The calls this thread is serving, innermost last: its slot of the
+/// thread's context (`mp_thread::context`).
+#[derive(Default)]
+struct Serving(RefCell<Vec<(u64, Option<CallbackThread>)>>);
 
 /// Marks the calling (server) thread as serving a call from connection
 /// `conn_id` until the guard drops.
 pub(crate) struct ServingGuard(());
 
 pub(crate) fn serving(conn_id: u64, callback: Option<CallbackThread>) -> ServingGuard {
-    SERVING.with(|s| s.borrow_mut().push((conn_id, callback)));
+    // At thread exit (a call made from a `Drop` there) nothing is recorded;
+    // the guard then pops nothing either.
+    mp_thread::context::with(|s: &Serving| s.0.borrow_mut().push((conn_id, callback)));
     ServingGuard(())
 }
 
 impl Drop for ServingGuard {
     fn drop(&mut self) {
-        let popped = SERVING.with(|s| s.borrow_mut().pop());
+        // Dropped after the borrow ends: its drop may reach the context.
+        let popped = mp_thread::context::with(|s: &Serving| s.0.borrow_mut().pop());
         drop(popped);
     }
 }
@@ -210,20 +214,18 @@ impl Drop for ServingGuard {
 /// How many incoming calls this thread is running, nested, from every
 /// connection: the depth `Limits::max_nesting` bounds.
 pub(crate) fn serving_depth() -> usize {
-    SERVING.try_with(|s| s.borrow().len()).unwrap_or(0)
+    mp_thread::context::with(|s: &Serving| s.0.borrow().len()).unwrap_or(0)
 }
 
 /// If this thread is serving a call from `conn_id`, the caller's thread to
 /// send calls back to (innermost call first).
 pub(crate) fn callback_target(conn_id: u64) -> Option<CallbackThread> {
-    SERVING
-        .try_with(|s| {
-            s.borrow()
-                .iter()
-                .rev()
-                .find(|(id, _)| *id == conn_id)
-                .and_then(|(_, cb)| cb.clone())
-        })
-        .ok()
-        .flatten()
+    mp_thread::context::with(|s: &Serving| {
+        s.0.borrow()
+            .iter()
+            .rev()
+            .find(|(id, _)| *id == conn_id)
+            .and_then(|(_, cb)| cb.clone())
+    })
+    .flatten()
 }

@@ -12,6 +12,7 @@
 //! | [`ThreadBound`] | a value used and dropped only on its home thread | 2 |
 //! | [`CallbackRegistry`] | callbacks owned by one thread | 4 |
 //! | [`poll_until`] | a bounded busy-wait before sleeping ([`Worker::spawn_busy_waiting`]) | 7 |
+//! | [`context`] | the one per-thread context: a thread's waiter, and typed slots for the crates above | 5 |
 //! | [`sync_call`] | run a closure on another thread and wait for it: `Worker::sync`'s protocol, for any mailbox | 3, 7 |
 //!
 //! [`sync`] is the synchronisation facade these protocols (and those of
@@ -32,6 +33,7 @@
 //! ```
 
 mod call;
+pub mod context;
 mod current;
 mod error;
 mod poll;
