@@ -4,6 +4,15 @@
 //! objects (`Rc`-based) can live there. Other threads reach it only by
 //! posting closures.
 //!
+//! What it shares with mp-thread's `Worker`: the thread is started and
+//! joined by the `Reaper`, and `sync` is mp-thread's `sync_call`, the
+//! protocol of `Worker::sync` (a panic comes back as a panic error). What
+//! it does not: its mailbox is a tokio channel the runtime awaits, not a
+//! `Waiter`. A `Waiter` is run by its owner whenever that thread blocks, so
+//! a loop thread blocked in a wait would run the loop's own jobs inside
+//! the job that waits, re-entering capnp-rpc objects in the middle of a
+//! borrow. The loop's jobs run only from the loop, one after the other.
+//!
 //! Invariants kept here:
 //! - 1: the loop thread is started through the reaper; dropping the last
 //!   `EventLoop` handle — even from a job running on the loop — only closes
