@@ -1,8 +1,9 @@
 //! Writes the checked-in seed corpus of the `rpc_messages` and
 //! `struct_conversions` targets (`cargo run --example make_seeds` in
 //! `fuzz/`): sessions that reach every calculator method the normal way,
-//! and the hostile variants the issue names, so fuzzing starts deep in the
-//! server instead of at the bootstrap.
+//! and hostile variants (a missing or foreign thread, an unknown method or
+//! import, huge lists, deep nesting, a makeThread flood, garbage mid-session,
+//! ...), so fuzzing starts deep in the server instead of at the bootstrap.
 
 use std::path::Path;
 

@@ -12,7 +12,7 @@ use mp_agents_bench::{
 
 /// Round trips per iteration (two messages each).
 const ROUNDS: u64 = 50_000;
-/// Messages per burst (the 10M scaled down: a 10M iteration takes
+/// Messages per burst (1M, not 10M: a 10M iteration takes
 /// seconds per sample and queues gigabytes in the slower peers).
 const BURST: u64 = 1_000_000;
 /// Cooperations (of 10 agents) per iteration.
