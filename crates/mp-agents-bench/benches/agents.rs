@@ -4,11 +4,14 @@
 //! bodies live in the crate's modules, the fixtures are made once per
 //! benchmark, outside the timed loop.
 
+use std::time::SystemTime;
+
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput};
 use mp_agents_bench::{
     actix_peer, agents, floor, kameo_peer, per_cpu_second, ractor_peer, Threads,
 };
+use mp_bench::report::{criterion_dir, machine_shape, median_ns, target};
 
 /// Round trips per iteration (two messages each).
 const ROUNDS: u64 = 50_000;
@@ -152,12 +155,66 @@ fn cpu_summary() {
     );
 }
 
+/// The targets, on every machine shape: the burst at least as fast as the
+/// best of actix, ractor and kameo; two-thread ping-pong at least as fast
+/// as the crossbeam floor; one-thread ping-pong at least 3× actix; at
+/// least 100k cooperations (of 10 agents) registered and deregistered per
+/// second.
+fn targets(since: SystemTime) {
+    let Some(dir) = criterion_dir() else {
+        return;
+    };
+    // Messages (or cooperations) per second of `group/bench` in this run.
+    let rate = |group: &str, bench: &str, per_iteration: u64| {
+        median_ns(&dir, group, bench, since).map(|ns| per_iteration as f64 / (ns / 1e9))
+    };
+    println!("\n== targets (criterion medians of this run) ==");
+    println!("machine: {}", machine_shape());
+    let versus = |ours: Option<f64>, theirs: Option<f64>, factor: f64| {
+        let (ours, theirs) = (ours?, theirs?);
+        Some((ours / theirs, ours >= factor * theirs))
+    };
+    let burst = |peer| rate("burst", peer, BURST);
+    let best_peer = ["actix", "ractor", "kameo"]
+        .into_iter()
+        .filter_map(burst)
+        .reduce(f64::max);
+    target(
+        "burst ≥ 1× the best of actix, ractor, kameo",
+        versus(burst("mp_agents"), best_peer, 1.0),
+        "×",
+    );
+    let two = |peer| rate("ping_pong_two_threads", peer, 2 * ROUNDS);
+    target(
+        "ping-pong, two threads ≥ 1× crossbeam",
+        versus(two("mp_agents"), two("crossbeam"), 1.0),
+        "×",
+    );
+    let one = |peer| rate("ping_pong_one_thread", peer, 2 * ROUNDS);
+    target(
+        "ping-pong, one thread ≥ 3× actix",
+        versus(one("mp_agents"), one("actix"), 3.0),
+        "×",
+    );
+    target(
+        "coops register+deregister ≥ 100 k/s",
+        rate("coops", "mp_agents_reg_dereg_10_agents", COOPS)
+            .map(|per_s| (per_s / 1e3, per_s >= 100e3)),
+        " k/s",
+    );
+}
+
 fn main() {
+    let started = SystemTime::now();
     let mut c = Criterion::default().configure_from_args();
     ping_pong(&mut c);
     burst(&mut c);
     coops(&mut c);
     c.final_summary();
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not.
+    if std::env::args().any(|a| a == "--bench") {
+        targets(started);
+    }
     let skip = ["--profile-time", "--list", "--test"];
     if std::env::var_os("MP_BENCH_NO_CPU").is_none()
         && !std::env::args().any(|a| skip.contains(&a.as_str()))

@@ -9,6 +9,8 @@
 //! - [`peer`]: the child side (`bench-peer`): echo peer, raw capnp-rpc
 //!   calculator, mp-test-calc server.
 //! - [`pingpong`], [`raw`], [`mp`]: the parent side of each kind of session.
+//! - [`report`]: the machine shape, criterion's medians and the targets,
+//!   printed after a run (also used by `mp-agents-bench`).
 //! - [`switches`]: per-thread context-switch counts read from `/proc`, for
 //!   finding out which threads wake up per call.
 
@@ -16,6 +18,7 @@ pub mod mp;
 pub mod peer;
 pub mod pingpong;
 pub mod raw;
+pub mod report;
 pub mod switches;
 
 use std::os::unix::net::UnixStream;

@@ -20,7 +20,8 @@
 //!   invariant 2 holds for them too) and returns; the reaper joins it.
 //! - 2: the executor handed to `ThreadBound` values holds only a *weak*
 //!   sender, so loop-bound values never keep their own loop alive.
-//! - 7: `sync` waits through the caller's `Waiter` (mp-thread's
+//! - 7: after work the loop polls for more (`idle_poll`) for a bounded
+//!   time before it sleeps; `sync` waits through the caller's `Waiter` (mp-thread's
 //!   `sync_call`, shared with `Worker::sync`); a job discarded because the
 //!   loop stopped drops its reply sender and wakes the caller, and a panic
 //!   in the job comes back as a panic error, not as a stopped loop.
@@ -33,6 +34,7 @@ use mp_thread::{sync_call, Executor, Job, Reaper, ThreadHandle};
 use tokio::sync::mpsc;
 
 use crate::error::Error;
+use crate::idle_poll;
 
 /// A handle to an event-loop thread. Clone it freely; the loop stops when
 /// the last handle is dropped.
@@ -65,8 +67,10 @@ impl EventLoop {
             .map_err(|e| Error::io("building the event loop's runtime", e))?;
         let thread = Reaper::global().spawn(name, move || {
             let local = tokio::task::LocalSet::new();
+            local.spawn_local(idle_poll::poll_before_sleeping());
             local.block_on(&runtime, async move {
                 while let Some(job) = inbox.recv().await {
+                    idle_poll::note_activity();
                     // A panicking job must not take the loop (and every
                     // connection on it) down; its reply sender is dropped
                     // in the unwind, so its caller gets an error.

@@ -48,6 +48,7 @@ pub mod codegen_support;
 mod connection;
 mod error;
 mod event_loop;
+mod idle_poll;
 mod limits;
 pub mod listener;
 mod loop_conn;

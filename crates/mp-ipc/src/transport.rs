@@ -537,6 +537,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         if n == 0 {
             return Ok(None);
         }
+        crate::idle_poll::note_activity();
         self.frame_deadline = self.shared.limits.frame_timeout.map(|t| Instant::now() + t);
         self.read_full(&mut first[n..]).await?;
         let [c0, c1, c2, c3, l0, l1, l2, l3] = first;
