@@ -160,9 +160,7 @@ pub fn wrap<C: Clone + 'static>(
 /// its own connection.
 pub fn failure(e: Error) -> capnp::Error {
     match e {
-        Error::Failed { message } => capnp::Error::failed(message),
-        Error::BadRequest { message, .. } => bad_request(message),
-        Error::LimitReached { message, .. } => crate::error::limit_reached(message),
+        Error::Failed { .. } | Error::BadRequest { .. } | Error::LimitReached { .. } => e.into(),
         other => capnp::Error::failed(other.to_string()),
     }
 }
