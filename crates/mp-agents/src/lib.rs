@@ -150,7 +150,7 @@
 //!
 //! The lesson of SObjectizer's self-joining worker (a sender's temporary
 //! reference made a worker thread drop the last one and join itself;
-//! `tests/seed_001.rs` replays it) is kept by construction: a cooperation's final
+//! `tests/self_join.rs` replays it) is kept by construction: a cooperation's final
 //! step — dropping agents, binders and the dispatchers whose last user they
 //! were — runs on the environment's deregistration thread and takes each
 //! of them out explicitly; workers hand over only weak references.

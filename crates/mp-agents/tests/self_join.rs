@@ -1,4 +1,4 @@
-//! Seed 001: the last agent of a cooperation finishes its last message on
+//! A thread that would join itself (the SObjectizer defect): the last agent of a cooperation finishes its last message on
 //! its own worker thread at the moment the cooperation is handed over for
 //! its final step. Every final drop (agent state, binder, and the private
 //! dispatcher behind it) must run on the deregistration thread, never on
@@ -181,7 +181,7 @@ impl Drop for LastShared {
     }
 }
 
-/// The seed 001 scenario on the pool and priority dispatchers: each round
+/// The same scenario on the pool and priority dispatchers: each round
 /// a private dispatcher whose last user is the cooperation; the last agent
 /// finishes on one of the dispatcher's threads as the cooperation is
 /// handed over. Every final drop runs on the deregistration thread and

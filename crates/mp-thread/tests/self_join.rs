@@ -1,4 +1,4 @@
-//! Seed 001 (SObjectizer): a worker thread joined itself because the *last*
+//! The SObjectizer defect: a worker thread joined itself because the *last*
 //! `shared_ptr` to it died on the worker, kept alive by a sender-side
 //! temporary until after the receiver had already finished with it.
 //!
