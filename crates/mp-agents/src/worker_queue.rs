@@ -21,7 +21,7 @@
 //!
 //! When the FIFO runs dry the drain polls it for up to the environment's
 //! [`busy_wait`](crate::Params::busy_wait) before it ends
-//! ([`mp_thread::poll_until`], which says why): waking a sleeping thread
+//! ([`mp_thread::Backoff`], the project's one poll policy, which says why): waking a sleeping thread
 //! costs tens of microseconds on a VM, a request/reply between two threads
 //! a fraction of one. A drain comes back as a new job every
 //! `YIELD_EVERY` demands so other jobs posted to the worker get a turn.

@@ -11,7 +11,9 @@
 //! window, the next message or job is picked up with no wake-up. Between
 //! two looks it also yields the core (`sched_yield`), so a thread that
 //! shares the core, on a small machine the very server thread the loop
-//! waits for, runs first.
+//! waits for, runs first: the project's one poll policy,
+//! [`mp_thread::Backoff`], in its yielding form (a look is a trip through
+//! the runtime and `epoll_wait`, so spinning between looks gains nothing).
 //!
 //! Measured on a 2-vCPU VM (`cargo bench -p mp-bench --bench ipc`, medians
 //! of two runs, against the loops sleeping at once, alternated in one
@@ -32,7 +34,7 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long the loop keeps polling after its last piece of work before it
 /// sleeps in the kernel.
@@ -77,7 +79,7 @@ pub(crate) async fn poll_before_sleeping() {
         wake.notified().await;
         polling(true);
         let mut seen = count();
-        let mut since = Instant::now();
+        let mut backoff = mp_thread::Backoff::yielding(POLL_BEFORE_SLEEP);
         loop {
             // The runtime looks for I/O (without blocking) and runs what
             // is ready before it polls this task again.
@@ -85,13 +87,14 @@ pub(crate) async fn poll_before_sleeping() {
             let now = count();
             if now != seen {
                 seen = now;
-                since = Instant::now();
+                backoff.reset();
                 continue;
             }
-            if since.elapsed() >= POLL_BEFORE_SLEEP {
+            // Yields the core between looks; false once a quiet
+            // `POLL_BEFORE_SLEEP` has passed.
+            if !backoff.snooze() {
                 break;
             }
-            std::thread::yield_now();
         }
         polling(false);
     }

@@ -11,7 +11,7 @@
 //! | [`Waiter`] | a thread's mailbox, run while the thread waits | 3, 7 |
 //! | [`ThreadBound`] | a value used and dropped only on its home thread | 2 |
 //! | [`CallbackRegistry`] | callbacks owned by one thread | 4 |
-//! | [`poll_until`] | a bounded busy-wait before sleeping ([`Worker::spawn_busy_waiting`]) | 7 |
+//! | [`Backoff`], [`poll_until`] | the one bounded poll before sleeping: mailboxes, busy-waiting workers, event loops | 7 |
 //! | [`context`] | the one per-thread context: a thread's waiter, and typed slots for the crates above | 5 |
 //! | [`sync_call`] | run a closure on another thread and wait for it: `Worker::sync`'s protocol, for any mailbox | 3, 7 |
 //!
@@ -32,11 +32,11 @@
 //! exited.wait().unwrap();
 //! ```
 
+mod backoff;
 mod call;
 pub mod context;
 mod current;
 mod error;
-mod poll;
 mod registry;
 pub mod sync;
 mod waiter;
@@ -45,9 +45,9 @@ mod reaper;
 mod thread_bound;
 mod worker;
 
+pub use backoff::{poll_until, Backoff, SPIN_ONLY};
 pub use call::sync_call;
 pub use error::{panic_message, Error};
-pub use poll::poll_until;
 pub use registry::CallbackRegistry;
 pub use waiter::{Job, Reply, ReplySender, Waiter};
 
@@ -63,6 +63,12 @@ pub mod loom_support {
     /// A mailbox for a model thread; call [`install`] on that thread first.
     pub fn new_waiter(name: &str) -> Waiter {
         Waiter::new(name)
+    }
+
+    /// A mailbox whose owner busy-waits (a fixed [`Backoff`](crate::Backoff))
+    /// before it sleeps, as a busy-waiting worker's does.
+    pub fn new_busy_waiting_waiter(name: &str) -> Waiter {
+        Waiter::with_busy_wait(name, std::time::Duration::from_micros(50))
     }
 
     /// Makes `waiter` the calling model thread's own mailbox.

@@ -26,31 +26,28 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::error::{panic_message, Error};
-use crate::sync::{spin_hint, Arc, AtomicUsize, Condvar, Mutex, Ordering};
+use std::time::Duration;
+
+use crate::backoff::Backoff;
+use crate::sync::{Arc, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
 
 /// A unit of work posted to a thread.
 pub type Job = Box<dyn FnOnce() + Send + 'static>;
 
-/// Most times a waiter polls for new work before it sleeps. Waking a
-/// sleeping thread on another core costs tens of microseconds on small VMs;
-/// a short poll catches replies that are already on their way. The poll is
-/// adaptive (see [`Waiter::park`]): a waiter whose replies come slowly (a
-/// cross-process call takes tens of microseconds) stops polling, because the
-/// poll would only take CPU from the threads producing the reply.
-#[cfg(not(loom))]
-const SPIN_ROUNDS: usize = 256;
-/// Under loom each poll yields, and every yield lets the other model threads
-/// run on; many of them would let every poster finish before the owner parks
-/// and hide the park-versus-post window from the checker. One round keeps
-/// the polling path in the model without masking the window.
-#[cfg(loom)]
-const SPIN_ROUNDS: usize = 1;
+/// Longest a waiter polls for new work before it sleeps. Waking a sleeping
+/// thread on another core costs tens of microseconds on small VMs; a short
+/// poll catches replies that are already on their way. The poll is a
+/// [`Backoff`] with an adaptive limit (see [`Waiter::park`]): a waiter whose
+/// replies come slowly (a cross-process call takes tens of microseconds)
+/// stops polling, because the poll would only take CPU from the threads
+/// producing the reply.
+const POLL_LIMIT: Duration = Duration::from_micros(6);
 
 /// A waiter that has stopped polling tries a short poll again every this
 /// many parks, so it notices when replies become fast again.
 const PROBE_EVERY: usize = 64;
 /// The length of that probing poll.
-const PROBE_ROUNDS: usize = 16;
+const PROBE: Duration = Duration::from_nanos(400);
 
 /// A thread's mailbox. Cheap to clone; any thread may [`post`](Waiter::post)
 /// to it, only its owner thread runs the jobs (in [`wait`](Waiter::wait) or
@@ -67,9 +64,9 @@ struct Inner {
     /// Bumped on every post and notify; lets a spinning waiter see new work
     /// without taking the lock.
     signals: AtomicUsize,
-    /// Current poll budget before sleeping (owner thread only; atomic so
-    /// `Inner` is `Sync`).
-    spin: AtomicUsize,
+    /// Current poll limit before sleeping, in nanoseconds (owner thread
+    /// only; atomic so `Inner` is `Sync`).
+    poll_ns: AtomicU64,
     /// Parks so far, to schedule probing polls.
     parks: AtomicUsize,
     /// Polls at least this long before sleeping, whatever the adaptive
@@ -98,8 +95,8 @@ impl Waiter {
     }
 
     /// A mailbox whose owner, when it runs out of jobs, polls for new ones
-    /// for up to `busy_wait` (with [`poll_until`](crate::poll_until))
-    /// before it sleeps: for threads whose work comes in quick bursts from
+    /// for `busy_wait` (a [`Backoff`]) before it sleeps, instead of the
+    /// adaptive poll: for threads whose work comes in quick bursts from
     /// other running threads. The adaptive poll (below) would learn to stop
     /// polling when work comes slower than its budget, and could not learn
     /// it back while the senders themselves sleep between messages.
@@ -116,7 +113,7 @@ impl Waiter {
                 }),
                 cv: Condvar::new(),
                 signals: AtomicUsize::new(0),
-                spin: AtomicUsize::new(SPIN_ROUNDS),
+                poll_ns: AtomicU64::new(POLL_LIMIT.as_nanos() as u64),
                 parks: AtomicUsize::new(0),
                 busy_wait,
             }),
@@ -266,41 +263,51 @@ impl Waiter {
 
     /// Sleeps until something is posted or notified, polling briefly first.
     ///
-    /// The poll budget adapts: a poll that catches work doubles it (up to
-    /// `SPIN_ROUNDS`), one that does not halves it. At zero, every
-    /// `PROBE_EVERY`th park polls `PROBE_ROUNDS` times to find out whether
-    /// polling pays again.
+    /// A waiter made [`with_busy_wait`](Self::with_busy_wait) polls for
+    /// its fixed time. Otherwise the poll's limit adapts: a poll that
+    /// catches work doubles it (up to `POLL_LIMIT`), one that does not
+    /// halves it. At zero, every `PROBE_EVERY`th park polls for `PROBE` to
+    /// find out whether polling pays again.
     fn park<'a>(
         &'a self,
         st: crate::sync::MutexGuard<'a, State>,
     ) -> crate::sync::MutexGuard<'a, State> {
         let seen = self.inner.signals.load(Ordering::Acquire);
         drop(st);
-        if crate::poll_until(self.inner.busy_wait, || {
-            self.inner.signals.load(Ordering::Acquire) != seen
-        }) {
-            return self.inner.state.lock();
-        }
-        let budget = self.inner.spin.load(Ordering::Relaxed);
-        let rounds = if budget == 0 {
+        let fixed = !self.inner.busy_wait.is_zero();
+        let budget = self.inner.poll_ns.load(Ordering::Relaxed);
+        let limit = if fixed {
+            self.inner.busy_wait
+        } else if budget == 0 {
             let parks = self.inner.parks.fetch_add(1, Ordering::Relaxed);
             if parks % PROBE_EVERY == 0 {
-                PROBE_ROUNDS.min(SPIN_ROUNDS)
+                PROBE
             } else {
-                0
+                Duration::ZERO
             }
         } else {
-            budget
+            Duration::from_nanos(budget)
         };
-        for _ in 0..rounds {
+        let mut backoff = Backoff::new(limit);
+        while backoff.snooze() {
             if self.inner.signals.load(Ordering::Acquire) != seen {
-                let grown = (rounds * 2).clamp(1, SPIN_ROUNDS);
-                self.inner.spin.store(grown, Ordering::Relaxed);
+                if !fixed {
+                    let grown = (limit.as_nanos() as u64 * 2).min(POLL_LIMIT.as_nanos() as u64);
+                    self.inner.poll_ns.store(grown, Ordering::Relaxed);
+                }
                 return self.inner.state.lock();
             }
-            spin_hint();
         }
-        self.inner.spin.store(budget / 2, Ordering::Relaxed);
+        if !fixed {
+            // Below a probe's length, polling has stopped paying: stop.
+            let halved = budget / 2;
+            let next = if halved < PROBE.as_nanos() as u64 {
+                0
+            } else {
+                halved
+            };
+            self.inner.poll_ns.store(next, Ordering::Relaxed);
+        }
         let mut st = self.inner.state.lock();
         if self.inner.signals.load(Ordering::Acquire) != seen {
             return st;

@@ -59,7 +59,7 @@ impl Worker {
     /// for new jobs for up to `busy_wait` whenever its mailbox runs empty,
     /// before it sleeps: for a thread fed in quick bursts by other running
     /// threads, where waking it each time would cost far more than the
-    /// work (see [`poll_until`](crate::poll_until)).
+    /// work (see [`Backoff`](crate::Backoff)).
     pub fn spawn_busy_waiting(
         reaper: &Reaper,
         name: impl Into<String>,

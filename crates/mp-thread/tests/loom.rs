@@ -79,6 +79,26 @@ fn a_reply_sent_while_the_owner_waits_is_never_lost() {
     });
 }
 
+/// The same race with an owner that busy-waits for a fixed time (the
+/// other branch of the waiter's backoff) before it sleeps.
+#[test]
+fn a_reply_and_a_callback_reach_a_busy_waiting_owner() {
+    model(3, || {
+        let owner = loom_support::new_busy_waiting_waiter("owner");
+        loom_support::install(owner.clone());
+        let (tx, rx) = owner.reply_channel::<u32>();
+        let (cb_tx, cb_rx) = owner.reply_channel::<u32>();
+        let target = owner.clone();
+        let poster = thread::spawn(move || {
+            target.post(move || cb_tx.send(1)).unwrap();
+            tx.send(7);
+        });
+        assert_eq!(owner.wait(rx).unwrap(), 7);
+        assert_eq!(owner.wait(cb_rx).unwrap(), 1);
+        poster.join().unwrap();
+    });
+}
+
 #[test]
 fn a_callback_posted_while_the_owner_waits_runs_and_its_reply_arrives() {
     model(3, || {
