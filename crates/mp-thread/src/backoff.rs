@@ -16,15 +16,20 @@
 //! - an event loop of the IPC layer, after its last piece of work.
 //!
 //! The policy has two phases, after crossbeam's `Backoff`. First it only
-//! spins, in growing runs of `spin_loop` hints: a reply from a thread
+//! spins, one `spin_loop` hint between looks: a reply from a thread
 //! running on another core comes within a microsecond or two, and a yield
 //! (a system call) would only delay seeing it. Then it also yields the
 //! core between looks, because if the thread that will give the work
 //! shares this core, only a yield lets it run. Unlike crossbeam's, it is
 //! bounded by time, not by a step count (a step is 25 ns on one machine
-//! and 5 on another, and the bound is what keeps invariant 7), and the
-//! spinning phase can be left out: an event loop's look is itself a
-//! system call, so it yields from the first look.
+//! and 5 on another, and the bound is what keeps invariant 7); its spins
+//! do not grow (crossbeam's grow to spread out threads retrying one
+//! compare-and-swap; a waiter wants to see its work as soon as it comes);
+//! and the spinning phase can be left out: an event loop's look is itself
+//! a system call, so it yields from the first look. While it spins it
+//! reads the clock only every [`LOOKS_PER_CLOCK`] looks (a clock read
+//! costs about as much as a hint), so a spinning backoff may run up to
+//! that many hints past its limit.
 //!
 //! Invariant 7 (every blocking wait ends): a backoff is bounded by its
 //! limit; afterwards the caller sleeps (or gives up) as it would have.
@@ -42,10 +47,9 @@ use std::time::Instant;
 /// messages/s whenever both shared a core.
 pub const SPIN_ONLY: Duration = Duration::from_micros(5);
 
-/// The longest run of `spin_loop` hints between two looks (about 200 ns
-/// where a hint takes 25 ns): longer runs would delay seeing the work.
-#[cfg(not(loom))]
-const MAX_SPINS_PER_LOOK: u32 = 8;
+/// Looks between two reads of the clock while a backoff spins: about a
+/// microsecond where a hint takes 25 ns.
+pub const LOOKS_PER_CLOCK: u32 = 32;
 
 /// A bounded poll: call [`snooze`](Self::snooze) between looks at the
 /// condition you wait for; when it returns false the limit has passed, and
@@ -72,7 +76,10 @@ pub struct Backoff {
     #[cfg(not(loom))]
     start: Option<Instant>,
     #[cfg(not(loom))]
-    spins: u32,
+    looks: u32,
+    /// Still in the spinning phase (as of the last clock read).
+    #[cfg(not(loom))]
+    spinning: bool,
     #[cfg(loom)]
     looked: bool,
 }
@@ -100,7 +107,9 @@ impl Backoff {
             #[cfg(not(loom))]
             start: None,
             #[cfg(not(loom))]
-            spins: 1,
+            looks: 0,
+            #[cfg(not(loom))]
+            spinning: !spin_only.is_zero(),
             #[cfg(loom)]
             looked: false,
         }
@@ -120,16 +129,31 @@ impl Backoff {
         if self.limit.is_zero() {
             return false;
         }
-        let start = *self.start.get_or_insert_with(Instant::now);
+        let Some(start) = self.start else {
+            // The first look: the limit counts from here.
+            self.start = Some(Instant::now());
+            self.looks = 1;
+            return self.wait_before_next(Duration::ZERO);
+        };
+        self.looks = self.looks.wrapping_add(1);
+        if self.spinning && self.looks % LOOKS_PER_CLOCK != 0 {
+            std::hint::spin_loop();
+            return true;
+        }
         let waited = start.elapsed();
         if waited >= self.limit {
             return false;
         }
-        if waited < self.spin_only {
-            for _ in 0..self.spins {
-                std::hint::spin_loop();
-            }
-            self.spins = (self.spins * 2).min(MAX_SPINS_PER_LOOK);
+        self.wait_before_next(waited)
+    }
+
+    /// Spins or yields once, as the phase at `waited` says. Once yielding,
+    /// every look reads the clock (a yield costs far more than the read).
+    #[cfg(not(loom))]
+    fn wait_before_next(&mut self, waited: Duration) -> bool {
+        self.spinning = waited < self.spin_only;
+        if self.spinning {
+            std::hint::spin_loop();
         } else {
             std::thread::yield_now();
         }
