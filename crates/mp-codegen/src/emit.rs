@@ -1165,7 +1165,13 @@ fn emit_client(out: &mut String, iface: &Interface, cm: &str) {
         "/// The underlying handle.\n\
          pub fn remote(&self) -> &::mp_ipc::Remote<{cap}> {{\n&self.remote\n}}\n\n\
          /// The connection this object lives on.\n\
-         pub fn connection(&self) -> &::mp_ipc::Connection {{\nself.remote.connection()\n}}"
+         pub fn connection(&self) -> &::mp_ipc::Connection {{\nself.remote.connection()\n}}\n\n\
+         /// This client with a timeout for each call made through it (`None`: no\n\
+         /// timeout, the default). Past it a call is cancelled (the peer gets\n\
+         /// `Finish`) and fails with [`::mp_ipc::Error::DeadlineExceeded`]. Keep the\n\
+         /// result as the client's default, or make one for a single call.\n\
+         pub fn with_timeout(&self, timeout: ::std::option::Option<::std::time::Duration>) -> Self {{\n\
+         let mut client = self.clone();\nclient.remote = self.remote.with_timeout(timeout);\nclient\n}}"
     );
     for m in &iface.methods {
         match m.kind {

@@ -17,7 +17,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use futures::future::{AbortHandle, AbortRegistration};
 use mp_thread::{ThreadBound, Waiter};
 
 use crate::connection::{note_thread_uses, Connection};
@@ -81,6 +83,25 @@ impl Connection {
         R: Send + 'static,
         F: FnOnce(&CallSetup) -> Result<CallFuture<R>, Error> + Send + 'static,
     {
+        self.call_within(site, None, build)
+    }
+
+    /// [`call`](Self::call) with a timeout: if no reply has come `timeout`
+    /// after the call was made, the call is cancelled (the peer gets
+    /// `Finish`) and fails with [`Error::DeadlineExceeded`]. Callbacks the
+    /// call makes still run on this thread while it waits; the deadline is
+    /// seen once the one running returns.
+    pub fn call_within<R, F>(
+        &self,
+        site: CallSite,
+        timeout: Option<Duration>,
+        build: F,
+    ) -> Result<R, Error>
+    where
+        R: Send + 'static,
+        F: FnOnce(&CallSetup) -> Result<CallFuture<R>, Error> + Send + 'static,
+    {
+        let deadline = timeout.map(Deadline::after);
         if self.shared.event_loop.is_current() {
             return Err(Error::OnEventLoop { site });
         }
@@ -104,6 +125,10 @@ impl Connection {
             thread_name,
             Some(waiter.clone()),
             request_override,
+            Limit {
+                deadline,
+                abort: None,
+            },
             build,
             move |result| tx.send(result),
         )?;
@@ -129,6 +154,9 @@ impl Connection {
     /// be awaited on any runtime. Calls that need a server thread share one
     /// per connection (made on first use); callbacks during them run on a
     /// worker of this side's.
+    ///
+    /// Dropping the future before it completes cancels the call: the peer
+    /// gets `Finish` for it.
     pub fn call_async<R, F>(
         &self,
         site: CallSite,
@@ -138,20 +166,46 @@ impl Connection {
         R: Send + 'static,
         F: FnOnce(&CallSetup) -> Result<CallFuture<R>, Error> + Send + 'static,
     {
+        self.call_async_within(site, None, build)
+    }
+
+    /// [`call_async`](Self::call_async) with a timeout, counted from now:
+    /// past it the call is cancelled and the future completes with
+    /// [`Error::DeadlineExceeded`]. The timer runs on the connection's
+    /// event loop, so the future still needs no particular runtime.
+    pub fn call_async_within<R, F>(
+        &self,
+        site: CallSite,
+        timeout: Option<Duration>,
+        build: F,
+    ) -> impl Future<Output = Result<R, Error>> + Send + 'static
+    where
+        R: Send + 'static,
+        F: FnOnce(&CallSetup) -> Result<CallFuture<R>, Error> + Send + 'static,
+    {
         let (tx, rx) = futures::channel::oneshot::channel::<Result<R, Error>>();
         let name = format!("{}-async", self.shared.name);
+        let (abort, registration) = AbortHandle::new_pair();
         let posted = self.start_call(
             site,
             ClientKey::Async,
             name,
             None,
             None,
+            Limit {
+                deadline: timeout.map(Deadline::after),
+                abort: Some(registration),
+            },
             build,
             move |result| {
                 let _ = tx.send(result);
             },
         );
+        // Dropped with the future: a call still waiting for its reply is
+        // cancelled.
+        let cancel = AbortOnDrop(abort);
         async move {
+            let _cancel = cancel;
             posted?;
             match rx.await {
                 Ok(result) => result,
@@ -177,7 +231,20 @@ impl Connection {
                 tracing::debug!(target: "mp_ipc::client", "{site}: detached call failed: {e}");
             }
         };
-        if let Err(e) = self.start_call(site, ClientKey::Async, name, None, None, build, deliver) {
+        let unlimited = Limit {
+            deadline: None,
+            abort: None,
+        };
+        if let Err(e) = self.start_call(
+            site,
+            ClientKey::Async,
+            name,
+            None,
+            None,
+            unlimited,
+            build,
+            deliver,
+        ) {
             tracing::debug!(target: "mp_ipc::client", "{site}: detached call not sent: {e}");
         }
     }
@@ -196,6 +263,7 @@ impl Connection {
         thread_name: String,
         waiter: Option<Waiter>,
         request_override: Option<crate::threads::CallbackThread>,
+        limit: Limit,
         build: F,
         deliver: D,
     ) -> Result<(), Error>
@@ -213,6 +281,14 @@ impl Connection {
                     deliver(Err(Error::after_disconnect(site)));
                     return;
                 }
+                let Limit { deadline, abort } = limit;
+                if abort.as_ref().is_some_and(|reg| reg.handle().is_aborted()) {
+                    return; // the caller gave up before the request was sent
+                }
+                if let Some(passed) = deadline.filter(Deadline::has_passed) {
+                    deliver(Err(passed.exceeded(site)));
+                    return;
+                }
                 let setup = CallSetup {
                     conn,
                     site,
@@ -223,12 +299,86 @@ impl Connection {
                 };
                 match guarded(site, || build(&setup)) {
                     Ok(reply) => EventLoop::spawn_local(async move {
-                        deliver(finish(site, reply).await);
+                        let outcome = within(site, deadline, finish(site, reply));
+                        match abort {
+                            // Aborted: the caller dropped its future, and
+                            // dropping `outcome` here drops the reply promise.
+                            Some(registration) => {
+                                if let Ok(result) =
+                                    futures::future::Abortable::new(outcome, registration).await
+                                {
+                                    deliver(result);
+                                }
+                            }
+                            None => deliver(outcome.await),
+                        }
                     }),
                     Err(e) => deliver(Err(e)),
                 }
             })
             .map_err(|_| Error::after_disconnect(site))
+    }
+}
+
+/// What bounds a call besides its reply: a deadline, and (for an async
+/// call) the caller dropping its future.
+struct Limit {
+    deadline: Option<Deadline>,
+    abort: Option<AbortRegistration>,
+}
+
+/// When a call gives up: its timeout, counted from when it was made.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    timeout: Duration,
+}
+
+impl Deadline {
+    fn after(timeout: Duration) -> Deadline {
+        Deadline {
+            // A timeout too far out to add is no timeout in practice.
+            at: Instant::now()
+                .checked_add(timeout)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365 * 30)),
+            timeout,
+        }
+    }
+
+    fn has_passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+
+    fn exceeded(&self, site: CallSite) -> Error {
+        Error::DeadlineExceeded {
+            site,
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// Awaits `reply` until `deadline`; past it, drops `reply` (which drops the
+/// reply promise, so capnp-rpc sends the peer `Finish`) and fails.
+async fn within<R>(
+    site: CallSite,
+    deadline: Option<Deadline>,
+    reply: impl Future<Output = Result<R, Error>>,
+) -> Result<R, Error> {
+    match deadline {
+        None => reply.await,
+        Some(d) => tokio::time::timeout_at(d.at.into(), reply)
+            .await
+            .unwrap_or_else(|_| Err(d.exceeded(site))),
+    }
+}
+
+/// Aborts an async call's loop-side task when the caller's future is
+/// dropped.
+struct AbortOnDrop(AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -264,6 +414,8 @@ fn guarded<R>(
 /// connection it lives on. Clone it, send it, call it from any thread.
 pub struct Remote<C: 'static> {
     inner: Arc<RemoteInner<C>>,
+    /// How long each call through this handle may wait for its reply.
+    timeout: Option<Duration>,
 }
 
 struct RemoteInner<C: 'static> {
@@ -277,6 +429,7 @@ impl<C: 'static> Clone for Remote<C> {
     fn clone(&self) -> Self {
         Remote {
             inner: self.inner.clone(),
+            timeout: self.timeout,
         }
     }
 }
@@ -303,7 +456,26 @@ impl<C: Clone + 'static> Remote<C> {
                 cap: conn.bind(cap),
                 conn: handle,
             }),
+            timeout: None,
         })
+    }
+
+    /// This handle with a timeout for each call made through it (`None`:
+    /// calls wait for their reply as long as the connection lives, the
+    /// default). Past it a call is cancelled (the peer gets `Finish`) and
+    /// fails with [`Error::DeadlineExceeded`]. The handle it is made from
+    /// keeps its own timeout, so one handle can serve as a client's default
+    /// and another, made for one call, as an override.
+    pub fn with_timeout(&self, timeout: Option<Duration>) -> Remote<C> {
+        Remote {
+            inner: self.inner.clone(),
+            timeout,
+        }
+    }
+
+    /// The timeout of calls through this handle.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
     }
 
     /// The connection this object lives on.
@@ -323,10 +495,12 @@ impl<C: Clone + 'static> Remote<C> {
         F: FnOnce(&C, &CallSetup) -> Result<CallFuture<R>, Error> + Send + 'static,
     {
         let inner = self.inner.clone();
-        self.inner.conn.call(site, move |setup| {
-            let cap = inner.cap.get()?;
-            build(cap, setup)
-        })
+        self.inner
+            .conn
+            .call_within(site, self.timeout, move |setup| {
+                let cap = inner.cap.get()?;
+                build(cap, setup)
+            })
     }
 
     /// An async call on this object; see [`Connection::call_async`].
@@ -340,10 +514,12 @@ impl<C: Clone + 'static> Remote<C> {
         F: FnOnce(&C, &CallSetup) -> Result<CallFuture<R>, Error> + Send + 'static,
     {
         let inner = self.inner.clone();
-        self.inner.conn.call_async(site, move |setup| {
-            let cap = inner.cap.get()?;
-            build(cap, setup)
-        })
+        self.inner
+            .conn
+            .call_async_within(site, self.timeout, move |setup| {
+                let cap = inner.cap.get()?;
+                build(cap, setup)
+            })
     }
 
     /// A call on this object that does not wait for its reply; see

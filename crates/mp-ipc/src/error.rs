@@ -98,6 +98,19 @@ pub enum Error {
         message: String,
     },
 
+    /// No reply came within the call's timeout (see
+    /// [`Remote::with_timeout`](crate::Remote::with_timeout)). The call was
+    /// cancelled: its reply promise was dropped, so the peer got `Finish`
+    /// for it (a call still queued there never runs; a running one sees
+    /// its [`CancelToken`](crate::CancelToken) cancelled).
+    #[error("{site}: no reply within the timeout of {timeout:?}; the call was cancelled")]
+    DeadlineExceeded {
+        /// The call that timed out.
+        site: CallSite,
+        /// The timeout it was made with.
+        timeout: std::time::Duration,
+    },
+
     /// A blocking call was made on the event-loop thread, where waiting for
     /// the reply would stop the loop that must deliver it.
     #[error("{site}: synchronous call made on the event-loop thread (use the async method there)")]

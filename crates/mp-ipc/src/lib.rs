@@ -42,6 +42,7 @@
 //! for a complete interface.
 
 mod budget;
+mod cancel;
 mod client;
 #[doc(hidden)]
 pub mod codegen_support;
@@ -61,6 +62,7 @@ mod transport;
 #[rustfmt::skip]
 pub mod proxy_capnp;
 
+pub use cancel::CancelToken;
 pub use capnp_rpc::rpc_twoparty_capnp::Side;
 pub use client::Remote;
 pub use connection::{BootstrapFactory, Connection, ConnectionBuilder, DisconnectHook};

@@ -29,6 +29,7 @@ use capnp::capability::FromClientHook;
 use capnp_rpc::CapabilityServerSet;
 use mp_thread::{panic_message, CallbackRegistry, Executor, ThreadBound, Waiter, Worker};
 
+use crate::cancel::CancelToken;
 use crate::error::{bad_request, limit_reached, CallSite};
 use crate::limits::{stack_size_for_nesting, Limits, ThreadSlots};
 use crate::proxy_capnp::{context, thread, thread_map};
@@ -162,13 +163,23 @@ impl Drop for InFlight {
 /// them in the thread's queue until the thread reaches the job.
 type CallSlot<F> = Arc<parking_lot::Mutex<Option<F>>>;
 
-/// Drops a call's work if the call ends before its job took it.
-struct CancelUnstarted<F>(CallSlot<F>);
+/// Cancels a call whose loop-side future is dropped before the reply (the
+/// peer's `Finish`, a disconnect): drops its work if the job has not taken
+/// it yet (the call never runs), and cancels its token for a job that is
+/// running.
+struct CancelOnDrop<F> {
+    slot: CallSlot<F>,
+    token: CancelToken,
+    replied: bool,
+}
 
-impl<F> Drop for CancelUnstarted<F> {
+impl<F> Drop for CancelOnDrop<F> {
     fn drop(&mut self) {
-        let unstarted = self.0.lock().take();
+        let unstarted = self.slot.lock().take();
         drop(unstarted);
+        if !self.replied {
+            self.token.cancel();
+        }
     }
 }
 
@@ -535,7 +546,8 @@ impl LoopConnection {
     /// queue (counted per thread until the job has run or been dropped), the
     /// time a promised `Context.thread` may take to resolve, and the nesting
     /// depth of the thread. If the call is cancelled (the peer's `Finish`, a
-    /// disconnect) before its job starts, `job` is dropped at once.
+    /// disconnect) before its job starts, `job` is dropped at once and never
+    /// runs; if it is running, its [`CancelToken`] is cancelled.
     pub fn dispatch<R, F>(
         self: &Rc<Self>,
         site: CallSite,
@@ -599,7 +611,12 @@ impl LoopConnection {
             // never drops the last one (which would post the drop back here).
             let _keep_home = callback.clone();
             let slot: CallSlot<F> = Arc::new(parking_lot::Mutex::new(Some(job)));
-            let _cancel = CancelUnstarted(slot.clone());
+            let token = CancelToken::new();
+            let mut cancel = CancelOnDrop {
+                slot: slot.clone(),
+                token: token.clone(),
+                replied: false,
+            };
             let (tx, rx) = futures::channel::oneshot::channel::<JobOutcome<R>>();
             let conn_id = this.id;
             let max_nesting = limits.max_nesting;
@@ -622,7 +639,7 @@ impl LoopConnection {
                     server_thread = %mp_thread::Waiter::current().name(),
                 )
                 .entered();
-                let guard = serving(conn_id, callback);
+                let guard = serving(conn_id, callback, token);
                 // `job` is consumed here, so its captures die before the reply.
                 let outcome = match catch_unwind(AssertUnwindSafe(job)) {
                     Ok(value) => JobOutcome::Done(value),
@@ -635,7 +652,7 @@ impl LoopConnection {
                 Err(_) => Err(capnp::Error::failed(format!(
                     "{site}: server thread `{thread_name}` has exited"
                 ))),
-                Ok(()) => match rx.await {
+                Ok(()) => match rx.await.inspect(|_| cancel.replied = true) {
                     Ok(JobOutcome::Done(value)) => Ok(value),
                     Ok(JobOutcome::Panicked(panic)) => Err(capnp::Error::failed(format!(
                         "{site} panicked on server thread `{thread_name}`: {panic}"

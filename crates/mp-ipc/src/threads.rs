@@ -19,6 +19,8 @@ use std::sync::Arc;
 use capnp::capability::Promise;
 use mp_thread::{ThreadBound, Waiter, Worker};
 
+use crate::cancel::{self, CancelToken};
+
 use crate::error::bad_request;
 use crate::proxy_capnp::{thread, thread_map};
 
@@ -187,20 +189,30 @@ impl thread_map::Server for ThreadMapServer {
 /// the call it runs. Loop-bound capability, so it travels as a `ThreadBound`.
 pub(crate) type CallbackThread = Arc<ThreadBound<thread::Client>>;
 
+/// One incoming call a thread is serving.
+struct Served {
+    conn_id: u64,
+    callback: Option<CallbackThread>,
+}
+
 /// The calls this thread is serving, innermost last: its slot of the
 /// thread's context (`mp_thread::context`).
 #[derive(Default)]
-struct Serving(RefCell<Vec<(u64, Option<CallbackThread>)>>);
+struct Serving(RefCell<Vec<Served>>);
 
 /// Marks the calling (server) thread as serving a call from connection
 /// `conn_id` until the guard drops.
-pub(crate) struct ServingGuard(());
+pub(crate) struct ServingGuard(cancel::Serving);
 
-pub(crate) fn serving(conn_id: u64, callback: Option<CallbackThread>) -> ServingGuard {
+pub(crate) fn serving(
+    conn_id: u64,
+    callback: Option<CallbackThread>,
+    token: CancelToken,
+) -> ServingGuard {
     // At thread exit (a call made from a `Drop` there) nothing is recorded;
     // the guard then pops nothing either.
-    mp_thread::context::with(|s: &Serving| s.0.borrow_mut().push((conn_id, callback)));
-    ServingGuard(())
+    mp_thread::context::with(|s: &Serving| s.0.borrow_mut().push(Served { conn_id, callback }));
+    ServingGuard(cancel::serving(token))
 }
 
 impl Drop for ServingGuard {
@@ -224,8 +236,8 @@ pub(crate) fn callback_target(conn_id: u64) -> Option<CallbackThread> {
         s.0.borrow()
             .iter()
             .rev()
-            .find(|(id, _)| *id == conn_id)
-            .and_then(|(_, cb)| cb.clone())
+            .find(|served| served.conn_id == conn_id)
+            .and_then(|served| served.callback.clone())
     })
     .flatten()
 }

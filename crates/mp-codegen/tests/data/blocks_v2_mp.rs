@@ -41,6 +41,16 @@ impl BlockInitClient {
         self.remote.connection()
     }
 
+    /// This client with a timeout for each call made through it (`None`: no
+    /// timeout, the default). Past it a call is cancelled (the peer gets
+    /// `Finish`) and fails with [`::mp_ipc::Error::DeadlineExceeded`]. Keep the
+    /// result as the client's default, or make one for a single call.
+    pub fn with_timeout(&self, timeout: ::std::option::Option<::std::time::Duration>) -> Self {
+        let mut client = self.clone();
+        client.remote = self.remote.with_timeout(timeout);
+        client
+    }
+
     /// Takes the peer's bootstrap object as a `BlockInit` and exchanges thread maps
     /// with it (`BlockInit.construct`), so calls with a Context can be mapped to server threads.
     pub fn connect(
@@ -269,6 +279,16 @@ impl BlockSinkClient {
     /// The connection this object lives on.
     pub fn connection(&self) -> &::mp_ipc::Connection {
         self.remote.connection()
+    }
+
+    /// This client with a timeout for each call made through it (`None`: no
+    /// timeout, the default). Past it a call is cancelled (the peer gets
+    /// `Finish`) and fails with [`::mp_ipc::Error::DeadlineExceeded`]. Keep the
+    /// result as the client's default, or make one for a single call.
+    pub fn with_timeout(&self, timeout: ::std::option::Option<::std::time::Duration>) -> Self {
+        let mut client = self.clone();
+        client.remote = self.remote.with_timeout(timeout);
+        client
     }
 
     /// Calls `BlockSink.submitBlock`.

@@ -672,6 +672,16 @@ impl AccountClient {
         self.remote.connection()
     }
 
+    /// This client with a timeout for each call made through it (`None`: no
+    /// timeout, the default). Past it a call is cancelled (the peer gets
+    /// `Finish`) and fails with [`::mp_ipc::Error::DeadlineExceeded`]. Keep the
+    /// result as the client's default, or make one for a single call.
+    pub fn with_timeout(&self, timeout: ::std::option::Option<::std::time::Duration>) -> Self {
+        let mut client = self.clone();
+        client.remote = self.remote.with_timeout(timeout);
+        client
+    }
+
     /// Calls `Account.destroy`.
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
@@ -1184,6 +1194,16 @@ impl LedgerClient {
     /// The connection this object lives on.
     pub fn connection(&self) -> &::mp_ipc::Connection {
         self.remote.connection()
+    }
+
+    /// This client with a timeout for each call made through it (`None`: no
+    /// timeout, the default). Past it a call is cancelled (the peer gets
+    /// `Finish`) and fails with [`::mp_ipc::Error::DeadlineExceeded`]. Keep the
+    /// result as the client's default, or make one for a single call.
+    pub fn with_timeout(&self, timeout: ::std::option::Option<::std::time::Duration>) -> Self {
+        let mut client = self.clone();
+        client.remote = self.remote.with_timeout(timeout);
+        client
     }
 
     /// Takes the peer's bootstrap object as a `Ledger` and exchanges thread maps
@@ -3738,6 +3758,16 @@ impl HandlerClient {
         self.remote.connection()
     }
 
+    /// This client with a timeout for each call made through it (`None`: no
+    /// timeout, the default). Past it a call is cancelled (the peer gets
+    /// `Finish`) and fails with [`::mp_ipc::Error::DeadlineExceeded`]. Keep the
+    /// result as the client's default, or make one for a single call.
+    pub fn with_timeout(&self, timeout: ::std::option::Option<::std::time::Duration>) -> Self {
+        let mut client = self.clone();
+        client.remote = self.remote.with_timeout(timeout);
+        client
+    }
+
     /// Calls `Handler.destroy`.
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
@@ -4000,6 +4030,16 @@ impl NotificationsClient {
     /// The connection this object lives on.
     pub fn connection(&self) -> &::mp_ipc::Connection {
         self.remote.connection()
+    }
+
+    /// This client with a timeout for each call made through it (`None`: no
+    /// timeout, the default). Past it a call is cancelled (the peer gets
+    /// `Finish`) and fails with [`::mp_ipc::Error::DeadlineExceeded`]. Keep the
+    /// result as the client's default, or make one for a single call.
+    pub fn with_timeout(&self, timeout: ::std::option::Option<::std::time::Duration>) -> Self {
+        let mut client = self.clone();
+        client.remote = self.remote.with_timeout(timeout);
+        client
     }
 
     /// Calls `Notifications.destroy`.
@@ -4290,6 +4330,16 @@ impl ChainProxyClient {
     /// The connection this object lives on.
     pub fn connection(&self) -> &::mp_ipc::Connection {
         self.remote.connection()
+    }
+
+    /// This client with a timeout for each call made through it (`None`: no
+    /// timeout, the default). Past it a call is cancelled (the peer gets
+    /// `Finish`) and fails with [`::mp_ipc::Error::DeadlineExceeded`]. Keep the
+    /// result as the client's default, or make one for a single call.
+    pub fn with_timeout(&self, timeout: ::std::option::Option<::std::time::Duration>) -> Self {
+        let mut client = self.clone();
+        client.remote = self.remote.with_timeout(timeout);
+        client
     }
 
     /// Calls `Chain.destroy`.
@@ -4856,6 +4906,16 @@ impl ChainClientClient {
         self.remote.connection()
     }
 
+    /// This client with a timeout for each call made through it (`None`: no
+    /// timeout, the default). Past it a call is cancelled (the peer gets
+    /// `Finish`) and fails with [`::mp_ipc::Error::DeadlineExceeded`]. Keep the
+    /// result as the client's default, or make one for a single call.
+    pub fn with_timeout(&self, timeout: ::std::option::Option<::std::time::Duration>) -> Self {
+        let mut client = self.clone();
+        client.remote = self.remote.with_timeout(timeout);
+        client
+    }
+
     /// Calls `ChainClient.destroy`.
     ///
     /// Runs on the server thread mapped to this thread; callbacks it makes run
@@ -5126,6 +5186,16 @@ impl WalletLoaderClient {
     /// The connection this object lives on.
     pub fn connection(&self) -> &::mp_ipc::Connection {
         self.remote.connection()
+    }
+
+    /// This client with a timeout for each call made through it (`None`: no
+    /// timeout, the default). Past it a call is cancelled (the peer gets
+    /// `Finish`) and fails with [`::mp_ipc::Error::DeadlineExceeded`]. Keep the
+    /// result as the client's default, or make one for a single call.
+    pub fn with_timeout(&self, timeout: ::std::option::Option<::std::time::Duration>) -> Self {
+        let mut client = self.clone();
+        client.remote = self.remote.with_timeout(timeout);
+        client
     }
 
     /// Calls `WalletLoader.createWallet`.

@@ -141,6 +141,16 @@ impl MinerInitClient {
         self.remote.connection()
     }
 
+    /// This client with a timeout for each call made through it (`None`: no
+    /// timeout, the default). Past it a call is cancelled (the peer gets
+    /// `Finish`) and fails with [`::mp_ipc::Error::DeadlineExceeded`]. Keep the
+    /// result as the client's default, or make one for a single call.
+    pub fn with_timeout(&self, timeout: ::std::option::Option<::std::time::Duration>) -> Self {
+        let mut client = self.clone();
+        client.remote = self.remote.with_timeout(timeout);
+        client
+    }
+
     /// Takes the peer's bootstrap object as a `MinerInit` and exchanges thread maps
     /// with it (`MinerInit.construct`), so calls with a Context can be mapped to server threads.
     pub fn connect(
@@ -373,6 +383,16 @@ impl MinerClient {
     /// The connection this object lives on.
     pub fn connection(&self) -> &::mp_ipc::Connection {
         self.remote.connection()
+    }
+
+    /// This client with a timeout for each call made through it (`None`: no
+    /// timeout, the default). Past it a call is cancelled (the peer gets
+    /// `Finish`) and fails with [`::mp_ipc::Error::DeadlineExceeded`]. Keep the
+    /// result as the client's default, or make one for a single call.
+    pub fn with_timeout(&self, timeout: ::std::option::Option<::std::time::Duration>) -> Self {
+        let mut client = self.clone();
+        client.remote = self.remote.with_timeout(timeout);
+        client
     }
 
     /// Calls `Miner.tip`.
@@ -916,6 +936,16 @@ impl TemplateClient {
     /// The connection this object lives on.
     pub fn connection(&self) -> &::mp_ipc::Connection {
         self.remote.connection()
+    }
+
+    /// This client with a timeout for each call made through it (`None`: no
+    /// timeout, the default). Past it a call is cancelled (the peer gets
+    /// `Finish`) and fails with [`::mp_ipc::Error::DeadlineExceeded`]. Keep the
+    /// result as the client's default, or make one for a single call.
+    pub fn with_timeout(&self, timeout: ::std::option::Option<::std::time::Duration>) -> Self {
+        let mut client = self.clone();
+        client.remote = self.remote.with_timeout(timeout);
+        client
     }
 
     /// Calls `Template.destroy`.

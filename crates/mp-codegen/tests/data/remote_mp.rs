@@ -67,6 +67,16 @@ impl EchoClient {
         self.remote.connection()
     }
 
+    /// This client with a timeout for each call made through it (`None`: no
+    /// timeout, the default). Past it a call is cancelled (the peer gets
+    /// `Finish`) and fails with [`::mp_ipc::Error::DeadlineExceeded`]. Keep the
+    /// result as the client's default, or make one for a single call.
+    pub fn with_timeout(&self, timeout: ::std::option::Option<::std::time::Duration>) -> Self {
+        let mut client = self.clone();
+        client.remote = self.remote.with_timeout(timeout);
+        client
+    }
+
     /// Calls `Echo.echo`.
     ///
     /// Returns `text`.

@@ -97,6 +97,16 @@ impl PlotterClient {
         self.remote.connection()
     }
 
+    /// This client with a timeout for each call made through it (`None`: no
+    /// timeout, the default). Past it a call is cancelled (the peer gets
+    /// `Finish`) and fails with [`::mp_ipc::Error::DeadlineExceeded`]. Keep the
+    /// result as the client's default, or make one for a single call.
+    pub fn with_timeout(&self, timeout: ::std::option::Option<::std::time::Duration>) -> Self {
+        let mut client = self.clone();
+        client.remote = self.remote.with_timeout(timeout);
+        client
+    }
+
     /// Calls `Plotter.ok`.
     ///
     /// Runs on the server's event loop.
