@@ -3,6 +3,8 @@
 //! 2. raw capnp-rpc sequential call between two processes (baseline);
 //! 3. mp-ipc plain call (`add_on_loop`: no Context, runs on the server's loop);
 //! 4. mp-ipc mapped call (`add`: runs on this thread's server thread);
+//!    4b. the same with a timeout (`with_timeout`, never reached): what a
+//!    deadline costs;
 //! 5. mp-ipc call with one callback (`countdown(0, cb)`);
 //! 6. pipelined calls, 64 in flight (mp-ipc `add_async`, and raw capnp-rpc
 //!    for comparison), as throughput.
@@ -31,6 +33,7 @@ const PINGPONG: &str = "1_socketpair_pingpong";
 const RAW: &str = "2_raw_capnp_rpc_call";
 const PLAIN: &str = "3_mp_plain_call";
 const MAPPED: &str = "4_mp_mapped_call";
+const MAPPED_TIMEOUT: &str = "4b_mp_mapped_call_with_timeout";
 const CALLBACK: &str = "5_mp_call_with_callback";
 const PIPE_MP: &str = "6_mp_add_async_64_in_flight";
 const PIPE_RAW: &str = "6b_raw_capnp_rpc_64_in_flight";
@@ -70,6 +73,15 @@ fn sequential(c: &mut Criterion) {
         b.iter(|| {
             i += 1;
             black_box(calc.add(i, 1).expect("mapped call"))
+        })
+    });
+    // The same call bounded by a timeout (never reached): the price of a
+    // deadline, a timer on the loop per call.
+    let bounded = calc.with_timeout(Some(Duration::from_secs(60)));
+    group.bench_function(MAPPED_TIMEOUT, |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(bounded.add(i, 1).expect("mapped call with a timeout"))
         })
     });
     group.bench_function(CALLBACK, |b| {
@@ -126,6 +138,7 @@ fn summary(since: SystemTime) {
         ("raw capnp-rpc call", RAW),
         ("mp plain call (add_on_loop)", PLAIN),
         ("mp mapped call (add)", MAPPED),
+        ("mp mapped call with a timeout", MAPPED_TIMEOUT),
         ("mp call + 1 callback (countdown 0)", CALLBACK),
     ] {
         match (get(GROUP, bench), raw) {

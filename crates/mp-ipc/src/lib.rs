@@ -9,7 +9,12 @@
 //! The pieces:
 //! - [`EventLoop`]: the I/O thread.
 //! - [`Connection`]: a session with a peer (socketpair, inherited fd, path).
-//! - [`Remote`]: a thread-safe handle to an object in the peer.
+//! - [`Remote`]: a thread-safe handle to an object in the peer;
+//!   [`Remote::with_timeout`] bounds its calls (a call past its deadline
+//!   is cancelled: the peer gets `Finish`, and the caller
+//!   [`Error::DeadlineExceeded`]).
+//! - [`CancelToken`]: what a method serving a call sees of its caller
+//!   giving up (a deadline, a dropped future, a disconnect).
 //! - [`process`]: spawn a child with one end of a socketpair; serve on an
 //!   inherited fd.
 //! - [`proxy_capnp`]: libmultiprocess's `proxy.capnp` (`ThreadMap`,
