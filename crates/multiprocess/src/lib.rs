@@ -17,10 +17,12 @@
 //!
 //! - [`thread`] (`mp-thread`): [`Worker`](thread::Worker),
 //!   [`Reaper`](thread::Reaper), [`Waiter`](thread::Waiter),
-//!   [`ThreadBound`](thread::ThreadBound), and the [`sync`](thread::sync)
+//!   [`ThreadBound`](thread::ThreadBound), [`Backoff`](thread::Backoff) (the one
+//!   poll-before-sleeping policy), and the [`sync`](thread::sync)
 //!   facade the loom models compile through.
 //! - [`ipc`] (`mp-ipc`): [`EventLoop`], [`Connection`], [`Remote`],
-//!   processes, listeners, [`Limits`](ipc::Limits), and libmultiprocess's
+//!   processes, listeners, [`Limits`](ipc::Limits), call timeouts and
+//!   [`CancelToken`](ipc::CancelToken), and libmultiprocess's
 //!   `proxy.capnp`.
 //! - [`agents`] (`mp-agents`): agents, cooperations, dispatchers, mboxes,
 //!   timers, states, mchains, request/reply, with every cooperation's final
@@ -87,6 +89,54 @@
 //!         ("caller".to_string(), "Hello, Grace!".to_string()),
 //!     ]
 //! );
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## A call with a timeout
+//!
+//! `with_timeout` gives a client (or one call) a deadline. Here an audience
+//! takes longer to listen than the caller will wait: the call fails with
+//! an error naming the method and the timeout, and the server is sent
+//! Cap'n Proto's `Finish`. A method that runs long can look at
+//! `multiprocess::ipc::CancelToken::current()` to stop early.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use hello::{Audience, HelloInitClient, HelloInitServer, HelloService};
+//! use multiprocess::ipc::{Connection, Side};
+//! use multiprocess::{Error, EventLoop};
+//!
+//! /// Listens slowly.
+//! struct Slow;
+//!
+//! impl Audience for Slow {
+//!     fn hear(&self, _greeting: String) -> Result<bool, Error> {
+//!         std::thread::sleep(Duration::from_millis(100));
+//!         Ok(true)
+//!     }
+//! }
+//!
+//! let (server_end, client_end) = std::os::unix::net::UnixStream::pair()?;
+//! let server_loop = EventLoop::new("server-loop")?;
+//! let service = Arc::new(HelloService);
+//! let _server = Connection::builder(&server_loop)
+//!     .serve(move |conn| HelloInitServer::bootstrap(conn, service.clone()))
+//!     .open(server_end, Side::Server)?;
+//! let client_loop = EventLoop::new("client-loop")?;
+//! let connection = Connection::builder(&client_loop).open(client_end, Side::Client)?;
+//! let greeter = HelloInitClient::connect(&connection)?.make_greeter("en")?;
+//!
+//! let hasty = greeter.with_timeout(Some(Duration::from_millis(20)));
+//! match hasty.greet_all(&["Ada".into(), "Grace".into()], Arc::new(Slow)) {
+//!     Err(e @ Error::DeadlineExceeded { .. }) => {
+//!         assert!(e.to_string().contains("Greeter.greetAll"), "{e}");
+//!     }
+//!     other => panic!("expected the deadline to pass, got {other:?}"),
+//! }
+//! // The greeter without a timeout is unchanged, and the session goes on.
+//! assert_eq!(greeter.greet("Ada")?, "Hello, Ada!");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
