@@ -87,20 +87,33 @@ impl ToyNode {
         self.changed.notify_all();
     }
 
-    /// Waits until `done` holds, the deadline passes, or an interrupt comes;
-    /// true if `done` held.
+    /// Waits until `done` holds, the deadline passes, an interrupt comes, or
+    /// the caller gives up on the call being served (its `CancelToken`,
+    /// looked at every [`CANCEL_CHECK`]); true if `done` held.
     fn wait(&self, timeout: f64, done: impl Fn(&Chain) -> bool) -> bool {
         let deadline = Instant::now() + Duration::from_secs_f64(timeout.clamp(0.0, 3600.0));
+        let token = mp_ipc::CancelToken::current();
         let mut chain = self.chain.lock();
         let generation = chain.interrupts;
         while !done(&chain) && chain.interrupts == generation {
-            if self.changed.wait_until(&mut chain, deadline).timed_out() {
+            if token.as_ref().is_some_and(|t| t.is_cancelled()) {
+                break;
+            }
+            let wake = match &token {
+                Some(_) => deadline.min(Instant::now() + CANCEL_CHECK),
+                None => deadline,
+            };
+            let _ = self.changed.wait_until(&mut chain, wake);
+            if Instant::now() >= deadline {
                 break;
             }
         }
         done(&chain)
     }
 }
+
+/// How often a blocked wait looks at its call's cancel token.
+const CANCEL_CHECK: Duration = Duration::from_millis(10);
 
 struct NodeInit(Arc<ToyNode>);
 

@@ -304,6 +304,47 @@ fn interrupt_from_another_thread_releases_each_blocking_call() {
     });
 }
 
+/// The blocking mining calls take a deadline instead of a separate
+/// interrupt call: past it the call fails naming the method, the node is
+/// sent `Finish` (the toy node stops waiting when its cancel token fires),
+/// and the same thread's next call runs at once on its server thread.
+#[test]
+fn a_deadline_ends_each_blocking_mining_call_without_an_interrupt() {
+    watchdog(|| {
+        let s = setup();
+        let mining = s.init.make_mining().unwrap();
+        let timeout = Some(Duration::from_millis(50));
+        let tip = mining.wait_tip_changed(&[], 0.0).unwrap();
+        match mining
+            .with_timeout(timeout)
+            .wait_tip_changed(&tip.hash, 3600.0)
+        {
+            Err(mp_ipc::Error::DeadlineExceeded { site, .. }) => {
+                assert_eq!(site, mp_ipc::CallSite::new("Mining", "waitTipChanged"))
+            }
+            other => panic!("expected the deadline to pass, got {other:?}"),
+        }
+        // Mapped to the same server thread: it would queue behind the
+        // hour-long wait had the cancel not ended it.
+        assert_eq!(mining.wait_tip_changed(&[], 0.0).unwrap().hash, tip.hash);
+
+        let template = mining
+            .create_new_block(&BlockCreateOptions::default(), false)
+            .unwrap()
+            .unwrap();
+        match template
+            .with_timeout(timeout)
+            .wait_next(&BlockWaitOptions::default())
+        {
+            Err(mp_ipc::Error::DeadlineExceeded { site, .. }) => {
+                assert_eq!(site, mp_ipc::CallSite::new("BlockTemplate", "waitNext"))
+            }
+            other => panic!("expected the deadline to pass, got {other:?}"),
+        }
+        assert!(mining.is_test_chain().is_ok());
+    });
+}
+
 #[test]
 fn node_disconnecting_during_a_blocked_wait_gives_a_disconnect_error() {
     watchdog(|| {
