@@ -488,7 +488,8 @@ impl<C: Clone + 'static> Remote<C> {
         Ok(self.inner.cap.get()?)
     }
 
-    /// A synchronous call on this object; see [`Connection::call`].
+    /// A synchronous call on this object, bounded by this handle's
+    /// [`timeout`](Self::timeout); see [`Connection::call_within`].
     pub fn call<R, F>(&self, site: CallSite, build: F) -> Result<R, Error>
     where
         R: Send + 'static,
@@ -503,7 +504,8 @@ impl<C: Clone + 'static> Remote<C> {
             })
     }
 
-    /// An async call on this object; see [`Connection::call_async`].
+    /// An async call on this object, bounded by this handle's
+    /// [`timeout`](Self::timeout); see [`Connection::call_async_within`].
     pub fn call_async<R, F>(
         &self,
         site: CallSite,
