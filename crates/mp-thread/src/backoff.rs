@@ -137,7 +137,7 @@ impl Backoff {
         };
         self.looks = self.looks.wrapping_add(1);
         if self.spinning && self.looks % LOOKS_PER_CLOCK != 0 {
-            std::hint::spin_loop();
+            crate::sync::spin_hint();
             return true;
         }
         let waited = start.elapsed();
@@ -153,7 +153,7 @@ impl Backoff {
     fn wait_before_next(&mut self, waited: Duration) -> bool {
         self.spinning = waited < self.spin_only;
         if self.spinning {
-            std::hint::spin_loop();
+            crate::sync::spin_hint();
         } else {
             std::thread::yield_now();
         }
@@ -167,7 +167,7 @@ impl Backoff {
             return false;
         }
         self.looked = true;
-        loom::thread::yield_now();
+        crate::sync::spin_hint(); // a model yield under loom
         true
     }
 
