@@ -55,6 +55,7 @@ mod connection;
 mod error;
 mod event_loop;
 mod idle_poll;
+mod job_reply;
 mod limits;
 pub mod listener;
 mod loop_conn;

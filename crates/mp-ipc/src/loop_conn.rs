@@ -31,6 +31,7 @@ use mp_thread::{panic_message, CallbackRegistry, Executor, ThreadBound, Waiter, 
 
 use crate::cancel::CancelToken;
 use crate::error::{bad_request, limit_reached, CallSite};
+use crate::job_reply::JobReply;
 use crate::limits::{stack_size_for_nesting, Limits, ThreadSlots};
 use crate::proxy_capnp::{context, thread, thread_map};
 use crate::stats::ConnectionStats;
@@ -617,7 +618,7 @@ impl LoopConnection {
                 token: token.clone(),
                 replied: false,
             };
-            let (tx, rx) = futures::channel::oneshot::channel::<JobOutcome<R>>();
+            let (tx, rx) = JobReply::<JobOutcome<R>>::channel(this.executor.clone());
             let conn_id = this.id;
             let max_nesting = limits.max_nesting;
             let posted = waiter.post(move || {
@@ -628,7 +629,7 @@ impl LoopConnection {
                 let depth = serving_depth();
                 if depth >= max_nesting {
                     drop(job);
-                    let _ = tx.send(JobOutcome::TooDeep(depth));
+                    tx.send(JobOutcome::TooDeep(depth));
                     return;
                 }
                 let _span = tracing::debug_span!(
@@ -646,7 +647,7 @@ impl LoopConnection {
                     Err(p) => JobOutcome::Panicked(panic_message(&*p)),
                 };
                 drop(guard);
-                let _ = tx.send(outcome);
+                tx.send(outcome);
             });
             match posted {
                 Err(_) => Err(capnp::Error::failed(format!(

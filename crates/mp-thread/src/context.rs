@@ -13,7 +13,9 @@
 //! Teardown has one written order: when the thread exits, its slots are
 //! dropped in the reverse order of their first use, and then its waiter is
 //! closed (later posts fail cleanly; queued jobs are dropped, waking anyone
-//! waiting on their replies). While that runs, [`with`] returns `None` and
+//! waiting on their replies). While that runs, [`with`] returns `None`,
+//! [`is_exiting`] returns true (so a `Drop` run from there can stay off
+//! other thread-locals, which may already be gone) and
 //! [`Waiter::current`] serves a wait with a fresh mailbox of its own.
 
 use std::any::{Any, TypeId};
@@ -100,6 +102,22 @@ pub fn with<T: Default + 'static, R>(f: impl FnOnce(&T) -> R) -> Option<R> {
     // The borrow of the context ends above: `f` may use it again.
     let value = slot.downcast_ref::<T>().expect("a slot holds its own type");
     Some(f(value))
+}
+
+/// True while the calling thread's context is being torn down, and after:
+/// the thread is exiting and its thread-local destructors are running.
+///
+/// Code that may run from those destructors (a `Drop` of something a slot
+/// or a queued job holds) checks this before it touches another
+/// thread-local: other crates' thread-locals may be gone by then (the
+/// order they are destroyed in is not specified), and touching one that is
+/// gone panics, which aborts the process from a destructor.
+///
+/// ```
+/// assert!(!mp_thread::context::is_exiting());
+/// ```
+pub fn is_exiting() -> bool {
+    CONTEXT.try_with(|_| ()).is_err()
 }
 
 /// The calling thread's waiter, made (named `name()`) on first use; `None`

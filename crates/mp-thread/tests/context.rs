@@ -19,9 +19,10 @@ impl Drop for Witness {
     fn drop(&mut self) {
         let reachable = context::with(|_: &First| ()).is_some();
         self.log.lock().unwrap().push(format!(
-            "{} dropped (waiter closed: {}, context reachable: {reachable})",
+            "{} dropped (waiter closed: {}, context reachable: {reachable}, exiting: {})",
             self.name,
-            self.waiter.is_closed()
+            self.waiter.is_closed(),
+            context::is_exiting()
         ));
     }
 }
@@ -53,12 +54,43 @@ fn slots_drop_in_reverse_order_of_first_use_and_then_the_waiter_closes() {
     assert_eq!(
         *log.lock().unwrap(),
         [
-            "second dropped (waiter closed: false, context reachable: false)",
-            "first dropped (waiter closed: false, context reachable: false)",
+            "second dropped (waiter closed: false, context reachable: false, exiting: true)",
+            "first dropped (waiter closed: false, context reachable: false, exiting: true)",
         ]
     );
     assert!(waiter.is_closed(), "the waiter closes after the slots");
     assert!(waiter.post(|| ()).is_err());
+}
+
+/// Sets its flag to whether the thread was exiting when it was dropped.
+struct ExitWitness(Arc<Mutex<Option<bool>>>);
+
+impl Drop for ExitWitness {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap() = Some(context::is_exiting());
+    }
+}
+
+#[test]
+fn a_job_left_queued_when_its_thread_exits_is_dropped_while_the_thread_is_exiting() {
+    let seen = Arc::new(Mutex::new(None));
+    let during_the_run = Arc::new(Mutex::new(None));
+    let (theirs, early) = (seen.clone(), during_the_run.clone());
+    std::thread::spawn(move || {
+        drop(ExitWitness(early));
+        let witness = ExitWitness(theirs);
+        Waiter::current()
+            .post(move || drop(witness))
+            .expect("the thread's own waiter takes jobs");
+    })
+    .join()
+    .unwrap();
+    assert_eq!(*during_the_run.lock().unwrap(), Some(false));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Some(true),
+        "the unrun job is dropped from the thread's exit"
+    );
 }
 
 #[derive(Default)]
