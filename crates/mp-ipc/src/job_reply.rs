@@ -1,8 +1,9 @@
 //! `JobReply`: the reply end of a call the event loop hands to a server
 //! thread (or, for a callback, to the thread that waits for it).
 //!
-//! Invariant 2 (a loop's tasks are woken without touching them from a
-//! thread that cannot): the receiving end is awaited by a task in the
+//! Invariant 2 (a value tied to a thread is used and dropped on that
+//! thread), at the moment invariant 5's teardown runs: the receiving end
+//! is awaited by a task in the
 //! loop's `LocalSet`, and waking such a task from another thread reads
 //! tokio's thread-local on the waking thread. A job can be dropped unrun
 //! from a thread-local destructor: a thread that exits with a call still
