@@ -12,11 +12,12 @@
 //! order thread-locals are destroyed in is not specified). A wake from
 //! there would panic inside a destructor and abort the process.
 //!
-//! So a reply end dropped unsent while its thread exits goes home: its drop
-//! is posted to the loop, whose task then sees the sender gone and fails
-//! the call ("stopped before replying"). Everywhere else it is dropped
-//! where it is, as a plain sender would be, and so is one whose receiver is
-//! already gone (there is no task left to wake). If the loop no longer
+//! So a reply end sent or dropped while its thread exits goes home: the
+//! send or the drop is posted to the loop (for a drop, the loop's task then
+//! sees the sender gone and fails the call, "stopped before replying").
+//! Everywhere else it is sent or dropped where it is, as a plain sender
+//! would be, and so is one whose receiver is already gone (there is no task
+//! left to wake). If the loop no longer
 //! takes jobs while its task is still being dropped, the sender is leaked
 //! with a warning rather than dropped where it must not be (the same rule
 //! as mp-thread's `ThreadBound`).
@@ -40,31 +41,42 @@ impl<T: Send + 'static> JobReply<T> {
         (JobReply { tx: Some(tx), home }, rx)
     }
 
-    /// Sends the reply (a job only runs on a thread that is not exiting,
-    /// so the wake is made here). The value is dropped if the loop has
-    /// stopped awaiting it.
+    /// Sends the reply. The value is dropped if the loop has stopped
+    /// awaiting it.
     pub(crate) fn send(mut self, value: T) {
         if let Some(tx) = self.tx.take() {
-            let _ = tx.send(value);
+            // A job can run on an exiting thread too: a `Drop` run by the
+            // thread's teardown that waits serves a fresh mailbox.
+            self.finish(tx, move |tx| {
+                let _ = tx.send(value);
+            });
+        }
+    }
+
+    /// Sends or drops `tx` (what `end` does) here, or on the loop while
+    /// this thread is exiting and the receiver still has a task to wake.
+    fn finish(
+        &self,
+        tx: oneshot::Sender<T>,
+        end: impl FnOnce(oneshot::Sender<T>) + Send + 'static,
+    ) {
+        if !mp_thread::context::is_exiting() || tx.is_canceled() {
+            return end(tx);
+        }
+        if let Err(refused) = self.home.execute(Box::new(move || end(tx))) {
+            tracing::warn!(
+                "a call's reply sender was left by an exiting thread after its event loop \
+                 stopped; it is leaked rather than dropped there"
+            );
+            std::mem::forget(refused);
         }
     }
 }
 
 impl<T: Send + 'static> Drop for JobReply<T> {
     fn drop(&mut self) {
-        let Some(tx) = self.tx.take() else {
-            return;
-        };
-        // With the receiver gone there is no task to wake.
-        if !mp_thread::context::is_exiting() || tx.is_canceled() {
-            return drop(tx);
-        }
-        if let Err(refused) = self.home.execute(Box::new(move || drop(tx))) {
-            tracing::warn!(
-                "a call's reply sender was dropped by an exiting thread after its event loop \
-                 stopped; it is leaked rather than dropped there"
-            );
-            std::mem::forget(refused);
+        if let Some(tx) = self.tx.take() {
+            self.finish(tx, drop);
         }
     }
 }
