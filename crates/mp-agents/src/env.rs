@@ -703,10 +703,19 @@ impl Environment {
     }
 
     /// A worker (see [`spawn_worker`](Self::spawn_worker)) with the demand
-    /// queue the single-threaded dispatchers bind agents to.
-    pub(crate) fn spawn_worker_queue(&self, name: &str) -> Result<Arc<WorkerQueue>, Error> {
+    /// queue the single-threaded dispatchers bind agents to; `dispatcher`
+    /// (its stats prefix) labels the count of demands it runs.
+    pub(crate) fn spawn_worker_queue(
+        &self,
+        name: &str,
+        dispatcher: &str,
+    ) -> Result<Arc<WorkerQueue>, Error> {
         let worker = self.spawn_worker(name)?;
-        Ok(Arc::new(WorkerQueue::new(worker, self.inner.busy_wait)))
+        Ok(Arc::new(WorkerQueue::new(
+            worker,
+            self.inner.busy_wait,
+            crate::agent_metrics::demands_handled(dispatcher),
+        )))
     }
 
     /// Starts a worker thread owned by this environment (its reaper joins

@@ -175,6 +175,7 @@
 //! ```
 
 mod agent;
+mod agent_metrics;
 mod binder;
 mod contain;
 mod coop;
@@ -205,6 +206,7 @@ mod worker_queue;
 mod wrapped;
 
 pub use agent::{Agent, Define};
+pub use agent_metrics::{metric_name, DEMANDS_HANDLED, STATS_PREFIX};
 pub use binder::Binder;
 pub use coop::{CoopBuilder, CoopHandle, DeregNotificator};
 pub use demand::{EventQueue, ExecDemand};

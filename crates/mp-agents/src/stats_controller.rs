@@ -179,6 +179,15 @@ impl<'a> StatsController<'a> {
         snapshot(self.host)
     }
 
+    /// Takes a [`snapshot`](Self::snapshot) and records each figure as a
+    /// gauge through the `metrics` facade (see [`metric_name`](crate::metric_name));
+    /// returns the snapshot. A periodic distribution does this too.
+    pub fn record_metrics(&self) -> Vec<Quantity> {
+        let quantities = snapshot(self.host);
+        crate::agent_metrics::record(&quantities);
+        quantities
+    }
+
     /// Adds a data source of your own (a dispatcher you wrote, ...). It is
     /// held weakly: it reports as long as something else keeps it alive.
     pub fn add_source(&self, source: Weak<dyn StatsSource>) {
@@ -203,6 +212,7 @@ fn arm(host: &dyn StatsHost, weak: &Weak<dyn StatsHost>, period: Duration) -> Ti
 /// One distribution: the markers around every quantity, to the mbox.
 fn distribute(host: &dyn StatsHost) {
     let quantities = snapshot(host);
+    crate::agent_metrics::record(&quantities);
     let mbox = host.stats().mbox.clone();
     mbox.send(DistributionStarted);
     for quantity in quantities {

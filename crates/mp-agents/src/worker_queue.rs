@@ -69,6 +69,9 @@ struct Demands {
     /// line of its own so the pushers' lines stay untouched.
     started: Padded<AtomicU64>,
     busy_wait: Duration,
+    /// The dispatcher's `mp_agents_demands_handled_total`, added to once
+    /// per drain (and per yield).
+    handled: metrics::Counter,
 }
 
 /// A demand with its place in the queue's order (see `Demands::drain`).
@@ -83,7 +86,12 @@ struct DemandsState {
 
 impl WorkerQueue {
     /// A queue on `worker` whose drain polls for `busy_wait` when empty.
-    pub(crate) fn new(worker: Worker, busy_wait: Duration) -> WorkerQueue {
+    /// Demands run are counted on `handled`.
+    pub(crate) fn new(
+        worker: Worker,
+        busy_wait: Duration,
+        handled: metrics::Counter,
+    ) -> WorkerQueue {
         WorkerQueue {
             worker,
             demands: Arc::new(Demands {
@@ -91,6 +99,7 @@ impl WorkerQueue {
                 pushes: PushCount::new(),
                 started: Padded(AtomicU64::new(0)),
                 busy_wait,
+                handled,
             }),
         }
     }
@@ -393,6 +402,8 @@ impl Demands {
             // Every shared push numbered up to `taken` is in `batch` or run.
             let mut taken = me.pushes.seen();
             let mut ran = 0;
+            // How many of those `handled` has been told of.
+            let mut counted = 0;
             loop {
                 // Yield only with the batch run and every local demand
                 // numbered before what the shared FIFO holds, so leaving
@@ -446,6 +457,10 @@ impl Demands {
                 if local_waits {
                     continue;
                 }
+                // Counted before the drain waits, so what it ran shows
+                // while it polls.
+                me.handled.increment((ran - counted) as u64);
+                counted = ran;
                 if me.poll(taken) {
                     continue;
                 }
@@ -459,6 +474,7 @@ impl Demands {
                     }
                     drop(st);
                     drop(installed);
+                    me.handled.increment((ran - counted) as u64);
                     return;
                 }
             }
@@ -467,6 +483,7 @@ impl Demands {
             // goes back to the front of the shared FIFO first.
             installed.flush();
             drop(installed);
+            me.handled.increment((ran - counted) as u64);
             match Waiter::current().post_with(me, Demands::drain) {
                 Ok(()) => return,
                 Err(back) => me = back,
@@ -494,8 +511,8 @@ mod tests {
     fn the_drained_key_follows_nested_drains_and_their_unwinding() {
         let worker = Worker::spawn("wq-test").unwrap();
         let (a, b) = (
-            WorkerQueue::new(worker.clone(), Duration::ZERO),
-            WorkerQueue::new(worker, Duration::ZERO),
+            WorkerQueue::new(worker.clone(), Duration::ZERO, metrics::Counter::noop()),
+            WorkerQueue::new(worker, Duration::ZERO, metrics::Counter::noop()),
         );
         let (ka, kb) = (a.same_thread_key().unwrap(), b.same_thread_key().unwrap());
         assert!(!is_draining(ka) && !is_draining(kb));

@@ -7,7 +7,11 @@
 //!    deadline costs;
 //! 5. mp-ipc call with one callback (`countdown(0, cb)`);
 //! 6. pipelined calls, 64 in flight (mp-ipc `add_async`, and raw capnp-rpc
-//!    for comparison), as throughput.
+//!    for comparison), as throughput;
+//! 7. the mapped call again with metrics recorded on both sides (a
+//!    Prometheus recorder in each process), last, because a process's
+//!    recorder cannot be taken out again: every benchmark before it runs
+//!    with metrics off (no recorder), so 4 is its baseline.
 //!
 //! After criterion's own report it prints a summary (medians, ratios to the
 //! raw capnp-rpc call, calls/s) read back from criterion's estimates.
@@ -37,6 +41,8 @@ const MAPPED_TIMEOUT: &str = "4b_mp_mapped_call_with_timeout";
 const CALLBACK: &str = "5_mp_call_with_callback";
 const PIPE_MP: &str = "6_mp_add_async_64_in_flight";
 const PIPE_RAW: &str = "6b_raw_capnp_rpc_64_in_flight";
+const METERED_GROUP: &str = "metrics_on";
+const MAPPED_METERED: &str = "7_mp_mapped_call_metrics_on";
 
 fn sequential(c: &mut Criterion) {
     let peer = Path::new(PEER);
@@ -118,6 +124,32 @@ fn pipelined(c: &mut Criterion) {
     drop(raw);
 }
 
+/// The mapped call with a metrics recorder in both processes. Installs
+/// this process's recorder, so it runs last.
+fn metrics_on(c: &mut Criterion) {
+    let handle = mp_bench::install_recorder().expect("the bench's only recorder");
+    let mut group = c.benchmark_group(METERED_GROUP);
+    let mp = MpCalc::spawn_with(Path::new(PEER), true).expect("spawning the metered peer");
+    let calc = mp.calc();
+    assert_eq!(calc.add(2, 3).expect("mapped call"), 5);
+    let mut i = 0i64;
+    group.bench_function(MAPPED_METERED, |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(calc.add(i, 1).expect("mapped call"))
+        })
+    });
+    group.finish();
+    drop(mp);
+    // The calls were recorded: this side's client series is there.
+    let rendered = handle.render();
+    let series = "mp_ipc_calls_total{side=\"client\",interface=\"Calculator\",method=\"add\"}";
+    assert!(
+        rendered.contains(series),
+        "metrics were not recorded: no {series} in\n{rendered}"
+    );
+}
+
 /// The targets: mapped call ≤ 1.3× the raw capnp-rpc call, a call with one
 /// callback ≤ 2.5× it, and pipelined calls at least as fast as raw
 /// capnp-rpc's, on every machine shape.
@@ -148,6 +180,15 @@ fn summary(since: SystemTime) {
             (Some(ns), None) => println!("{name:<36} {:>9.2} µs", ns / 1e3),
             _ => println!("{name:<36} (not run)"),
         }
+    }
+    match (get(METERED_GROUP, MAPPED_METERED), get(GROUP, MAPPED)) {
+        (Some(on), Some(off)) => println!(
+            "{:<36} {:>9.2} µs   {:>5.3}× metrics off",
+            "mp mapped call, metrics on",
+            on / 1e3,
+            on / off
+        ),
+        _ => println!("{:<36} (not run)", "mp mapped call, metrics on"),
     }
     let per_s = |bench| get(PIPE_GROUP, bench).map(|ns| BATCH as f64 / (ns / 1e9));
     for (name, bench) in [
@@ -197,6 +238,7 @@ fn main() {
         .configure_from_args();
     sequential(&mut c);
     pipelined(&mut c);
+    metrics_on(&mut c);
     c.final_summary();
     // `cargo bench` passes `--bench`; `cargo test --benches` does not.
     if std::env::args().any(|a| a == "--bench") {

@@ -38,9 +38,34 @@ pub const MODE_MP: &str = "mp-test-calc";
 /// with one end of a fresh socketpair as fd `N`; returns the child (killed
 /// and reaped when dropped) and this side's end.
 pub fn spawn_peer(program: &Path, mode: &str) -> Result<(ChildProcess, UnixStream), mp_ipc::Error> {
+    spawn_peer_with(program, mode, false)
+}
+
+/// [`spawn_peer`], with the peer recording metrics (it installs a
+/// Prometheus recorder, [`install_recorder`]) when `metered` is true.
+pub fn spawn_peer_with(
+    program: &Path,
+    mode: &str,
+    metered: bool,
+) -> Result<(ChildProcess, UnixStream), mp_ipc::Error> {
     let mut command = Command::new(program);
     command.arg(mode);
+    if metered {
+        command.env(METERED_ENV, "1");
+    }
     spawn_with_ipc_fd(command)
+}
+
+/// Set (to anything) in a peer's environment: the peer records metrics.
+pub const METERED_ENV: &str = "MP_BENCH_METRICS";
+
+/// Installs a Prometheus recorder (kept in memory, rendered on demand; no
+/// HTTP server) as this process's global metrics recorder, so mp-ipc's
+/// metrics are recorded from now on. Returns the handle that renders them.
+pub fn install_recorder() -> Result<metrics_exporter_prometheus::PrometheusHandle, String> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("installing the metrics recorder: {e}"))
 }
 
 /// Where `bench-peer` is for a binary built next to it (the `switches`

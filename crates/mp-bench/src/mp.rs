@@ -23,8 +23,14 @@ impl MpCalc {
     /// Starts an event loop, spawns the `mp-test-calc` peer, connects
     /// (`CalcInit.construct`) and makes a calculator.
     pub fn spawn(program: &Path) -> Result<MpCalc, Error> {
+        MpCalc::spawn_with(program, false)
+    }
+
+    /// [`spawn`](Self::spawn), with the peer recording metrics if
+    /// `metered` ([`spawn_peer_with`](crate::spawn_peer_with)).
+    pub fn spawn_with(program: &Path, metered: bool) -> Result<MpCalc, Error> {
         let event_loop = EventLoop::new("bench-loop")?;
-        let (child, stream) = crate::spawn_peer(program, crate::MODE_MP)?;
+        let (child, stream) = crate::spawn_peer_with(program, crate::MODE_MP, metered)?;
         let init = mp_test_calc::connect(&event_loop, stream)?;
         let calc = init.make_calculator()?;
         Ok(MpCalc {

@@ -1922,13 +1922,15 @@ fn emit_server_method(out: &mut String, iface: &Interface, m: &Method, module: &
         None => {}
     }
     body.push_str("Ok(())\n");
+    // Measured whole (the call's metrics, side `server`), from reading
+    // the parameters to writing the results.
     if m.context.is_some() {
-        let _ = writeln!(out, "async move {{\n{body}}}\n}}");
+        let _ = writeln!(out, "{SUPPORT}::served(SITE, async move {{\n{body}}})\n}}");
     } else {
-        // Runs now, in call order, on the loop.
+        // Runs now, in call order, on the loop, and is measured around.
         let _ = writeln!(
             out,
-            "let result = (|| {{\n{body}}})();\n::std::future::ready(result)\n}}"
+            "let served = {SUPPORT}::ServedCall::start(SITE);\nlet result = (|| {{\n{body}}})();\n::std::future::ready(served.end(result))\n}}"
         );
     }
 }

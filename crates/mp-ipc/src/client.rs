@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use futures::future::{AbortHandle, AbortRegistration};
 use mp_thread::{ThreadBound, Waiter};
 
+use crate::call_metrics::{CallSide, Measured};
 use crate::connection::{note_thread_uses, Connection};
 use crate::error::{CallSite, Error};
 use crate::event_loop::EventLoop;
@@ -273,6 +274,14 @@ impl Connection {
         D: FnOnce(Result<R, Error>) + Send + 'static,
     {
         let shared = self.shared.clone();
+        // Counted from here, the caller's side of the hand-off; ended with
+        // the outcome, or as cancelled if the job or its task is dropped
+        // without one.
+        let measured = Measured::start(site, CallSide::Client);
+        let deliver = move |result: Result<R, Error>| {
+            measured.end(result.as_ref().err().map(Error::kind));
+            deliver(result);
+        };
         self.shared
             .event_loop
             .post(move || {

@@ -14,6 +14,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+pub use crate::call_metrics::{served, ServedCall};
 pub use crate::client::{send_request, CallFuture, CallSetup};
 use crate::error::{bad_request, CallSite, Error};
 pub use crate::loop_conn::{

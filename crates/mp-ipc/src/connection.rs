@@ -30,6 +30,7 @@ use mp_thread::ThreadBound;
 use parking_lot::{Condvar, Mutex};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
+use crate::connection_metrics::ConnectionMeters;
 use crate::error::Error;
 use crate::event_loop::EventLoop;
 use crate::limits::{buffered_budget, Limits};
@@ -180,6 +181,7 @@ impl ConnectionBuilder {
                 side,
                 limits.transport(),
                 buffered_budget(),
+                ConnectionMeters::register(&self.name),
             );
             let local = LoopConnection::new(id, self.name.clone(), executor, limits, stats);
             let bootstrap = self.bootstrap.map(|make| make(&local));

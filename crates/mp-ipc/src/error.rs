@@ -158,6 +158,30 @@ impl Error {
         }
     }
 
+    /// A short, stable name for the error's variant: `disconnected`,
+    /// `remote`, `failed`, `bad_request`, `limit_reached`,
+    /// `deadline_exceeded`, `on_event_loop`, `panicked`, `io` or `thread`.
+    /// It is the `kind` label of the `mp_ipc_call_errors_total` metric.
+    ///
+    /// ```
+    /// let e = mp_ipc::Error::failed("no such account");
+    /// assert_eq!(e.kind(), "failed");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Disconnected { .. } => "disconnected",
+            Error::Remote { .. } => "remote",
+            Error::Failed { .. } => "failed",
+            Error::BadRequest { .. } => "bad_request",
+            Error::LimitReached { .. } => "limit_reached",
+            Error::DeadlineExceeded { .. } => "deadline_exceeded",
+            Error::OnEventLoop { .. } => "on_event_loop",
+            Error::Panicked { .. } => "panicked",
+            Error::Io { .. } => "io",
+            Error::Thread(_) => "thread",
+        }
+    }
+
     /// True for [`Error::Disconnected`].
     pub fn is_disconnected(&self) -> bool {
         matches!(self, Error::Disconnected { .. })

@@ -19,6 +19,9 @@
 //!   inherited fd.
 //! - [`proxy_capnp`]: libmultiprocess's `proxy.capnp` (`ThreadMap`,
 //!   `Thread`, `Context`), same file and type ids.
+//! - [`metric_names`]: the calls' and connections' metrics, recorded
+//!   through the `metrics` facade for whatever recorder the program
+//!   installs.
 //! - [`Limits`], [`ProcessLimits`], [`ConnectionStats`]: every bound on what
 //!   a peer can make this side hold or do (threads, queued calls, nesting,
 //!   message bytes held and queued, objects handed out, timeouts), per
@@ -47,11 +50,13 @@
 //! for a complete interface.
 
 mod budget;
+mod call_metrics;
 mod cancel;
 mod client;
 #[doc(hidden)]
 pub mod codegen_support;
 mod connection;
+mod connection_metrics;
 mod error;
 mod event_loop;
 mod idle_poll;
@@ -67,6 +72,34 @@ mod transport;
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 #[rustfmt::skip]
 pub mod proxy_capnp;
+
+/// The names of the metrics mp-ipc records through the [`metrics`](https://docs.rs/metrics)
+/// facade, and the value of their labels that is not a name. Install a
+/// recorder (an exporter of the program's choice) before opening
+/// connections: a connection's handles are registered when it opens.
+///
+/// Calls, labelled `side` (`client` or `server`), `interface` and `method`,
+/// and for errors `kind` ([`Error::kind`], or [`CANCELLED`](metric_names::CANCELLED)):
+/// [`CALLS`](metric_names::CALLS), [`CALL_ERRORS`](metric_names::CALL_ERRORS),
+/// [`CALL_SECONDS`](metric_names::CALL_SECONDS),
+/// [`CALLS_IN_FLIGHT`](metric_names::CALLS_IN_FLIGHT).
+///
+/// Connections, labelled `connection` with the connection's name: bytes and
+/// messages each way, server threads alive, calls queued on server threads,
+/// and the depth of the queue each call found. No label comes from the
+/// peer (server thread names do), so a peer cannot grow the recorder.
+///
+/// ```
+/// use mp_ipc::metric_names;
+/// assert_eq!(metric_names::CALLS, "mp_ipc_calls_total");
+/// assert_eq!(metric_names::SERVER_THREADS, "mp_ipc_connection_server_threads");
+/// ```
+pub mod metric_names {
+    pub use crate::call_metrics::{CALLS, CALLS_IN_FLIGHT, CALL_ERRORS, CALL_SECONDS, CANCELLED};
+    pub use crate::connection_metrics::{
+        BYTES_IN, BYTES_OUT, MESSAGES_IN, MESSAGES_OUT, QUEUED_CALLS, QUEUE_DEPTH, SERVER_THREADS,
+    };
+}
 
 pub use cancel::CancelToken;
 pub use capnp_rpc::rpc_twoparty_capnp::Side;

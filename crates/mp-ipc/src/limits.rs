@@ -261,9 +261,11 @@ pub const STACK_PER_LEVEL: usize = 16 << 10;
 
 /// Counts the server threads of one connection; each [`ThreadTicket`] it
 /// grants is also counted process-wide.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ThreadSlots {
     alive: Arc<AtomicUsize>,
+    /// The connection's `mp_ipc_connection_server_threads` gauge.
+    gauge: metrics::Gauge,
 }
 
 /// One server thread's place in its connection's count and the process's.
@@ -271,16 +273,26 @@ pub(crate) struct ThreadSlots {
 #[derive(Debug)]
 pub(crate) struct ThreadTicket {
     conn: Arc<AtomicUsize>,
+    gauge: metrics::Gauge,
 }
 
 impl Drop for ThreadTicket {
     fn drop(&mut self) {
         self.conn.fetch_sub(1, Ordering::AcqRel);
         SERVER_THREADS.fetch_sub(1, Ordering::AcqRel);
+        self.gauge.decrement(1.0);
     }
 }
 
 impl ThreadSlots {
+    /// No threads yet; each one admitted is also counted on `gauge`.
+    pub(crate) fn new(gauge: metrics::Gauge) -> ThreadSlots {
+        ThreadSlots {
+            alive: Arc::default(),
+            gauge,
+        }
+    }
+
     /// Threads of this connection alive now.
     pub(crate) fn alive(&self) -> usize {
         self.alive.load(Ordering::Acquire)
@@ -313,8 +325,10 @@ impl ThreadSlots {
                 "the process already has {process_max} server threads (ProcessLimits::max_server_threads)"
             ));
         }
+        self.gauge.increment(1.0);
         Ok(ThreadTicket {
             conn: self.alive.clone(),
+            gauge: self.gauge.clone(),
         })
     }
 }

@@ -30,6 +30,7 @@ use capnp_rpc::CapabilityServerSet;
 use mp_thread::{panic_message, CallbackRegistry, Executor, ThreadBound, Waiter, Worker};
 
 use crate::cancel::CancelToken;
+use crate::connection_metrics::ConnectionMeters;
 use crate::error::{bad_request, limit_reached, CallSite};
 use crate::job_reply::JobReply;
 use crate::limits::{stack_size_for_nesting, Limits, ThreadSlots};
@@ -127,11 +128,28 @@ type ResolvedThread = (Waiter, String, QueueCount, Option<Rc<ThreadServer>>);
 
 /// Holds one place in a server thread's count of queued calls; travels
 /// with the call's job and is dropped with it, run or not.
-struct QueuedCall(QueueCount);
+/// Also counted on the connection's `mp_ipc_connection_queued_calls` gauge.
+struct QueuedCall(QueueCount, metrics::Gauge);
+
+impl QueuedCall {
+    /// Takes a place in `queued`, or none if it holds `max` calls already;
+    /// records the depth the call found.
+    fn take(queued: QueueCount, max: usize, meters: &ConnectionMeters) -> Option<QueuedCall> {
+        let before = queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        meters.queue_depth.record(before as f64);
+        meters.queued_calls.increment(1.0);
+        Some(QueuedCall(queued, meters.queued_calls.clone()))
+    }
+}
 
 impl Drop for QueuedCall {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+        self.1.decrement(1.0);
     }
 }
 
@@ -265,7 +283,7 @@ impl LoopConnection {
             peer_bootstrap: RefCell::new(None),
             peer_thread_map: RefCell::new(None),
             threads: RefCell::new(CapabilityServerSet::new()),
-            made_threads: ThreadSlots::default(),
+            made_threads: ThreadSlots::new(transport.meters.server_threads.clone()),
             limits,
             pool: RefCell::new(Vec::new()),
             queues: RefCell::new(HashMap::new()),
@@ -412,6 +430,13 @@ impl LoopConnection {
             bytes_in: t.bytes_in(),
             bytes_out: t.bytes_out(),
             calls_in_flight: self.in_flight.get(),
+            queued_calls: self
+                .queues
+                .borrow()
+                .values()
+                .filter_map(std::sync::Weak::upgrade)
+                .map(|count| count.load(Ordering::Acquire))
+                .sum(),
             server_threads: self.made_threads.alive(),
             exported_objects: self.exported.get(),
         }
@@ -590,20 +615,16 @@ impl LoopConnection {
                 }
             };
             let (waiter, thread_name, queued, server) = resolved?;
-            if queued
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                    (n < limits.max_queued_calls).then_some(n + 1)
-                })
-                .is_err()
-            {
+            // Counted until the job has run or is dropped unrun, wherever
+            // that happens; not when this future ends.
+            let Some(place) =
+                QueuedCall::take(queued, limits.max_queued_calls, &this.transport.meters)
+            else {
                 return Err(limit_reached(format!(
                     "{site}: server thread `{thread_name}` already has {} calls queued (Limits::max_queued_calls)",
                     limits.max_queued_calls
                 )));
-            }
-            // Counted until the job has run or is dropped unrun, wherever
-            // that happens; not when this future ends.
-            let place = QueuedCall(queued);
+            };
             if let (Some(server), Some(cb)) = (&server, &ctx.callback) {
                 server.remember_callback(cb);
             }

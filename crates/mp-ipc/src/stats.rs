@@ -31,6 +31,10 @@ pub struct ConnectionStats {
     pub bytes_out: u64,
     /// Calls from the peer being served (resolving, queued, running).
     pub calls_in_flight: usize,
+    /// Calls from the peer waiting in server threads' queues, or running
+    /// there (a call holds its place until its job has run or been
+    /// dropped unrun).
+    pub queued_calls: usize,
     /// `makeThread` server threads alive (a released one counts until its
     /// thread has stopped).
     pub server_threads: usize,

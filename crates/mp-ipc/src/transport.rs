@@ -61,6 +61,7 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, FutureExt, TryFutureExt};
 use tokio::time::Instant;
 
 use crate::budget::{Budget, Charge};
+use crate::connection_metrics::ConnectionMeters;
 use crate::error::{bad_request, limit_reached};
 
 /// Most segments a frame may have. Cap'n Proto's own readers refuse 512 or
@@ -130,6 +131,9 @@ pub(crate) struct TransportStats {
     bytes_in: Cell<u64>,
     /// Bytes of the messages handed to the write queue (frames incl. tables).
     bytes_out: Cell<u64>,
+    /// The connection's metric handles, which the byte and message counts
+    /// are added to as well.
+    pub(crate) meters: ConnectionMeters,
 }
 
 impl TransportStats {
@@ -202,12 +206,16 @@ pub(crate) fn new_network<R, W>(
     side: Side,
     limits: TransportLimits,
     process: Arc<Budget>,
+    meters: ConnectionMeters,
 ) -> (Box<dyn capnp_rpc::VatNetwork<Side>>, Rc<TransportStats>)
 where
     R: AsyncRead + Unpin + 'static,
     W: AsyncWrite + Unpin + 'static,
 {
-    let stats = Rc::new(TransportStats::default());
+    let stats = Rc::new(TransportStats {
+        meters,
+        ..TransportStats::default()
+    });
     let shared = Rc::new(Shared {
         limits,
         process,
@@ -596,6 +604,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let message = capnp::message::Reader::new(Segments { words, bounds }, self.options);
         let stats = &self.shared.stats;
         stats.messages_in.set(stats.messages_in.get() + 1);
+        stats.meters.messages_in.increment(1);
         self.frame_deadline = None;
         self.handshake_deadline = None;
         Ok(Some(Incoming {
@@ -743,6 +752,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 Ok(n) => {
                     let stats = &self.shared.stats;
                     stats.bytes_in.set(stats.bytes_in.get() + n as u64);
+                    stats.meters.bytes_in.increment(n as u64);
                     return Ok(n);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -814,6 +824,8 @@ impl capnp_rpc::OutgoingMessage for Outgoing {
         let stats = &shared.stats;
         stats.messages_out.set(stats.messages_out.get() + 1);
         stats.bytes_out.set(stats.bytes_out.get() + bytes as u64);
+        stats.meters.messages_out.increment(1);
+        stats.meters.bytes_out.increment(bytes as u64);
         let queued = Queued {
             message: message.clone(),
             _unwritten: Unwritten::new(&shared, bytes),
@@ -1223,7 +1235,14 @@ mod tests {
         map: TestMap,
     ) -> (RpcSystem<Side>, Rc<TransportStats>) {
         let (reader, writer) = halves(stream);
-        let (network, stats) = new_network(reader, writer, Side::Server, limits, process.clone());
+        let (network, stats) = new_network(
+            reader,
+            writer,
+            Side::Server,
+            limits,
+            process.clone(),
+            ConnectionMeters::default(),
+        );
         let map: thread_map::Client = capnp_rpc::new_client(map);
         (RpcSystem::new(network, Some(map.client)), stats)
     }
@@ -1360,8 +1379,14 @@ mod tests {
             let (reader, writer) = halves(b);
             let (network, client_stats): (Box<dyn capnp_rpc::VatNetwork<Side>>, _) =
                 if ours_on_both_ends {
-                    let (network, stats) =
-                        new_network(reader, writer, Side::Client, limits(), process.clone());
+                    let (network, stats) = new_network(
+                        reader,
+                        writer,
+                        Side::Client,
+                        limits(),
+                        process.clone(),
+                        ConnectionMeters::default(),
+                    );
                     (network, Some(stats))
                 } else {
                     let network = twoparty::VatNetwork::new(
@@ -1732,8 +1757,14 @@ mod tests {
             let process = Budget::new(1 << 20);
             let (ours, peer) = UnixStream::pair().expect("socketpair");
             let (reader, writer) = halves(ours);
-            let (mut network, _stats) =
-                new_network(reader, writer, Side::Server, limits(), process.clone());
+            let (mut network, _stats) = new_network(
+                reader,
+                writer,
+                Side::Server,
+                limits(),
+                process.clone(),
+                ConnectionMeters::default(),
+            );
             assert!(network.connect(Side::Server).is_none(), "ourselves");
             let connection = network.accept().await.expect("the connection");
             drop(connection);

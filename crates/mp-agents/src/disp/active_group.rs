@@ -106,7 +106,10 @@ impl Binder for GroupBinder {
             *count += 1;
         } else {
             let env = Environment::from_weak(&disp.env).ok_or(Error::Stopped)?;
-            let queue = env.spawn_worker_queue(&format!("{}-{}", disp.name, self.group))?;
+            let queue = env.spawn_worker_queue(
+                &format!("{}-{}", disp.name, self.group),
+                &format!("disp/ag/{}", disp.name),
+            )?;
             drop(env);
             groups.insert(self.group.clone(), (queue, 1));
         }

@@ -59,7 +59,10 @@ impl ActiveObjDispatcher {
 impl Binder for ActiveObjInner {
     fn preallocate(&self, agent: AgentInfo) -> Result<(), Error> {
         let env = Environment::from_weak(&self.env).ok_or(Error::Stopped)?;
-        let queue = env.spawn_worker_queue(&format!("{}-{}", self.name, agent.id.0))?;
+        let queue = env.spawn_worker_queue(
+            &format!("{}-{}", self.name, agent.id.0),
+            &format!("disp/ao/{}", self.name),
+        )?;
         drop(env);
         self.workers.lock().insert(agent.id, queue);
         Ok(())

@@ -37,7 +37,7 @@ impl OneThreadDispatcher {
     /// Starts the dispatcher's thread, called `name`.
     pub fn new(env: &Environment, name: &str) -> Result<OneThreadDispatcher, Error> {
         let inner = Arc::new(OneThreadInner {
-            queue: env.spawn_worker_queue(name)?,
+            queue: env.spawn_worker_queue(name, &format!("disp/ot/{name}"))?,
             name: name.to_string(),
             bound: AtomicUsize::new(0),
         });

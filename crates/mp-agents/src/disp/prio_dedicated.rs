@@ -112,8 +112,10 @@ impl Binder for DedicatedInner {
             return Ok(());
         }
         let env = Environment::from_weak(&self.env).ok_or(Error::Stopped)?;
-        let queue =
-            env.spawn_worker_queue(&format!("{}-p{}", self.name, agent.priority.index()))?;
+        let queue = env.spawn_worker_queue(
+            &format!("{}-p{}", self.name, agent.priority.index()),
+            &format!("disp/prio_dt/{}", self.name),
+        )?;
         drop(env);
         *slot = Some((queue, 1));
         Ok(())

@@ -89,6 +89,8 @@ struct OneInner {
 struct PrioQueues {
     policy: Policy,
     state: Mutex<PrioState>,
+    /// The dispatcher's `mp_agents_demands_handled_total`.
+    handled: metrics::Counter,
 }
 
 struct PrioState {
@@ -138,6 +140,7 @@ impl PrioOneThreadDispatcher {
                     current: Priority::COUNT - 1,
                     taken: 0,
                 }),
+                handled: crate::agent_metrics::demands_handled(&format!("disp/prio_ot/{name}")),
             }),
         });
         add_source(env, &inner);
@@ -235,19 +238,22 @@ impl PrioQueues {
     fn drain(self: Arc<Self>) {
         let mut me = self;
         loop {
-            for _ in 0..YIELD_EVERY {
+            for ran in 0..YIELD_EVERY {
                 let demand = {
                     let mut st = me.state.lock();
                     match st.next(&me.policy) {
                         Some(demand) => demand,
                         None => {
                             st.scheduled = false;
+                            drop(st);
+                            me.handled.increment(ran as u64);
                             return;
                         }
                     }
                 };
                 demand.run();
             }
+            me.handled.increment(YIELD_EVERY as u64);
             // Come back as a new job so the mailbox gets a turn; if it is
             // closed, go on here.
             match mp_thread::Waiter::current().post_with(me, PrioQueues::drain) {

@@ -5,6 +5,12 @@
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mode = args.first().cloned().unwrap_or_default();
+    if std::env::var_os(mp_bench::METERED_ENV).is_some() {
+        if let Err(e) = mp_bench::install_recorder() {
+            eprintln!("bench-peer: {e}");
+            std::process::exit(1);
+        }
+    }
     let outcome: Result<(), String> = match mode.as_str() {
         mp_bench::MODE_ECHO => mp_bench::peer::inherited_stream(&args)
             .map_err(|e| e.to_string())

@@ -216,7 +216,7 @@ impl crate::blocks_v1_capnp::block_init::Server for BlockInitServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("BlockInit", "makeSink");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -235,7 +235,7 @@ impl crate::blocks_v1_capnp::block_init::Server for BlockInitServer {
                 value.clone(),
             )?);
             Ok(())
-        }
+        })
     }
 }
 
@@ -400,7 +400,7 @@ impl crate::blocks_v1_capnp::block_sink::Server for BlockSinkServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("BlockSink", "submitBlock");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -417,6 +417,6 @@ impl crate::blocks_v1_capnp::block_sink::Server for BlockSinkServer {
             let mut r = results.get();
             r.set_result(value);
             Ok(())
-        }
+        })
     }
 }

@@ -382,7 +382,7 @@ impl crate::hub_capnp::hub::Server for HubServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Hub", "makeEcho");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -401,7 +401,7 @@ impl crate::hub_capnp::hub::Server for HubServer {
                 value.clone(),
             )?);
             Ok(())
-        }
+        })
     }
 
     fn relay(
@@ -411,7 +411,7 @@ impl crate::hub_capnp::hub::Server for HubServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Hub", "relay");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -435,7 +435,7 @@ impl crate::hub_capnp::hub::Server for HubServer {
             let mut r = results.get();
             r.set_result(value.as_str());
             Ok(())
-        }
+        })
     }
 
     fn find_echo(
@@ -445,7 +445,7 @@ impl crate::hub_capnp::hub::Server for HubServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Hub", "findEcho");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -468,6 +468,6 @@ impl crate::hub_capnp::hub::Server for HubServer {
                 )?);
             }
             Ok(())
-        }
+        })
     }
 }

@@ -886,7 +886,7 @@ impl crate::ledger_capnp::account::Server for AccountServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Account", "destroy");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -903,7 +903,7 @@ impl crate::ledger_capnp::account::Server for AccountServer {
             .await?
             .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
-        }
+        })
     }
 
     fn name(
@@ -913,7 +913,7 @@ impl crate::ledger_capnp::account::Server for AccountServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Account", "name");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -929,7 +929,7 @@ impl crate::ledger_capnp::account::Server for AccountServer {
             let mut r = results.get();
             r.set_result(value.as_str());
             Ok(())
-        }
+        })
     }
 
     fn balance(
@@ -939,7 +939,7 @@ impl crate::ledger_capnp::account::Server for AccountServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Account", "balance");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -955,7 +955,7 @@ impl crate::ledger_capnp::account::Server for AccountServer {
             let mut r = results.get();
             r.set_result(value);
             Ok(())
-        }
+        })
     }
 }
 
@@ -2922,7 +2922,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "accounts");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -2957,7 +2957,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
                 }
             }
             Ok(())
-        }
+        })
     }
 
     fn open(
@@ -2967,7 +2967,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "open");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -2994,7 +2994,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
                 g0.set_error(value.error.as_str());
             }
             Ok(())
-        }
+        })
     }
 
     fn migrate(
@@ -3004,7 +3004,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "migrate");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -3021,7 +3021,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let mut r = results.get();
             value.mp_write(SITE, Some(&conn), r.reborrow().init_result())?;
             Ok(())
-        }
+        })
     }
 
     fn history(
@@ -3031,7 +3031,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "history");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -3116,7 +3116,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
                 }
             }
             Ok(())
-        }
+        })
     }
 
     fn transpose(
@@ -3126,6 +3126,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "transpose");
+        let served = ::mp_ipc::codegen_support::ServedCall::start(SITE);
         let result = (|| {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
@@ -3161,7 +3162,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             }
             Ok(())
         })();
-        ::std::future::ready(result)
+        ::std::future::ready(served.end(result))
     }
 
     fn walk(
@@ -3171,7 +3172,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "walk");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -3191,7 +3192,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
                 .mp_write(SITE, Some(&conn), r.reborrow().init_result())?;
             r.set_length(value.length);
             Ok(())
-        }
+        })
     }
 
     fn ping(
@@ -3201,7 +3202,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "ping");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -3217,7 +3218,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let mut r = results.get();
             r.set_result(value);
             Ok(())
-        }
+        })
     }
 
     fn get_version(
@@ -3227,7 +3228,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "getVersion");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -3243,7 +3244,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let mut r = results.get();
             r.set_result(value);
             Ok(())
-        }
+        })
     }
 
     fn settle(
@@ -3253,7 +3254,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "settle");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -3282,7 +3283,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let mut r = results.get();
             r.set_result(value);
             Ok(())
-        }
+        })
     }
 
     fn store(
@@ -3292,7 +3293,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "store");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -3310,7 +3311,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let mut r = results.get();
             r.set_result(value.as_str());
             Ok(())
-        }
+        })
     }
 
     fn attach(
@@ -3320,7 +3321,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "attach");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -3340,7 +3341,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let mut r = results.get();
             r.set_result(value.as_str());
             Ok(())
-        }
+        })
     }
 
     #[allow(clippy::result_large_err)]
@@ -3351,7 +3352,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "call");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -3384,7 +3385,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
                 }
             }
             Ok(())
-        }
+        })
     }
 
     fn chain(
@@ -3394,7 +3395,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "chain");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -3413,7 +3414,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
                 value.clone(),
             )?);
             Ok(())
-        }
+        })
     }
 
     fn loader(
@@ -3423,7 +3424,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "loader");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -3442,7 +3443,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
                 value.clone(),
             )?);
             Ok(())
-        }
+        })
     }
 
     fn start(
@@ -3452,7 +3453,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "start");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -3475,7 +3476,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let mut r = results.get();
             r.set_result(value.as_str());
             Ok(())
-        }
+        })
     }
 
     fn call_fn(
@@ -3485,7 +3486,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "callFn");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -3501,7 +3502,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let mut r = results.get();
             r.set_result(value.as_str());
             Ok(())
-        }
+        })
     }
 
     fn call_fn_async(
@@ -3511,7 +3512,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "callFnAsync");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -3527,7 +3528,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let mut r = results.get();
             r.set_result(value.as_str());
             Ok(())
-        }
+        })
     }
 
     fn weigh(
@@ -3537,7 +3538,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "weigh");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -3561,7 +3562,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             let mut r = results.get();
             r.set_result(value);
             Ok(())
-        }
+        })
     }
 
     fn pay(
@@ -3571,7 +3572,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "pay");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -3604,7 +3605,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
                 }
             }
             Ok(())
-        }
+        })
     }
 
     fn describe(
@@ -3614,7 +3615,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "describe");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -3641,7 +3642,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
                 }
             }
             Ok(())
-        }
+        })
     }
 
     fn init_thread_map(
@@ -3651,6 +3652,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "initThreadMap");
+        let served = ::mp_ipc::codegen_support::ServedCall::start(SITE);
         let result = (|| {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
@@ -3663,7 +3665,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
                 .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
         })();
-        ::std::future::ready(result)
+        ::std::future::ready(served.end(result))
     }
 
     #[allow(clippy::result_large_err)]
@@ -3674,6 +3676,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Ledger", "reject");
+        let served = ::mp_ipc::codegen_support::ServedCall::start(SITE);
         let result = (|| {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
@@ -3693,7 +3696,7 @@ impl crate::ledger_capnp::ledger::Server for LedgerServer {
             }
             Ok(())
         })();
-        ::std::future::ready(result)
+        ::std::future::ready(served.end(result))
     }
 }
 
@@ -3925,7 +3928,7 @@ impl crate::ledger_capnp::handler::Server for HandlerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Handler", "destroy");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -3942,7 +3945,7 @@ impl crate::ledger_capnp::handler::Server for HandlerServer {
             .await?
             .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
-        }
+        })
     }
 
     fn disconnect(
@@ -3952,7 +3955,7 @@ impl crate::ledger_capnp::handler::Server for HandlerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Handler", "disconnect");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -3965,7 +3968,7 @@ impl crate::ledger_capnp::handler::Server for HandlerServer {
                 .await?
                 .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
-        }
+        })
     }
 }
 
@@ -4204,7 +4207,7 @@ impl crate::ledger_capnp::notifications::Server for NotificationsServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Notifications", "destroy");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -4221,7 +4224,7 @@ impl crate::ledger_capnp::notifications::Server for NotificationsServer {
             .await?
             .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
-        }
+        })
     }
 
     fn block_connected(
@@ -4231,7 +4234,7 @@ impl crate::ledger_capnp::notifications::Server for NotificationsServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Notifications", "blockConnected");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -4245,7 +4248,7 @@ impl crate::ledger_capnp::notifications::Server for NotificationsServer {
                 .await?
                 .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
-        }
+        })
     }
 }
 
@@ -4707,7 +4710,7 @@ impl crate::ledger_capnp::chain::Server for ChainProxyServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "destroy");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -4724,7 +4727,7 @@ impl crate::ledger_capnp::chain::Server for ChainProxyServer {
             .await?
             .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
-        }
+        })
     }
 
     fn handle_notifications(
@@ -4734,7 +4737,7 @@ impl crate::ledger_capnp::chain::Server for ChainProxyServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "handleNotifications");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -4760,7 +4763,7 @@ impl crate::ledger_capnp::chain::Server for ChainProxyServer {
                 value.clone(),
             )?);
             Ok(())
-        }
+        })
     }
 
     fn notify(
@@ -4770,7 +4773,7 @@ impl crate::ledger_capnp::chain::Server for ChainProxyServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "notify");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -4787,7 +4790,7 @@ impl crate::ledger_capnp::chain::Server for ChainProxyServer {
             let mut r = results.get();
             r.set_result(value);
             Ok(())
-        }
+        })
     }
 
     fn forget(
@@ -4797,6 +4800,7 @@ impl crate::ledger_capnp::chain::Server for ChainProxyServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "forget");
+        let served = ::mp_ipc::codegen_support::ServedCall::start(SITE);
         let result = (|| {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let imp = self.imp.get(SITE)?;
@@ -4807,7 +4811,7 @@ impl crate::ledger_capnp::chain::Server for ChainProxyServer {
             r.set_result(value);
             Ok(())
         })();
-        ::std::future::ready(result)
+        ::std::future::ready(served.end(result))
     }
 
     fn find_block(
@@ -4817,7 +4821,7 @@ impl crate::ledger_capnp::chain::Server for ChainProxyServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Chain", "findBlock");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -4838,7 +4842,7 @@ impl crate::ledger_capnp::chain::Server for ChainProxyServer {
                 .mp_write(SITE, Some(&conn), r.reborrow().init_block())?;
             r.set_result(value.result);
             Ok(())
-        }
+        })
     }
 }
 
@@ -5075,7 +5079,7 @@ impl crate::ledger_capnp::chain_client::Server for ChainClientServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("ChainClient", "destroy");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -5092,7 +5096,7 @@ impl crate::ledger_capnp::chain_client::Server for ChainClientServer {
             .await?
             .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
-        }
+        })
     }
 
     fn load(
@@ -5102,7 +5106,7 @@ impl crate::ledger_capnp::chain_client::Server for ChainClientServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("ChainClient", "load");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -5118,7 +5122,7 @@ impl crate::ledger_capnp::chain_client::Server for ChainClientServer {
             let mut r = results.get();
             r.set_result(value.as_str());
             Ok(())
-        }
+        })
     }
 }
 
@@ -5506,7 +5510,7 @@ impl crate::ledger_capnp::wallet_loader::Server for WalletLoaderServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("WalletLoader", "createWallet");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -5526,7 +5530,7 @@ impl crate::ledger_capnp::wallet_loader::Server for WalletLoaderServer {
                 value.clone(),
             )?);
             Ok(())
-        }
+        })
     }
 
     fn wallets(
@@ -5536,7 +5540,7 @@ impl crate::ledger_capnp::wallet_loader::Server for WalletLoaderServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("WalletLoader", "wallets");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -5571,7 +5575,7 @@ impl crate::ledger_capnp::wallet_loader::Server for WalletLoaderServer {
                 }
             }
             Ok(())
-        }
+        })
     }
 }
 
@@ -5583,7 +5587,7 @@ impl crate::ledger_capnp::chain_client::Server for WalletLoaderServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("ChainClient", "destroy");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -5600,7 +5604,7 @@ impl crate::ledger_capnp::chain_client::Server for WalletLoaderServer {
             .await?
             .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
-        }
+        })
     }
 
     fn load(
@@ -5610,7 +5614,7 @@ impl crate::ledger_capnp::chain_client::Server for WalletLoaderServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("ChainClient", "load");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -5626,6 +5630,6 @@ impl crate::ledger_capnp::chain_client::Server for WalletLoaderServer {
             let mut r = results.get();
             r.set_result(value.as_str());
             Ok(())
-        }
+        })
     }
 }

@@ -313,7 +313,7 @@ impl crate::miner_capnp::miner_init::Server for MinerInitServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("MinerInit", "makeMiner");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -332,7 +332,7 @@ impl crate::miner_capnp::miner_init::Server for MinerInitServer {
                 value.clone(),
             )?);
             Ok(())
-        }
+        })
     }
 }
 
@@ -743,7 +743,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "tip");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -762,7 +762,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
                 x0.mp_write(SITE, Some(&conn), r.reborrow().init_result())?;
             }
             Ok(())
-        }
+        })
     }
 
     fn wait_tip_changed(
@@ -772,7 +772,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "waitTipChanged");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -792,7 +792,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
             let mut r = results.get();
             value.mp_write(SITE, Some(&conn), r.reborrow().init_result())?;
             Ok(())
-        }
+        })
     }
 
     fn interrupt(
@@ -802,6 +802,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "interrupt");
+        let served = ::mp_ipc::codegen_support::ServedCall::start(SITE);
         let result = (|| {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let imp = self.imp.get(SITE)?;
@@ -809,7 +810,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
                 .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
         })();
-        ::std::future::ready(result)
+        ::std::future::ready(served.end(result))
     }
 
     fn advance(
@@ -819,6 +820,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "advance");
+        let served = ::mp_ipc::codegen_support::ServedCall::start(SITE);
         let result = (|| {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let imp = self.imp.get(SITE)?;
@@ -826,7 +828,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
                 .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
         })();
-        ::std::future::ready(result)
+        ::std::future::ready(served.end(result))
     }
 
     fn new_template(
@@ -836,7 +838,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Miner", "newTemplate");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -856,7 +858,7 @@ impl crate::miner_capnp::miner::Server for MinerServer {
                 value.clone(),
             )?);
             Ok(())
-        }
+        })
     }
 }
 
@@ -1219,7 +1221,7 @@ impl crate::miner_capnp::template::Server for TemplateServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "destroy");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -1236,7 +1238,7 @@ impl crate::miner_capnp::template::Server for TemplateServer {
             .await?
             .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
-        }
+        })
     }
 
     fn header(
@@ -1246,7 +1248,7 @@ impl crate::miner_capnp::template::Server for TemplateServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "header");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -1262,7 +1264,7 @@ impl crate::miner_capnp::template::Server for TemplateServer {
             let mut r = results.get();
             r.set_result(value.as_slice());
             Ok(())
-        }
+        })
     }
 
     fn fees(
@@ -1272,7 +1274,7 @@ impl crate::miner_capnp::template::Server for TemplateServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "fees");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -1288,7 +1290,7 @@ impl crate::miner_capnp::template::Server for TemplateServer {
             let mut r = results.get();
             r.set_result(value.as_slice())?;
             Ok(())
-        }
+        })
     }
 
     fn submit(
@@ -1298,7 +1300,7 @@ impl crate::miner_capnp::template::Server for TemplateServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Template", "submit");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -1317,6 +1319,6 @@ impl crate::miner_capnp::template::Server for TemplateServer {
             r.set_reason(value.reason.as_str());
             r.set_result(value.result);
             Ok(())
-        }
+        })
     }
 }

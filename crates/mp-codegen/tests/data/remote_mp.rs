@@ -241,7 +241,7 @@ impl crate::remote_capnp::echo::Server for EchoServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Echo", "echo");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -258,7 +258,7 @@ impl crate::remote_capnp::echo::Server for EchoServer {
             let mut r = results.get();
             r.set_result(value.as_str());
             Ok(())
-        }
+        })
     }
 
     fn destroy(
@@ -268,7 +268,7 @@ impl crate::remote_capnp::echo::Server for EchoServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Echo", "destroy");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -285,6 +285,6 @@ impl crate::remote_capnp::echo::Server for EchoServer {
             .await?
             .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
-        }
+        })
     }
 }

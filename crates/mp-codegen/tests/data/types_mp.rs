@@ -1721,7 +1721,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "echoPrimitives");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -1775,7 +1775,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             r.set_f32(f32);
             r.set_f64(f64);
             Ok(())
-        }
+        })
     }
 
     fn echo_text(
@@ -1785,7 +1785,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "echoText");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -1809,7 +1809,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             r.set_text(text.as_str());
             r.set_data(data.as_slice());
             Ok(())
-        }
+        })
     }
 
     fn echo_lists(
@@ -1819,7 +1819,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "echoLists");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -1870,7 +1870,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             }
             r.set_doubles(doubles.as_slice())?;
             Ok(())
-        }
+        })
     }
 
     fn concat(
@@ -1880,6 +1880,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "concat");
+        let served = ::mp_ipc::codegen_support::ServedCall::start(SITE);
         let result = (|| {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
@@ -1892,7 +1893,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             r.set_result(value.as_str());
             Ok(())
         })();
-        ::std::future::ready(result)
+        ::std::future::ready(served.end(result))
     }
 
     fn ping(
@@ -1902,7 +1903,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "ping");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -1915,7 +1916,7 @@ impl crate::types_capnp::types::Server for TypesServer {
                 .await?
                 .map_err(::mp_ipc::codegen_support::failure)?;
             Ok(())
-        }
+        })
     }
 
     fn type_(
@@ -1925,7 +1926,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "type");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -1942,7 +1943,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             let mut r = results.get();
             r.set_result(value);
             Ok(())
-        }
+        })
     }
 
     fn configure(
@@ -1952,7 +1953,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "configure");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -1969,7 +1970,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             let mut r = results.get();
             value.mp_write(SITE, Some(&conn), r.reborrow().init_result())?;
             Ok(())
-        }
+        })
     }
 
     fn tip_of(
@@ -1979,6 +1980,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "tipOf");
+        let served = ::mp_ipc::codegen_support::ServedCall::start(SITE);
         let result = (|| {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
@@ -1994,7 +1996,7 @@ impl crate::types_capnp::types::Server for TypesServer {
                 .mp_write(SITE, Some(&conn), r.reborrow().init_tip())?;
             Ok(())
         })();
-        ::std::future::ready(result)
+        ::std::future::ready(served.end(result))
     }
 
     fn find_tip(
@@ -2004,7 +2006,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "findTip");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -2024,7 +2026,7 @@ impl crate::types_capnp::types::Server for TypesServer {
                 x0.mp_write(SITE, Some(&conn), r.reborrow().init_result())?;
             }
             Ok(())
-        }
+        })
     }
 
     fn paint(
@@ -2034,7 +2036,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "paint");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -2051,7 +2053,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             let mut r = results.get();
             r.set_result(value);
             Ok(())
-        }
+        })
     }
 
     fn mix(
@@ -2061,6 +2063,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "mix");
+        let served = ::mp_ipc::codegen_support::ServedCall::start(SITE);
         let result = (|| {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
@@ -2075,7 +2078,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             r.set_same(value.same);
             Ok(())
         })();
-        ::std::future::ready(result)
+        ::std::future::ready(served.end(result))
     }
 
     fn check(
@@ -2085,7 +2088,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "check");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -2104,7 +2107,7 @@ impl crate::types_capnp::types::Server for TypesServer {
                 }
             }
             Ok(())
-        }
+        })
     }
 
     fn validate(
@@ -2114,6 +2117,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "validate");
+        let served = ::mp_ipc::codegen_support::ServedCall::start(SITE);
         let result = (|| {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
@@ -2125,7 +2129,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             }
             Ok(())
         })();
-        ::std::future::ready(result)
+        ::std::future::ready(served.end(result))
     }
 
     fn collect(
@@ -2135,7 +2139,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "collect");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -2191,7 +2195,7 @@ impl crate::types_capnp::types::Server for TypesServer {
                 }
             }
             Ok(())
-        }
+        })
     }
 
     fn bump(
@@ -2201,7 +2205,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "bump");
-        async move {
+        ::mp_ipc::codegen_support::served(SITE, async move {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
             let ctx = ::mp_ipc::codegen_support::ServerContext::read(
@@ -2222,7 +2226,7 @@ impl crate::types_capnp::types::Server for TypesServer {
             r.set_result(value_);
             r.set_value(value.as_str());
             Ok(())
-        }
+        })
     }
 
     fn update(
@@ -2232,6 +2236,7 @@ impl crate::types_capnp::types::Server for TypesServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Types", "update");
+        let served = ::mp_ipc::codegen_support::ServedCall::start(SITE);
         let result = (|| {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
@@ -2251,6 +2256,6 @@ impl crate::types_capnp::types::Server for TypesServer {
             r.set_value(value.as_str());
             Ok(())
         })();
-        ::std::future::ready(result)
+        ::std::future::ready(served.end(result))
     }
 }

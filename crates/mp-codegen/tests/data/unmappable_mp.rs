@@ -226,6 +226,7 @@ impl crate::unmappable_capnp::plotter::Server for PlotterServer {
     ) -> impl ::std::future::Future<Output = ::std::result::Result<(), ::mp_ipc::capnp::Error>> + 'static
     {
         const SITE: ::mp_ipc::CallSite = ::mp_ipc::CallSite::new("Plotter", "ok");
+        let served = ::mp_ipc::codegen_support::ServedCall::start(SITE);
         let result = (|| {
             let conn = ::mp_ipc::codegen_support::LoopConnection::upgrade(&self.conn)?;
             let p = params.get()?;
@@ -239,7 +240,7 @@ impl crate::unmappable_capnp::plotter::Server for PlotterServer {
             r.set_result(value);
             Ok(())
         })();
-        ::std::future::ready(result)
+        ::std::future::ready(served.end(result))
     }
 
     /// `Plotter.plot` is not generated: answered with an "unimplemented" error.

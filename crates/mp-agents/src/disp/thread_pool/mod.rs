@@ -195,6 +195,10 @@ impl PoolInner {
             fifo: params.fifo,
             mailboxes: workers.iter().map(|w| w.waiter().clone()).collect(),
             sched: Sched::new(adv, params.max_demands_at_once, threads),
+            handled: crate::agent_metrics::demands_handled(&format!(
+                "disp/{}/{name}",
+                if adv { "atp" } else { "tp" }
+            )),
         });
         let inner = Arc::new(PoolInner {
             workers,
@@ -256,6 +260,8 @@ struct Shared {
     /// The workers' mailboxes: posting to one never keeps it open.
     mailboxes: Vec<Waiter>,
     sched: Sched<Key, ExecDemand>,
+    /// The pool's `mp_agents_demands_handled_total`.
+    handled: metrics::Counter,
 }
 
 impl Shared {
@@ -285,8 +291,12 @@ impl Shared {
 
     /// A worker's job: run demands until none is ready.
     fn work(self: Arc<Self>, w: usize) {
+        let mut run = |demand: ExecDemand| {
+            demand.run();
+            self.handled.increment(1);
+        };
         self.sched
-            .work(w, &mut ExecDemand::run, &mut |v| self.wake(v), &mut || {
+            .work(w, &mut run, &mut |v| self.wake(v), &mut || {
                 self.mailboxes[w]
                     .post_with(self.clone(), move |shared| shared.work(w))
                     .is_ok()
