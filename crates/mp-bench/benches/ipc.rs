@@ -11,7 +11,10 @@
 //! 7. the mapped call again with metrics recorded on both sides (a
 //!    Prometheus recorder in each process), last, because a process's
 //!    recorder cannot be taken out again: every benchmark before it runs
-//!    with metrics off (no recorder), so 4 is its baseline.
+//!    with metrics off (no recorder), so 4 is its baseline;
+//! 8. what the metrics add to one call, both sides' measurements alone
+//!    (no I/O), with no recorder and with the recorder of 7: the off
+//!    cost in nanoseconds, which a whole call's noise would hide.
 //!
 //! After criterion's own report it prints a summary (medians, ratios to the
 //! raw capnp-rpc call, calls/s) read back from criterion's estimates.
@@ -43,6 +46,19 @@ const PIPE_MP: &str = "6_mp_add_async_64_in_flight";
 const PIPE_RAW: &str = "6b_raw_capnp_rpc_64_in_flight";
 const METERED_GROUP: &str = "metrics_on";
 const MAPPED_METERED: &str = "7_mp_mapped_call_metrics_on";
+const COST_GROUP: &str = "metrics_cost";
+const COST_OFF: &str = "8_both_sides_no_recorder";
+const COST_ON: &str = "8b_both_sides_recorder";
+
+/// One call's measurements on both sides, with nothing else: what the
+/// client's and the generated server's code add to a call.
+fn measure_both_sides() {
+    const SITE: mp_ipc::CallSite = mp_ipc::CallSite::new("Calculator", "add");
+    let client = mp_ipc::codegen_support::ServedCall::start(SITE);
+    let server = mp_ipc::codegen_support::ServedCall::start(SITE);
+    black_box(server.end(Ok(()))).expect("measured");
+    black_box(client.end(Ok(()))).expect("measured");
+}
 
 fn sequential(c: &mut Criterion) {
     let peer = Path::new(PEER);
@@ -95,6 +111,9 @@ fn sequential(c: &mut Criterion) {
     });
     group.finish();
     drop(mp);
+    let mut cost = c.benchmark_group(COST_GROUP);
+    cost.bench_function(COST_OFF, |b| b.iter(measure_both_sides));
+    cost.finish();
 }
 
 fn pipelined(c: &mut Criterion) {
@@ -141,6 +160,9 @@ fn metrics_on(c: &mut Criterion) {
     });
     group.finish();
     drop(mp);
+    let mut cost = c.benchmark_group(COST_GROUP);
+    cost.bench_function(COST_ON, |b| b.iter(measure_both_sides));
+    cost.finish();
     // The calls were recorded: this side's client series is there.
     let rendered = handle.render();
     let series = "mp_ipc_calls_total{side=\"client\",interface=\"Calculator\",method=\"add\"}";
@@ -189,6 +211,18 @@ fn summary(since: SystemTime) {
             on / off
         ),
         _ => println!("{:<36} (not run)", "mp mapped call, metrics on"),
+    }
+    for (name, bench) in [
+        ("metrics' own cost, no recorder", COST_OFF),
+        ("metrics' own cost, recorder", COST_ON),
+    ] {
+        match (get(COST_GROUP, bench), get(GROUP, MAPPED)) {
+            (Some(ns), Some(call)) => println!(
+                "{name:<36} {ns:>9.0} ns   {:>5.2}% of a mapped call",
+                100.0 * ns / call
+            ),
+            _ => println!("{name:<36} (not run)"),
+        }
     }
     let per_s = |bench| get(PIPE_GROUP, bench).map(|ns| BATCH as f64 / (ns / 1e9));
     for (name, bench) in [
