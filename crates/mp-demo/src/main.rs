@@ -2,7 +2,9 @@
 //! process, calls it from four threads at once with nested callbacks, prints
 //! where each piece ran and a latency summary, then SIGKILLs the child in the
 //! middle of calls, shows every blocked caller getting a disconnect error,
-//! and carries on with a new child.
+//! carries on with a new child, and ends with the metrics this process
+//! recorded meanwhile (through a Prometheus recorder installed first: the
+//! library records through the `metrics` facade and ships no exporter).
 //!
 //! Run: `cargo run --release -p mp-demo`.
 
@@ -86,6 +88,11 @@ impl Callback for Quick {
 
 fn tour() -> Result<(), Error> {
     println!("multiprocess tour\n=================\n");
+    // Installed before any connection opens: a connection registers its
+    // metric handles when it opens.
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| Error::failed(format!("installing the metrics recorder: {e}")))?;
     let event_loop = EventLoop::new("demo-loop")?;
     let (mut child, init) = spawn_child(&event_loop)?;
     println!("spawned calculator process pid {}\n", child.pid());
@@ -194,8 +201,43 @@ fn tour() -> Result<(), Error> {
         calc2.where_am_i()?.thread_name
     );
     drop((calc2, init2, child2));
+    println!();
+
+    // 5. What this process recorded.
+    println!("5. metrics of this process (Prometheus text, a selection)");
+    for line in selected(&metrics.render()) {
+        println!("   {line}");
+    }
     println!("\ndone.");
     Ok(())
+}
+
+/// The lines of a Prometheus rendering worth a look at the end of the tour:
+/// calls and errors per method, the latency quantiles of the mapped and
+/// plain calls, and each connection's traffic and server threads.
+fn selected(rendered: &str) -> Vec<String> {
+    let wanted = |line: &str| {
+        let name = line.split(['{', ' ']).next().unwrap_or("");
+        match name {
+            "mp_ipc_calls_total" | "mp_ipc_call_errors_total" => true,
+            "mp_ipc_call_seconds" => {
+                line.contains("side=\"client\"")
+                    && (line.contains("method=\"add\"") || line.contains("method=\"addOnLoop\""))
+                    && (line.contains("quantile=\"0.5\"") || line.contains("quantile=\"0.99\""))
+            }
+            "mp_ipc_connection_bytes_in_total"
+            | "mp_ipc_connection_bytes_out_total"
+            | "mp_ipc_connection_server_threads" => true,
+            _ => false,
+        }
+    };
+    let mut lines: Vec<String> = rendered
+        .lines()
+        .filter(|l| !l.starts_with('#') && wanted(l))
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
 }
 
 const SAMPLES: usize = 2_000;
