@@ -22,12 +22,13 @@ use std::time::{Duration, Instant};
 use futures::future::{AbortHandle, AbortRegistration};
 use mp_thread::{ThreadBound, Waiter};
 
+use crate::call_id::CallId;
 use crate::call_metrics::{CallSide, Measured};
 use crate::connection::{note_thread_uses, Connection};
 use crate::error::{CallSite, Error};
 use crate::event_loop::EventLoop;
 use crate::loop_conn::{ClientContext, ClientKey, LoopConnection};
-use crate::threads::callback_target;
+use crate::threads::{callback_target, serving_call_id};
 
 /// The loop-side future of one call: sends the request, awaits and converts
 /// the reply.
@@ -38,6 +39,7 @@ pub type CallFuture<R> = Pin<Box<dyn Future<Output = Result<R, Error>>>>;
 pub struct CallSetup {
     conn: Rc<LoopConnection>,
     site: CallSite,
+    call_id: CallId,
     key: ClientKey,
     thread_name: String,
     waiter: Option<Waiter>,
@@ -65,6 +67,7 @@ impl CallSetup {
                 self.waiter.clone(),
                 request_override,
             )
+            .map(|ctx| ctx.with_call_id(self.call_id))
             .map_err(|message| Error::BadRequest {
                 site: self.site,
                 message,
@@ -107,12 +110,15 @@ impl Connection {
             return Err(Error::OnEventLoop { site });
         }
         let waiter = Waiter::current();
+        let call_id = CallId::next();
         let _span = tracing::debug_span!(
             "mp.call",
             interface = site.interface,
             method = site.method,
             conn = self.shared.id,
             client_thread = %waiter.name(),
+            call_id = %call_id,
+            parent_call_id = serving_call_id().map(tracing::field::display),
         )
         .entered();
         note_thread_uses(&self.shared);
@@ -122,6 +128,7 @@ impl Connection {
         let thread_name = waiter.name().to_string();
         self.start_call(
             site,
+            call_id,
             key,
             thread_name,
             Some(waiter.clone()),
@@ -189,6 +196,7 @@ impl Connection {
         let (abort, registration) = AbortHandle::new_pair();
         let posted = self.start_call(
             site,
+            CallId::next(),
             ClientKey::Async,
             name,
             None,
@@ -238,6 +246,7 @@ impl Connection {
         };
         if let Err(e) = self.start_call(
             site,
+            CallId::next(),
             ClientKey::Async,
             name,
             None,
@@ -260,6 +269,7 @@ impl Connection {
     fn start_call<R, F, D>(
         &self,
         site: CallSite,
+        call_id: CallId,
         key: ClientKey,
         thread_name: String,
         waiter: Option<Waiter>,
@@ -278,6 +288,19 @@ impl Connection {
         // the outcome, or as cancelled if the job or its task is dropped
         // without one.
         let measured = Measured::start(site, CallSide::Client);
+        // A call with no waiting thread (async, detached) has its span on
+        // the loop, around its task; a synchronous call's is the caller's.
+        let loop_span = waiter.is_none().then(|| {
+            tracing::debug_span!(
+                "mp.call",
+                interface = site.interface,
+                method = site.method,
+                conn = self.shared.id,
+                client_thread = "async",
+                call_id = %call_id,
+                parent_call_id = serving_call_id().map(tracing::field::display),
+            )
+        });
         let deliver = move |result: Result<R, Error>| {
             measured.end(result.as_ref().err().map(Error::kind));
             deliver(result);
@@ -301,27 +324,35 @@ impl Connection {
                 let setup = CallSetup {
                     conn,
                     site,
+                    call_id,
                     key,
                     thread_name,
                     waiter,
                     request_override,
                 };
-                match guarded(site, || build(&setup)) {
-                    Ok(reply) => EventLoop::spawn_local(async move {
-                        let outcome = within(site, deadline, finish(site, reply));
-                        match abort {
-                            // Aborted: the caller dropped its future, and
-                            // dropping `outcome` here drops the reply promise.
-                            Some(registration) => {
-                                if let Ok(result) =
-                                    futures::future::Abortable::new(outcome, registration).await
-                                {
-                                    deliver(result);
+                let span = loop_span.unwrap_or_else(tracing::Span::none);
+                let entered = span.enter();
+                let built = guarded(site, || build(&setup));
+                drop(entered);
+                match built {
+                    Ok(reply) => EventLoop::spawn_local(tracing::Instrument::instrument(
+                        async move {
+                            let outcome = within(site, deadline, finish(site, reply));
+                            match abort {
+                                // Aborted: the caller dropped its future, and
+                                // dropping `outcome` here drops the reply promise.
+                                Some(registration) => {
+                                    if let Ok(result) =
+                                        futures::future::Abortable::new(outcome, registration).await
+                                    {
+                                        deliver(result);
+                                    }
                                 }
+                                None => deliver(outcome.await),
                             }
-                            None => deliver(outcome.await),
-                        }
-                    }),
+                        },
+                        span,
+                    )),
                     Err(e) => deliver(Err(e)),
                 }
             })

@@ -13,6 +13,10 @@
 //!   [`Remote::with_timeout`] bounds its calls (a call past its deadline
 //!   is cancelled: the peer gets `Finish`, and the caller
 //!   [`Error::DeadlineExceeded`]).
+//! - Tracing: each call has an `mp.call` span where it is made and an
+//!   `mp.serve` span where it is served, with one `call_id` in both
+//!   processes (sent in the call's `Context`; `docs/architecture.md` says
+//!   why there), and a `parent_call_id` for a call made while serving one.
 //! - [`CancelToken`]: what a method serving a call sees of its caller
 //!   giving up (a deadline, a dropped future, a disconnect).
 //! - [`process`]: spawn a child with one end of a socketpair; serve on an
@@ -50,6 +54,7 @@
 //! for a complete interface.
 
 mod budget;
+mod call_id;
 mod call_metrics;
 mod cancel;
 mod client;

@@ -29,6 +29,7 @@ use capnp::capability::FromClientHook;
 use capnp_rpc::CapabilityServerSet;
 use mp_thread::{panic_message, CallbackRegistry, Executor, ThreadBound, Waiter, Worker};
 
+use crate::call_id::CallId;
 use crate::cancel::CancelToken;
 use crate::connection_metrics::ConnectionMeters;
 use crate::error::{bad_request, limit_reached, CallSite};
@@ -216,6 +217,7 @@ enum JobOutcome<R> {
 pub struct ServerContext {
     thread: Option<thread::Client>,
     callback: Option<thread::Client>,
+    call_id: Option<CallId>,
 }
 
 impl ServerContext {
@@ -242,7 +244,11 @@ impl ServerContext {
         } else {
             None
         };
-        Ok(ServerContext { thread, callback })
+        Ok(ServerContext {
+            thread,
+            callback,
+            call_id: CallId::from_wire(reader.get_call_id()),
+        })
     }
 }
 
@@ -250,6 +256,7 @@ impl ServerContext {
 pub struct ClientContext {
     thread: thread::Client,
     callback: Option<thread::Client>,
+    call_id: Option<CallId>,
 }
 
 impl ClientContext {
@@ -264,6 +271,15 @@ impl ClientContext {
         if let Some(cb) = &self.callback {
             builder.set_callback_thread(cb.clone());
         }
+        if let Some(id) = self.call_id {
+            builder.set_call_id(id.to_wire());
+        }
+    }
+
+    /// The same context for the call `id`.
+    pub(crate) fn with_call_id(mut self, id: CallId) -> ClientContext {
+        self.call_id = Some(id);
+        self
     }
 }
 
@@ -506,12 +522,17 @@ impl LoopConnection {
         };
         let callback = Some(entry.callback.clone());
         if let Some(thread) = request_override {
-            return Ok(ClientContext { thread, callback });
+            return Ok(ClientContext {
+                thread,
+                callback,
+                call_id: None,
+            });
         }
         if let Some((_, thread)) = &entry.request {
             return Ok(ClientContext {
                 thread: thread.clone(),
                 callback,
+                call_id: None,
             });
         }
         let thread_map = self.peer_thread_map.borrow().clone().ok_or_else(|| {
@@ -536,7 +557,11 @@ impl LoopConnection {
                 }
             }
         });
-        Ok(ClientContext { thread, callback })
+        Ok(ClientContext {
+            thread,
+            callback,
+            call_id: None,
+        })
     }
 
     fn forget_request_thread(&self, key: ClientKey, generation: u64) {
@@ -641,6 +666,7 @@ impl LoopConnection {
             };
             let (tx, rx) = JobReply::<JobOutcome<R>>::channel(this.executor.clone());
             let conn_id = this.id;
+            let call_id = ctx.call_id;
             let max_nesting = limits.max_nesting;
             let posted = waiter.post(move || {
                 let _place = place;
@@ -659,9 +685,10 @@ impl LoopConnection {
                     method = site.method,
                     conn = conn_id,
                     server_thread = %mp_thread::Waiter::current().name(),
+                    call_id = call_id.map(tracing::field::display),
                 )
                 .entered();
-                let guard = serving(conn_id, callback, token);
+                let guard = serving(conn_id, callback, call_id, token);
                 // `job` is consumed here, so its captures die before the reply.
                 let outcome = match catch_unwind(AssertUnwindSafe(job)) {
                     Ok(value) => JobOutcome::Done(value),

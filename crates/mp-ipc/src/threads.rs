@@ -12,6 +12,7 @@
 //! thread-local of plain values; no other thread points into it). Calls that
 //! thread makes back over the same connection go to that callback thread.
 
+use crate::call_id::CallId;
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -193,6 +194,8 @@ pub(crate) type CallbackThread = Arc<ThreadBound<thread::Client>>;
 struct Served {
     conn_id: u64,
     callback: Option<CallbackThread>,
+    /// The id the caller gave the call, if it gave one.
+    call_id: Option<CallId>,
 }
 
 /// The calls this thread is serving, innermost last: its slot of the
@@ -207,11 +210,18 @@ pub(crate) struct ServingGuard(cancel::Serving);
 pub(crate) fn serving(
     conn_id: u64,
     callback: Option<CallbackThread>,
+    call_id: Option<CallId>,
     token: CancelToken,
 ) -> ServingGuard {
     // At thread exit (a call made from a `Drop` there) nothing is recorded;
     // the guard then pops nothing either.
-    mp_thread::context::with(|s: &Serving| s.0.borrow_mut().push(Served { conn_id, callback }));
+    mp_thread::context::with(|s: &Serving| {
+        s.0.borrow_mut().push(Served {
+            conn_id,
+            callback,
+            call_id,
+        })
+    });
     ServingGuard(cancel::serving(token))
 }
 
@@ -227,6 +237,13 @@ impl Drop for ServingGuard {
 /// connection: the depth `Limits::max_nesting` bounds.
 pub(crate) fn serving_depth() -> usize {
     mp_thread::context::with(|s: &Serving| s.0.borrow().len()).unwrap_or(0)
+}
+
+/// The id of the innermost call this thread is serving, if its caller gave
+/// one: the parent of a call made from inside it.
+pub(crate) fn serving_call_id() -> Option<CallId> {
+    mp_thread::context::with(|s: &Serving| s.0.borrow().last().and_then(|served| served.call_id))
+        .flatten()
 }
 
 /// If this thread is serving a call from `conn_id`, the caller's thread to

@@ -1,6 +1,8 @@
 # Wire schema shared with libmultiprocess (bitcoin-core/libmultiprocess,
 # include/mp/proxy.capnp). The file id and every name below fix the type ids
 # that travel on the wire, so nothing here may be renamed or renumbered.
+# One field is multiprocess's own: `Context.callId`, after libmultiprocess's
+# two (see it below).
 #
 # libmultiprocess also sets `$Cxx.namespace("mp")`; annotations do not change
 # type ids, so we leave out the C++ import and stay buildable without it.
@@ -57,4 +59,11 @@ struct Context $count(0) {
     callbackThread @1 :Thread;
     # The caller's thread: calls the server makes back to the caller while
     # serving this call run there.
+
+    callId @2 :UInt64;
+    # multiprocess's own field, not in libmultiprocess's schema: the call's
+    # id, which both sides show in their tracing spans (`call_id`); 0 for
+    # none. libmultiprocess's Context has no data section, so a peer built
+    # from its schema never reads this (Cap'n Proto readers skip what their
+    # schema does not have) and never sends it (it reads as 0 here).
 }
