@@ -266,6 +266,10 @@ pub(crate) struct ThreadSlots {
     alive: Arc<AtomicUsize>,
     /// The connection's `mp_ipc_connection_server_threads` gauge.
     gauge: metrics::Gauge,
+    /// Which slots (0 up to `Limits::max_threads`) a live thread holds: a
+    /// thread's slot is its label in the metrics, since its name is the
+    /// peer's. A leaf lock, taken alone and briefly.
+    taken: Arc<parking_lot::Mutex<Vec<bool>>>,
 }
 
 /// One server thread's place in its connection's count and the process's.
@@ -274,10 +278,21 @@ pub(crate) struct ThreadSlots {
 pub(crate) struct ThreadTicket {
     conn: Arc<AtomicUsize>,
     gauge: metrics::Gauge,
+    taken: Arc<parking_lot::Mutex<Vec<bool>>>,
+    slot: usize,
+}
+
+impl ThreadTicket {
+    /// The thread's slot: the lowest one no live thread of the connection
+    /// held when it was admitted.
+    pub(crate) fn slot(&self) -> usize {
+        self.slot
+    }
 }
 
 impl Drop for ThreadTicket {
     fn drop(&mut self) {
+        self.taken.lock()[self.slot] = false;
         self.conn.fetch_sub(1, Ordering::AcqRel);
         SERVER_THREADS.fetch_sub(1, Ordering::AcqRel);
         self.gauge.decrement(1.0);
@@ -290,6 +305,7 @@ impl ThreadSlots {
         ThreadSlots {
             alive: Arc::default(),
             gauge,
+            taken: Arc::default(),
         }
     }
 
@@ -326,9 +342,48 @@ impl ThreadSlots {
             ));
         }
         self.gauge.increment(1.0);
+        let slot = {
+            let mut taken = self.taken.lock();
+            match taken.iter().position(|t| !t) {
+                Some(free) => {
+                    taken[free] = true;
+                    free
+                }
+                None => {
+                    taken.push(true);
+                    taken.len() - 1
+                }
+            }
+        };
         Ok(ThreadTicket {
             conn: self.alive.clone(),
             gauge: self.gauge.clone(),
+            taken: self.taken.clone(),
+            slot,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Limits, ThreadSlots};
+
+    #[test]
+    fn a_thread_takes_the_lowest_free_slot_and_gives_it_back_when_it_stops() {
+        let slots = ThreadSlots::new(metrics::Gauge::noop());
+        let limits = Limits::default();
+        let a = slots.admit(&limits).unwrap();
+        let b = slots.admit(&limits).unwrap();
+        let c = slots.admit(&limits).unwrap();
+        assert_eq!((a.slot(), b.slot(), c.slot()), (0, 1, 2));
+        drop(b);
+        assert_eq!(slots.alive(), 2);
+        let d = slots.admit(&limits).unwrap();
+        assert_eq!(d.slot(), 1, "the freed slot is reused");
+        let e = slots.admit(&limits).unwrap();
+        assert_eq!(e.slot(), 3);
+        drop((a, c, d, e));
+        assert_eq!(slots.alive(), 0);
+        assert_eq!(slots.admit(&limits).unwrap().slot(), 0);
     }
 }

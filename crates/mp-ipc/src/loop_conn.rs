@@ -21,7 +21,6 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::ThreadId;
 
@@ -38,7 +37,7 @@ use crate::limits::{stack_size_for_nesting, Limits, ThreadSlots};
 use crate::proxy_capnp::{context, thread, thread_map};
 use crate::stats::ConnectionStats;
 use crate::threads::{
-    serving, serving_depth, QueueCount, ThreadMaker, ThreadMapServer, ThreadServer,
+    serving, serving_depth, QueueCount, ThreadMaker, ThreadMapServer, ThreadQueue, ThreadServer,
 };
 use crate::transport::TransportStats;
 
@@ -84,7 +83,7 @@ pub struct LoopConnection {
     /// Each server thread's count of queued calls from this connection,
     /// keyed by its mailbox, so every `Thread` handle naming the same thread
     /// shares one count.
-    queues: RefCell<HashMap<usize, std::sync::Weak<AtomicUsize>>>,
+    queues: RefCell<HashMap<usize, std::sync::Weak<ThreadQueue>>>,
     /// Calls from the peer being served now (resolving, queued, running).
     in_flight: Rc<Cell<usize>>,
     /// Objects served to the peer (counted by their [`ExportSlot`]s).
@@ -136,11 +135,7 @@ impl QueuedCall {
     /// Takes a place in `queued`, or none if it holds `max` calls already;
     /// records the depth the call found.
     fn take(queued: QueueCount, max: usize, meters: &ConnectionMeters) -> Option<QueuedCall> {
-        let before = queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()?;
+        let before = queued.take(max)?;
         meters.queue_depth.record(before as f64);
         meters.queued_calls.increment(1.0);
         Some(QueuedCall(queued, meters.queued_calls.clone()))
@@ -149,7 +144,7 @@ impl QueuedCall {
 
 impl Drop for QueuedCall {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.release();
         self.1.decrement(1.0);
     }
 }
@@ -364,8 +359,9 @@ impl LoopConnection {
     }
 
     /// The count of calls queued on the thread behind `waiter` from this
-    /// connection, shared by every `Thread` handle naming that thread.
-    pub(crate) fn queue_count(&self, waiter: &Waiter) -> QueueCount {
+    /// connection, shared by every `Thread` handle naming that thread; a
+    /// new one is labelled `thread` (see `ConnectionMeters::thread_queue`).
+    pub(crate) fn queue_count(&self, waiter: &Waiter, thread: &str) -> QueueCount {
         let mut queues = self.queues.borrow_mut();
         if let Some(count) = queues.get(&waiter.id()).and_then(std::sync::Weak::upgrade) {
             return count;
@@ -373,7 +369,7 @@ impl LoopConnection {
         // Forget the counts of threads no handle names any more, so the
         // map is bounded by the threads alive.
         queues.retain(|_, count| count.strong_count() > 0);
-        let count = QueueCount::default();
+        let count = ThreadQueue::new(self.transport.meters.thread_queue(thread));
         queues.insert(waiter.id(), Arc::downgrade(&count));
         count
     }
@@ -400,10 +396,11 @@ impl LoopConnection {
                 "ThreadMap.makeThread: {why}; thread `{name}` was not started"
             ))
         })?;
+        let slot = ticket.slot();
         let worker = self
             .spawn_worker(name, ticket)
             .map_err(|e| capnp::Error::failed(e.to_string()))?;
-        let queued = self.queue_count(worker.waiter());
+        let queued = self.queue_count(worker.waiter(), &slot.to_string());
         let server = ThreadServer::for_worker(worker, queued);
         let mut threads = self.threads.borrow_mut();
         // Forget Threads the peer has released, so a peer that makes and
@@ -451,7 +448,7 @@ impl LoopConnection {
                 .borrow()
                 .values()
                 .filter_map(std::sync::Weak::upgrade)
-                .map(|count| count.load(Ordering::Acquire))
+                .map(|count| count.len())
                 .sum(),
             server_threads: self.made_threads.alive(),
             exported_objects: self.exported.get(),
@@ -478,7 +475,7 @@ impl LoopConnection {
             let worker = self
                 .spawn_worker(name, ())
                 .map_err(|e| capnp::Error::failed(e.to_string()))?;
-            let queued = self.queue_count(worker.waiter());
+            let queued = self.queue_count(worker.waiter(), &format!("pool-{}", pool.len()));
             pool.push((worker, queued));
         }
         Ok(())
@@ -508,7 +505,9 @@ impl LoopConnection {
                         (worker.waiter().clone(), Some(worker))
                     }
                 };
-                let queued = self.queue_count(&waiter);
+                // This side's own threads, serving callbacks: one series
+                // for all of them (they come and go with the program).
+                let queued = self.queue_count(&waiter, "callbacks");
                 let callback = self
                     .threads
                     .borrow_mut()
@@ -758,9 +757,7 @@ impl LoopConnection {
             }
             None => {
                 let pool = self.pool.borrow();
-                let least_busy = pool
-                    .iter()
-                    .min_by_key(|(_, busy)| busy.load(Ordering::Relaxed));
+                let least_busy = pool.iter().min_by_key(|(_, busy)| busy.len());
                 match least_busy {
                     Some((worker, busy)) => Ok((
                         worker.waiter().clone(),

@@ -15,6 +15,7 @@
 use crate::call_id::CallId;
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use capnp::capability::Promise;
@@ -28,7 +29,48 @@ use crate::proxy_capnp::{thread, thread_map};
 /// A server thread's count of calls queued or running on it from one
 /// connection. Shared with the jobs on that thread, which give their place
 /// back when they have run or are dropped unrun; the connection bounds it.
-pub(crate) type QueueCount = Arc<std::sync::atomic::AtomicUsize>;
+pub(crate) type QueueCount = Arc<ThreadQueue>;
+
+/// The count behind a [`QueueCount`], mirrored on the thread's
+/// `mp_ipc_server_thread_queued_calls` gauge.
+#[derive(Debug)]
+pub(crate) struct ThreadQueue {
+    calls: AtomicUsize,
+    gauge: metrics::Gauge,
+}
+
+impl ThreadQueue {
+    /// An empty queue whose count is also kept on `gauge`.
+    pub(crate) fn new(gauge: metrics::Gauge) -> QueueCount {
+        Arc::new(ThreadQueue {
+            calls: AtomicUsize::new(0),
+            gauge,
+        })
+    }
+
+    /// Takes a place if fewer than `max` are taken; returns how many were.
+    pub(crate) fn take(&self, max: usize) -> Option<usize> {
+        let before = self
+            .calls
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        self.gauge.increment(1.0);
+        Some(before)
+    }
+
+    /// Gives a place back.
+    pub(crate) fn release(&self) {
+        self.calls.fetch_sub(1, Ordering::AcqRel);
+        self.gauge.decrement(1.0);
+    }
+
+    /// Places taken now.
+    pub(crate) fn len(&self) -> usize {
+        self.calls.load(Ordering::Acquire)
+    }
+}
 
 /// What a `ThreadMap` served to a peer asks of its connection (the
 /// loop-side connection implements it; this module sits below it).
@@ -257,4 +299,33 @@ pub(crate) fn callback_target(conn_id: u64) -> Option<CallbackThread> {
             .and_then(|served| served.callback.clone())
     })
     .flatten()
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::ThreadQueue;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    #[test]
+    fn a_thread_queue_is_bounded_and_its_gauge_follows_it() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let queue = metrics::with_local_recorder(&recorder, || {
+            ThreadQueue::new(metrics::gauge!("queue"))
+        });
+        assert_eq!(queue.take(2), Some(0));
+        assert_eq!(queue.take(2), Some(1));
+        assert_eq!(queue.take(2), None, "full at the bound");
+        queue.release();
+        assert_eq!(queue.len(), 1);
+        let gauge = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .find_map(|(key, _, _, value)| match value {
+                DebugValue::Gauge(g) if key.key().name() == "queue" => Some(g.into_inner()),
+                _ => None,
+            });
+        assert_eq!(gauge, Some(1.0));
+    }
 }
