@@ -3,9 +3,11 @@
 //!
 //! Ownership: a cooperation is owned by its parent's child map, or by the
 //! environment's root map. Users and agents hold only [`CoopHandle`]s
-//! (weak). Every step of deregistration — the walk over children, counting
-//! finished agents, the final step — runs on the environment's
-//! deregistration thread; workers only post to it, handing over a `Weak`.
+//! (weak). Every step of deregistration — the walk over children, the
+//! count of what the final step waits for, the final step — runs on the
+//! environment's deregistration thread; workers only count their agents'
+//! finishes down on a shared atomic, and the last one posts to it, handing
+//! over a `Weak`.
 //!
 //! Invariant 1 (final destruction on a designated thread): the final step
 //! takes every agent's state, worker handle and binder out of the
@@ -30,7 +32,7 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use mp_thread::Waiter;
@@ -89,6 +91,11 @@ pub(crate) struct CoopInner {
     /// Cleared by the final step, before notifications; shared with handles
     /// so they can tell without upgrading their `Weak`.
     pub(crate) alive: Arc<AtomicBool>,
+    /// Agents whose finish has not run (or been refused), shared with
+    /// their cores: set at registration, counted down by each finish on
+    /// its worker and by `finish_agents` for refused ones; whoever brings
+    /// it to zero has `agents_finished` run on the deregistration thread.
+    unfinished: Arc<AtomicUsize>,
     /// Its own panic reaction; resolved (never `Inherit`) when linked.
     reaction: Mutex<PanicReaction>,
     env: Weak<EnvInner>,
@@ -166,6 +173,7 @@ impl CoopBuilder {
         let coop = Arc::new(CoopInner {
             id: CoopId::fresh(),
             alive: Arc::new(AtomicBool::new(true)),
+            unfinished: Arc::new(AtomicUsize::new(0)),
             reaction: Mutex::new(PanicReaction::Inherit),
             env: Arc::downgrade(&env.inner),
             parent: parent.map(|p| p.coop.clone()),
@@ -231,6 +239,7 @@ impl CoopBuilder {
             coop,
             self.coop.id,
             self.coop.alive.clone(),
+            self.coop.unfinished.clone(),
             self.env.inner.dereg_waiter.clone(),
             new,
         ));
@@ -395,6 +404,8 @@ fn try_register(builder: CoopBuilder, spill: &mut Spill) -> Result<CoopHandle, E
             })
             .collect();
         st.pending = resolved.len() + 1;
+        // Before any agent is bound, so before any can finish.
+        coop.unfinished.store(resolved.len(), Ordering::Release);
         st.notificators = std::mem::take(&mut spill.notificators);
         st.status = Status::Registered;
     }
@@ -497,8 +508,7 @@ fn link(
     }
 }
 
-/// Deregistration thread: one agent finished, or the registration guard
-/// was released.
+/// Deregistration thread: the registration guard was released.
 fn release(coop: &Arc<CoopInner>) {
     let finalize = {
         let mut st = coop.state.lock();
@@ -510,9 +520,25 @@ fn release(coop: &Arc<CoopInner>) {
     }
 }
 
+/// Deregistration thread: every agent's finish has run or was refused.
+fn agents_finished(coop: &Arc<CoopInner>) {
+    let finalize = {
+        let mut st = coop.state.lock();
+        st.pending -= st.agents.len();
+        st.status == Status::FinishingAgents && st.pending == 0
+    };
+    if finalize {
+        final_step(coop);
+    }
+}
+
 impl CoopLink for CoopInner {
     fn release(self: Arc<Self>) {
         release(&self);
+    }
+
+    fn agents_finished(self: Arc<Self>) {
+        agents_finished(&self);
     }
 
     fn deregister(self: Arc<Self>, reason: DeregReason) {
@@ -563,11 +589,14 @@ fn finish_agents(coop: &Arc<CoopInner>) {
         }
     }
     drop(cores);
-    let finalize = {
-        let mut st = coop.state.lock();
-        st.pending -= refused;
-        st.pending == 0
-    };
+    // Refused agents never finish: they are counted out here, and if that
+    // was the last count, every agent is done.
+    if refused > 0 && coop.unfinished.fetch_sub(refused, Ordering::AcqRel) == refused {
+        agents_finished(coop);
+        return;
+    }
+    // No agents, and the guard released: nothing else will come.
+    let finalize = coop.state.lock().pending == 0;
     if finalize {
         final_step(coop);
     }

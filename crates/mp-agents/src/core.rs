@@ -110,9 +110,11 @@ pub(crate) trait EnvLink: Send + Sync + 'static {
 
 /// What a core needs of its cooperation (the cooperation implements it).
 pub(crate) trait CoopLink: Send + Sync + 'static {
-    /// Deregistration thread: one agent finished, or the registration
-    /// guard was released.
+    /// Deregistration thread: the registration guard was released.
     fn release(self: Arc<Self>);
+    /// Deregistration thread: every agent's finish has run (the last one
+    /// to finish posted this).
+    fn agents_finished(self: Arc<Self>);
     /// Deregistration thread: deregisters the cooperation.
     fn deregister(self: Arc<Self>, reason: DeregReason);
     /// The cooperation itself, for the layers that know its type.
@@ -184,6 +186,10 @@ pub(crate) struct AgentCore {
     pub(crate) coop_id: CoopId,
     pub(crate) priority: Priority,
     pub(crate) coop_alive: Arc<AtomicBool>,
+    /// The cooperation's agents whose finish has not run: each finish
+    /// counts itself out here, and only the last posts to the
+    /// deregistration thread (one job per cooperation, not per agent).
+    pub(crate) coop_unfinished: Arc<AtomicUsize>,
     /// The cooperation's panic reaction, resolved when it is linked.
     pub(crate) coop_reaction: Mutex<PanicReaction>,
     /// The deregistration thread's mailbox (a `Waiter` never keeps it open).
@@ -224,6 +230,7 @@ impl AgentCore {
         coop: Weak<dyn CoopLink>,
         coop_id: CoopId,
         coop_alive: Arc<AtomicBool>,
+        coop_unfinished: Arc<AtomicUsize>,
         dereg: Waiter,
         agent: NewAgent,
     ) -> AgentCore {
@@ -245,6 +252,7 @@ impl AgentCore {
             coop_id,
             priority,
             coop_alive,
+            coop_unfinished,
             coop_reaction: Mutex::new(PanicReaction::Ignore),
             dereg,
             queue: Padded(Mutex::new(Queue {
@@ -561,14 +569,21 @@ impl AgentCore {
             }
             Demand::Finish => {
                 self.with_agent("finish", |a, core| a.finish(core));
-                // Hand-off to the deregistration thread: a `Weak`, moved.
+                // Counted out; the cooperation's last agent to finish hands
+                // it to the deregistration thread: a `Weak`, moved (never
+                // upgraded here, so this thread never holds the last
+                // reference). Release: this agent's finish happens before
+                // the final step.
+                if self.coop_unfinished.fetch_sub(1, Ordering::AcqRel) != 1 {
+                    return;
+                }
                 let coop = self.coop.clone();
-                let release = move || {
+                let finished = move || {
                     if let Some(coop) = coop.upgrade() {
-                        coop.release();
+                        coop.agents_finished();
                     }
                 };
-                if self.dereg.post(release).is_err() {
+                if self.dereg.post(finished).is_err() {
                     tracing::error!(agent = %self.name(), "deregistration thread is gone");
                 }
             }

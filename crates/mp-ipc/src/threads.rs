@@ -310,22 +310,20 @@ mod queue_tests {
     fn a_thread_queue_is_bounded_and_its_gauge_follows_it() {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
-        let queue = metrics::with_local_recorder(&recorder, || {
-            ThreadQueue::new(metrics::gauge!("queue"))
-        });
+        let queue =
+            metrics::with_local_recorder(&recorder, || ThreadQueue::new(metrics::gauge!("queue")));
         assert_eq!(queue.take(2), Some(0));
         assert_eq!(queue.take(2), Some(1));
         assert_eq!(queue.take(2), None, "full at the bound");
         queue.release();
         assert_eq!(queue.len(), 1);
-        let gauge = snapshotter
-            .snapshot()
-            .into_vec()
-            .into_iter()
-            .find_map(|(key, _, _, value)| match value {
-                DebugValue::Gauge(g) if key.key().name() == "queue" => Some(g.into_inner()),
-                _ => None,
-            });
+        let gauge =
+            snapshotter.snapshot().into_vec().into_iter().find_map(
+                |(key, _, _, value)| match value {
+                    DebugValue::Gauge(g) if key.key().name() == "queue" => Some(g.into_inner()),
+                    _ => None,
+                },
+            );
         assert_eq!(gauge, Some(1.0));
     }
 }
