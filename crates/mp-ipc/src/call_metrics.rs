@@ -109,7 +109,11 @@ fn site_meters(site: CallSite, side: CallSide) -> Arc<SiteMeters> {
     let fresh = || Arc::new(SiteMeters::register(site, side));
     SITES
         .try_with(|cache| {
-            let mut cache = cache.borrow_mut();
+            // Busy only if registering with the recorder made a call on
+            // this thread: that call's handles are made without the cache.
+            let Ok(mut cache) = cache.try_borrow_mut() else {
+                return fresh();
+            };
             cache.uses += 1;
             if cache.recorder != recorder || cache.uses >= REFRESH_EVERY {
                 cache.sites.clear();
