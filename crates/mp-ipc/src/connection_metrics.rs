@@ -9,9 +9,8 @@
 //! | `mp_ipc_connection_messages_in_total` | counter | messages received |
 //! | `mp_ipc_connection_messages_out_total` | counter | messages queued for the peer |
 //! | `mp_ipc_connection_server_threads` | gauge | `makeThread` server threads alive |
-//! | `mp_ipc_connection_queued_calls` | gauge | the peer's calls waiting in server threads' queues |
 //! | `mp_ipc_server_thread_queue_depth` | histogram | calls already queued on the server thread each call arrived at |
-//! | `mp_ipc_server_thread_queued_calls` | gauge, also labelled `thread` | the peer's calls queued or running on one server thread |
+//! | `mp_ipc_server_thread_queued_calls` | gauge, also labelled `thread` | the peer's calls queued or running on one server thread (their sum over `thread` is the connection's) |
 //!
 //! The handles are registered once, when the connection opens, so the hot
 //! path only adds to them; a recorder installed later does not see
@@ -38,8 +37,6 @@ pub const MESSAGES_IN: &str = "mp_ipc_connection_messages_in_total";
 pub const MESSAGES_OUT: &str = "mp_ipc_connection_messages_out_total";
 /// `makeThread` server threads alive (gauge).
 pub const SERVER_THREADS: &str = "mp_ipc_connection_server_threads";
-/// The peer's calls waiting in server threads' queues (gauge).
-pub const QUEUED_CALLS: &str = "mp_ipc_connection_queued_calls";
 /// How many calls were already queued on the server thread each call
 /// arrived at (histogram).
 pub const QUEUE_DEPTH: &str = "mp_ipc_server_thread_queue_depth";
@@ -58,7 +55,6 @@ pub(crate) struct ConnectionMeters {
     pub(crate) messages_in: Counter,
     pub(crate) messages_out: Counter,
     pub(crate) server_threads: Gauge,
-    pub(crate) queued_calls: Gauge,
     pub(crate) queue_depth: Histogram,
 }
 
@@ -74,7 +70,6 @@ impl ConnectionMeters {
             messages_in: metrics::counter!(MESSAGES_IN, labels()),
             messages_out: metrics::counter!(MESSAGES_OUT, labels()),
             server_threads: metrics::gauge!(SERVER_THREADS, labels()),
-            queued_calls: metrics::gauge!(QUEUED_CALLS, labels()),
             queue_depth: metrics::histogram!(QUEUE_DEPTH, labels()),
         }
     }
@@ -106,7 +101,6 @@ impl Default for ConnectionMeters {
             messages_in: Counter::noop(),
             messages_out: Counter::noop(),
             server_threads: Gauge::noop(),
-            queued_calls: Gauge::noop(),
             queue_depth: Histogram::noop(),
         }
     }

@@ -90,8 +90,8 @@ pub mod proxy_capnp;
 /// [`CALLS_IN_FLIGHT`](metric_names::CALLS_IN_FLIGHT).
 ///
 /// Connections, labelled `connection` with the connection's name: bytes and
-/// messages each way, server threads alive, calls queued on server threads,
-/// and the depth of the queue each call found; each server thread's queue,
+/// messages each way, server threads alive, and the depth of the queue each
+/// call found; each server thread's queue,
 /// labelled also `thread` with its slot (the peer names its threads, so
 /// the name is never a label: a peer cannot grow the recorder).
 ///
@@ -103,7 +103,7 @@ pub mod proxy_capnp;
 pub mod metric_names {
     pub use crate::call_metrics::{CALLS, CALLS_IN_FLIGHT, CALL_ERRORS, CALL_SECONDS, CANCELLED};
     pub use crate::connection_metrics::{
-        BYTES_IN, BYTES_OUT, MESSAGES_IN, MESSAGES_OUT, QUEUED_CALLS, QUEUE_DEPTH, SERVER_THREADS,
+        BYTES_IN, BYTES_OUT, MESSAGES_IN, MESSAGES_OUT, QUEUE_DEPTH, SERVER_THREADS,
         THREAD_QUEUED_CALLS,
     };
 }

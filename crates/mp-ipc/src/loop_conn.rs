@@ -128,8 +128,7 @@ type ResolvedThread = (Waiter, String, QueueCount, Option<Rc<ThreadServer>>);
 
 /// Holds one place in a server thread's count of queued calls; travels
 /// with the call's job and is dropped with it, run or not.
-/// Also counted on the connection's `mp_ipc_connection_queued_calls` gauge.
-struct QueuedCall(QueueCount, metrics::Gauge);
+struct QueuedCall(QueueCount);
 
 impl QueuedCall {
     /// Takes a place in `queued`, or none if it holds `max` calls already;
@@ -137,15 +136,13 @@ impl QueuedCall {
     fn take(queued: QueueCount, max: usize, meters: &ConnectionMeters) -> Option<QueuedCall> {
         let before = queued.take(max)?;
         meters.queue_depth.record(before as f64);
-        meters.queued_calls.increment(1.0);
-        Some(QueuedCall(queued, meters.queued_calls.clone()))
+        Some(QueuedCall(queued))
     }
 }
 
 impl Drop for QueuedCall {
     fn drop(&mut self) {
         self.0.release();
-        self.1.decrement(1.0);
     }
 }
 
