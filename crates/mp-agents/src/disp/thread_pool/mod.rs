@@ -291,9 +291,12 @@ impl Shared {
 
     /// A worker's job: run demands until none is ready.
     fn work(self: Arc<Self>, w: usize) {
+        // Counted once per job, not per demand: the pool's workers share
+        // the counter, and a write per demand would bounce its line.
+        let mut ran = 0u64;
         let mut run = |demand: ExecDemand| {
             demand.run();
-            self.handled.increment(1);
+            ran += 1;
         };
         self.sched
             .work(w, &mut run, &mut |v| self.wake(v), &mut || {
@@ -301,5 +304,6 @@ impl Shared {
                     .post_with(self.clone(), move |shared| shared.work(w))
                     .is_ok()
             });
+        self.handled.increment(ran);
     }
 }
