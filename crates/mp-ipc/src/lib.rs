@@ -42,7 +42,8 @@
 //! all: only the loop thread touches it, and other threads reach it by
 //! posting jobs. The few locks mp-ipc has are leaves — no code holds one while
 //! taking another or while waiting: a connection's disconnected flag, a
-//! listener's table of accepted connections. mp-thread's lock order (a
+//! listener's table of accepted connections, the slots of a connection's
+//! server threads (taken by `makeThread` and by a thread as it stops). mp-thread's lock order (a
 //! waiter's queue before a reply slot) is written down in its `waiter` module.
 //!
 //! Interfaces are adapted to Rust by `mp-codegen`. What its generated code
